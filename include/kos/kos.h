@@ -1,0 +1,12 @@
+/* kos: key orchestration service library. Umbrella header. */
+#ifndef KOS_KOS_H
+#define KOS_KOS_H
+
+#include <kos/common.h>
+#include <kos/config.h>
+#include <kos/policy.h>
+#include <kos/shamir.h>
+#include <kos/store.h>
+#include <kos/trust.h>
+
+#endif

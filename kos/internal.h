@@ -1,0 +1,125 @@
+/* Private declarations shared by libkos modules; never installed. */
+#ifndef KOS_INTERNAL_H
+#define KOS_INTERNAL_H
+
+#include <kos/kos.h>
+
+#include <stdarg.h>
+#include <stdbool.h>
+
+#define KOS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* --- errors (error.c) --- */
+
+/* Sets this thread's error detail and returns rv, so a failure reads
+ * `return kos_error_set(KOS_E_PARSE, "bad share: %s", why);`. Never pass a secret. */
+kos_rv kos_error_set(kos_rv rv, const char *fmt, ...) KOS_PRINTF(2, 3);
+kos_rv kos_error_vset(kos_rv rv, const char *fmt, va_list ap) KOS_PRINTF(2, 0);
+void kos_error_clear(void);
+
+/* --- diagnostics list for FILE:LINE reports (util.c) --- */
+
+typedef struct kos_diag {
+	char *buf;       /* "FILE:LINE: message\n" lines */
+	size_t len, cap;
+	unsigned count;
+	bool oom;
+} kos_diag;
+
+void kos_diag_add(kos_diag *d, const char *file, int line, const char *fmt, ...)
+	KOS_PRINTF(4, 5);
+/* Hands the text over to *out (may be NULL: then freed) and sets the thread's
+ * error detail to the first line; returns rv. */
+kos_rv kos_diag_finish(kos_diag *d, char **out, kos_rv rv);
+
+/* --- small helpers (util.c) --- */
+
+char *kos_strdup(const char *s);
+/* Reads a whole file of at most max bytes; KOS_E_RANGE when larger. */
+kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len);
+
+/* Constant-time lowercase hex: no branch or table look-up on the data. */
+void kos_hex_encode(const uint8_t *in, size_t len, char *out /* 2*len+1 */);
+/* Returns KOS_E_PARSE on an odd length or a non-hex digit (lowercase or
+ * uppercase accepted); constant time in the digits' values. */
+kos_rv kos_hex_decode(const char *in, size_t hexlen, uint8_t *out /* hexlen/2 */);
+
+/* --- GF(2^8) arithmetic (shamir.c), constant time --- */
+
+uint8_t kos_gf256_mul(uint8_t a, uint8_t b);
+uint8_t kos_gf256_inv(uint8_t a); /* inv(0) = 0 */
+
+/* --- policy (policy.c) --- */
+
+#define KOS_POLICY_MAX_SHARE_SETS 8
+
+struct kos_share_set_rule {
+	char name[32];
+	double min_score;     /* the set applies to scores in [min_score, max_score) */
+	double max_score;
+	unsigned n, k;
+};
+
+struct kos_policy {
+	char *path;
+
+	/* trust */
+	double weight[KOS_FACTOR_COUNT]; /* >= 0, not all zero */
+	double prior;                    /* 0..100: where new and idle scores sit */
+	kos_usec half_life;              /* decay toward the prior */
+	struct {
+		kos_usec target;         /* at or below: sub-score 100 */
+		kos_usec limit;          /* at or above: sub-score 0 */
+		double smoothing;        /* EWMA weight of a new sample, (0,1] */
+	} latency;
+	struct {
+		double penalty;          /* subtracted per integrity failure */
+		double failure_penalty;  /* subtracted per plain failure */
+		double recovery;         /* added per success */
+	} integrity;
+	struct {
+		kos_usec window;         /* quota period */
+		uint64_t ops;            /* operations per window; 0: no quota */
+		uint64_t bytes;          /* bytes per window; 0: no quota */
+	} usage;
+	struct {
+		kos_usec window;         /* request-rate bucket */
+		double z_limit;          /* rate beyond mean + z_limit*stddev is unusual */
+		unsigned min_samples;    /* buckets of history before judging */
+		double penalty;          /* subtracted for an unusual rate */
+		unsigned scope_violations; /* violations within scope_window before penalties */
+		kos_usec scope_window;
+		double scope_penalty;    /* subtracted per violation past the limit */
+		double recovery;         /* added per ordinary bucket */
+		double flag_below;       /* anomaly factor below this: client flagged anomalous */
+	} anomaly;
+	struct {
+		double smoothing;        /* EWMA weight of a feed value, (0,1] */
+	} reputation;
+
+	/* tiers (before the threat offset) */
+	double tier_high, tier_medium, request_threshold;
+
+	struct kos_share_set_rule share_sets[KOS_POLICY_MAX_SHARE_SETS];
+	size_t n_share_sets;
+
+	struct {
+		kos_usec lifetime[4];    /* indexed by kos_tier; [KOS_TIER_DENY] = 0 */
+		kos_usec leeway;
+		kos_usec max_chain;
+	} credentials;
+
+	struct {
+		kos_usec dek, signing, ca;
+	} rotation;
+
+	struct {
+		double offset;           /* added to every threshold */
+		double lifetime_factor;  /* (0,1]: credential lifetimes multiplied by it */
+	} threat[KOS_THREAT_COUNT];
+};
+
+/* Fills pol with the built-in defaults (path not set). */
+void kos_policy_init_defaults(struct kos_policy *pol);
+
+#endif

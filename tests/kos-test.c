@@ -1,0 +1,82 @@
+/* Test support shared by the CUnit programs. */
+#include "config.h"
+
+#include "tests/kos-test.h"
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char tmpdir[256];
+
+static void remove_tmpdir(void)
+{
+	char cmd[300];
+
+	if (tmpdir[0] == '\0' || getenv("KOS_TEST_KEEP") != NULL)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+}
+
+const char *kos_test_tmpdir(void)
+{
+	const char *base = getenv("TMPDIR");
+
+	if (tmpdir[0] != '\0')
+		return tmpdir;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/kos-test-XXXXXX", base ? base : "/tmp");
+	if (mkdtemp(tmpdir) == NULL) {
+		perror("mkdtemp");
+		exit(99);
+	}
+	atexit(remove_tmpdir);
+	return tmpdir;
+}
+
+const char *kos_test_srcpath(const char *rel)
+{
+	static char path[4][1024];
+	static unsigned next;
+	const char *srcdir = getenv("srcdir");
+	char *p = path[next++ % 4];
+
+	snprintf(p, sizeof(path[0]), "%s/%s", srcdir ? srcdir : ".", rel);
+	return p;
+}
+
+int kos_test_run(const char *suite_name, int (*init)(void), int (*cleanup)(void),
+		 const struct kos_test_case *cases, size_t n)
+{
+	CU_pSuite suite;
+	unsigned run, failed;
+	size_t i;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 99;
+	suite = CU_add_suite(suite_name, init, cleanup);
+	if (suite == NULL)
+		goto fail;
+	for (i = 0; i < n; i++)
+		if (CU_add_test(suite, cases[i].name, cases[i].fn) == NULL)
+			goto fail;
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	/* CU_basic_run_tests() reports success even when cases fail. */
+	run = CU_get_number_of_tests_run();
+	failed = CU_get_number_of_tests_failed();
+	if (CU_get_number_of_suites_failed() != 0) {
+		/* the suite's init failed: nothing ran, count every case */
+		run = (unsigned)n;
+		failed = (unsigned)n;
+	}
+	printf("kos-tests: %s passed=%u failed=%u\n", suite_name, run - failed, failed);
+	CU_cleanup_registry();
+	return failed != 0 ? 1 : 0;
+fail:
+	fprintf(stderr, "CUnit: %s\n", CU_get_error_msg());
+	CU_cleanup_registry();
+	return 99;
+}

@@ -1,0 +1,27 @@
+/* Test support: every CUnit program registers its cases here and ends with a
+ * line "kos-tests: NAME passed=P failed=F" that the test command totals. */
+#ifndef KOS_TEST_H
+#define KOS_TEST_H
+
+#include <CUnit/CUnit.h>
+
+struct kos_test_case {
+	const char *name;
+	void (*fn)(void);
+};
+
+#define KOS_TEST(fn) { #fn, fn }
+
+/* Runs the cases as one suite; returns the process exit status (0 only when
+ * every case passed). init/cleanup may be NULL. */
+int kos_test_run(const char *suite, int (*init)(void), int (*cleanup)(void),
+		 const struct kos_test_case *cases, size_t n);
+
+/* A fresh temporary directory for this program (removed at exit unless
+ * KOS_TEST_KEEP is set); returns its path. */
+const char *kos_test_tmpdir(void);
+
+/* Path of a file in the source tree (for data files), from $srcdir. */
+const char *kos_test_srcpath(const char *rel);
+
+#endif

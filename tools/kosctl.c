@@ -1,0 +1,358 @@
+/* kosctl: the administrator's command-line tool. One table of command groups;
+ * each group lives in its own file and prints its own usage. */
+#include "config.h"
+
+#include "tools/kosctl.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int cmd_help(struct kosctl_ctx *ctx, int argc, char **argv);
+static int cmd_version(struct kosctl_ctx *ctx, int argc, char **argv);
+
+static const struct kosctl_cmd commands[] = {
+	{ "policy", kosctl_cmd_policy, "check policy files" },
+	{ "shamir", kosctl_cmd_shamir, "split a secret into shares and combine them" },
+	{ "trust", kosctl_cmd_trust, "show and record clients' trust" },
+	{ "help", cmd_help, "show this help, or a command's (kosctl help COMMAND)" },
+	{ "version", cmd_version, "print the version" },
+};
+
+void kosctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("kosctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void kosctl_err_rv(kos_rv rv, const char *what)
+{
+	const char *detail = kos_last_error();
+
+	if (detail[0] != '\0')
+		kosctl_err("%s: %s", what, detail);
+	else
+		kosctl_err("%s: %s", what, kos_strerror(rv));
+}
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f,
+		"usage: kosctl [--config FILE] [--json] COMMAND [ARGS...]\n"
+		"\n"
+		"Administers kos, the key orchestration service.\n"
+		"\n"
+		"options:\n"
+		"  -c, --config FILE  configuration file (default: $KOS_CONF, else %s)\n"
+		"  -j, --json         print listings as JSON\n"
+		"  -h, --help         show this help\n"
+		"\n"
+		"commands:\n",
+		KOS_SYSCONFDIR "/kos/kos.conf");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'kosctl COMMAND --help' shows a command's usage. Exit status: 0 success,\n"
+		   "1 failure, 2 usage error. See kosctl(1).\n");
+}
+
+static const struct kosctl_cmd *find_command(const struct kosctl_cmd *cmds, size_t n,
+					     const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(cmds[i].name, name) == 0)
+			return &cmds[i];
+	return NULL;
+}
+
+static int cmd_help(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	const struct kosctl_cmd *c;
+	char *sub[] = { NULL, (char *)"--help", NULL };
+
+	if (argc < 2) {
+		usage(stdout);
+		return KOSCTL_OK;
+	}
+	c = find_command(commands, sizeof(commands) / sizeof(commands[0]), argv[1]);
+	if (c == NULL || c->fn == cmd_help) {
+		kosctl_err("unknown command '%s'; try 'kosctl help'", argv[1]);
+		return KOSCTL_USAGE;
+	}
+	sub[0] = argv[1];
+	return c->fn(ctx, 2, sub);
+}
+
+static int cmd_version(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	(void)ctx;
+	(void)argc;
+	(void)argv;
+	printf("kosctl %s\n", PACKAGE_VERSION);
+	return KOSCTL_OK;
+}
+
+int kosctl_dispatch(struct kosctl_ctx *ctx, const char *group, const struct kosctl_cmd *cmds,
+		    int argc, char **argv)
+{
+	const struct kosctl_cmd *c;
+	size_t n = 0, i;
+	bool help;
+
+	while (cmds[n].name != NULL)
+		n++;
+	help = argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	       strcmp(argv[1], "-h") == 0;
+	if (help) {
+		FILE *f = argc < 2 ? stderr : stdout;
+
+		fprintf(f, "usage: kosctl %s SUBCOMMAND [ARGS...]\n\nsubcommands:\n", group);
+		for (i = 0; i < n; i++)
+			fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+		fprintf(f, "\n'kosctl %s SUBCOMMAND --help' shows its usage.\n", group);
+		return argc < 2 ? KOSCTL_USAGE : KOSCTL_OK;
+	}
+	c = find_command(cmds, n, argv[1]);
+	if (c == NULL) {
+		kosctl_err("%s: unknown subcommand '%s'; try 'kosctl %s help'", group, argv[1], group);
+		return KOSCTL_USAGE;
+	}
+	optind = 0; /* the subcommand parses its options afresh */
+	return c->fn(ctx, argc - 1, argv + 1);
+}
+
+int kosctl_need_config(struct kosctl_ctx *ctx)
+{
+	char *diag = NULL;
+	kos_rv rv;
+
+	if (ctx->conf != NULL)
+		return KOSCTL_OK;
+	rv = kos_config_load(ctx->config_path, &ctx->conf, &diag);
+	if (rv != KOS_OK) {
+		if (diag != NULL && diag[0] != '\0')
+			fputs(diag, stderr);
+		else
+			kosctl_err_rv(rv, ctx->config_path);
+		kos_free(diag);
+		kosctl_err("cannot load the configuration (use --config FILE or KOS_CONF)");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+int kosctl_need_policy(struct kosctl_ctx *ctx)
+{
+	char *diag = NULL;
+	kos_rv rv;
+
+	if (ctx->policy != NULL)
+		return KOSCTL_OK;
+	if (kosctl_need_config(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_policy_load(kos_config_get0_policy(ctx->conf), &ctx->policy, &diag);
+	if (rv != KOS_OK) {
+		if (diag != NULL && diag[0] != '\0')
+			fputs(diag, stderr);
+		else
+			kosctl_err_rv(rv, kos_config_get0_policy(ctx->conf));
+		kos_free(diag);
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+int kosctl_need_store(struct kosctl_ctx *ctx)
+{
+	kos_rv rv;
+
+	if (ctx->store != NULL)
+		return KOSCTL_OK;
+	if (kosctl_need_config(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_store_open(kos_config_get0_store(ctx->conf), &ctx->store);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "state store");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+int kosctl_need_trust(struct kosctl_ctx *ctx)
+{
+	kos_rv rv;
+
+	if (ctx->trust != NULL)
+		return KOSCTL_OK;
+	if (kosctl_need_policy(ctx) != KOSCTL_OK || kosctl_need_store(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_trust_new(ctx->policy, ctx->store, &ctx->trust);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "trust engine");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+kos_rv kosctl_read_all(FILE *f, size_t max, unsigned char **out, size_t *len, size_t *capp)
+{
+	unsigned char *buf = NULL;
+	size_t n = 0, cap = 0;
+
+	*out = NULL;
+	*len = 0;
+	*capp = 0;
+	for (;;) {
+		if (cap - n < 2) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			unsigned char *nb;
+
+			if (ncap > max + 2)
+				ncap = max + 2;
+			if (ncap <= cap) {
+				kos_secret_free(buf, cap);
+				kosctl_err("input larger than %zu bytes", max);
+				return KOS_E_RANGE;
+			}
+			/* Grow by copying so the old buffer, which may hold a
+			 * secret, is wiped rather than left to realloc. */
+			nb = malloc(ncap);
+			if (nb == NULL) {
+				kos_secret_free(buf, cap);
+				kosctl_err("out of memory");
+				return KOS_E_NOMEM;
+			}
+			if (buf != NULL)
+				memcpy(nb, buf, n);
+			kos_secret_free(buf, cap);
+			buf = nb;
+			cap = ncap;
+		}
+		size_t got = fread(buf + n, 1, cap - n - 1, f);
+
+		n += got;
+		if (n > max) {
+			kos_secret_free(buf, cap);
+			kosctl_err("input larger than %zu bytes", max);
+			return KOS_E_RANGE;
+		}
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		kos_secret_free(buf, cap);
+		kosctl_err("read error on standard input");
+		return KOS_E_IO;
+	}
+	if (buf == NULL) {
+		buf = calloc(1, 1);
+		if (buf == NULL)
+			return KOS_E_NOMEM;
+		cap = 1;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	*capp = cap;
+	return KOS_OK;
+}
+
+kos_rv kosctl_parse_time(const char *s, kos_usec *out)
+{
+	kos_usec d;
+	char *end;
+	long long v;
+
+	if (strcmp(s, "now") == 0) {
+		*out = kos_now();
+		return KOS_OK;
+	}
+	if (s[0] == '+' || s[0] == '-') {
+		if (kos_duration_parse(s + 1, &d) != KOS_OK)
+			return KOS_E_PARSE;
+		*out = kos_now() + (s[0] == '+' ? d : -d);
+		return KOS_OK;
+	}
+	if (s[0] == '@') {
+		errno = 0;
+		v = strtoll(s + 1, &end, 10);
+		if (errno != 0 || end == s + 1 || *end != '\0' || v < 0 ||
+		    v > INT64_MAX / KOS_USEC_PER_SEC)
+			return KOS_E_PARSE;
+		*out = (kos_usec)v * KOS_USEC_PER_SEC;
+		return KOS_OK;
+	}
+	return KOS_E_PARSE;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kosctl_ctx ctx = { 0 };
+	const struct kosctl_cmd *c;
+	int opt, rc;
+
+	/* '+': stop at the first non-option, which is the command. */
+	while ((opt = getopt_long(argc, argv, "+c:jhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			ctx.config_path = optarg;
+			break;
+		case 'j':
+			ctx.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return KOSCTL_OK;
+		case 'V':
+			return cmd_version(&ctx, 0, NULL);
+		default:
+			usage(stderr);
+			return KOSCTL_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return KOSCTL_USAGE;
+	}
+	if (ctx.config_path == NULL)
+		ctx.config_path = kos_config_default_path();
+	c = find_command(commands, sizeof(commands) / sizeof(commands[0]), argv[optind]);
+	if (c == NULL) {
+		kosctl_err("unknown command '%s'; try 'kosctl help'", argv[optind]);
+		return KOSCTL_USAGE;
+	}
+	{
+		int first = optind;
+
+		/* Each command parses its own options with getopt from its own
+		 * argv[0]; optind = 0 makes glibc's getopt start afresh. */
+		optind = 0;
+		rc = c->fn(&ctx, argc - first, argv + first);
+	}
+	kos_trust_free(ctx.trust);
+	kos_store_free(ctx.store);
+	kos_policy_free(ctx.policy);
+	kos_config_free(ctx.conf);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		kosctl_err("error writing standard output");
+		return KOSCTL_FAIL;
+	}
+	return rc;
+}
