@@ -1,18 +1,227 @@
+/* Tests of the common helpers: durations, hex, error details, kos.conf. */
 #include "config.h"
 
 #include "kos/internal.h"
 #include "tests/kos-test.h"
 
-static void test_placeholder(void)
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *write_file(const char *name, const char *text)
 {
-	CU_FAIL("not written yet");
+	static char path[4][512];
+	static unsigned next;
+	char *p = path[next++ % 4];
+	FILE *f;
+
+	snprintf(p, sizeof(path[0]), "%s/%s", kos_test_tmpdir(), name);
+	f = fopen(p, "w");
+	CU_ASSERT_FATAL(f != NULL);
+	fputs(text, f);
+	fclose(f);
+	return p;
+}
+
+static void test_duration_units(void)
+{
+	kos_usec d;
+
+	CU_ASSERT_EQUAL(kos_duration_parse("250ms", &d), KOS_OK);
+	CU_ASSERT_EQUAL(d, 250000);
+	CU_ASSERT_EQUAL(kos_duration_parse("90s", &d), KOS_OK);
+	CU_ASSERT_EQUAL(d, 90 * KOS_USEC_PER_SEC);
+	CU_ASSERT_EQUAL(kos_duration_parse("15m", &d), KOS_OK);
+	CU_ASSERT_EQUAL(d, 900 * KOS_USEC_PER_SEC);
+	CU_ASSERT_EQUAL(kos_duration_parse("12h", &d), KOS_OK);
+	CU_ASSERT_EQUAL(d, 12 * 3600 * KOS_USEC_PER_SEC);
+	CU_ASSERT_EQUAL(kos_duration_parse("30d", &d), KOS_OK);
+	CU_ASSERT_EQUAL(d, 30 * 86400 * KOS_USEC_PER_SEC);
+	CU_ASSERT_EQUAL(kos_duration_parse("0s", &d), KOS_OK);
+	CU_ASSERT_EQUAL(d, 0);
+}
+
+static void test_duration_refusals(void)
+{
+	static const char *const bad[] = {
+		"", "s", "10", "-5s", "+5s", "5 s", "5sec", "5S", "1.5h", "5s ", " 5s",
+		"99999999999999999999d", "9223372036854775807d", "10w", "0x10s",
+	};
+	kos_usec d = 12345;
+	size_t i;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(bad); i++) {
+		CU_ASSERT_EQUAL(kos_duration_parse(bad[i], &d), KOS_E_PARSE);
+		CU_ASSERT_EQUAL(d, 12345);
+	}
+	CU_ASSERT_EQUAL(kos_duration_parse(NULL, &d), KOS_E_PARSE);
+	CU_ASSERT(strstr(kos_last_error(), "duration") != NULL);
+}
+
+static void test_duration_format(void)
+{
+	char buf[32];
+
+	kos_duration_format(15 * 60 * KOS_USEC_PER_SEC, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "15m");
+	kos_duration_format(7 * 86400 * KOS_USEC_PER_SEC, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "7d");
+	kos_duration_format(1500 * 1000, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "1500ms");
+	kos_duration_format(90 * KOS_USEC_PER_SEC, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "90s");
+	kos_duration_format(7, buf, sizeof(buf));
+	CU_ASSERT_STRING_EQUAL(buf, "7us");
+}
+
+static void test_hex_round_trip(void)
+{
+	uint8_t in[256], back[256];
+	char hex[513];
+	size_t i;
+
+	for (i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)i;
+	kos_hex_encode(in, sizeof(in), hex);
+	CU_ASSERT_EQUAL(strlen(hex), 512);
+	CU_ASSERT_NSTRING_EQUAL(hex, "000102030405060708090a0b0c0d0e0f10", 34);
+	CU_ASSERT_STRING_EQUAL(hex + 500, "fafbfcfdfeff");
+	CU_ASSERT_EQUAL(kos_hex_decode(hex, 512, back), KOS_OK);
+	CU_ASSERT_EQUAL(memcmp(in, back, sizeof(in)), 0);
+	CU_ASSERT_EQUAL(kos_hex_decode("DEADbeef", 8, back), KOS_OK);
+	CU_ASSERT_EQUAL(back[0], 0xde);
+	CU_ASSERT_EQUAL(back[3], 0xef);
+}
+
+static void test_hex_refusals(void)
+{
+	static const char *const bad[] = { "0g", "g0", "/0", ":0", "@0", "G0", "`0", "0 ", "\xff" "0" };
+	uint8_t out[4];
+	size_t i;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(bad); i++)
+		CU_ASSERT_EQUAL(kos_hex_decode(bad[i], 2, out), KOS_E_PARSE);
+	CU_ASSERT_EQUAL(kos_hex_decode("abc", 3, out), KOS_E_PARSE);
+}
+
+static void test_strerror_and_detail(void)
+{
+	CU_ASSERT_STRING_EQUAL(kos_strerror(KOS_OK), "success");
+	CU_ASSERT_STRING_EQUAL(kos_strerror(KOS_E_INTEGRITY), "integrity check failed");
+	CU_ASSERT_STRING_EQUAL(kos_strerror(-999), "unknown error");
+	CU_ASSERT_EQUAL(kos_error_set(KOS_E_PARSE, "line %d", 7), KOS_E_PARSE);
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "line 7");
+	kos_error_clear();
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "");
+}
+
+static void test_config_load(void)
+{
+	kos_config *conf = NULL;
+	char *diag = NULL;
+	const char *path = write_file("good.conf", "# kos\nstore = \"state.db\";\npolicy = \"/etc/kos/p.policy\";\n");
+	char expect[600];
+
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, &diag), KOS_OK);
+	CU_ASSERT_PTR_NULL(diag);
+	snprintf(expect, sizeof(expect), "%s/state.db", kos_test_tmpdir());
+	CU_ASSERT_STRING_EQUAL(kos_config_get0_store(conf), expect);
+	CU_ASSERT_STRING_EQUAL(kos_config_get0_policy(conf), "/etc/kos/p.policy");
+	CU_ASSERT_STRING_EQUAL(kos_config_get0_path(conf), path);
+	kos_config_free(conf);
+
+	path = write_file("scheme.conf", "store = \"sqlite:s.db\";\npolicy = \"p\";\n");
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
+	snprintf(expect, sizeof(expect), "sqlite:%s/s.db", kos_test_tmpdir());
+	CU_ASSERT_STRING_EQUAL(kos_config_get0_store(conf), expect);
+	kos_config_free(conf);
+
+	path = write_file("mem.conf", "store = \"memory:\";\npolicy = \"p\";\n");
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(kos_config_get0_store(conf), "memory:");
+	kos_config_free(conf);
+}
+
+static void test_config_refusals(void)
+{
+	kos_config *conf = (kos_config *)1;
+	char *diag = NULL;
+	const char *path;
+	char expect[600];
+
+	/* every problem, each with its line */
+	path = write_file("bad.conf", "store = 5;\n\nbogus = \"x\";\npolicy = \"\";\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NULL(conf);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(diag);
+	snprintf(expect, sizeof(expect), "%s:1: store: must be a string\n", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:3: unknown setting 'bogus'\n", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:4: policy: must not be empty\n", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	/* the first problem is also the thread's detail */
+	snprintf(expect, sizeof(expect), "%s:1: store: must be a string", path);
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), expect);
+	kos_free(diag);
+
+	path = write_file("syntax.conf", "store = \"a\";\npolicy = \"b\"\nstore2 = ;\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	snprintf(expect, sizeof(expect), "%s:3: ", path);
+	CU_ASSERT(diag != NULL && strncmp(diag, expect, strlen(expect)) == 0);
+	kos_free(diag);
+
+	path = write_file("missing.conf", "store = \"a\";\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT(diag != NULL && strstr(diag, "policy: missing") != NULL);
+	kos_free(diag);
+
+	diag = NULL;
+	CU_ASSERT_EQUAL(kos_config_load("/nonexistent/kos.conf", &conf, &diag), KOS_E_IO);
+	CU_ASSERT_PTR_NULL(diag);
+	CU_ASSERT(strstr(kos_last_error(), "/nonexistent/kos.conf") != NULL);
+	CU_ASSERT_EQUAL(kos_config_load(kos_test_tmpdir(), &conf, NULL), KOS_E_IO);
+	CU_ASSERT_EQUAL(kos_config_load(NULL, &conf, NULL), KOS_E_INVALID);
+}
+
+static void test_config_default_path(void)
+{
+	setenv("KOS_CONF", "/x/y.conf", 1);
+	CU_ASSERT_STRING_EQUAL(kos_config_default_path(), "/x/y.conf");
+	unsetenv("KOS_CONF");
+	CU_ASSERT(strstr(kos_config_default_path(), "/kos/kos.conf") != NULL);
+}
+
+static void test_read_file_cap(void)
+{
+	char *data = NULL;
+	size_t len = 0;
+	const char *path = write_file("ten", "0123456789");
+
+	CU_ASSERT_EQUAL(kos_read_file(path, 10, &data, &len), KOS_OK);
+	CU_ASSERT_EQUAL(len, 10);
+	CU_ASSERT_STRING_EQUAL(data, "0123456789");
+	free(data);
+	CU_ASSERT_EQUAL(kos_read_file(path, 9, &data, &len), KOS_E_RANGE);
+	CU_ASSERT_PTR_NULL(data);
+	CU_ASSERT_EQUAL(kos_read_file("/nonexistent", 9, &data, &len), KOS_E_IO);
 }
 
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
-		KOS_TEST(test_placeholder),
+		KOS_TEST(test_duration_units),
+		KOS_TEST(test_duration_refusals),
+		KOS_TEST(test_duration_format),
+		KOS_TEST(test_hex_round_trip),
+		KOS_TEST(test_hex_refusals),
+		KOS_TEST(test_strerror_and_detail),
+		KOS_TEST(test_config_load),
+		KOS_TEST(test_config_refusals),
+		KOS_TEST(test_config_default_path),
+		KOS_TEST(test_read_file_cap),
 	};
 
-	return kos_test_run("util", NULL, NULL, cases, sizeof(cases) / sizeof(cases[0]));
+	return kos_test_run("util", NULL, NULL, cases, KOS_ARRAY_SIZE(cases));
 }
