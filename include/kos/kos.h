@@ -4,6 +4,7 @@
 
 #include <kos/common.h>
 #include <kos/config.h>
+#include <kos/envelope.h>
 #include <kos/policy.h>
 #include <kos/shamir.h>
 #include <kos/store.h>
