@@ -23,9 +23,10 @@ typedef struct kos_share {
 } kos_share;
 
 /* Splits secret (1..KOS_SHAMIR_MAX_SECRET bytes) into n shares (k <= n <= 255,
- * k >= 2) written to shares[0..n-1]; the caller frees them with
+ * k >= 2) written to shares[0..n-1] with x = 1..n; the caller frees them with
  * kos_shares_clear(). Randomness from OpenSSL's private RNG. On error nothing
- * is allocated. Errors: KOS_E_INVALID, KOS_E_RANGE, KOS_E_CRYPTO, KOS_E_NOMEM. */
+ * is allocated. Errors: KOS_E_INVALID (NULL argument), KOS_E_RANGE (len, k or
+ * n out of range), KOS_E_CRYPTO, KOS_E_NOMEM. */
 KOS_API kos_rv kos_shamir_split(const uint8_t *secret, size_t len, unsigned k,
 				unsigned n, kos_share *shares);
 
@@ -39,13 +40,15 @@ KOS_API kos_rv kos_shamir_combine(const kos_share *shares, size_t count,
 /* Wipes and frees the y of count shares and zeroes the structs; NULL-safe. */
 KOS_API void kos_shares_clear(kos_share *shares, size_t count);
 
-/* Text form, one line without newline: "kos-share-v1:<x>:<y hex lowercase>".
- * *line is freed with kos_secret_free(*line, strlen(*line)). */
+/* Text form, one line without newline: "kos-share-v1:<x>:<y hex lowercase>"
+ * (kos-share(5)). *line is freed with kos_secret_free(*line, strlen(*line)).
+ * Errors: KOS_E_INVALID (x = 0, no y, length out of range), KOS_E_NOMEM. */
 KOS_API kos_rv kos_share_format(const kos_share *share, char **line);
 
 /* Parses len bytes of text (a trailing "\n" or "\r\n" is allowed) into *share;
- * free with kos_shares_clear(share, 1). Errors: KOS_E_PARSE (with the reason
- * in kos_last_error()), KOS_E_NOMEM. */
+ * free with kos_shares_clear(share, 1); on error *share is left zeroed.
+ * Errors: KOS_E_PARSE (with the reason, never the share's bytes, in
+ * kos_last_error()), KOS_E_INVALID (NULL argument), KOS_E_NOMEM. */
 KOS_API kos_rv kos_share_parse(const char *text, size_t len, kos_share *share);
 
 #ifdef __cplusplus
