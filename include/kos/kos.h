@@ -6,6 +6,7 @@
 #include <kos/config.h>
 #include <kos/envelope.h>
 #include <kos/policy.h>
+#include <kos/scope.h>
 #include <kos/shamir.h>
 #include <kos/store.h>
 #include <kos/trust.h>

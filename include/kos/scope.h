@@ -1,0 +1,38 @@
+/* Scopes: what a credential allows, as space-separated "action:resource"
+ * items (e.g. "decrypt:payments-* sign:ca-2026"). See kosctl(1).
+ * Thread safety: all functions are thread-safe (no shared state). */
+#ifndef KOS_SCOPE_H
+#define KOS_SCOPE_H
+
+#include <kos/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KOS_SCOPE_MAX 4096
+#define KOS_SCOPE_ITEM_MAX 256
+
+/* Checks a scope's syntax: 1..KOS_SCOPE_MAX bytes; items separated by single
+ * or repeated spaces; each item ACTION:RESOURCE where ACTION is a word of
+ * [a-z0-9_-] or "*", and RESOURCE is 1.. printable characters other than
+ * space, with "*" as the only wildcard ("?", "[", "]" and "\" are refused).
+ * Errors: KOS_E_PARSE with the offending item's position in kos_last_error(). */
+KOS_API kos_rv kos_scope_validate(const char *scope);
+
+/* 1 when scope holds an item whose action matches action (or is "*") and
+ * whose resource pattern matches resource; "*" matches any run of
+ * characters, '/' included. 0 otherwise, and for an invalid scope. */
+KOS_API int kos_scope_allows(const char *scope, const char *action, const char *resource);
+
+/* 1 when every item of narrow is allowed by some item of wide: narrow's
+ * action is wide's or wide's is "*", and narrow's resource pattern, read
+ * literally, matches wide's pattern (so "payments-db" and "payments-*" are
+ * within "payments-*"). Used when a credential is refreshed to a narrower
+ * scope. 0 for an invalid scope. */
+KOS_API int kos_scope_within(const char *narrow, const char *wide);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
