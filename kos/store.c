@@ -1,3 +1,91 @@
+/* The state store: location parsing and dispatch to a backend. */
 #include "config.h"
 
-#include "kos/internal.h"
+#include "kos/store_backend.h"
+
+#include <string.h>
+
+/* A location starts with a scheme when a word of [A-Za-z][A-Za-z0-9+.-]*
+ * comes before the first ':' (so "./a:b" and "/x/a:b" are plain paths).
+ * Returns the scheme's length, or 0 when there is none. */
+static size_t scheme_length(const char *loc)
+{
+	size_t i;
+
+	if (!((loc[0] >= 'a' && loc[0] <= 'z') || (loc[0] >= 'A' && loc[0] <= 'Z')))
+		return 0;
+	for (i = 1; loc[i] != '\0' && loc[i] != ':'; i++) {
+		char c = loc[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '+' || c == '.' || c == '-'))
+			return 0;
+	}
+	return loc[i] == ':' ? i : 0;
+}
+
+kos_rv kos_store_open(const char *location, kos_store **out)
+{
+	size_t slen;
+
+	if (out == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_store_open: no output handle");
+	*out = NULL;
+	if (location == NULL || location[0] == '\0')
+		return kos_error_set(KOS_E_INVALID, "empty state store location");
+	slen = scheme_length(location);
+	if (slen == 0)
+		return kos_store_sqlite_open(location, out);
+	if (slen == 6 && strncmp(location, "memory", 6) == 0) {
+		if (location[7] != '\0')
+			return kos_error_set(
+			    KOS_E_INVALID, "state store '%.200s': memory: takes no path", location);
+		return kos_store_mem_open(out);
+	}
+	if (slen == 6 && strncmp(location, "sqlite", 6) == 0) {
+		if (location[7] == '\0')
+			return kos_error_set(KOS_E_INVALID, "state store 'sqlite:' names no file");
+		return kos_store_sqlite_open(location + 7, out);
+	}
+	return kos_error_set(KOS_E_INVALID,
+			     "state store backend '%.*s' is not supported (use sqlite:PATH, a "
+			     "plain PATH, or memory:)",
+			     (int)(slen > 32 ? 32 : slen), location);
+}
+
+void kos_store_free(kos_store *st)
+{
+	if (st == NULL)
+		return;
+	st->ops->free(st);
+}
+
+int kos_store_schema_version(kos_store *st)
+{
+	return st->ops->schema_version(st);
+}
+
+const char *kos_store_backend(const kos_store *st)
+{
+	return st->ops->name;
+}
+
+kos_rv kos_store_trust_get(kos_store *st, const char *client, struct kos_trust_state *out)
+{
+	return st->ops->trust_get(st, client, out);
+}
+
+kos_rv kos_store_trust_update(kos_store *st, const char *client, kos_trust_update_fn fn, void *arg)
+{
+	return st->ops->trust_update(st, client, fn, arg);
+}
+
+kos_rv kos_store_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n)
+{
+	return st->ops->trust_list(st, out, n);
+}
+
+kos_rv kos_store_trust_delete(kos_store *st, const char *client)
+{
+	return st->ops->trust_delete(st, client);
+}

@@ -1,17 +1,686 @@
+/* The state store: locations, schema versions and migrations, the backend
+ * interface on both backends, and no lost update under concurrent writers. */
 #include "config.h"
 
-#include "kos/internal.h"
+#include "kos/store_backend.h"
 #include "tests/kos-test.h"
 
-static void test_placeholder(void)
+#include <errno.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEC KOS_USEC_PER_SEC
+
+static const char *tmp_path(const char *name)
 {
-	CU_FAIL("not written yet");
+	static char paths[4][512];
+	static unsigned next;
+	char *p = paths[next++ % 4];
+
+	snprintf(p, sizeof(paths[0]), "%s/%s", kos_test_tmpdir(), name);
+	return p;
+}
+
+/* Runs SQL on a file with a connection of its own, as an older kos or
+ * another program would. */
+static int raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	rc = sqlite3_open(path, &db);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc;
+}
+
+static int raw_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+	int v = -1;
+
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+	    sqlite3_step(stmt) == SQLITE_ROW)
+		v = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+	return v;
+}
+
+static void raw_text(const char *path, const char *sql, char *out, size_t len)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+
+	snprintf(out, len, "(none)");
+	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
+	    sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL)
+		snprintf(out, len, "%s", (const char *)sqlite3_column_text(stmt, 0));
+	sqlite3_finalize(stmt);
+	sqlite3_close(db);
+}
+
+/* Every field of a state, derived from a seed, so that a round trip through
+ * a backend can be checked column by column. */
+static void fill(struct kos_trust_state *s, unsigned seed)
+{
+	size_t i;
+
+	for (i = 0; i < KOS_FACTOR_COUNT; i++)
+		s->factor[i] = seed % 50 + 0.125 * (double)(i + 1);
+	s->created = (kos_usec)seed * 1000 + 1;
+	s->last_activity = (kos_usec)seed * 1000 + 2;
+	s->observations = seed + 3;
+	s->integrity_failures = seed + 4;
+	s->scope_violations = seed + 5;
+	s->rate_start = (kos_usec)seed * 1000 + 6;
+	s->rate_count = seed + 7;
+	s->rate_flagged = seed & 1;
+	s->base_n = seed + 8;
+	s->base_mean = seed + 0.25;
+	s->base_m2 = seed + 0.75;
+	s->scope_start = (kos_usec)seed * 1000 + 9;
+	s->scope_count = seed + 10;
+	s->usage_start = (kos_usec)seed * 1000 + 11;
+	s->usage_ops = seed + 12;
+	s->usage_bytes = (uint64_t)seed << 33;
+}
+
+static void check_filled(const struct kos_trust_state *s, const char *client, unsigned seed)
+{
+	struct kos_trust_state e;
+
+	memset(&e, 0, sizeof(e));
+	fill(&e, seed);
+	CU_ASSERT_STRING_EQUAL(s->client, client);
+	for (size_t i = 0; i < KOS_FACTOR_COUNT; i++)
+		CU_ASSERT_EQUAL(s->factor[i], e.factor[i]);
+	CU_ASSERT_EQUAL(s->created, e.created);
+	CU_ASSERT_EQUAL(s->last_activity, e.last_activity);
+	CU_ASSERT_EQUAL(s->observations, e.observations);
+	CU_ASSERT_EQUAL(s->integrity_failures, e.integrity_failures);
+	CU_ASSERT_EQUAL(s->scope_violations, e.scope_violations);
+	CU_ASSERT_EQUAL(s->rate_start, e.rate_start);
+	CU_ASSERT_EQUAL(s->rate_count, e.rate_count);
+	CU_ASSERT_EQUAL(s->rate_flagged, e.rate_flagged);
+	CU_ASSERT_EQUAL(s->base_n, e.base_n);
+	CU_ASSERT_EQUAL(s->base_mean, e.base_mean);
+	CU_ASSERT_EQUAL(s->base_m2, e.base_m2);
+	CU_ASSERT_EQUAL(s->scope_start, e.scope_start);
+	CU_ASSERT_EQUAL(s->scope_count, e.scope_count);
+	CU_ASSERT_EQUAL(s->usage_start, e.usage_start);
+	CU_ASSERT_EQUAL(s->usage_ops, e.usage_ops);
+	CU_ASSERT_EQUAL(s->usage_bytes, e.usage_bytes);
+}
+
+struct fill_arg {
+	unsigned seed;
+	int created; /* what the store said */
+	char seen[65];
+};
+
+static kos_rv fill_fn(struct kos_trust_state *s, bool created, void *varg)
+{
+	struct fill_arg *a = varg;
+
+	a->created = created;
+	snprintf(a->seen, sizeof(a->seen), "%s", s->client);
+	fill(s, a->seed);
+	return KOS_OK;
+}
+
+static kos_rv count_fn(struct kos_trust_state *s, bool created, void *arg)
+{
+	(void)created;
+	(void)arg;
+	s->observations++;
+	return KOS_OK;
+}
+
+/* Changes the state, then refuses: nothing may be written. */
+static kos_rv refuse_fn(struct kos_trust_state *s, bool created, void *arg)
+{
+	(void)created;
+	(void)arg;
+	s->observations += 1000;
+	s->factor[0] = -1;
+	return KOS_E_POLICY;
+}
+
+struct names {
+	char name[8][65];
+	size_t n;
+};
+
+static void list_names(kos_store *st, struct names *out)
+{
+	struct kos_trust_state *all = NULL;
+	size_t n = 0, i;
+
+	memset(out, 0, sizeof(*out));
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_list(st, &all, &n), KOS_OK);
+	out->n = n;
+	for (i = 0; i < n && i < 8; i++)
+		snprintf(out->name[i], sizeof(out->name[i]), "%s", all[i].client);
+	free(all);
+}
+
+/* The behaviour every backend shares. */
+static void check_interface(kos_store *st)
+{
+	struct kos_trust_state s;
+	struct fill_arg a = {.seed = 17};
+	struct names ls;
+	static const char *const order[] = {"Zed", "alice", "alice2", "bob", "carol"};
+
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "carol", &s), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "carol"));
+	list_names(st, &ls);
+	CU_ASSERT_EQUAL(ls.n, 0);
+
+	/* the first update creates, and fn sees a zeroed state named client */
+	a.created = -1;
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_update(st, "carol", fill_fn, &a), KOS_OK);
+	CU_ASSERT_EQUAL(a.created, 1);
+	CU_ASSERT_STRING_EQUAL(a.seen, "carol");
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "carol", &s), KOS_OK);
+	check_filled(&s, "carol", 17);
+
+	/* the next ones update */
+	a.seed = 18;
+	a.created = -1;
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "carol", fill_fn, &a), KOS_OK);
+	CU_ASSERT_EQUAL(a.created, 0);
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "carol", count_fn, NULL), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "carol", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.observations, 18 + 3 + 1);
+	CU_ASSERT_EQUAL(s.usage_bytes, (uint64_t)18 << 33);
+
+	/* a refused update writes nothing, and creates nothing */
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "carol", refuse_fn, NULL), KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "carol", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.observations, 18 + 3 + 1);
+	CU_ASSERT_EQUAL(s.factor[0], 18 % 50 + 0.125);
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "dave", refuse_fn, NULL), KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "dave", &s), KOS_E_NOTFOUND);
+
+	/* listing in strcmp() order of names */
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "bob", count_fn, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "alice2", count_fn, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "alice", count_fn, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "Zed", count_fn, NULL), KOS_OK);
+	list_names(st, &ls);
+	CU_ASSERT_EQUAL_FATAL(ls.n, 5);
+	for (size_t i = 0; i < 5; i++)
+		CU_ASSERT_STRING_EQUAL(ls.name[i], order[i]);
+
+	/* delete */
+	CU_ASSERT_EQUAL(kos_store_trust_delete(st, "alice"), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "alice", &s), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_trust_delete(st, "alice"), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "alice2", &s), KOS_OK);
+	list_names(st, &ls);
+	CU_ASSERT_EQUAL(ls.n, 4);
+	CU_ASSERT_STRING_EQUAL(ls.name[1], "alice2");
+}
+
+/* Many clients: growth of the memory table and deletion inside probe runs. */
+static void check_many(kos_store *st)
+{
+	struct kos_trust_state s, *all = NULL;
+	char name[32];
+	size_t n = 0;
+	unsigned i, missing = 0, wrong = 0;
+
+	for (i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "client-%04u", i);
+		CU_ASSERT_EQUAL_FATAL(kos_store_trust_update(st, name, count_fn, NULL), KOS_OK);
+		if (i % 2 == 0)
+			CU_ASSERT_EQUAL_FATAL(kos_store_trust_update(st, name, count_fn, NULL),
+					      KOS_OK);
+	}
+	for (i = 0; i < 600; i += 3) {
+		snprintf(name, sizeof(name), "client-%04u", i);
+		CU_ASSERT_EQUAL(kos_store_trust_delete(st, name), KOS_OK);
+	}
+	for (i = 0; i < 600; i++) {
+		kos_rv rv;
+
+		snprintf(name, sizeof(name), "client-%04u", i);
+		rv = kos_store_trust_get(st, name, &s);
+		if (i % 3 == 0) {
+			if (rv != KOS_E_NOTFOUND)
+				wrong++;
+		} else if (rv != KOS_OK) {
+			missing++;
+		} else if (s.observations != (i % 2 == 0 ? 2u : 1u) ||
+			   strcmp(s.client, name) != 0) {
+			wrong++;
+		}
+	}
+	CU_ASSERT_EQUAL(missing, 0);
+	CU_ASSERT_EQUAL(wrong, 0);
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_list(st, &all, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, 400);
+	for (i = 1; i < n; i++)
+		CU_ASSERT(strcmp(all[i - 1].client, all[i].client) < 0);
+	free(all);
+}
+
+static void test_memory_interface(void)
+{
+	kos_store *st = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "memory");
+	check_interface(st);
+	kos_store_free(st);
+	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
+	check_many(st);
+	kos_store_free(st);
+}
+
+static void test_sqlite_interface(void)
+{
+	kos_store *st = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(tmp_path("iface.db"), &st), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "sqlite");
+	check_interface(st);
+	kos_store_free(st);
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(tmp_path("many.db"), &st), KOS_OK);
+	check_many(st);
+	kos_store_free(st);
+}
+
+static void test_sqlite_create_and_reopen(void)
+{
+	const char *path = tmp_path("create.db");
+	char loc[600], mode[32];
+	kos_store *st = NULL;
+	struct kos_trust_state s;
+	struct fill_arg a = {.seed = 42};
+	struct stat sb;
+
+	snprintf(loc, sizeof(loc), "sqlite:%s", path);
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(loc, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "persisted", fill_fn, &a), KOS_OK);
+
+	/* while open: 0600, WAL, and the version is on disk */
+	CU_ASSERT_EQUAL_FATAL(stat(path, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
+	raw_text(path, "PRAGMA journal_mode", mode, sizeof(mode));
+	CU_ASSERT_STRING_EQUAL(mode, "wal");
+	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
+	kos_store_free(st);
+
+	/* reopened as a plain path */
+	st = NULL;
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "persisted", &s), KOS_OK);
+	check_filled(&s, "persisted", 42);
+	kos_store_free(st);
+}
+
+/* A file written by kos at schema version 1, before the anomaly columns. */
+static const char v1_schema[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta (key, value) VALUES ('format', 'kos state store');"
+    "CREATE TABLE trust (client TEXT PRIMARY KEY NOT NULL, created INTEGER NOT NULL,"
+    " last_activity INTEGER NOT NULL, f_latency REAL NOT NULL, f_integrity REAL NOT NULL,"
+    " f_usage REAL NOT NULL, f_anomaly REAL NOT NULL, f_reputation REAL NOT NULL,"
+    " observations INTEGER NOT NULL DEFAULT 0, integrity_failures INTEGER NOT NULL DEFAULT 0,"
+    " scope_violations INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+    "INSERT INTO trust VALUES ('old-client', 1000, 2000, 10.5, 20.5, 30.5, 40.5, 50.5, 7, 2, 1);"
+    "INSERT INTO trust VALUES ('older', 500, 600, 1, 2, 3, 4, 5, 1, 0, 0);"
+    "PRAGMA user_version = 1;";
+
+static void test_migrate_from_v1(void)
+{
+	const char *path = tmp_path("v1.db");
+	kos_store *st = NULL;
+	struct kos_trust_state s;
+	struct fill_arg a = {.seed = 3};
+
+	CU_ASSERT_EQUAL_FATAL(raw_exec(path, v1_schema), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 1);
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), 2);
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "old-client", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.created, 1000);
+	CU_ASSERT_EQUAL(s.last_activity, 2000);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_LATENCY], 10.5);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_INTEGRITY], 20.5);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_USAGE], 30.5);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_ANOMALY], 40.5);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_REPUTATION], 50.5);
+	CU_ASSERT_EQUAL(s.observations, 7);
+	CU_ASSERT_EQUAL(s.integrity_failures, 2);
+	CU_ASSERT_EQUAL(s.scope_violations, 1);
+	/* the columns step 2 added start empty */
+	CU_ASSERT_EQUAL(s.rate_count, 0);
+	CU_ASSERT_EQUAL(s.base_n, 0);
+	CU_ASSERT_EQUAL(s.usage_ops, 0);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "older", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_REPUTATION], 5.0);
+	/* and the new columns are written and read back */
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "old-client", fill_fn, &a), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "old-client", &s), KOS_OK);
+	check_filled(&s, "old-client", 3);
+	kos_store_free(st);
+
+	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA application_id"), 0x6b6f7301);
+	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM trust"), 2);
+}
+
+static void test_newer_schema_refused(void)
+{
+	const char *path = tmp_path("newer.db");
+	char sql[64];
+	kos_store *st = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "x", count_fn, NULL), KOS_OK);
+	kos_store_free(st);
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", KOS_STORE_SCHEMA_VERSION + 1);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(path, sql), SQLITE_OK);
+
+	st = (kos_store *)&st; /* must be reset to NULL */
+	CU_ASSERT_EQUAL(kos_store_open(path, &st), KOS_E_STORE);
+	CU_ASSERT_PTR_NULL(st);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "newer"));
+	/* refused untouched */
+	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION + 1);
+	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM trust"), 1);
+}
+
+static void check_refused(const char *loc, kos_rv want, const char *detail)
+{
+	kos_store *st = (kos_store *)&st;
+	kos_rv rv = kos_store_open(loc, &st);
+
+	CU_ASSERT_EQUAL(rv, want);
+	CU_ASSERT_PTR_NULL(st);
+	if (detail != NULL && strstr(kos_last_error(), detail) == NULL) {
+		fprintf(stderr, "\n  %s: detail '%s' lacks '%s'\n", loc ? loc : "(null)",
+			kos_last_error(), detail);
+		CU_FAIL("error detail");
+	}
+	if (rv == KOS_OK)
+		kos_store_free(st);
+}
+
+static void test_bad_locations(void)
+{
+	const char *text = tmp_path("text.db");
+	const char *foreign = tmp_path("foreign.db");
+	const char *other_app = tmp_path("other-app.db");
+	char loc[600], mode[32];
+	FILE *f;
+	kos_store *st = NULL;
+
+	check_refused(NULL, KOS_E_INVALID, "empty");
+	check_refused("", KOS_E_INVALID, "empty");
+	check_refused("sqlite:", KOS_E_INVALID, "no file");
+	check_refused("memory:/tmp/x", KOS_E_INVALID, "no path");
+	check_refused("postgres://db.example/kos", KOS_E_INVALID, "not supported");
+	check_refused("postgresql:host=db", KOS_E_INVALID, "'postgresql' is not supported");
+	check_refused(kos_test_tmpdir(), KOS_E_IO, "directory");
+	snprintf(loc, sizeof(loc), "sqlite:%s", kos_test_tmpdir());
+	check_refused(loc, KOS_E_IO, "directory");
+	check_refused("/nonexistent-kos-dir/state.db", KOS_E_IO, "No such file");
+
+	f = fopen(text, "w");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	fputs("this is not a database, but it is long enough to look like a header\n", f);
+	fclose(f);
+	check_refused(text, KOS_E_STORE, "not a database");
+
+	/* another program's database is neither migrated nor switched to WAL */
+	CU_ASSERT_EQUAL_FATAL(
+	    raw_exec(foreign, "CREATE TABLE foo (x); INSERT INTO foo VALUES (1);"), SQLITE_OK);
+	check_refused(foreign, KOS_E_STORE, "not a kos state store");
+	raw_text(foreign, "PRAGMA journal_mode", mode, sizeof(mode));
+	CU_ASSERT_STRING_EQUAL(mode, "delete");
+	CU_ASSERT_EQUAL(raw_int(foreign, "SELECT count(*) FROM foo"), 1);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(other_app,
+				       "PRAGMA application_id = 1234; CREATE TABLE t (x);"
+				       "PRAGMA user_version = 1;"),
+			      SQLITE_OK);
+	check_refused(other_app, KOS_E_STORE, "another application");
+
+	/* a colon after a slash is part of a plain path, not a scheme */
+	CU_ASSERT_EQUAL(kos_store_open(tmp_path("odd:name.db"), &st), KOS_OK);
+	if (st != NULL)
+		CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "sqlite");
+	kos_store_free(st);
+	kos_store_free(NULL);
+}
+
+/* Another connection holds the write lock for a while: an update waits for
+ * it instead of failing. */
+struct holder {
+	sqlite3 *db;
+	int rc;
+};
+
+static void *release_later(void *arg)
+{
+	struct holder *h = arg;
+	struct timespec ts = {0, 300 * 1000 * 1000};
+
+	nanosleep(&ts, NULL);
+	h->rc = sqlite3_exec(h->db, "COMMIT", NULL, NULL, NULL);
+	return NULL;
+}
+
+static void test_sqlite_waits_for_lock(void)
+{
+	const char *path = tmp_path("busy.db");
+	kos_store *st = NULL;
+	struct holder h = {NULL, -1};
+	struct kos_trust_state s;
+	struct timespec t0, t1;
+	pthread_t th;
+	double waited;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &h.db), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(sqlite3_exec(h.db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, release_later, &h), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "waiter", count_fn, NULL), KOS_OK);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_join(th, NULL);
+	waited = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	CU_ASSERT(waited >= 0.25);
+	CU_ASSERT_EQUAL(h.rc, SQLITE_OK);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "waiter", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.observations, 1);
+	sqlite3_close(h.db);
+	kos_store_free(st);
+}
+
+#define PER_CHILD 500
+#define OWN_EVERY 5
+
+/* One writer process: its own handle on the shared file, real observations
+ * through the trust engine. Exit status 0 when every call succeeded. */
+static int writer(const char *path, int id)
+{
+	kos_policy *pol = NULL;
+	kos_store *st = NULL;
+	kos_trust *tr = NULL;
+	kos_observation obs = {.event = KOS_EVENT_SUCCESS};
+	char own[32];
+	int i, failures = 0;
+
+	snprintf(own, sizeof(own), "own-%d", id);
+	if (kos_policy_new_default(&pol) != KOS_OK || kos_store_open(path, &st) != KOS_OK ||
+	    kos_trust_new(pol, st, &tr) != KOS_OK)
+		return 2;
+	for (i = 0; i < PER_CHILD; i++) {
+		if (kos_trust_observe(tr, "shared", &obs, NULL) != KOS_OK)
+			failures++;
+		if (i % OWN_EVERY == 0 && kos_trust_observe(tr, own, &obs, NULL) != KOS_OK)
+			failures++;
+	}
+	if (failures != 0)
+		fprintf(stderr, "writer %d: %d failures, last: %s\n", id, failures,
+			kos_last_error());
+	kos_trust_free(tr);
+	kos_store_free(st);
+	kos_policy_free(pol);
+	return failures == 0 ? 0 : 1;
+}
+
+static void test_concurrent_processes(void)
+{
+	const char *path = tmp_path("shared.db");
+	kos_store *st = NULL;
+	struct kos_trust_state s;
+	pid_t pid[2];
+	int i, status;
+
+	/* the children create the file themselves, racing on the migration too */
+	for (i = 0; i < 2; i++) {
+		pid[i] = fork();
+		CU_ASSERT_FATAL(pid[i] >= 0);
+		if (pid[i] == 0)
+			_exit(writer(path, i)); /* _exit: not the parent's atexit handlers */
+	}
+	for (i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL(waitpid(pid[i], &status, 0), pid[i]);
+		CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "shared", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.observations, 2 * PER_CHILD);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "own-0", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.observations, PER_CHILD / OWN_EVERY);
+	CU_ASSERT_EQUAL(kos_store_trust_get(st, "own-1", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.observations, PER_CHILD / OWN_EVERY);
+	kos_store_free(st);
+}
+
+/* Several processes creating the same new store at once: each must open it
+ * (one migrates, the others see the result, none sees half of it). */
+static void test_concurrent_creation(void)
+{
+	const int rounds = 20, children = 3;
+	struct kos_trust_state s;
+	kos_store *st = NULL;
+	char name[32];
+	pid_t pid[3];
+	int r, i, status, failed = 0;
+
+	for (r = 0; r < rounds; r++) {
+		snprintf(name, sizeof(name), "created-%d.db", r);
+		const char *path = tmp_path(name);
+
+		for (i = 0; i < children; i++) {
+			pid[i] = fork();
+			CU_ASSERT_FATAL(pid[i] >= 0);
+			if (pid[i] == 0) {
+				int rc = 1;
+
+				if (kos_store_open(path, &st) == KOS_OK &&
+				    kos_store_trust_update(st, "c", count_fn, NULL) == KOS_OK)
+					rc = 0;
+				else
+					fprintf(stderr, "child: %s\n", kos_last_error());
+				kos_store_free(st);
+				_exit(rc);
+			}
+		}
+		for (i = 0; i < children; i++) {
+			if (waitpid(pid[i], &status, 0) != pid[i] || !WIFEXITED(status) ||
+			    WEXITSTATUS(status) != 0)
+				failed++;
+		}
+		CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+		CU_ASSERT_EQUAL(kos_store_trust_get(st, "c", &s), KOS_OK);
+		CU_ASSERT_EQUAL(s.observations, (uint64_t)children);
+		kos_store_free(st);
+		st = NULL;
+	}
+	CU_ASSERT_EQUAL(failed, 0);
+}
+
+struct thread_arg {
+	kos_store *st;
+	int failures;
+};
+
+static void *thread_writer(void *varg)
+{
+	struct thread_arg *a = varg;
+
+	for (int i = 0; i < 250; i++)
+		if (kos_store_trust_update(a->st, "threads", count_fn, NULL) != KOS_OK)
+			a->failures++;
+	return NULL;
+}
+
+static void check_threads(kos_store *st)
+{
+	struct thread_arg a[4];
+	struct kos_trust_state s;
+	pthread_t th[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		a[i].st = st;
+		a[i].failures = 0;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, thread_writer, &a[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CU_ASSERT_EQUAL(a[i].failures, 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "threads", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.observations, 1000);
+}
+
+static void test_concurrent_threads(void)
+{
+	kos_store *st = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
+	check_threads(st);
+	kos_store_free(st);
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(tmp_path("threads.db"), &st), KOS_OK);
+	check_threads(st);
+	kos_store_free(st);
 }
 
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
-		KOS_TEST(test_placeholder),
+	    KOS_TEST(test_memory_interface),	     KOS_TEST(test_sqlite_interface),
+	    KOS_TEST(test_sqlite_create_and_reopen), KOS_TEST(test_migrate_from_v1),
+	    KOS_TEST(test_newer_schema_refused),     KOS_TEST(test_bad_locations),
+	    KOS_TEST(test_sqlite_waits_for_lock),    KOS_TEST(test_concurrent_processes),
+	    KOS_TEST(test_concurrent_creation),	     KOS_TEST(test_concurrent_threads),
 	};
 
 	return kos_test_run("store", NULL, NULL, cases, sizeof(cases) / sizeof(cases[0]));

@@ -68,7 +68,9 @@ typedef kos_usec (*kos_clock_fn)(void *arg);
 KOS_API kos_rv kos_trust_new(const kos_policy *pol, kos_store *st, kos_trust **out);
 KOS_API void kos_trust_free(kos_trust *tr);
 
-/* Replaces the clock (default: kos_now); tests simulate time with it. */
+/* Replaces the clock (default: kos_now; fn NULL restores it); tests and
+ * "kosctl trust --at" simulate time with it. Not to be called while other
+ * threads use the engine. */
 KOS_API void kos_trust_set_clock(kos_trust *tr, kos_clock_fn fn, void *arg);
 
 /* Swaps the policy (borrowed); used on reload. */
