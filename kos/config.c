@@ -4,17 +4,66 @@
 #include "kos/internal.h"
 
 #include <libconfig.h>
+#include <p11-kit/uri.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #define KOS_CONFIG_MAX_SIZE (1024 * 1024)
+/* 255 KMS tokens (the most a Shamir set can use) plus the other roles. */
+#define KOS_CONFIG_MAX_TOKENS 512
+#define KOS_CONFIG_MAX_ENV 64
+#define KOS_CONFIG_MAX_VALUE 4096
+
+struct kos_config_token {
+	char *name;
+	char *module;
+	char *uri;
+	char *pin; /* "file:/abs/path" or "env:NAME" */
+	kos_token_role role;
+};
+
+struct kos_config_env {
+	char *name;
+	char *value;
+};
 
 struct kos_config {
 	char *path;
 	char *store;
 	char *policy;
+	struct kos_config_token *tokens;
+	size_t n_tokens;
+	struct kos_config_env *env;
+	size_t n_env;
 };
+
+static const char *const role_names[KOS_TOKEN_ROLE_COUNT] = {
+	[KOS_TOKEN_ROLE_KMS] = "kms",
+	[KOS_TOKEN_ROLE_SIGNER] = "signer",
+	[KOS_TOKEN_ROLE_CA] = "ca",
+	[KOS_TOKEN_ROLE_TRUSTNODE] = "trustnode",
+};
+
+const char *kos_token_role_name(kos_token_role role)
+{
+	if ((unsigned)role >= KOS_TOKEN_ROLE_COUNT)
+		return "?";
+	return role_names[role];
+}
+
+kos_rv kos_token_role_parse(const char *s, kos_token_role *out)
+{
+	unsigned i;
+
+	for (i = 0; s != NULL && i < KOS_TOKEN_ROLE_COUNT; i++) {
+		if (strcmp(s, role_names[i]) == 0) {
+			*out = (kos_token_role)i;
+			return KOS_OK;
+		}
+	}
+	return kos_error_set(KOS_E_PARSE, "unknown token role (kms, signer, ca, trustnode)");
+}
 
 const char *kos_config_default_path(void)
 {
@@ -23,6 +72,26 @@ const char *kos_config_default_path(void)
 	if (env != NULL && env[0] != '\0')
 		return env;
 	return KOS_SYSCONFDIR "/kos/kos.conf";
+}
+
+/* rel made absolute against the directory of conf_path (rel itself when
+ * absolute or when conf_path has no directory part). */
+static char *resolve_path(const char *conf_path, const char *rel)
+{
+	const char *slash = strrchr(conf_path, '/');
+	size_t dirlen, n;
+	char *out;
+
+	if (rel[0] == '/' || slash == NULL)
+		return kos_strdup(rel);
+	dirlen = (size_t)(slash - conf_path) + 1;
+	n = dirlen + strlen(rel) + 1;
+	out = malloc(n);
+	if (out == NULL)
+		return NULL;
+	memcpy(out, conf_path, dirlen);
+	strcpy(out + dirlen, rel);
+	return out;
 }
 
 /* Resolves value against the directory of the file that names it. A store
@@ -56,8 +125,22 @@ static char *resolve(const char *conf_path, const char *value)
 
 void kos_config_free(kos_config *conf)
 {
+	size_t i;
+
 	if (conf == NULL)
 		return;
+	for (i = 0; i < conf->n_tokens; i++) {
+		free(conf->tokens[i].name);
+		free(conf->tokens[i].module);
+		free(conf->tokens[i].uri);
+		free(conf->tokens[i].pin);
+	}
+	free(conf->tokens);
+	for (i = 0; i < conf->n_env; i++) {
+		free(conf->env[i].name);
+		free(conf->env[i].value);
+	}
+	free(conf->env);
 	free(conf->path);
 	free(conf->store);
 	free(conf->policy);
@@ -81,6 +164,292 @@ static void string_setting(kos_diag *d, const char *path, config_setting_t *s, c
 	*out = resolve(path, v);
 	if (*out == NULL)
 		d->oom = true;
+}
+
+static bool name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+static bool env_name_ok(const char *s)
+{
+	size_t i;
+
+	if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
+		return false;
+	for (i = 1; s[i] != '\0'; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return i <= 128;
+}
+
+/* The string value of member key of group g, or NULL after reporting why. */
+static const char *member_string(kos_diag *d, const char *path, config_setting_t *g,
+				 const char *tok, const char *key)
+{
+	config_setting_t *s = config_setting_get_member(g, key);
+	const char *v;
+
+	if (s == NULL) {
+		kos_diag_add(d, path, config_setting_source_line(g), "token %s: %s: missing", tok,
+			     key);
+		return NULL;
+	}
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		kos_diag_add(d, path, config_setting_source_line(s), "token %s: %s: must be a string",
+			     tok, key);
+		return NULL;
+	}
+	v = config_setting_get_string(s);
+	if (v == NULL || v[0] == '\0') {
+		kos_diag_add(d, path, config_setting_source_line(s), "token %s: %s: must not be empty",
+			     tok, key);
+		return NULL;
+	}
+	if (strlen(v) > KOS_CONFIG_MAX_VALUE) {
+		kos_diag_add(d, path, config_setting_source_line(s),
+			     "token %s: %s: longer than %d characters", tok, key,
+			     KOS_CONFIG_MAX_VALUE);
+		return NULL;
+	}
+	return v;
+}
+
+/* A token URI must parse, must name a token (an empty "pkcs11:" would match
+ * whichever token comes first) and must not carry a PIN: PINs come from the
+ * pin setting, whose file permissions are checked. */
+static void check_uri(kos_diag *d, const char *path, int line, const char *tok, const char *v)
+{
+	P11KitUri *uri = p11_kit_uri_new();
+	CK_TOKEN_INFO *ti;
+	int r;
+
+	if (uri == NULL) {
+		d->oom = true;
+		return;
+	}
+	r = p11_kit_uri_parse(v, P11_KIT_URI_FOR_TOKEN, uri);
+	if (r != P11_KIT_URI_OK) {
+		kos_diag_add(d, path, line, "token %s: uri: %s", tok, p11_kit_uri_message(r));
+		goto out;
+	}
+	if (p11_kit_uri_any_unrecognized(uri)) {
+		kos_diag_add(d, path, line,
+			     "token %s: uri: has attributes that do not select a token (use token=, "
+			     "serial=, model=, manufacturer=)",
+			     tok);
+		goto out;
+	}
+	if (p11_kit_uri_get_pin_value(uri) != NULL || p11_kit_uri_get_pin_source(uri) != NULL) {
+		kos_diag_add(d, path, line, "token %s: uri: must not carry a PIN (use pin = \"file:...\")",
+			     tok);
+		goto out;
+	}
+	ti = p11_kit_uri_get_token_info(uri);
+	if (ti->label[0] == 0 && ti->manufacturerID[0] == 0 && ti->model[0] == 0 &&
+	    ti->serialNumber[0] == 0)
+		kos_diag_add(d, path, line,
+			     "token %s: uri: names no token (give token=, serial=, model= or "
+			     "manufacturer=)",
+			     tok);
+out:
+	p11_kit_uri_free(uri);
+}
+
+static void parse_token(kos_diag *d, const char *path, config_setting_t *g, kos_config *conf)
+{
+	static const char *const keys[] = { "name", "module", "uri", "pin", "role" };
+	struct kos_config_token *t = &conf->tokens[conf->n_tokens];
+	config_setting_t *m;
+	const char *name, *module, *uri, *pin, *role;
+	char label[KOS_TOKEN_NAME_MAX + 8];
+	unsigned i, before = d->count;
+	size_t k;
+
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+		kos_diag_add(d, path, config_setting_source_line(g),
+			     "tokens: each entry must be a group { name = ...; ... }");
+		return;
+	}
+	for (i = 0; (m = config_setting_get_elem(g, i)) != NULL; i++) {
+		const char *key = config_setting_name(m);
+
+		for (k = 0; k < KOS_ARRAY_SIZE(keys); k++)
+			if (strcmp(key, keys[k]) == 0)
+				break;
+		if (k == KOS_ARRAY_SIZE(keys))
+			kos_diag_add(d, path, config_setting_source_line(m),
+				     "tokens: unknown setting '%s'", key);
+	}
+
+	/* Messages name the token by its name when it has a usable one. */
+	snprintf(label, sizeof(label), "#%zu", conf->n_tokens + 1);
+	name = member_string(d, path, g, label, "name");
+	if (name != NULL) {
+		size_t n = strlen(name), j;
+		bool ok = n <= KOS_TOKEN_NAME_MAX;
+
+		for (j = 0; ok && j < n; j++)
+			ok = name_char(name[j]);
+		m = config_setting_get_member(g, "name");
+		if (!ok) {
+			kos_diag_add(d, path, config_setting_source_line(m),
+				     "token %s: name: 1 to %d of a-z, 0-9, '_' and '-'", label,
+				     KOS_TOKEN_NAME_MAX);
+			name = NULL;
+		} else {
+			snprintf(label, sizeof(label), "%s", name);
+			for (k = 0; k < conf->n_tokens; k++) {
+				if (conf->tokens[k].name != NULL &&
+				    strcmp(conf->tokens[k].name, name) == 0) {
+					kos_diag_add(d, path, config_setting_source_line(m),
+						     "token %s: name: used twice", name);
+					name = NULL;
+					break;
+				}
+			}
+		}
+	}
+	module = member_string(d, path, g, label, "module");
+	if (module != NULL && module[0] != '/') {
+		kos_diag_add(d, path, config_setting_source_line(config_setting_get_member(g, "module")),
+			     "token %s: module: must be an absolute path", label);
+		module = NULL;
+	}
+	uri = member_string(d, path, g, label, "uri");
+	if (uri != NULL) {
+		unsigned c = d->count;
+
+		check_uri(d, path, config_setting_source_line(config_setting_get_member(g, "uri")),
+			  label, uri);
+		if (d->count != c)
+			uri = NULL;
+	}
+	pin = member_string(d, path, g, label, "pin");
+	if (pin != NULL) {
+		int line = config_setting_source_line(config_setting_get_member(g, "pin"));
+
+		if (strncmp(pin, "file:", 5) == 0 && pin[5] != '\0') {
+			/* resolved below */
+		} else if (strncmp(pin, "env:", 4) == 0 && env_name_ok(pin + 4)) {
+			/* kept as written */
+		} else {
+			kos_diag_add(d, path, line,
+				     "token %s: pin: must be \"file:PATH\" or \"env:NAME\" (the PIN "
+				     "itself does not belong in kos.conf)",
+				     label);
+			pin = NULL;
+		}
+	}
+	role = member_string(d, path, g, label, "role");
+	if (role != NULL && kos_token_role_parse(role, &t->role) != KOS_OK) {
+		kos_diag_add(d, path, config_setting_source_line(config_setting_get_member(g, "role")),
+			     "token %s: role: must be kms, signer, ca or trustnode", label);
+		role = NULL;
+	}
+	kos_error_clear();
+	/* Kept even when something is wrong, so a later entry reusing the name
+	 * is reported too; a file with problems is never handed out. */
+	conf->n_tokens++;
+	if (name != NULL && (t->name = kos_strdup(name)) == NULL)
+		d->oom = true;
+	if (d->count != before)
+		return;
+	t->module = kos_strdup(module);
+	t->uri = kos_strdup(uri);
+	if (strncmp(pin, "file:", 5) == 0) {
+		char *abs = resolve_path(path, pin + 5);
+
+		if (abs != NULL) {
+			t->pin = malloc(strlen(abs) + 6);
+			if (t->pin != NULL)
+				sprintf(t->pin, "file:%s", abs);
+			free(abs);
+		}
+	} else {
+		t->pin = kos_strdup(pin);
+	}
+	if (t->module == NULL || t->uri == NULL || t->pin == NULL)
+		d->oom = true;
+}
+
+static void parse_tokens(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+{
+	config_setting_t *g;
+	unsigned i, n;
+
+	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
+		kos_diag_add(d, path, config_setting_source_line(s),
+			     "tokens: must be a list ( { name = ...; ... }, ... )");
+		return;
+	}
+	n = (unsigned)config_setting_length(s);
+	if (n > KOS_CONFIG_MAX_TOKENS) {
+		kos_diag_add(d, path, config_setting_source_line(s), "tokens: more than %d",
+			     KOS_CONFIG_MAX_TOKENS);
+		return;
+	}
+	conf->tokens = calloc(n ? n : 1, sizeof(*conf->tokens));
+	if (conf->tokens == NULL) {
+		d->oom = true;
+		return;
+	}
+	for (i = 0; (g = config_setting_get_elem(s, i)) != NULL; i++)
+		parse_token(d, path, g, conf);
+}
+
+static void parse_env(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+{
+	config_setting_t *m;
+	unsigned i, n;
+
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+		kos_diag_add(d, path, config_setting_source_line(s),
+			     "environment: must be a group { NAME = \"value\"; ... }");
+		return;
+	}
+	n = (unsigned)config_setting_length(s);
+	if (n > KOS_CONFIG_MAX_ENV) {
+		kos_diag_add(d, path, config_setting_source_line(s), "environment: more than %d variables",
+			     KOS_CONFIG_MAX_ENV);
+		return;
+	}
+	conf->env = calloc(n ? n : 1, sizeof(*conf->env));
+	if (conf->env == NULL) {
+		d->oom = true;
+		return;
+	}
+	for (i = 0; (m = config_setting_get_elem(s, i)) != NULL; i++) {
+		const char *name = config_setting_name(m), *v;
+		struct kos_config_env *e = &conf->env[conf->n_env];
+		int line = config_setting_source_line(m);
+
+		if (!env_name_ok(name)) {
+			kos_diag_add(d, path, line, "environment: '%s' is not a variable name", name);
+			continue;
+		}
+		if (config_setting_type(m) != CONFIG_TYPE_STRING) {
+			kos_diag_add(d, path, line, "environment: %s: must be a string", name);
+			continue;
+		}
+		v = config_setting_get_string(m);
+		if (v == NULL || strlen(v) > KOS_CONFIG_MAX_VALUE) {
+			kos_diag_add(d, path, line, "environment: %s: longer than %d characters", name,
+				     KOS_CONFIG_MAX_VALUE);
+			continue;
+		}
+		e->name = kos_strdup(name);
+		/* Only an explicit ./ or ../ marks a path: other values (log levels,
+		 * host names, bare file names) are the module's business. */
+		if (strncmp(v, "./", 2) == 0 || strncmp(v, "../", 3) == 0)
+			e->value = resolve_path(path, v);
+		else
+			e->value = kos_strdup(v);
+		conf->n_env++;
+		if (e->name == NULL || e->value == NULL)
+			d->oom = true;
+	}
 }
 
 kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
@@ -129,6 +498,10 @@ kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 			string_setting(&d, path, s, name, &conf->store);
 		else if (strcmp(name, "policy") == 0)
 			string_setting(&d, path, s, name, &conf->policy);
+		else if (strcmp(name, "tokens") == 0)
+			parse_tokens(&d, path, s, conf);
+		else if (strcmp(name, "environment") == 0)
+			parse_env(&d, path, s, conf);
 		else
 			kos_diag_add(&d, path, config_setting_source_line(s), "unknown setting '%s'",
 				     name);
@@ -168,4 +541,65 @@ const char *kos_config_get0_store(const kos_config *conf)
 const char *kos_config_get0_policy(const kos_config *conf)
 {
 	return conf->policy;
+}
+
+size_t kos_config_token_count(const kos_config *conf)
+{
+	return conf->n_tokens;
+}
+
+const char *kos_config_token_get0_name(const kos_config *conf, size_t i)
+{
+	return i < conf->n_tokens ? conf->tokens[i].name : NULL;
+}
+
+const char *kos_config_token_get0_module(const kos_config *conf, size_t i)
+{
+	return i < conf->n_tokens ? conf->tokens[i].module : NULL;
+}
+
+const char *kos_config_token_get0_uri(const kos_config *conf, size_t i)
+{
+	return i < conf->n_tokens ? conf->tokens[i].uri : NULL;
+}
+
+const char *kos_config_token_get0_pin(const kos_config *conf, size_t i)
+{
+	return i < conf->n_tokens ? conf->tokens[i].pin : NULL;
+}
+
+kos_rv kos_config_token_get_role(const kos_config *conf, size_t i, kos_token_role *role)
+{
+	if (i >= conf->n_tokens)
+		return kos_error_set(KOS_E_RANGE, "no token #%zu", i);
+	*role = conf->tokens[i].role;
+	return KOS_OK;
+}
+
+kos_rv kos_config_token_find(const kos_config *conf, const char *name, size_t *i)
+{
+	size_t k;
+
+	for (k = 0; k < conf->n_tokens; k++) {
+		if (strcmp(conf->tokens[k].name, name) == 0) {
+			*i = k;
+			return KOS_OK;
+		}
+	}
+	return kos_error_set(KOS_E_NOTFOUND, "no token called '%s' in %s", name, conf->path);
+}
+
+size_t kos_config_env_count(const kos_config *conf)
+{
+	return conf->n_env;
+}
+
+const char *kos_config_env_get0_name(const kos_config *conf, size_t i)
+{
+	return i < conf->n_env ? conf->env[i].name : NULL;
+}
+
+const char *kos_config_env_get0_value(const kos_config *conf, size_t i)
+{
+	return i < conf->n_env ? conf->env[i].value : NULL;
 }

@@ -24,7 +24,7 @@ void kos_policy_init_defaults(struct kos_policy *pol)
 {
 	memset(pol, 0, sizeof(*pol));
 	pol->weight[KOS_FACTOR_LATENCY] = 1.0;
-	pol->weight[KOS_FACTOR_INTEGRITY] = 3.0;
+	pol->weight[KOS_FACTOR_INTEGRITY] = 4.0;
 	pol->weight[KOS_FACTOR_USAGE] = 1.0;
 	pol->weight[KOS_FACTOR_ANOMALY] = 2.0;
 	pol->weight[KOS_FACTOR_REPUTATION] = 1.0;

@@ -266,7 +266,7 @@ static void test_partial_group_keeps_other_defaults(void)
 				   "credentials = { lifetime = { high = \"20m\"; }; };\n");
 
 	CU_ASSERT_EQUAL(pol->weight[KOS_FACTOR_LATENCY], 0.0);
-	CU_ASSERT_EQUAL(pol->weight[KOS_FACTOR_INTEGRITY], 3.0);
+	CU_ASSERT_EQUAL(pol->weight[KOS_FACTOR_INTEGRITY], 4.0);
 	CU_ASSERT_EQUAL(pol->weight[KOS_FACTOR_ANOMALY], 2.0);
 	CU_ASSERT_EQUAL(pol->credentials.lifetime[KOS_TIER_HIGH], 20 * 60 * SEC);
 	CU_ASSERT_EQUAL(pol->credentials.lifetime[KOS_TIER_MEDIUM], 5 * 60 * SEC);

@@ -752,7 +752,7 @@ static void check_list_and_forget(const char *location)
 	for (i = 0; i < 4; i++)
 		CU_ASSERT_STRING_EQUAL(c.names[i], order[i]);
 	/* decayed like get: alice's integrity 35 is 47.5 a half-life later */
-	CU_ASSERT_DOUBLE_EQUAL(c.score[1], (60.0 * 5 + 47.5 * 3) / 8, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(c.score[1], (60.0 * 5 + 47.5 * 4) / 9, EPS);
 	memset(&c, 0, sizeof(c));
 	c.stop_at = 2;
 	CU_ASSERT_EQUAL(kos_trust_list(f.tr, collect, &c), 7);

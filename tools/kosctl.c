@@ -14,6 +14,8 @@ static int cmd_help(struct kosctl_ctx *ctx, int argc, char **argv);
 static int cmd_version(struct kosctl_ctx *ctx, int argc, char **argv);
 
 static const struct kosctl_cmd commands[] = {
+	{ "init", kosctl_cmd_init, "make a development installation with SoftHSM tokens" },
+	{ "kms", kosctl_cmd_kms, "list the backend HSM tokens and their health" },
 	{ "policy", kosctl_cmd_policy, "check policy files" },
 	{ "shamir", kosctl_cmd_shamir, "split a secret into shares and combine them" },
 	{ "trust", kosctl_cmd_trust, "show and record clients' trust" },

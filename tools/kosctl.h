@@ -56,6 +56,8 @@ kos_rv kosctl_read_all(FILE *f, size_t max, unsigned char **buf, size_t *len, si
 kos_rv kosctl_parse_time(const char *s, kos_usec *out);
 
 /* Groups, one file each. */
+int kosctl_cmd_init(struct kosctl_ctx *ctx, int argc, char **argv);
+int kosctl_cmd_kms(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_policy(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_shamir(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_trust(struct kosctl_ctx *ctx, int argc, char **argv);

@@ -1,4 +1,5 @@
-/* kos.conf: where the state store and the policy are (see kos.conf(5)).
+/* kos.conf: where the state store and the policy are, which backend HSM
+ * tokens exist and the environment their modules need (see kos.conf(5)).
  * Thread safety: a loaded configuration is immutable. */
 #ifndef KOS_CONFIG_H
 #define KOS_CONFIG_H
@@ -25,6 +26,50 @@ KOS_API const char *kos_config_get0_path(const kos_config *conf);
 KOS_API const char *kos_config_get0_store(const kos_config *conf);
 /* Policy file path. */
 KOS_API const char *kos_config_get0_policy(const kos_config *conf);
+
+/* --- backend tokens ("tokens" list) --- */
+
+/* What a backend token is for. */
+typedef enum kos_token_role {
+	KOS_TOKEN_ROLE_KMS = 0,       /* holds Shamir shares of data keys */
+	KOS_TOKEN_ROLE_SIGNER = 1,    /* holds signing keys */
+	KOS_TOKEN_ROLE_CA = 2,        /* holds the credential authority's key */
+	KOS_TOKEN_ROLE_TRUSTNODE = 3, /* holds a trust node's cosigning key */
+} kos_token_role;
+#define KOS_TOKEN_ROLE_COUNT 4
+
+/* A token's kos name: 1..KOS_TOKEN_NAME_MAX of [a-z0-9_-]. */
+#define KOS_TOKEN_NAME_MAX 32
+
+/* "kms", "signer", "ca", "trustnode"; "?" for a value out of range. */
+KOS_API const char *kos_token_role_name(kos_token_role role);
+/* KOS_E_PARSE for anything but the four names. */
+KOS_API kos_rv kos_token_role_parse(const char *s, kos_token_role *out);
+
+/* Number of tokens, in file order; 0 when the file names none. */
+KOS_API size_t kos_config_token_count(const kos_config *conf);
+/* The getters below take i < kos_config_token_count() and return NULL (or
+ * KOS_E_RANGE) beyond it; strings are borrowed from conf. */
+KOS_API const char *kos_config_token_get0_name(const kos_config *conf, size_t i);
+/* Absolute path of the PKCS#11 module (its existence is checked at open). */
+KOS_API const char *kos_config_token_get0_module(const kos_config *conf, size_t i);
+/* The token's RFC 7512 URI as written (already checked to parse). */
+KOS_API const char *kos_config_token_get0_uri(const kos_config *conf, size_t i);
+/* The PIN source: "file:ABSOLUTE-PATH" (resolved against kos.conf's
+ * directory) or "env:NAME". Never the PIN itself. */
+KOS_API const char *kos_config_token_get0_pin(const kos_config *conf, size_t i);
+KOS_API kos_rv kos_config_token_get_role(const kos_config *conf, size_t i, kos_token_role *role);
+/* The index of the token called name; KOS_E_NOTFOUND when none is. */
+KOS_API kos_rv kos_config_token_find(const kos_config *conf, const char *name, size_t *i);
+
+/* --- module environment ("environment" group) --- */
+
+/* Variables set before the first PKCS#11 module is loaded (e.g.
+ * SOFTHSM2_CONF), in file order. A value starting with "./" or "../" has
+ * been made absolute against kos.conf's directory; others are verbatim. */
+KOS_API size_t kos_config_env_count(const kos_config *conf);
+KOS_API const char *kos_config_env_get0_name(const kos_config *conf, size_t i);
+KOS_API const char *kos_config_env_get0_value(const kos_config *conf, size_t i);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,9 @@
 #define KOS_KOS_H
 
 #include <kos/common.h>
+#include <kos/backend.h>
 #include <kos/config.h>
+#include <kos/devinit.h>
 #include <kos/envelope.h>
 #include <kos/policy.h>
 #include <kos/scope.h>
