@@ -92,7 +92,7 @@ grep_out "tier" "show prints the tier"
 expect 2 "unknown event is a usage error" "$K" trust observe alice frobnicate
 expect 2 "latency needs a value" "$K" trust observe alice latency
 expect 2 "non-numeric latency" "$K" trust observe alice latency fast
-expect 1 "bad client name refused" "$K" trust observe "../etc" success
+expect 2 "bad client name refused" "$K" trust observe "../etc" success
 score() { "$K" trust show "$@" | sed -n 's/^score: *\([0-9.]*\).*/\1/p'; }
 before=$(score alice)
 "$K" trust observe alice integrity >/dev/null

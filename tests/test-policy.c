@@ -840,7 +840,7 @@ static void test_describe_lists_settings(void)
 		"trust.prior: 60\n",
 		"trust.half_life: 7d\n",
 		"trust.weights.latency: 1\n",
-		"trust.weights.integrity: 3\n",
+		"trust.weights.integrity: 4\n",
 		"trust.latency.target: 20ms\n",
 		"trust.latency.limit: 500ms\n",
 		"trust.usage.bytes: 104857600\n",

@@ -125,7 +125,7 @@ static void test_new_client_at_prior(void)
 	CU_ASSERT_EQUAL(info.scope_violations, 0);
 	CU_ASSERT_FALSE(info.anomalous);
 
-	/* a success moves integrity only: the score by 3/8 of the recovery */
+	/* a success moves integrity only: the score by 4/9 of the recovery */
 	f.now += SEC;
 	CU_ASSERT_EQUAL_FATAL(observe(&f, "bob", KOS_EVENT_SUCCESS, 0, &info), KOS_OK);
 	for (int i = 0; i < KOS_FACTOR_COUNT; i++)
@@ -134,7 +134,7 @@ static void test_new_client_at_prior(void)
 	for (int i = 0; i < KOS_FACTOR_COUNT; i++)
 		CU_ASSERT_DOUBLE_EQUAL(info.factor[i], want[i], EPS);
 	CU_ASSERT_DOUBLE_EQUAL(info.score, wmean(f.pol, want), EPS);
-	CU_ASSERT_DOUBLE_EQUAL(info.score, 60.375, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.score, 60.0 + 4.0 / 9.0, EPS);
 	CU_ASSERT_EQUAL(info.created, T0 + SEC);
 	fx_fini(&f);
 }
