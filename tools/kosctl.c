@@ -16,6 +16,8 @@ static int cmd_version(struct kosctl_ctx *ctx, int argc, char **argv);
 static const struct kosctl_cmd commands[] = {
 	{ "init", kosctl_cmd_init, "make a development installation with SoftHSM tokens" },
 	{ "kms", kosctl_cmd_kms, "list the backend HSM tokens and their health" },
+	{ "key", kosctl_cmd_key, "create, rotate, retire and use keys" },
+	{ "fsck", kosctl_cmd_fsck, "find and remove what an interrupted key change left" },
 	{ "policy", kosctl_cmd_policy, "check policy files" },
 	{ "shamir", kosctl_cmd_shamir, "split a secret into shares and combine them" },
 	{ "trust", kosctl_cmd_trust, "show and record clients' trust" },

@@ -58,6 +58,8 @@ kos_rv kosctl_parse_time(const char *s, kos_usec *out);
 /* Groups, one file each. */
 int kosctl_cmd_init(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_kms(struct kosctl_ctx *ctx, int argc, char **argv);
+int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv);
+int kosctl_cmd_fsck(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_policy(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_shamir(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_trust(struct kosctl_ctx *ctx, int argc, char **argv);

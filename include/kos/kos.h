@@ -3,10 +3,12 @@
 #define KOS_KOS_H
 
 #include <kos/common.h>
+#include <kos/access.h>
 #include <kos/backend.h>
 #include <kos/config.h>
 #include <kos/devinit.h>
 #include <kos/envelope.h>
+#include <kos/keys.h>
 #include <kos/policy.h>
 #include <kos/scope.h>
 #include <kos/shamir.h>

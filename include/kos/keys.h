@@ -1,0 +1,158 @@
+/* Keys held by kos: data keys (DEKs, split with Shamir's scheme across KMS
+ * tokens) and signing keys (inside a signer token), each with versions.
+ * Thread safety: a kos_keys may be used from several threads. */
+#ifndef KOS_KEYS_H
+#define KOS_KEYS_H
+
+#include <kos/backend.h>
+#include <kos/common.h>
+#include <kos/policy.h>
+#include <kos/shamir.h>
+#include <kos/store.h>
+#include <kos/trust.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kos_keys kos_keys;
+
+typedef enum kos_key_type {
+	KOS_KEY_DEK = 0,       /* 256-bit AES data key, shared across KMS tokens */
+	KOS_KEY_EC_P256 = 1,
+	KOS_KEY_ED25519 = 2,
+	KOS_KEY_RSA_2048 = 3,
+	KOS_KEY_RSA_3072 = 4,
+} kos_key_type;
+
+/* Signature forms. KOS_SIG_DEFAULT: ECDSA raw r||s for P-256, Ed25519, and
+ * RSA PKCS#1 v1.5 for RSA. Digests are SHA-256 (kos hashes the data). */
+typedef enum kos_sig_alg {
+	KOS_SIG_DEFAULT = 0,
+	KOS_SIG_ECDSA_RAW,    /* r||s, 64 bytes: the JWS ES256 form */
+	KOS_SIG_ECDSA_DER,    /* X9.62 DER, what OpenSSL verifies */
+	KOS_SIG_ED25519,
+	KOS_SIG_RSA_PKCS1,    /* RSASSA-PKCS1-v1_5 with SHA-256 */
+	KOS_SIG_RSA_PSS,      /* RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt */
+} kos_sig_alg;
+
+#define KOS_KEY_NAME_MAX 64     /* names: 1..64 of [A-Za-z0-9._-], not starting with '.' or '-' */
+#define KOS_DEK_LEN 32
+#define KOS_KCV_LEN 8
+
+typedef struct kos_key_info {
+	char name[KOS_KEY_NAME_MAX + 1];
+	kos_key_type type;
+	uint32_t current;       /* version used to encrypt or sign */
+	uint32_t min_version;   /* oldest version not retired */
+	uint32_t versions;      /* versions not retired */
+	kos_usec created;
+	kos_usec rotated;       /* when the current version was made */
+} kos_key_info;
+
+typedef struct kos_key_version_info {
+	uint32_t version;
+	kos_usec created;
+	int retired;
+	uint8_t kcv[KOS_KCV_LEN];   /* DEK: key check value (not secret) */
+	unsigned n_sets;            /* DEK: share sets */
+	struct {
+		char name[32];
+		unsigned n, k;
+	} sets[8];
+} kos_key_version_info;
+
+/* A reference to one share, as a medium-tier client receives it. */
+typedef struct kos_share_ref {
+	char token[33];        /* the KMS token holding the share */
+	char share_id[129];    /* opaque id a KMS front resolves */
+	uint8_t x;             /* the share's x coordinate */
+} kos_share_ref;
+
+/* Opens the key service over borrowed pol, st and hsm (all must outlive it).
+ * Errors: KOS_E_INVALID, KOS_E_NOMEM. */
+KOS_API kos_rv kos_keys_new(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_keys **out);
+/* Wipes every cached DEK and frees; NULL-safe. */
+KOS_API void kos_keys_free(kos_keys *keys);
+KOS_API void kos_keys_set_clock(kos_keys *keys, kos_clock_fn fn, void *arg);
+/* Swaps the policy (borrowed), e.g. on reload; wipes the DEK cache. */
+KOS_API void kos_keys_set_policy(kos_keys *keys, const kos_policy *pol);
+
+/* Creates key name at version 1. DEK: random key, key check value, one share
+ * set per share set of the policy, each share on a distinct KMS token; all or
+ * nothing. Signing types: a key pair generated inside a signer token, never
+ * extractable. Errors: KOS_E_EXISTS, KOS_E_INVALID (name, type), KOS_E_RANGE
+ * (not enough KMS tokens for a share set), backend errors naming the token. */
+KOS_API kos_rv kos_key_create(kos_keys *keys, const char *name, kos_key_type type);
+/* Makes a new current version (same all-or-nothing rule). */
+KOS_API kos_rv kos_key_rotate(kos_keys *keys, const char *name, uint32_t *new_version);
+/* Rotates every key whose current version is older than the policy's
+ * rotation interval for its type; fn (may be NULL) hears of each. */
+KOS_API kos_rv kos_keys_rotate_due(kos_keys *keys,
+				   void (*fn)(const char *name, uint32_t version, void *arg), void *arg);
+/* Retires a version that is not current: its shares (or key pair) are
+ * destroyed and it can no longer decrypt or sign; a signing key's public key
+ * stays exportable. Errors: KOS_E_NOTFOUND, KOS_E_INVALID (current version). */
+KOS_API kos_rv kos_key_retire(kos_keys *keys, const char *name, uint32_t version);
+
+KOS_API kos_rv kos_key_get_info(kos_keys *keys, const char *name, kos_key_info *info);
+/* In name order; stops at the first non-zero return of fn and returns it. */
+KOS_API kos_rv kos_key_list(kos_keys *keys, int (*fn)(const kos_key_info *info, void *arg), void *arg);
+/* Every version of name, oldest first. */
+KOS_API kos_rv kos_key_versions(kos_keys *keys, const char *name,
+				int (*fn)(const kos_key_version_info *v, void *arg), void *arg);
+
+/* Server-side envelope encryption with the current version of DEK name;
+ * *env is freed with kos_free(). */
+KOS_API kos_rv kos_key_encrypt(kos_keys *keys, const char *name, const char *context,
+			       const uint8_t *pt, size_t len, uint8_t **env, size_t *env_len);
+/* Server-side decryption; key and version come from the envelope. *pt is
+ * freed with kos_secret_free(). Errors: KOS_E_PARSE, KOS_E_INTEGRITY (wrong
+ * context, tampered), KOS_E_NOTFOUND (unknown key or retired version). */
+KOS_API kos_rv kos_key_decrypt(kos_keys *keys, const char *context, const uint8_t *env,
+			       size_t env_len, uint8_t **pt, size_t *len);
+
+/* The DEK of name at version (0: current) into dek, reconstructed from any
+ * k reachable shares of a set and checked against the key check value; from
+ * the cache when it holds it. *version receives the version. On failure
+ * kos_last_error() names every token that failed or returned a wrong share. */
+KOS_API kos_rv kos_key_dek(kos_keys *keys, const char *name, uint32_t version,
+			   uint8_t dek[KOS_DEK_LEN], uint32_t *version_out);
+
+/* Share references for a medium-tier client: for set_name (the set the
+ * policy assigns to the client's score), k reachable shares on distinct
+ * tokens. refs must hold 255. Errors: KOS_E_NOTFOUND, KOS_E_IO (fewer than k
+ * tokens reachable, naming them). */
+KOS_API kos_rv kos_key_share_refs(kos_keys *keys, const char *name, uint32_t version,
+				  const char *set_name, kos_share_ref *refs, size_t *n,
+				  unsigned *k, uint32_t *version_out);
+/* What a KMS front serves: the share a reference names, read from its token
+ * (free with kos_shares_clear()). Errors: KOS_E_NOTFOUND, token errors. */
+KOS_API kos_rv kos_key_share_get(kos_keys *keys, const char *share_id, kos_share *share);
+
+/* Signs len bytes with the current version of signing key name. *sig is
+ * freed with kos_free(). Errors: KOS_E_INVALID (alg does not fit the type),
+ * KOS_E_NOTFOUND, token errors. */
+KOS_API kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, const uint8_t *data,
+			    size_t len, uint8_t **sig, size_t *sig_len, uint32_t *version_out);
+/* The public key of name at version (0: current) as PEM
+ * (SubjectPublicKeyInfo); retired versions too. Free with kos_free(). */
+KOS_API kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem);
+
+/* Finds what a crash can leave: versions in the store never completed, and
+ * kos share or key objects on tokens that no complete version owns. With
+ * repair, removes them. fn hears one line per finding or repair. *found
+ * counts the findings. */
+KOS_API kos_rv kos_keys_fsck(kos_keys *keys, int repair,
+			     void (*fn)(const char *line, void *arg), void *arg, unsigned *found);
+
+KOS_API const char *kos_key_type_name(kos_key_type t);
+KOS_API kos_rv kos_key_type_parse(const char *s, kos_key_type *out);
+KOS_API const char *kos_sig_alg_name(kos_sig_alg a);
+KOS_API kos_rv kos_sig_alg_parse(const char *s, kos_sig_alg *out);
+KOS_API int kos_key_name_valid(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,4 @@
+#!/bin/sh
+. "${srcdir:-.}/tests/lib.sh"
+fail "not written yet"
+finish kosctl-keys
