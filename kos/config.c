@@ -94,32 +94,30 @@ static char *resolve_path(const char *conf_path, const char *rel)
 	return out;
 }
 
-/* Resolves value against the directory of the file that names it. A store
- * location with a scheme ("sqlite:", "memory:") keeps its scheme. */
+/* Resolves a store location against the directory of the file that names
+ * it: "sqlite:REL" and a plain relative path are resolved; any other scheme
+ * ("memory:", "postgres://...") is kept as written, for kos_store_open() to
+ * accept or refuse. */
 static char *resolve(const char *conf_path, const char *value)
 {
-	const char *scheme_end = NULL;
-	const char *slash;
-	size_t dirlen, n;
-	char *out;
+	size_t i = 0;
+	char *path, *out;
 
-	if (strncmp(value, "sqlite:", 7) == 0)
-		scheme_end = value + 7;
-	else if (strncmp(value, "memory:", 7) == 0)
+	while ((value[i] >= 'a' && value[i] <= 'z') || (value[i] >= '0' && value[i] <= '9'))
+		i++;
+	if (i == 0 || value[i] != ':')
+		return resolve_path(conf_path, value);
+	if (i != 6 || strncmp(value, "sqlite", 6) != 0)
 		return kos_strdup(value);
-	const char *rel = scheme_end ? scheme_end : value;
-
-	slash = strrchr(conf_path, '/');
-	if (rel[0] == '/' || slash == NULL)
-		return kos_strdup(value);
-	dirlen = (size_t)(slash - conf_path) + 1;
-	n = (size_t)(rel - value) + dirlen + strlen(rel) + 1;
-	out = malloc(n);
-	if (out == NULL)
+	path = resolve_path(conf_path, value + 7);
+	if (path == NULL)
 		return NULL;
-	memcpy(out, value, (size_t)(rel - value));
-	memcpy(out + (rel - value), conf_path, dirlen);
-	strcpy(out + (rel - value) + dirlen, rel);
+	out = malloc(strlen(path) + 8);
+	if (out != NULL) {
+		memcpy(out, "sqlite:", 7);
+		strcpy(out + 7, path);
+	}
+	free(path);
 	return out;
 }
 
@@ -147,7 +145,7 @@ void kos_config_free(kos_config *conf)
 	free(conf);
 }
 
-static void string_setting(kos_diag *d, const char *path, config_setting_t *s, const char *name,
+static void string_setting(kos_diag *d, const char *path, config_setting_t *s, const char *name, bool is_store,
 			   char **out)
 {
 	const char *v;
@@ -161,7 +159,7 @@ static void string_setting(kos_diag *d, const char *path, config_setting_t *s, c
 		kos_diag_add(d, path, config_setting_source_line(s), "%s: must not be empty", name);
 		return;
 	}
-	*out = resolve(path, v);
+	*out = is_store ? resolve(path, v) : resolve_path(path, v);
 	if (*out == NULL)
 		d->oom = true;
 }
@@ -495,9 +493,9 @@ kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 		const char *name = config_setting_name(s);
 
 		if (strcmp(name, "store") == 0)
-			string_setting(&d, path, s, name, &conf->store);
+			string_setting(&d, path, s, name, true, &conf->store);
 		else if (strcmp(name, "policy") == 0)
-			string_setting(&d, path, s, name, &conf->policy);
+			string_setting(&d, path, s, name, false, &conf->policy);
 		else if (strcmp(name, "tokens") == 0)
 			parse_tokens(&d, path, s, conf);
 		else if (strcmp(name, "environment") == 0)

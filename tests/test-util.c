@@ -137,6 +137,11 @@ static void test_config_load(void)
 	CU_ASSERT_STRING_EQUAL(kos_config_get0_store(conf), expect);
 	kos_config_free(conf);
 
+	path = write_file("pg.conf", "store = \"postgres://db/kos\";\npolicy = \"p\";\n");
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(kos_config_get0_store(conf), "postgres://db/kos");
+	kos_config_free(conf);
+
 	path = write_file("mem.conf", "store = \"memory:\";\npolicy = \"p\";\n");
 	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(kos_config_get0_store(conf), "memory:");
