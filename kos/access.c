@@ -1,3 +1,285 @@
+/* Tiered delivery (DESIGN.md sections 3 and 4): every request is checked
+ * against the scope the client holds and its current trust, performs what
+ * the tier allows and nothing more, and is then observed, so the decision
+ * feeds the score the next decision reads. */
 #include "config.h"
 
 #include "kos/internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+struct kos_access {
+	kos_keys *keys;
+	kos_trust *tr;
+};
+
+kos_rv kos_access_new(kos_keys *keys, kos_trust *tr, kos_access **out)
+{
+	struct kos_access *acc;
+
+	if (out == NULL)
+		return kos_error_set(KOS_E_INVALID, "no output for the access handle");
+	*out = NULL;
+	if (keys == NULL || tr == NULL)
+		return kos_error_set(KOS_E_INVALID, "access needs the key service and the trust engine");
+	acc = calloc(1, sizeof(*acc));
+	if (acc == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	acc->keys = keys;
+	acc->tr = tr;
+	*out = acc;
+	return KOS_OK;
+}
+
+void kos_access_free(kos_access *acc)
+{
+	free(acc);
+}
+
+void kos_access_result_clear(kos_access_result *res)
+{
+	if (res == NULL)
+		return;
+	if (res->data != NULL)
+		kos_secret_free(res->data, res->data_len);
+	OPENSSL_cleanse(res, sizeof(*res));
+	memset(res, 0, sizeof(*res));
+}
+
+static kos_usec monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (kos_usec)ts.tv_sec * KOS_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+static void observe(kos_access *acc, const char *client, kos_event ev, double value)
+{
+	kos_observation obs = { .event = ev, .value = value };
+	char saved[512];
+
+	/* An observation that fails (store busy past its timeout) must not
+	 * replace the reason the caller is about to read. */
+	snprintf(saved, sizeof(saved), "%s", kos_last_error());
+	if (kos_trust_observe(acc->tr, client, &obs, NULL) != KOS_OK)
+		kos_error_set(KOS_E_STORE, "%s", saved);
+	else
+		kos_error_set(KOS_OK, "%s", saved);
+}
+
+/* The outcome of an operation as observations: its latency, and success,
+ * failure or an integrity failure. */
+static void observe_outcome(kos_access *acc, const char *client, kos_usec start, kos_rv rv)
+{
+	observe(acc, client, KOS_EVENT_LATENCY, (double)(monotonic_usec() - start) / 1000.0);
+	if (rv == KOS_OK)
+		observe(acc, client, KOS_EVENT_SUCCESS, 0);
+	else if (rv == KOS_E_INTEGRITY)
+		observe(acc, client, KOS_EVENT_INTEGRITY, 0);
+	else if (rv != KOS_E_NOMEM && rv != KOS_E_IO && rv != KOS_E_STORE && rv != KOS_E_BUSY)
+		/* the client's failures count; the service's own do not */
+		observe(acc, client, KOS_EVENT_FAILURE, 0);
+}
+
+static void refuse(kos_access_result *res, const char *reason)
+{
+	res->delivery = KOS_DELIVER_REFUSED;
+	res->reason = reason;
+}
+
+/* Steps 1-4 of the pipeline: arguments, scope, trust. Returns KOS_OK with
+ * res->delivery REFUSED for a refusal, or with res->tier set to go on. */
+static kos_rv admit(kos_access *acc, const char *client, const char *scope, const char *action,
+		    const char *name, kos_access_result *res)
+{
+	kos_trust_info info;
+	kos_rv rv;
+
+	memset(res, 0, sizeof(*res));
+	if (!kos_client_name_valid(client))
+		return kos_error_set(KOS_E_INVALID, "invalid client name");
+	if (name != NULL && !kos_key_name_valid(name))
+		return kos_error_set(KOS_E_INVALID, "invalid key name");
+	if (scope == NULL || !kos_scope_allows(scope, action, name)) {
+		refuse(res, "out of scope");
+		observe(acc, client, KOS_EVENT_SCOPE, 0);
+		kos_error_set(KOS_OK, "%s:%s is not in the client's scope", action, name);
+		return KOS_OK;
+	}
+	rv = kos_trust_get(acc->tr, client, &info);
+	if (rv == KOS_E_NOTFOUND) {
+		/* never seen: it stands at the prior until it is observed */
+		info.score = kos_trust_get0_policy(acc->tr)->prior;
+		info.tier = kos_trust_tier_of(acc->tr, info.score);
+	} else if (rv != KOS_OK) {
+		return rv;
+	}
+	res->score = info.score;
+	res->tier = info.tier;
+	if (info.tier == KOS_TIER_DENY) {
+		refuse(res, "trust too low");
+		observe(acc, client, KOS_EVENT_FAILURE, 0);
+		kos_error_set(KOS_OK, "client's trust %.1f is below the request threshold", info.score);
+		return KOS_OK;
+	}
+	return KOS_OK;
+}
+
+/* The share set the policy assigns to score: ranges are [min, max), the top
+ * one closed at 100. A score no range covers gets the set with the largest
+ * threshold: when in doubt, ask for more shares. */
+static const struct kos_share_set_rule *share_set_for(const struct kos_policy *pol, double score)
+{
+	const struct kos_share_set_rule *best = NULL;
+	size_t i;
+
+	for (i = 0; i < pol->n_share_sets; i++) {
+		const struct kos_share_set_rule *r = &pol->share_sets[i];
+
+		if (score >= r->min_score &&
+		    (score < r->max_score || (r->max_score >= 100.0 && score >= 100.0)))
+			return r;
+	}
+	for (i = 0; i < pol->n_share_sets; i++)
+		if (best == NULL || pol->share_sets[i].k > best->k)
+			best = &pol->share_sets[i];
+	return best;
+}
+
+kos_rv kos_access_key(kos_access *acc, const char *client, const char *scope, const char *name,
+		      uint32_t version, kos_access_result *res)
+{
+	const struct kos_share_set_rule *set;
+	kos_key_info info;
+	kos_usec start = monotonic_usec();
+	kos_rv rv;
+
+	if (acc == NULL || res == NULL)
+		return kos_error_set(KOS_E_INVALID, "no access handle or result");
+	/* the DEK is what decrypt:NAME protects; key:NAME asks for it alone */
+	rv = admit(acc, client, scope, kos_scope_allows(scope, "key", name) ? "key" : "decrypt", name,
+		   res);
+	if (rv != KOS_OK || res->delivery == KOS_DELIVER_REFUSED)
+		return rv;
+	rv = kos_key_get_info(acc->keys, name, &info);
+	if (rv == KOS_OK && info.type != KOS_KEY_DEK)
+		rv = kos_error_set(KOS_E_INVALID, "key %s is a signing key, not a data key", name);
+	if (rv != KOS_OK)
+		goto out;
+	switch (res->tier) {
+	case KOS_TIER_HIGH:
+		rv = kos_key_dek(acc->keys, name, version, res->dek, &res->version);
+		if (rv == KOS_OK)
+			res->delivery = KOS_DELIVER_DEK;
+		break;
+	case KOS_TIER_MEDIUM:
+		set = share_set_for(kos_trust_get0_policy(acc->tr), res->score);
+		if (set == NULL) {
+			rv = kos_error_set(KOS_E_POLICY, "the policy has no share set");
+			break;
+		}
+		snprintf(res->share_set, sizeof(res->share_set), "%s", set->name);
+		rv = kos_key_share_refs(acc->keys, name, version, set->name, res->refs, &res->n_refs,
+					&res->k, &res->version);
+		if (rv == KOS_OK)
+			res->delivery = KOS_DELIVER_SHARES;
+		break;
+	default:
+		/* low: the DEK never leaves kosd; the client asks for
+		 * server-side decryption instead */
+		res->delivery = KOS_DELIVER_SERVER;
+		res->reason = "server-side only";
+		res->version = version != 0 ? version : info.current;
+		break;
+	}
+out:
+	observe_outcome(acc, client, start, rv);
+	if (rv != KOS_OK)
+		kos_access_result_clear(res);
+	return rv;
+}
+
+kos_rv kos_access_decrypt(kos_access *acc, const char *client, const char *scope,
+			  const char *context, const uint8_t *env, size_t env_len,
+			  kos_access_result *res)
+{
+	kos_envelope_info info;
+	kos_usec start = monotonic_usec();
+	kos_rv rv;
+
+	if (acc == NULL || res == NULL)
+		return kos_error_set(KOS_E_INVALID, "no access handle or result");
+	memset(res, 0, sizeof(*res));
+	if (!kos_client_name_valid(client))
+		return kos_error_set(KOS_E_INVALID, "invalid client name");
+	rv = kos_envelope_parse(env, env_len, &info);
+	if (rv != KOS_OK) {
+		/* a malformed envelope is the client's integrity failure */
+		observe_outcome(acc, client, start, KOS_E_INTEGRITY);
+		return rv;
+	}
+	rv = admit(acc, client, scope, "decrypt", info.key_name, res);
+	if (rv != KOS_OK || res->delivery == KOS_DELIVER_REFUSED)
+		return rv;
+	rv = kos_key_decrypt(acc->keys, context, env, env_len, &res->data, &res->data_len);
+	if (rv == KOS_OK) {
+		res->delivery = KOS_DELIVER_SERVER;
+		res->version = info.key_version;
+	}
+	observe_outcome(acc, client, start, rv);
+	if (rv != KOS_OK)
+		kos_access_result_clear(res);
+	return rv;
+}
+
+kos_rv kos_access_encrypt(kos_access *acc, const char *client, const char *scope,
+			  const char *name, const char *context, const uint8_t *pt, size_t len,
+			  kos_access_result *res)
+{
+	kos_envelope_info info;
+	kos_usec start = monotonic_usec();
+	kos_rv rv;
+
+	if (acc == NULL || res == NULL)
+		return kos_error_set(KOS_E_INVALID, "no access handle or result");
+	rv = admit(acc, client, scope, "encrypt", name, res);
+	if (rv != KOS_OK || res->delivery == KOS_DELIVER_REFUSED)
+		return rv;
+	rv = kos_key_encrypt(acc->keys, name, context, pt, len, &res->data, &res->data_len);
+	if (rv == KOS_OK && kos_envelope_parse(res->data, res->data_len, &info) == KOS_OK) {
+		res->delivery = KOS_DELIVER_SERVER;
+		res->version = info.key_version;
+	}
+	observe_outcome(acc, client, start, rv);
+	if (rv != KOS_OK)
+		kos_access_result_clear(res);
+	return rv;
+}
+
+kos_rv kos_access_sign(kos_access *acc, const char *client, const char *scope, const char *name,
+		       kos_sig_alg alg, const uint8_t *data, size_t len, kos_access_result *res)
+{
+	kos_usec start = monotonic_usec();
+	kos_rv rv;
+
+	if (acc == NULL || res == NULL)
+		return kos_error_set(KOS_E_INVALID, "no access handle or result");
+	rv = admit(acc, client, scope, "sign", name, res);
+	if (rv != KOS_OK || res->delivery == KOS_DELIVER_REFUSED)
+		return rv;
+	/* signing happens inside the HSM for every tier that is not deny */
+	rv = kos_key_sign(acc->keys, name, alg, data, len, &res->data, &res->data_len,
+			  &res->version);
+	if (rv == KOS_OK)
+		res->delivery = KOS_DELIVER_SERVER;
+	observe_outcome(acc, client, start, rv);
+	if (rv != KOS_OK)
+		kos_access_result_clear(res);
+	return rv;
+}

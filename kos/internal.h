@@ -119,6 +119,9 @@ struct kos_policy {
 	} threat[KOS_THREAT_COUNT];
 };
 
+/* The policy an engine currently uses (trust.c). */
+const struct kos_policy *kos_trust_get0_policy(const kos_trust *tr);
+
 /* Fills pol with the built-in defaults (path not set). */
 void kos_policy_init_defaults(struct kos_policy *pol);
 

@@ -564,3 +564,8 @@ kos_rv kos_event_parse(const char *s, kos_event *out)
 			     "scope, reputation)",
 			     s != NULL ? s : "");
 }
+
+const struct kos_policy *kos_trust_get0_policy(const kos_trust *tr)
+{
+	return atomic_load(&tr->pol);
+}

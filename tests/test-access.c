@@ -1,18 +1,374 @@
+/* Tiered delivery against a real installation (SoftHSM tokens, SQLite):
+ * each tier gets exactly what it may, and a low-tier client gets no DEK by
+ * any route this layer offers. */
 #include "config.h"
 
 #include "kos/internal.h"
 #include "tests/kos-test.h"
 
-static void test_placeholder(void)
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char inst[512];
+static kos_config *conf;
+static kos_policy *pol;
+static kos_store *st;
+static kos_hsm *hsm;
+static kos_keys *keys;
+static kos_trust *tr;
+static kos_access *acc;
+static uint8_t dek[KOS_DEK_LEN];
+
+#define SCOPE "decrypt:payments encrypt:payments sign:signer-1"
+
+static int suite_init(void)
 {
-	CU_FAIL("not written yet");
+	char path[600];
+	uint32_t v;
+
+	snprintf(inst, sizeof(inst), "%s/inst", kos_test_tmpdir());
+	if (kos_devinit(inst, 0, kos_test_srcpath("policy/default.policy"), NULL) != KOS_OK)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/kos.conf", inst);
+	if (kos_config_load(path, &conf, NULL) != KOS_OK ||
+	    kos_policy_load(kos_config_get0_policy(conf), &pol, NULL) != KOS_OK ||
+	    kos_store_open(kos_config_get0_store(conf), &st) != KOS_OK ||
+	    kos_hsm_open(conf, 0, &hsm) != KOS_OK || kos_keys_new(pol, st, hsm, &keys) != KOS_OK ||
+	    kos_trust_new(pol, st, &tr) != KOS_OK || kos_access_new(keys, tr, &acc) != KOS_OK)
+		goto fail;
+	if (kos_key_create(keys, "payments", KOS_KEY_DEK) != KOS_OK ||
+	    kos_key_dek(keys, "payments", 0, dek, &v) != KOS_OK)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "set-up: %s\n", kos_last_error());
+	return 1;
+}
+
+static int suite_cleanup(void)
+{
+	kos_access_free(acc);
+	kos_trust_free(tr);
+	kos_keys_free(keys);
+	kos_hsm_free(hsm);
+	kos_store_free(st);
+	kos_policy_free(pol);
+	kos_config_free(conf);
+	return 0;
+}
+
+static void observe_n(const char *client, kos_event ev, double value, int n)
+{
+	kos_observation obs = { .event = ev, .value = value, .ops = 1, .bytes = 100 };
+
+	for (int i = 0; i < n; i++)
+		CU_ASSERT_EQUAL_FATAL(kos_trust_observe(tr, client, &obs, NULL), KOS_OK);
+}
+
+static kos_tier tier_of(const char *client)
+{
+	kos_trust_info info;
+
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, client, &info), KOS_OK);
+	return info.tier;
+}
+
+/* Good behaviour until the client is high. */
+static void make_high(const char *client)
+{
+	observe_n(client, KOS_EVENT_SUCCESS, 0, 40);
+	observe_n(client, KOS_EVENT_LATENCY, 5, 10);
+	observe_n(client, KOS_EVENT_REPUTATION, 100, 10);
+	observe_n(client, KOS_EVENT_USAGE, 0, 1);
+	CU_ASSERT_EQUAL(tier_of(client), KOS_TIER_HIGH);
+}
+
+/* Two integrity failures take a new client (at the prior) to low. */
+static void make_low(const char *client)
+{
+	observe_n(client, KOS_EVENT_INTEGRITY, 0, 2);
+	CU_ASSERT_EQUAL(tier_of(client), KOS_TIER_LOW);
+}
+
+static void make_deny(const char *client)
+{
+	observe_n(client, KOS_EVENT_INTEGRITY, 0, 4);
+	observe_n(client, KOS_EVENT_SCOPE, 0, 6);
+	observe_n(client, KOS_EVENT_LATENCY, 5000, 15);
+	observe_n(client, KOS_EVENT_REPUTATION, 0, 15);
+	CU_ASSERT_EQUAL(tier_of(client), KOS_TIER_DENY);
+}
+
+static uint64_t observations(const char *client)
+{
+	kos_trust_info info;
+
+	if (kos_trust_get(tr, client, &info) != KOS_OK)
+		return 0;
+	return info.observations;
+}
+
+static void test_high_gets_the_dek(void)
+{
+	kos_access_result res;
+
+	make_high("hugo");
+	CU_ASSERT_EQUAL_FATAL(kos_access_key(acc, "hugo", SCOPE, "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_DEK);
+	CU_ASSERT_EQUAL(res.tier, KOS_TIER_HIGH);
+	CU_ASSERT_EQUAL(res.version, 1);
+	CU_ASSERT(memcmp(res.dek, dek, KOS_DEK_LEN) == 0);
+	CU_ASSERT_EQUAL(res.n_refs, 0);
+	kos_access_result_clear(&res);
+	CU_ASSERT(res.dek[0] == 0 && res.dek[31] == 0);
+}
+
+/* References name k distinct tokens, and the shares they name give the DEK. */
+static void check_refs(const kos_access_result *res)
+{
+	kos_share shares[255];
+	uint8_t *secret = NULL;
+	size_t len = 0, i, j;
+
+	CU_ASSERT_EQUAL_FATAL(res->delivery, KOS_DELIVER_SHARES);
+	CU_ASSERT_EQUAL(res->n_refs, res->k);
+	CU_ASSERT(res->k >= 2);
+	for (i = 0; i < res->n_refs; i++)
+		for (j = i + 1; j < res->n_refs; j++) {
+			CU_ASSERT(strcmp(res->refs[i].token, res->refs[j].token) != 0);
+			CU_ASSERT(res->refs[i].x != res->refs[j].x);
+		}
+	memset(shares, 0, sizeof(shares));
+	for (i = 0; i < res->n_refs; i++) {
+		CU_ASSERT_EQUAL_FATAL(kos_key_share_get(keys, res->refs[i].share_id, &shares[i]), KOS_OK);
+		CU_ASSERT_EQUAL(shares[i].x, res->refs[i].x);
+	}
+	CU_ASSERT_EQUAL_FATAL(kos_shamir_combine(shares, res->n_refs, &secret, &len), KOS_OK);
+	CU_ASSERT_EQUAL(len, KOS_DEK_LEN);
+	CU_ASSERT(memcmp(secret, dek, KOS_DEK_LEN) == 0);
+	kos_secret_free(secret, len);
+	kos_shares_clear(shares, res->n_refs);
+}
+
+static void test_medium_gets_share_refs(void)
+{
+	kos_access_result res;
+	const struct kos_share_set_rule *wide = NULL, *narrow = NULL;
+
+	for (size_t i = 0; i < pol->n_share_sets; i++) {
+		if (strcmp(pol->share_sets[i].name, "wide") == 0)
+			wide = &pol->share_sets[i];
+		if (strcmp(pol->share_sets[i].name, "narrow") == 0)
+			narrow = &pol->share_sets[i];
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(wide);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(narrow);
+
+	/* a new client stands at the prior (60): medium, the wide set */
+	CU_ASSERT_EQUAL_FATAL(kos_access_key(acc, "mia", SCOPE, "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.tier, KOS_TIER_MEDIUM);
+	CU_ASSERT_STRING_EQUAL(res.share_set, "wide");
+	CU_ASSERT_EQUAL(res.k, wide->k);
+	check_refs(&res);
+	for (size_t i = 0; i < KOS_DEK_LEN; i++)
+		CU_ASSERT_EQUAL(res.dek[i], 0);
+	kos_access_result_clear(&res);
+
+	/* better behaviour, a higher medium score: the narrow set */
+	observe_n("mia", KOS_EVENT_SUCCESS, 0, 30);
+	CU_ASSERT_EQUAL_FATAL(kos_access_key(acc, "mia", SCOPE, "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.tier, KOS_TIER_MEDIUM);
+	CU_ASSERT(res.score >= narrow->min_score);
+	CU_ASSERT_STRING_EQUAL(res.share_set, "narrow");
+	CU_ASSERT_EQUAL(res.k, narrow->k);
+	check_refs(&res);
+	kos_access_result_clear(&res);
+}
+
+static void test_low_gets_server_side_only(void)
+{
+	kos_access_result res, dec;
+	const char *msg = "card 4111";
+
+	make_low("lou");
+	CU_ASSERT_EQUAL_FATAL(kos_access_key(acc, "lou", SCOPE, "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_EQUAL(res.tier, KOS_TIER_LOW);
+	CU_ASSERT_STRING_EQUAL(res.reason, "server-side only");
+	CU_ASSERT_EQUAL(res.n_refs, 0);
+	CU_ASSERT_PTR_NULL(res.data);
+	for (size_t i = 0; i < KOS_DEK_LEN; i++)
+		CU_ASSERT_EQUAL(res.dek[i], 0);
+	kos_access_result_clear(&res);
+
+	/* the work is done for it instead */
+	CU_ASSERT_EQUAL_FATAL(kos_access_encrypt(acc, "lou", SCOPE, "payments", "ctx",
+						 (const uint8_t *)msg, strlen(msg), &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res.data);
+	CU_ASSERT_EQUAL_FATAL(kos_access_decrypt(acc, "lou", SCOPE, "ctx", res.data, res.data_len, &dec),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(dec.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_EQUAL(dec.data_len, strlen(msg));
+	CU_ASSERT(dec.data != NULL && memcmp(dec.data, msg, strlen(msg)) == 0);
+	kos_access_result_clear(&dec);
+	kos_access_result_clear(&res);
+
+	/* asking for a specific version changes nothing */
+	CU_ASSERT_EQUAL_FATAL(kos_access_key(acc, "lou", "key:payments", "payments", 1, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_EQUAL(res.n_refs, 0);
+	kos_access_result_clear(&res);
+}
+
+static void test_deny_gets_nothing(void)
+{
+	kos_access_result res;
+	uint8_t *env;
+	size_t env_len;
+
+	make_deny("dan");
+	CU_ASSERT_EQUAL(kos_access_key(acc, "dan", SCOPE, "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_STRING_EQUAL(res.reason, "trust too low");
+	CU_ASSERT_EQUAL(kos_key_encrypt(keys, "payments", NULL, (const uint8_t *)"x", 1, &env, &env_len),
+			KOS_OK);
+	CU_ASSERT_EQUAL(kos_access_decrypt(acc, "dan", SCOPE, NULL, env, env_len, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_PTR_NULL(res.data);
+	CU_ASSERT_EQUAL(kos_access_encrypt(acc, "dan", SCOPE, "payments", NULL, (const uint8_t *)"x", 1,
+					   &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_PTR_NULL(res.data);
+	kos_free(env);
+}
+
+static void test_out_of_scope_refused_and_observed(void)
+{
+	kos_access_result res;
+	kos_trust_info before, after;
+
+	make_high("olga");
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, "olga", &before), KOS_OK);
+	CU_ASSERT_EQUAL(kos_access_key(acc, "olga", "decrypt:other", "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_STRING_EQUAL(res.reason, "out of scope");
+	for (size_t i = 0; i < KOS_DEK_LEN; i++)
+		CU_ASSERT_EQUAL(res.dek[i], 0);
+	/* encrypt:payments does not let one decrypt, nor ask for the key */
+	CU_ASSERT_EQUAL(kos_access_key(acc, "olga", "encrypt:payments", "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_EQUAL(kos_access_key(acc, "olga", NULL, "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, "olga", &after), KOS_OK);
+	CU_ASSERT_EQUAL(after.scope_violations, before.scope_violations + 3);
+}
+
+static void test_wrong_context_is_an_integrity_failure(void)
+{
+	kos_access_result res;
+	kos_trust_info before, after;
+	uint8_t *env;
+	size_t env_len;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_encrypt(keys, "payments", "right", (const uint8_t *)"abc", 3, &env,
+					      &env_len), KOS_OK);
+	make_high("ivy");
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, "ivy", &before), KOS_OK);
+	CU_ASSERT_EQUAL(kos_access_decrypt(acc, "ivy", SCOPE, "wrong", env, env_len, &res),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_PTR_NULL(res.data);
+	env[env_len - 1] ^= 1;
+	CU_ASSERT_EQUAL(kos_access_decrypt(acc, "ivy", SCOPE, "right", env, env_len, &res),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_EQUAL(kos_access_decrypt(acc, "ivy", SCOPE, "right", env, 10, &res), KOS_E_PARSE);
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, "ivy", &after), KOS_OK);
+	CU_ASSERT_EQUAL(after.integrity_failures, before.integrity_failures + 3);
+	CU_ASSERT(after.score < before.score);
+	kos_free(env);
+}
+
+static void test_every_decision_is_observed(void)
+{
+	kos_access_result res;
+	uint64_t n0 = observations("otto"), n1;
+
+	CU_ASSERT_EQUAL(kos_access_key(acc, "otto", SCOPE, "payments", 0, &res), KOS_OK);
+	kos_access_result_clear(&res);
+	n1 = observations("otto");
+	CU_ASSERT(n1 > n0);
+	CU_ASSERT_EQUAL(kos_access_key(acc, "otto", "sign:x", "payments", 0, &res), KOS_OK);
+	CU_ASSERT(observations("otto") > n1);
+}
+
+static void test_threat_level_shifts_tiers(void)
+{
+	kos_access_result res;
+	kos_trust_info info;
+
+	make_high("tess");
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, "tess", &info), KOS_OK);
+	CU_ASSERT(info.score < 100.0 - 25.0 || info.score >= 80.0);
+	kos_trust_set_threat(tr, KOS_THREAT_CRITICAL);
+	CU_ASSERT_EQUAL(kos_access_key(acc, "tess", SCOPE, "payments", 0, &res), KOS_OK);
+	if (info.score < 80.0 + 25.0)
+		CU_ASSERT(res.delivery != KOS_DELIVER_DEK);
+	kos_access_result_clear(&res);
+	kos_trust_set_threat(tr, KOS_THREAT_NORMAL);
+	CU_ASSERT_EQUAL(kos_access_key(acc, "tess", SCOPE, "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_DEK);
+	kos_access_result_clear(&res);
+}
+
+static void test_signing_by_tier(void)
+{
+	kos_access_result res;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "signer-1", KOS_KEY_EC_P256), KOS_OK);
+	make_low("sam");
+	CU_ASSERT_EQUAL(kos_access_sign(acc, "sam", SCOPE, "signer-1", KOS_SIG_ECDSA_RAW,
+					(const uint8_t *)"msg", 3, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_EQUAL(res.data_len, 64);
+	kos_access_result_clear(&res);
+	/* a signing key is not a data key */
+	CU_ASSERT_EQUAL(kos_access_key(acc, "sam", "decrypt:signer-1", "signer-1", 0, &res),
+			KOS_E_INVALID);
+	make_deny("sid");
+	CU_ASSERT_EQUAL(kos_access_sign(acc, "sid", SCOPE, "signer-1", KOS_SIG_DEFAULT,
+					(const uint8_t *)"msg", 3, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_PTR_NULL(res.data);
+}
+
+static void test_bad_input_refused(void)
+{
+	kos_access_result res;
+
+	CU_ASSERT_EQUAL(kos_access_key(acc, "../x", SCOPE, "payments", 0, &res), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_access_key(acc, "ann", SCOPE, "pay ments", 0, &res), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_access_key(acc, "ann", "decrypt:*", "nosuchkey", 0, &res), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_access_key(acc, "ann", SCOPE, "payments", 99, &res), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_access_decrypt(acc, "ann", SCOPE, NULL, (const uint8_t *)"garbage", 7, &res),
+			KOS_E_PARSE);
+	CU_ASSERT_EQUAL(kos_access_key(NULL, "ann", SCOPE, "payments", 0, &res), KOS_E_INVALID);
 }
 
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
-		KOS_TEST(test_placeholder),
+		KOS_TEST(test_high_gets_the_dek),
+		KOS_TEST(test_medium_gets_share_refs),
+		KOS_TEST(test_low_gets_server_side_only),
+		KOS_TEST(test_deny_gets_nothing),
+		KOS_TEST(test_out_of_scope_refused_and_observed),
+		KOS_TEST(test_wrong_context_is_an_integrity_failure),
+		KOS_TEST(test_every_decision_is_observed),
+		KOS_TEST(test_threat_level_shifts_tiers),
+		KOS_TEST(test_signing_by_tier),
+		KOS_TEST(test_bad_input_refused),
 	};
 
-	return kos_test_run("access", NULL, NULL, cases, KOS_ARRAY_SIZE(cases));
+	return kos_test_run("access", suite_init, suite_cleanup, cases, KOS_ARRAY_SIZE(cases));
 }
