@@ -1,3 +1,1274 @@
+/* Signing key pairs inside PKCS#11 tokens: generated on the token and never
+ * extractable, signatures made with a cached private-key handle, public keys
+ * read back as DER SubjectPublicKeyInfo. */
 #include "config.h"
 
-#include "kos/internal.h"
+#include "kos/signer.h"
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KEY_ID_LEN    16
+#define SPKI_MAX      16384 /* far above any supported key; caps kos_spki_to_pem() */
+#define ATTR_MAX      512   /* EC parameters, points, RSA-3072 moduli fit */
+#define FIND_BATCH    64
+#define CACHE_BUCKETS 256
+#define CACHE_MAX     4096  /* entries; past it the cache starts afresh */
+
+static const CK_BYTE oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+/* id-Ed25519 (RFC 8410); PKCS#11 3.0 also allows the curve's name, which
+ * other tools put on the token, so both are recognised when reading. */
+static const CK_BYTE oid_ed25519[] = { 0x06, 0x03, 0x2b, 0x65, 0x70 };
+static const CK_BYTE name_ed25519[] = { 0x13, 0x0c, 'e', 'd', 'w', 'a', 'r',
+					'd',  's',  '2', '5', '5', '1', '9' };
+static const CK_BYTE rsa_f4[] = { 0x01, 0x00, 0x01 };
+
+/* What a key on a token is, as far as kos is concerned. */
+struct key_kind {
+	kos_key_type type;
+	const char *name;
+	CK_KEY_TYPE ckk;
+	CK_ULONG bits;    /* RSA modulus size; 0 for the others */
+	CK_ULONG sig_len; /* bytes C_Sign returns */
+};
+
+static const struct key_kind kinds[] = {
+	{ KOS_KEY_EC_P256, "EC P-256", CKK_EC, 0, 64 },
+	{ KOS_KEY_ED25519, "Ed25519", CKK_EC_EDWARDS, 0, 64 },
+	{ KOS_KEY_RSA_2048, "RSA-2048", CKK_RSA, 2048, 256 },
+	{ KOS_KEY_RSA_3072, "RSA-3072", CKK_RSA, 3072, 384 },
+};
+
+static const char *alg_name(kos_sig_alg alg)
+{
+	switch (alg) {
+	case KOS_SIG_DEFAULT:
+		return "the default";
+	case KOS_SIG_ECDSA_RAW:
+		return "ECDSA (r||s)";
+	case KOS_SIG_ECDSA_DER:
+		return "ECDSA (DER)";
+	case KOS_SIG_ED25519:
+		return "Ed25519";
+	case KOS_SIG_RSA_PKCS1:
+		return "RSA PKCS#1 v1.5";
+	case KOS_SIG_RSA_PSS:
+		return "RSA-PSS";
+	}
+	return "an unknown algorithm";
+}
+
+static const struct key_kind *kind_of(kos_key_type type)
+{
+	size_t i;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(kinds); i++)
+		if (kinds[i].type == type)
+			return &kinds[i];
+	return NULL;
+}
+
+/* --- errors ----------------------------------------------------------------- */
+
+/* Sets "token NAME: ..." as the thread's detail and returns rv. */
+static kos_rv tok_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
+	KOS_PRINTF(4, 5);
+static kos_rv tok_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
+{
+	const char *name = kos_hsm_token_get0_name(hsm, tok);
+	char msg[384];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return kos_error_set(rv, "token %s: %s", name != NULL ? name : "?", msg);
+}
+
+/* Checks the arguments every entry point shares. */
+static kos_rv check_args(kos_hsm *hsm, size_t tok, const char *label)
+{
+	size_t i, n;
+
+	if (hsm == NULL || tok >= kos_hsm_token_count(hsm))
+		return kos_error_set(KOS_E_RANGE, "no backend token #%zu", tok);
+	n = label != NULL ? strlen(label) : 0;
+	if (n == 0 || n > KOS_HSM_LABEL_MAX)
+		return tok_error(hsm, tok, KOS_E_INVALID, "a key label is 1 to %d bytes",
+				 KOS_HSM_LABEL_MAX);
+	for (i = 0; i < n; i++)
+		if (label[i] < 0x20 || label[i] > 0x7e)
+			return tok_error(hsm, tok, KOS_E_INVALID, "a key label is printable ASCII");
+	return KOS_OK;
+}
+
+/* --- SHA-256 ---------------------------------------------------------------
+ * Fetched once: EVP_sha256() would make OpenSSL 3 look the implementation up
+ * again on every signature. */
+
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void sha256_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+}
+
+static bool sha256(const void *data, size_t len, uint8_t out[32])
+{
+	pthread_once(&sha256_once, sha256_init);
+	return EVP_Digest(data, len, out, NULL, sha256_md != NULL ? sha256_md : EVP_sha256(),
+			  NULL) == 1;
+}
+
+/* CKA_ID of a kos key pair: the first 16 bytes of SHA-256(label). */
+static bool key_id(const char *label, uint8_t id[KEY_ID_LEN])
+{
+	uint8_t md[32];
+
+	if (!sha256(label, strlen(label), md))
+		return false;
+	memcpy(id, md, KEY_ID_LEN);
+	return true;
+}
+
+/* --- the private-key handle cache ------------------------------------------
+ * A C_FindObjects costs as much as a third of a P-256 signature on SoftHSM,
+ * so the handle of each private key is kept per (handle, token, label).
+ * An entry is only trusted for the session generation it was found in: the
+ * backend layer bumps the generation when it drops a token's sessions
+ * (device errors, lost login), after which handles may name other objects.
+ * Handles that die otherwise (another process destroyed the key) show up as
+ * CKR_KEY_HANDLE_INVALID at C_SignInit and are looked up once more.
+ * cache_lock is never held across a module call. Destroy and generate bump
+ * cache_epoch, and a lookup that raced with them does not store its handle. */
+
+struct cache_entry {
+	struct cache_entry *next;
+	const kos_hsm *hsm;
+	size_t tok;
+	uint64_t generation;
+	CK_OBJECT_HANDLE key;
+	const struct key_kind *kind; /* what the key on the token is; NULL: unsupported */
+	uint32_t hash;
+	char label[KOS_HSM_LABEL_MAX + 1];
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cache_entry *cache[CACHE_BUCKETS];
+static size_t cache_count;
+static uint64_t cache_epoch;
+static atomic_uint_fast64_t lookup_count;
+
+static uint32_t cache_hash(const kos_hsm *hsm, size_t tok, const char *label)
+{
+	uint64_t h = 14695981039346656037u; /* FNV-1a */
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)label; *p != '\0'; p++)
+		h = (h ^ *p) * 1099511628211u;
+	h ^= (uint64_t)(uintptr_t)hsm + tok;
+	h *= 1099511628211u;
+	return (uint32_t)(h ^ (h >> 32));
+}
+
+static bool entry_is(const struct cache_entry *e, const kos_hsm *hsm, size_t tok,
+		     const char *label, uint32_t hash)
+{
+	return e->hash == hash && e->hsm == hsm && e->tok == tok && strcmp(e->label, label) == 0;
+}
+
+/* Under cache_lock. */
+static void cache_unlink_locked(struct cache_entry **pp)
+{
+	struct cache_entry *e = *pp;
+
+	*pp = e->next;
+	free(e);
+	cache_count--;
+}
+
+/* Under cache_lock: forgets every entry of hsm (NULL: all). */
+static void cache_clear_locked(const kos_hsm *hsm)
+{
+	struct cache_entry **pp;
+	size_t b;
+
+	for (b = 0; b < CACHE_BUCKETS; b++) {
+		pp = &cache[b];
+		while (*pp != NULL) {
+			if (hsm == NULL || (*pp)->hsm == hsm)
+				cache_unlink_locked(pp);
+			else
+				pp = &(*pp)->next;
+		}
+	}
+	cache_epoch++;
+}
+
+/* The cached handle for label, valid in sessions of generation; *epoch
+ * receives the epoch to hand to cache_put() after a lookup. */
+static bool cache_get(const kos_hsm *hsm, size_t tok, const char *label, uint32_t hash,
+		      uint64_t generation, CK_OBJECT_HANDLE *key, const struct key_kind **kind,
+		      uint64_t *epoch)
+{
+	struct cache_entry **pp;
+	bool hit = false;
+
+	pthread_mutex_lock(&cache_lock);
+	*epoch = cache_epoch;
+	for (pp = &cache[hash % CACHE_BUCKETS]; *pp != NULL; pp = &(*pp)->next) {
+		if (!entry_is(*pp, hsm, tok, label, hash))
+			continue;
+		if ((*pp)->generation != generation) {
+			cache_unlink_locked(pp);
+			break;
+		}
+		*key = (*pp)->key;
+		*kind = (*pp)->kind;
+		hit = true;
+		break;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	return hit;
+}
+
+/* Remembers a handle found by a lookup that started at epoch. Out of memory
+ * only costs the next signature a lookup. */
+static void cache_put(const kos_hsm *hsm, size_t tok, const char *label, uint32_t hash,
+		      uint64_t generation, CK_OBJECT_HANDLE key, const struct key_kind *kind,
+		      uint64_t epoch)
+{
+	struct cache_entry *e, *fresh = calloc(1, sizeof(*fresh));
+
+	if (fresh != NULL) {
+		fresh->hsm = hsm;
+		fresh->tok = tok;
+		fresh->generation = generation;
+		fresh->key = key;
+		fresh->kind = kind;
+		fresh->hash = hash;
+		snprintf(fresh->label, sizeof(fresh->label), "%s", label);
+	}
+	pthread_mutex_lock(&cache_lock);
+	if (epoch != cache_epoch)
+		goto out;
+	for (e = cache[hash % CACHE_BUCKETS]; e != NULL; e = e->next) {
+		if (entry_is(e, hsm, tok, label, hash)) {
+			e->generation = generation;
+			e->key = key;
+			e->kind = kind;
+			goto out;
+		}
+	}
+	if (fresh == NULL)
+		goto out;
+	if (cache_count >= CACHE_MAX)
+		cache_clear_locked(NULL);
+	fresh->next = cache[hash % CACHE_BUCKETS];
+	cache[hash % CACHE_BUCKETS] = fresh;
+	cache_count++;
+	fresh = NULL;
+out:
+	pthread_mutex_unlock(&cache_lock);
+	free(fresh);
+}
+
+/* Forgets label's entry; bumps the epoch so a lookup in flight does not put
+ * back what it found before the change. Returns the new epoch. */
+static uint64_t cache_drop(const kos_hsm *hsm, size_t tok, const char *label)
+{
+	uint32_t hash = cache_hash(hsm, tok, label);
+	struct cache_entry **pp;
+	uint64_t epoch;
+
+	pthread_mutex_lock(&cache_lock);
+	for (pp = &cache[hash % CACHE_BUCKETS]; *pp != NULL; pp = &(*pp)->next) {
+		if (entry_is(*pp, hsm, tok, label, hash)) {
+			cache_unlink_locked(pp);
+			break;
+		}
+	}
+	epoch = ++cache_epoch;
+	pthread_mutex_unlock(&cache_lock);
+	return epoch;
+}
+
+void kos_signer_forget(const kos_hsm *hsm)
+{
+	pthread_mutex_lock(&cache_lock);
+	cache_clear_locked(hsm);
+	pthread_mutex_unlock(&cache_lock);
+}
+
+uint64_t kos_signer_lookup_count(void)
+{
+	return atomic_load(&lookup_count);
+}
+
+/* --- token helpers ---------------------------------------------------------- */
+
+/* Finds up to max key objects of class cls labelled label with kos's CKA_ID;
+ * always ends the find so the session goes back to the pool clean. */
+static CK_RV find_keys(kos_hsm_session *s, CK_OBJECT_CLASS cls, const char *label,
+		       const uint8_t id[KEY_ID_LEN], CK_OBJECT_HANDLE *objs, CK_ULONG max,
+		       CK_ULONG *n)
+{
+	CK_ATTRIBUTE tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+		{ CKA_ID, (void *)id, KEY_ID_LEN },
+	};
+	CK_RV crv, fin;
+
+	*n = 0;
+	crv = s->f->C_FindObjectsInit(s->h, tmpl, KOS_ARRAY_SIZE(tmpl));
+	if (crv != CKR_OK) {
+		s->func = "C_FindObjectsInit";
+		return crv;
+	}
+	crv = s->f->C_FindObjects(s->h, objs, max, n);
+	if (crv != CKR_OK)
+		s->func = "C_FindObjects";
+	fin = s->f->C_FindObjectsFinal(s->h);
+	if (crv == CKR_OK && fin != CKR_OK) {
+		s->func = "C_FindObjectsFinal";
+		crv = fin;
+	}
+	return crv;
+}
+
+/* Reads one attribute into buf (cap bytes); *len receives its length.
+ * CKR_ATTRIBUTE_TYPE_INVALID when the object has no such attribute. */
+static CK_RV get_attr(kos_hsm_session *s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
+		      void *buf, CK_ULONG cap, CK_ULONG *len)
+{
+	CK_ATTRIBUTE a = { type, buf, cap };
+	CK_RV crv = s->f->C_GetAttributeValue(s->h, obj, &a, 1);
+
+	if (crv != CKR_OK) {
+		s->func = "C_GetAttributeValue";
+		return crv;
+	}
+	if (len != NULL)
+		*len = a.ulValueLen;
+	return CKR_OK;
+}
+
+static bool bytes_eq(const CK_BYTE *a, CK_ULONG alen, const CK_BYTE *b, size_t blen)
+{
+	return alen == blen && memcmp(a, b, blen) == 0;
+}
+
+/* Which supported kind the key obj (either half) is; *kind NULL when none. */
+static CK_RV key_kind_of(kos_hsm_session *s, CK_OBJECT_HANDLE obj, const struct key_kind **kind)
+{
+	CK_BYTE buf[ATTR_MAX];
+	CK_KEY_TYPE ckk;
+	CK_ULONG len;
+	CK_RV crv;
+
+	*kind = NULL;
+	crv = get_attr(s, obj, CKA_KEY_TYPE, &ckk, sizeof(ckk), &len);
+	if (crv != CKR_OK)
+		return crv;
+	if (ckk == CKK_EC || ckk == CKK_EC_EDWARDS) {
+		crv = get_attr(s, obj, CKA_EC_PARAMS, buf, sizeof(buf), &len);
+		if (crv == CKR_BUFFER_TOO_SMALL || crv == CKR_ATTRIBUTE_TYPE_INVALID)
+			return CKR_OK;
+		if (crv != CKR_OK)
+			return crv;
+		if (ckk == CKK_EC && bytes_eq(buf, len, oid_p256, sizeof(oid_p256)))
+			*kind = kind_of(KOS_KEY_EC_P256);
+		else if (ckk == CKK_EC_EDWARDS &&
+			 (bytes_eq(buf, len, oid_ed25519, sizeof(oid_ed25519)) ||
+			  bytes_eq(buf, len, name_ed25519, sizeof(name_ed25519))))
+			*kind = kind_of(KOS_KEY_ED25519);
+	} else if (ckk == CKK_RSA) {
+		/* the modulus is public on both halves; only its length matters */
+		crv = get_attr(s, obj, CKA_MODULUS, NULL, 0, &len);
+		if (crv != CKR_OK)
+			return crv;
+		if (len == 256)
+			*kind = kind_of(KOS_KEY_RSA_2048);
+		else if (len == 384)
+			*kind = kind_of(KOS_KEY_RSA_3072);
+	}
+	return CKR_OK;
+}
+
+/* The public half as the token holds it. */
+struct pub_attrs {
+	const struct key_kind *kind;
+	CK_BYTE a[ATTR_MAX]; /* EC point, or RSA modulus */
+	CK_ULONG a_len;
+	CK_BYTE b[16];       /* RSA public exponent */
+	CK_ULONG b_len;
+};
+
+static CK_RV read_public(kos_hsm_session *s, CK_OBJECT_HANDLE pub, struct pub_attrs *pa)
+{
+	CK_RV crv;
+
+	memset(pa, 0, sizeof(*pa));
+	crv = key_kind_of(s, pub, &pa->kind);
+	if (crv != CKR_OK || pa->kind == NULL)
+		return crv;
+	if (pa->kind->ckk == CKK_RSA) {
+		CK_ATTRIBUTE t[] = {
+			{ CKA_MODULUS, pa->a, sizeof(pa->a) },
+			{ CKA_PUBLIC_EXPONENT, pa->b, sizeof(pa->b) },
+		};
+
+		crv = s->f->C_GetAttributeValue(s->h, pub, t, KOS_ARRAY_SIZE(t));
+		pa->a_len = t[0].ulValueLen;
+		pa->b_len = t[1].ulValueLen;
+	} else {
+		CK_ATTRIBUTE t = { CKA_EC_POINT, pa->a, sizeof(pa->a) };
+
+		crv = s->f->C_GetAttributeValue(s->h, pub, &t, 1);
+		pa->a_len = t.ulValueLen;
+	}
+	if (crv != CKR_OK)
+		s->func = "C_GetAttributeValue";
+	return crv;
+}
+
+/* CKA_EC_POINT is a DER OCTET STRING around the point (PKCS#11 2.40); some
+ * tokens hand out the bare point. Sets *p, *n to the point of want bytes. */
+static bool ec_point(const CK_BYTE *a, CK_ULONG len, size_t want, const CK_BYTE **p, size_t *n)
+{
+	if (want < 128 && len == want + 2 && a[0] == 0x04 && a[1] == want) {
+		*p = a + 2;
+		*n = want;
+		return true;
+	}
+	if (want >= 128 && want < 256 && len == want + 3 && a[0] == 0x04 && a[1] == 0x81 &&
+	    a[2] == want) {
+		*p = a + 3;
+		*n = want;
+		return true;
+	}
+	if (len == want) {
+		*p = a;
+		*n = want;
+		return true;
+	}
+	return false;
+}
+
+static EVP_PKEY *pkey_p256(const CK_BYTE *pt, size_t n)
+{
+	char group[] = "prime256v1";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
+		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)pt, n),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_PKEY *pkey = NULL;
+
+	/* import decodes the point and refuses one that is not on the curve */
+	if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		pkey = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
+static EVP_PKEY *pkey_rsa(const CK_BYTE *n, size_t n_len, const CK_BYTE *e, size_t e_len)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	BIGNUM *bn_n = BN_bin2bn(n, (int)n_len, NULL), *bn_e = BN_bin2bn(e, (int)e_len, NULL);
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+
+	if (bld == NULL || bn_n == NULL || bn_e == NULL ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n) != 1 ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e) != 1)
+		goto out;
+	params = OSSL_PARAM_BLD_to_param(bld);
+	ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
+	if (params == NULL || ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		pkey = NULL;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn_n);
+	BN_free(bn_e);
+	return pkey;
+}
+
+/* DER SubjectPublicKeyInfo of pkey into a buffer freed with free(). */
+static kos_rv pkey_to_spki(EVP_PKEY *pkey, uint8_t **spki, size_t *spki_len)
+{
+	unsigned char *p;
+	uint8_t *buf;
+	int n;
+
+	n = i2d_PUBKEY(pkey, NULL);
+	if (n <= 0)
+		return KOS_E_CRYPTO;
+	buf = malloc((size_t)n);
+	if (buf == NULL)
+		return KOS_E_NOMEM;
+	p = buf;
+	if (i2d_PUBKEY(pkey, &p) != n) {
+		free(buf);
+		return KOS_E_CRYPTO;
+	}
+	*spki = buf;
+	*spki_len = (size_t)n;
+	return KOS_OK;
+}
+
+/* Builds the SPKI of what read_public() read; errors name the token and label. */
+static kos_rv spki_from_attrs(kos_hsm *hsm, size_t tok, const char *label,
+			      const struct pub_attrs *pa, uint8_t **spki, size_t *spki_len)
+{
+	EVP_PKEY *pkey = NULL;
+	const CK_BYTE *pt;
+	size_t n;
+	kos_rv rv;
+
+	if (pa->kind == NULL)
+		return tok_error(hsm, tok, KOS_E_INVALID,
+				 "public key '%s' is of a type kos does not use", label);
+	switch (pa->kind->ckk) {
+	case CKK_EC:
+		if (ec_point(pa->a, pa->a_len, 65, &pt, &n) && pt[0] == 0x04)
+			pkey = pkey_p256(pt, n);
+		break;
+	case CKK_EC_EDWARDS:
+		if (ec_point(pa->a, pa->a_len, 32, &pt, &n))
+			pkey = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, pt, n);
+		break;
+	default:
+		if (pa->b_len > 0 && pa->b_len <= sizeof(pa->b))
+			pkey = pkey_rsa(pa->a, pa->a_len, pa->b, pa->b_len);
+		if (pkey != NULL && (CK_ULONG)EVP_PKEY_get_bits(pkey) != pa->kind->bits) {
+			EVP_PKEY_free(pkey);
+			pkey = NULL;
+		}
+		break;
+	}
+	if (pkey == NULL)
+		return tok_error(hsm, tok, KOS_E_CRYPTO,
+				 "public key '%s': the token's %s key does not decode", label,
+				 pa->kind->name);
+	rv = pkey_to_spki(pkey, spki, spki_len);
+	EVP_PKEY_free(pkey);
+	if (rv != KOS_OK)
+		return tok_error(hsm, tok, rv, "public key '%s': cannot encode it", label);
+	return KOS_OK;
+}
+
+/* --- generate ---------------------------------------------------------------- */
+
+struct gen_op {
+	const struct key_kind *kind;
+	const char *label;
+	uint8_t id[KEY_ID_LEN];
+	bool exists;
+	bool generated;
+	CK_OBJECT_HANDLE pub, priv;
+	struct pub_attrs pa;
+};
+
+static void add_attr(CK_ATTRIBUTE *t, CK_ULONG *n, CK_ATTRIBUTE_TYPE type, const void *value,
+		     CK_ULONG len)
+{
+	t[*n].type = type;
+	t[*n].pValue = (void *)value;
+	t[*n].ulValueLen = len;
+	(*n)++;
+}
+
+static CK_RV gen_op(kos_hsm_session *s, void *arg)
+{
+	struct gen_op *o = arg;
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = o->kind->bits, np = 0, nk = 0, n;
+	CK_ATTRIBUTE pub[16], priv[16];
+	CK_ATTRIBUTE in_use = { CKA_LABEL, (void *)o->label, strlen(o->label) };
+	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_OBJECT_HANDLE obj;
+	CK_RV crv, fin;
+
+	/* A retry after the session broke keeps the pair already made. */
+	if (o->generated)
+		return read_public(s, o->pub, &o->pa);
+
+	/* Any object with the label counts: two objects answering to one label
+	 * would make lookups ambiguous. */
+	crv = s->f->C_FindObjectsInit(s->h, &in_use, 1);
+	if (crv != CKR_OK) {
+		s->func = "C_FindObjectsInit";
+		return crv;
+	}
+	crv = s->f->C_FindObjects(s->h, &obj, 1, &n);
+	if (crv != CKR_OK)
+		s->func = "C_FindObjects";
+	fin = s->f->C_FindObjectsFinal(s->h);
+	if (crv == CKR_OK && fin != CKR_OK) {
+		s->func = "C_FindObjectsFinal";
+		crv = fin;
+	}
+	if (crv != CKR_OK)
+		return crv;
+	if (n > 0) {
+		o->exists = true;
+		return CKR_OK;
+	}
+
+	add_attr(pub, &np, CKA_TOKEN, &yes, sizeof(yes));
+	add_attr(pub, &np, CKA_PRIVATE, &no, sizeof(no));
+	add_attr(pub, &np, CKA_VERIFY, &yes, sizeof(yes));
+	add_attr(pub, &np, CKA_ENCRYPT, &no, sizeof(no));
+	add_attr(pub, &np, CKA_WRAP, &no, sizeof(no));
+	add_attr(pub, &np, CKA_VERIFY_RECOVER, &no, sizeof(no));
+	add_attr(pub, &np, CKA_DERIVE, &no, sizeof(no));
+	add_attr(pub, &np, CKA_LABEL, o->label, strlen(o->label));
+	add_attr(pub, &np, CKA_ID, o->id, KEY_ID_LEN);
+
+	/* Sign only: a signing key that can also decrypt or unwrap is an oracle. */
+	add_attr(priv, &nk, CKA_TOKEN, &yes, sizeof(yes));
+	add_attr(priv, &nk, CKA_PRIVATE, &yes, sizeof(yes));
+	add_attr(priv, &nk, CKA_SENSITIVE, &yes, sizeof(yes));
+	add_attr(priv, &nk, CKA_EXTRACTABLE, &no, sizeof(no));
+	add_attr(priv, &nk, CKA_SIGN, &yes, sizeof(yes));
+	add_attr(priv, &nk, CKA_SIGN_RECOVER, &no, sizeof(no));
+	add_attr(priv, &nk, CKA_DECRYPT, &no, sizeof(no));
+	add_attr(priv, &nk, CKA_UNWRAP, &no, sizeof(no));
+	add_attr(priv, &nk, CKA_DERIVE, &no, sizeof(no));
+	add_attr(priv, &nk, CKA_LABEL, o->label, strlen(o->label));
+	add_attr(priv, &nk, CKA_ID, o->id, KEY_ID_LEN);
+
+	switch (o->kind->type) {
+	case KOS_KEY_EC_P256:
+		add_attr(pub, &np, CKA_EC_PARAMS, oid_p256, sizeof(oid_p256));
+		break;
+	case KOS_KEY_ED25519:
+		mech.mechanism = CKM_EC_EDWARDS_KEY_PAIR_GEN;
+		add_attr(pub, &np, CKA_EC_PARAMS, oid_ed25519, sizeof(oid_ed25519));
+		break;
+	default:
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		add_attr(pub, &np, CKA_MODULUS_BITS, &bits, sizeof(bits));
+		add_attr(pub, &np, CKA_PUBLIC_EXPONENT, rsa_f4, sizeof(rsa_f4));
+		break;
+	}
+	crv = s->f->C_GenerateKeyPair(s->h, &mech, pub, np, priv, nk, &o->pub, &o->priv);
+	if (crv != CKR_OK) {
+		s->func = "C_GenerateKeyPair";
+		return crv;
+	}
+	o->generated = true;
+	return read_public(s, o->pub, &o->pa);
+}
+
+struct destroy_pair_op {
+	CK_OBJECT_HANDLE objs[2];
+};
+
+static CK_RV destroy_pair_op(kos_hsm_session *s, void *arg)
+{
+	struct destroy_pair_op *o = arg;
+	CK_RV crv;
+	size_t i;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(o->objs); i++) {
+		if (o->objs[i] == CK_INVALID_HANDLE)
+			continue;
+		crv = s->f->C_DestroyObject(s->h, o->objs[i]);
+		/* gone already, e.g. on a retry */
+		if (crv != CKR_OK && crv != CKR_OBJECT_HANDLE_INVALID) {
+			s->func = "C_DestroyObject";
+			return crv;
+		}
+		o->objs[i] = CK_INVALID_HANDLE;
+	}
+	return CKR_OK;
+}
+
+kos_rv kos_signer_generate(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
+			   uint8_t **spki, size_t *spki_len)
+{
+	struct gen_op o;
+	kos_rv rv;
+
+	if (spki == NULL || spki_len == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_signer_generate: bad arguments");
+	*spki = NULL;
+	*spki_len = 0;
+	rv = check_args(hsm, tok, label);
+	if (rv != KOS_OK)
+		return rv;
+	memset(&o, 0, sizeof(o));
+	o.kind = kind_of(type);
+	o.label = label;
+	if (o.kind == NULL)
+		return tok_error(hsm, tok, KOS_E_INVALID, "key '%s': not a signing key type (%d)",
+				 label, (int)type);
+	if (!key_id(label, o.id))
+		return kos_error_set(KOS_E_CRYPTO, "SHA-256 failed");
+	o.pub = o.priv = CK_INVALID_HANDLE;
+	/* a handle cached under the label belongs to a key that is gone */
+	cache_drop(hsm, tok, label);
+	rv = kos_hsm_run(hsm, tok, gen_op, &o);
+	if (rv == KOS_OK && o.exists)
+		return tok_error(hsm, tok, KOS_E_EXISTS, "an object labelled '%s' already exists",
+				 label);
+	if (rv == KOS_OK)
+		rv = spki_from_attrs(hsm, tok, label, &o.pa, spki, spki_len);
+	if (rv != KOS_OK && o.generated) {
+		struct destroy_pair_op d = { { o.priv, o.pub } };
+		char why[512];
+
+		/* keep the first failure as the detail */
+		snprintf(why, sizeof(why), "%s", kos_last_error());
+		if (kos_hsm_run(hsm, tok, destroy_pair_op, &d) != KOS_OK)
+			return kos_error_set(rv, "%s; removing the new key pair failed too: %s",
+					     why, kos_last_error());
+		return kos_error_set(rv, "%s", why);
+	}
+	return rv;
+}
+
+/* --- sign ----------------------------------------------------------------------- */
+
+struct sign_op {
+	kos_hsm *hsm;
+	size_t tok;
+	const char *label;
+	uint32_t hash;
+	const struct key_kind *want;
+	CK_MECHANISM mech;
+	const uint8_t *in;
+	CK_ULONG in_len;
+	uint8_t *sig;      /* want->sig_len bytes */
+	CK_ULONG sig_len;
+	kos_rv err;        /* kos's own refusal, detail set; the op returns CKR_OK */
+};
+
+/* Finds the private key of o->label; CKR_OK with o->err set when there is
+ * none or more than one. */
+static CK_RV lookup_key(kos_hsm_session *s, struct sign_op *o, CK_OBJECT_HANDLE *key,
+			const struct key_kind **kind)
+{
+	uint8_t id[KEY_ID_LEN];
+	CK_OBJECT_HANDLE objs[2];
+	CK_ULONG n;
+	CK_RV crv;
+
+	atomic_fetch_add(&lookup_count, 1);
+	if (!key_id(o->label, id))
+		return CKR_FUNCTION_FAILED;
+	crv = find_keys(s, CKO_PRIVATE_KEY, o->label, id, objs, 2, &n);
+	if (crv != CKR_OK)
+		return crv;
+	if (n == 0) {
+		o->err = tok_error(o->hsm, o->tok, KOS_E_NOTFOUND, "no private key labelled '%s'",
+				   o->label);
+		return CKR_OK;
+	}
+	if (n > 1) {
+		o->err = tok_error(o->hsm, o->tok, KOS_E_INTEGRITY,
+				   "more than one private key labelled '%s'", o->label);
+		return CKR_OK;
+	}
+	*key = objs[0];
+	return key_kind_of(s, objs[0], kind);
+}
+
+static CK_RV sign_op(kos_hsm_session *s, void *arg)
+{
+	struct sign_op *o = arg;
+	const struct key_kind *kind = NULL;
+	CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+	uint64_t epoch;
+	bool cached;
+	CK_RV crv;
+
+	o->err = KOS_OK;
+	cached = cache_get(o->hsm, o->tok, o->label, o->hash, s->generation, &key, &kind, &epoch);
+	for (;;) {
+		if (!cached) {
+			crv = lookup_key(s, o, &key, &kind);
+			if (crv != CKR_OK || o->err != KOS_OK)
+				return crv;
+			cache_put(o->hsm, o->tok, o->label, o->hash, s->generation, key, kind,
+				  epoch);
+		}
+		if (kind != o->want) {
+			o->err = tok_error(o->hsm, o->tok, KOS_E_INVALID, "key '%s' is %s, not %s",
+					   o->label, kind != NULL ? kind->name : "of another type",
+					   o->want->name);
+			return CKR_OK;
+		}
+		crv = s->f->C_SignInit(s->h, &o->mech, key);
+		/* the cached key was destroyed behind kos's back: look it up once more */
+		if (cached && (crv == CKR_KEY_HANDLE_INVALID || crv == CKR_OBJECT_HANDLE_INVALID)) {
+			epoch = cache_drop(o->hsm, o->tok, o->label);
+			cached = false;
+			continue;
+		}
+		if (crv != CKR_OK) {
+			s->func = "C_SignInit";
+			return crv;
+		}
+		break;
+	}
+	o->sig_len = o->want->sig_len;
+	crv = s->f->C_Sign(s->h, (CK_BYTE_PTR)o->in, o->in_len, o->sig, &o->sig_len);
+	if (crv == CKR_BUFFER_TOO_SMALL) {
+		/* The key was checked to be of the wanted size, so this is a token
+		 * fault; the operation is still active and must not go back to the
+		 * pool, which CKR_OPERATION_ACTIVE makes sure of. */
+		s->func = "C_Sign (signature longer than the key type's)";
+		return CKR_OPERATION_ACTIVE;
+	}
+	if (crv != CKR_OK) {
+		s->func = "C_Sign";
+		return crv;
+	}
+	return CKR_OK;
+}
+
+/* The mechanism alg uses on a key of kind (resolving KOS_SIG_DEFAULT); false
+ * when alg does not fit. */
+static bool pick_mechanism(const struct key_kind *kind, kos_sig_alg *alg, CK_MECHANISM *mech)
+{
+	static const CK_RSA_PKCS_PSS_PARAMS pss = { CKM_SHA256, CKG_MGF1_SHA256, 32 };
+
+	memset(mech, 0, sizeof(*mech));
+	switch (kind->type) {
+	case KOS_KEY_EC_P256:
+		if (*alg == KOS_SIG_DEFAULT)
+			*alg = KOS_SIG_ECDSA_RAW;
+		if (*alg != KOS_SIG_ECDSA_RAW && *alg != KOS_SIG_ECDSA_DER)
+			return false;
+		mech->mechanism = CKM_ECDSA;
+		return true;
+	case KOS_KEY_ED25519:
+		if (*alg == KOS_SIG_DEFAULT)
+			*alg = KOS_SIG_ED25519;
+		if (*alg != KOS_SIG_ED25519)
+			return false;
+		mech->mechanism = CKM_EDDSA;
+		return true;
+	default:
+		if (*alg == KOS_SIG_DEFAULT)
+			*alg = KOS_SIG_RSA_PKCS1;
+		if (*alg == KOS_SIG_RSA_PKCS1) {
+			mech->mechanism = CKM_SHA256_RSA_PKCS;
+			return true;
+		}
+		if (*alg == KOS_SIG_RSA_PSS) {
+			/* modules only read the parameters */
+			mech->mechanism = CKM_SHA256_RSA_PKCS_PSS;
+			mech->pParameter = (void *)&pss;
+			mech->ulParameterLen = sizeof(pss);
+			return true;
+		}
+		return false;
+	}
+}
+
+/* r||s (two halves of n bytes) to X9.62 DER, in a buffer freed with free(). */
+static kos_rv ecdsa_raw_to_der(const uint8_t *raw, size_t n, uint8_t **der, size_t *der_len)
+{
+	ECDSA_SIG *es = ECDSA_SIG_new();
+	BIGNUM *r = BN_bin2bn(raw, (int)(n / 2), NULL);
+	BIGNUM *s = BN_bin2bn(raw + n / 2, (int)(n / 2), NULL);
+	unsigned char *p;
+	uint8_t *buf = NULL;
+	kos_rv rv = KOS_E_NOMEM;
+	int len;
+
+	if (es == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(es, r, s) != 1)
+		goto out;
+	r = s = NULL; /* owned by es now */
+	len = i2d_ECDSA_SIG(es, NULL);
+	if (len <= 0 || (buf = malloc((size_t)len)) == NULL)
+		goto out;
+	p = buf;
+	if (i2d_ECDSA_SIG(es, &p) != len) {
+		rv = KOS_E_CRYPTO;
+		goto out;
+	}
+	*der = buf;
+	*der_len = (size_t)len;
+	buf = NULL;
+	rv = KOS_OK;
+out:
+	free(buf);
+	BN_free(r);
+	BN_free(s);
+	ECDSA_SIG_free(es);
+	return rv;
+}
+
+kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
+		       kos_sig_alg alg, const uint8_t *data, size_t len, uint8_t **sig,
+		       size_t *sig_len)
+{
+	static const uint8_t empty[1];
+	uint8_t digest[32];
+	struct sign_op o;
+	kos_rv rv;
+
+	if (sig == NULL || sig_len == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_signer_sign: bad arguments");
+	*sig = NULL;
+	*sig_len = 0;
+	if (data == NULL && len > 0)
+		return kos_error_set(KOS_E_INVALID, "kos_signer_sign: no data");
+	rv = check_args(hsm, tok, label);
+	if (rv != KOS_OK)
+		return rv;
+	o.want = kind_of(type);
+	if (o.want == NULL)
+		return tok_error(hsm, tok, KOS_E_INVALID, "key '%s': not a signing key type (%d)",
+				 label, (int)type);
+	if (!pick_mechanism(o.want, &alg, &o.mech))
+		return tok_error(hsm, tok, KOS_E_INVALID,
+				 "key '%s': %s signatures do not fit a %s key", label,
+				 alg_name(alg), o.want->name);
+	if (len > KOS_SIGNER_DATA_MAX)
+		return tok_error(hsm, tok, KOS_E_RANGE,
+				 "key '%s': %zu bytes to sign; at most %u are accepted", label, len,
+				 (unsigned)KOS_SIGNER_DATA_MAX);
+	o.hsm = hsm;
+	o.tok = tok;
+	o.label = label;
+	o.hash = cache_hash(hsm, tok, label);
+	o.in = len > 0 ? data : empty;
+	o.in_len = len;
+	if (o.mech.mechanism == CKM_ECDSA) {
+		/* SoftHSM and many HSMs offer raw ECDSA only */
+		if (!sha256(o.in, len, digest))
+			return kos_error_set(KOS_E_CRYPTO, "SHA-256 failed");
+		o.in = digest;
+		o.in_len = sizeof(digest);
+	}
+	o.sig = malloc(o.want->sig_len);
+	if (o.sig == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	o.err = KOS_OK;
+	rv = kos_hsm_run(hsm, tok, sign_op, &o);
+	if (rv == KOS_OK)
+		rv = o.err;
+	if (rv == KOS_OK && o.sig_len != o.want->sig_len)
+		rv = tok_error(hsm, tok, KOS_E_CRYPTO,
+			       "C_Sign with '%s' returned %lu bytes, not %lu", label,
+			       (unsigned long)o.sig_len, (unsigned long)o.want->sig_len);
+	if (rv == KOS_OK && alg == KOS_SIG_ECDSA_DER) {
+		rv = ecdsa_raw_to_der(o.sig, o.sig_len, sig, sig_len);
+		if (rv != KOS_OK)
+			rv = kos_error_set(rv, "ECDSA signature to DER failed");
+		free(o.sig);
+		return rv;
+	}
+	if (rv != KOS_OK) {
+		free(o.sig);
+		return rv;
+	}
+	*sig = o.sig;
+	*sig_len = o.sig_len;
+	return KOS_OK;
+}
+
+/* --- public key, destroy, list ------------------------------------------------- */
+
+struct pub_op {
+	const char *label;
+	uint8_t id[KEY_ID_LEN];
+	CK_ULONG found;
+	struct pub_attrs pa;
+};
+
+static CK_RV pub_op(kos_hsm_session *s, void *arg)
+{
+	struct pub_op *o = arg;
+	CK_OBJECT_HANDLE objs[2];
+	CK_RV crv;
+
+	crv = find_keys(s, CKO_PUBLIC_KEY, o->label, o->id, objs, 2, &o->found);
+	if (crv != CKR_OK || o->found != 1)
+		return crv;
+	return read_public(s, objs[0], &o->pa);
+}
+
+kos_rv kos_signer_pubkey(kos_hsm *hsm, size_t tok, const char *label, uint8_t **spki,
+			 size_t *spki_len)
+{
+	struct pub_op o;
+	kos_rv rv;
+
+	if (spki == NULL || spki_len == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_signer_pubkey: bad arguments");
+	*spki = NULL;
+	*spki_len = 0;
+	rv = check_args(hsm, tok, label);
+	if (rv != KOS_OK)
+		return rv;
+	memset(&o, 0, sizeof(o));
+	o.label = label;
+	if (!key_id(label, o.id))
+		return kos_error_set(KOS_E_CRYPTO, "SHA-256 failed");
+	rv = kos_hsm_run(hsm, tok, pub_op, &o);
+	if (rv != KOS_OK)
+		return rv;
+	if (o.found == 0)
+		return tok_error(hsm, tok, KOS_E_NOTFOUND, "no public key labelled '%s'", label);
+	if (o.found > 1)
+		return tok_error(hsm, tok, KOS_E_INTEGRITY,
+				 "more than one public key labelled '%s'", label);
+	return spki_from_attrs(hsm, tok, label, &o.pa, spki, spki_len);
+}
+
+struct destroy_op {
+	const char *label;
+	uint8_t id[KEY_ID_LEN];
+	unsigned long destroyed;
+};
+
+static CK_RV destroy_op(kos_hsm_session *s, void *arg)
+{
+	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
+	struct destroy_op *o = arg;
+	CK_OBJECT_HANDLE objs[8];
+	CK_ULONG n, i;
+	size_t c;
+	CK_RV crv;
+
+	/* Destroying inside a find is not allowed: find a batch, then destroy
+	 * it. The private half goes first: a lone public key is harmless. */
+	for (c = 0; c < KOS_ARRAY_SIZE(classes); c++) {
+		do {
+			crv = find_keys(s, classes[c], o->label, o->id, objs, KOS_ARRAY_SIZE(objs),
+					&n);
+			if (crv != CKR_OK)
+				return crv;
+			for (i = 0; i < n; i++) {
+				crv = s->f->C_DestroyObject(s->h, objs[i]);
+				if (crv != CKR_OK) {
+					s->func = "C_DestroyObject";
+					return crv;
+				}
+				o->destroyed++;
+			}
+		} while (n == KOS_ARRAY_SIZE(objs));
+	}
+	return CKR_OK;
+}
+
+kos_rv kos_signer_destroy(kos_hsm *hsm, size_t tok, const char *label)
+{
+	struct destroy_op o;
+	kos_rv rv = check_args(hsm, tok, label);
+
+	if (rv != KOS_OK)
+		return rv;
+	memset(&o, 0, sizeof(o));
+	o.label = label;
+	if (!key_id(label, o.id))
+		return kos_error_set(KOS_E_CRYPTO, "SHA-256 failed");
+	/* before and after: a signature looking the key up meanwhile must not
+	 * leave its handle behind */
+	cache_drop(hsm, tok, label);
+	rv = kos_hsm_run(hsm, tok, destroy_op, &o);
+	cache_drop(hsm, tok, label);
+	if (rv == KOS_OK && o.destroyed == 0)
+		return tok_error(hsm, tok, KOS_E_NOTFOUND, "no key pair labelled '%s'", label);
+	return rv;
+}
+
+struct list_op {
+	const char *prefix;
+	size_t prefix_len;
+	char **labels;
+	size_t n, cap;
+};
+
+static void list_reset(struct list_op *o)
+{
+	size_t i;
+
+	for (i = 0; i < o->n; i++)
+		free(o->labels[i]);
+	free(o->labels);
+	o->labels = NULL;
+	o->n = o->cap = 0;
+}
+
+/* Keeps obj's label when it has the prefix and kos's CKA_ID for it. */
+static CK_RV list_each(kos_hsm_session *s, struct list_op *o, CK_OBJECT_HANDLE obj)
+{
+	char label[KOS_HSM_LABEL_MAX + 1];
+	uint8_t id[KEY_ID_LEN], want[KEY_ID_LEN];
+	CK_ATTRIBUTE t[] = {
+		{ CKA_LABEL, label, KOS_HSM_LABEL_MAX },
+		{ CKA_ID, id, sizeof(id) },
+	};
+	char *copy;
+	CK_RV crv;
+
+	crv = s->f->C_GetAttributeValue(s->h, obj, t, KOS_ARRAY_SIZE(t));
+	/* too long a label or id: not a kos key */
+	if (crv == CKR_BUFFER_TOO_SMALL || crv == CKR_ATTRIBUTE_TYPE_INVALID)
+		return CKR_OK;
+	if (crv != CKR_OK) {
+		s->func = "C_GetAttributeValue";
+		return crv;
+	}
+	if (t[1].ulValueLen != KEY_ID_LEN || t[0].ulValueLen < o->prefix_len)
+		return CKR_OK;
+	label[t[0].ulValueLen] = '\0';
+	if (strlen(label) != t[0].ulValueLen || strncmp(label, o->prefix, o->prefix_len) != 0)
+		return CKR_OK;
+	if (!key_id(label, want))
+		return CKR_FUNCTION_FAILED;
+	if (memcmp(id, want, KEY_ID_LEN) != 0)
+		return CKR_OK;
+	if (o->n == o->cap) {
+		size_t ncap = o->cap ? o->cap * 2 : 16;
+		char **nl = realloc(o->labels, ncap * sizeof(*nl));
+
+		if (nl == NULL)
+			return CKR_HOST_MEMORY;
+		o->labels = nl;
+		o->cap = ncap;
+	}
+	copy = kos_strdup(label);
+	if (copy == NULL)
+		return CKR_HOST_MEMORY;
+	o->labels[o->n++] = copy;
+	return CKR_OK;
+}
+
+static CK_RV list_op(kos_hsm_session *s, void *arg)
+{
+	/* Public keys too: a pair half destroyed by a crash must show up for
+	 * fsck to remove it. */
+	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
+	struct list_op *o = arg;
+	CK_OBJECT_HANDLE objs[FIND_BATCH];
+	CK_ULONG n, i;
+	CK_RV crv = CKR_OK, fin;
+	size_t c;
+
+	list_reset(o);
+	for (c = 0; c < KOS_ARRAY_SIZE(classes) && crv == CKR_OK; c++) {
+		CK_OBJECT_CLASS cls = classes[c];
+		CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+
+		crv = s->f->C_FindObjectsInit(s->h, &tmpl, 1);
+		if (crv != CKR_OK) {
+			s->func = "C_FindObjectsInit";
+			return crv;
+		}
+		do {
+			crv = s->f->C_FindObjects(s->h, objs, KOS_ARRAY_SIZE(objs), &n);
+			if (crv != CKR_OK) {
+				s->func = "C_FindObjects";
+				break;
+			}
+			for (i = 0; i < n && crv == CKR_OK; i++)
+				crv = list_each(s, o, objs[i]);
+		} while (crv == CKR_OK && n > 0);
+		fin = s->f->C_FindObjectsFinal(s->h);
+		if (crv == CKR_OK && fin != CKR_OK) {
+			s->func = "C_FindObjectsFinal";
+			crv = fin;
+		}
+	}
+	return crv;
+}
+
+static int cmp_labels(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+kos_rv kos_signer_list(kos_hsm *hsm, size_t tok, const char *prefix, kos_hsm_label_fn *fn,
+		       void *arg)
+{
+	struct list_op o = { 0 };
+	size_t i;
+	kos_rv rv;
+
+	if (hsm == NULL || tok >= kos_hsm_token_count(hsm))
+		return kos_error_set(KOS_E_RANGE, "no backend token #%zu", tok);
+	if (fn == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_signer_list: bad arguments");
+	o.prefix = prefix != NULL ? prefix : "";
+	o.prefix_len = strlen(o.prefix);
+	rv = kos_hsm_run(hsm, tok, list_op, &o);
+	if (rv == KOS_OK && o.n > 1)
+		qsort(o.labels, o.n, sizeof(*o.labels), cmp_labels);
+	/* each pair once, in label order; fn runs with the session back in the pool */
+	for (i = 0; rv == KOS_OK && i < o.n; i++)
+		if (i == 0 || strcmp(o.labels[i], o.labels[i - 1]) != 0)
+			rv = fn(o.labels[i], arg);
+	list_reset(&o);
+	return rv;
+}
+
+/* --- PEM ---------------------------------------------------------------------- */
+
+kos_rv kos_spki_to_pem(const uint8_t *spki, size_t len, char **pem)
+{
+	const unsigned char *p = spki;
+	EVP_PKEY *pkey = NULL;
+	BIO *bio = NULL;
+	char *text, *out = NULL;
+	long n;
+	kos_rv rv;
+
+	if (pem == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_spki_to_pem: bad arguments");
+	*pem = NULL;
+	if (spki == NULL || len == 0 || len > SPKI_MAX)
+		return kos_error_set(KOS_E_PARSE, "a public key is 1 to %d bytes of DER", SPKI_MAX);
+	pkey = d2i_PUBKEY(NULL, &p, (long)len);
+	if (pkey == NULL || (size_t)(p - spki) != len) {
+		rv = kos_error_set(KOS_E_PARSE, "not a DER SubjectPublicKeyInfo");
+		goto out;
+	}
+	bio = BIO_new(BIO_s_mem());
+	if (bio == NULL || PEM_write_bio_PUBKEY(bio, pkey) != 1) {
+		rv = kos_error_set(KOS_E_NOMEM, "cannot write the public key as PEM");
+		goto out;
+	}
+	n = BIO_get_mem_data(bio, &text);
+	if (n <= 0 || (out = malloc((size_t)n + 1)) == NULL) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	memcpy(out, text, (size_t)n);
+	out[n] = '\0';
+	*pem = out;
+	rv = KOS_OK;
+out:
+	BIO_free(bio);
+	EVP_PKEY_free(pkey);
+	return rv;
+}

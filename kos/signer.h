@@ -1,6 +1,8 @@
 /* Signing key pairs inside a PKCS#11 token (the signer, ca and trustnode
  * roles). Internal to libkos; kos/keys.c and later the credential authority
- * build on it. Thread safety: as kos/hsm.h (pooled sessions per token).
+ * build on it. Thread safety: every function may be called from several
+ * threads (pooled sessions per token as kos/hsm.h; the handle cache has its
+ * own lock, never held across a module call).
  *
  * A key pair is found by its CKA_LABEL (the caller chooses it, e.g.
  * "kos-sign:NAME:VERSION") and CKA_ID (the first 16 bytes of SHA-256 of the
@@ -12,9 +14,15 @@
 #include "kos/hsm.h"
 #include "kos/internal.h"
 
-/* Generates a key pair of type (not KOS_KEY_DEK) on token tok under label.
- * *spki (DER SubjectPublicKeyInfo, *spki_len bytes) is freed with kos_free().
- * Errors: KOS_E_EXISTS (label in use), KOS_E_INVALID, token errors. On
+/* Largest input kos_signer_sign() accepts. */
+#define KOS_SIGNER_DATA_MAX (64u * 1024 * 1024)
+
+/* Generates a key pair of type (not KOS_KEY_DEK) on token tok under label
+ * (1..KOS_HSM_LABEL_MAX printable ASCII). *spki (DER SubjectPublicKeyInfo
+ * built from the token's public key, *spki_len bytes) is freed with
+ * kos_free(). Errors: KOS_E_EXISTS (an object with the label exists; not
+ * atomic against a concurrent generate of the same label, so callers
+ * serialise per label), KOS_E_INVALID, KOS_E_RANGE (tok), token errors. On
  * failure nothing is left on the token. */
 kos_rv kos_signer_generate(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
 			   uint8_t **spki, size_t *spki_len);
@@ -24,13 +32,19 @@ kos_rv kos_signer_generate(kos_hsm *hsm, size_t tok, kos_key_type type, const ch
  * kos and signs the digest with CKM_ECDSA (raw r||s, converted to DER when
  * asked); Ed25519 uses CKM_EDDSA over the data; RSA uses
  * CKM_SHA256_RSA_PKCS or CKM_SHA256_RSA_PKCS_PSS. Key handles are cached per
- * token and label, so a signature costs one C_Sign (plus C_SignInit).
- * *sig is freed with kos_free(). */
+ * token and label, so a signature costs one C_Sign (plus C_SignInit); a
+ * handle is looked up again after the token's sessions were dropped or when
+ * the token says it is invalid. *sig is freed with kos_free().
+ * Errors: KOS_E_INVALID (alg does not fit type, or the key on the token is
+ * not of type), KOS_E_NOTFOUND, KOS_E_RANGE (len > KOS_SIGNER_DATA_MAX),
+ * KOS_E_INTEGRITY (two private keys with the label), token errors. */
 kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
 		       kos_sig_alg alg, const uint8_t *data, size_t len, uint8_t **sig,
 		       size_t *sig_len);
 
-/* Reads the public key of label from the token as DER SubjectPublicKeyInfo. */
+/* Reads the public key of label from the token as DER SubjectPublicKeyInfo,
+ * freed with kos_free(). Errors: KOS_E_NOTFOUND, KOS_E_INVALID (a key type
+ * kos does not make), token errors. */
 kos_rv kos_signer_pubkey(kos_hsm *hsm, size_t tok, const char *label, uint8_t **spki,
 			 size_t *spki_len);
 
@@ -38,13 +52,27 @@ kos_rv kos_signer_pubkey(kos_hsm *hsm, size_t tok, const char *label, uint8_t **
  * KOS_E_NOTFOUND when neither exists. */
 kos_rv kos_signer_destroy(kos_hsm *hsm, size_t tok, const char *label);
 
-/* Calls fn with the label of every key pair on tok whose label starts with
- * prefix (for fsck). */
+/* Calls fn once with the label of every kos key pair on tok whose label
+ * starts with prefix ("" or NULL: all), in label order, after the session is
+ * back in the pool (fn may call the signer). A pair counts when either half
+ * exists (a crash can leave one) and its CKA_ID is kos's for the label;
+ * other applications' keys are skipped. A non-KOS_OK return from fn stops
+ * the walk and is returned (for fsck). */
 kos_rv kos_signer_list(kos_hsm *hsm, size_t tok, const char *prefix, kos_hsm_label_fn *fn,
 		       void *arg);
 
 /* DER SubjectPublicKeyInfo to PEM ("-----BEGIN PUBLIC KEY-----"), via
- * OpenSSL. *pem is NUL-terminated, freed with kos_free(). */
+ * OpenSSL. *pem is NUL-terminated, freed with kos_free(). Errors:
+ * KOS_E_PARSE (not exactly one DER SubjectPublicKeyInfo), KOS_E_NOMEM. */
 kos_rv kos_spki_to_pem(const uint8_t *spki, size_t len, char **pem);
+
+/* Forgets every cached key handle of hsm (NULL: of every handle). Call it
+ * before kos_hsm_free() when the process may open another handle: a new one
+ * can land at the same address while the module renumbers its objects. */
+void kos_signer_forget(const kos_hsm *hsm);
+
+/* Private-key lookups (C_FindObjects) kos_signer_sign() has made in this
+ * process; for tests of the handle cache. */
+uint64_t kos_signer_lookup_count(void);
 
 #endif
