@@ -12,6 +12,7 @@
 #include <p11-kit/p11-kit.h>
 #include <p11-kit/uri.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -935,9 +936,16 @@ void kos_hsm_free(kos_hsm *hsm)
 	free(hsm);
 }
 
+/* Generations never repeat within a process: a cache keyed by a token and
+ * a generation (signer.c's key handles) cannot mistake a new handle, or a
+ * module initialised afresh, for one it saw before. */
+static _Atomic uint64_t generation_base;
+
 static kos_rv token_init(struct hsm_token *t, const kos_config *conf, size_t i)
 {
 	int r;
+
+	t->generation = atomic_fetch_add(&generation_base, 1) << 32;
 
 	if (pthread_mutex_init(&t->lock, NULL) != 0)
 		return kos_error_set(KOS_E_NOMEM, "cannot create a mutex");
