@@ -94,13 +94,15 @@ static void refuse(kos_access_result *res, const char *reason)
 }
 
 /* Steps 1-4 of the pipeline: arguments, scope, trust. Returns KOS_OK with
- * res->delivery REFUSED for a refusal, or with res->tier set to go on. */
+ * *go false and res->reason set for a refusal, or *go true and res->tier set
+ * to go on. */
 static kos_rv admit(kos_access *acc, const char *client, const char *scope, const char *action,
-		    const char *name, kos_access_result *res)
+		    const char *name, kos_access_result *res, bool *go)
 {
 	kos_trust_info info;
 	kos_rv rv;
 
+	*go = false;
 	memset(res, 0, sizeof(*res));
 	if (!kos_client_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
@@ -128,6 +130,7 @@ static kos_rv admit(kos_access *acc, const char *client, const char *scope, cons
 		kos_error_set(KOS_OK, "client's trust %.1f is below the request threshold", info.score);
 		return KOS_OK;
 	}
+	*go = true;
 	return KOS_OK;
 }
 
@@ -158,14 +161,15 @@ kos_rv kos_access_key(kos_access *acc, const char *client, const char *scope, co
 	const struct kos_share_set_rule *set;
 	kos_key_info info;
 	kos_usec start = monotonic_usec();
+	bool go;
 	kos_rv rv;
 
 	if (acc == NULL || res == NULL)
 		return kos_error_set(KOS_E_INVALID, "no access handle or result");
 	/* the DEK is what decrypt:NAME protects; key:NAME asks for it alone */
 	rv = admit(acc, client, scope, kos_scope_allows(scope, "key", name) ? "key" : "decrypt", name,
-		   res);
-	if (rv != KOS_OK || res->delivery == KOS_DELIVER_REFUSED)
+		   res, &go);
+	if (rv != KOS_OK || !go)
 		return rv;
 	rv = kos_key_get_info(acc->keys, name, &info);
 	if (rv == KOS_OK && info.type != KOS_KEY_DEK)
@@ -211,6 +215,7 @@ kos_rv kos_access_decrypt(kos_access *acc, const char *client, const char *scope
 {
 	kos_envelope_info info;
 	kos_usec start = monotonic_usec();
+	bool go;
 	kos_rv rv;
 
 	if (acc == NULL || res == NULL)
@@ -224,8 +229,8 @@ kos_rv kos_access_decrypt(kos_access *acc, const char *client, const char *scope
 		observe_outcome(acc, client, start, KOS_E_INTEGRITY);
 		return rv;
 	}
-	rv = admit(acc, client, scope, "decrypt", info.key_name, res);
-	if (rv != KOS_OK || res->delivery == KOS_DELIVER_REFUSED)
+	rv = admit(acc, client, scope, "decrypt", info.key_name, res, &go);
+	if (rv != KOS_OK || !go)
 		return rv;
 	rv = kos_key_decrypt(acc->keys, context, env, env_len, &res->data, &res->data_len);
 	if (rv == KOS_OK) {
@@ -244,12 +249,13 @@ kos_rv kos_access_encrypt(kos_access *acc, const char *client, const char *scope
 {
 	kos_envelope_info info;
 	kos_usec start = monotonic_usec();
+	bool go;
 	kos_rv rv;
 
 	if (acc == NULL || res == NULL)
 		return kos_error_set(KOS_E_INVALID, "no access handle or result");
-	rv = admit(acc, client, scope, "encrypt", name, res);
-	if (rv != KOS_OK || res->delivery == KOS_DELIVER_REFUSED)
+	rv = admit(acc, client, scope, "encrypt", name, res, &go);
+	if (rv != KOS_OK || !go)
 		return rv;
 	rv = kos_key_encrypt(acc->keys, name, context, pt, len, &res->data, &res->data_len);
 	if (rv == KOS_OK && kos_envelope_parse(res->data, res->data_len, &info) == KOS_OK) {
@@ -266,12 +272,13 @@ kos_rv kos_access_sign(kos_access *acc, const char *client, const char *scope, c
 		       kos_sig_alg alg, const uint8_t *data, size_t len, kos_access_result *res)
 {
 	kos_usec start = monotonic_usec();
+	bool go;
 	kos_rv rv;
 
 	if (acc == NULL || res == NULL)
 		return kos_error_set(KOS_E_INVALID, "no access handle or result");
-	rv = admit(acc, client, scope, "sign", name, res);
-	if (rv != KOS_OK || res->delivery == KOS_DELIVER_REFUSED)
+	rv = admit(acc, client, scope, "sign", name, res, &go);
+	if (rv != KOS_OK || !go)
 		return rv;
 	/* signing happens inside the HSM for every tier that is not deny */
 	rv = kos_key_sign(acc->keys, name, alg, data, len, &res->data, &res->data_len,

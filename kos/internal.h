@@ -114,6 +114,10 @@ struct kos_policy {
 	} rotation;
 
 	struct {
+		kos_usec cache;          /* how long a reconstructed DEK stays cached; 0: never */
+	} keys;
+
+	struct {
 		double offset;           /* added to every threshold */
 		double lifetime_factor;  /* (0,1]: credential lifetimes multiplied by it */
 	} threat[KOS_THREAT_COUNT];
@@ -124,5 +128,15 @@ const struct kos_policy *kos_trust_get0_policy(const kos_trust *tr);
 
 /* Fills pol with the built-in defaults (path not set). */
 void kos_policy_init_defaults(struct kos_policy *pol);
+
+/* --- keys (keys.c) --- */
+
+/* TEST ONLY: makes the next version creation of keys stop once after_shares
+ * objects (shares, or 1 for a signing key's key pair) are on tokens, before
+ * the version is activated: mode KOS_KEYS_INJECT_FAIL returns KOS_E_IO (the
+ * creation rolls back), KOS_KEYS_INJECT_CRASH calls _exit(3) as a killed
+ * process would. KOS_KEYS_INJECT_OFF clears it. Not thread-safe. */
+enum { KOS_KEYS_INJECT_OFF = 0, KOS_KEYS_INJECT_FAIL = 1, KOS_KEYS_INJECT_CRASH = 2 };
+void kos_keys_test_inject(kos_keys *keys, unsigned after_shares, int mode);
 
 #endif

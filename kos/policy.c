@@ -72,6 +72,7 @@ void kos_policy_init_defaults(struct kos_policy *pol)
 	pol->rotation.dek = 30 * 86400 * SEC;
 	pol->rotation.signing = 90 * 86400 * SEC;
 	pol->rotation.ca = 180 * 86400 * SEC;
+	pol->keys.cache = 5 * 60 * SEC;
 	pol->threat[KOS_THREAT_NORMAL].offset = 0.0;
 	pol->threat[KOS_THREAT_NORMAL].lifetime_factor = 1.0;
 	pol->threat[KOS_THREAT_ELEVATED].offset = 10.0;
@@ -188,7 +189,9 @@ enum {
 	F_MAX_CHAIN,
 	F_OFFSET0, /* + kos_threat */
 	F_FACTOR0 = F_OFFSET0 + KOS_THREAT_COUNT,
-	F_COUNT = F_FACTOR0 + KOS_THREAT_COUNT,
+	F_ROT_DEK = F_FACTOR0 + KOS_THREAT_COUNT,
+	F_KEYS_CACHE,
+	F_COUNT,
 };
 
 static const char *const field_path[F_COUNT] = {
@@ -208,6 +211,8 @@ static const char *const field_path[F_COUNT] = {
 	[F_FACTOR0 + KOS_THREAT_NORMAL] = "threat.normal.lifetime_factor",
 	[F_FACTOR0 + KOS_THREAT_ELEVATED] = "threat.elevated.lifetime_factor",
 	[F_FACTOR0 + KOS_THREAT_CRITICAL] = "threat.critical.lifetime_factor",
+	[F_ROT_DEK] = "rotation.dek",
+	[F_KEYS_CACHE] = "keys.cache",
 };
 
 /* The same for the members of one share set. */
@@ -326,9 +331,14 @@ static const struct key credentials_keys[] = {
 };
 
 static const struct key rotation_keys[] = {
-	DUR_KEY("dek", P(rotation.dek), 0, F_NONE),
+	DUR_KEY("dek", P(rotation.dek), 0, F_ROT_DEK),
 	DUR_KEY("signing", P(rotation.signing), 0, F_NONE),
 	DUR_KEY("ca", P(rotation.ca), 0, F_NONE),
+	END_KEY,
+};
+
+static const struct key keys_keys[] = {
+	DUR_KEY("cache", P(keys.cache), KEY_ZERO_OK, F_KEYS_CACHE),
 	END_KEY,
 };
 
@@ -358,6 +368,7 @@ static const struct key root_keys[] = {
 	{ .name = "share_sets", .kind = KEY_SHARE_SETS },
 	GROUP_KEY("credentials", credentials_keys, F_NONE),
 	GROUP_KEY("rotation", rotation_keys, F_NONE),
+	GROUP_KEY("keys", keys_keys, F_NONE),
 	GROUP_KEY("threat", threat_keys, F_NONE),
 	END_KEY,
 };
@@ -921,6 +932,10 @@ static void check_cross(struct loader *ld)
 		    (double)life[KOS_TIER_HIGH], false, true);
 	check_order(ld, F_LIFE_HIGH, (double)life[KOS_TIER_HIGH], F_MAX_CHAIN,
 		    (double)p->credentials.max_chain, false, true);
+	/* a DEK version cached past the rotation interval would keep
+	 * encrypting under the old version after another process rotated */
+	check_order(ld, F_KEYS_CACHE, (double)p->keys.cache, F_ROT_DEK, (double)p->rotation.dek,
+		    false, true);
 	for (i = KOS_THREAT_NORMAL; i < KOS_THREAT_CRITICAL; i++) {
 		check_order(ld, F_OFFSET0 + i, p->threat[i].offset, F_OFFSET0 + i + 1,
 			    p->threat[i + 1].offset, false, false);

@@ -3,6 +3,7 @@
 
 #include "kos/store_backend.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* A location starts with a scheme when a word of [A-Za-z][A-Za-z0-9+.-]*
@@ -88,4 +89,85 @@ kos_rv kos_store_trust_list(kos_store *st, struct kos_trust_state **out, size_t 
 kos_rv kos_store_trust_delete(kos_store *st, const char *client)
 {
 	return st->ops->trust_delete(st, client);
+}
+
+kos_rv kos_store_key_version_begin(kos_store *st, const struct kos_store_key *key, const char *name,
+				   const struct kos_store_version *v, uint32_t *version)
+{
+	return st->ops->key_version_begin(st, key, name, v, version);
+}
+
+kos_rv kos_store_key_version_activate(kos_store *st, const struct kos_store_version *v)
+{
+	return st->ops->key_version_activate(st, v);
+}
+
+kos_rv kos_store_key_version_abort(kos_store *st, const char *name, uint32_t version)
+{
+	return st->ops->key_version_abort(st, name, version);
+}
+
+kos_rv kos_store_key_version_retire(kos_store *st, const char *name, uint32_t version)
+{
+	return st->ops->key_version_retire(st, name, version);
+}
+
+kos_rv kos_store_key_get(kos_store *st, const char *name, struct kos_store_key *out)
+{
+	return st->ops->key_get(st, name, out);
+}
+
+kos_rv kos_store_key_list(kos_store *st, struct kos_store_key **out, size_t *n)
+{
+	return st->ops->key_list(st, out, n);
+}
+
+kos_rv kos_store_key_version_get(kos_store *st, const char *name, uint32_t version,
+				 struct kos_store_version *out)
+{
+	return st->ops->key_version_get(st, name, version, out);
+}
+
+kos_rv kos_store_key_versions(kos_store *st, const char *name, struct kos_store_version **out,
+			      size_t *n)
+{
+	return st->ops->key_versions(st, name, out, n);
+}
+
+kos_rv kos_store_share_counts(kos_store *st, void (*fn)(const char *token, uint64_t n, void *arg),
+			      void *arg)
+{
+	return st->ops->share_counts(st, fn, arg);
+}
+
+void kos_store_version_clear(struct kos_store_version *v)
+{
+	if (v == NULL)
+		return;
+	free(v->shares);
+	memset(v, 0, sizeof(*v));
+}
+
+void kos_store_versions_free(struct kos_store_version *v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i].shares);
+	free(v);
+}
+
+const char *kos_key_state_name(enum kos_key_state s)
+{
+	switch (s) {
+	case KOS_KEY_STATE_CREATING:
+		return "creating";
+	case KOS_KEY_STATE_ACTIVE:
+		return "active";
+	case KOS_KEY_STATE_RETIRED:
+		return "retired";
+	}
+	return NULL;
 }

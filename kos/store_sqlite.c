@@ -74,6 +74,49 @@ static const char *const migrations[] = {
     "ALTER TABLE trust ADD COLUMN usage_start INTEGER NOT NULL DEFAULT 0;\n"
     "ALTER TABLE trust ADD COLUMN usage_ops INTEGER NOT NULL DEFAULT 0;\n"
     "ALTER TABLE trust ADD COLUMN usage_bytes INTEGER NOT NULL DEFAULT 0;\n",
+
+    /* 3: keys, their versions, share sets and where each share is. type is
+     * a kos_key_type (0 dek, 1 ec-p256, 2 ed25519, 3 rsa-2048, 4 rsa-3072);
+     * times are microseconds since the epoch. */
+    "CREATE TABLE keys (\n"
+    "	name TEXT PRIMARY KEY NOT NULL,\n"
+    "	type INTEGER NOT NULL CHECK (type >= 0),\n"
+    "	created INTEGER NOT NULL\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE key_versions (\n"
+    "	name TEXT NOT NULL REFERENCES keys (name),\n"
+    "	version INTEGER NOT NULL CHECK (version > 0),\n"
+    "	state TEXT NOT NULL CHECK (state IN ('creating', 'active', 'retired')),\n"
+    "	created INTEGER NOT NULL,\n"
+    "	kcv BLOB,\n"
+    "	spki BLOB,\n"
+    "	token TEXT,\n"
+    "	label TEXT,\n"
+    "	creator TEXT NOT NULL DEFAULT '',\n"
+    "	PRIMARY KEY (name, version)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE key_share_sets (\n"
+    "	name TEXT NOT NULL,\n"
+    "	version INTEGER NOT NULL,\n"
+    "	set_name TEXT NOT NULL,\n"
+    "	position INTEGER NOT NULL,\n"
+    "	n INTEGER NOT NULL CHECK (n BETWEEN 2 AND 255),\n"
+    "	k INTEGER NOT NULL CHECK (k BETWEEN 2 AND n),\n"
+    "	PRIMARY KEY (name, version, set_name),\n"
+    "	FOREIGN KEY (name, version) REFERENCES key_versions (name, version)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE key_shares (\n"
+    "	name TEXT NOT NULL,\n"
+    "	version INTEGER NOT NULL,\n"
+    "	set_name TEXT NOT NULL,\n"
+    "	x INTEGER NOT NULL CHECK (x BETWEEN 1 AND 255),\n"
+    "	token TEXT NOT NULL,\n"
+    "	label TEXT NOT NULL,\n"
+    "	PRIMARY KEY (name, version, set_name, x),\n"
+    "	FOREIGN KEY (name, version, set_name)\n"
+    "		REFERENCES key_share_sets (name, version, set_name)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX key_shares_token ON key_shares (token);\n",
 };
 
 _Static_assert(KOS_ARRAY_SIZE(migrations) == KOS_STORE_SCHEMA_VERSION,
@@ -90,6 +133,7 @@ _Static_assert(KOS_ARRAY_SIZE(migrations) == KOS_STORE_SCHEMA_VERSION,
 
 enum {
 	ST_BEGIN,
+	ST_BEGIN_READ,
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_N_TX, /* the statements above exist before the schema does */
@@ -98,11 +142,36 @@ enum {
 	ST_UPDATE,
 	ST_DELETE,
 	ST_LIST,
+	ST_KEY_INSERT,
+	ST_KEY_GET,
+	ST_KEY_LIST,
+	ST_KEY_DELETE,
+	ST_VER_MAX,
+	ST_VER_CURRENT,
+	ST_VER_COUNT,
+	ST_VER_STATE,
+	ST_VER_INSERT,
+	ST_VER_ACTIVATE,
+	ST_VER_RETIRE,
+	ST_VER_DELETE,
+	ST_VER_GET,
+	ST_VER_LIST,
+	ST_SET_INSERT,
+	ST_SETS_GET,
+	ST_SETS_DELETE,
+	ST_SHARE_INSERT,
+	ST_SHARES_GET,
+	ST_SHARES_DELETE,
+	ST_SHARE_COUNTS,
 	ST_COUNT
 };
 
+#define VER_COLS "version, state, created, kcv, spki, token, label, creator"
+
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
+    /* a read snapshot over several statements; never upgraded to a write */
+    [ST_BEGIN_READ] = "BEGIN",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_GET] = "SELECT " TRUST_COLS " FROM trust WHERE client = ?1",
@@ -117,6 +186,37 @@ static const char *const stmt_sql[ST_COUNT] = {
 		  "usage_start = ?20, usage_ops = ?21, usage_bytes = ?22 WHERE client = ?1",
     [ST_DELETE] = "DELETE FROM trust WHERE client = ?1",
     [ST_LIST] = "SELECT client, " TRUST_COLS " FROM trust ORDER BY client",
+    [ST_KEY_INSERT] = "INSERT INTO keys (name, type, created) VALUES (?1, ?2, ?3)",
+    [ST_KEY_GET] = "SELECT type, created FROM keys WHERE name = ?1",
+    [ST_KEY_LIST] = "SELECT name, type, created FROM keys ORDER BY name",
+    [ST_KEY_DELETE] = "DELETE FROM keys WHERE name = ?1",
+    [ST_VER_MAX] = "SELECT coalesce(max(version), 0) FROM key_versions WHERE name = ?1",
+    [ST_VER_CURRENT] = "SELECT coalesce(max(version), 0) FROM key_versions WHERE name = ?1 "
+		       "AND state = 'active'",
+    [ST_VER_COUNT] = "SELECT count(*) FROM key_versions WHERE name = ?1",
+    [ST_VER_STATE] = "SELECT state FROM key_versions WHERE name = ?1 AND version = ?2",
+    [ST_VER_INSERT] = "INSERT INTO key_versions (name, version, state, created, kcv, creator) "
+		      "VALUES (?1, ?2, 'creating', ?3, ?4, ?5)",
+    [ST_VER_ACTIVATE] = "UPDATE key_versions SET state = 'active', spki = ?3, token = ?4, "
+			"label = ?5 WHERE name = ?1 AND version = ?2 AND state = 'creating'",
+    [ST_VER_RETIRE] = "UPDATE key_versions SET state = 'retired' WHERE name = ?1 AND "
+		      "version = ?2 AND state = 'active'",
+    [ST_VER_DELETE] = "DELETE FROM key_versions WHERE name = ?1 AND version = ?2 AND "
+		      "state = 'creating'",
+    [ST_VER_GET] = "SELECT " VER_COLS " FROM key_versions WHERE name = ?1 AND version = ?2",
+    [ST_VER_LIST] = "SELECT " VER_COLS " FROM key_versions WHERE name = ?1 ORDER BY version",
+    [ST_SET_INSERT] = "INSERT INTO key_share_sets (name, version, set_name, position, n, k) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_SETS_GET] = "SELECT set_name, n, k FROM key_share_sets WHERE name = ?1 AND "
+		    "version = ?2 ORDER BY position",
+    [ST_SETS_DELETE] = "DELETE FROM key_share_sets WHERE name = ?1 AND version = ?2",
+    [ST_SHARE_INSERT] = "INSERT INTO key_shares (name, version, set_name, x, token, label) "
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_SHARES_GET] = "SELECT s.set_name, s.x, s.token, s.label FROM key_shares AS s "
+		      "JOIN key_share_sets AS t USING (name, version, set_name) "
+		      "WHERE s.name = ?1 AND s.version = ?2 ORDER BY t.position, s.x",
+    [ST_SHARES_DELETE] = "DELETE FROM key_shares WHERE name = ?1 AND version = ?2",
+    [ST_SHARE_COUNTS] = "SELECT token, count(*) FROM key_shares GROUP BY token ORDER BY token",
 };
 
 struct sql_store {
@@ -460,6 +560,716 @@ static kos_rv sql_trust_list(kos_store *st, struct kos_trust_state **out, size_t
 	return KOS_OK;
 }
 
+/* --- keys ------------------------------------------------------------------- */
+
+/* Runs body in one transaction under the handle's lock: BEGIN IMMEDIATE for
+ * a change, a plain BEGIN (one consistent snapshot) for reads; committed
+ * when body succeeds, rolled back otherwise. */
+static kos_rv run_tx(struct sql_store *s, bool write, kos_rv (*body)(struct sql_store *, void *),
+		     void *arg)
+{
+	kos_rv rv;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	if (write) {
+		rv = tx_begin(s);
+	} else {
+		rc = step_retry(s->stmt[ST_BEGIN_READ]);
+		rv = rc == SQLITE_DONE ? KOS_OK : db_fail(s, rc, "cannot start a transaction");
+	}
+	if (rv == KOS_OK) {
+		rv = body(s, arg);
+		if (rv == KOS_OK)
+			rv = tx_commit(s);
+		else
+			tx_rollback(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+/* Binds ?1 = name and ?2 = version (when version is not 0). */
+static int bind_nv(sqlite3_stmt *stmt, const char *name, uint32_t version)
+{
+	int rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+
+	if (rc == SQLITE_OK && version != 0)
+		rc = sqlite3_bind_int64(stmt, 2, version);
+	return rc;
+}
+
+/* Steps a bound statement that returns no row, resets it and clears its
+ * bindings (a blob bound SQLITE_STATIC must not outlive its buffer). */
+static kos_rv exec_bound(struct sql_store *s, sqlite3_stmt *stmt, int rc, const char *what)
+{
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, what);
+	return KOS_OK;
+}
+
+/* One integer from a bound statement returning one row; *found says whether
+ * a row came. */
+static kos_rv query_int(struct sql_store *s, sqlite3_stmt *stmt, int rc, int64_t *out, bool *found,
+			const char *what)
+{
+	kos_rv rv = KOS_OK;
+
+	*out = 0;
+	if (found != NULL)
+		*found = false;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		*out = sqlite3_column_int64(stmt, 0);
+		if (found != NULL)
+			*found = true;
+	} else if (rc != SQLITE_DONE) {
+		rv = db_fail(s, rc, what);
+	}
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	return rv;
+}
+
+static void copy_col(sqlite3_stmt *stmt, int col, char *out, size_t len)
+{
+	const unsigned char *t = sqlite3_column_text(stmt, col);
+
+	memset(out, 0, len);
+	if (t != NULL)
+		memcpy(out, t, strnlen((const char *)t, len - 1));
+}
+
+static kos_rv unknown_key(const char *name)
+{
+	return kos_error_set(KOS_E_NOTFOUND, "unknown key '%s'", name);
+}
+
+/* Reads key name's row; *found says whether it exists. */
+static kos_rv load_key(struct sql_store *s, const char *name, struct kos_store_key *out,
+		       bool *found)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_KEY_GET];
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*found = false;
+	rc = bind_nv(stmt, name, 0);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		if (out != NULL) {
+			memset(out, 0, sizeof(*out));
+			memcpy(out->name, name, strnlen(name, sizeof(out->name) - 1));
+			out->type = (kos_key_type)sqlite3_column_int(stmt, 0);
+			out->created = sqlite3_column_int64(stmt, 1);
+		}
+		*found = true;
+	} else if (rc != SQLITE_DONE) {
+		rv = db_fail(s, rc, "cannot read a key");
+	}
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	return rv;
+}
+
+static kos_rv state_parse(const unsigned char *t, enum kos_key_state *out)
+{
+	int i;
+
+	for (i = KOS_KEY_STATE_CREATING; i <= KOS_KEY_STATE_RETIRED; i++) {
+		if (t != NULL && strcmp((const char *)t, kos_key_state_name(i)) == 0) {
+			*out = (enum kos_key_state)i;
+			return KOS_OK;
+		}
+	}
+	return kos_error_set(KOS_E_STORE, "state store: a key version in an unknown state");
+}
+
+/* The state of name/version; *found says whether the version exists. */
+static kos_rv load_state(struct sql_store *s, const char *name, uint32_t version,
+			 enum kos_key_state *state, bool *found)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_VER_STATE];
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*found = false;
+	rc = bind_nv(stmt, name, version);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW) {
+		rv = state_parse(sqlite3_column_text(stmt, 0), state);
+		*found = rv == KOS_OK;
+	} else if (rc != SQLITE_DONE) {
+		rv = db_fail(s, rc, "cannot read a key version");
+	}
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	return rv;
+}
+
+/* Reads the VER_COLS of the current row into v (name, sets and shares
+ * untouched). */
+static kos_rv read_version(sqlite3_stmt *stmt, struct kos_store_version *v)
+{
+	const void *blob;
+	int len;
+	kos_rv rv;
+
+	v->version = (uint32_t)sqlite3_column_int64(stmt, 0);
+	rv = state_parse(sqlite3_column_text(stmt, 1), &v->state);
+	if (rv != KOS_OK)
+		return rv;
+	v->created = sqlite3_column_int64(stmt, 2);
+	blob = sqlite3_column_blob(stmt, 3);
+	len = sqlite3_column_bytes(stmt, 3);
+	v->has_kcv = blob != NULL && len == KOS_KCV_LEN;
+	if (v->has_kcv)
+		memcpy(v->kcv, blob, KOS_KCV_LEN);
+	blob = sqlite3_column_blob(stmt, 4);
+	len = sqlite3_column_bytes(stmt, 4);
+	if (blob != NULL && len > 0) {
+		if ((size_t)len > sizeof(v->spki))
+			return kos_error_set(KOS_E_STORE, "state store: a public key of %d bytes",
+					     len);
+		memcpy(v->spki, blob, (size_t)len);
+		v->spki_len = (size_t)len;
+	}
+	copy_col(stmt, 5, v->token, sizeof(v->token));
+	copy_col(stmt, 6, v->label, sizeof(v->label));
+	copy_col(stmt, 7, v->creator, sizeof(v->creator));
+	return KOS_OK;
+}
+
+/* Loads the sets and shares of v (name and version set). */
+static kos_rv load_shares(struct sql_store *s, struct kos_store_version *v)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_SETS_GET];
+	struct kos_store_share *arr = NULL;
+	size_t n = 0, cap = 0;
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	v->n_sets = 0;
+	rc = bind_nv(stmt, v->name, v->version);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt)) {
+		struct kos_store_share_set *set;
+
+		if (v->n_sets == KOS_ARRAY_SIZE(v->sets)) {
+			rv = kos_error_set(KOS_E_STORE,
+					   "state store: key %s version %u has more "
+					   "than %zu share sets",
+					   v->name, v->version, KOS_ARRAY_SIZE(v->sets));
+			break;
+		}
+		set = &v->sets[v->n_sets++];
+		copy_col(stmt, 0, set->name, sizeof(set->name));
+		set->n = (unsigned)sqlite3_column_int(stmt, 1);
+		set->k = (unsigned)sqlite3_column_int(stmt, 2);
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE)
+		rv = db_fail(s, rc, "cannot read share sets");
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rv != KOS_OK)
+		return rv;
+
+	stmt = s->stmt[ST_SHARES_GET];
+	rc = bind_nv(stmt, v->name, v->version);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt)) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct kos_store_share *na = realloc(arr, ncap * sizeof(*arr));
+
+			if (na == NULL) {
+				rv = kos_error_set(KOS_E_NOMEM, "out of memory reading shares");
+				break;
+			}
+			arr = na;
+			cap = ncap;
+		}
+		memset(&arr[n], 0, sizeof(arr[n]));
+		copy_col(stmt, 0, arr[n].set, sizeof(arr[n].set));
+		arr[n].x = (uint8_t)sqlite3_column_int(stmt, 1);
+		copy_col(stmt, 2, arr[n].token, sizeof(arr[n].token));
+		copy_col(stmt, 3, arr[n].label, sizeof(arr[n].label));
+		n++;
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE)
+		rv = db_fail(s, rc, "cannot read shares");
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rv != KOS_OK) {
+		free(arr);
+		return rv;
+	}
+	free(v->shares);
+	v->shares = arr;
+	v->n_shares = n;
+	return KOS_OK;
+}
+
+struct begin_arg {
+	const struct kos_store_key *key;
+	const char *name;
+	const struct kos_store_version *v;
+	uint32_t version;
+};
+
+static kos_rv begin_in_tx(struct sql_store *s, void *varg)
+{
+	struct begin_arg *a = varg;
+	sqlite3_stmt *stmt;
+	int64_t max;
+	bool found;
+	kos_rv rv;
+	int rc;
+
+	rv = load_key(s, a->name, NULL, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (a->key != NULL && found)
+		return kos_error_set(KOS_E_EXISTS, "key '%s' already exists", a->name);
+	if (a->key == NULL && !found)
+		return unknown_key(a->name);
+	if (a->key != NULL) {
+		stmt = s->stmt[ST_KEY_INSERT];
+		rc = bind_nv(stmt, a->name, 0);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int(stmt, 2, (int)a->key->type);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(stmt, 3, a->key->created);
+		rv = exec_bound(s, stmt, rc, "cannot write a key");
+		if (rv != KOS_OK)
+			return rv;
+	}
+	stmt = s->stmt[ST_VER_MAX];
+	rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &max, NULL, "cannot read key versions");
+	if (rv != KOS_OK)
+		return rv;
+	if (max < 0 || max >= (int64_t)UINT32_MAX)
+		return kos_error_set(KOS_E_RANGE, "key '%s' has no version number left", a->name);
+	a->version = (uint32_t)max + 1;
+	stmt = s->stmt[ST_VER_INSERT];
+	rc = bind_nv(stmt, a->name, a->version);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 3, a->v->created);
+	if (rc == SQLITE_OK)
+		rc = a->v->has_kcv
+			 ? sqlite3_bind_blob(stmt, 4, a->v->kcv, KOS_KCV_LEN, SQLITE_STATIC)
+			 : sqlite3_bind_null(stmt, 4);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(stmt, 5, a->v->creator, -1, SQLITE_STATIC);
+	return exec_bound(s, stmt, rc, "cannot write a key version");
+}
+
+static kos_rv sql_key_version_begin(kos_store *st, const struct kos_store_key *key,
+				    const char *name, const struct kos_store_version *v,
+				    uint32_t *version)
+{
+	struct begin_arg a = {key, name, v, 0};
+	kos_rv rv = run_tx(sql_of(st), true, begin_in_tx, &a);
+
+	*version = rv == KOS_OK ? a.version : 0;
+	return rv;
+}
+
+static kos_rv activate_in_tx(struct sql_store *s, void *varg)
+{
+	const struct kos_store_version *v = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_VER_ACTIVATE];
+	size_t i;
+	kos_rv rv;
+	int rc;
+
+	rc = bind_nv(stmt, v->name, v->version);
+	if (rc == SQLITE_OK)
+		rc = v->spki_len > 0
+			 ? sqlite3_bind_blob(stmt, 3, v->spki, (int)v->spki_len, SQLITE_STATIC)
+			 : sqlite3_bind_null(stmt, 3);
+	if (rc == SQLITE_OK)
+		rc = v->token[0] ? sqlite3_bind_text(stmt, 4, v->token, -1, SQLITE_STATIC)
+				 : sqlite3_bind_null(stmt, 4);
+	if (rc == SQLITE_OK)
+		rc = v->label[0] ? sqlite3_bind_text(stmt, 5, v->label, -1, SQLITE_STATIC)
+				 : sqlite3_bind_null(stmt, 5);
+	rv = exec_bound(s, stmt, rc, "cannot activate a key version");
+	if (rv != KOS_OK)
+		return rv;
+	if (sqlite3_changes(s->db) == 0)
+		return kos_error_set(KOS_E_NOTFOUND,
+				     "key '%s' version %u is no longer being created (removed by "
+				     "fsck?)",
+				     v->name, v->version);
+	for (i = 0; i < v->n_sets; i++) {
+		stmt = s->stmt[ST_SET_INSERT];
+		rc = bind_nv(stmt, v->name, v->version);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_text(stmt, 3, v->sets[i].name, -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(stmt, 4, (int64_t)i);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int(stmt, 5, (int)v->sets[i].n);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int(stmt, 6, (int)v->sets[i].k);
+		rv = exec_bound(s, stmt, rc, "cannot write a share set");
+		if (rv != KOS_OK)
+			return rv;
+	}
+	for (i = 0; i < v->n_shares; i++) {
+		const struct kos_store_share *sh = &v->shares[i];
+
+		stmt = s->stmt[ST_SHARE_INSERT];
+		rc = bind_nv(stmt, v->name, v->version);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_text(stmt, 3, sh->set, -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int(stmt, 4, sh->x);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_text(stmt, 5, sh->token, -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_text(stmt, 6, sh->label, -1, SQLITE_STATIC);
+		rv = exec_bound(s, stmt, rc, "cannot write a share location");
+		if (rv != KOS_OK)
+			return rv;
+	}
+	return KOS_OK;
+}
+
+static kos_rv sql_key_version_activate(kos_store *st, const struct kos_store_version *v)
+{
+	return run_tx(sql_of(st), true, activate_in_tx, (void *)v);
+}
+
+struct nv_arg {
+	const char *name;
+	uint32_t version;
+};
+
+/* Deletes the share rows and sets of name/version. */
+static kos_rv drop_shares(struct sql_store *s, const char *name, uint32_t version, bool sets)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_SHARES_DELETE];
+	kos_rv rv;
+
+	rv = exec_bound(s, stmt, bind_nv(stmt, name, version), "cannot delete shares");
+	if (rv != KOS_OK || !sets)
+		return rv;
+	stmt = s->stmt[ST_SETS_DELETE];
+	return exec_bound(s, stmt, bind_nv(stmt, name, version), "cannot delete share sets");
+}
+
+static kos_rv abort_in_tx(struct sql_store *s, void *varg)
+{
+	struct nv_arg *a = varg;
+	enum kos_key_state state;
+	sqlite3_stmt *stmt;
+	int64_t left;
+	bool found;
+	kos_rv rv;
+
+	rv = load_state(s, a->name, a->version, &state, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (!found || state != KOS_KEY_STATE_CREATING)
+		return kos_error_set(KOS_E_NOTFOUND, "key '%s' has no version %u being created",
+				     a->name, a->version);
+	rv = drop_shares(s, a->name, a->version, true);
+	if (rv != KOS_OK)
+		return rv;
+	stmt = s->stmt[ST_VER_DELETE];
+	rv = exec_bound(s, stmt, bind_nv(stmt, a->name, a->version), "cannot delete a key version");
+	if (rv != KOS_OK)
+		return rv;
+	stmt = s->stmt[ST_VER_COUNT];
+	rv =
+	    query_int(s, stmt, bind_nv(stmt, a->name, 0), &left, NULL, "cannot count key versions");
+	if (rv != KOS_OK || left > 0)
+		return rv;
+	stmt = s->stmt[ST_KEY_DELETE];
+	return exec_bound(s, stmt, bind_nv(stmt, a->name, 0), "cannot delete a key");
+}
+
+static kos_rv sql_key_version_abort(kos_store *st, const char *name, uint32_t version)
+{
+	struct nv_arg a = {name, version};
+
+	return run_tx(sql_of(st), true, abort_in_tx, &a);
+}
+
+static kos_rv retire_in_tx(struct sql_store *s, void *varg)
+{
+	struct nv_arg *a = varg;
+	enum kos_key_state state;
+	sqlite3_stmt *stmt;
+	int64_t current;
+	bool found;
+	kos_rv rv;
+
+	rv = load_key(s, a->name, NULL, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (!found)
+		return unknown_key(a->name);
+	rv = load_state(s, a->name, a->version, &state, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (!found || state == KOS_KEY_STATE_CREATING)
+		return kos_error_set(KOS_E_NOTFOUND, "key '%s' has no version %u", a->name,
+				     a->version);
+	if (state == KOS_KEY_STATE_RETIRED)
+		return kos_error_set(KOS_E_NOTFOUND, "key '%s' version %u is already retired",
+				     a->name, a->version);
+	stmt = s->stmt[ST_VER_CURRENT];
+	rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &current, NULL,
+		       "cannot read key versions");
+	if (rv != KOS_OK)
+		return rv;
+	if (current == (int64_t)a->version)
+		return kos_error_set(KOS_E_INVALID,
+				     "key '%s' version %u is the current version: rotate first",
+				     a->name, a->version);
+	stmt = s->stmt[ST_VER_RETIRE];
+	rv = exec_bound(s, stmt, bind_nv(stmt, a->name, a->version), "cannot retire a key version");
+	if (rv != KOS_OK)
+		return rv;
+	return drop_shares(s, a->name, a->version, false);
+}
+
+static kos_rv sql_key_version_retire(kos_store *st, const char *name, uint32_t version)
+{
+	struct nv_arg a = {name, version};
+
+	return run_tx(sql_of(st), true, retire_in_tx, &a);
+}
+
+static kos_rv sql_key_get(kos_store *st, const char *name, struct kos_store_key *out)
+{
+	struct sql_store *s = sql_of(st);
+	bool found;
+	kos_rv rv;
+
+	pthread_mutex_lock(&s->lock);
+	rv = load_key(s, name, out, &found);
+	pthread_mutex_unlock(&s->lock);
+	if (rv == KOS_OK && !found)
+		rv = unknown_key(name);
+	return rv;
+}
+
+static kos_rv sql_key_list(kos_store *st, struct kos_store_key **out, size_t *n)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_KEY_LIST];
+	struct kos_store_key *arr = NULL;
+	size_t k = 0, cap = 0;
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+		if (k == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct kos_store_key *na = realloc(arr, ncap * sizeof(*arr));
+
+			if (na == NULL) {
+				rv = kos_error_set(KOS_E_NOMEM, "out of memory listing keys");
+				break;
+			}
+			arr = na;
+			cap = ncap;
+		}
+		memset(&arr[k], 0, sizeof(arr[k]));
+		copy_col(stmt, 0, arr[k].name, sizeof(arr[k].name));
+		arr[k].type = (kos_key_type)sqlite3_column_int(stmt, 1);
+		arr[k].created = sqlite3_column_int64(stmt, 2);
+		k++;
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE)
+		rv = db_fail(s, rc, "cannot list keys");
+	sqlite3_reset(stmt);
+	pthread_mutex_unlock(&s->lock);
+	if (rv != KOS_OK) {
+		free(arr);
+		return rv;
+	}
+	*out = arr;
+	*n = k;
+	return KOS_OK;
+}
+
+struct version_arg {
+	const char *name;
+	uint32_t version;
+	struct kos_store_version *v;
+	size_t n;
+};
+
+static kos_rv version_get_in_tx(struct sql_store *s, void *varg)
+{
+	struct version_arg *a = varg;
+	struct kos_store_version *v = a->v;
+	uint32_t version = a->version;
+	sqlite3_stmt *stmt;
+	bool found;
+	kos_rv rv;
+	int rc;
+
+	rv = load_key(s, a->name, NULL, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (!found)
+		return unknown_key(a->name);
+	if (version == 0) {
+		int64_t current;
+
+		stmt = s->stmt[ST_VER_CURRENT];
+		rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &current, NULL,
+			       "cannot read key versions");
+		if (rv != KOS_OK)
+			return rv;
+		if (current == 0)
+			return kos_error_set(KOS_E_NOTFOUND, "key '%s' has no active version",
+					     a->name);
+		version = (uint32_t)current;
+	}
+	stmt = s->stmt[ST_VER_GET];
+	rc = bind_nv(stmt, a->name, version);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		rv = read_version(stmt, v);
+	else if (rc == SQLITE_DONE)
+		rv = kos_error_set(KOS_E_NOTFOUND, "key '%s' has no version %u", a->name, version);
+	else
+		rv = db_fail(s, rc, "cannot read a key version");
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rv != KOS_OK)
+		return rv;
+	memcpy(v->name, a->name, strnlen(a->name, sizeof(v->name) - 1));
+	return load_shares(s, v);
+}
+
+static kos_rv sql_key_version_get(kos_store *st, const char *name, uint32_t version,
+				  struct kos_store_version *out)
+{
+	struct version_arg a = {name, version, out, 0};
+	kos_rv rv;
+
+	memset(out, 0, sizeof(*out));
+	rv = run_tx(sql_of(st), false, version_get_in_tx, &a);
+	if (rv != KOS_OK)
+		kos_store_version_clear(out);
+	return rv;
+}
+
+static kos_rv versions_in_tx(struct sql_store *s, void *varg)
+{
+	struct version_arg *a = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_VER_LIST];
+	size_t cap = 0, i;
+	bool found;
+	kos_rv rv;
+	int rc;
+
+	rv = load_key(s, a->name, NULL, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (!found)
+		return unknown_key(a->name);
+	rc = bind_nv(stmt, a->name, 0);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt)) {
+		if (a->n == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			struct kos_store_version *na = realloc(a->v, ncap * sizeof(*na));
+
+			if (na == NULL) {
+				rv = kos_error_set(KOS_E_NOMEM,
+						   "out of memory listing key versions");
+				break;
+			}
+			a->v = na;
+			cap = ncap;
+		}
+		memset(&a->v[a->n], 0, sizeof(a->v[0]));
+		memcpy(a->v[a->n].name, a->name, strnlen(a->name, sizeof(a->v[0].name) - 1));
+		rv = read_version(stmt, &a->v[a->n]);
+		if (rv != KOS_OK)
+			break;
+		a->n++;
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE)
+		rv = db_fail(s, rc, "cannot list key versions");
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	for (i = 0; rv == KOS_OK && i < a->n; i++)
+		rv = load_shares(s, &a->v[i]);
+	return rv;
+}
+
+static kos_rv sql_key_versions(kos_store *st, const char *name, struct kos_store_version **out,
+			       size_t *n)
+{
+	struct version_arg a = {name, 0, NULL, 0};
+	kos_rv rv;
+
+	*out = NULL;
+	*n = 0;
+	rv = run_tx(sql_of(st), false, versions_in_tx, &a);
+	if (rv != KOS_OK) {
+		kos_store_versions_free(a.v, a.n);
+		return rv;
+	}
+	*out = a.v;
+	*n = a.n;
+	return KOS_OK;
+}
+
+static kos_rv sql_share_counts(kos_store *st, void (*fn)(const char *token, uint64_t n, void *arg),
+			       void *arg)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_SHARE_COUNTS];
+	struct {
+		char token[KOS_TOKEN_NAME_MAX + 1];
+		uint64_t n;
+	} rows[64];
+	size_t k = 0, i;
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	/* fn is called outside the lock; more tokens than rows[] holds are
+	 * rare and only make the choice of tokens less even */
+	pthread_mutex_lock(&s->lock);
+	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && k < KOS_ARRAY_SIZE(rows)) {
+		copy_col(stmt, 0, rows[k].token, sizeof(rows[k].token));
+		rows[k].n = i2u(sqlite3_column_int64(stmt, 1));
+		k++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		rv = db_fail(s, rc, "cannot count shares");
+	sqlite3_reset(stmt);
+	pthread_mutex_unlock(&s->lock);
+	for (i = 0; rv == KOS_OK && i < k; i++)
+		fn(rows[i].token, rows[i].n, arg);
+	return rv;
+}
+
 static int sql_schema_version(kos_store *st)
 {
 	return sql_of(st)->version;
@@ -486,6 +1296,15 @@ static const struct kos_store_ops sql_ops = {
     .trust_update = sql_trust_update,
     .trust_list = sql_trust_list,
     .trust_delete = sql_trust_delete,
+    .key_version_begin = sql_key_version_begin,
+    .key_version_activate = sql_key_version_activate,
+    .key_version_abort = sql_key_version_abort,
+    .key_version_retire = sql_key_version_retire,
+    .key_get = sql_key_get,
+    .key_list = sql_key_list,
+    .key_version_get = sql_key_version_get,
+    .key_versions = sql_key_versions,
+    .share_counts = sql_share_counts,
 };
 
 /* Creates the file with mode 0600 before SQLite sees it (SQLite would use
@@ -678,6 +1497,13 @@ kos_rv kos_store_sqlite_open(const char *path, kos_store **out)
 	rc = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
 		rv = db_fail(s, rc, "cannot set synchronous mode");
+		goto err;
+	}
+	/* a share row without its version, or a version without its key, is
+	 * refused by SQLite itself (off by default, per connection) */
+	rc = sqlite3_exec(s->db, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		rv = db_fail(s, rc, "cannot enable foreign keys");
 		goto err;
 	}
 	rv = prepare(s, 0, ST_N_TX);

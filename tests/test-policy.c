@@ -184,6 +184,7 @@ static void assert_same_policy(const struct kos_policy *a, const struct kos_poli
 	CU_ASSERT_EQUAL(a->rotation.dek, b->rotation.dek);
 	CU_ASSERT_EQUAL(a->rotation.signing, b->rotation.signing);
 	CU_ASSERT_EQUAL(a->rotation.ca, b->rotation.ca);
+	CU_ASSERT_EQUAL(a->keys.cache, b->keys.cache);
 	for (i = 0; i < KOS_THREAT_COUNT; i++) {
 		CU_ASSERT_EQUAL(a->threat[i].offset, b->threat[i].offset);
 		CU_ASSERT_EQUAL(a->threat[i].lifetime_factor, b->threat[i].lifetime_factor);
@@ -237,6 +238,7 @@ static void test_strict_policy_is_stricter(void)
 	CU_ASSERT(s->anomaly.penalty > d.anomaly.penalty);
 	CU_ASSERT(s->anomaly.scope_penalty > d.anomaly.scope_penalty);
 	CU_ASSERT(s->rotation.dek < d.rotation.dek);
+	CU_ASSERT(s->keys.cache < d.keys.cache);
 	CU_ASSERT(s->threat[KOS_THREAT_ELEVATED].offset > d.threat[KOS_THREAT_ELEVATED].offset);
 	CU_ASSERT(s->threat[KOS_THREAT_CRITICAL].offset > d.threat[KOS_THREAT_CRITICAL].offset);
 	CU_ASSERT(s->n_share_sets >= 1);
@@ -441,6 +443,30 @@ static void test_durations_each_unit(void)
 	CU_ASSERT_EQUAL(pol->rotation.signing, (kos_usec)3650 * 86400 * SEC);
 	CU_ASSERT_EQUAL(pol->rotation.ca, 12 * 3600 * SEC);
 	kos_policy_free(pol);
+}
+
+static void test_keys_cache(void)
+{
+	kos_policy *pol = accepted("version = 1;\nkeys = { cache = \"0s\"; };\n");
+
+	/* "0s": no cache */
+	CU_ASSERT_EQUAL(pol->keys.cache, 0);
+	kos_policy_free(pol);
+	pol = accepted("version = 1;\nkeys = { cache = \"90s\"; };\n");
+	CU_ASSERT_EQUAL(pol->keys.cache, 90 * SEC);
+	kos_policy_free(pol);
+	/* equal to the rotation interval is the longest allowed */
+	pol = accepted("version = 1;\nrotation = { dek = \"1h\"; };\nkeys = { cache = \"1h\"; };\n");
+	CU_ASSERT_EQUAL(pol->keys.cache, 3600 * SEC);
+	kos_policy_free(pol);
+	expect_one("version = 1;\nrotation = { dek = \"1h\"; };\nkeys = { cache = \"2h\"; };\n", 3,
+		   "keys.cache: must be at most rotation.dek (1h)");
+	expect_one("version = 1;\nkeys = { cache = \"2h\"; };\nrotation = { dek = \"1h\"; };\n", 3,
+		   "rotation.dek: must be at least keys.cache (2h)");
+	expect_one("version = 1;\nkeys = { cache = 300; };\n", 2,
+		   "keys.cache: must be a duration string");
+	expect_one("version = 1;\nkeys = { cahce = \"5m\"; };\n", 2,
+		   "keys.cahce: unknown setting (known here: cache)");
 }
 
 static void test_bad_durations_refused(void)
@@ -858,6 +884,7 @@ static void test_describe_lists_settings(void)
 		"credentials.max_chain: 12h\n",
 		"rotation.dek: 30d\n",
 		"rotation.ca: 180d\n",
+		"keys.cache: 5m\n",
 		"threat.elevated.offset: 10\n",
 		"threat.critical.lifetime_factor: 0.25\n",
 	};
@@ -928,6 +955,7 @@ int main(void)
 		KOS_TEST(test_ranges_refused),
 		KOS_TEST(test_integer_overflow_refused),
 		KOS_TEST(test_durations_each_unit),
+		KOS_TEST(test_keys_cache),
 		KOS_TEST(test_bad_durations_refused),
 		KOS_TEST(test_control_characters_not_echoed),
 		KOS_TEST(test_tiers_out_of_order_refused),

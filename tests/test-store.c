@@ -280,6 +280,197 @@ static void check_many(kos_store *st)
 	free(all);
 }
 
+/* --- keys --- */
+
+static void count_tokens(const char *token, uint64_t n, void *arg)
+{
+	uint64_t *counts = arg;
+
+	if (strcmp(token, "kms1") == 0)
+		counts[0] += n;
+	else if (strcmp(token, "kms2") == 0)
+		counts[1] += n;
+	else
+		counts[2] += n;
+}
+
+/* A DEK version with one 2-of-2 set on kms1 and kms2. */
+static void dek_version(struct kos_store_version *v, struct kos_store_share sh[2], const char *name,
+			uint32_t version)
+{
+	unsigned i;
+
+	memset(sh, 0, 2 * sizeof(*sh));
+	for (i = 0; i < 2; i++) {
+		snprintf(sh[i].set, sizeof(sh[i].set), "pair");
+		sh[i].x = (uint8_t)(i + 1);
+		snprintf(sh[i].token, sizeof(sh[i].token), "kms%u", i + 1);
+		snprintf(sh[i].label, sizeof(sh[i].label), "kos-share:%s:%u:pair:%u", name, version,
+			 i + 1);
+	}
+	memset(v, 0, sizeof(*v));
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	v->version = version;
+	v->n_sets = 1;
+	snprintf(v->sets[0].name, sizeof(v->sets[0].name), "pair");
+	v->sets[0].n = 2;
+	v->sets[0].k = 2;
+	v->n_shares = 2;
+	v->shares = sh;
+}
+
+/* The key operations every backend shares. */
+static void check_keys(kos_store *st)
+{
+	struct kos_store_key key = {.type = KOS_KEY_DEK, .created = 1000}, got, *keys = NULL;
+	struct kos_store_version begin, v, *all = NULL, act;
+	struct kos_store_share sh[2];
+	uint64_t counts[3] = {0, 0, 0};
+	uint32_t version = 99;
+	size_t n = 0;
+
+	memset(&begin, 0, sizeof(begin));
+	begin.created = 2000;
+	begin.has_kcv = true;
+	memcpy(begin.kcv, "\x01\x02\x03\x04\x05\x06\x07\x08", KOS_KCV_LEN);
+	snprintf(begin.creator, sizeof(begin.creator), "host:123");
+
+	CU_ASSERT_EQUAL(kos_store_key_get(st, "k1", &got), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "k1"));
+	/* a version of an unknown key, without the key's row */
+	CU_ASSERT_EQUAL(kos_store_key_version_begin(st, NULL, "k1", &begin, &version),
+			KOS_E_NOTFOUND);
+
+	/* a new key: version 1 in state creating, not yet current */
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, &key, "k1", &begin, &version),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(version, 1);
+	CU_ASSERT_EQUAL(kos_store_key_version_begin(st, &key, "k1", &begin, &version),
+			KOS_E_EXISTS);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_get(st, "k1", &got), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(got.name, "k1");
+	CU_ASSERT_EQUAL(got.type, KOS_KEY_DEK);
+	CU_ASSERT_EQUAL(got.created, 1000);
+	CU_ASSERT_EQUAL(kos_store_key_version_get(st, "k1", 0, &v), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "no active version"));
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_get(st, "k1", 1, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v.state, KOS_KEY_STATE_CREATING);
+	CU_ASSERT_EQUAL(v.created, 2000);
+	CU_ASSERT(v.has_kcv);
+	CU_ASSERT_EQUAL(memcmp(v.kcv, begin.kcv, KOS_KCV_LEN), 0);
+	CU_ASSERT_STRING_EQUAL(v.creator, "host:123");
+	CU_ASSERT_EQUAL(v.n_shares, 0);
+	kos_store_version_clear(&v);
+
+	/* activation records the sets and shares in the same step */
+	dek_version(&act, sh, "k1", 1);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_activate(st, &act), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_version_activate(st, &act), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_get(st, "k1", 0, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v.version, 1);
+	CU_ASSERT_EQUAL(v.state, KOS_KEY_STATE_ACTIVE);
+	CU_ASSERT_STRING_EQUAL(v.creator, "host:123");
+	CU_ASSERT_EQUAL(memcmp(v.kcv, begin.kcv, KOS_KCV_LEN), 0);
+	CU_ASSERT_EQUAL_FATAL(v.n_sets, 1);
+	CU_ASSERT_STRING_EQUAL(v.sets[0].name, "pair");
+	CU_ASSERT_EQUAL(v.sets[0].n, 2);
+	CU_ASSERT_EQUAL(v.sets[0].k, 2);
+	CU_ASSERT_EQUAL_FATAL(v.n_shares, 2);
+	CU_ASSERT_EQUAL(v.shares[1].x, 2);
+	CU_ASSERT_STRING_EQUAL(v.shares[1].token, "kms2");
+	CU_ASSERT_STRING_EQUAL(v.shares[1].label, "kos-share:k1:1:pair:2");
+	kos_store_version_clear(&v);
+	CU_ASSERT_PTR_NULL(v.shares);
+
+	/* the current version cannot be retired, nor aborted */
+	CU_ASSERT_EQUAL(kos_store_key_version_retire(st, "k1", 1), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_store_key_version_abort(st, "k1", 1), KOS_E_NOTFOUND);
+
+	/* version 2: a rotation that is abandoned, then one that completes */
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, NULL, "k1", &begin, &version),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(version, 2);
+	CU_ASSERT_EQUAL(kos_store_key_version_abort(st, "k1", 2), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_version_abort(st, "k1", 2), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_version_get(st, "k1", 2, &v), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_get(st, "k1", &got), KOS_OK); /* version 1 keeps the key */
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, NULL, "k1", &begin, &version),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(version, 2);
+	dek_version(&act, sh, "k1", 2);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_activate(st, &act), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_get(st, "k1", 0, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v.version, 2);
+	kos_store_version_clear(&v);
+	CU_ASSERT_EQUAL(kos_store_share_counts(st, count_tokens, counts), KOS_OK);
+	CU_ASSERT_EQUAL(counts[0], 2);
+	CU_ASSERT_EQUAL(counts[1], 2);
+	CU_ASSERT_EQUAL(counts[2], 0);
+
+	/* retiring version 1 drops its share rows, keeps the rest */
+	CU_ASSERT_EQUAL(kos_store_key_version_retire(st, "k1", 3), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_version_retire(st, "nokey", 1), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_version_retire(st, "k1", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_version_retire(st, "k1", 1), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "already retired"));
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_get(st, "k1", 1, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v.state, KOS_KEY_STATE_RETIRED);
+	CU_ASSERT_EQUAL(v.n_shares, 0);
+	CU_ASSERT_EQUAL(v.n_sets, 1);
+	CU_ASSERT(v.has_kcv);
+	kos_store_version_clear(&v);
+	memset(counts, 0, sizeof(counts));
+	CU_ASSERT_EQUAL(kos_store_share_counts(st, count_tokens, counts), KOS_OK);
+	CU_ASSERT_EQUAL(counts[0], 1);
+
+	/* a signing key: its public key, token and label */
+	key.type = KOS_KEY_ED25519;
+	begin.has_kcv = false;
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, &key, "a-signer", &begin, &version),
+			      KOS_OK);
+	memset(&act, 0, sizeof(act));
+	snprintf(act.name, sizeof(act.name), "a-signer");
+	act.version = version;
+	act.spki_len = 44;
+	memset(act.spki, 0x5a, act.spki_len);
+	snprintf(act.token, sizeof(act.token), "signer");
+	snprintf(act.label, sizeof(act.label), "kos-sign:a-signer:1");
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_activate(st, &act), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_get(st, "a-signer", 1, &v), KOS_OK);
+	CU_ASSERT_FALSE(v.has_kcv);
+	CU_ASSERT_EQUAL(v.spki_len, 44);
+	CU_ASSERT_EQUAL(memcmp(v.spki, act.spki, 44), 0);
+	CU_ASSERT_STRING_EQUAL(v.token, "signer");
+	CU_ASSERT_STRING_EQUAL(v.label, "kos-sign:a-signer:1");
+	CU_ASSERT_EQUAL(v.n_sets, 0);
+	kos_store_version_clear(&v);
+
+	/* listing: names in strcmp() order, versions oldest first */
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_list(st, &keys, &n), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 2);
+	CU_ASSERT_STRING_EQUAL(keys[0].name, "a-signer");
+	CU_ASSERT_EQUAL(keys[0].type, KOS_KEY_ED25519);
+	CU_ASSERT_STRING_EQUAL(keys[1].name, "k1");
+	free(keys);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_versions(st, "k1", &all, &n), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 2);
+	CU_ASSERT_EQUAL(all[0].version, 1);
+	CU_ASSERT_EQUAL(all[0].state, KOS_KEY_STATE_RETIRED);
+	CU_ASSERT_EQUAL(all[1].version, 2);
+	CU_ASSERT_EQUAL(all[1].n_shares, 2);
+	kos_store_versions_free(all, n);
+	CU_ASSERT_EQUAL(kos_store_key_versions(st, "nokey", &all, &n), KOS_E_NOTFOUND);
+
+	/* aborting the only version of a new key removes the key too */
+	key.type = KOS_KEY_DEK;
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, &key, "gone", &begin, &version),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_version_abort(st, "gone", version), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_get(st, "gone", &got), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_version_begin(st, &key, "gone", &begin, &version), KOS_OK);
+	CU_ASSERT_EQUAL(version, 1);
+}
+
 static void test_memory_interface(void)
 {
 	kos_store *st = NULL;
@@ -287,6 +478,7 @@ static void test_memory_interface(void)
 	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "memory");
 	check_interface(st);
+	check_keys(st);
 	kos_store_free(st);
 	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
 	check_many(st);
@@ -300,6 +492,7 @@ static void test_sqlite_interface(void)
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(tmp_path("iface.db"), &st), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "sqlite");
 	check_interface(st);
+	check_keys(st);
 	kos_store_free(st);
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(tmp_path("many.db"), &st), KOS_OK);
 	check_many(st);
@@ -362,7 +555,7 @@ static void test_migrate_from_v1(void)
 	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 1);
 
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
-	CU_ASSERT_EQUAL(kos_store_schema_version(st), 2);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
 	memset(&s, 0, sizeof(s));
 	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "old-client", &s), KOS_OK);
 	CU_ASSERT_EQUAL(s.created, 1000);
@@ -390,6 +583,63 @@ static void test_migrate_from_v1(void)
 	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA application_id"), 0x6b6f7301);
 	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM trust"), 2);
+}
+
+/* A file written by kos at schema version 2: trust only, no keys. */
+static const char v2_schema[] =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;"
+    "INSERT INTO meta (key, value) VALUES ('format', 'kos state store');"
+    "CREATE TABLE trust (client TEXT PRIMARY KEY NOT NULL, created INTEGER NOT NULL,"
+    " last_activity INTEGER NOT NULL, f_latency REAL NOT NULL, f_integrity REAL NOT NULL,"
+    " f_usage REAL NOT NULL, f_anomaly REAL NOT NULL, f_reputation REAL NOT NULL,"
+    " observations INTEGER NOT NULL DEFAULT 0, integrity_failures INTEGER NOT NULL DEFAULT 0,"
+    " scope_violations INTEGER NOT NULL DEFAULT 0, rate_start INTEGER NOT NULL DEFAULT 0,"
+    " rate_count INTEGER NOT NULL DEFAULT 0, rate_flagged INTEGER NOT NULL DEFAULT 0,"
+    " base_n INTEGER NOT NULL DEFAULT 0, base_mean REAL NOT NULL DEFAULT 0,"
+    " base_m2 REAL NOT NULL DEFAULT 0, scope_start INTEGER NOT NULL DEFAULT 0,"
+    " scope_count INTEGER NOT NULL DEFAULT 0, usage_start INTEGER NOT NULL DEFAULT 0,"
+    " usage_ops INTEGER NOT NULL DEFAULT 0, usage_bytes INTEGER NOT NULL DEFAULT 0)"
+    " WITHOUT ROWID;"
+    "INSERT INTO trust (client, created, last_activity, f_latency, f_integrity, f_usage,"
+    " f_anomaly, f_reputation, observations, usage_ops)"
+    " VALUES ('v2-client', 10, 20, 1, 2, 3, 4, 5, 6, 77);"
+    "PRAGMA user_version = 2; PRAGMA application_id = 1802466049;";
+
+static void test_migrate_from_v2(void)
+{
+	const char *path = tmp_path("v2.db");
+	kos_store *st = NULL;
+	struct kos_trust_state s;
+	struct kos_store_key key = {.type = KOS_KEY_DEK, .created = 5};
+	struct kos_store_version begin;
+	uint32_t version = 0;
+
+	CU_ASSERT_EQUAL_FATAL(raw_exec(path, v2_schema), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 2);
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), 3);
+	/* the trust rows are untouched */
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "v2-client", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.observations, 6);
+	CU_ASSERT_EQUAL(s.usage_ops, 77);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_REPUTATION], 5.0);
+	/* and the key tables work */
+	memset(&begin, 0, sizeof(begin));
+	begin.created = 6;
+	CU_ASSERT_EQUAL(kos_store_key_version_begin(st, &key, "migrated", &begin, &version),
+			KOS_OK);
+	CU_ASSERT_EQUAL(version, 1);
+	kos_store_free(st);
+
+	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), 3);
+	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM keys"), 1);
+	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM key_versions WHERE state = 'creating'"),
+			1);
+	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM key_shares"), 0);
+	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM key_share_sets"), 0);
+	/* the schema refuses a state kos does not know, even from another program */
+	CU_ASSERT_NOT_EQUAL(raw_exec(path, "UPDATE key_versions SET state = 'lost'"), SQLITE_OK);
 }
 
 static void test_newer_schema_refused(void)
@@ -676,11 +926,17 @@ static void test_concurrent_threads(void)
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
-	    KOS_TEST(test_memory_interface),	     KOS_TEST(test_sqlite_interface),
-	    KOS_TEST(test_sqlite_create_and_reopen), KOS_TEST(test_migrate_from_v1),
-	    KOS_TEST(test_newer_schema_refused),     KOS_TEST(test_bad_locations),
-	    KOS_TEST(test_sqlite_waits_for_lock),    KOS_TEST(test_concurrent_processes),
-	    KOS_TEST(test_concurrent_creation),	     KOS_TEST(test_concurrent_threads),
+	    KOS_TEST(test_memory_interface),
+	    KOS_TEST(test_sqlite_interface),
+	    KOS_TEST(test_sqlite_create_and_reopen),
+	    KOS_TEST(test_migrate_from_v1),
+	    KOS_TEST(test_migrate_from_v2),
+	    KOS_TEST(test_newer_schema_refused),
+	    KOS_TEST(test_bad_locations),
+	    KOS_TEST(test_sqlite_waits_for_lock),
+	    KOS_TEST(test_concurrent_processes),
+	    KOS_TEST(test_concurrent_creation),
+	    KOS_TEST(test_concurrent_threads),
 	};
 
 	return kos_test_run("store", NULL, NULL, cases, sizeof(cases) / sizeof(cases[0]));

@@ -208,6 +208,29 @@ int kosctl_need_trust(struct kosctl_ctx *ctx)
 	return KOSCTL_OK;
 }
 
+int kosctl_need_keys(struct kosctl_ctx *ctx)
+{
+	kos_rv rv;
+
+	if (ctx->keys != NULL)
+		return KOSCTL_OK;
+	if (kosctl_need_policy(ctx) != KOSCTL_OK || kosctl_need_store(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (ctx->hsm == NULL) {
+		rv = kos_hsm_open(ctx->conf, 0, &ctx->hsm);
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, "backend tokens");
+			return KOSCTL_FAIL;
+		}
+	}
+	rv = kos_keys_new(ctx->policy, ctx->store, ctx->hsm, &ctx->keys);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key service");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
 kos_rv kosctl_read_all(FILE *f, size_t max, unsigned char **out, size_t *len, size_t *capp)
 {
 	unsigned char *buf = NULL;
@@ -350,6 +373,9 @@ int main(int argc, char **argv)
 		optind = 0;
 		rc = c->fn(&ctx, argc - first, argv + first);
 	}
+	/* the key service borrows the policy, the store and the tokens */
+	kos_keys_free(ctx.keys);
+	kos_hsm_free(ctx.hsm);
 	kos_trust_free(ctx.trust);
 	kos_store_free(ctx.store);
 	kos_policy_free(ctx.policy);

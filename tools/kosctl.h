@@ -19,6 +19,8 @@ struct kosctl_ctx {
 	kos_policy *policy;
 	kos_store *store;
 	kos_trust *trust;
+	kos_hsm *hsm;     /* opened by kosctl_need_keys() */
+	kos_keys *keys;   /* borrows policy, store and hsm: freed before them */
 };
 
 typedef int (*kosctl_fn)(struct kosctl_ctx *ctx, int argc, char **argv);
@@ -45,6 +47,10 @@ int kosctl_need_config(struct kosctl_ctx *ctx);
 int kosctl_need_policy(struct kosctl_ctx *ctx);
 int kosctl_need_store(struct kosctl_ctx *ctx);
 int kosctl_need_trust(struct kosctl_ctx *ctx);
+/* Configuration, policy, store, backend tokens (a token that cannot be used
+ * is kept, marked unavailable: one KMS token down must not stop kosctl),
+ * then the key service. */
+int kosctl_need_keys(struct kosctl_ctx *ctx);
 
 /* Reads all of a stream, at most max bytes; KOS_E_RANGE when larger. The
  * buffer is NUL-terminated; free it with kos_secret_free(buf, cap) where cap

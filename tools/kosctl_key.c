@@ -1,21 +1,859 @@
+/* kosctl key: create, list, show, rotate, retire and use keys; kosctl fsck.
+ *
+ * Plaintext, envelopes and signatures go through stdin and stdout as binary;
+ * plaintext lives in buffers wiped before release and is written with
+ * write(2), so no copy stays in a stdio buffer (as kosctl shamir does). */
 #include "config.h"
 
 #include "tools/kosctl.h"
 
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define JSON_FLAGS JSON_INDENT(2)
+/* Envelope header and tag around the largest plaintext (kos-envelope(5)). */
+#define ENVELOPE_MAX (KOS_ENVELOPE_MAX_PLAINTEXT + 22 + KOS_ENVELOPE_NAME_MAX + 16)
+#define SIGN_MAX     (64u * 1024 * 1024)
+
+static int write_all(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(STDOUT_FILENO, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			kosctl_err("error writing standard output: %s", strerror(errno));
+			return KOSCTL_FAIL;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return KOSCTL_OK;
+}
+
+/* Unbuffered, so the input (plaintext) is not also left in stdio's buffer. */
+static kos_rv read_stdin(size_t max, unsigned char **buf, size_t *len, size_t *cap)
+{
+	setvbuf(stdin, NULL, _IONBF, 0);
+	return kosctl_read_all(stdin, max, buf, len, cap);
+}
+
+static int usage_hint(const char *group, const char *sub)
+{
+	if (sub != NULL)
+		kosctl_err("try 'kosctl %s %s --help'", group, sub);
+	else
+		kosctl_err("try 'kosctl %s --help'", group);
+	return KOSCTL_USAGE;
+}
+
+static int bad_option(const char *what, int opt, char **argv)
+{
+	const char *arg = argv[optind - 1];
+
+	if (opt == ':')
+		kosctl_err("%s: option '%s' needs a value", what, arg);
+	else if (optopt != 0)
+		kosctl_err("%s: unknown option '-%c'", what, optopt);
+	else
+		kosctl_err("%s: unknown option '%s'", what, arg);
+	return KOSCTL_USAGE;
+}
+
+/* The options every key subcommand may take; each accepts a subset. */
+struct opts {
+	const char *type, *context, *alg;
+	uint32_t version;
+	bool have_version, due, repair;
+	const char *name; /* the one positional argument, when taken */
+};
+
+enum {
+	O_TYPE = 't',
+	O_CONTEXT = 'c',
+	O_ALG = 'a',
+	O_VERSION = 'V',
+	O_DUE = 'd',
+	O_REPAIR = 'r',
+	O_HELP = 'h'
+};
+
+static bool parse_version(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= 10)
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == 0 || v == 0 || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* Parses argv for subcommand sub with the options in allowed (letters of
+ * the enum) and, when want_name, one NAME. Returns -1 to go on, else the
+ * exit status (help printed, or a usage error). */
+static int parse(const char *group, const char *sub, void (*usage)(FILE *), const char *allowed,
+		 int want_name, int argc, char **argv, struct opts *o)
+{
+	static const struct option all[] = {
+	    {"type", required_argument, NULL, O_TYPE},
+	    {"context", required_argument, NULL, O_CONTEXT},
+	    {"alg", required_argument, NULL, O_ALG},
+	    {"version", required_argument, NULL, O_VERSION},
+	    {"due", no_argument, NULL, O_DUE},
+	    {"repair", no_argument, NULL, O_REPAIR},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0},
+	};
+	struct option mine[sizeof(all) / sizeof(all[0])];
+	char what[64], shortopts[32] = ":";
+	size_t i, n = 0;
+	int opt;
+
+	if (sub != NULL)
+		snprintf(what, sizeof(what), "%s %s", group, sub);
+	else
+		snprintf(what, sizeof(what), "%s", group);
+	for (i = 0; all[i].name != NULL; i++) {
+		if (strchr(allowed, all[i].val) == NULL && all[i].val != O_HELP)
+			continue;
+		mine[n++] = all[i];
+	}
+	memset(&mine[n], 0, sizeof(mine[n]));
+	/* short forms: -t -c -a -V -h; --due and --repair have none */
+	for (i = 0; allowed[i] != '\0'; i++) {
+		if (allowed[i] == O_DUE || allowed[i] == O_REPAIR)
+			continue;
+		snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts),
+			 "%c:", allowed[i]);
+	}
+	snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts), "h");
+	memset(o, 0, sizeof(*o));
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, shortopts, mine, NULL)) != -1) {
+		switch (opt) {
+		case O_TYPE:
+			o->type = optarg;
+			break;
+		case O_CONTEXT:
+			o->context = optarg;
+			break;
+		case O_ALG:
+			o->alg = optarg;
+			break;
+		case O_VERSION:
+			if (!parse_version(optarg, &o->version)) {
+				kosctl_err("%s: --version wants a version number (1 or more), not "
+					   "'%.40s'",
+					   what, optarg);
+				return usage_hint(group, sub);
+			}
+			o->have_version = true;
+			break;
+		case O_DUE:
+			o->due = true;
+			break;
+		case O_REPAIR:
+			o->repair = true;
+			break;
+		case O_HELP:
+			usage(stdout);
+			return KOSCTL_OK;
+		default:
+			bad_option(what, opt, argv);
+			return usage_hint(group, sub);
+		}
+	}
+	if (want_name && optind < argc)
+		o->name = argv[optind++];
+	if (optind < argc) {
+		kosctl_err("%s: unexpected argument '%.80s'", what, argv[optind]);
+		return usage_hint(group, sub);
+	}
+	if (want_name == 1 && o->name == NULL) {
+		kosctl_err("%s: which key? (NAME missing)", what);
+		return usage_hint(group, sub);
+	}
+	if (o->name != NULL && !kos_key_name_valid(o->name)) {
+		kosctl_err("%s: invalid key name '%.80s' (1 to %d of A-Z a-z 0-9 . _ -, not "
+			   "starting with . or -)",
+			   what, o->name, KOS_KEY_NAME_MAX);
+		return usage_hint(group, sub);
+	}
+	return -1;
+}
+
+static void format_time(kos_usec t, char *buf, size_t len)
+{
+	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
+	struct tm tm;
+
+	if (t <= 0 || gmtime_r(&s, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "-");
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int print_json(json_t *v)
+{
+	int rc = KOSCTL_OK;
+
+	if (v == NULL) {
+		kosctl_err("out of memory building JSON");
+		return KOSCTL_FAIL;
+	}
+	if (json_dumpf(v, stdout, JSON_FLAGS) != 0 || fputc('\n', stdout) == EOF) {
+		kosctl_err("error writing standard output");
+		rc = KOSCTL_FAIL;
+	}
+	json_decref(v);
+	return rc;
+}
+
+/* --- create ------------------------------------------------------------------ */
+
+static void create_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key create NAME [--type TYPE]\n"
+		   "\n"
+		   "Creates key NAME at version 1. A data key (dek, the default) is 256 random\n"
+		   "bits split with Shamir's scheme into one share set per share set of the\n"
+		   "policy, each share on its own KMS token; a signing key is a key pair made\n"
+		   "inside the signer token that never leaves it. All or nothing: a failure\n"
+		   "leaves no trace (see 'kosctl fsck' after a crash).\n"
+		   "\n"
+		   "options:\n"
+		   "  -t, --type TYPE  dek, ec-p256, ed25519, rsa-2048 or rsa-3072 (default dek)\n"
+		   "  -h, --help       show this help\n");
+}
+
+static int cmd_create(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	kos_key_type type = KOS_KEY_DEK;
+	kos_key_info info;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "create", create_usage, "t", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.type != NULL && kos_key_type_parse(o.type, &type) != KOS_OK) {
+		kosctl_err("key create: %s", kos_last_error());
+		return usage_hint("key", "create");
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_create(ctx->keys, o.name, type);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key create");
+		return KOSCTL_FAIL;
+	}
+	if (kos_key_get_info(ctx->keys, o.name, &info) == KOS_OK)
+		printf("created %s (%s), version %u\n", o.name, kos_key_type_name(type),
+		       info.current);
+	return KOSCTL_OK;
+}
+
+/* --- list ---------------------------------------------------------------------- */
+
+static void list_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key list\n"
+		   "\n"
+		   "Lists every key: name, type, current version, oldest version not retired,\n"
+		   "versions not retired, and when the current version was made. With --json\n"
+		   "(global option), a JSON array.\n"
+		   "\n"
+		   "options:\n"
+		   "  -h, --help  show this help\n");
+}
+
+static json_t *info_json(const kos_key_info *info)
+{
+	char created[32], rotated[32];
+
+	format_time(info->created, created, sizeof(created));
+	format_time(info->rotated, rotated, sizeof(rotated));
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "name", info->name, "type",
+			 kos_key_type_name(info->type), "current", (json_int_t)info->current,
+			 "min_version", (json_int_t)info->min_version, "active_versions",
+			 (json_int_t)info->versions, "created", created, "rotated", rotated);
+}
+
+static int list_one(const kos_key_info *info, void *arg)
+{
+	json_t *arr = arg;
+	char rotated[32];
+
+	if (arr != NULL)
+		return json_array_append_new(arr, info_json(info)) == 0 ? 0 : KOS_E_NOMEM;
+	format_time(info->rotated, rotated, sizeof(rotated));
+	if (info->current == 0)
+		printf("%-24s %-9s %7s %7s %8s %s\n", info->name, kos_key_type_name(info->type),
+		       "-", "-", "0", "(incomplete: see kosctl fsck)");
+	else
+		printf("%-24s %-9s %7u %7u %8u %s\n", info->name, kos_key_type_name(info->type),
+		       info->current, info->min_version, info->versions, rotated);
+	return 0;
+}
+
+static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	json_t *arr = NULL;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "list", list_usage, "", 0, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (ctx->json) {
+		arr = json_array();
+		if (arr == NULL) {
+			kosctl_err("out of memory building JSON");
+			return KOSCTL_FAIL;
+		}
+	} else {
+		printf("%-24s %-9s %7s %7s %8s %s\n", "NAME", "TYPE", "CURRENT", "MIN", "VERSIONS",
+		       "ROTATED");
+	}
+	rv = kos_key_list(ctx->keys, list_one, arr);
+	if (rv != KOS_OK) {
+		json_decref(arr);
+		kosctl_err_rv(rv, "key list");
+		return KOSCTL_FAIL;
+	}
+	return arr != NULL ? print_json(arr) : KOSCTL_OK;
+}
+
+/* --- show ---------------------------------------------------------------------- */
+
+static void show_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key show NAME\n"
+		   "\n"
+		   "Shows key NAME and every version: its state, when it was made, and for a\n"
+		   "data key its key check value (kos-keys(7)) and share sets, each with n, k\n"
+		   "and the token of every share; for a signing key the token and label of\n"
+		   "its key pair. Reads the state store only. With --json (global option),\n"
+		   "one JSON object.\n"
+		   "\n"
+		   "options:\n"
+		   "  -h, --help  show this help\n");
+}
+
+struct show {
+	struct kosctl_ctx *ctx;
+	const char *name;
+	kos_key_type type;
+	json_t *versions; /* --json */
+	int failed;
+};
+
+struct share_list {
+	const char *set;
+	json_t *arr;	 /* --json: the set's shares */
+	char text[1024]; /* otherwise: "kms1 (x=1), ..." */
+};
+
+static int share_one(const kos_key_share_info *s, void *arg)
+{
+	struct share_list *l = arg;
+	size_t used = strlen(l->text);
+
+	if (strcmp(s->set, l->set) != 0)
+		return 0;
+	if (l->arr != NULL)
+		return json_array_append_new(l->arr,
+					     json_pack("{s:i, s:s, s:s}", "x", (int)s->x, "token",
+						       s->token, "label", s->label)) == 0
+			   ? 0
+			   : KOS_E_NOMEM;
+	snprintf(l->text + used, sizeof(l->text) - used, "%s%s (x=%u)", used ? ", " : "", s->token,
+		 s->x);
+	return 0;
+}
+
+static int version_one(const kos_key_version_info *v, void *arg)
+{
+	struct show *sh = arg;
+	const char *state = v->retired ? "retired" : "active";
+	char created[32], kcv[2 * KOS_KCV_LEN + 1];
+	json_t *jv = NULL, *sets = NULL;
+	unsigned i;
+
+	format_time(v->created, created, sizeof(created));
+	hex(v->kcv, KOS_KCV_LEN, kcv);
+	if (sh->versions != NULL) {
+		jv = json_pack("{s:I, s:s, s:s}", "version", (json_int_t)v->version, "state", state,
+			       "created", created);
+		if (jv == NULL || json_array_append_new(sh->versions, jv) != 0)
+			return KOS_E_NOMEM;
+		if (sh->type != KOS_KEY_DEK) {
+			if (v->token[0] != '\0' &&
+			    (json_object_set_new(jv, "token", json_string(v->token)) != 0 ||
+			     json_object_set_new(jv, "label", json_string(v->label)) != 0))
+				return KOS_E_NOMEM;
+			return 0;
+		}
+		sets = json_array();
+		if (sets == NULL || json_object_set_new(jv, "kcv", json_string(kcv)) != 0 ||
+		    json_object_set_new(jv, "sets", sets) != 0)
+			return KOS_E_NOMEM;
+	} else if (sh->type == KOS_KEY_DEK) {
+		printf("version %u: %s, created %s, kcv %s\n", v->version, state, created, kcv);
+	} else {
+		printf("version %u: %s, created %s", v->version, state, created);
+		if (!v->retired && v->token[0] != '\0')
+			printf(", key pair %s on token %s", v->label, v->token);
+		printf("\n");
+		return 0;
+	}
+	for (i = 0; i < v->n_sets; i++) {
+		struct share_list l = {.set = v->sets[i].name};
+		kos_rv rv;
+
+		if (sets != NULL) {
+			json_t *js = json_pack("{s:s, s:i, s:i}", "name", v->sets[i].name, "n",
+					       (int)v->sets[i].n, "k", (int)v->sets[i].k);
+
+			l.arr = json_array();
+			if (js == NULL || l.arr == NULL ||
+			    json_object_set_new(js, "shares", l.arr) != 0 ||
+			    json_array_append_new(sets, js) != 0) {
+				json_decref(js);
+				return KOS_E_NOMEM;
+			}
+		}
+		rv = kos_key_shares(sh->ctx->keys, sh->name, v->version, share_one, &l);
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, "key show");
+			sh->failed = 1;
+			return rv;
+		}
+		if (sets == NULL)
+			printf("  set %s: %u of %u: %s\n", v->sets[i].name, v->sets[i].k,
+			       v->sets[i].n, l.text[0] ? l.text : "(shares destroyed)");
+	}
+	return 0;
+}
+
+static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	struct show sh = {0};
+	json_t *obj = NULL;
+	kos_key_info info;
+	struct opts o;
+	char created[32];
+	kos_rv rv;
+	int rc = parse("key", "show", show_usage, "", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_get_info(ctx->keys, o.name, &info);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key show");
+		return KOSCTL_FAIL;
+	}
+	sh.ctx = ctx;
+	sh.name = o.name;
+	sh.type = info.type;
+	if (ctx->json) {
+		obj = info_json(&info);
+		sh.versions = json_array();
+		if (obj == NULL || sh.versions == NULL ||
+		    json_object_set_new(obj, "versions", sh.versions) != 0) {
+			json_decref(obj);
+			kosctl_err("out of memory building JSON");
+			return KOSCTL_FAIL;
+		}
+	} else {
+		format_time(info.created, created, sizeof(created));
+		printf("name: %s\ntype: %s\ncreated: %s\n", info.name, kos_key_type_name(info.type),
+		       created);
+		if (info.current != 0)
+			printf("current: %u\n", info.current);
+		else
+			printf("current: none (incomplete: see kosctl fsck)\n");
+	}
+	rv = kos_key_versions(ctx->keys, o.name, version_one, &sh);
+	if (rv != KOS_OK) {
+		json_decref(obj);
+		if (!sh.failed)
+			kosctl_err_rv(rv, "key show");
+		return KOSCTL_FAIL;
+	}
+	return obj != NULL ? print_json(obj) : KOSCTL_OK;
+}
+
+/* --- rotate and retire ------------------------------------------------------------ */
+
+static void rotate_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key rotate NAME\n"
+		   "       kosctl key rotate --due\n"
+		   "\n"
+		   "Makes a new current version of NAME (all or nothing, as create). Older\n"
+		   "versions keep decrypting (and their public keys stay) until retired. With\n"
+		   "--due, rotates every key whose current version is older than the policy's\n"
+		   "rotation interval for its type (rotation.dek, rotation.signing) and prints\n"
+		   "each.\n"
+		   "\n"
+		   "options:\n"
+		   "      --due   rotate what the policy says is due\n"
+		   "  -h, --help  show this help\n");
+}
+
+static void rotated(const char *name, uint32_t version, void *arg)
+{
+	(*(unsigned *)arg)++;
+	printf("rotated %s: version %u\n", name, version);
+}
+
+static int cmd_rotate(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	unsigned count = 0;
+	uint32_t version = 0;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "rotate", rotate_usage, "d", 2, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.due == (o.name != NULL)) {
+		kosctl_err("key rotate: give either NAME or --due");
+		return usage_hint("key", "rotate");
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (o.due) {
+		rv = kos_keys_rotate_due(ctx->keys, rotated, &count);
+		if (rv == KOS_OK && count == 0)
+			printf("nothing is due\n");
+	} else {
+		rv = kos_key_rotate(ctx->keys, o.name, &version);
+		if (rv == KOS_OK)
+			rotated(o.name, version, &count);
+	}
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key rotate");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+static void retire_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key retire NAME --version V\n"
+		   "\n"
+		   "Retires version V of NAME (not the current one): its shares (data key) or\n"
+		   "its key pair (signing key) are destroyed on the tokens, and envelopes of\n"
+		   "that version can no longer be decrypted. A signing key's public key stays\n"
+		   "available ('kosctl key pubkey NAME --version V').\n"
+		   "\n"
+		   "options:\n"
+		   "  -V, --version V  the version to retire\n"
+		   "  -h, --help       show this help\n");
+}
+
+static int cmd_retire(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "retire", retire_usage, "V", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (!o.have_version) {
+		kosctl_err("key retire: which version? (--version V)");
+		return usage_hint("key", "retire");
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_retire(ctx->keys, o.name, o.version);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key retire");
+		return KOSCTL_FAIL;
+	}
+	printf("retired %s version %u\n", o.name, o.version);
+	return KOSCTL_OK;
+}
+
+/* --- encrypt and decrypt ------------------------------------------------------------ */
+
+static void encrypt_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kosctl key encrypt NAME [--context STR]\n"
+		"\n"
+		"Encrypts standard input (at most %u bytes) with the current version of\n"
+		"data key NAME and writes the envelope (kos-envelope(5), binary) on\n"
+		"standard output. The context is authenticated, not stored: decryption\n"
+		"needs the same one.\n"
+		"\n"
+		"options:\n"
+		"  -c, --context STR  additional authenticated data (up to %d bytes)\n"
+		"  -h, --help         show this help\n",
+		KOS_ENVELOPE_MAX_PLAINTEXT, KOS_ENVELOPE_CONTEXT_MAX);
+}
+
+static int cmd_encrypt(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	unsigned char *buf = NULL;
+	uint8_t *env = NULL;
+	size_t len = 0, cap = 0, env_len = 0;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "encrypt", encrypt_usage, "c", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.context != NULL && strlen(o.context) > KOS_ENVELOPE_CONTEXT_MAX) {
+		kosctl_err("key encrypt: the context is longer than %d bytes",
+			   KOS_ENVELOPE_CONTEXT_MAX);
+		return usage_hint("key", "encrypt");
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (read_stdin(KOS_ENVELOPE_MAX_PLAINTEXT, &buf, &len, &cap) != KOS_OK)
+		return KOSCTL_FAIL; /* kosctl_read_all() said why */
+	rv = kos_key_encrypt(ctx->keys, o.name, o.context, buf, len, &env, &env_len);
+	kos_secret_free(buf, cap);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key encrypt");
+		return KOSCTL_FAIL;
+	}
+	rc = write_all(env, env_len);
+	kos_free(env);
+	return rc;
+}
+
+static void decrypt_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key decrypt [--context STR]\n"
+		   "\n"
+		   "Decrypts an envelope (kos-envelope(5)) read on standard input and writes\n"
+		   "the plaintext on standard output. The envelope names its key and version.\n"
+		   "A wrong context or a changed envelope fails with 'integrity check failed'\n"
+		   "and writes nothing.\n"
+		   "\n"
+		   "options:\n"
+		   "  -c, --context STR  the context given at encryption\n"
+		   "  -h, --help         show this help\n");
+}
+
+static int cmd_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	unsigned char *buf = NULL;
+	uint8_t *pt = NULL;
+	size_t len = 0, cap = 0, pt_len = 0;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "decrypt", decrypt_usage, "c", 0, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (read_stdin(ENVELOPE_MAX, &buf, &len, &cap) != KOS_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_decrypt(ctx->keys, o.context, buf, len, &pt, &pt_len);
+	kos_secret_free(buf, cap);
+	if (rv == KOS_E_INTEGRITY) {
+		kosctl_err("key decrypt: %s: %s", kos_strerror(rv), kos_last_error());
+		return KOSCTL_FAIL;
+	}
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key decrypt");
+		return KOSCTL_FAIL;
+	}
+	rc = write_all(pt, pt_len);
+	kos_secret_free(pt, pt_len);
+	return rc;
+}
+
+/* --- sign and pubkey ------------------------------------------------------------- */
+
+static void sign_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kosctl key sign NAME [--alg ALG]\n"
+		"\n"
+		"Signs standard input (at most %u bytes) inside the signer token with the\n"
+		"current version of signing key NAME and writes the signature (binary) on\n"
+		"standard output. ECDSA and RSA sign the SHA-256 digest of the data.\n"
+		"\n"
+		"options:\n"
+		"  -a, --alg ALG  default (ecdsa for ec-p256, ed25519, rsa-pkcs1 for RSA),\n"
+		"                 ecdsa (raw r||s, 64 bytes, as JWS ES256), ecdsa-der (what\n"
+		"                 'openssl dgst -verify' reads), ed25519, rsa-pkcs1, rsa-pss\n"
+		"  -h, --help     show this help\n",
+		SIGN_MAX);
+}
+
+static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	kos_sig_alg alg = KOS_SIG_DEFAULT;
+	unsigned char *buf = NULL;
+	uint8_t *sig = NULL;
+	size_t len = 0, cap = 0, sig_len = 0;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "sign", sign_usage, "a", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.alg != NULL && kos_sig_alg_parse(o.alg, &alg) != KOS_OK) {
+		kosctl_err("key sign: %s", kos_last_error());
+		return usage_hint("key", "sign");
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (read_stdin(SIGN_MAX, &buf, &len, &cap) != KOS_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_sign(ctx->keys, o.name, alg, buf, len, &sig, &sig_len, NULL);
+	kos_secret_free(buf, cap);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key sign");
+		return KOSCTL_FAIL;
+	}
+	rc = write_all(sig, sig_len);
+	kos_free(sig);
+	return rc;
+}
+
+static void pubkey_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key pubkey NAME [--version V]\n"
+		   "\n"
+		   "Writes the public key of signing key NAME (default: the current version;\n"
+		   "retired versions too) as PEM SubjectPublicKeyInfo on standard output. It\n"
+		   "comes from the state store: no token is contacted.\n"
+		   "\n"
+		   "options:\n"
+		   "  -V, --version V  the version (default: current)\n"
+		   "  -h, --help       show this help\n");
+}
+
+static int cmd_pubkey(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	char *pem = NULL;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "pubkey", pubkey_usage, "V", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_pubkey_pem(ctx->keys, o.name, o.have_version ? o.version : 0, &pem);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key pubkey");
+		return KOSCTL_FAIL;
+	}
+	fputs(pem, stdout);
+	kos_free(pem);
+	return KOSCTL_OK;
+}
+
 int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	kosctl_err("key: not built yet");
-	return KOSCTL_FAIL;
+	static const struct kosctl_cmd cmds[] = {
+	    {"create", cmd_create, "create a data key or a signing key"},
+	    {"list", cmd_list, "list the keys"},
+	    {"show", cmd_show, "show a key's versions, check values and share locations"},
+	    {"rotate", cmd_rotate, "make a new current version (or every one due)"},
+	    {"retire", cmd_retire, "retire an old version, destroying its shares or key pair"},
+	    {"encrypt", cmd_encrypt, "encrypt standard input into an envelope"},
+	    {"decrypt", cmd_decrypt, "decrypt an envelope from standard input"},
+	    {"sign", cmd_sign, "sign standard input inside the signer token"},
+	    {"pubkey", cmd_pubkey, "print a signing key's public key as PEM"},
+	    {NULL, NULL, NULL},
+	};
+
+	return kosctl_dispatch(ctx, "key", cmds, argc, argv);
+}
+
+/* --- fsck ------------------------------------------------------------------------ */
+
+static void fsck_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl fsck [--repair]\n"
+		   "\n"
+		   "Looks for what an interrupted key creation or rotation leaves: versions\n"
+		   "in the state store that never completed, and kos share objects or key\n"
+		   "pairs on the tokens that no active version owns (a retired version's\n"
+		   "objects a token was down for, too). A version another live process is\n"
+		   "still making is left alone. Prints one line per finding; with --repair,\n"
+		   "destroys those objects and removes those versions.\n"
+		   "\n"
+		   "options:\n"
+		   "      --repair  remove what is found\n"
+		   "  -h, --help    show this help\n"
+		   "\n"
+		   "Exit status: 0 nothing found, or everything found repaired; 1 something\n"
+		   "found and not repaired (or a failure); 2 usage error.\n");
+}
+
+static void fsck_line(const char *line, void *arg)
+{
+	(void)arg;
+	printf("%s\n", line);
 }
 
 int kosctl_cmd_fsck(struct kosctl_ctx *ctx, int argc, char **argv)
 {
-	(void)ctx;
-	(void)argc;
-	(void)argv;
-	kosctl_err("fsck: not built yet");
+	unsigned found = 0;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("fsck", NULL, fsck_usage, "r", 0, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_keys_fsck(ctx->keys, o.repair, fsck_line, NULL, &found);
+	fflush(stdout);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "fsck");
+		return KOSCTL_FAIL;
+	}
+	if (found == 0) {
+		printf("fsck: clean\n");
+		return KOSCTL_OK;
+	}
+	if (o.repair) {
+		printf("fsck: %u finding%s repaired\n", found, found == 1 ? "" : "s");
+		return KOSCTL_OK;
+	}
+	kosctl_err("fsck: %u finding%s; run 'kosctl fsck --repair' to remove %s", found,
+		   found == 1 ? "" : "s", found == 1 ? "it" : "them");
 	return KOSCTL_FAIL;
 }

@@ -1,6 +1,7 @@
 /* Keys held by kos: data keys (DEKs, split with Shamir's scheme across KMS
- * tokens) and signing keys (inside a signer token), each with versions.
- * Thread safety: a kos_keys may be used from several threads. */
+ * tokens) and signing keys (inside a signer token), each with versions
+ * (kos-keys(7)). Thread safety: a kos_keys may be used from several threads,
+ * except kos_keys_set_clock(); several processes may share a store. */
 #ifndef KOS_KEYS_H
 #define KOS_KEYS_H
 
@@ -60,7 +61,18 @@ typedef struct kos_key_version_info {
 		char name[32];
 		unsigned n, k;
 	} sets[8];
+	char token[33];             /* signing: the token holding the key pair */
+	char label[129];            /* signing: the key pair's CKA_LABEL */
 } kos_key_version_info;
+
+/* Where one share of a DEK version is (kos_key_shares()). */
+typedef struct kos_key_share_info {
+	uint32_t version;
+	char set[32];
+	uint8_t x;
+	char token[33];        /* the KMS token's kos name */
+	char label[129];       /* the data object's CKA_LABEL, also the share id */
+} kos_key_share_info;
 
 /* A reference to one share, as a medium-tier client receives it. */
 typedef struct kos_share_ref {
@@ -69,13 +81,18 @@ typedef struct kos_share_ref {
 	uint8_t x;             /* the share's x coordinate */
 } kos_share_ref;
 
-/* Opens the key service over borrowed pol, st and hsm (all must outlive it).
- * Errors: KOS_E_INVALID, KOS_E_NOMEM. */
+/* Opens the key service over borrowed pol, st and hsm (all must outlive it;
+ * free the service first). Errors: KOS_E_INVALID, KOS_E_NOMEM. */
 KOS_API kos_rv kos_keys_new(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_keys **out);
-/* Wipes every cached DEK and frees; NULL-safe. */
+/* Wipes every cached DEK and frees; NULL-safe. Forgets the signer's cached
+ * key handles of hsm, so hsm may be freed and another opened after it. */
 KOS_API void kos_keys_free(kos_keys *keys);
+/* Replaces the clock (default kos_now; fn NULL restores it) for version
+ * times, rotation, the cache and fsck's staleness; for tests and "--at". */
 KOS_API void kos_keys_set_clock(kos_keys *keys, kos_clock_fn fn, void *arg);
-/* Swaps the policy (borrowed), e.g. on reload; wipes the DEK cache. */
+/* Swaps the policy (borrowed), e.g. on reload; wipes the DEK cache. The
+ * share sets of new versions follow the new policy; existing versions keep
+ * theirs. */
 KOS_API void kos_keys_set_policy(kos_keys *keys, const kos_policy *pol);
 
 /* Creates key name at version 1. DEK: random key, key check value, one share
@@ -84,38 +101,61 @@ KOS_API void kos_keys_set_policy(kos_keys *keys, const kos_policy *pol);
  * extractable. Errors: KOS_E_EXISTS, KOS_E_INVALID (name, type), KOS_E_RANGE
  * (not enough KMS tokens for a share set), backend errors naming the token. */
 KOS_API kos_rv kos_key_create(kos_keys *keys, const char *name, kos_key_type type);
-/* Makes a new current version (same all-or-nothing rule). */
+/* Makes a new current version (same all-or-nothing rule and errors, plus
+ * KOS_E_NOTFOUND); older versions stay usable until retired. *new_version
+ * (may be NULL) receives its number. Wipes the key's cached DEKs. */
 KOS_API kos_rv kos_key_rotate(kos_keys *keys, const char *name, uint32_t *new_version);
 /* Rotates every key whose current version is older than the policy's
- * rotation interval for its type; fn (may be NULL) hears of each. */
+ * rotation interval for its type (by the clock); fn (may be NULL) hears of
+ * each. A failure does not stop the others; the first is returned. */
 KOS_API kos_rv kos_keys_rotate_due(kos_keys *keys,
 				   void (*fn)(const char *name, uint32_t version, void *arg), void *arg);
 /* Retires a version that is not current: its shares (or key pair) are
  * destroyed and it can no longer decrypt or sign; a signing key's public key
- * stays exportable. Errors: KOS_E_NOTFOUND, KOS_E_INVALID (current version). */
+ * stays exportable. Errors: KOS_E_NOTFOUND (unknown, creating or already
+ * retired), KOS_E_INVALID (current version, or 0); KOS_E_IO when the version
+ * is retired but a token could not destroy its object (named; the object is
+ * left for kos_keys_fsck()). */
 KOS_API kos_rv kos_key_retire(kos_keys *keys, const char *name, uint32_t version);
 
 KOS_API kos_rv kos_key_get_info(kos_keys *keys, const char *name, kos_key_info *info);
 /* In name order; stops at the first non-zero return of fn and returns it. */
 KOS_API kos_rv kos_key_list(kos_keys *keys, int (*fn)(const kos_key_info *info, void *arg), void *arg);
-/* Every version of name, oldest first. */
+/* Every complete (active or retired) version of name, oldest first; stops
+ * at the first non-zero return of fn and returns it. */
 KOS_API kos_rv kos_key_versions(kos_keys *keys, const char *name,
 				int (*fn)(const kos_key_version_info *v, void *arg), void *arg);
 
+/* Every share location of DEK name at version (0: current), in set order
+ * and then by x; retired versions have none. From the store only: no token
+ * is contacted. Stops at the first non-zero return of fn and returns it.
+ * Errors: KOS_E_NOTFOUND, KOS_E_INVALID (not a DEK). */
+KOS_API kos_rv kos_key_shares(kos_keys *keys, const char *name, uint32_t version,
+			      int (*fn)(const kos_key_share_info *share, void *arg), void *arg);
+
 /* Server-side envelope encryption with the current version of DEK name;
- * *env is freed with kos_free(). */
+ * *env is freed with kos_free(). Errors: KOS_E_NOTFOUND, KOS_E_INVALID (name,
+ * sizes, a signing key), rebuild errors as kos_key_dek(). */
 KOS_API kos_rv kos_key_encrypt(kos_keys *keys, const char *name, const char *context,
 			       const uint8_t *pt, size_t len, uint8_t **env, size_t *env_len);
 /* Server-side decryption; key and version come from the envelope. *pt is
- * freed with kos_secret_free(). Errors: KOS_E_PARSE, KOS_E_INTEGRITY (wrong
- * context, tampered), KOS_E_NOTFOUND (unknown key or retired version). */
+ * freed with kos_secret_free(). With the DEK cached: no store query, no
+ * token call, no allocation but *pt. Errors: KOS_E_PARSE, KOS_E_INTEGRITY
+ * (wrong context, tampered), KOS_E_NOTFOUND (unknown key or retired
+ * version), KOS_E_INVALID (a signing key), rebuild errors as kos_key_dek(). */
 KOS_API kos_rv kos_key_decrypt(kos_keys *keys, const char *context, const uint8_t *env,
 			       size_t env_len, uint8_t **pt, size_t *len);
 
 /* The DEK of name at version (0: current) into dek, reconstructed from any
  * k reachable shares of a set and checked against the key check value; from
- * the cache when it holds it. *version receives the version. On failure
- * kos_last_error() names every token that failed or returned a wrong share. */
+ * the cache when it holds it (and cached for the policy's keys.cache).
+ * *version_out (may be NULL) receives the version. A token that failed or
+ * returned a wrong share counts a failure in its statistics even when the
+ * DEK is rebuilt from others. Errors: KOS_E_NOTFOUND, KOS_E_INVALID,
+ * KOS_E_IO (fewer than k shares of every set readable), KOS_E_INTEGRITY
+ * (shares read but no k of them give the key check value); on failure
+ * kos_last_error() names every token that failed or returned a wrong share
+ * and dek is wiped. */
 KOS_API kos_rv kos_key_dek(kos_keys *keys, const char *name, uint32_t version,
 			   uint8_t dek[KOS_DEK_LEN], uint32_t *version_out);
 
@@ -127,7 +167,9 @@ KOS_API kos_rv kos_key_share_refs(kos_keys *keys, const char *name, uint32_t ver
 				  const char *set_name, kos_share_ref *refs, size_t *n,
 				  unsigned *k, uint32_t *version_out);
 /* What a KMS front serves: the share a reference names, read from its token
- * (free with kos_shares_clear()). Errors: KOS_E_NOTFOUND, token errors. */
+ * (free with kos_shares_clear()). Errors: KOS_E_NOTFOUND (no such share of
+ * an active version), KOS_E_INTEGRITY (the token holds something else),
+ * token errors. */
 KOS_API kos_rv kos_key_share_get(kos_keys *keys, const char *share_id, kos_share *share);
 
 /* Signs len bytes with the current version of signing key name. *sig is
@@ -140,9 +182,13 @@ KOS_API kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, c
 KOS_API kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem);
 
 /* Finds what a crash can leave: versions in the store never completed, and
- * kos share or key objects on tokens that no complete version owns. With
- * repair, removes them. fn hears one line per finding or repair. *found
- * counts the findings. */
+ * kos share or key objects on tokens that no active version owns. A version
+ * still being made by a live process (same host, process alive, younger than
+ * ten minutes) is left alone. With repair, removes them. fn (may be NULL)
+ * hears one line per finding or repair. *found counts the findings.
+ * Errors: a repair that failed (the first one's), KOS_E_IO when a token
+ * could not be checked (named; the rest is still checked and repaired),
+ * KOS_E_STORE. */
 KOS_API kos_rv kos_keys_fsck(kos_keys *keys, int repair,
 			     void (*fn)(const char *line, void *arg), void *arg, unsigned *found);
 
