@@ -172,10 +172,16 @@ static kos_rv prepare_dir(struct devinit *d, const char *dir)
 	if (stat(d->dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
 		return kos_error_set(KOS_E_IO, "%s: not a directory", dir);
 	for (i = 0; i < F_COUNT; i++) {
-		int n = snprintf(d->path[i], sizeof(d->path[i]), "%s/%s", d->dir, entry_names[i]);
+		/* joined by hand rather than snprintf("%s/%s", d->dir, ...):
+		 * gcc cannot tell d->dir and d->path[i] apart and warns of an
+		 * overlap */
+		size_t dl = strlen(d->dir), el = strlen(entry_names[i]);
 
-		if (n < 0 || (size_t)n >= sizeof(d->path[i]) - 32)
+		if (dl + 1 + el >= sizeof(d->path[i]) - 32)
 			return kos_error_set(KOS_E_INVALID, "%s: path too long", dir);
+		memcpy(d->path[i], d->dir, dl);
+		d->path[i][dl] = '/';
+		memcpy(d->path[i] + dl + 1, entry_names[i], el + 1);
 	}
 	if (lstat(d->path[F_CONF], &sb) == 0)
 		return kos_error_set(KOS_E_EXISTS,
