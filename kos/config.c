@@ -36,7 +36,15 @@ struct kos_config {
 	size_t n_tokens;
 	struct kos_config_env *env;
 	size_t n_env;
+	char *listen_unix;
+	kos_listen_config listen;
 };
+
+#define KOS_LISTEN_DEFAULT_BODY (1024 * 1024)
+/* base64 of the 64 MiB envelope limit plus the JSON around it */
+#define KOS_LISTEN_DEFAULT_DATA_BODY (96 * 1024 * 1024)
+#define KOS_LISTEN_MAX_DATA_BODY (1024 * 1024 * 1024)
+#define KOS_LISTEN_SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
 
 static const char *const role_names[KOS_TOKEN_ROLE_COUNT] = {
 	[KOS_TOKEN_ROLE_KMS] = "kms",
@@ -139,6 +147,7 @@ void kos_config_free(kos_config *conf)
 		free(conf->env[i].value);
 	}
 	free(conf->env);
+	free(conf->listen_unix);
 	free(conf->path);
 	free(conf->store);
 	free(conf->policy);
@@ -450,6 +459,111 @@ static void parse_env(kos_diag *d, const char *path, config_setting_t *s, kos_co
 	}
 }
 
+/* An integer member of the listen group within [lo, hi]. */
+static void listen_int(kos_diag *d, const char *path, config_setting_t *m, const char *key,
+		       long long lo, long long hi, long long *out)
+{
+	long long v;
+
+	if (config_setting_type(m) != CONFIG_TYPE_INT && config_setting_type(m) != CONFIG_TYPE_INT64) {
+		kos_diag_add(d, path, config_setting_source_line(m), "listen: %s: must be an integer",
+			     key);
+		return;
+	}
+	v = config_setting_get_int64(m);
+	if (v < lo || v > hi) {
+		kos_diag_add(d, path, config_setting_source_line(m),
+			     "listen: %s: must be within %lld..%lld", key, lo, hi);
+		return;
+	}
+	*out = v;
+}
+
+static void parse_listen(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+{
+	kos_listen_config *l = &conf->listen;
+	config_setting_t *m;
+	long long v;
+	unsigned i;
+
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+		kos_diag_add(d, path, config_setting_source_line(s),
+			     "listen: must be a group { unix = \"kosd.sock\"; ... }");
+		return;
+	}
+	for (i = 0; (m = config_setting_get_elem(s, i)) != NULL; i++) {
+		const char *key = config_setting_name(m), *str;
+		int line = config_setting_source_line(m);
+
+		if (strcmp(key, "unix") == 0) {
+			free(conf->listen_unix);
+			conf->listen_unix = NULL;
+			string_setting(d, path, m, "listen: unix", false, &conf->listen_unix);
+			if (conf->listen_unix != NULL &&
+			    strlen(conf->listen_unix) > KOS_LISTEN_SUN_PATH_MAX) {
+				kos_diag_add(d, path, line,
+					     "listen: unix: the socket path is longer than %d "
+					     "characters once made absolute",
+					     KOS_LISTEN_SUN_PATH_MAX);
+				free(conf->listen_unix);
+				conf->listen_unix = NULL;
+			}
+		} else if (strcmp(key, "unix_mode") == 0) {
+			char *end = NULL;
+			unsigned long mode;
+
+			str = config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m)
+									  : NULL;
+			/* a string: libconfig reads 0660 as decimal 660 */
+			if (str == NULL || str[0] != '0' || strlen(str) > 4 ||
+			    (mode = strtoul(str, &end, 8), *end != '\0') || mode > 0777) {
+				kos_diag_add(d, path, line,
+					     "listen: unix_mode: must be an octal mode string such as "
+					     "\"0660\"");
+				continue;
+			}
+			if (mode & 0002) {
+				kos_diag_add(d, path, line,
+					     "listen: unix_mode: must not let others write (connect)");
+				continue;
+			}
+			l->unix_mode = (unsigned)mode;
+		} else if (strcmp(key, "max_connections") == 0) {
+			v = l->max_connections;
+			listen_int(d, path, m, key, 1, 65536, &v);
+			l->max_connections = (unsigned)v;
+		} else if (strcmp(key, "max_body") == 0) {
+			v = (long long)l->max_body;
+			listen_int(d, path, m, key, 1024, KOS_LISTEN_MAX_DATA_BODY, &v);
+			l->max_body = (size_t)v;
+		} else if (strcmp(key, "max_data_body") == 0) {
+			v = (long long)l->max_data_body;
+			listen_int(d, path, m, key, 1024, KOS_LISTEN_MAX_DATA_BODY, &v);
+			l->max_data_body = (size_t)v;
+		} else if (strcmp(key, "timeout") == 0) {
+			kos_usec t;
+
+			str = config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m)
+									  : NULL;
+			if (str == NULL || kos_duration_parse(str, &t) != KOS_OK ||
+			    t < KOS_USEC_PER_SEC || t > 3600 * KOS_USEC_PER_SEC) {
+				kos_diag_add(d, path, line,
+					     "listen: timeout: must be a duration from \"1s\" to \"1h\"");
+				kos_error_clear();
+				continue;
+			}
+			l->timeout = t;
+		} else if (strcmp(key, "tls") == 0) {
+			kos_diag_add(d, path, line, "listen: tls: not supported yet (use unix)");
+		} else {
+			kos_diag_add(d, path, line, "listen: unknown setting '%s'", key);
+		}
+	}
+	if (l->max_body > l->max_data_body)
+		kos_diag_add(d, path, config_setting_source_line(s),
+			     "listen: max_body must not exceed max_data_body");
+}
+
 kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 {
 	kos_diag d = { 0 };
@@ -488,6 +602,11 @@ kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto out;
 	}
+	conf->listen.unix_mode = 0660;
+	conf->listen.max_connections = 256;
+	conf->listen.timeout = 30 * KOS_USEC_PER_SEC;
+	conf->listen.max_body = KOS_LISTEN_DEFAULT_BODY;
+	conf->listen.max_data_body = KOS_LISTEN_DEFAULT_DATA_BODY;
 	root = config_root_setting(&cfg);
 	for (i = 0; (s = config_setting_get_elem(root, (unsigned)i)) != NULL; i++) {
 		const char *name = config_setting_name(s);
@@ -500,6 +619,8 @@ kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 			parse_tokens(&d, path, s, conf);
 		else if (strcmp(name, "environment") == 0)
 			parse_env(&d, path, s, conf);
+		else if (strcmp(name, "listen") == 0)
+			parse_listen(&d, path, s, conf);
 		else
 			kos_diag_add(&d, path, config_setting_source_line(s), "unknown setting '%s'",
 				     name);
@@ -529,6 +650,12 @@ out:
 const char *kos_config_get0_path(const kos_config *conf)
 {
 	return conf->path;
+}
+
+void kos_config_get_listen(const kos_config *conf, kos_listen_config *out)
+{
+	*out = conf->listen;
+	out->unix_path = conf->listen_unix;
 }
 
 const char *kos_config_get0_store(const kos_config *conf)

@@ -602,7 +602,14 @@ static kos_rv write_kos_conf(struct devinit *d, const char *module)
 			 tk->name, kos_token_role_name(tk->role), module, tk->label,
 			 d->path[F_PINS], tk->name, i + 1 < d->n_tokens ? "," : "");
 	}
-	text_add(&t, ");\n");
+	text_add(&t, ");\n\n");
+	/* A socket path must fit sockaddr_un (107 characters with the directory). */
+	if (strlen(d->dir) + sizeof("/kosd.sock") - 1 <= 107)
+		text_add(&t, "# kosd's socket, next to this file; only the owner and group may connect.\n"
+			     "listen = { unix = \"kosd.sock\"; unix_mode = \"0660\"; };\n");
+	else
+		text_add(&t, "# The directory's name is too long for a socket here: give kosd one with\n"
+			     "# listen = { unix = \"/SHORT/PATH/kosd.sock\"; };\n");
 	if (t.oom) {
 		free(t.buf);
 		return kos_error_set(KOS_E_NOMEM, "out of memory");

@@ -107,6 +107,9 @@ struct kos_policy {
 		kos_usec lifetime[4];    /* indexed by kos_tier; [KOS_TIER_DENY] = 0 */
 		kos_usec leeway;
 		kos_usec max_chain;
+		kos_usec enrollment;     /* how long an enrollment secret stays usable */
+		char issuer[256];        /* iss of every credential */
+		char audience[256];      /* aud of every credential */
 	} credentials;
 
 	struct {
@@ -120,7 +123,10 @@ struct kos_policy {
 	struct {
 		double offset;           /* added to every threshold */
 		double lifetime_factor;  /* (0,1]: credential lifetimes multiplied by it */
+		double anomalous_share;  /* elevated, critical: share of clients flagged
+					    anomalous that raises the level to this one */
 	} threat[KOS_THREAT_COUNT];
+	unsigned threat_min_clients;     /* fewer known clients: no automatic raise */
 };
 
 /* The policy an engine currently uses (trust.c). */

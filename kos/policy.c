@@ -69,6 +69,9 @@ void kos_policy_init_defaults(struct kos_policy *pol)
 	pol->credentials.lifetime[KOS_TIER_DENY] = 0;
 	pol->credentials.leeway = 30 * SEC;
 	pol->credentials.max_chain = 12 * 3600 * SEC;
+	pol->credentials.enrollment = 24 * 3600 * SEC;
+	strcpy(pol->credentials.issuer, "kos");
+	strcpy(pol->credentials.audience, "kos");
 	pol->rotation.dek = 30 * 86400 * SEC;
 	pol->rotation.signing = 90 * 86400 * SEC;
 	pol->rotation.ca = 180 * 86400 * SEC;
@@ -79,6 +82,9 @@ void kos_policy_init_defaults(struct kos_policy *pol)
 	pol->threat[KOS_THREAT_ELEVATED].lifetime_factor = 0.5;
 	pol->threat[KOS_THREAT_CRITICAL].offset = 25.0;
 	pol->threat[KOS_THREAT_CRITICAL].lifetime_factor = 0.25;
+	pol->threat[KOS_THREAT_ELEVATED].anomalous_share = 0.1;
+	pol->threat[KOS_THREAT_CRITICAL].anomalous_share = 0.25;
+	pol->threat_min_clients = 10;
 }
 
 kos_rv kos_policy_new_default(kos_policy **out)
@@ -149,6 +155,7 @@ enum key_kind {
 	KEY_INT,        /* whole number into an unsigned or a uint64_t */
 	KEY_DURATION,   /* string with a unit, into a kos_usec */
 	KEY_NAME,       /* share set name, into char[32] */
+	KEY_STRING,     /* printable ASCII without spaces, into char[size] */
 	KEY_VERSION,    /* the integer 1; not stored */
 	KEY_SHARE_SETS, /* ( { share set }, ... ) */
 };
@@ -189,7 +196,8 @@ enum {
 	F_MAX_CHAIN,
 	F_OFFSET0, /* + kos_threat */
 	F_FACTOR0 = F_OFFSET0 + KOS_THREAT_COUNT,
-	F_ROT_DEK = F_FACTOR0 + KOS_THREAT_COUNT,
+	F_SHARE0 = F_FACTOR0 + KOS_THREAT_COUNT, /* + kos_threat */
+	F_ROT_DEK = F_SHARE0 + KOS_THREAT_COUNT,
 	F_KEYS_CACHE,
 	F_COUNT,
 };
@@ -211,6 +219,8 @@ static const char *const field_path[F_COUNT] = {
 	[F_FACTOR0 + KOS_THREAT_NORMAL] = "threat.normal.lifetime_factor",
 	[F_FACTOR0 + KOS_THREAT_ELEVATED] = "threat.elevated.lifetime_factor",
 	[F_FACTOR0 + KOS_THREAT_CRITICAL] = "threat.critical.lifetime_factor",
+	[F_SHARE0 + KOS_THREAT_ELEVATED] = "threat.elevated.anomalous_share",
+	[F_SHARE0 + KOS_THREAT_CRITICAL] = "threat.critical.anomalous_share",
 	[F_ROT_DEK] = "rotation.dek",
 	[F_KEYS_CACHE] = "keys.cache",
 };
@@ -231,6 +241,8 @@ enum { S_NONE = 0, S_NAME, S_MIN, S_MAX, S_N, S_K, S_COUNT };
 	  .imax = (hi), .id = (i) }
 #define DUR_KEY(n, o, fl, i) \
 	{ .name = (n), .kind = KEY_DURATION, .flags = (fl), .off = (o), .id = (i) }
+#define STR_KEY(n, o, sz, i) \
+	{ .name = (n), .kind = KEY_STRING, .off = (o), .size = (sz), .id = (i) }
 #define GROUP_KEY(n, s, i) { .name = (n), .kind = KEY_GROUP, .sub = (s), .id = (i) }
 #define END_KEY { .name = NULL }
 
@@ -327,6 +339,9 @@ static const struct key credentials_keys[] = {
 	GROUP_KEY("lifetime", lifetime_keys, F_NONE),
 	DUR_KEY("leeway", P(credentials.leeway), KEY_ZERO_OK, F_NONE),
 	DUR_KEY("max_chain", P(credentials.max_chain), 0, F_MAX_CHAIN),
+	DUR_KEY("enrollment", P(credentials.enrollment), 0, F_NONE),
+	STR_KEY("issuer", P(credentials.issuer), PSIZE(credentials.issuer), F_NONE),
+	STR_KEY("audience", P(credentials.audience), PSIZE(credentials.audience), F_NONE),
 	END_KEY,
 };
 
@@ -350,14 +365,27 @@ static const struct key keys_keys[] = {
 		END_KEY,                                                                        \
 	}
 
+/* A raised level also says when it is reached without an administrator. */
+#define RAISED_THREAT_KEYS(t)                                                                   \
+	{                                                                                       \
+		NUM_KEY("offset", P(threat[t].offset), 0, 100, 0, F_OFFSET0 + (t)),             \
+		NUM_KEY("lifetime_factor", P(threat[t].lifetime_factor), 0, 1, KEY_OPEN_MIN,    \
+			F_FACTOR0 + (t)),                                                       \
+		NUM_KEY("anomalous_share", P(threat[t].anomalous_share), 0, 1, KEY_OPEN_MIN,    \
+			F_SHARE0 + (t)),                                                        \
+		END_KEY,                                                                        \
+	}
+
 static const struct key threat_normal_keys[] = THREAT_KEYS(KOS_THREAT_NORMAL);
-static const struct key threat_elevated_keys[] = THREAT_KEYS(KOS_THREAT_ELEVATED);
-static const struct key threat_critical_keys[] = THREAT_KEYS(KOS_THREAT_CRITICAL);
+static const struct key threat_elevated_keys[] = RAISED_THREAT_KEYS(KOS_THREAT_ELEVATED);
+static const struct key threat_critical_keys[] = RAISED_THREAT_KEYS(KOS_THREAT_CRITICAL);
 
 static const struct key threat_keys[] = {
 	GROUP_KEY("normal", threat_normal_keys, F_NONE),
 	GROUP_KEY("elevated", threat_elevated_keys, F_NONE),
 	GROUP_KEY("critical", threat_critical_keys, F_NONE),
+	INT_KEY("min_clients", P(threat_min_clients), PSIZE(threat_min_clients), 1, 1000000, 0,
+		F_NONE),
 	END_KEY,
 };
 
@@ -681,6 +709,38 @@ static int take_name(struct loader *ld, const config_setting_t *s, const char *p
 	return line_of(s);
 }
 
+static int take_string(struct loader *ld, const config_setting_t *s, const char *path,
+		       const struct key *k, void *base)
+{
+	char shown[48];
+	const char *text;
+	size_t len, i;
+
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		problem(ld, line_of(s), "%s: must be a string, not %s", path, type_desc(s));
+		return -1;
+	}
+	text = config_setting_get_string(s);
+	len = strlen(text);
+	if (len < 1 || len >= k->size) {
+		problem(ld, line_of(s), "%s: must be 1 to %zu characters long", path, k->size - 1);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+			problem(ld, line_of(s),
+				"%s: \"%s\" may hold only printable ASCII without spaces, quotes "
+				"or backslashes",
+				path, printable(text, shown, sizeof(shown)));
+			return -1;
+		}
+	}
+	memcpy((char *)base + k->off, text, len + 1);
+	return line_of(s);
+}
+
 static int take_version(struct loader *ld, const config_setting_t *s, const char *path)
 {
 	long long v;
@@ -833,6 +893,8 @@ static int take(struct loader *ld, const config_setting_t *s, const char *path, 
 		return take_duration(ld, s, path, k, base);
 	case KEY_NAME:
 		return take_name(ld, s, path, k, base);
+	case KEY_STRING:
+		return take_string(ld, s, path, k, base);
 	case KEY_VERSION:
 		return take_version(ld, s, path);
 	case KEY_SHARE_SETS:
@@ -943,6 +1005,10 @@ static void check_cross(struct loader *ld)
 		check_order(ld, F_FACTOR0 + i + 1, p->threat[i + 1].lifetime_factor, F_FACTOR0 + i,
 			    p->threat[i].lifetime_factor, false, false);
 	}
+	/* the higher level needs at least the share the lower one does */
+	check_order(ld, F_SHARE0 + KOS_THREAT_ELEVATED, p->threat[KOS_THREAT_ELEVATED].anomalous_share,
+		    F_SHARE0 + KOS_THREAT_CRITICAL, p->threat[KOS_THREAT_CRITICAL].anomalous_share,
+		    false, false);
 }
 
 static bool is_digit(char c)
@@ -1351,6 +1417,9 @@ static void describe_keys(struct outbuf *o, const struct kos_policy *pol, const 
 				put(o, "%s.%s: scores [%g, %g), %u of %u shares\n", sub, r->name,
 				    r->min_score, r->max_score, r->k, r->n);
 			}
+			break;
+		case KEY_STRING:
+			put(o, "%s: %s\n", sub, at);
 			break;
 		case KEY_NAME:
 		case KEY_VERSION:

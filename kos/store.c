@@ -81,6 +81,12 @@ kos_rv kos_store_trust_update(kos_store *st, const char *client, kos_trust_updat
 	return st->ops->trust_update(st, client, fn, arg);
 }
 
+kos_rv kos_store_trust_update_batch(kos_store *st, size_t n, const char *const *clients,
+				    kos_trust_update_fn fn, void *const *args)
+{
+	return st->ops->trust_update_batch(st, n, clients, fn, args);
+}
+
 kos_rv kos_store_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n)
 {
 	return st->ops->trust_list(st, out, n);
@@ -138,6 +144,134 @@ kos_rv kos_store_share_counts(kos_store *st, void (*fn)(const char *token, uint6
 			      void *arg)
 {
 	return st->ops->share_counts(st, fn, arg);
+}
+
+kos_rv kos_store_service_put(kos_store *st, const struct kos_service_row *row)
+{
+	return st->ops->service_put(st, row);
+}
+
+kos_rv kos_store_service_get(kos_store *st, const char *name, struct kos_service_row *row)
+{
+	return st->ops->service_get(st, name, row);
+}
+
+kos_rv kos_store_service_list(kos_store *st,
+			      int (*fn)(const struct kos_service_row *row, void *arg), void *arg)
+{
+	return st->ops->service_list(st, fn, arg);
+}
+
+kos_rv kos_store_service_delete(kos_store *st, const char *name)
+{
+	return st->ops->service_delete(st, name);
+}
+
+kos_rv kos_store_ca_key_install(kos_store *st, const struct kos_store_ca_key *key,
+				kos_usec old_expires, bool first)
+{
+	return st->ops->ca_key_install(st, key, old_expires, first);
+}
+
+kos_rv kos_store_ca_key_list(kos_store *st, struct kos_store_ca_key **out, size_t *n)
+{
+	return st->ops->ca_key_list(st, out, n);
+}
+
+kos_rv kos_store_ca_key_current(kos_store *st, struct kos_store_ca_key *out)
+{
+	return st->ops->ca_key_current(st, out);
+}
+
+kos_rv kos_store_ca_key_delete(kos_store *st, const char *kid)
+{
+	return st->ops->ca_key_delete(st, kid);
+}
+
+kos_rv kos_store_cred_client_add(kos_store *st, const struct kos_store_cred_client *c,
+				 const struct kos_store_enrollment *e)
+{
+	return st->ops->cred_client_add(st, c, e);
+}
+
+kos_rv kos_store_cred_client_get(kos_store *st, const char *name, struct kos_store_cred_client *out)
+{
+	return st->ops->cred_client_get(st, name, out);
+}
+
+kos_rv kos_store_cred_client_list(kos_store *st, struct kos_store_cred_client **out, size_t *n)
+{
+	return st->ops->cred_client_list(st, out, n);
+}
+
+kos_rv kos_store_cred_client_set_disabled(kos_store *st, const char *name, bool disabled)
+{
+	return st->ops->cred_client_set_disabled(st, name, disabled);
+}
+
+kos_rv kos_store_enrollment_add(kos_store *st, const struct kos_store_enrollment *e)
+{
+	return st->ops->enrollment_add(st, e);
+}
+
+kos_rv kos_store_enrollment_get(kos_store *st, const uint8_t *hash,
+				struct kos_store_enrollment *out)
+{
+	return st->ops->enrollment_get(st, hash, out);
+}
+
+kos_rv kos_store_enrollment_use(kos_store *st, const uint8_t *hash, kos_usec now,
+				struct kos_store_enrollment *out)
+{
+	return st->ops->enrollment_use(st, hash, now, out);
+}
+
+kos_rv kos_store_revocation_add(kos_store *st, const struct kos_store_revocation *r)
+{
+	return st->ops->revocation_add(st, r);
+}
+
+kos_rv kos_store_revocation_list(kos_store *st, struct kos_store_revocation **out, size_t *n)
+{
+	return st->ops->revocation_list(st, out, n);
+}
+
+kos_rv kos_store_cred_prune(kos_store *st, kos_usec now, uint64_t *removed)
+{
+	return st->ops->cred_prune(st, now, removed);
+}
+
+kos_rv kos_store_cred_revision(kos_store *st, uint64_t *rev)
+{
+	return st->ops->cred_revision(st, rev);
+}
+
+uint64_t kos_store_cred_hint(kos_store *st)
+{
+	return st->ops->cred_hint(st);
+}
+
+kos_rv kos_store_meta_get(kos_store *st, const char *key, char **value)
+{
+	return st->ops->meta_get(st, key, value);
+}
+
+kos_rv kos_store_meta_put(kos_store *st, const char *key, const char *value)
+{
+	return st->ops->meta_put(st, key, value);
+}
+
+const char *kos_revocation_kind_name(enum kos_revocation_kind k)
+{
+	switch (k) {
+	case KOS_REVOKE_JTI:
+		return "jti";
+	case KOS_REVOKE_CLIENT:
+		return "client";
+	case KOS_REVOKE_BEFORE:
+		return "before";
+	}
+	return NULL;
 }
 
 void kos_store_version_clear(struct kos_store_version *v)

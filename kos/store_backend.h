@@ -13,8 +13,10 @@
 
 #include "kos/internal.h"
 
+#include <kos/cred.h>
+
 /* The schema this code writes; a store at a higher version is refused. */
-#define KOS_STORE_SCHEMA_VERSION 3
+#define KOS_STORE_SCHEMA_VERSION 4
 
 /* One client's persistent trust state, exactly as stored. Factors are as of
  * last_activity: decay to "now" is the trust engine's business. Windows and
@@ -115,6 +117,69 @@ void kos_store_version_clear(struct kos_store_version *v);
 /* Clears n versions and frees the array. */
 void kos_store_versions_free(struct kos_store_version *v, size_t n);
 
+/* --- services and credentials (schema version 4) -------------------------
+ * Services (kos/service.c): one row per registered service. Credentials
+ * (kos/ca.c, kos/cred.c): CA keys, registered clients, enrollment secrets
+ * (only their SHA-256), revocations, and a credential revision that every
+ * change of CA keys or revocations bumps in the same transaction, so other
+ * processes notice with one read (or, on this machine, with the hint). */
+
+struct kos_service_row {
+	char name[65];	       /* 1..64 of [A-Za-z0-9._-] */
+	char ops[512];	       /* comma-separated operation names */
+	uint32_t seed_version; /* 1, 2, ... */
+	uint8_t wrapped_seed[128];
+	size_t wrapped_len; /* the seed encrypted inside an HSM token */
+	kos_usec created, rotated;
+};
+
+/* A CA key: the key pair labelled label on the token named token. The
+ * current key has retired == 0 (and expires == 0); at most one exists. */
+struct kos_store_ca_key {
+	char kid[KOS_CA_KID_LEN + 1];
+	char token[KOS_TOKEN_NAME_MAX + 1];
+	char label[KOS_STORE_LABEL_MAX + 1];
+	size_t spki_len;
+	uint8_t spki[KOS_STORE_SPKI_MAX];
+	kos_usec created, retired, expires;
+};
+
+struct kos_store_cred_client {
+	char name[65];
+	char scope[KOS_SCOPE_MAX + 1];
+	kos_usec created;
+	bool disabled;
+	kos_usec secret_expires; /* read only: the latest unused secret's expiry, 0: none */
+};
+
+#define KOS_STORE_HASH_LEN 32
+
+struct kos_store_enrollment {
+	uint8_t hash[KOS_STORE_HASH_LEN]; /* SHA-256 of the secret's text */
+	char client[65];
+	kos_usec created, expires;
+	kos_usec used; /* 0: unused */
+};
+
+enum kos_revocation_kind {
+	KOS_REVOKE_JTI = 0,    /* value: the jti */
+	KOS_REVOKE_CLIENT = 1, /* value: the client; issued at or before `before` */
+	KOS_REVOKE_BEFORE = 2, /* value: ""; every credential issued at or before `before` */
+};
+
+/* One per (kind, value): adding an existing one keeps the later before
+ * and expires of the two. */
+struct kos_store_revocation {
+	enum kos_revocation_kind kind;
+	char value[65];
+	kos_usec before; /* CLIENT, BEFORE; 0 for JTI */
+	kos_usec created;
+	kos_usec expires; /* pruned after this */
+};
+
+/* "jti", "client", "before"; NULL for another value. */
+const char *kos_revocation_kind_name(enum kos_revocation_kind k);
+
 struct kos_store_ops {
 	const char *name; /* "sqlite", "memory" */
 	void (*free)(kos_store *st);
@@ -125,6 +190,12 @@ struct kos_store_ops {
 	 * processes for a shared backend. */
 	kos_rv (*trust_update)(kos_store *st, const char *client, kos_trust_update_fn fn,
 			       void *arg);
+	/* trust_update for n clients in order (a client may repeat: each
+	 * call sees the previous one's state), fn called with args[i], in ONE
+	 * transaction: all are written or none (the memory backend keeps the
+	 * updates before a failure, which only running out of memory causes). */
+	kos_rv (*trust_update_batch)(kos_store *st, size_t n, const char *const *clients,
+				     kos_trust_update_fn fn, void *const *args);
 	/* Every client in strcmp() order of names; *out is malloc'd (free()). */
 	kos_rv (*trust_list)(kos_store *st, struct kos_trust_state **out, size_t *n);
 	/* KOS_E_NOTFOUND for an unknown client. */
@@ -167,6 +238,74 @@ struct kos_store_ops {
 	/* Calls fn with the number of share rows of every token that has any. */
 	kos_rv (*share_counts)(kos_store *st, void (*fn)(const char *token, uint64_t n, void *arg),
 			       void *arg);
+
+	/* Services. */
+	/* Inserts row, or replaces the row of the same name. */
+	kos_rv (*service_put)(kos_store *st, const struct kos_service_row *row);
+	/* KOS_E_NOTFOUND for an unknown service. */
+	kos_rv (*service_get)(kos_store *st, const char *name, struct kos_service_row *row);
+	/* Calls fn for every service in strcmp() order of names, outside the
+	 * store's lock; a non-zero return of fn stops and is returned. */
+	kos_rv (*service_list)(kos_store *st,
+			       int (*fn)(const struct kos_service_row *row, void *arg), void *arg);
+	/* KOS_E_NOTFOUND for an unknown service. */
+	kos_rv (*service_delete)(kos_store *st, const char *name);
+
+	/* Credentials. Every change of CA keys or revocations bumps the
+	 * credential revision in its transaction and then the hint. */
+	/* Makes key the current CA key, retiring the current one (retired =
+	 * key->created, expires = old_expires), in one transaction. With
+	 * first: KOS_E_EXISTS when a current key exists; without: KOS_E_NOTFOUND
+	 * when none does. */
+	kos_rv (*ca_key_install)(kos_store *st, const struct kos_store_ca_key *key,
+				 kos_usec old_expires, bool first);
+	/* Every CA key, oldest first; *out is malloc'd (free()). */
+	kos_rv (*ca_key_list)(kos_store *st, struct kos_store_ca_key **out, size_t *n);
+	/* KOS_E_NOTFOUND when there is no current key. */
+	kos_rv (*ca_key_current)(kos_store *st, struct kos_store_ca_key *out);
+	/* Forgets a retired key; KOS_E_NOTFOUND for an unknown or current one. */
+	kos_rv (*ca_key_delete)(kos_store *st, const char *kid);
+	/* Registers a client and its first enrollment secret in one
+	 * transaction; KOS_E_EXISTS when the name is taken. */
+	kos_rv (*cred_client_add)(kos_store *st, const struct kos_store_cred_client *c,
+				  const struct kos_store_enrollment *e);
+	/* KOS_E_NOTFOUND for an unknown client. */
+	kos_rv (*cred_client_get)(kos_store *st, const char *name,
+				  struct kos_store_cred_client *out);
+	/* Every client in strcmp() order of names; *out is malloc'd (free()). */
+	kos_rv (*cred_client_list)(kos_store *st, struct kos_store_cred_client **out, size_t *n);
+	/* KOS_E_NOTFOUND for an unknown client. */
+	kos_rv (*cred_client_set_disabled)(kos_store *st, const char *name, bool disabled);
+	/* A new secret for e->client, deleting its unused ones, in one
+	 * transaction; KOS_E_NOTFOUND for an unknown client. */
+	kos_rv (*enrollment_add)(kos_store *st, const struct kos_store_enrollment *e);
+	/* KOS_E_NOTFOUND when no secret has that hash. */
+	kos_rv (*enrollment_get)(kos_store *st, const uint8_t *hash,
+				 struct kos_store_enrollment *out);
+	/* Marks the secret used at now, atomically. *out receives the row as
+	 * it was. KOS_E_NOTFOUND (no such secret), KOS_E_EXISTS (already
+	 * used: nothing changes), KOS_E_RANGE (expired at now: nothing changes). */
+	kos_rv (*enrollment_use)(kos_store *st, const uint8_t *hash, kos_usec now,
+				 struct kos_store_enrollment *out);
+	/* Adds (or widens, see struct kos_store_revocation) a revocation. */
+	kos_rv (*revocation_add)(kos_store *st, const struct kos_store_revocation *r);
+	/* Every revocation; *out is malloc'd (free()). */
+	kos_rv (*revocation_list)(kos_store *st, struct kos_store_revocation **out, size_t *n);
+	/* Deletes revocations that expired at now and enrollment secrets that
+	 * are used or expired; *removed counts the rows. */
+	kos_rv (*cred_prune)(kos_store *st, kos_usec now, uint64_t *removed);
+	/* The credential revision (authoritative: read from the store). */
+	kos_rv (*cred_revision)(kos_store *st, uint64_t *rev);
+	/* A number that changes, in every process on this machine sharing the
+	 * store, after each change of the revision made through libkos: one
+	 * atomic load, no store access. A backend without such a signal
+	 * returns a constant (readers then rely on their check interval). */
+	uint64_t (*cred_hint)(kos_store *st);
+
+	/* Store-wide facts (the meta table): key 1..64 printable, value text. */
+	/* *value is malloc'd (free()); KOS_E_NOTFOUND when the key is unset. */
+	kos_rv (*meta_get)(kos_store *st, const char *key, char **value);
+	kos_rv (*meta_put)(kos_store *st, const char *key, const char *value);
 };
 
 struct kos_store {
@@ -181,6 +320,8 @@ kos_rv kos_store_mem_open(kos_store **out);
  * must already be valid (kos_client_name_valid). */
 kos_rv kos_store_trust_get(kos_store *st, const char *client, struct kos_trust_state *out);
 kos_rv kos_store_trust_update(kos_store *st, const char *client, kos_trust_update_fn fn, void *arg);
+kos_rv kos_store_trust_update_batch(kos_store *st, size_t n, const char *const *clients,
+				    kos_trust_update_fn fn, void *const *args);
 kos_rv kos_store_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n);
 kos_rv kos_store_trust_delete(kos_store *st, const char *client);
 kos_rv kos_store_key_version_begin(kos_store *st, const struct kos_store_key *key, const char *name,
@@ -196,6 +337,35 @@ kos_rv kos_store_key_versions(kos_store *st, const char *name, struct kos_store_
 			      size_t *n);
 kos_rv kos_store_share_counts(kos_store *st, void (*fn)(const char *token, uint64_t n, void *arg),
 			      void *arg);
+
+kos_rv kos_store_service_put(kos_store *st, const struct kos_service_row *row);
+kos_rv kos_store_service_get(kos_store *st, const char *name, struct kos_service_row *row);
+kos_rv kos_store_service_list(kos_store *st,
+			      int (*fn)(const struct kos_service_row *row, void *arg), void *arg);
+kos_rv kos_store_service_delete(kos_store *st, const char *name);
+kos_rv kos_store_ca_key_install(kos_store *st, const struct kos_store_ca_key *key,
+				kos_usec old_expires, bool first);
+kos_rv kos_store_ca_key_list(kos_store *st, struct kos_store_ca_key **out, size_t *n);
+kos_rv kos_store_ca_key_current(kos_store *st, struct kos_store_ca_key *out);
+kos_rv kos_store_ca_key_delete(kos_store *st, const char *kid);
+kos_rv kos_store_cred_client_add(kos_store *st, const struct kos_store_cred_client *c,
+				 const struct kos_store_enrollment *e);
+kos_rv kos_store_cred_client_get(kos_store *st, const char *name,
+				 struct kos_store_cred_client *out);
+kos_rv kos_store_cred_client_list(kos_store *st, struct kos_store_cred_client **out, size_t *n);
+kos_rv kos_store_cred_client_set_disabled(kos_store *st, const char *name, bool disabled);
+kos_rv kos_store_enrollment_add(kos_store *st, const struct kos_store_enrollment *e);
+kos_rv kos_store_enrollment_get(kos_store *st, const uint8_t *hash,
+				struct kos_store_enrollment *out);
+kos_rv kos_store_enrollment_use(kos_store *st, const uint8_t *hash, kos_usec now,
+				struct kos_store_enrollment *out);
+kos_rv kos_store_revocation_add(kos_store *st, const struct kos_store_revocation *r);
+kos_rv kos_store_revocation_list(kos_store *st, struct kos_store_revocation **out, size_t *n);
+kos_rv kos_store_cred_prune(kos_store *st, kos_usec now, uint64_t *removed);
+kos_rv kos_store_cred_revision(kos_store *st, uint64_t *rev);
+uint64_t kos_store_cred_hint(kos_store *st);
+kos_rv kos_store_meta_get(kos_store *st, const char *key, char **value);
+kos_rv kos_store_meta_put(kos_store *st, const char *key, const char *value);
 
 /* "creating", "active", "retired"; NULL for another value. */
 const char *kos_key_state_name(enum kos_key_state s);

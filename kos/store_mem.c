@@ -15,8 +15,11 @@
 #include "kos/store_backend.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/crypto.h>
 
 struct mem_slot {
 	uint64_t hash; /* 0: empty */
@@ -37,6 +40,22 @@ struct mem_store {
 	size_t count;
 	struct mem_key *keys; /* sorted by name */
 	size_t n_keys, cap_keys;
+	struct kos_service_row *services; /* sorted by name */
+	size_t n_services, cap_services;
+	struct kos_store_ca_key *ca_keys; /* oldest first */
+	size_t n_ca, cap_ca;
+	struct kos_store_cred_client *clients; /* sorted by name */
+	size_t n_clients, cap_clients;
+	struct kos_store_enrollment *enrollments;
+	size_t n_enroll, cap_enroll;
+	struct kos_store_revocation *revocations;
+	size_t n_rev, cap_rev;
+	struct mem_meta {
+		char *key, *value;
+	} * meta;
+	size_t n_meta, cap_meta;
+	/* the credential revision; its own hint (one process shares it) */
+	_Atomic uint64_t revision;
 };
 
 /* FNV-1a; the top bit is forced so that 0 can mark an empty slot. */
@@ -113,6 +132,18 @@ static void mem_free(kos_store *st)
 	for (i = 0; i < m->n_keys; i++)
 		kos_store_versions_free(m->keys[i].v, m->keys[i].n_v);
 	free(m->keys);
+	if (m->services != NULL)
+		OPENSSL_cleanse(m->services, m->cap_services * sizeof(*m->services));
+	free(m->services);
+	free(m->ca_keys);
+	free(m->clients);
+	free(m->enrollments);
+	free(m->revocations);
+	for (i = 0; i < m->n_meta; i++) {
+		free(m->meta[i].key);
+		free(m->meta[i].value);
+	}
+	free(m->meta);
 	pthread_mutex_destroy(&m->lock);
 	free(m->slots);
 	free(m);
@@ -140,15 +171,15 @@ static kos_rv mem_trust_get(kos_store *st, const char *client, struct kos_trust_
 	return KOS_OK;
 }
 
-static kos_rv mem_trust_update(kos_store *st, const char *client, kos_trust_update_fn fn, void *arg)
+/* One update with m->lock held. */
+static kos_rv mem_update_locked(struct mem_store *m, const char *client, kos_trust_update_fn fn,
+				void *arg)
 {
-	struct mem_store *m = mem_of(st);
 	uint64_t h = name_hash(client);
 	struct kos_trust_state work;
 	struct mem_slot *s;
 	kos_rv rv;
 
-	pthread_mutex_lock(&m->lock);
 	s = find(m, client, h);
 	if (s != NULL) {
 		work = s->st;
@@ -170,6 +201,30 @@ static kos_rv mem_trust_update(kos_store *st, const char *client, kos_trust_upda
 		m->count++;
 	}
 out:
+	return rv;
+}
+
+static kos_rv mem_trust_update(kos_store *st, const char *client, kos_trust_update_fn fn, void *arg)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv;
+
+	pthread_mutex_lock(&m->lock);
+	rv = mem_update_locked(m, client, fn, arg);
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+static kos_rv mem_trust_update_batch(kos_store *st, size_t n, const char *const *clients,
+				     kos_trust_update_fn fn, void *const *args)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv = KOS_OK;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < n && rv == KOS_OK; i++)
+		rv = mem_update_locked(m, clients[i], fn, args[i]);
 	pthread_mutex_unlock(&m->lock);
 	return rv;
 }
@@ -629,12 +684,628 @@ static kos_rv mem_share_counts(kos_store *st, void (*fn)(const char *token, uint
 	return KOS_OK;
 }
 
+/* --- services and credentials ----------------------------------------------- */
+
+/* Room for one more element of size sz in *arr (capacity *cap, n used). */
+static kos_rv vec_reserve(void **arr, size_t *cap, size_t n, size_t sz)
+{
+	size_t ncap;
+	void *na;
+
+	if (n < *cap)
+		return KOS_OK;
+	ncap = *cap ? *cap * 2 : 8;
+	if (ncap > SIZE_MAX / sz)
+		return kos_error_set(KOS_E_NOMEM, "memory store: too many rows");
+	na = realloc(*arr, ncap * sz);
+	if (na == NULL)
+		return kos_error_set(KOS_E_NOMEM, "memory store: out of memory");
+	*arr = na;
+	*cap = ncap;
+	return KOS_OK;
+}
+
+/* A copy of n elements of size sz (NULL for none). */
+static kos_rv vec_copy(const void *arr, size_t n, size_t sz, void **out)
+{
+	*out = NULL;
+	if (n == 0)
+		return KOS_OK;
+	*out = malloc(n * sz);
+	if (*out == NULL)
+		return kos_error_set(KOS_E_NOMEM, "memory store: out of memory");
+	memcpy(*out, arr, n * sz);
+	return KOS_OK;
+}
+
+/* Index of the service name, or where it would go. */
+static size_t service_find(const struct mem_store *m, const char *name, bool *found)
+{
+	size_t lo = 0, hi = m->n_services;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(m->services[mid].name, name);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static kos_rv mem_service_put(kos_store *st, const struct kos_service_row *row)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv = KOS_OK;
+	bool found;
+	size_t i;
+
+	if (row->wrapped_len == 0 || row->wrapped_len > sizeof(row->wrapped_seed))
+		return kos_error_set(KOS_E_INVALID, "service '%s': wrapped seed of %zu bytes",
+				     row->name, row->wrapped_len);
+	pthread_mutex_lock(&m->lock);
+	i = service_find(m, row->name, &found);
+	if (!found) {
+		rv = vec_reserve((void **)&m->services, &m->cap_services, m->n_services,
+				 sizeof(*m->services));
+		if (rv == KOS_OK) {
+			memmove(&m->services[i + 1], &m->services[i],
+				(m->n_services - i) * sizeof(*m->services));
+			m->n_services++;
+		}
+	}
+	if (rv == KOS_OK)
+		m->services[i] = *row;
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+static kos_rv mem_service_get(kos_store *st, const char *name, struct kos_service_row *row)
+{
+	struct mem_store *m = mem_of(st);
+	bool found;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	i = service_find(m, name, &found);
+	if (found)
+		*row = m->services[i];
+	pthread_mutex_unlock(&m->lock);
+	if (!found)
+		return kos_error_set(KOS_E_NOTFOUND, "unknown service '%s'", name);
+	return KOS_OK;
+}
+
+static kos_rv mem_service_list(kos_store *st,
+			       int (*fn)(const struct kos_service_row *row, void *arg), void *arg)
+{
+	struct mem_store *m = mem_of(st);
+	struct kos_service_row *rows;
+	size_t n, i;
+	kos_rv rv;
+
+	/* fn runs outside the lock, on a copy: it may use the store */
+	pthread_mutex_lock(&m->lock);
+	n = m->n_services;
+	rv = vec_copy(m->services, n, sizeof(*rows), (void **)&rows);
+	pthread_mutex_unlock(&m->lock);
+	for (i = 0; rv == KOS_OK && i < n; i++) {
+		int r = fn(&rows[i], arg);
+
+		if (r != 0)
+			rv = r;
+	}
+	if (rows != NULL)
+		OPENSSL_cleanse(rows, n * sizeof(*rows));
+	free(rows);
+	return rv;
+}
+
+static kos_rv mem_service_delete(kos_store *st, const char *name)
+{
+	struct mem_store *m = mem_of(st);
+	bool found;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	i = service_find(m, name, &found);
+	if (found) {
+		OPENSSL_cleanse(&m->services[i], sizeof(m->services[i]));
+		memmove(&m->services[i], &m->services[i + 1],
+			(m->n_services - i - 1) * sizeof(*m->services));
+		m->n_services--;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!found)
+		return kos_error_set(KOS_E_NOTFOUND, "unknown service '%s'", name);
+	return KOS_OK;
+}
+
+/* The current CA key's index, or n_ca. */
+static size_t ca_current(const struct mem_store *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_ca; i++)
+		if (m->ca_keys[i].retired == 0)
+			return i;
+	return m->n_ca;
+}
+
+static void revision_bump(struct mem_store *m)
+{
+	atomic_fetch_add_explicit(&m->revision, 1, memory_order_release);
+}
+
+static kos_rv mem_ca_key_install(kos_store *st, const struct kos_store_ca_key *key,
+				 kos_usec old_expires, bool first)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv;
+	size_t cur, i;
+
+	if (key->spki_len == 0 || key->spki_len > sizeof(key->spki))
+		return kos_error_set(KOS_E_INVALID, "CA key %s: no public key", key->kid);
+	pthread_mutex_lock(&m->lock);
+	cur = ca_current(m);
+	if (first && cur < m->n_ca) {
+		rv = kos_error_set(KOS_E_EXISTS, "the CA has a key already (rotate it instead)");
+		goto out;
+	}
+	if (!first && cur == m->n_ca) {
+		rv = kos_error_set(KOS_E_NOTFOUND, "the CA has no key yet (initialise it first)");
+		goto out;
+	}
+	for (i = 0; i < m->n_ca; i++) {
+		if (strcmp(m->ca_keys[i].kid, key->kid) == 0) {
+			rv = kos_error_set(KOS_E_EXISTS, "CA key %s exists already", key->kid);
+			goto out;
+		}
+	}
+	rv = vec_reserve((void **)&m->ca_keys, &m->cap_ca, m->n_ca, sizeof(*m->ca_keys));
+	if (rv != KOS_OK)
+		goto out;
+	if (cur < m->n_ca) {
+		m->ca_keys[cur].retired = key->created;
+		m->ca_keys[cur].expires = old_expires;
+	}
+	m->ca_keys[m->n_ca] = *key;
+	m->ca_keys[m->n_ca].retired = 0;
+	m->ca_keys[m->n_ca].expires = 0;
+	m->n_ca++;
+	revision_bump(m);
+out:
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+static kos_rv mem_ca_key_list(kos_store *st, struct kos_store_ca_key **out, size_t *n)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv;
+
+	pthread_mutex_lock(&m->lock);
+	*n = m->n_ca;
+	rv = vec_copy(m->ca_keys, m->n_ca, sizeof(**out), (void **)out);
+	pthread_mutex_unlock(&m->lock);
+	if (rv != KOS_OK)
+		*n = 0;
+	return rv;
+}
+
+static kos_rv mem_ca_key_current(kos_store *st, struct kos_store_ca_key *out)
+{
+	struct mem_store *m = mem_of(st);
+	size_t cur;
+
+	pthread_mutex_lock(&m->lock);
+	cur = ca_current(m);
+	if (cur < m->n_ca)
+		*out = m->ca_keys[cur];
+	pthread_mutex_unlock(&m->lock);
+	if (cur == m->n_ca)
+		return kos_error_set(KOS_E_NOTFOUND, "the CA has no key (kosctl ca init)");
+	return KOS_OK;
+}
+
+static kos_rv mem_ca_key_delete(kos_store *st, const char *kid)
+{
+	struct mem_store *m = mem_of(st);
+	bool found = false;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->n_ca; i++) {
+		if (m->ca_keys[i].retired != 0 && strcmp(m->ca_keys[i].kid, kid) == 0) {
+			memmove(&m->ca_keys[i], &m->ca_keys[i + 1],
+				(m->n_ca - i - 1) * sizeof(*m->ca_keys));
+			m->n_ca--;
+			revision_bump(m);
+			found = true;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!found)
+		return kos_error_set(KOS_E_NOTFOUND, "no retired CA key %s", kid);
+	return KOS_OK;
+}
+
+/* Index of client name, or where it would go. */
+static size_t client_find(const struct mem_store *m, const char *name, bool *found)
+{
+	size_t lo = 0, hi = m->n_clients;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(m->clients[mid].name, name);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The latest unused secret's expiry for client, 0 when none. */
+static kos_usec secret_expires(const struct mem_store *m, const char *client)
+{
+	kos_usec best = 0;
+	size_t i;
+
+	for (i = 0; i < m->n_enroll; i++) {
+		const struct kos_store_enrollment *e = &m->enrollments[i];
+
+		if (e->used == 0 && strcmp(e->client, client) == 0 && e->expires > best)
+			best = e->expires;
+	}
+	return best;
+}
+
+static kos_rv mem_cred_client_add(kos_store *st, const struct kos_store_cred_client *c,
+				  const struct kos_store_enrollment *e)
+{
+	struct mem_store *m = mem_of(st);
+	bool found;
+	size_t i;
+	kos_rv rv;
+
+	pthread_mutex_lock(&m->lock);
+	i = client_find(m, c->name, &found);
+	if (found) {
+		rv = kos_error_set(KOS_E_EXISTS, "client '%s' exists already", c->name);
+		goto out;
+	}
+	/* both reservations first: a failure leaves the store as it was */
+	rv = vec_reserve((void **)&m->clients, &m->cap_clients, m->n_clients, sizeof(*m->clients));
+	if (rv == KOS_OK)
+		rv = vec_reserve((void **)&m->enrollments, &m->cap_enroll, m->n_enroll,
+				 sizeof(*m->enrollments));
+	if (rv != KOS_OK)
+		goto out;
+	memmove(&m->clients[i + 1], &m->clients[i], (m->n_clients - i) * sizeof(*m->clients));
+	m->clients[i] = *c;
+	m->clients[i].secret_expires = 0;
+	m->n_clients++;
+	m->enrollments[m->n_enroll] = *e;
+	m->enrollments[m->n_enroll].used = 0;
+	m->n_enroll++;
+out:
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+static kos_rv mem_cred_client_get(kos_store *st, const char *name,
+				  struct kos_store_cred_client *out)
+{
+	struct mem_store *m = mem_of(st);
+	bool found;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	i = client_find(m, name, &found);
+	if (found) {
+		*out = m->clients[i];
+		out->secret_expires = secret_expires(m, name);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (!found)
+		return kos_error_set(KOS_E_NOTFOUND, "unknown client '%s' (kosctl client add)",
+				     name);
+	return KOS_OK;
+}
+
+static kos_rv mem_cred_client_list(kos_store *st, struct kos_store_cred_client **out, size_t *n)
+{
+	struct mem_store *m = mem_of(st);
+	size_t i;
+	kos_rv rv;
+
+	pthread_mutex_lock(&m->lock);
+	*n = m->n_clients;
+	rv = vec_copy(m->clients, m->n_clients, sizeof(**out), (void **)out);
+	for (i = 0; rv == KOS_OK && i < *n; i++)
+		(*out)[i].secret_expires = secret_expires(m, (*out)[i].name);
+	pthread_mutex_unlock(&m->lock);
+	if (rv != KOS_OK)
+		*n = 0;
+	return rv;
+}
+
+static kos_rv mem_cred_client_set_disabled(kos_store *st, const char *name, bool disabled)
+{
+	struct mem_store *m = mem_of(st);
+	bool found;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	i = client_find(m, name, &found);
+	if (found)
+		m->clients[i].disabled = disabled;
+	pthread_mutex_unlock(&m->lock);
+	if (!found)
+		return kos_error_set(KOS_E_NOTFOUND, "unknown client '%s'", name);
+	return KOS_OK;
+}
+
+/* Removes enrollment i (order is not kept). */
+static void enroll_remove(struct mem_store *m, size_t i)
+{
+	m->enrollments[i] = m->enrollments[--m->n_enroll];
+}
+
+static kos_rv mem_enrollment_add(kos_store *st, const struct kos_store_enrollment *e)
+{
+	struct mem_store *m = mem_of(st);
+	bool found;
+	size_t i;
+	kos_rv rv;
+
+	pthread_mutex_lock(&m->lock);
+	client_find(m, e->client, &found);
+	if (!found) {
+		rv = kos_error_set(KOS_E_NOTFOUND, "unknown client '%s'", e->client);
+		goto out;
+	}
+	rv = vec_reserve((void **)&m->enrollments, &m->cap_enroll, m->n_enroll,
+			 sizeof(*m->enrollments));
+	if (rv != KOS_OK)
+		goto out;
+	for (i = m->n_enroll; i-- > 0;)
+		if (m->enrollments[i].used == 0 && strcmp(m->enrollments[i].client, e->client) == 0)
+			enroll_remove(m, i);
+	m->enrollments[m->n_enroll] = *e;
+	m->enrollments[m->n_enroll].used = 0;
+	m->n_enroll++;
+out:
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+static size_t enroll_find(const struct mem_store *m, const uint8_t *hash)
+{
+	size_t i;
+
+	for (i = 0; i < m->n_enroll; i++)
+		if (memcmp(m->enrollments[i].hash, hash, KOS_STORE_HASH_LEN) == 0)
+			return i;
+	return m->n_enroll;
+}
+
+static kos_rv mem_enrollment_get(kos_store *st, const uint8_t *hash,
+				 struct kos_store_enrollment *out)
+{
+	struct mem_store *m = mem_of(st);
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	i = enroll_find(m, hash);
+	if (i < m->n_enroll)
+		*out = m->enrollments[i];
+	pthread_mutex_unlock(&m->lock);
+	if (i == m->n_enroll)
+		return kos_error_set(KOS_E_NOTFOUND, "unknown enrollment secret");
+	return KOS_OK;
+}
+
+static kos_rv mem_enrollment_use(kos_store *st, const uint8_t *hash, kos_usec now,
+				 struct kos_store_enrollment *out)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv = KOS_OK;
+	size_t i;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&m->lock);
+	i = enroll_find(m, hash);
+	if (i == m->n_enroll) {
+		rv = kos_error_set(KOS_E_NOTFOUND, "unknown enrollment secret");
+	} else {
+		*out = m->enrollments[i];
+		if (out->used != 0)
+			rv = kos_error_set(KOS_E_EXISTS,
+					   "enrollment secret of client '%s' already used",
+					   out->client);
+		else if (now >= out->expires)
+			rv = kos_error_set(KOS_E_RANGE, "enrollment secret of client '%s' expired",
+					   out->client);
+		else
+			m->enrollments[i].used = now > 0 ? now : 1;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+static kos_rv mem_revocation_add(kos_store *st, const struct kos_store_revocation *r)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv = KOS_OK;
+	size_t i;
+
+	if (kos_revocation_kind_name(r->kind) == NULL)
+		return kos_error_set(KOS_E_INVALID, "unknown kind of revocation");
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->n_rev; i++)
+		if (m->revocations[i].kind == r->kind &&
+		    strcmp(m->revocations[i].value, r->value) == 0)
+			break;
+	if (i < m->n_rev) {
+		struct kos_store_revocation *o = &m->revocations[i];
+
+		if (r->before > o->before)
+			o->before = r->before;
+		if (r->expires > o->expires)
+			o->expires = r->expires;
+	} else {
+		rv = vec_reserve((void **)&m->revocations, &m->cap_rev, m->n_rev,
+				 sizeof(*m->revocations));
+		if (rv == KOS_OK)
+			m->revocations[m->n_rev++] = *r;
+	}
+	if (rv == KOS_OK)
+		revision_bump(m);
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+/* The SQLite backend's order: kind names, then values. */
+static int revocation_cmp(const void *a, const void *b)
+{
+	const struct kos_store_revocation *x = a, *y = b;
+	int c = strcmp(kos_revocation_kind_name(x->kind), kos_revocation_kind_name(y->kind));
+
+	return c != 0 ? c : strcmp(x->value, y->value);
+}
+
+static kos_rv mem_revocation_list(kos_store *st, struct kos_store_revocation **out, size_t *n)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv;
+
+	pthread_mutex_lock(&m->lock);
+	*n = m->n_rev;
+	rv = vec_copy(m->revocations, m->n_rev, sizeof(**out), (void **)out);
+	pthread_mutex_unlock(&m->lock);
+	if (rv != KOS_OK)
+		*n = 0;
+	else if (*n > 1)
+		qsort(*out, *n, sizeof(**out), revocation_cmp);
+	return rv;
+}
+
+static kos_rv mem_cred_prune(kos_store *st, kos_usec now, uint64_t *removed)
+{
+	struct mem_store *m = mem_of(st);
+	uint64_t count = 0;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	for (i = m->n_rev; i-- > 0;) {
+		if (m->revocations[i].expires <= now) {
+			m->revocations[i] = m->revocations[--m->n_rev];
+			count++;
+		}
+	}
+	for (i = m->n_enroll; i-- > 0;) {
+		if (m->enrollments[i].used != 0 || m->enrollments[i].expires <= now) {
+			enroll_remove(m, i);
+			count++;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (removed != NULL)
+		*removed = count;
+	return KOS_OK;
+}
+
+static kos_rv mem_cred_revision(kos_store *st, uint64_t *rev)
+{
+	*rev = atomic_load_explicit(&mem_of(st)->revision, memory_order_acquire);
+	return KOS_OK;
+}
+
+static uint64_t mem_cred_hint(kos_store *st)
+{
+	return atomic_load_explicit(&mem_of(st)->revision, memory_order_acquire);
+}
+
+static kos_rv mem_meta_get(kos_store *st, const char *key, char **value)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv = KOS_OK;
+	size_t i;
+
+	*value = NULL;
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->n_meta; i++)
+		if (strcmp(m->meta[i].key, key) == 0)
+			break;
+	if (i == m->n_meta) {
+		rv = kos_error_set(KOS_E_NOTFOUND, "state store: no '%s' setting", key);
+	} else {
+		*value = kos_strdup(m->meta[i].value);
+		if (*value == NULL)
+			rv = kos_error_set(KOS_E_NOMEM, "memory store: out of memory");
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+static kos_rv mem_meta_put(kos_store *st, const char *key, const char *value)
+{
+	struct mem_store *m = mem_of(st);
+	char *v = kos_strdup(value), *k = NULL;
+	kos_rv rv = KOS_OK;
+	size_t i;
+
+	if (v == NULL)
+		return kos_error_set(KOS_E_NOMEM, "memory store: out of memory");
+	pthread_mutex_lock(&m->lock);
+	for (i = 0; i < m->n_meta; i++)
+		if (strcmp(m->meta[i].key, key) == 0)
+			break;
+	if (i < m->n_meta) {
+		free(m->meta[i].value);
+		m->meta[i].value = v;
+		v = NULL;
+	} else {
+		k = kos_strdup(key);
+		rv = k == NULL ? kos_error_set(KOS_E_NOMEM, "memory store: out of memory")
+			       : vec_reserve((void **)&m->meta, &m->cap_meta, m->n_meta,
+					     sizeof(*m->meta));
+		if (rv == KOS_OK) {
+			m->meta[m->n_meta].key = k;
+			m->meta[m->n_meta].value = v;
+			m->n_meta++;
+			k = v = NULL;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	free(k);
+	free(v);
+	return rv;
+}
+
 static const struct kos_store_ops mem_ops = {
     .name = "memory",
     .free = mem_free,
     .schema_version = mem_schema_version,
     .trust_get = mem_trust_get,
     .trust_update = mem_trust_update,
+    .trust_update_batch = mem_trust_update_batch,
     .trust_list = mem_trust_list,
     .trust_delete = mem_trust_delete,
     .key_version_begin = mem_key_version_begin,
@@ -646,6 +1317,28 @@ static const struct kos_store_ops mem_ops = {
     .key_version_get = mem_key_version_get,
     .key_versions = mem_key_versions,
     .share_counts = mem_share_counts,
+    .service_put = mem_service_put,
+    .service_get = mem_service_get,
+    .service_list = mem_service_list,
+    .service_delete = mem_service_delete,
+    .ca_key_install = mem_ca_key_install,
+    .ca_key_list = mem_ca_key_list,
+    .ca_key_current = mem_ca_key_current,
+    .ca_key_delete = mem_ca_key_delete,
+    .cred_client_add = mem_cred_client_add,
+    .cred_client_get = mem_cred_client_get,
+    .cred_client_list = mem_cred_client_list,
+    .cred_client_set_disabled = mem_cred_client_set_disabled,
+    .enrollment_add = mem_enrollment_add,
+    .enrollment_get = mem_enrollment_get,
+    .enrollment_use = mem_enrollment_use,
+    .revocation_add = mem_revocation_add,
+    .revocation_list = mem_revocation_list,
+    .cred_prune = mem_cred_prune,
+    .cred_revision = mem_cred_revision,
+    .cred_hint = mem_cred_hint,
+    .meta_get = mem_meta_get,
+    .meta_put = mem_meta_put,
 };
 
 kos_rv kos_store_mem_open(kos_store **out)

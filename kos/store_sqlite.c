@@ -21,13 +21,17 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 /* PRAGMA application_id of a kos store: "kos" and a 1. A file carrying
  * another application's id is refused. */
@@ -117,6 +121,55 @@ static const char *const migrations[] = {
     "		REFERENCES key_share_sets (name, version, set_name)\n"
     ") WITHOUT ROWID;\n"
     "CREATE INDEX key_shares_token ON key_shares (token);\n",
+
+    /* 4: services (seeds wrapped in an HSM token) and the credential
+     * authority: CA keys (at most one current: retired = 0), registered
+     * clients, enrollment secrets (SHA-256 only), revocations (one row per
+     * kind and value; upto: credentials issued at or before it), and the
+     * credential revision in meta, bumped with every change of CA keys or
+     * revocations. Times are microseconds since the epoch. */
+    "CREATE TABLE services (\n"
+    "	name TEXT PRIMARY KEY NOT NULL,\n"
+    "	ops TEXT NOT NULL,\n"
+    "	seed_version INTEGER NOT NULL CHECK (seed_version > 0),\n"
+    "	wrapped_seed BLOB NOT NULL,\n"
+    "	created INTEGER NOT NULL,\n"
+    "	rotated INTEGER NOT NULL\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE ca_keys (\n"
+    "	kid TEXT PRIMARY KEY NOT NULL,\n"
+    "	token TEXT NOT NULL,\n"
+    "	label TEXT NOT NULL,\n"
+    "	spki BLOB NOT NULL,\n"
+    "	created INTEGER NOT NULL,\n"
+    "	retired INTEGER NOT NULL DEFAULT 0,\n"
+    "	expires INTEGER NOT NULL DEFAULT 0\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE UNIQUE INDEX ca_keys_current ON ca_keys (retired) WHERE retired = 0;\n"
+    "CREATE TABLE cred_clients (\n"
+    "	name TEXT PRIMARY KEY NOT NULL,\n"
+    "	scope TEXT NOT NULL,\n"
+    "	created INTEGER NOT NULL,\n"
+    "	disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1))\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE TABLE enrollments (\n"
+    "	hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),\n"
+    "	client TEXT NOT NULL REFERENCES cred_clients (name),\n"
+    "	created INTEGER NOT NULL,\n"
+    "	expires INTEGER NOT NULL,\n"
+    "	used INTEGER NOT NULL DEFAULT 0\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX enrollments_client ON enrollments (client);\n"
+    "CREATE TABLE revocations (\n"
+    "	kind TEXT NOT NULL CHECK (kind IN ('jti', 'client', 'before')),\n"
+    "	value TEXT NOT NULL,\n"
+    "	upto INTEGER NOT NULL DEFAULT 0,\n"
+    "	created INTEGER NOT NULL,\n"
+    "	expires INTEGER NOT NULL,\n"
+    "	PRIMARY KEY (kind, value)\n"
+    ") WITHOUT ROWID;\n"
+    "CREATE INDEX revocations_expires ON revocations (expires);\n"
+    "INSERT INTO meta (key, value) VALUES ('cred_revision', '0');\n",
 };
 
 _Static_assert(KOS_ARRAY_SIZE(migrations) == KOS_STORE_SCHEMA_VERSION,
@@ -163,10 +216,41 @@ enum {
 	ST_SHARES_GET,
 	ST_SHARES_DELETE,
 	ST_SHARE_COUNTS,
+	ST_SVC_PUT,
+	ST_SVC_GET,
+	ST_SVC_LIST,
+	ST_SVC_DELETE,
+	ST_CA_CURRENT,
+	ST_CA_LIST,
+	ST_CA_RETIRE,
+	ST_CA_INSERT,
+	ST_CA_DELETE,
+	ST_REV_BUMP,
+	ST_REV_GET,
+	ST_CC_INSERT,
+	ST_CC_GET,
+	ST_CC_LIST,
+	ST_CC_DISABLE,
+	ST_EN_INSERT,
+	ST_EN_DROP_UNUSED,
+	ST_EN_GET,
+	ST_EN_USE,
+	ST_EN_PRUNE,
+	ST_RV_UPSERT,
+	ST_RV_LIST,
+	ST_RV_PRUNE,
+	ST_META_GET,
+	ST_META_PUT,
 	ST_COUNT
 };
 
 #define VER_COLS "version, state, created, kcv, spki, token, label, creator"
+#define SVC_COLS "name, ops, seed_version, wrapped_seed, created, rotated"
+#define CA_COLS	 "kid, token, label, spki, created, retired, expires"
+/* a client's columns and the expiry of its latest unused secret */
+#define CC_COLS                                                                                    \
+	"c.name, c.scope, c.created, c.disabled, (SELECT max(e.expires) FROM enrollments AS e "    \
+	"WHERE e.client = c.name AND e.used = 0)"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -217,6 +301,38 @@ static const char *const stmt_sql[ST_COUNT] = {
 		      "WHERE s.name = ?1 AND s.version = ?2 ORDER BY t.position, s.x",
     [ST_SHARES_DELETE] = "DELETE FROM key_shares WHERE name = ?1 AND version = ?2",
     [ST_SHARE_COUNTS] = "SELECT token, count(*) FROM key_shares GROUP BY token ORDER BY token",
+    [ST_SVC_PUT] = "INSERT OR REPLACE INTO services (" SVC_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    [ST_SVC_GET] = "SELECT " SVC_COLS " FROM services WHERE name = ?1",
+    [ST_SVC_LIST] = "SELECT " SVC_COLS " FROM services ORDER BY name",
+    [ST_SVC_DELETE] = "DELETE FROM services WHERE name = ?1",
+    [ST_CA_CURRENT] = "SELECT " CA_COLS " FROM ca_keys WHERE retired = 0",
+    [ST_CA_LIST] = "SELECT " CA_COLS " FROM ca_keys ORDER BY created, kid",
+    [ST_CA_RETIRE] = "UPDATE ca_keys SET retired = ?1, expires = ?2 WHERE retired = 0",
+    [ST_CA_INSERT] = "INSERT INTO ca_keys (" CA_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, 0, 0)",
+    [ST_CA_DELETE] = "DELETE FROM ca_keys WHERE kid = ?1 AND retired != 0",
+    [ST_REV_BUMP] = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = "
+		    "'cred_revision'",
+    [ST_REV_GET] = "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'cred_revision'",
+    [ST_CC_INSERT] = "INSERT INTO cred_clients (name, scope, created, disabled) VALUES (?1, ?2, "
+		     "?3, ?4)",
+    [ST_CC_GET] = "SELECT " CC_COLS " FROM cred_clients AS c WHERE c.name = ?1",
+    [ST_CC_LIST] = "SELECT " CC_COLS " FROM cred_clients AS c ORDER BY c.name",
+    [ST_CC_DISABLE] = "UPDATE cred_clients SET disabled = ?2 WHERE name = ?1",
+    [ST_EN_INSERT] = "INSERT INTO enrollments (hash, client, created, expires, used) VALUES (?1, "
+		     "?2, ?3, ?4, 0)",
+    [ST_EN_DROP_UNUSED] = "DELETE FROM enrollments WHERE client = ?1 AND used = 0",
+    [ST_EN_GET] = "SELECT client, created, expires, used FROM enrollments WHERE hash = ?1",
+    [ST_EN_USE] = "UPDATE enrollments SET used = ?2 WHERE hash = ?1 AND used = 0",
+    [ST_EN_PRUNE] = "DELETE FROM enrollments WHERE used != 0 OR expires <= ?1",
+    [ST_RV_UPSERT] = "INSERT INTO revocations (kind, value, upto, created, expires) VALUES (?1, "
+		     "?2, ?3, ?4, ?5) ON CONFLICT (kind, value) DO UPDATE SET upto = "
+		     "max(upto, excluded.upto), expires = max(expires, excluded.expires)",
+    [ST_RV_LIST] = "SELECT kind, value, upto, created, expires FROM revocations ORDER BY kind, "
+		   "value",
+    [ST_RV_PRUNE] = "DELETE FROM revocations WHERE expires <= ?1",
+    [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
+    [ST_META_PUT] = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE "
+		    "SET value = excluded.value",
 };
 
 struct sql_store {
@@ -226,6 +342,7 @@ struct sql_store {
 	char *path;
 	int version;
 	sqlite3_stmt *stmt[ST_COUNT];
+	_Atomic uint64_t *hint; /* the mapped credential hint, or NULL */
 };
 
 static struct sql_store *sql_of(kos_store *st)
@@ -504,6 +621,30 @@ static kos_rv in_tx(struct sql_store *s,
 static kos_rv sql_trust_update(kos_store *st, const char *client, kos_trust_update_fn fn, void *arg)
 {
 	return in_tx(sql_of(st), update_in_tx, client, fn, arg);
+}
+
+static kos_rv sql_trust_update_batch(kos_store *st, size_t n, const char *const *clients,
+				     kos_trust_update_fn fn, void *const *args)
+{
+	struct sql_store *s = sql_of(st);
+	size_t i;
+	kos_rv rv;
+
+	if (n == 0)
+		return KOS_OK;
+	/* one BEGIN IMMEDIATE for the whole batch: one fsync instead of n */
+	pthread_mutex_lock(&s->lock);
+	rv = tx_begin(s);
+	if (rv == KOS_OK) {
+		for (i = 0; i < n && rv == KOS_OK; i++)
+			rv = update_in_tx(s, clients[i], fn, args[i]);
+		if (rv == KOS_OK)
+			rv = tx_commit(s);
+		else
+			tx_rollback(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rv;
 }
 
 static kos_rv sql_trust_delete(kos_store *st, const char *client)
@@ -1270,6 +1411,854 @@ static kos_rv sql_share_counts(kos_store *st, void (*fn)(const char *token, uint
 	return rv;
 }
 
+/* --- services ---------------------------------------------------------------- */
+
+static void read_service(sqlite3_stmt *stmt, struct kos_service_row *row)
+{
+	const void *blob;
+	int n;
+
+	memset(row, 0, sizeof(*row));
+	copy_col(stmt, 0, row->name, sizeof(row->name));
+	copy_col(stmt, 1, row->ops, sizeof(row->ops));
+	row->seed_version = (uint32_t)sqlite3_column_int64(stmt, 2);
+	blob = sqlite3_column_blob(stmt, 3);
+	n = sqlite3_column_bytes(stmt, 3);
+	if (blob != NULL && n > 0 && (size_t)n <= sizeof(row->wrapped_seed)) {
+		memcpy(row->wrapped_seed, blob, (size_t)n);
+		row->wrapped_len = (size_t)n;
+	}
+	row->created = sqlite3_column_int64(stmt, 4);
+	row->rotated = sqlite3_column_int64(stmt, 5);
+}
+
+static kos_rv sql_service_put(kos_store *st, const struct kos_service_row *row)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_SVC_PUT];
+	kos_rv rv;
+	int rc;
+
+	if (row->wrapped_len == 0 || row->wrapped_len > sizeof(row->wrapped_seed))
+		return kos_error_set(KOS_E_INVALID, "service '%s': wrapped seed of %zu bytes",
+				     row->name, row->wrapped_len);
+	pthread_mutex_lock(&s->lock);
+	rc = sqlite3_bind_text(stmt, 1, row->name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(stmt, 2, row->ops, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 3, row->seed_version);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(stmt, 4, row->wrapped_seed, (int)row->wrapped_len,
+				       SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 5, row->created);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 6, row->rotated);
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	rv = rc == SQLITE_DONE ? KOS_OK : db_fail(s, rc, "cannot write a service");
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+static kos_rv sql_service_get(kos_store *st, const char *name, struct kos_service_row *row)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_SVC_GET];
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	if (rc == SQLITE_ROW)
+		read_service(stmt, row);
+	else if (rc == SQLITE_DONE)
+		rv = kos_error_set(KOS_E_NOTFOUND, "unknown service '%s'", name);
+	else
+		rv = db_fail(s, rc, "cannot read a service");
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+/* Makes room for one more element of size sz in *arr, whose capacity is *cap
+ * and which holds n. */
+static kos_rv grow(void **arr, size_t *cap, size_t n, size_t sz)
+{
+	size_t ncap;
+	void *na;
+
+	if (n < *cap)
+		return KOS_OK;
+	ncap = *cap ? *cap * 2 : 16;
+	if (ncap > SIZE_MAX / sz)
+		return kos_error_set(KOS_E_NOMEM, "state store: too many rows");
+	na = realloc(*arr, ncap * sz);
+	if (na == NULL)
+		return kos_error_set(KOS_E_NOMEM, "state store: out of memory");
+	*arr = na;
+	*cap = ncap;
+	return KOS_OK;
+}
+
+static kos_rv sql_service_list(kos_store *st,
+			       int (*fn)(const struct kos_service_row *row, void *arg), void *arg)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_SVC_LIST];
+	struct kos_service_row *rows = NULL;
+	size_t n = 0, cap = 0, i;
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	/* read whole, then call fn outside the lock: fn may use the store */
+	pthread_mutex_lock(&s->lock);
+	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
+		rv = grow((void **)&rows, &cap, n, sizeof(*rows));
+		if (rv != KOS_OK)
+			break;
+		read_service(stmt, &rows[n++]);
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE)
+		rv = db_fail(s, rc, "cannot list services");
+	sqlite3_reset(stmt);
+	pthread_mutex_unlock(&s->lock);
+	for (i = 0; rv == KOS_OK && i < n; i++) {
+		int r = fn(&rows[i], arg);
+
+		if (r != 0)
+			rv = r;
+	}
+	if (rows != NULL)
+		OPENSSL_cleanse(rows, cap * sizeof(*rows));
+	free(rows);
+	return rv;
+}
+
+static kos_rv sql_service_delete(kos_store *st, const char *name)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_SVC_DELETE];
+	kos_rv rv;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rc != SQLITE_DONE)
+		rv = db_fail(s, rc, "cannot delete a service");
+	else if (sqlite3_changes(s->db) == 0)
+		rv = kos_error_set(KOS_E_NOTFOUND, "unknown service '%s'", name);
+	else
+		rv = KOS_OK;
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+/* --- credentials ------------------------------------------------------------- */
+
+/* Signals a committed change of the credential revision to every process
+ * that mapped the hint. */
+static void hint_bump(struct sql_store *s)
+{
+	if (s->hint != NULL)
+		atomic_fetch_add_explicit(s->hint, 1, memory_order_release);
+}
+
+static kos_rv bump_revision(struct sql_store *s)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_REV_BUMP];
+
+	return exec_bound(s, stmt, SQLITE_OK, "cannot bump the credential revision");
+}
+
+/* Runs a change of the credential revision: body, the bump, the commit,
+ * then the hint. */
+static kos_rv run_cred_tx(struct sql_store *s, kos_rv (*body)(struct sql_store *, void *),
+			  void *arg);
+
+struct cred_body {
+	kos_rv (*body)(struct sql_store *, void *);
+	void *arg;
+};
+
+static kos_rv cred_body_run(struct sql_store *s, void *varg)
+{
+	struct cred_body *b = varg;
+	kos_rv rv = b->body(s, b->arg);
+
+	if (rv == KOS_OK)
+		rv = bump_revision(s);
+	return rv;
+}
+
+static kos_rv run_cred_tx(struct sql_store *s, kos_rv (*body)(struct sql_store *, void *),
+			  void *arg)
+{
+	struct cred_body b = {body, arg};
+	kos_rv rv = run_tx(s, true, cred_body_run, &b);
+
+	if (rv == KOS_OK)
+		hint_bump(s);
+	return rv;
+}
+
+static void read_ca_key(sqlite3_stmt *stmt, struct kos_store_ca_key *k)
+{
+	const void *blob;
+	int n;
+
+	memset(k, 0, sizeof(*k));
+	copy_col(stmt, 0, k->kid, sizeof(k->kid));
+	copy_col(stmt, 1, k->token, sizeof(k->token));
+	copy_col(stmt, 2, k->label, sizeof(k->label));
+	blob = sqlite3_column_blob(stmt, 3);
+	n = sqlite3_column_bytes(stmt, 3);
+	if (blob != NULL && n > 0 && (size_t)n <= sizeof(k->spki)) {
+		memcpy(k->spki, blob, (size_t)n);
+		k->spki_len = (size_t)n;
+	}
+	k->created = sqlite3_column_int64(stmt, 4);
+	k->retired = sqlite3_column_int64(stmt, 5);
+	k->expires = sqlite3_column_int64(stmt, 6);
+}
+
+/* The current CA key into *out (may be NULL); *found says whether one exists. */
+static kos_rv load_current(struct sql_store *s, struct kos_store_ca_key *out, bool *found)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_CA_CURRENT];
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*found = false;
+	rc = step_retry(stmt);
+	if (rc == SQLITE_ROW) {
+		if (out != NULL)
+			read_ca_key(stmt, out);
+		*found = true;
+	} else if (rc != SQLITE_DONE) {
+		rv = db_fail(s, rc, "cannot read the CA key");
+	}
+	sqlite3_reset(stmt);
+	return rv;
+}
+
+struct install_arg {
+	const struct kos_store_ca_key *key;
+	kos_usec old_expires;
+	bool first;
+};
+
+static kos_rv install_in_tx(struct sql_store *s, void *varg)
+{
+	struct install_arg *a = varg;
+	const struct kos_store_ca_key *k = a->key;
+	sqlite3_stmt *stmt;
+	bool found;
+	kos_rv rv;
+	int rc;
+
+	rv = load_current(s, NULL, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (a->first && found)
+		return kos_error_set(KOS_E_EXISTS, "the CA has a key already (rotate it instead)");
+	if (!a->first && !found)
+		return kos_error_set(KOS_E_NOTFOUND, "the CA has no key yet (initialise it first)");
+	if (found) {
+		stmt = s->stmt[ST_CA_RETIRE];
+		rc = sqlite3_bind_int64(stmt, 1, k->created);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(stmt, 2, a->old_expires);
+		rv = exec_bound(s, stmt, rc, "cannot retire the CA key");
+		if (rv != KOS_OK)
+			return rv;
+	}
+	stmt = s->stmt[ST_CA_INSERT];
+	rc = sqlite3_bind_text(stmt, 1, k->kid, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(stmt, 2, k->token, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(stmt, 3, k->label, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(stmt, 4, k->spki, (int)k->spki_len, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 5, k->created);
+	return exec_bound(s, stmt, rc, "cannot write the CA key");
+}
+
+static kos_rv sql_ca_key_install(kos_store *st, const struct kos_store_ca_key *key,
+				 kos_usec old_expires, bool first)
+{
+	struct install_arg a = {key, old_expires, first};
+
+	if (key->spki_len == 0 || key->spki_len > sizeof(key->spki))
+		return kos_error_set(KOS_E_INVALID, "CA key %s: no public key", key->kid);
+	return run_cred_tx(sql_of(st), install_in_tx, &a);
+}
+
+static kos_rv sql_ca_key_list(kos_store *st, struct kos_store_ca_key **out, size_t *n)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_CA_LIST];
+	struct kos_store_ca_key *arr = NULL;
+	size_t k = 0, cap = 0;
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
+		rv = grow((void **)&arr, &cap, k, sizeof(*arr));
+		if (rv != KOS_OK)
+			break;
+		read_ca_key(stmt, &arr[k++]);
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE)
+		rv = db_fail(s, rc, "cannot list CA keys");
+	sqlite3_reset(stmt);
+	pthread_mutex_unlock(&s->lock);
+	if (rv != KOS_OK) {
+		free(arr);
+		return rv;
+	}
+	*out = arr;
+	*n = k;
+	return KOS_OK;
+}
+
+static kos_rv sql_ca_key_current(kos_store *st, struct kos_store_ca_key *out)
+{
+	struct sql_store *s = sql_of(st);
+	bool found;
+	kos_rv rv;
+
+	pthread_mutex_lock(&s->lock);
+	rv = load_current(s, out, &found);
+	pthread_mutex_unlock(&s->lock);
+	if (rv == KOS_OK && !found)
+		rv = kos_error_set(KOS_E_NOTFOUND, "the CA has no key (kosctl ca init)");
+	return rv;
+}
+
+static kos_rv ca_delete_in_tx(struct sql_store *s, void *varg)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_CA_DELETE];
+	kos_rv rv;
+
+	rv = exec_bound(s, stmt, sqlite3_bind_text(stmt, 1, varg, -1, SQLITE_STATIC),
+			"cannot delete a CA key");
+	if (rv == KOS_OK && sqlite3_changes(s->db) == 0)
+		rv = kos_error_set(KOS_E_NOTFOUND, "no retired CA key %s", (const char *)varg);
+	return rv;
+}
+
+static kos_rv sql_ca_key_delete(kos_store *st, const char *kid)
+{
+	return run_cred_tx(sql_of(st), ca_delete_in_tx, (void *)kid);
+}
+
+static void read_client(sqlite3_stmt *stmt, struct kos_store_cred_client *c)
+{
+	memset(c, 0, sizeof(*c));
+	copy_col(stmt, 0, c->name, sizeof(c->name));
+	copy_col(stmt, 1, c->scope, sizeof(c->scope));
+	c->created = sqlite3_column_int64(stmt, 2);
+	c->disabled = sqlite3_column_int(stmt, 3) != 0;
+	c->secret_expires = sqlite3_column_int64(stmt, 4); /* NULL reads as 0 */
+}
+
+static kos_rv insert_enrollment(struct sql_store *s, const struct kos_store_enrollment *e)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_EN_INSERT];
+	int rc;
+
+	rc = sqlite3_bind_blob(stmt, 1, e->hash, KOS_STORE_HASH_LEN, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(stmt, 2, e->client, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 3, e->created);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 4, e->expires);
+	return exec_bound(s, stmt, rc, "cannot write an enrollment secret");
+}
+
+struct client_arg {
+	const struct kos_store_cred_client *c;
+	const struct kos_store_enrollment *e;
+};
+
+static kos_rv client_add_in_tx(struct sql_store *s, void *varg)
+{
+	struct client_arg *a = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_CC_INSERT];
+	int rc;
+
+	rc = sqlite3_bind_text(stmt, 1, a->c->name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(stmt, 2, a->c->scope, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 3, a->c->created);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(stmt, 4, a->c->disabled ? 1 : 0);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rc == SQLITE_CONSTRAINT)
+		return kos_error_set(KOS_E_EXISTS, "client '%s' exists already", a->c->name);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, "cannot write a client");
+	return insert_enrollment(s, a->e);
+}
+
+static kos_rv sql_cred_client_add(kos_store *st, const struct kos_store_cred_client *c,
+				  const struct kos_store_enrollment *e)
+{
+	struct client_arg a = {c, e};
+
+	return run_tx(sql_of(st), true, client_add_in_tx, &a);
+}
+
+/* Reads client name into *out (may be NULL) under the caller's lock;
+ * *found says whether it exists. */
+static kos_rv client_get_locked(struct sql_store *s, const char *name,
+				struct kos_store_cred_client *out, bool *found)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_CC_GET];
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*found = false;
+	rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	if (rc == SQLITE_ROW) {
+		if (out != NULL)
+			read_client(stmt, out);
+		*found = true;
+	} else if (rc != SQLITE_DONE) {
+		rv = db_fail(s, rc, "cannot read a client");
+	}
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	return rv;
+}
+
+static kos_rv sql_cred_client_get(kos_store *st, const char *name,
+				  struct kos_store_cred_client *out)
+{
+	struct sql_store *s = sql_of(st);
+	bool found;
+	kos_rv rv;
+
+	pthread_mutex_lock(&s->lock);
+	rv = client_get_locked(s, name, out, &found);
+	pthread_mutex_unlock(&s->lock);
+	if (rv == KOS_OK && !found)
+		rv = kos_error_set(KOS_E_NOTFOUND, "unknown client '%s' (kosctl client add)", name);
+	return rv;
+}
+
+static kos_rv sql_cred_client_list(kos_store *st, struct kos_store_cred_client **out, size_t *n)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_CC_LIST];
+	struct kos_store_cred_client *arr = NULL;
+	size_t k = 0, cap = 0;
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
+		rv = grow((void **)&arr, &cap, k, sizeof(*arr));
+		if (rv != KOS_OK)
+			break;
+		read_client(stmt, &arr[k++]);
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE)
+		rv = db_fail(s, rc, "cannot list clients");
+	sqlite3_reset(stmt);
+	pthread_mutex_unlock(&s->lock);
+	if (rv != KOS_OK) {
+		free(arr);
+		return rv;
+	}
+	*out = arr;
+	*n = k;
+	return KOS_OK;
+}
+
+struct disable_arg {
+	const char *name;
+	bool disabled;
+};
+
+static kos_rv disable_in_tx(struct sql_store *s, void *varg)
+{
+	struct disable_arg *a = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_CC_DISABLE];
+	kos_rv rv;
+	int rc;
+
+	rc = sqlite3_bind_text(stmt, 1, a->name, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int(stmt, 2, a->disabled ? 1 : 0);
+	rv = exec_bound(s, stmt, rc, "cannot update a client");
+	if (rv == KOS_OK && sqlite3_changes(s->db) == 0)
+		rv = kos_error_set(KOS_E_NOTFOUND, "unknown client '%s'", a->name);
+	return rv;
+}
+
+static kos_rv sql_cred_client_set_disabled(kos_store *st, const char *name, bool disabled)
+{
+	struct disable_arg a = {name, disabled};
+
+	return run_tx(sql_of(st), true, disable_in_tx, &a);
+}
+
+static kos_rv enrollment_add_in_tx(struct sql_store *s, void *varg)
+{
+	const struct kos_store_enrollment *e = varg;
+	sqlite3_stmt *stmt;
+	bool found;
+	kos_rv rv;
+
+	rv = client_get_locked(s, e->client, NULL, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (!found)
+		return kos_error_set(KOS_E_NOTFOUND, "unknown client '%s'", e->client);
+	stmt = s->stmt[ST_EN_DROP_UNUSED];
+	rv = exec_bound(s, stmt, sqlite3_bind_text(stmt, 1, e->client, -1, SQLITE_STATIC),
+			"cannot drop enrollment secrets");
+	if (rv != KOS_OK)
+		return rv;
+	return insert_enrollment(s, e);
+}
+
+static kos_rv sql_enrollment_add(kos_store *st, const struct kos_store_enrollment *e)
+{
+	return run_tx(sql_of(st), true, enrollment_add_in_tx, (void *)e);
+}
+
+static kos_rv enrollment_load(struct sql_store *s, const uint8_t *hash,
+			      struct kos_store_enrollment *out, bool *found)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_EN_GET];
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*found = false;
+	rc = sqlite3_bind_blob(stmt, 1, hash, KOS_STORE_HASH_LEN, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	if (rc == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		memcpy(out->hash, hash, KOS_STORE_HASH_LEN);
+		copy_col(stmt, 0, out->client, sizeof(out->client));
+		out->created = sqlite3_column_int64(stmt, 1);
+		out->expires = sqlite3_column_int64(stmt, 2);
+		out->used = sqlite3_column_int64(stmt, 3);
+		*found = true;
+	} else if (rc != SQLITE_DONE) {
+		rv = db_fail(s, rc, "cannot read an enrollment secret");
+	}
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	return rv;
+}
+
+static kos_rv sql_enrollment_get(kos_store *st, const uint8_t *hash,
+				 struct kos_store_enrollment *out)
+{
+	struct sql_store *s = sql_of(st);
+	bool found;
+	kos_rv rv;
+
+	pthread_mutex_lock(&s->lock);
+	rv = enrollment_load(s, hash, out, &found);
+	pthread_mutex_unlock(&s->lock);
+	if (rv == KOS_OK && !found)
+		rv = kos_error_set(KOS_E_NOTFOUND, "unknown enrollment secret");
+	return rv;
+}
+
+struct use_arg {
+	const uint8_t *hash;
+	kos_usec now;
+	struct kos_store_enrollment *out;
+};
+
+static kos_rv use_in_tx(struct sql_store *s, void *varg)
+{
+	struct use_arg *a = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_EN_USE];
+	bool found;
+	kos_rv rv;
+	int rc;
+
+	rv = enrollment_load(s, a->hash, a->out, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (!found)
+		return kos_error_set(KOS_E_NOTFOUND, "unknown enrollment secret");
+	if (a->out->used != 0)
+		return kos_error_set(KOS_E_EXISTS, "enrollment secret of client '%s' already used",
+				     a->out->client);
+	if (a->now >= a->out->expires)
+		return kos_error_set(KOS_E_RANGE, "enrollment secret of client '%s' expired",
+				     a->out->client);
+	rc = sqlite3_bind_blob(stmt, 1, a->hash, KOS_STORE_HASH_LEN, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 2, a->now > 0 ? a->now : 1);
+	return exec_bound(s, stmt, rc, "cannot mark an enrollment secret used");
+}
+
+static kos_rv sql_enrollment_use(kos_store *st, const uint8_t *hash, kos_usec now,
+				 struct kos_store_enrollment *out)
+{
+	struct use_arg a = {hash, now, out};
+
+	memset(out, 0, sizeof(*out));
+	return run_tx(sql_of(st), true, use_in_tx, &a);
+}
+
+static kos_rv revocation_in_tx(struct sql_store *s, void *varg)
+{
+	const struct kos_store_revocation *r = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_RV_UPSERT];
+	const char *kind = kos_revocation_kind_name(r->kind);
+	int rc;
+
+	if (kind == NULL)
+		return kos_error_set(KOS_E_INVALID, "unknown kind of revocation");
+	rc = sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(stmt, 2, r->value, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 3, r->before);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 4, r->created);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 5, r->expires);
+	return exec_bound(s, stmt, rc, "cannot write a revocation");
+}
+
+static kos_rv sql_revocation_add(kos_store *st, const struct kos_store_revocation *r)
+{
+	return run_cred_tx(sql_of(st), revocation_in_tx, (void *)r);
+}
+
+static kos_rv sql_revocation_list(kos_store *st, struct kos_store_revocation **out, size_t *n)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_RV_LIST];
+	struct kos_store_revocation *arr = NULL;
+	size_t k = 0, cap = 0;
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
+		const unsigned char *kind = sqlite3_column_text(stmt, 0);
+		struct kos_store_revocation *r;
+		int i;
+
+		rv = grow((void **)&arr, &cap, k, sizeof(*arr));
+		if (rv != KOS_OK)
+			break;
+		r = &arr[k];
+		memset(r, 0, sizeof(*r));
+		for (i = KOS_REVOKE_JTI; i <= KOS_REVOKE_BEFORE; i++)
+			if (kind != NULL &&
+			    strcmp((const char *)kind, kos_revocation_kind_name(i)) == 0)
+				break;
+		if (i > KOS_REVOKE_BEFORE) {
+			rv =
+			    kos_error_set(KOS_E_STORE, "state store: a revocation of unknown kind");
+			break;
+		}
+		r->kind = (enum kos_revocation_kind)i;
+		copy_col(stmt, 1, r->value, sizeof(r->value));
+		r->before = sqlite3_column_int64(stmt, 2);
+		r->created = sqlite3_column_int64(stmt, 3);
+		r->expires = sqlite3_column_int64(stmt, 4);
+		k++;
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		rv = db_fail(s, rc, "cannot list revocations");
+	sqlite3_reset(stmt);
+	pthread_mutex_unlock(&s->lock);
+	if (rv != KOS_OK) {
+		free(arr);
+		return rv;
+	}
+	*out = arr;
+	*n = k;
+	return KOS_OK;
+}
+
+struct prune_arg {
+	kos_usec now;
+	uint64_t removed;
+};
+
+static kos_rv prune_in_tx(struct sql_store *s, void *varg)
+{
+	struct prune_arg *a = varg;
+	static const int which[] = {ST_RV_PRUNE, ST_EN_PRUNE};
+	size_t i;
+	kos_rv rv;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(which); i++) {
+		sqlite3_stmt *stmt = s->stmt[which[i]];
+
+		rv = exec_bound(s, stmt, sqlite3_bind_int64(stmt, 1, a->now),
+				"cannot prune credential state");
+		if (rv != KOS_OK)
+			return rv;
+		a->removed += (uint64_t)sqlite3_changes(s->db);
+	}
+	return KOS_OK;
+}
+
+/* Pruning takes away only revocations that cover nothing valid any more:
+ * no bump, nobody needs to reload for it. */
+static kos_rv sql_cred_prune(kos_store *st, kos_usec now, uint64_t *removed)
+{
+	struct prune_arg a = {now, 0};
+	kos_rv rv = run_tx(sql_of(st), true, prune_in_tx, &a);
+
+	if (removed != NULL)
+		*removed = rv == KOS_OK ? a.removed : 0;
+	return rv;
+}
+
+static kos_rv sql_cred_revision(kos_store *st, uint64_t *rev)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_REV_GET];
+	int64_t v;
+	kos_rv rv;
+
+	pthread_mutex_lock(&s->lock);
+	rv = query_int(s, stmt, SQLITE_OK, &v, NULL, "cannot read the credential revision");
+	pthread_mutex_unlock(&s->lock);
+	*rev = rv == KOS_OK ? i2u(v) : 0;
+	return rv;
+}
+
+static uint64_t sql_cred_hint(kos_store *st)
+{
+	struct sql_store *s = sql_of(st);
+
+	if (s->hint == NULL)
+		return 0;
+	return atomic_load_explicit(s->hint, memory_order_acquire);
+}
+
+static kos_rv sql_meta_get(kos_store *st, const char *key, char **value)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_META_GET];
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*value = NULL;
+	pthread_mutex_lock(&s->lock);
+	rc = sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(stmt, 0);
+
+		*value = kos_strdup(t != NULL ? (const char *)t : "");
+		if (*value == NULL)
+			rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+	} else if (rc == SQLITE_DONE) {
+		rv = kos_error_set(KOS_E_NOTFOUND, "state store: no '%s' setting", key);
+	} else {
+		rv = db_fail(s, rc, "cannot read a setting");
+	}
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+struct meta_arg {
+	const char *key, *value;
+};
+
+static kos_rv meta_in_tx(struct sql_store *s, void *varg)
+{
+	struct meta_arg *a = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_META_PUT];
+	int rc;
+
+	rc = sqlite3_bind_text(stmt, 1, a->key, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_text(stmt, 2, a->value, -1, SQLITE_STATIC);
+	return exec_bound(s, stmt, rc, "cannot write a setting");
+}
+
+static kos_rv sql_meta_put(kos_store *st, const char *key, const char *value)
+{
+	struct meta_arg a = {key, value};
+
+	return run_tx(sql_of(st), true, meta_in_tx, &a);
+}
+
+/* The credential hint: a 64-bit counter at the start of a small file next
+ * to the store (PATH-kos-notify, mode 0600), mapped shared by every handle;
+ * a writer adds one after each commit that bumped the credential revision.
+ * Without it (the file cannot be made or mapped) readers fall back to their
+ * check interval. */
+#define HINT_SIZE 4096
+
+static void hint_open(struct sql_store *s)
+{
+	struct stat sb;
+	char *path;
+	size_t len = strlen(s->path) + sizeof("-kos-notify");
+	void *map;
+	int fd;
+
+	path = malloc(len);
+	if (path == NULL)
+		return;
+	snprintf(path, len, "%s-kos-notify", s->path);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW, 0600);
+	free(path);
+	if (fd < 0)
+		return;
+	/* growing a new file races harmlessly: both write the same size */
+	if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) ||
+	    (sb.st_size < HINT_SIZE && ftruncate(fd, HINT_SIZE) != 0)) {
+		close(fd);
+		return;
+	}
+	map = mmap(NULL, HINT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (map != MAP_FAILED)
+		s->hint = map;
+}
+
 static int sql_schema_version(kos_store *st)
 {
 	return sql_of(st)->version;
@@ -1282,6 +2271,8 @@ static void sql_free(kos_store *st)
 
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
+	if (s->hint != NULL)
+		munmap((void *)s->hint, HINT_SIZE);
 	sqlite3_close_v2(s->db);
 	pthread_mutex_destroy(&s->lock);
 	free(s->path);
@@ -1294,6 +2285,7 @@ static const struct kos_store_ops sql_ops = {
     .schema_version = sql_schema_version,
     .trust_get = sql_trust_get,
     .trust_update = sql_trust_update,
+    .trust_update_batch = sql_trust_update_batch,
     .trust_list = sql_trust_list,
     .trust_delete = sql_trust_delete,
     .key_version_begin = sql_key_version_begin,
@@ -1305,6 +2297,28 @@ static const struct kos_store_ops sql_ops = {
     .key_version_get = sql_key_version_get,
     .key_versions = sql_key_versions,
     .share_counts = sql_share_counts,
+    .service_put = sql_service_put,
+    .service_get = sql_service_get,
+    .service_list = sql_service_list,
+    .service_delete = sql_service_delete,
+    .ca_key_install = sql_ca_key_install,
+    .ca_key_list = sql_ca_key_list,
+    .ca_key_current = sql_ca_key_current,
+    .ca_key_delete = sql_ca_key_delete,
+    .cred_client_add = sql_cred_client_add,
+    .cred_client_get = sql_cred_client_get,
+    .cred_client_list = sql_cred_client_list,
+    .cred_client_set_disabled = sql_cred_client_set_disabled,
+    .enrollment_add = sql_enrollment_add,
+    .enrollment_get = sql_enrollment_get,
+    .enrollment_use = sql_enrollment_use,
+    .revocation_add = sql_revocation_add,
+    .revocation_list = sql_revocation_list,
+    .cred_prune = sql_cred_prune,
+    .cred_revision = sql_cred_revision,
+    .cred_hint = sql_cred_hint,
+    .meta_get = sql_meta_get,
+    .meta_put = sql_meta_put,
 };
 
 /* Creates the file with mode 0600 before SQLite sees it (SQLite would use
@@ -1518,6 +2532,7 @@ kos_rv kos_store_sqlite_open(const char *path, kos_store **out)
 	rv = prepare(s, ST_N_TX, ST_COUNT);
 	if (rv != KOS_OK)
 		goto err;
+	hint_open(s);
 	*out = &s->base;
 	return KOS_OK;
 err:

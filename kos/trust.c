@@ -83,6 +83,8 @@ struct kos_trust {
 	kos_store *st;
 	kos_clock_fn clock; /* NULL: kos_now */
 	void *clock_arg;
+	kos_trust_sink_fn sink; /* NULL: observations are written at once */
+	void *sink_arg;
 };
 
 static const char *const tier_names[] = {"deny", "low", "medium", "high"};
@@ -444,12 +446,69 @@ kos_rv kos_trust_observe(kos_trust *tr, const char *client, const kos_observatio
 	a.pol = policy_of(tr);
 	a.obs = obs;
 	a.now = now_of(tr);
+	if (info == NULL && tr->sink != NULL && tr->sink(tr->sink_arg, client, obs, a.now) == KOS_OK)
+		return KOS_OK;
 	rv = kos_store_trust_update(tr->st, client, observe_apply, &a);
 	if (rv != KOS_OK)
 		return rv;
 	if (info != NULL)
 		fill_info(a.pol, kos_trust_get_threat(tr), &a.after, a.now, info);
 	return KOS_OK;
+}
+
+void kos_trust_set_sink(kos_trust *tr, kos_trust_sink_fn fn, void *arg)
+{
+	tr->sink = fn;
+	tr->sink_arg = fn != NULL ? arg : NULL;
+}
+
+kos_rv kos_trust_observe_batch(kos_trust *tr, const kos_observation_rec *recs, size_t n)
+{
+	const struct kos_policy *pol;
+	struct observe_arg *a = NULL;
+	const char **clients = NULL;
+	void **args = NULL;
+	kos_usec now;
+	size_t i;
+	kos_rv rv;
+
+	if (tr == NULL || (recs == NULL && n > 0))
+		return kos_error_set(KOS_E_INVALID, "kos_trust_observe_batch: missing argument");
+	if (n == 0)
+		return KOS_OK;
+	for (i = 0; i < n; i++) {
+		if (memchr(recs[i].client, '\0', sizeof(recs[i].client)) == NULL)
+			return kos_error_set(KOS_E_INVALID, "observation %zu: client name too long", i);
+		rv = check_client(recs[i].client);
+		if (rv == KOS_OK)
+			rv = check_observation(&recs[i].obs);
+		if (rv != KOS_OK)
+			return rv;
+	}
+	if (n > SIZE_MAX / sizeof(*a))
+		return kos_error_set(KOS_E_NOMEM, "too many observations");
+	a = calloc(n, sizeof(*a));
+	clients = calloc(n, sizeof(*clients));
+	args = calloc(n, sizeof(*args));
+	if (a == NULL || clients == NULL || args == NULL) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	pol = policy_of(tr);
+	now = now_of(tr);
+	for (i = 0; i < n; i++) {
+		a[i].pol = pol;
+		a[i].obs = &recs[i].obs;
+		a[i].now = recs[i].at != 0 ? recs[i].at : now;
+		clients[i] = recs[i].client;
+		args[i] = &a[i];
+	}
+	rv = kos_store_trust_update_batch(tr->st, n, clients, observe_apply, args);
+out:
+	free(args);
+	free(clients);
+	free(a);
+	return rv;
 }
 
 kos_rv kos_trust_get(kos_trust *tr, const char *client, kos_trust_info *info)

@@ -181,6 +181,9 @@ static void assert_same_policy(const struct kos_policy *a, const struct kos_poli
 		CU_ASSERT_EQUAL(a->credentials.lifetime[i], b->credentials.lifetime[i]);
 	CU_ASSERT_EQUAL(a->credentials.leeway, b->credentials.leeway);
 	CU_ASSERT_EQUAL(a->credentials.max_chain, b->credentials.max_chain);
+	CU_ASSERT_EQUAL(a->credentials.enrollment, b->credentials.enrollment);
+	CU_ASSERT_STRING_EQUAL(a->credentials.issuer, b->credentials.issuer);
+	CU_ASSERT_STRING_EQUAL(a->credentials.audience, b->credentials.audience);
 	CU_ASSERT_EQUAL(a->rotation.dek, b->rotation.dek);
 	CU_ASSERT_EQUAL(a->rotation.signing, b->rotation.signing);
 	CU_ASSERT_EQUAL(a->rotation.ca, b->rotation.ca);
@@ -188,7 +191,9 @@ static void assert_same_policy(const struct kos_policy *a, const struct kos_poli
 	for (i = 0; i < KOS_THREAT_COUNT; i++) {
 		CU_ASSERT_EQUAL(a->threat[i].offset, b->threat[i].offset);
 		CU_ASSERT_EQUAL(a->threat[i].lifetime_factor, b->threat[i].lifetime_factor);
+		CU_ASSERT_EQUAL(a->threat[i].anomalous_share, b->threat[i].anomalous_share);
 	}
+	CU_ASSERT_EQUAL(a->threat_min_clients, b->threat_min_clients);
 }
 
 /* --- the shipped policies --- */
@@ -241,6 +246,12 @@ static void test_strict_policy_is_stricter(void)
 	CU_ASSERT(s->keys.cache < d.keys.cache);
 	CU_ASSERT(s->threat[KOS_THREAT_ELEVATED].offset > d.threat[KOS_THREAT_ELEVATED].offset);
 	CU_ASSERT(s->threat[KOS_THREAT_CRITICAL].offset > d.threat[KOS_THREAT_CRITICAL].offset);
+	CU_ASSERT(s->credentials.enrollment < d.credentials.enrollment);
+	CU_ASSERT(s->threat[KOS_THREAT_ELEVATED].anomalous_share <
+		  d.threat[KOS_THREAT_ELEVATED].anomalous_share);
+	CU_ASSERT(s->threat[KOS_THREAT_CRITICAL].anomalous_share <
+		  d.threat[KOS_THREAT_CRITICAL].anomalous_share);
+	CU_ASSERT(s->threat_min_clients < d.threat_min_clients);
 	CU_ASSERT(s->n_share_sets >= 1);
 	for (i = 0; i < s->n_share_sets; i++) {
 		CU_ASSERT(s->share_sets[i].k >= 3);
@@ -557,6 +568,51 @@ static void test_threat_levels_ordered(void)
 		   "threat.critical.lifetime_factor: must be > 0");
 	expect_one("version = 1;\nthreat = { normal = { lifetime_factor = 1.5; }; };\n", 2,
 		   "threat.normal.lifetime_factor: must be <= 1");
+}
+
+static void test_threat_anomalous_shares(void)
+{
+	kos_policy *pol = accepted("version = 1;\nthreat = {\n"
+				   "  elevated = { anomalous_share = 0.2; };\n"
+				   "  critical = { anomalous_share = 1.0; };\n"
+				   "  min_clients = 3;\n};\n");
+
+	CU_ASSERT_EQUAL(pol->threat[KOS_THREAT_ELEVATED].anomalous_share, 0.2);
+	CU_ASSERT_EQUAL(pol->threat[KOS_THREAT_CRITICAL].anomalous_share, 1.0);
+	CU_ASSERT_EQUAL(pol->threat_min_clients, 3);
+	kos_policy_free(pol);
+	expect_one("version = 1;\nthreat = {\n  elevated = { anomalous_share = 0.5; };\n};\n", 3,
+		   "threat.elevated.anomalous_share: must be at most "
+		   "threat.critical.anomalous_share (0.25)");
+	expect_one("version = 1;\nthreat = { critical = { anomalous_share = 0.0; }; };\n", 2,
+		   "threat.critical.anomalous_share: must be > 0");
+	expect_one("version = 1;\nthreat = { normal = { anomalous_share = 0.5; }; };\n", 2,
+		   "threat.normal.anomalous_share: unknown setting");
+	expect_one("version = 1;\nthreat = { min_clients = 0; };\n", 2,
+		   "threat.min_clients: must be >= 1");
+}
+
+/* --- credentials --- */
+
+static void test_credential_names(void)
+{
+	kos_policy *pol = accepted("version = 1;\ncredentials = {\n"
+				   "  issuer = \"https://kos.example/ca\";\n"
+				   "  audience = \"payments\";\n"
+				   "  enrollment = \"2h\";\n};\n");
+
+	CU_ASSERT_STRING_EQUAL(pol->credentials.issuer, "https://kos.example/ca");
+	CU_ASSERT_STRING_EQUAL(pol->credentials.audience, "payments");
+	CU_ASSERT_EQUAL(pol->credentials.enrollment, 2 * 3600 * SEC);
+	kos_policy_free(pol);
+	expect_one("version = 1;\ncredentials = { issuer = \"two words\"; };\n", 2,
+		   "credentials.issuer: \"two words\" may hold only printable ASCII");
+	expect_one("version = 1;\ncredentials = { audience = \"\"; };\n", 2,
+		   "credentials.audience: must be 1 to 255 characters long");
+	expect_one("version = 1;\ncredentials = { audience = 5; };\n", 2,
+		   "credentials.audience: must be a string, not an integer");
+	expect_one("version = 1;\ncredentials = { enrollment = \"0s\"; };\n", 2,
+		   "credentials.enrollment: must be longer than 0");
 }
 
 /* --- share sets --- */
@@ -887,6 +943,12 @@ static void test_describe_lists_settings(void)
 		"keys.cache: 5m\n",
 		"threat.elevated.offset: 10\n",
 		"threat.critical.lifetime_factor: 0.25\n",
+		"credentials.enrollment: 1d\n",
+		"credentials.issuer: kos\n",
+		"credentials.audience: kos\n",
+		"threat.elevated.anomalous_share: 0.1\n",
+		"threat.critical.anomalous_share: 0.25\n",
+		"threat.min_clients: 10\n",
 	};
 	kos_policy *pol = NULL;
 	char buf[4096];
@@ -963,6 +1025,8 @@ int main(void)
 		KOS_TEST(test_latency_target_below_limit),
 		KOS_TEST(test_lifetimes_ordered),
 		KOS_TEST(test_threat_levels_ordered),
+		KOS_TEST(test_threat_anomalous_shares),
+		KOS_TEST(test_credential_names),
 		KOS_TEST(test_share_set_k_and_n_refused),
 		KOS_TEST(test_share_set_names_refused),
 		KOS_TEST(test_share_set_ranges_refused),

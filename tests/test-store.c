@@ -471,6 +471,306 @@ static void check_keys(kos_store *st)
 	CU_ASSERT_EQUAL(version, 1);
 }
 
+/* --- services and credentials (schema version 4) --- */
+
+struct service_seen {
+	char names[4][65];
+	size_t n;
+	int stop_after;
+};
+
+static int service_fn(const struct kos_service_row *row, void *arg)
+{
+	struct service_seen *s = arg;
+
+	if (s->n < 4)
+		snprintf(s->names[s->n], sizeof(s->names[0]), "%s", row->name);
+	s->n++;
+	return s->stop_after != 0 && (int)s->n >= s->stop_after ? 42 : 0;
+}
+
+static void service_row(struct kos_service_row *r, const char *name, uint32_t version)
+{
+	memset(r, 0, sizeof(*r));
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->ops, sizeof(r->ops), "encrypt,decrypt");
+	r->seed_version = version;
+	r->wrapped_len = 40;
+	memset(r->wrapped_seed, (int)version, r->wrapped_len);
+	r->created = 100;
+	r->rotated = 100 + version;
+}
+
+static void check_services(kos_store *st)
+{
+	struct kos_service_row r, got;
+	struct service_seen seen = {.n = 0};
+
+	CU_ASSERT_EQUAL(kos_store_service_get(st, "billing", &got), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_service_delete(st, "billing"), KOS_E_NOTFOUND);
+	service_row(&r, "billing", 1);
+	CU_ASSERT_EQUAL_FATAL(kos_store_service_put(st, &r), KOS_OK);
+	service_row(&r, "auth", 1);
+	CU_ASSERT_EQUAL_FATAL(kos_store_service_put(st, &r), KOS_OK);
+	/* put replaces */
+	service_row(&r, "billing", 2);
+	snprintf(r.ops, sizeof(r.ops), "sign");
+	CU_ASSERT_EQUAL_FATAL(kos_store_service_put(st, &r), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_service_get(st, "billing", &got), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(got.ops, "sign");
+	CU_ASSERT_EQUAL(got.seed_version, 2);
+	CU_ASSERT_EQUAL(got.wrapped_len, 40);
+	CU_ASSERT_EQUAL(got.wrapped_seed[39], 2);
+	CU_ASSERT_EQUAL(got.created, 100);
+	CU_ASSERT_EQUAL(got.rotated, 102);
+	/* name order; fn's non-zero return stops the walk and comes back */
+	CU_ASSERT_EQUAL(kos_store_service_list(st, service_fn, &seen), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(seen.n, 2);
+	CU_ASSERT_STRING_EQUAL(seen.names[0], "auth");
+	CU_ASSERT_STRING_EQUAL(seen.names[1], "billing");
+	memset(&seen, 0, sizeof(seen));
+	seen.stop_after = 1;
+	CU_ASSERT_EQUAL(kos_store_service_list(st, service_fn, &seen), 42);
+	CU_ASSERT_EQUAL(seen.n, 1);
+	/* a row without its wrapped seed is refused */
+	r.wrapped_len = 0;
+	CU_ASSERT_EQUAL(kos_store_service_put(st, &r), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_store_service_delete(st, "auth"), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_service_get(st, "auth", &got), KOS_E_NOTFOUND);
+}
+
+static void ca_key(struct kos_store_ca_key *k, const char *kid, kos_usec created)
+{
+	memset(k, 0, sizeof(*k));
+	snprintf(k->kid, sizeof(k->kid), "%s", kid);
+	snprintf(k->token, sizeof(k->token), "ca");
+	snprintf(k->label, sizeof(k->label), "kos-ca:%s", kid);
+	k->spki_len = 91;
+	memset(k->spki, 0x30, k->spki_len);
+	k->created = created;
+}
+
+static uint64_t revision(kos_store *st)
+{
+	uint64_t rev = 0;
+
+	CU_ASSERT_EQUAL(kos_store_cred_revision(st, &rev), KOS_OK);
+	return rev;
+}
+
+static void check_credentials(kos_store *st)
+{
+	struct kos_store_ca_key k, *keys = NULL;
+	struct kos_store_cred_client c, got, *clients = NULL;
+	struct kos_store_enrollment e, e2, ge;
+	struct kos_store_revocation r, *revs = NULL;
+	uint64_t rev0, hint0, removed = 0;
+	size_t n = 0;
+	char *value = NULL;
+
+	rev0 = revision(st);
+	hint0 = kos_store_cred_hint(st);
+
+	/* CA keys: init, rotate (the old one retires with its expiry), delete */
+	CU_ASSERT_EQUAL(kos_store_ca_key_current(st, &k), KOS_E_NOTFOUND);
+	ca_key(&k, "AAAAAAAAAAAAAAAAAAAAAA", 1000);
+	CU_ASSERT_EQUAL(kos_store_ca_key_install(st, &k, 0, false), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL_FATAL(kos_store_ca_key_install(st, &k, 0, true), KOS_OK);
+	CU_ASSERT_EQUAL(revision(st), rev0 + 1);
+	CU_ASSERT_NOT_EQUAL(kos_store_cred_hint(st), hint0);
+	ca_key(&k, "BBBBBBBBBBBBBBBBBBBBBB", 2000);
+	CU_ASSERT_EQUAL(kos_store_ca_key_install(st, &k, 5000, true), KOS_E_EXISTS);
+	CU_ASSERT_EQUAL(revision(st), rev0 + 1);
+	CU_ASSERT_EQUAL_FATAL(kos_store_ca_key_install(st, &k, 5000, false), KOS_OK);
+	CU_ASSERT_EQUAL(revision(st), rev0 + 2);
+	CU_ASSERT_EQUAL_FATAL(kos_store_ca_key_current(st, &k), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(k.kid, "BBBBBBBBBBBBBBBBBBBBBB");
+	CU_ASSERT_EQUAL(k.retired, 0);
+	CU_ASSERT_EQUAL(k.spki_len, 91);
+	CU_ASSERT_STRING_EQUAL(k.label, "kos-ca:BBBBBBBBBBBBBBBBBBBBBB");
+	CU_ASSERT_EQUAL_FATAL(kos_store_ca_key_list(st, &keys, &n), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 2);
+	CU_ASSERT_STRING_EQUAL(keys[0].kid, "AAAAAAAAAAAAAAAAAAAAAA");
+	CU_ASSERT_EQUAL(keys[0].retired, 2000);
+	CU_ASSERT_EQUAL(keys[0].expires, 5000);
+	CU_ASSERT_EQUAL(keys[1].retired, 0);
+	free(keys);
+	CU_ASSERT_EQUAL(kos_store_ca_key_delete(st, "BBBBBBBBBBBBBBBBBBBBBB"), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_ca_key_delete(st, "AAAAAAAAAAAAAAAAAAAAAA"), KOS_OK);
+	CU_ASSERT_EQUAL(revision(st), rev0 + 3);
+	CU_ASSERT_EQUAL_FATAL(kos_store_ca_key_list(st, &keys, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	free(keys);
+
+	/* clients with their first secret */
+	memset(&c, 0, sizeof(c));
+	snprintf(c.name, sizeof(c.name), "web-1");
+	snprintf(c.scope, sizeof(c.scope), "decrypt:payments/*");
+	c.created = 10;
+	memset(&e, 0, sizeof(e));
+	memset(e.hash, 1, sizeof(e.hash));
+	snprintf(e.client, sizeof(e.client), "web-1");
+	e.created = 10;
+	e.expires = 100;
+	CU_ASSERT_EQUAL(kos_store_cred_client_get(st, "web-1", &got), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL_FATAL(kos_store_cred_client_add(st, &c, &e), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_cred_client_add(st, &c, &e), KOS_E_EXISTS);
+	CU_ASSERT_EQUAL_FATAL(kos_store_cred_client_get(st, "web-1", &got), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(got.scope, "decrypt:payments/*");
+	CU_ASSERT_EQUAL(got.created, 10);
+	CU_ASSERT_FALSE(got.disabled);
+	CU_ASSERT_EQUAL(got.secret_expires, 100);
+	snprintf(c.name, sizeof(c.name), "api");
+	memset(e.hash, 2, sizeof(e.hash));
+	snprintf(e.client, sizeof(e.client), "api");
+	CU_ASSERT_EQUAL_FATAL(kos_store_cred_client_add(st, &c, &e), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_cred_client_set_disabled(st, "api", true), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_cred_client_set_disabled(st, "nobody", true), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL_FATAL(kos_store_cred_client_list(st, &clients, &n), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 2);
+	CU_ASSERT_STRING_EQUAL(clients[0].name, "api");
+	CU_ASSERT_TRUE(clients[0].disabled);
+	CU_ASSERT_STRING_EQUAL(clients[1].name, "web-1");
+	CU_ASSERT_FALSE(clients[1].disabled);
+	free(clients);
+
+	/* enrollment secrets: one use, then refused; expiry; replacement */
+	memset(ge.hash, 1, sizeof(ge.hash));
+	CU_ASSERT_EQUAL_FATAL(kos_store_enrollment_get(st, ge.hash, &ge), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(ge.client, "web-1");
+	CU_ASSERT_EQUAL(ge.used, 0);
+	CU_ASSERT_EQUAL(kos_store_enrollment_use(st, e.hash, 100, &ge), KOS_E_RANGE);
+	CU_ASSERT_STRING_EQUAL(ge.client, "api");
+	memset(e.hash, 1, sizeof(e.hash));
+	CU_ASSERT_EQUAL(kos_store_enrollment_use(st, e.hash, 50, &ge), KOS_OK);
+	CU_ASSERT_EQUAL(ge.used, 0); /* the row as it was */
+	CU_ASSERT_EQUAL(kos_store_enrollment_use(st, e.hash, 51, &ge), KOS_E_EXISTS);
+	CU_ASSERT_EQUAL(ge.used, 50);
+	CU_ASSERT_STRING_EQUAL(ge.client, "web-1");
+	CU_ASSERT_EQUAL_FATAL(kos_store_cred_client_get(st, "web-1", &got), KOS_OK);
+	CU_ASSERT_EQUAL(got.secret_expires, 0);
+	memset(e2.hash, 9, sizeof(e2.hash));
+	CU_ASSERT_EQUAL(kos_store_enrollment_use(st, e2.hash, 50, &ge), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_enrollment_get(st, e2.hash, &ge), KOS_E_NOTFOUND);
+	memset(&e2, 0, sizeof(e2));
+	memset(e2.hash, 3, sizeof(e2.hash));
+	snprintf(e2.client, sizeof(e2.client), "api");
+	e2.created = 60;
+	e2.expires = 200;
+	CU_ASSERT_EQUAL(kos_store_enrollment_add(st, &e2), KOS_OK);
+	memset(e.hash, 2, sizeof(e.hash));
+	/* the new secret replaced api's unused one */
+	CU_ASSERT_EQUAL(kos_store_enrollment_get(st, e.hash, &ge), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL_FATAL(kos_store_cred_client_get(st, "api", &got), KOS_OK);
+	CU_ASSERT_EQUAL(got.secret_expires, 200);
+	snprintf(e2.client, sizeof(e2.client), "nobody");
+	CU_ASSERT_EQUAL(kos_store_enrollment_add(st, &e2), KOS_E_NOTFOUND);
+
+	/* revocations: one row per kind and value, widened; each add bumps */
+	memset(&r, 0, sizeof(r));
+	r.kind = KOS_REVOKE_CLIENT;
+	snprintf(r.value, sizeof(r.value), "web-1");
+	r.before = 500;
+	r.created = 500;
+	r.expires = 900;
+	CU_ASSERT_EQUAL_FATAL(kos_store_revocation_add(st, &r), KOS_OK);
+	CU_ASSERT_EQUAL(revision(st), rev0 + 4);
+	r.before = 400;
+	r.expires = 1000;
+	CU_ASSERT_EQUAL_FATAL(kos_store_revocation_add(st, &r), KOS_OK);
+	r.kind = KOS_REVOKE_JTI;
+	snprintf(r.value, sizeof(r.value), "JJJJJJJJJJJJJJJJJJJJJJ");
+	r.before = 0;
+	r.expires = 300;
+	CU_ASSERT_EQUAL_FATAL(kos_store_revocation_add(st, &r), KOS_OK);
+	r.kind = KOS_REVOKE_BEFORE;
+	r.value[0] = '\0';
+	r.before = 450;
+	r.expires = 2000;
+	CU_ASSERT_EQUAL_FATAL(kos_store_revocation_add(st, &r), KOS_OK);
+	CU_ASSERT_EQUAL(revision(st), rev0 + 7);
+	CU_ASSERT_EQUAL_FATAL(kos_store_revocation_list(st, &revs, &n), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 3);
+	CU_ASSERT_EQUAL(revs[0].kind, KOS_REVOKE_BEFORE);
+	CU_ASSERT_EQUAL(revs[0].before, 450);
+	CU_ASSERT_EQUAL(revs[1].kind, KOS_REVOKE_CLIENT);
+	CU_ASSERT_STRING_EQUAL(revs[1].value, "web-1");
+	CU_ASSERT_EQUAL(revs[1].before, 500);
+	CU_ASSERT_EQUAL(revs[1].expires, 1000);
+	CU_ASSERT_EQUAL(revs[2].kind, KOS_REVOKE_JTI);
+	CU_ASSERT_STRING_EQUAL(revs[2].value, "JJJJJJJJJJJJJJJJJJJJJJ");
+	free(revs);
+
+	/* pruning: expired revocations, used and expired secrets; no bump */
+	CU_ASSERT_EQUAL(kos_store_cred_prune(st, 300, &removed), KOS_OK);
+	CU_ASSERT_EQUAL(removed, 3); /* the jti, web-1's used secret, api's expired one */
+	CU_ASSERT_EQUAL(revision(st), rev0 + 7);
+	CU_ASSERT_EQUAL_FATAL(kos_store_revocation_list(st, &revs, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	free(revs);
+	CU_ASSERT_EQUAL(kos_store_cred_prune(st, 300, &removed), KOS_OK);
+	CU_ASSERT_EQUAL(removed, 0);
+
+	/* meta */
+	CU_ASSERT_EQUAL(kos_store_meta_get(st, "threat", &value), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NULL(value);
+	CU_ASSERT_EQUAL(kos_store_meta_put(st, "threat", "{\"level\":\"elevated\"}"), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_meta_put(st, "threat", "{\"level\":\"critical\"}"), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_meta_get(st, "threat", &value), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(value, "{\"level\":\"critical\"}");
+	free(value);
+}
+
+/* A revocation through one handle changes the hint another handle (another
+ * process, as far as SQLite is concerned) reads, without a store read. */
+static void test_cred_hint_shared(void)
+{
+	const char *path = tmp_path("hint.db");
+	kos_store *a = NULL, *b = NULL;
+	struct kos_store_revocation r;
+	uint64_t hint, rev;
+	pid_t pid;
+	int status;
+	char hint_path[600];
+	struct stat sb;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &a), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &b), KOS_OK);
+	snprintf(hint_path, sizeof(hint_path), "%s-kos-notify", path);
+	CU_ASSERT_EQUAL_FATAL(stat(hint_path, &sb), 0);
+	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
+	hint = kos_store_cred_hint(b);
+	memset(&r, 0, sizeof(r));
+	r.kind = KOS_REVOKE_JTI;
+	snprintf(r.value, sizeof(r.value), "KKKKKKKKKKKKKKKKKKKKKK");
+	r.created = 1;
+	r.expires = INT64_MAX;
+	CU_ASSERT_EQUAL_FATAL(kos_store_revocation_add(a, &r), KOS_OK);
+	CU_ASSERT_NOT_EQUAL(kos_store_cred_hint(b), hint);
+	CU_ASSERT_EQUAL(kos_store_cred_revision(b, &rev), KOS_OK);
+	CU_ASSERT_EQUAL(rev, 1);
+
+	/* and in another process with its own handle */
+	hint = kos_store_cred_hint(b);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		kos_store *c = NULL;
+
+		if (kos_store_open(path, &c) != KOS_OK)
+			_exit(2);
+		snprintf(r.value, sizeof(r.value), "LLLLLLLLLLLLLLLLLLLLLL");
+		_exit(kos_store_revocation_add(c, &r) == KOS_OK ? 0 : 3);
+	}
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CU_ASSERT_NOT_EQUAL(kos_store_cred_hint(b), hint);
+	CU_ASSERT_EQUAL(kos_store_cred_revision(b, &rev), KOS_OK);
+	CU_ASSERT_EQUAL(rev, 2);
+	kos_store_free(a);
+	kos_store_free(b);
+}
+
 static void test_memory_interface(void)
 {
 	kos_store *st = NULL;
@@ -479,6 +779,8 @@ static void test_memory_interface(void)
 	CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "memory");
 	check_interface(st);
 	check_keys(st);
+	check_services(st);
+	check_credentials(st);
 	kos_store_free(st);
 	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
 	check_many(st);
@@ -493,6 +795,8 @@ static void test_sqlite_interface(void)
 	CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "sqlite");
 	check_interface(st);
 	check_keys(st);
+	check_services(st);
+	check_credentials(st);
 	kos_store_free(st);
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(tmp_path("many.db"), &st), KOS_OK);
 	check_many(st);
@@ -618,7 +922,7 @@ static void test_migrate_from_v2(void)
 	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 2);
 
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
-	CU_ASSERT_EQUAL(kos_store_schema_version(st), 3);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
 	/* the trust rows are untouched */
 	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "v2-client", &s), KOS_OK);
 	CU_ASSERT_EQUAL(s.observations, 6);
@@ -632,7 +936,7 @@ static void test_migrate_from_v2(void)
 	CU_ASSERT_EQUAL(version, 1);
 	kos_store_free(st);
 
-	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), 3);
+	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM keys"), 1);
 	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM key_versions WHERE state = 'creating'"),
 			1);
@@ -640,6 +944,76 @@ static void test_migrate_from_v2(void)
 	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM key_share_sets"), 0);
 	/* the schema refuses a state kos does not know, even from another program */
 	CU_ASSERT_NOT_EQUAL(raw_exec(path, "UPDATE key_versions SET state = 'lost'"), SQLITE_OK);
+}
+
+/* A file written by kos at schema version 3: trust and keys, no services
+ * or credentials. */
+static const char v3_keys[] =
+    "CREATE TABLE keys (name TEXT PRIMARY KEY NOT NULL, type INTEGER NOT NULL CHECK (type >= 0),"
+    " created INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE key_versions (name TEXT NOT NULL REFERENCES keys (name),"
+    " version INTEGER NOT NULL CHECK (version > 0), state TEXT NOT NULL CHECK (state IN"
+    " ('creating', 'active', 'retired')), created INTEGER NOT NULL, kcv BLOB, spki BLOB,"
+    " token TEXT, label TEXT, creator TEXT NOT NULL DEFAULT '', PRIMARY KEY (name, version))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE key_share_sets (name TEXT NOT NULL, version INTEGER NOT NULL,"
+    " set_name TEXT NOT NULL, position INTEGER NOT NULL, n INTEGER NOT NULL CHECK (n BETWEEN 2"
+    " AND 255), k INTEGER NOT NULL CHECK (k BETWEEN 2 AND n), PRIMARY KEY (name, version,"
+    " set_name), FOREIGN KEY (name, version) REFERENCES key_versions (name, version))"
+    " WITHOUT ROWID;"
+    "CREATE TABLE key_shares (name TEXT NOT NULL, version INTEGER NOT NULL, set_name TEXT NOT"
+    " NULL, x INTEGER NOT NULL CHECK (x BETWEEN 1 AND 255), token TEXT NOT NULL, label TEXT NOT"
+    " NULL, PRIMARY KEY (name, version, set_name, x), FOREIGN KEY (name, version, set_name)"
+    " REFERENCES key_share_sets (name, version, set_name)) WITHOUT ROWID;"
+    "CREATE INDEX key_shares_token ON key_shares (token);"
+    "INSERT INTO keys (name, type, created) VALUES ('v3-key', 1, 7);"
+    "INSERT INTO key_versions (name, version, state, created, token, label) VALUES"
+    " ('v3-key', 1, 'active', 8, 'signer', 'kos-sign:v3-key:1');"
+    "PRAGMA user_version = 3;";
+
+static void test_migrate_from_v3(void)
+{
+	const char *path = tmp_path("v3.db");
+	kos_store *st = NULL;
+	struct kos_store_version v;
+	struct kos_store_cred_client *clients = NULL;
+	size_t n = 99;
+	uint64_t rev = 99;
+
+	CU_ASSERT_EQUAL_FATAL(raw_exec(path, v2_schema), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(raw_exec(path, v3_keys), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 3);
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), 4);
+	/* the keys are untouched */
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_get(st, "v3-key", 0, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v.version, 1);
+	CU_ASSERT_STRING_EQUAL(v.label, "kos-sign:v3-key:1");
+	kos_store_version_clear(&v);
+	/* the new tables start empty, the revision at 0 */
+	CU_ASSERT_EQUAL(kos_store_cred_revision(st, &rev), KOS_OK);
+	CU_ASSERT_EQUAL(rev, 0);
+	CU_ASSERT_EQUAL(kos_store_cred_client_list(st, &clients, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, 0);
+	free(clients);
+	check_services(st);
+	check_credentials(st);
+	kos_store_free(st);
+
+	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), 4);
+	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM ca_keys WHERE retired = 0"), 1);
+	/* the schema itself keeps one current CA key and well-formed rows */
+	CU_ASSERT_NOT_EQUAL(raw_exec(path, "INSERT INTO ca_keys (kid, token, label, spki, created)"
+					   " VALUES ('x', 'ca', 'l', x'30', 1)"),
+			    SQLITE_OK);
+	CU_ASSERT_NOT_EQUAL(raw_exec(path, "INSERT INTO revocations (kind, value, created, expires)"
+					   " VALUES ('nonsense', '', 1, 2)"),
+			    SQLITE_OK);
+	CU_ASSERT_NOT_EQUAL(raw_exec(path,
+				     "INSERT INTO enrollments (hash, client, created, expires)"
+				     " VALUES (x'00', 'api', 1, 2)"),
+			    SQLITE_OK);
 }
 
 static void test_newer_schema_refused(void)
@@ -931,6 +1305,8 @@ int main(void)
 	    KOS_TEST(test_sqlite_create_and_reopen),
 	    KOS_TEST(test_migrate_from_v1),
 	    KOS_TEST(test_migrate_from_v2),
+	    KOS_TEST(test_migrate_from_v3),
+	    KOS_TEST(test_cred_hint_shared),
 	    KOS_TEST(test_newer_schema_refused),
 	    KOS_TEST(test_bad_locations),
 	    KOS_TEST(test_sqlite_waits_for_lock),

@@ -21,6 +21,11 @@ static const struct kosctl_cmd commands[] = {
 	{ "policy", kosctl_cmd_policy, "check policy files" },
 	{ "shamir", kosctl_cmd_shamir, "split a secret into shares and combine them" },
 	{ "trust", kosctl_cmd_trust, "show and record clients' trust" },
+	{ "ca", kosctl_cmd_ca, "the credential authority's keys and JWKS" },
+	{ "client", kosctl_cmd_client, "register clients and their enrollment secrets" },
+	{ "credential", kosctl_cmd_credential, "enroll, issue, refresh, verify and revoke" },
+	{ "threat", kosctl_cmd_threat, "set and show the threat level" },
+	{ "service", kosctl_cmd_service, "register services; issue and validate service tokens" },
 	{ "help", cmd_help, "show this help, or a command's (kosctl help COMMAND)" },
 	{ "version", cmd_version, "print the version" },
 };
@@ -231,6 +236,53 @@ int kosctl_need_keys(struct kosctl_ctx *ctx)
 	return KOSCTL_OK;
 }
 
+int kosctl_need_services(struct kosctl_ctx *ctx)
+{
+	kos_rv rv;
+
+	if (ctx->services != NULL)
+		return KOSCTL_OK;
+	if (kosctl_need_store(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (ctx->hsm == NULL) {
+		rv = kos_hsm_open(ctx->conf, 0, &ctx->hsm);
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, "backend tokens");
+			return KOSCTL_FAIL;
+		}
+	}
+	rv = kos_services_new(ctx->store, ctx->hsm, &ctx->services);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "service orchestrator");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+int kosctl_need_ca(struct kosctl_ctx *ctx, bool tokens)
+{
+	kos_rv rv;
+
+	if (ctx->ca != NULL && (!tokens || ctx->hsm != NULL))
+		return KOSCTL_OK;
+	if (kosctl_need_trust(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (tokens && ctx->hsm == NULL) {
+		rv = kos_hsm_open(ctx->conf, 0, &ctx->hsm);
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, "backend tokens");
+			return KOSCTL_FAIL;
+		}
+	}
+	kos_ca_free(ctx->ca);
+	rv = kos_ca_new(ctx->policy, ctx->store, ctx->hsm, ctx->trust, &ctx->ca);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "credential authority");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
 kos_rv kosctl_read_all(FILE *f, size_t max, unsigned char **out, size_t *len, size_t *capp)
 {
 	unsigned char *buf = NULL;
@@ -374,7 +426,9 @@ int main(int argc, char **argv)
 		rc = c->fn(&ctx, argc - first, argv + first);
 	}
 	/* the key service borrows the policy, the store and the tokens */
+	kos_ca_free(ctx.ca);
 	kos_keys_free(ctx.keys);
+	kos_services_free(ctx.services);
 	kos_hsm_free(ctx.hsm);
 	kos_trust_free(ctx.trust);
 	kos_store_free(ctx.store);

@@ -21,6 +21,8 @@ struct kosctl_ctx {
 	kos_trust *trust;
 	kos_hsm *hsm;     /* opened by kosctl_need_keys() */
 	kos_keys *keys;   /* borrows policy, store and hsm: freed before them */
+	kos_services *services; /* borrows store and hsm: freed before them */
+	kos_ca *ca;       /* borrows policy, store, trust and hsm: freed before them */
 };
 
 typedef int (*kosctl_fn)(struct kosctl_ctx *ctx, int argc, char **argv);
@@ -51,6 +53,13 @@ int kosctl_need_trust(struct kosctl_ctx *ctx);
  * is kept, marked unavailable: one KMS token down must not stop kosctl),
  * then the key service. */
 int kosctl_need_keys(struct kosctl_ctx *ctx);
+/* Configuration, store, backend tokens (as for keys), then the service
+ * orchestrator. */
+int kosctl_need_services(struct kosctl_ctx *ctx);
+/* Configuration, policy, store and trust engine, with tokens the backend
+ * tokens (as for keys), then the credential authority; without tokens it
+ * verifies and administers but cannot sign. */
+int kosctl_need_ca(struct kosctl_ctx *ctx, bool tokens);
 
 /* Reads all of a stream, at most max bytes; KOS_E_RANGE when larger. The
  * buffer is NUL-terminated; free it with kos_secret_free(buf, cap) where cap
@@ -69,5 +78,10 @@ int kosctl_cmd_fsck(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_policy(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_shamir(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_trust(struct kosctl_ctx *ctx, int argc, char **argv);
+int kosctl_cmd_service(struct kosctl_ctx *ctx, int argc, char **argv);
+int kosctl_cmd_ca(struct kosctl_ctx *ctx, int argc, char **argv);
+int kosctl_cmd_client(struct kosctl_ctx *ctx, int argc, char **argv);
+int kosctl_cmd_credential(struct kosctl_ctx *ctx, int argc, char **argv);
+int kosctl_cmd_threat(struct kosctl_ctx *ctx, int argc, char **argv);
 
 #endif

@@ -27,6 +27,21 @@ KOS_API const char *kos_config_get0_store(const kos_config *conf);
 /* Policy file path. */
 KOS_API const char *kos_config_get0_policy(const kos_config *conf);
 
+/* --- listeners ("listen" group, kosd) --- */
+
+/* Where and how kosd listens; defaults for every setting left out. */
+typedef struct kos_listen_config {
+	const char *unix_path;	  /* absolute; NULL when kos.conf names no Unix socket */
+	unsigned unix_mode;	  /* the socket file's mode; default 0660 */
+	unsigned max_connections; /* default 256 */
+	kos_usec timeout;	  /* a request's read and write timeout; default 30 s */
+	size_t max_body;	  /* request body cap; default 1 MiB */
+	size_t max_data_body;	  /* cap for encrypt and decrypt bodies; default 96 MiB */
+} kos_listen_config;
+
+/* Fills out with the listen settings; strings are borrowed from conf. */
+KOS_API void kos_config_get_listen(const kos_config *conf, kos_listen_config *out);
+
 /* --- backend tokens ("tokens" list) --- */
 
 /* What a backend token is for. */

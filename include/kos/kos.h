@@ -6,11 +6,13 @@
 #include <kos/access.h>
 #include <kos/backend.h>
 #include <kos/config.h>
+#include <kos/cred.h>
 #include <kos/devinit.h>
 #include <kos/envelope.h>
 #include <kos/keys.h>
 #include <kos/policy.h>
 #include <kos/scope.h>
+#include <kos/service.h>
 #include <kos/shamir.h>
 #include <kos/store.h>
 #include <kos/trust.h>

@@ -86,6 +86,31 @@ KOS_API kos_threat kos_trust_get_threat(const kos_trust *tr);
 KOS_API kos_rv kos_trust_observe(kos_trust *tr, const char *client,
 				 const kos_observation *obs, kos_trust_info *info);
 
+/* An observation as a sink queues it and kos_trust_observe_batch() applies it. */
+typedef struct kos_observation_rec {
+	char client[65];
+	kos_observation obs;
+	kos_usec at; /* when it happened (the engine's clock); 0: when applied */
+} kos_observation_rec;
+
+/* Takes an observation instead of the engine writing it (a validated client
+ * and observation, the clock's time). Returning KOS_OK means the sink owns
+ * it now (it must apply it later with kos_trust_observe_batch()); any other
+ * value makes kos_trust_observe() write it directly, as without a sink. */
+typedef kos_rv (*kos_trust_sink_fn)(void *arg, const char *client, const kos_observation *obs,
+				    kos_usec at);
+
+/* Installs (fn NULL: removes) a sink for kos_trust_observe() calls with info
+ * NULL, so that a service can batch the hot path's observations instead of
+ * one store transaction each; calls with info still write at once. Not to
+ * be called while other threads use the engine. */
+KOS_API void kos_trust_set_sink(kos_trust *tr, kos_trust_sink_fn fn, void *arg);
+
+/* Applies n observations in order (recs[i].at, or the clock when 0) in ONE
+ * store transaction: all or none are written. Errors: KOS_E_INVALID (a bad
+ * client or observation: nothing written), KOS_E_STORE. Thread-safe. */
+KOS_API kos_rv kos_trust_observe_batch(kos_trust *tr, const kos_observation_rec *recs, size_t n);
+
 /* The client's trust now. KOS_E_NOTFOUND for a client never observed. */
 KOS_API kos_rv kos_trust_get(kos_trust *tr, const char *client, kos_trust_info *info);
 

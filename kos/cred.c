@@ -1,0 +1,1201 @@
+/* Credentials: issuance (HSM-signed JWS, ES256), enrollment, refresh,
+ * verification with its cache, and revocation (kos-credential(5)).
+ *
+ * Signing: libjwt cannot sign with a key inside a token, so the JWS is
+ * assembled here: base64url(header) "." base64url(claims), hashed with
+ * SHA-256 and signed with CKM_ECDSA by the CA key in the ca token, whose raw
+ * r||s is the JWS ES256 signature as it stands.
+ *
+ * Verification trusts nothing the token says about how to verify it: the
+ * algorithm is pinned to ES256 and the kid must name a CA key this store
+ * knows before libjwt is asked to check the signature with that key's PEM
+ * (libjwt 1.10 believes the header's alg, so an HS256 token keyed with the
+ * public key's PEM text would pass it; and it checks no times). Everything
+ * libjwt leaves out is checked here.
+ *
+ * The cache holds only credentials that verified (so nobody can fill it
+ * with junk): keyed by a seeded 64-bit hash of the text, matched on the
+ * whole text (a collision cannot substitute one credential for another),
+ * kept until exp. A hit costs a hash, a read lock and a copy: no store
+ * access, no signature. Revocations and CA key changes reach it through
+ * kos_ca_sync(), which rechecks every entry under the write lock. */
+#include "config.h"
+
+#include "kos/ca.h"
+#include "kos/jws.h"
+#include "kos/signer.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#define SEC KOS_USEC_PER_SEC
+/* The cache starts afresh beyond these (entries past exp are dropped first). */
+#define CACHE_MAX_ENTRIES 65536
+#define CACHE_MAX_BYTES	  (64u * 1024 * 1024)
+/* A JOSE header kos writes is about 80 bytes. */
+#define HEADER_MAX 1024
+/* NumericDate values accepted: up to the year 9999. */
+#define TIME_MAX_SEC  INT64_C(253402300799)
+#define ES256_SIG_LEN 64
+
+const char *kos_cred_reason_name(kos_cred_reason reason)
+{
+	switch (reason) {
+	case KOS_CRED_VALID:
+		return "valid";
+	case KOS_CRED_MALFORMED:
+	case KOS_CRED_BAD_ALG:
+	case KOS_CRED_UNKNOWN_KID:
+	case KOS_CRED_BAD_SIGNATURE:
+		return "invalid credential";
+	case KOS_CRED_EXPIRED:
+		return "expired";
+	case KOS_CRED_NOT_YET_VALID:
+		return "not yet valid";
+	case KOS_CRED_WRONG_ISSUER:
+		return "wrong issuer";
+	case KOS_CRED_WRONG_AUDIENCE:
+		return "wrong audience";
+	case KOS_CRED_REVOKED:
+		return "revoked";
+	case KOS_CRED_WRONG_CERT:
+		return "certificate mismatch";
+	case KOS_CRED_ERROR:
+		break;
+	}
+	return "error";
+}
+
+void kos_cred_free(char *token)
+{
+	if (token != NULL)
+		kos_secret_free(token, strlen(token) + 1);
+}
+
+static void format_time(kos_usec t, char *buf, size_t len)
+{
+	time_t s = (time_t)(t / SEC);
+	struct tm tm;
+
+	if (t < 0 || gmtime_r(&s, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "@%lld", (long long)(t / SEC));
+}
+
+/* Sets *why and the detail "REASON: ..."; returns KOS_E_INTEGRITY. */
+static kos_rv refuse(kos_cred_reason *why, kos_cred_reason r, const char *fmt, ...)
+    KOS_PRINTF(3, 4);
+
+static kos_rv refuse(kos_cred_reason *why, kos_cred_reason r, const char *fmt, ...)
+{
+	char detail[400];
+	va_list ap;
+
+	*why = r;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return kos_error_set(KOS_E_INTEGRITY, "%s: %s", kos_cred_reason_name(r), detail);
+}
+
+/* --- the cache ---------------------------------------------------------- */
+
+static uint64_t mix(uint64_t h)
+{
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	h ^= h >> 33;
+	return h;
+}
+
+/* Seeded hash of the text, two independent lanes of 8 bytes. Never 0 (the
+ * empty slot's mark). Not cryptographic, nor needs to be: a hit compares
+ * the whole text, and only verified credentials are cached. */
+static uint64_t token_hash(const uint64_t seed[2], const char *s, size_t len)
+{
+	uint64_t a = seed[0] ^ (uint64_t)len, b = seed[1], w, v;
+	const uint64_t k1 = UINT64_C(0x9e3779b97f4a7c15), k2 = UINT64_C(0xbf58476d1ce4e5b9);
+
+	while (len >= 16) {
+		memcpy(&w, s, 8);
+		memcpy(&v, s + 8, 8);
+		a = (a ^ w) * k1;
+		b = (b ^ v) * k2;
+		a ^= a >> 29;
+		b ^= b >> 31;
+		s += 16;
+		len -= 16;
+	}
+	w = v = 0;
+	memcpy(&w, s, len > 8 ? 8 : len);
+	if (len > 8)
+		memcpy(&v, s + 8, len - 8);
+	a = mix((a ^ w) * k1);
+	b = mix((b ^ v) * k2);
+	a ^= b + k1;
+	return a != 0 ? a : 1;
+}
+
+static void entry_free(struct cache_entry *e)
+{
+	if (e->token != NULL)
+		kos_secret_free(e->token, e->len + 1);
+	free(e->scope);
+	memset(e, 0, sizeof(*e));
+}
+
+static size_t entry_bytes(const struct cache_entry *e)
+{
+	return sizeof(*e) + e->len + 1 + (e->scope != NULL ? strlen(e->scope) + 1 : 0);
+}
+
+void kos_ca_cache_clear(kos_ca *ca)
+{
+	size_t i;
+
+	for (i = 0; i < ca->cap; i++)
+		if (ca->slots[i].hash != 0)
+			entry_free(&ca->slots[i]);
+	ca->count = 0;
+	ca->bytes = 0;
+}
+
+/* The entry holding token, or NULL. Caller holds ca->lock. */
+static struct cache_entry *cache_find(kos_ca *ca, uint64_t h, const char *token, size_t len)
+{
+	size_t mask, i;
+
+	if (ca->cap == 0)
+		return NULL;
+	mask = ca->cap - 1;
+	for (i = (size_t)h & mask; ca->slots[i].hash != 0; i = (i + 1) & mask) {
+		struct cache_entry *e = &ca->slots[i];
+
+		if (e->hash == h && e->len == len && memcmp(e->token, token, len) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static void place(struct cache_entry *slots, size_t cap, const struct cache_entry *e)
+{
+	size_t mask = cap - 1, i = (size_t)e->hash & mask;
+
+	while (slots[i].hash != 0)
+		i = (i + 1) & mask;
+	slots[i] = *e;
+}
+
+static const struct ca_pub *key_find(const kos_ca *ca, const char *kid)
+{
+	size_t i;
+
+	for (i = 0; i < ca->n_keys; i++)
+		if (strcmp(ca->keys[i].kid, kid) == 0)
+			return &ca->keys[i];
+	return NULL;
+}
+
+static int name_cmp(const void *key, const void *elem)
+{
+	/* a jti entry and a client entry both start with their name */
+	return strcmp(key, elem);
+}
+
+/* 1 when the revocations in force cover a credential of sub with jti,
+ * issued at iat. Caller holds ca->lock. */
+static int is_revoked(const kos_ca *ca, const char *sub, const char *jti, kos_usec iat)
+{
+	const struct ca_revoked *r = &ca->revoked;
+	const struct ca_revoked_client *c;
+
+	if (r->before != 0 && iat <= r->before)
+		return 1;
+	if (r->n_jti > 0 && bsearch(jti, r->jti, r->n_jti, sizeof(*r->jti), name_cmp) != NULL)
+		return 1;
+	if (r->n_clients == 0)
+		return 0;
+	c = bsearch(sub, r->clients, r->n_clients, sizeof(*r->clients), name_cmp);
+	return c != NULL && iat <= c->before;
+}
+
+/* Rebuilds the table with the entries keep() accepts, in a table of cap
+ * slots (a power of two); the others are freed. Caller holds the write lock. */
+static kos_rv cache_rebuild(kos_ca *ca, size_t cap,
+			    int (*keep)(kos_ca *, const struct cache_entry *, void *), void *arg)
+{
+	struct cache_entry *slots = NULL;
+	size_t i;
+
+	if (cap > 0) {
+		slots = calloc(cap, sizeof(*slots));
+		if (slots == NULL)
+			return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
+	ca->count = 0;
+	ca->bytes = 0;
+	for (i = 0; i < ca->cap; i++) {
+		struct cache_entry *e = &ca->slots[i];
+
+		if (e->hash == 0)
+			continue;
+		if (slots != NULL && keep != NULL && keep(ca, e, arg) &&
+		    (ca->count + 1) * 2 <= cap) {
+			place(slots, cap, e);
+			ca->count++;
+			ca->bytes += entry_bytes(e);
+		} else {
+			entry_free(e);
+		}
+	}
+	free(ca->slots);
+	ca->slots = slots;
+	ca->cap = cap;
+	return KOS_OK;
+}
+
+/* A cached credential must not outlive its key's verification time (kos
+ * never issues one that would; another signer of the same key might). */
+static int outlives_key(const kos_ca *ca, const struct ca_pub *k, kos_usec exp)
+{
+	return k->expires != 0 && exp + ca->pol->credentials.leeway > k->expires;
+}
+
+static int keep_valid(kos_ca *ca, const struct cache_entry *e, void *arg)
+{
+	const struct ca_pub *k = key_find(ca, e->kid);
+
+	(void)arg;
+	return k != NULL && !outlives_key(ca, k, e->exp) && !is_revoked(ca, e->sub, e->jti, e->iat);
+}
+
+static int keep_unexpired(kos_ca *ca, const struct cache_entry *e, void *arg)
+{
+	return e->exp + ca->pol->credentials.leeway > *(const kos_usec *)arg;
+}
+
+void kos_ca_cache_recheck(kos_ca *ca)
+{
+	if (ca->count == 0)
+		return;
+	/* out of memory: start afresh rather than keep what may be revoked */
+	if (cache_rebuild(ca, ca->cap, keep_valid, NULL) != KOS_OK)
+		(void)cache_rebuild(ca, 0, NULL, NULL);
+}
+
+/* Takes e (its buffers) into the cache; frees them when it cannot. Caller
+ * holds the write lock. */
+static void cache_insert(kos_ca *ca, struct cache_entry *e, kos_usec now)
+{
+	size_t bytes = entry_bytes(e);
+
+	if (cache_find(ca, e->hash, e->token, e->len) != NULL) {
+		entry_free(e);
+		return;
+	}
+	if (ca->count + 1 > CACHE_MAX_ENTRIES || ca->bytes + bytes > CACHE_MAX_BYTES) {
+		(void)cache_rebuild(ca, ca->cap, keep_unexpired, &now);
+		if (ca->count + 1 > CACHE_MAX_ENTRIES || ca->bytes + bytes > CACHE_MAX_BYTES)
+			kos_ca_cache_clear(ca);
+	}
+	if ((ca->count + 1) * 2 > ca->cap) {
+		size_t ncap = ca->cap ? ca->cap * 2 : 256;
+
+		if (cache_rebuild(ca, ncap, keep_unexpired, &now) != KOS_OK) {
+			entry_free(e);
+			return;
+		}
+	}
+	place(ca->slots, ca->cap, e);
+	ca->count++;
+	ca->bytes += bytes;
+}
+
+/* --- verification ------------------------------------------------------- */
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* Fills claims from a cache entry (iss and aud are the policy's: an entry
+ * matched them when it went in, and a policy change empties the cache). */
+static void claims_from_entry(const kos_ca *ca, const struct cache_entry *e, kos_cred_claims *c)
+{
+	copy_str(c->iss, sizeof(c->iss), ca->pol->credentials.issuer);
+	copy_str(c->aud, sizeof(c->aud), ca->pol->credentials.audience);
+	copy_str(c->sub, sizeof(c->sub), e->sub);
+	copy_str(c->jti, sizeof(c->jti), e->jti);
+	copy_str(c->kid, sizeof(c->kid), e->kid);
+	copy_str(c->scope, sizeof(c->scope), e->scope);
+	copy_str(c->x5t, sizeof(c->x5t), e->x5t);
+	c->iat = e->iat;
+	c->nbf = e->nbf;
+	c->exp = e->exp;
+	c->auth_time = e->auth_time;
+}
+
+/* The checks that depend on the instant and the channel, for a credential
+ * whose signature and claims are known good. */
+static kos_rv judge_time_and_binding(const struct kos_policy *pol, const char *jti, kos_usec iat,
+				     kos_usec nbf, kos_usec exp, const char *bound, const char *x5t,
+				     kos_usec now, kos_cred_reason *why)
+{
+	char when[32];
+
+	if (now >= exp + pol->credentials.leeway) {
+		format_time(exp, when, sizeof(when));
+		return refuse(why, KOS_CRED_EXPIRED, "credential %s expired at %s", jti, when);
+	}
+	if (now + pol->credentials.leeway < nbf || now + pol->credentials.leeway < iat) {
+		format_time(nbf > iat ? nbf : iat, when, sizeof(when));
+		return refuse(why, KOS_CRED_NOT_YET_VALID, "credential %s is valid from %s", jti,
+			      when);
+	}
+	if (bound[0] != '\0') {
+		if (x5t == NULL)
+			return refuse(why, KOS_CRED_WRONG_CERT,
+				      "credential %s is bound to a client certificate and none was "
+				      "presented",
+				      jti);
+		if (CRYPTO_memcmp(bound, x5t, KOS_CRED_X5T_LEN) != 0)
+			return refuse(why, KOS_CRED_WRONG_CERT,
+				      "credential %s is bound to another client certificate", jti);
+	}
+	return KOS_OK;
+}
+
+static kos_rv json_time(json_t *obj, const char *name, kos_usec *out, kos_cred_reason *why)
+{
+	json_t *v = json_object_get(obj, name);
+	json_int_t t;
+
+	if (!json_is_integer(v))
+		return refuse(why, KOS_CRED_MALFORMED, "claim \"%s\" missing or not an integer",
+			      name);
+	t = json_integer_value(v);
+	if (t < 0 || t > TIME_MAX_SEC)
+		return refuse(why, KOS_CRED_MALFORMED, "claim \"%s\" out of range", name);
+	*out = (kos_usec)t * SEC;
+	return KOS_OK;
+}
+
+/* A string claim of at most len - 1 bytes into out. */
+static kos_rv json_str(json_t *obj, const char *name, char *out, size_t len, kos_cred_reason *why)
+{
+	json_t *v = json_object_get(obj, name);
+
+	if (!json_is_string(v))
+		return refuse(why, KOS_CRED_MALFORMED, "claim \"%s\" missing or not a string",
+			      name);
+	if (json_string_length(v) >= len || strlen(json_string_value(v)) != json_string_length(v))
+		return refuse(why, KOS_CRED_MALFORMED, "claim \"%s\" too long", name);
+	memcpy(out, json_string_value(v), json_string_length(v) + 1);
+	return KOS_OK;
+}
+
+/* Decodes a base64url segment holding a JSON object. */
+static kos_rv segment_json(const char *seg, size_t len, size_t max, const char *what, json_t **out,
+			   kos_cred_reason *why)
+{
+	json_error_t jerr;
+	uint8_t *buf;
+	size_t n = len / 4 * 3 + 3;
+	kos_rv rv;
+
+	*out = NULL;
+	if (len == 0 || n > max)
+		return refuse(why, KOS_CRED_MALFORMED, "%s empty or too large", what);
+	buf = malloc(n);
+	if (buf == NULL) {
+		*why = KOS_CRED_ERROR;
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
+	rv = kos_b64url_decode(seg, len, buf, &n);
+	if (rv != KOS_OK) {
+		rv = refuse(why, KOS_CRED_MALFORMED, "%s is not base64url: %s", what,
+			    kos_last_error());
+		goto out;
+	}
+	*out = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES, &jerr);
+	if (*out == NULL || !json_is_object(*out)) {
+		json_decref(*out);
+		*out = NULL;
+		rv = refuse(why, KOS_CRED_MALFORMED, "%s is not a JSON object", what);
+	}
+out:
+	kos_secret_free(buf, len / 4 * 3 + 3);
+	return rv;
+}
+
+/* Header: alg must be ES256 (whatever else it says), kid a CA key's. */
+static kos_rv check_header(const char *seg, size_t len, char kid[KOS_CA_KID_LEN + 1],
+			   kos_cred_reason *why)
+{
+	json_t *h = NULL, *alg, *k, *typ;
+	kos_rv rv;
+
+	rv = segment_json(seg, len, HEADER_MAX, "header", &h, why);
+	if (rv != KOS_OK)
+		return rv;
+	alg = json_object_get(h, "alg");
+	if (!json_is_string(alg) || strcmp(json_string_value(alg), "ES256") != 0 ||
+	    json_string_length(alg) != 5) {
+		char shown[16];
+
+		snprintf(shown, sizeof(shown), "%s",
+			 json_is_string(alg) ? json_string_value(alg) : "(none)");
+		for (char *p = shown; *p != '\0'; p++)
+			if (*p < 0x20 || *p > 0x7e)
+				*p = '?';
+		rv = refuse(why, KOS_CRED_BAD_ALG, "alg \"%s\" refused: only ES256 is accepted",
+			    shown);
+		goto out;
+	}
+	/* RFC 7515 4.1.11: extensions a verifier does not understand are fatal */
+	if (json_object_get(h, "crit") != NULL) {
+		rv = refuse(why, KOS_CRED_MALFORMED, "header has \"crit\" extensions");
+		goto out;
+	}
+	typ = json_object_get(h, "typ");
+	if (typ != NULL && (!json_is_string(typ) || strcmp(json_string_value(typ), "JWT") != 0)) {
+		rv = refuse(why, KOS_CRED_MALFORMED, "header typ is not \"JWT\"");
+		goto out;
+	}
+	k = json_object_get(h, "kid");
+	if (!json_is_string(k) || !kos_b64url_is(json_string_value(k), KOS_CA_KID_LEN)) {
+		rv = refuse(why, KOS_CRED_UNKNOWN_KID, "header has no kos kid");
+		goto out;
+	}
+	memcpy(kid, json_string_value(k), KOS_CA_KID_LEN + 1);
+out:
+	json_decref(h);
+	return rv;
+}
+
+/* The claims of payload p (a JSON object): their form, iss and aud. */
+static kos_rv check_claims(const kos_ca *ca, json_t *p, kos_cred_claims *c, kos_cred_reason *why)
+{
+	const struct kos_policy *pol = ca->pol;
+	json_t *aud, *cnf;
+	kos_rv rv;
+
+	if ((rv = json_str(p, "iss", c->iss, sizeof(c->iss), why)) != KOS_OK ||
+	    (rv = json_str(p, "sub", c->sub, sizeof(c->sub), why)) != KOS_OK ||
+	    (rv = json_str(p, "jti", c->jti, sizeof(c->jti), why)) != KOS_OK ||
+	    (rv = json_str(p, "scope", c->scope, sizeof(c->scope), why)) != KOS_OK ||
+	    (rv = json_time(p, "iat", &c->iat, why)) != KOS_OK ||
+	    (rv = json_time(p, "nbf", &c->nbf, why)) != KOS_OK ||
+	    (rv = json_time(p, "exp", &c->exp, why)) != KOS_OK ||
+	    (rv = json_time(p, "auth_time", &c->auth_time, why)) != KOS_OK)
+		goto out;
+	if (!kos_client_name_valid(c->sub) || !kos_b64url_is(c->jti, KOS_CRED_JTI_LEN) ||
+	    kos_scope_validate(c->scope) != KOS_OK) {
+		rv = refuse(why, KOS_CRED_MALFORMED, "claim sub, jti or scope malformed");
+		goto out;
+	}
+	if (c->exp <= c->iat || c->auth_time > c->iat) {
+		rv = refuse(why, KOS_CRED_MALFORMED, "claims exp, iat and auth_time out of order");
+		goto out;
+	}
+	cnf = json_object_get(p, "cnf");
+	if (cnf != NULL) {
+		json_t *t = json_object_get(cnf, "x5t#S256");
+
+		if (!json_is_object(cnf) || !json_is_string(t) ||
+		    !kos_b64url_is(json_string_value(t), KOS_CRED_X5T_LEN)) {
+			rv =
+			    refuse(why, KOS_CRED_MALFORMED, "claim cnf is not {\"x5t#S256\": ...}");
+			goto out;
+		}
+		memcpy(c->x5t, json_string_value(t), KOS_CRED_X5T_LEN + 1);
+	}
+	if (strcmp(c->iss, pol->credentials.issuer) != 0) {
+		rv = refuse(why, KOS_CRED_WRONG_ISSUER, "credential %s was not issued by \"%s\"",
+			    c->jti, pol->credentials.issuer);
+		goto out;
+	}
+	/* RFC 7519 4.1.3: one string, or an array of them */
+	aud = json_object_get(p, "aud");
+	if (json_is_string(aud) && strcmp(json_string_value(aud), pol->credentials.audience) == 0) {
+		copy_str(c->aud, sizeof(c->aud), pol->credentials.audience);
+	} else if (json_is_array(aud)) {
+		size_t i;
+		json_t *v;
+
+		json_array_foreach(aud, i, v)
+		{
+			if (json_is_string(v) &&
+			    strcmp(json_string_value(v), pol->credentials.audience) == 0)
+				copy_str(c->aud, sizeof(c->aud), pol->credentials.audience);
+		}
+	}
+	if (c->aud[0] == '\0')
+		rv = refuse(why, KOS_CRED_WRONG_AUDIENCE, "credential %s is not meant for \"%s\"",
+			    c->jti, pol->credentials.audience);
+out:
+	return rv;
+}
+
+/* Everything but revocation, on a credential not in the cache: form,
+ * header, signature (libjwt), claims, times, binding. Caller holds no lock;
+ * ca->pol and the keys are read under the read lock. */
+static kos_rv verify_full(kos_ca *ca, const char *token, size_t len, const char *x5t, kos_usec now,
+			  kos_cred_claims *c, kos_cred_reason *why)
+{
+	const char *dot1, *dot2;
+	const struct ca_pub *key;
+	json_t *payload = NULL;
+	char kid[KOS_CA_KID_LEN + 1], pem[sizeof(((struct ca_pub *)NULL)->pem)];
+	uint8_t sig[ES256_SIG_LEN + 3];
+	size_t sig_len = sizeof(sig), pem_len, i;
+	kos_usec key_expires;
+	jwt_t *jwt = NULL;
+	kos_rv rv;
+	int jrc;
+
+	for (i = 0; i < len; i++) {
+		char ch = token[i];
+
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.'))
+			return refuse(why, KOS_CRED_MALFORMED,
+				      "character %zu is not base64url or '.'", i);
+	}
+	dot1 = memchr(token, '.', len);
+	dot2 = dot1 != NULL ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
+	if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL)
+		return refuse(why, KOS_CRED_MALFORMED,
+			      "not three dot-separated parts (JWS compact)");
+	rv = check_header(token, (size_t)(dot1 - token), kid, why);
+	if (rv != KOS_OK)
+		return rv;
+	rv = kos_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), sig, &sig_len);
+	if (rv != KOS_OK || sig_len != ES256_SIG_LEN)
+		return refuse(why, KOS_CRED_MALFORMED, "signature is not 64 bytes of base64url");
+	/* the form of the payload before libjwt reads it: duplicate names,
+	 * which jansson's default (and so libjwt) resolves silently, are refused */
+	rv = segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1), KOS_CRED_MAX, "payload", &payload,
+			  why);
+	if (rv != KOS_OK)
+		return rv;
+
+	pthread_rwlock_rdlock(&ca->lock);
+	key = key_find(ca, kid);
+	if (key != NULL) {
+		pem_len = key->pem_len;
+		memcpy(pem, key->pem, pem_len + 1);
+		key_expires = key->expires;
+	}
+	pthread_rwlock_unlock(&ca->lock);
+	if (key == NULL) {
+		rv = refuse(why, KOS_CRED_UNKNOWN_KID, "kid %s is not a key of this CA", kid);
+		goto out;
+	}
+	if (key_expires != 0 && now >= key_expires) {
+		rv = refuse(why, KOS_CRED_UNKNOWN_KID, "CA key %s no longer verifies", kid);
+		goto out;
+	}
+
+	jrc = jwt_decode(&jwt, token, (const unsigned char *)pem, (int)pem_len);
+	if (jrc != 0 || jwt == NULL) {
+		rv = refuse(why, KOS_CRED_BAD_SIGNATURE, "signature does not verify with CA key %s",
+			    kid);
+		goto out;
+	}
+	/* pinned again on what libjwt itself used */
+	if (jwt_get_alg(jwt) != JWT_ALG_ES256) {
+		rv = refuse(why, KOS_CRED_BAD_ALG, "libjwt verified another algorithm than ES256");
+		goto out;
+	}
+
+	memset(c, 0, sizeof(*c));
+	memcpy(c->kid, kid, sizeof(kid));
+	pthread_rwlock_rdlock(&ca->lock);
+	rv = check_claims(ca, payload, c, why);
+	if (rv == KOS_OK)
+		rv = judge_time_and_binding(ca->pol, c->jti, c->iat, c->nbf, c->exp, c->x5t, x5t,
+					    now, why);
+	pthread_rwlock_unlock(&ca->lock);
+out:
+	jwt_free(jwt);
+	json_decref(payload);
+	return rv;
+}
+
+kos_rv kos_cred_verify(kos_ca *ca, const char *token, const char *x5t, kos_cred_claims *claims,
+		       kos_cred_reason *reason)
+{
+	kos_cred_reason why_local, *why = reason != NULL ? reason : &why_local;
+	struct cache_entry *e, fresh;
+	const struct ca_pub *key;
+	kos_cred_claims *c = NULL;
+	kos_usec now;
+	uint64_t h;
+	size_t len;
+	kos_rv rv;
+
+	*why = KOS_CRED_ERROR;
+	if (ca == NULL || token == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_cred_verify: missing argument");
+	if (x5t != NULL && !kos_b64url_is(x5t, KOS_CRED_X5T_LEN))
+		return kos_error_set(KOS_E_INVALID,
+				     "the presented certificate's thumbprint is not 43 base64url "
+				     "characters");
+	len = strnlen(token, KOS_CRED_MAX + 1);
+	if (len > KOS_CRED_MAX)
+		return refuse(why, KOS_CRED_MALFORMED, "larger than %d bytes", KOS_CRED_MAX);
+	rv = kos_ca_sync(ca, false);
+	if (rv != KOS_OK)
+		return rv;
+	now = kos_ca_now(ca);
+	h = token_hash(ca->seed, token, len);
+
+	pthread_rwlock_rdlock(&ca->lock);
+	e = cache_find(ca, h, token, len);
+	if (e != NULL) {
+		rv = judge_time_and_binding(ca->pol, e->jti, e->iat, e->nbf, e->exp, e->x5t, x5t,
+					    now, why);
+		if (rv == KOS_OK) {
+			*why = KOS_CRED_VALID;
+			if (claims != NULL)
+				claims_from_entry(ca, e, claims);
+		}
+		pthread_rwlock_unlock(&ca->lock);
+		return rv;
+	}
+	pthread_rwlock_unlock(&ca->lock);
+
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	rv = verify_full(ca, token, len, x5t, now, c, why);
+	if (rv != KOS_OK)
+		goto out;
+
+	memset(&fresh, 0, sizeof(fresh));
+	fresh.hash = h;
+	fresh.len = len;
+	fresh.token = malloc(len + 1);
+	fresh.scope = kos_strdup(c->scope);
+	copy_str(fresh.sub, sizeof(fresh.sub), c->sub);
+	copy_str(fresh.jti, sizeof(fresh.jti), c->jti);
+	copy_str(fresh.kid, sizeof(fresh.kid), c->kid);
+	copy_str(fresh.x5t, sizeof(fresh.x5t), c->x5t);
+	fresh.iat = c->iat;
+	fresh.nbf = c->nbf;
+	fresh.exp = c->exp;
+	fresh.auth_time = c->auth_time;
+	if (fresh.token != NULL)
+		memcpy(fresh.token, token, len + 1);
+
+	/* revocation is judged under the write lock, with the insertion, so a
+	 * sync that lands meanwhile either sees the entry or is seen by it */
+	pthread_rwlock_wrlock(&ca->lock);
+	key = key_find(ca, c->kid);
+	if (key == NULL) {
+		rv = refuse(why, KOS_CRED_UNKNOWN_KID, "kid %s is no longer a key of this CA",
+			    c->kid);
+	} else if (is_revoked(ca, c->sub, c->jti, c->iat)) {
+		rv = refuse(why, KOS_CRED_REVOKED, "credential %s of client %s is revoked", c->jti,
+			    c->sub);
+	} else if (fresh.token != NULL && fresh.scope != NULL && !outlives_key(ca, key, c->exp)) {
+		cache_insert(ca, &fresh, now);
+		fresh.token = NULL;
+		fresh.scope = NULL;
+	}
+	pthread_rwlock_unlock(&ca->lock);
+	if (fresh.token != NULL)
+		kos_secret_free(fresh.token, len + 1);
+	free(fresh.scope);
+	if (rv == KOS_OK) {
+		*why = KOS_CRED_VALID;
+		if (claims != NULL)
+			*claims = *c;
+	}
+out:
+	free(c);
+	return rv;
+}
+
+/* --- issuance ----------------------------------------------------------- */
+
+struct issue_req {
+	const char *client;
+	const char *scope;
+	const char *x5t;    /* NULL or "": a bearer credential */
+	kos_usec auth_time; /* 0: now (a new chain) */
+	kos_usec not_after; /* 0: no bound; else exp is at most this */
+};
+
+/* base64url of a JSON value's compact text into a new string. */
+static kos_rv b64_json(json_t *v, char **out)
+{
+	char *text = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	size_t n;
+	kos_rv rv;
+
+	*out = NULL;
+	if (text == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	n = kos_b64url_len(strlen(text)) + 1;
+	*out = malloc(n);
+	if (*out == NULL) {
+		free(text);
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
+	rv = kos_b64url_encode((const uint8_t *)text, strlen(text), *out, n);
+	free(text);
+	if (rv != KOS_OK) {
+		free(*out);
+		*out = NULL;
+	}
+	return rv;
+}
+
+/* The tier the client stands at now, with the stored threat level applied
+ * (a client never observed stands at the prior). */
+static kos_rv current_tier(kos_ca *ca, const char *client, kos_threat *level, kos_tier *tier)
+{
+	kos_trust_info info;
+	kos_rv rv;
+
+	rv = kos_ca_threat_level(ca, level);
+	if (rv != KOS_OK)
+		return rv;
+	rv = kos_trust_get(ca->tr, client, &info);
+	if (rv == KOS_E_NOTFOUND) {
+		kos_error_clear();
+		*tier = kos_trust_tier_of(ca->tr, kos_trust_get0_policy(ca->tr)->prior);
+		return KOS_OK;
+	}
+	if (rv == KOS_OK)
+		*tier = info.tier;
+	return rv;
+}
+
+static kos_rv issue(kos_ca *ca, const struct issue_req *r, char **token)
+{
+	char kid[KOS_CA_KID_LEN + 1] = "", label[KOS_HSM_LABEL_MAX + 1];
+	char ktoken[KOS_TOKEN_NAME_MAX + 1] = "";
+	char jti[KOS_CRED_JTI_LEN + 1], iss[KOS_CRED_NAME_MAX + 1], aud[KOS_CRED_NAME_MAX + 1];
+	char *h64 = NULL, *c64 = NULL, *out = NULL, sig64[90];
+	json_t *header = NULL, *claims = NULL;
+	uint8_t raw[16], *sig = NULL;
+	size_t sig_len = 0, tok, n = 0;
+	kos_threat level;
+	kos_tier tier;
+	kos_usec now, life, iat, exp, auth;
+	kos_rv rv;
+
+	*token = NULL;
+	if (ca->hsm == NULL)
+		return kos_error_set(KOS_E_INVALID,
+				     "this credential authority has no backend tokens");
+	kos_ca_threat_tick(ca);
+	rv = current_tier(ca, r->client, &level, &tier);
+	if (rv != KOS_OK)
+		return rv;
+	if (tier == KOS_TIER_DENY)
+		return kos_error_set(KOS_E_POLICY, "trust too low: client %s stands at tier deny",
+				     r->client);
+	now = kos_ca_now(ca);
+	pthread_rwlock_rdlock(&ca->lock);
+	life = (kos_usec)((double)ca->pol->credentials.lifetime[tier] *
+			  ca->pol->threat[level].lifetime_factor);
+	copy_str(iss, sizeof(iss), ca->pol->credentials.issuer);
+	copy_str(aud, sizeof(aud), ca->pol->credentials.audience);
+	pthread_rwlock_unlock(&ca->lock);
+	iat = now / SEC;
+	exp = iat + (life / SEC > 0 ? life / SEC : 1);
+	if (r->not_after != 0 && exp > r->not_after / SEC)
+		exp = r->not_after / SEC;
+	if (exp <= iat)
+		return kos_error_set(KOS_E_POLICY,
+				     "refresh chain of client %s is over (credentials.max_chain): "
+				     "enroll again",
+				     r->client);
+	auth = r->auth_time != 0 ? r->auth_time / SEC : iat;
+
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return kos_error_set(KOS_E_CRYPTO, "no randomness for a jti");
+	rv = kos_b64url_encode(raw, sizeof(raw), jti, sizeof(jti));
+	if (rv != KOS_OK)
+		return rv;
+	/* the current key from the in-memory copy: a rotation anywhere bumps
+	 * the revision, and the copy follows it before it is used */
+	rv = kos_ca_sync(ca, false);
+	if (rv != KOS_OK)
+		return rv;
+	pthread_rwlock_rdlock(&ca->lock);
+	for (size_t i = 0; i < ca->n_keys; i++) {
+		if (ca->keys[i].expires == 0) {
+			copy_str(kid, sizeof(kid), ca->keys[i].kid);
+			copy_str(ktoken, sizeof(ktoken), ca->keys[i].token);
+		}
+	}
+	pthread_rwlock_unlock(&ca->lock);
+	if (kid[0] == '\0')
+		return kos_error_set(KOS_E_NOTFOUND, "the CA has no key (kosctl ca init)");
+	snprintf(label, sizeof(label), "%s%s", KOS_CA_LABEL_PREFIX, kid);
+	rv = kos_hsm_token_find(ca->hsm, ktoken, &tok);
+	if (rv != KOS_OK)
+		return kos_error_set(KOS_E_NOTFOUND, "the CA key's token %s is not configured",
+				     ktoken);
+	header = json_pack("{s:s, s:s, s:s}", "alg", "ES256", "typ", "JWT", "kid", kid);
+	claims = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:s}", "iss", iss, "sub",
+			   r->client, "aud", aud, "iat", (json_int_t)iat, "nbf", (json_int_t)iat,
+			   "exp", (json_int_t)exp, "auth_time", (json_int_t)auth, "jti", jti,
+			   "scope", r->scope);
+	if (header == NULL || claims == NULL) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (r->x5t != NULL && r->x5t[0] != '\0' &&
+	    json_object_set_new(claims, "cnf", json_pack("{s:s}", "x5t#S256", r->x5t)) != 0) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	rv = b64_json(header, &h64);
+	if (rv == KOS_OK)
+		rv = b64_json(claims, &c64);
+	if (rv != KOS_OK)
+		goto out;
+	n = strlen(h64) + 1 + strlen(c64) + 1 + 86 + 1;
+	if (n > KOS_CRED_MAX + 1) {
+		rv = kos_error_set(KOS_E_RANGE, "credential would be larger than %d bytes",
+				   KOS_CRED_MAX);
+		goto out;
+	}
+	out = malloc(n);
+	if (out == NULL) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(out, n, "%s.%s", h64, c64);
+	rv = kos_signer_sign(ca->hsm, tok, KOS_KEY_EC_P256, label, KOS_SIG_ECDSA_RAW,
+			     (const uint8_t *)out, strlen(out), &sig, &sig_len);
+	if (rv != KOS_OK)
+		goto out;
+	if (sig_len != ES256_SIG_LEN) {
+		rv = kos_error_set(KOS_E_CRYPTO, "CA key %s gave a %zu-byte signature", kid,
+				   sig_len);
+		goto out;
+	}
+	rv = kos_b64url_encode(sig, sig_len, sig64, sizeof(sig64));
+	if (rv != KOS_OK)
+		goto out;
+	strcat(out, ".");
+	strcat(out, sig64);
+	*token = out;
+	out = NULL;
+out:
+	if (out != NULL)
+		kos_secret_free(out, n);
+	kos_free(sig);
+	free(h64);
+	free(c64);
+	json_decref(header);
+	json_decref(claims);
+	return rv;
+}
+
+/* The registered client, refusing a disabled one. */
+static kos_rv usable_client(kos_ca *ca, const char *name, struct kos_store_cred_client *c)
+{
+	kos_rv rv = kos_store_cred_client_get(ca->st, name, c);
+
+	if (rv != KOS_OK)
+		return rv;
+	if (c->disabled)
+		return kos_error_set(KOS_E_POLICY, "client %s is disabled", name);
+	return KOS_OK;
+}
+
+kos_rv kos_cred_issue(kos_ca *ca, const char *client, const char *scope, const char *x5t,
+		      char **token)
+{
+	struct kos_store_cred_client *c;
+	struct issue_req r = {0};
+	kos_rv rv;
+
+	if (token != NULL)
+		*token = NULL;
+	if (ca == NULL || client == NULL || token == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_cred_issue: missing argument");
+	if (!kos_client_name_valid(client))
+		return kos_error_set(KOS_E_INVALID, "invalid client name");
+	if (x5t != NULL && !kos_b64url_is(x5t, KOS_CRED_X5T_LEN))
+		return kos_error_set(KOS_E_INVALID,
+				     "certificate thumbprint is not 43 base64url characters "
+				     "(SHA-256)");
+	if (scope != NULL && kos_scope_validate(scope) != KOS_OK)
+		return kos_error_set(KOS_E_INVALID, "%s", kos_last_error());
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	rv = usable_client(ca, client, c);
+	if (rv != KOS_OK)
+		goto out;
+	if (scope != NULL && !kos_scope_within(scope, c->scope)) {
+		rv = kos_error_set(KOS_E_POLICY,
+				   "out of scope: \"%.200s\" is not within client %s's registered "
+				   "scope",
+				   scope, client);
+		goto out;
+	}
+	r.client = client;
+	r.scope = scope != NULL ? scope : c->scope;
+	r.x5t = x5t;
+	rv = issue(ca, &r, token);
+out:
+	free(c);
+	return rv;
+}
+
+kos_rv kos_cred_enroll(kos_ca *ca, const char *secret, char **token)
+{
+	struct kos_store_enrollment e;
+	struct kos_store_cred_client *c = NULL;
+	struct issue_req r = {0};
+	uint8_t hash[KOS_STORE_HASH_LEN];
+	char *tok = NULL;
+	kos_usec now;
+	kos_rv rv;
+
+	if (token != NULL)
+		*token = NULL;
+	if (ca == NULL || secret == NULL || token == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_cred_enroll: missing argument");
+	if (!kos_b64url_is(secret, KOS_CRED_SECRET_LEN))
+		return kos_error_set(KOS_E_INTEGRITY,
+				     "not an enrollment secret (43 base64url characters)");
+	SHA256((const unsigned char *)secret, KOS_CRED_SECRET_LEN, hash);
+	rv = kos_store_enrollment_get(ca->st, hash, &e);
+	if (rv == KOS_E_NOTFOUND)
+		return kos_error_set(KOS_E_INTEGRITY, "unknown enrollment secret");
+	if (rv != KOS_OK)
+		return rv;
+	now = kos_ca_now(ca);
+	if (e.used != 0)
+		goto replay;
+	if (now >= e.expires)
+		return kos_error_set(KOS_E_INTEGRITY, "the enrollment secret of client %s expired",
+				     e.client);
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	rv = usable_client(ca, e.client, c);
+	if (rv != KOS_OK)
+		goto out;
+	/* sign first, then take the secret: a token failure must not burn it,
+	 * and of two racing uses exactly one takes it */
+	r.client = c->name;
+	r.scope = c->scope;
+	r.auth_time = now;
+	rv = issue(ca, &r, &tok);
+	if (rv != KOS_OK)
+		goto out;
+	rv = kos_store_enrollment_use(ca->st, hash, now, &e);
+	if (rv == KOS_E_EXISTS) {
+		kos_cred_free(tok);
+		tok = NULL;
+		free(c);
+		goto replay;
+	}
+	if (rv == KOS_E_RANGE)
+		rv = kos_error_set(KOS_E_INTEGRITY, "the enrollment secret of client %s expired",
+				   e.client);
+	if (rv == KOS_OK) {
+		*token = tok;
+		tok = NULL;
+	}
+out:
+	kos_cred_free(tok);
+	free(c);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	return rv;
+replay : {
+	kos_observation obs = {.event = KOS_EVENT_INTEGRITY};
+
+	OPENSSL_cleanse(hash, sizeof(hash));
+	/* whoever holds a used secret replays it: the client's own integrity
+	 * is in question (its secret leaked, or it is the one replaying) */
+	if (kos_trust_observe(ca->tr, e.client, &obs, NULL) != KOS_OK)
+		return kos_error_set(KOS_E_INTEGRITY,
+				     "enrollment secret of client %s already used (replay); "
+				     "recording it failed: %s",
+				     e.client, kos_last_error());
+	return kos_error_set(KOS_E_INTEGRITY,
+			     "enrollment secret of client %s already used (replay): recorded as an "
+			     "integrity failure",
+			     e.client);
+}
+}
+
+kos_rv kos_cred_refresh(kos_ca *ca, const char *token, const char *x5t, const char *scope,
+			char **new_token, kos_cred_reason *reason)
+{
+	kos_cred_reason why_local, *why = reason != NULL ? reason : &why_local;
+	struct {
+		kos_cred_claims claims;
+		struct kos_store_cred_client c;
+	} * b;
+	struct issue_req r = {0};
+	kos_usec now, max_chain;
+	kos_rv rv;
+
+	*why = KOS_CRED_ERROR;
+	if (new_token != NULL)
+		*new_token = NULL;
+	if (ca == NULL || token == NULL || new_token == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_cred_refresh: missing argument");
+	if (scope != NULL && kos_scope_validate(scope) != KOS_OK)
+		return kos_error_set(KOS_E_INVALID, "%s", kos_last_error());
+	b = malloc(sizeof(*b));
+	if (b == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	rv = kos_cred_verify(ca, token, x5t, &b->claims, why);
+	if (rv != KOS_OK)
+		goto out;
+	rv = usable_client(ca, b->claims.sub, &b->c);
+	if (rv != KOS_OK)
+		goto out;
+	if (scope != NULL && !kos_scope_within(scope, b->claims.scope)) {
+		rv = kos_error_set(
+		    KOS_E_POLICY, "out of scope: a refresh may only narrow the credential's scope");
+		goto out;
+	}
+	now = kos_ca_now(ca);
+	pthread_rwlock_rdlock(&ca->lock);
+	max_chain = ca->pol->credentials.max_chain;
+	pthread_rwlock_unlock(&ca->lock);
+	if (now >= b->claims.auth_time + max_chain) {
+		rv =
+		    kos_error_set(KOS_E_POLICY,
+				  "refresh chain of client %s is older than credentials.max_chain: "
+				  "enroll again",
+				  b->claims.sub);
+		goto out;
+	}
+	r.client = b->claims.sub;
+	r.scope = scope != NULL ? scope : b->claims.scope;
+	r.x5t = b->claims.x5t;
+	r.auth_time = b->claims.auth_time;
+	r.not_after = b->claims.auth_time + max_chain;
+	rv = issue(ca, &r, new_token);
+out:
+	free(b);
+	return rv;
+}
+
+/* --- revocation --------------------------------------------------------- */
+
+static kos_rv revoke(kos_ca *ca, enum kos_revocation_kind kind, const char *value, kos_usec before)
+{
+	struct kos_store_revocation r;
+	kos_usec now = kos_ca_now(ca), base;
+	kos_rv rv;
+
+	memset(&r, 0, sizeof(r));
+	r.kind = kind;
+	copy_str(r.value, sizeof(r.value), value);
+	r.before = before;
+	r.created = now;
+	base = kind == KOS_REVOKE_JTI ? now : before;
+	pthread_rwlock_rdlock(&ca->lock);
+	/* every credential it can cover has expired by then */
+	r.expires = base + kos_ca_max_lifetime(ca->pol) + ca->pol->credentials.leeway +
+		    KOS_CA_RETIRE_MARGIN;
+	pthread_rwlock_unlock(&ca->lock);
+	rv = kos_store_revocation_add(ca->st, &r);
+	if (rv != KOS_OK)
+		return rv;
+	if (kos_store_cred_prune(ca->st, now, NULL) != KOS_OK)
+		kos_error_clear();
+	/* this process sees it at once, whatever the hint does */
+	return kos_ca_sync(ca, true);
+}
+
+kos_rv kos_cred_revoke_jti(kos_ca *ca, const char *jti)
+{
+	if (ca == NULL || jti == NULL || !kos_b64url_is(jti, KOS_CRED_JTI_LEN))
+		return kos_error_set(KOS_E_INVALID, "a jti is 22 base64url characters");
+	return revoke(ca, KOS_REVOKE_JTI, jti, 0);
+}
+
+kos_rv kos_cred_revoke_client(kos_ca *ca, const char *client)
+{
+	struct kos_store_cred_client *c;
+	kos_rv rv;
+
+	if (ca == NULL || client == NULL || !kos_client_name_valid(client))
+		return kos_error_set(KOS_E_INVALID, "invalid client name");
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	rv = kos_store_cred_client_get(ca->st, client, c);
+	free(c);
+	if (rv != KOS_OK)
+		return rv;
+	return revoke(ca, KOS_REVOKE_CLIENT, client, kos_ca_now(ca));
+}
+
+kos_rv kos_cred_revoke_before(kos_ca *ca, kos_usec time)
+{
+	if (ca == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_cred_revoke_before: no authority");
+	if (time <= 0 || time > kos_ca_now(ca))
+		return kos_error_set(KOS_E_INVALID,
+				     "revoke --before takes a time not in the future");
+	return revoke(ca, KOS_REVOKE_BEFORE, "", time);
+}
+
+kos_rv kos_cred_revocations(kos_ca *ca, int (*fn)(const kos_revocation_info *r, void *arg),
+			    void *arg)
+{
+	struct kos_store_revocation *rows = NULL;
+	kos_revocation_info info;
+	size_t n = 0, i;
+	kos_rv rv;
+
+	if (ca == NULL || fn == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_cred_revocations: missing argument");
+	rv = kos_store_revocation_list(ca->st, &rows, &n);
+	for (i = 0; rv == KOS_OK && i < n; i++) {
+		int f;
+
+		memset(&info, 0, sizeof(info));
+		copy_str(info.kind, sizeof(info.kind), kos_revocation_kind_name(rows[i].kind));
+		copy_str(info.value, sizeof(info.value), rows[i].value);
+		info.before = rows[i].before;
+		info.created = rows[i].created;
+		info.expires = rows[i].expires;
+		f = fn(&info, arg);
+		if (f != 0)
+			rv = f;
+	}
+	free(rows);
+	return rv;
+}
+
+kos_rv kos_cred_prune(kos_ca *ca, uint64_t *removed)
+{
+	if (ca == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_cred_prune: no authority");
+	return kos_store_cred_prune(ca->st, kos_ca_now(ca), removed);
+}

@@ -1,0 +1,298 @@
+/* Benchmarks of the credential authority, each beside a baseline measured in
+ * the same run on the same machine:
+ *  - credentials issued per second (HSM-signed) vs direct SoftHSM C_Sign
+ *    with the same CA key;
+ *  - uncached verification (every credential seen once) vs raw OpenSSL
+ *    ECDSA P-256 verification of the same signing input (goal >= 0.8x),
+ *    with libjwt's own jwt_decode() shown beside, since kos verifies through it;
+ *  - cached verification per second (goal >= 1,000,000/s), with the default
+ *    revocation check and with a store read at every verification. */
+#include "config.h"
+
+#include "kos/ca.h"
+#include "kos/hsm.h"
+#include "kos/internal.h"
+#include "kos/jws.h"
+#include "kos/signer.h"
+#include "kos/store_backend.h"
+
+#include <jwt.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BENCH_SECONDS 0.5
+/* distinct credentials for the uncached measurement (each verified once) */
+#define UNCACHED_TOKENS 1500
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double rate(int (*fn)(void *), void *arg)
+{
+	unsigned long n = 0, batch = 4;
+	double start = now_s(), el;
+
+	do {
+		for (unsigned long i = 0; i < batch; i++)
+			if (fn(arg) != 0) {
+				fprintf(stderr, "bench: operation failed: %s\n", kos_last_error());
+				exit(1);
+			}
+		n += batch;
+		if (batch < 65536)
+			batch *= 2;
+		el = now_s() - start;
+	} while (el < BENCH_SECONDS);
+	return (double)n / el;
+}
+
+struct cb {
+	kos_ca *ca;
+	kos_hsm *hsm;
+	size_t tok;
+	CK_OBJECT_HANDLE priv;
+	char *token; /* one credential, verified over and over */
+	char **many; /* UNCACHED_TOKENS credentials */
+	size_t next;
+	EVP_PKEY *pub;
+	uint8_t *der_sig; /* the first credential's signature, DER */
+	size_t der_len;
+	size_t input_len; /* its signing input's length */
+	char *pem;
+};
+
+static int kos_issue(void *arg)
+{
+	struct cb *b = arg;
+	char *t = NULL;
+
+	if (kos_cred_issue(b->ca, "bench", NULL, NULL, &t) != KOS_OK)
+		return 1;
+	kos_cred_free(t);
+	return 0;
+}
+
+/* The baseline: C_SignInit + C_Sign (CKM_ECDSA over a SHA-256 digest of a
+ * credential-sized input) with the CA key, on a pooled session. */
+static int direct_sign(void *arg)
+{
+	struct cb *b = arg;
+	CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+	kos_hsm_session s;
+	uint8_t sig[64], digest[32];
+	CK_ULONG len = sizeof(sig);
+	CK_RV rv;
+
+	if (kos_hsm_session_get(b->hsm, b->tok, &s) != KOS_OK)
+		return 1;
+	SHA256((const uint8_t *)b->token, b->input_len, digest);
+	rv = s.f->C_SignInit(s.h, &mech, b->priv);
+	if (rv == CKR_OK)
+		rv = s.f->C_Sign(s.h, digest, 32, sig, &len);
+	kos_hsm_session_put(b->hsm, &s, rv);
+	return rv != CKR_OK;
+}
+
+static int cached_verify(void *arg)
+{
+	struct cb *b = arg;
+	kos_cred_claims c;
+
+	return kos_cred_verify(b->ca, b->token, NULL, &c, NULL) != KOS_OK;
+}
+
+/* The baseline: ECDSA P-256 with SHA-256 over the signing input, the key
+ * already parsed. */
+static int raw_verify(void *arg)
+{
+	struct cb *b = arg;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, b->pub) == 1 &&
+		 EVP_DigestVerify(md, b->der_sig, b->der_len, (const uint8_t *)b->token,
+				  b->input_len) == 1;
+
+	EVP_MD_CTX_free(md);
+	return !ok;
+}
+
+static int libjwt_decode(void *arg)
+{
+	struct cb *b = arg;
+	jwt_t *jwt = NULL;
+	int rc = jwt_decode(&jwt, b->token, (const unsigned char *)b->pem, (int)strlen(b->pem));
+
+	jwt_free(jwt);
+	return rc != 0;
+}
+
+static CK_OBJECT_HANDLE find_private(kos_hsm *hsm, size_t tok, const char *label)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = {
+	    {CKA_CLASS, &cls, sizeof(cls)},
+	    {CKA_LABEL, (void *)label, strlen(label)},
+	};
+	CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
+	CK_ULONG n = 0;
+	kos_hsm_session s;
+
+	if (kos_hsm_session_get(hsm, tok, &s) != KOS_OK)
+		return CK_INVALID_HANDLE;
+	if (s.f->C_FindObjectsInit(s.h, tmpl, 2) == CKR_OK) {
+		s.f->C_FindObjects(s.h, &h, 1, &n);
+		s.f->C_FindObjectsFinal(s.h);
+	}
+	kos_hsm_session_put(hsm, &s, CKR_OK);
+	return n == 1 ? h : CK_INVALID_HANDLE;
+}
+
+/* The first credential's signature as DER, its public key, its PEM. */
+static int prepare_baseline(struct cb *b, const struct kos_store_ca_key *key)
+{
+	const char *dot2 = strrchr(b->token, '.');
+	const unsigned char *p = key->spki;
+	uint8_t raw[64];
+	size_t n = sizeof(raw);
+	ECDSA_SIG *sig;
+	uint8_t *der = NULL;
+	int len;
+
+	b->input_len = (size_t)(dot2 - b->token);
+	if (kos_b64url_decode(dot2 + 1, strlen(dot2 + 1), raw, &n) != KOS_OK || n != 64)
+		return 1;
+	sig = ECDSA_SIG_new();
+	if (sig == NULL ||
+	    ECDSA_SIG_set0(sig, BN_bin2bn(raw, 32, NULL), BN_bin2bn(raw + 32, 32, NULL)) != 1) {
+		ECDSA_SIG_free(sig);
+		return 1;
+	}
+	len = i2d_ECDSA_SIG(sig, &der);
+	ECDSA_SIG_free(sig);
+	if (len <= 0)
+		return 1;
+	b->der_sig = der;
+	b->der_len = (size_t)len;
+	b->pub = d2i_PUBKEY(NULL, &p, (long)key->spki_len);
+	if (b->pub == NULL)
+		return 1;
+	return kos_spki_to_pem(key->spki, key->spki_len, &b->pem) != KOS_OK;
+}
+
+static void report(const char *what, double r, double base, const char *base_name, const char *goal)
+{
+	printf("%-48s %10.0f/s  %6.2fx %s%s%s\n", what, r, r / base, base_name,
+	       goal ? "  goal " : "", goal ? goal : "");
+}
+
+int main(int argc, char **argv)
+{
+	char dir[] = "/tmp/kos-bench-XXXXXX", path[128], secret[KOS_CRED_SECRET_LEN + 1];
+	const char *policy = argc > 1 ? argv[1] : "policy/default.policy";
+	struct kos_store_ca_key key;
+	kos_config *conf = NULL;
+	kos_policy *pol = NULL;
+	kos_store *st = NULL;
+	kos_trust *tr = NULL;
+	struct cb b = {0};
+	double base, direct, t0, el;
+	size_t i;
+	int rc = 1;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(path, sizeof(path), "%s/inst", dir);
+	if (kos_devinit(path, 0, policy, NULL) != KOS_OK)
+		goto out;
+	snprintf(path, sizeof(path), "%s/inst/kos.conf", dir);
+	if (kos_config_load(path, &conf, NULL) != KOS_OK ||
+	    kos_policy_load(kos_config_get0_policy(conf), &pol, NULL) != KOS_OK ||
+	    kos_store_open(kos_config_get0_store(conf), &st) != KOS_OK ||
+	    kos_hsm_open(conf, 0, &b.hsm) != KOS_OK || kos_trust_new(pol, st, &tr) != KOS_OK ||
+	    kos_ca_new(pol, st, b.hsm, tr, &b.ca) != KOS_OK)
+		goto out;
+	if (kos_ca_init(b.ca, NULL) != KOS_OK ||
+	    kos_client_add(b.ca, "bench", "decrypt:payments/* encrypt:payments/* sign:ca-2026",
+			   secret) != KOS_OK ||
+	    kos_cred_issue(b.ca, "bench", NULL, NULL, &b.token) != KOS_OK ||
+	    kos_store_ca_key_current(st, &key) != KOS_OK ||
+	    kos_hsm_token_find(b.hsm, key.token, &b.tok) != KOS_OK)
+		goto out;
+	if (prepare_baseline(&b, &key) != 0) {
+		fprintf(stderr, "bench: cannot prepare the OpenSSL baseline\n");
+		goto out;
+	}
+	b.priv = find_private(b.hsm, b.tok, key.label);
+	if (b.priv == CK_INVALID_HANDLE) {
+		fprintf(stderr, "bench: the CA key's handle was not found\n");
+		goto out;
+	}
+	printf("credential: %zu bytes\n", strlen(b.token));
+
+	direct = rate(direct_sign, &b);
+	printf("%-48s %10.0f/s  (baseline)\n", "SoftHSM C_Sign P-256 with the CA key, direct",
+	       direct);
+	report("kos credentials issued (HSM-signed)", rate(kos_issue, &b), direct, "C_Sign", NULL);
+
+	b.many = calloc(UNCACHED_TOKENS, sizeof(*b.many));
+	if (b.many == NULL)
+		goto out;
+	for (i = 0; i < UNCACHED_TOKENS; i++)
+		if (kos_cred_issue(b.ca, "bench", NULL, NULL, &b.many[i]) != KOS_OK)
+			goto out;
+	base = rate(raw_verify, &b);
+	printf("%-48s %10.0f/s  (baseline)\n", "OpenSSL ECDSA P-256 verify, key parsed once", base);
+	report("libjwt jwt_decode() with the PEM key (alone)", rate(libjwt_decode, &b), base,
+	       "OpenSSL", NULL);
+	t0 = now_s();
+	for (i = 0; i < UNCACHED_TOKENS; i++)
+		if (kos_cred_verify(b.ca, b.many[i], NULL, NULL, NULL) != KOS_OK) {
+			fprintf(stderr, "bench: verification failed: %s\n", kos_last_error());
+			goto out;
+		}
+	el = now_s() - t0;
+	report("kos verify, uncached (every credential new)", UNCACHED_TOKENS / el, base, "OpenSSL",
+	       ">= 0.8x");
+
+	report("kos verify, cached (revocation check 1s+hint)", rate(cached_verify, &b), 1e6,
+	       "1M/s", ">= 1.0x");
+	kos_ca_set_revocation_check(b.ca, 0);
+	report("kos verify, cached, store read every time", rate(cached_verify, &b), 1e6, "1M/s",
+	       NULL);
+	rc = 0;
+out:
+	if (rc != 0)
+		fprintf(stderr, "bench: %s\n", kos_last_error());
+	if (b.many != NULL)
+		for (i = 0; i < UNCACHED_TOKENS; i++)
+			kos_cred_free(b.many[i]);
+	free(b.many);
+	kos_cred_free(b.token);
+	kos_free(b.pem);
+	OPENSSL_free(b.der_sig);
+	EVP_PKEY_free(b.pub);
+	kos_ca_free(b.ca);
+	kos_trust_free(tr);
+	kos_signer_forget(b.hsm);
+	kos_hsm_free(b.hsm);
+	kos_store_free(st);
+	kos_policy_free(pol);
+	kos_config_free(conf);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	if (system(path) != 0)
+		fprintf(stderr, "bench: could not remove %s\n", dir);
+	return rc;
+}
