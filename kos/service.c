@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "kos/internal.h"
+#include "kos/jws.h"
 #include "kos/seedwrap.h"
 #include "kos/store_backend.h"
 
@@ -541,85 +542,6 @@ kos_rv kos_service_derive(kos_services *svc, const char *name, const char *op, u
 	return rv;
 }
 
-/* --- base64url (RFC 4648 section 5, unpadded) through OpenSSL -----------------------
- * EVP_EncodeBlock/EVP_DecodeBlock do the work; only the two alphabet
- * differences are translated here, without branching on the characters (the
- * MAC is secret until compared). */
-
-static unsigned char ct_eq_mask(unsigned char a, unsigned char b)
-{
-	return (unsigned char)((((unsigned)(a ^ b)) - 1u) >> 8);
-}
-
-static unsigned char ct_swap(unsigned char c, unsigned char from, unsigned char to)
-{
-	return (unsigned char)(c ^ (ct_eq_mask(c, from) & (from ^ to)));
-}
-
-/* out has room for 4*ceil(len/3)+1 bytes; returns the text's length. */
-static size_t b64url_encode(const uint8_t *in, size_t len, char *out)
-{
-	int n = EVP_EncodeBlock((unsigned char *)out, in, (int)len);
-	size_t i, m;
-
-	m = n > 0 ? (size_t)n : 0;
-	for (i = 0; i < m; i++)
-		out[i] = (char)ct_swap(ct_swap((unsigned char)out[i], '+', '-'), '/', '_');
-	/* the padding depends on the length only */
-	while (m > 0 && out[m - 1] == '=')
-		m--;
-	out[m] = '\0';
-	return m;
-}
-
-/* Decodes exactly n characters of canonical unpadded base64url into out
- * (room for 3*n/4 bytes); false for anything else. */
-static bool b64url_decode(const char *in, size_t n, uint8_t *out, size_t *out_len)
-{
-	char *buf = NULL, *again = NULL;
-	unsigned bad = 0;
-	size_t i, pad, m;
-	int got;
-	bool ok = false;
-
-	if (n == 0 || n % 4 == 1 || n > 4 * TOKEN_PAYLOAD_MAX)
-		return false;
-	pad = (4 - n % 4) % 4;
-	buf = malloc(n + pad + 1);
-	again = malloc(n + pad + 1);
-	if (buf == NULL || again == NULL)
-		goto out;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		bad |= !((c >= 'A' && c <= 'Z') | (c >= 'a' && c <= 'z') | (c >= '0' && c <= '9') |
-			 (c == '-') | (c == '_'));
-		buf[i] = (char)ct_swap(ct_swap(c, '-', '+'), '_', '/');
-	}
-	if (bad)
-		goto out;
-	memset(buf + n, '=', pad);
-	buf[n + pad] = '\0';
-	got = EVP_DecodeBlock(out, (const unsigned char *)buf, (int)(n + pad));
-	if (got < 0 || (size_t)got < pad)
-		goto out;
-	m = (size_t)got - pad;
-	/* Canonical only: unused low bits must be zero, so one token has one
-	 * text (re-encoding must give back the input). */
-	if (b64url_encode(out, m, again) != n || CRYPTO_memcmp(again, in, n) != 0)
-		goto out;
-	*out_len = m;
-	ok = true;
-out:
-	if (buf != NULL)
-		OPENSSL_cleanse(buf, n + pad + 1);
-	if (again != NULL)
-		OPENSSL_cleanse(again, n + pad + 1);
-	free(buf);
-	free(again);
-	return ok;
-}
-
 /* --- tokens ------------------------------------------------------------------------- */
 
 static EVP_MAC *hmac;
@@ -712,12 +634,17 @@ kos_rv kos_service_token_issue(kos_services *svc, const char *name, const char *
 	}
 	n = strlen(TOKEN_PREFIX);
 	memcpy(text, TOKEN_PREFIX, n);
-	n += b64url_encode((const uint8_t *)payload, plen, text + n);
+	rv = kos_b64url_encode((const uint8_t *)payload, plen, text + n, cap - n);
+	if (rv != KOS_OK)
+		goto out;
+	n += strlen(text + n);
 	rv = hmac_sha256(key, text, n, mac);
 	if (rv != KOS_OK)
 		goto out;
 	text[n++] = '.';
-	n += b64url_encode(mac, sizeof(mac), text + n);
+	rv = kos_b64url_encode(mac, sizeof(mac), text + n, cap - n);
+	if (rv != KOS_OK)
+		goto out;
 	*token = text;
 	text = NULL;
 out:
@@ -780,11 +707,14 @@ static kos_rv parse_token(const char *token, kos_service_claims *c, uint8_t mac[
 	dot = memchr(p64, '.', len - prefix);
 	if (dot == NULL || strchr(dot + 1, '.') != NULL)
 		return kos_error_set(KOS_E_PARSE, "a service token has three dot-separated parts");
-	if ((size_t)(dot - p64) > 4 * TOKEN_PAYLOAD_MAX / 3 + 4 ||
-	    !b64url_decode(p64, (size_t)(dot - p64), payload, &plen))
+	plen = sizeof(payload);
+	mlen = sizeof(macbuf);
+	if (dot == p64 || (size_t)(dot - p64) > 4 * TOKEN_PAYLOAD_MAX / 3 + 4 ||
+	    kos_b64url_decode(p64, (size_t)(dot - p64), payload, &plen) != KOS_OK)
 		return kos_error_set(KOS_E_PARSE, "the token's payload is not canonical base64url");
 	if (strlen(dot + 1) != TOKEN_MAC_B64 ||
-	    !b64url_decode(dot + 1, TOKEN_MAC_B64, macbuf, &mlen) || mlen != TOKEN_MAC_LEN)
+	    kos_b64url_decode(dot + 1, TOKEN_MAC_B64, macbuf, &mlen) != KOS_OK ||
+	    mlen != TOKEN_MAC_LEN)
 		return kos_error_set(KOS_E_PARSE, "the token's MAC is not 32 bytes of base64url");
 	memcpy(mac, macbuf, TOKEN_MAC_LEN);
 	OPENSSL_cleanse(macbuf, sizeof(macbuf));
