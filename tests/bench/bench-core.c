@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "kos/internal.h"
+#include "tests/bench/bench.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -13,35 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BENCH_SECONDS 0.5
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Runs fn in batches until BENCH_SECONDS have passed; returns calls/s. */
-static double rate(int (*fn)(void *), void *arg)
-{
-	unsigned long n = 0, batch = 16;
-	double start = now_s(), el;
-
-	do {
-		for (unsigned long i = 0; i < batch; i++)
-			if (fn(arg) != 0) {
-				fprintf(stderr, "bench: operation failed: %s\n", kos_last_error());
-				exit(1);
-			}
-		n += batch;
-		if (batch < 65536)
-			batch *= 2;
-		el = now_s() - start;
-	} while (el < BENCH_SECONDS);
-	return (double)n / el;
-}
 
 struct gcm {
 	EVP_CIPHER_CTX *ctx;
@@ -138,7 +110,7 @@ int main(void)
 	g.ctx = EVP_CIPHER_CTX_new();
 	if (g.ctx == NULL || RAND_bytes(g.key, sizeof(g.key)) != 1)
 		return 1;
-	base = rate(gcm_encrypt, &g);
+	base = bench_rate(gcm_encrypt, &g, 16);
 	printf("%-44s %12.0f/s  (baseline)\n", "OpenSSL AES-256-GCM encrypt 1 KiB", base);
 
 	RAND_bytes(sp.secret, sizeof(sp.secret));
@@ -150,9 +122,9 @@ int main(void)
 		if (kos_shamir_split(sp.secret, sizeof(sp.secret), sp.k, sp.n, sp.shares) != KOS_OK)
 			return 1;
 		snprintf(label, sizeof(label), "Shamir split 32 B %u-of-%u", sp.k, sp.n);
-		report(label, rate(do_split, &sp), base, NULL);
+		report(label, bench_rate(do_split, &sp, 16), base, NULL);
 		snprintf(label, sizeof(label), "Shamir combine 32 B %u-of-%u", sp.k, sp.n);
-		report(label, rate(do_combine, &sp), base, i == 0 ? ">= 0.2x" : NULL);
+		report(label, bench_rate(do_combine, &sp, 16), base, i == 0 ? ">= 0.2x" : NULL);
 		kos_shares_clear(sp.shares, sp.n);
 	}
 
@@ -161,8 +133,8 @@ int main(void)
 		return 1;
 	if (do_trust_observe(&tb) != 0)
 		return 1;
-	report("trust decision, in memory", rate(do_trust_get, &tb), base, ">= 1x");
-	report("trust observation, in memory", rate(do_trust_observe, &tb), base, NULL);
+	report("trust decision, in memory", bench_rate(do_trust_get, &tb, 16), base, ">= 1x");
+	report("trust observation, in memory", bench_rate(do_trust_observe, &tb, 16), base, NULL);
 	kos_trust_free(tb.tr);
 
 	if (mkdtemp(dir) == NULL)
@@ -170,8 +142,8 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/state.db", dir);
 	if (kos_store_open(path, &db) != KOS_OK || kos_trust_new(pol, db, &tb.tr) != KOS_OK)
 		return 1;
-	report("trust observation, persisted (SQLite)", rate(do_trust_observe, &tb), base, NULL);
-	report("trust decision, from SQLite", rate(do_trust_get, &tb), base, NULL);
+	report("trust observation, persisted (SQLite)", bench_rate(do_trust_observe, &tb, 16), base, NULL);
+	report("trust decision, from SQLite", bench_rate(do_trust_get, &tb, 16), base, NULL);
 	kos_trust_free(tb.tr);
 	kos_store_free(db);
 	kos_store_free(mem);

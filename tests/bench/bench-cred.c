@@ -12,6 +12,7 @@
 #include "kos/ca.h"
 #include "kos/hsm.h"
 #include "kos/internal.h"
+#include "tests/bench/bench.h"
 #include "kos/jws.h"
 #include "kos/signer.h"
 #include "kos/store_backend.h"
@@ -28,36 +29,8 @@
 #include <string.h>
 #include <time.h>
 
-#define BENCH_SECONDS 0.5
 /* distinct credentials for the uncached measurement (each verified once) */
 #define UNCACHED_TOKENS 1500
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double rate(int (*fn)(void *), void *arg)
-{
-	unsigned long n = 0, batch = 4;
-	double start = now_s(), el;
-
-	do {
-		for (unsigned long i = 0; i < batch; i++)
-			if (fn(arg) != 0) {
-				fprintf(stderr, "bench: operation failed: %s\n", kos_last_error());
-				exit(1);
-			}
-		n += batch;
-		if (batch < 65536)
-			batch *= 2;
-		el = now_s() - start;
-	} while (el < BENCH_SECONDS);
-	return (double)n / el;
-}
 
 struct cb {
 	kos_ca *ca;
@@ -241,10 +214,10 @@ int main(int argc, char **argv)
 	}
 	printf("credential: %zu bytes\n", strlen(b.token));
 
-	direct = rate(direct_sign, &b);
+	direct = bench_rate(direct_sign, &b, 4);
 	printf("%-48s %10.0f/s  (baseline)\n", "SoftHSM C_Sign P-256 with the CA key, direct",
 	       direct);
-	report("kos credentials issued (HSM-signed)", rate(kos_issue, &b), direct, "C_Sign", NULL);
+	report("kos credentials issued (HSM-signed)", bench_rate(kos_issue, &b, 4), direct, "C_Sign", NULL);
 
 	b.many = calloc(UNCACHED_TOKENS, sizeof(*b.many));
 	if (b.many == NULL)
@@ -252,24 +225,24 @@ int main(int argc, char **argv)
 	for (i = 0; i < UNCACHED_TOKENS; i++)
 		if (kos_cred_issue(b.ca, "bench", NULL, NULL, &b.many[i]) != KOS_OK)
 			goto out;
-	base = rate(raw_verify, &b);
+	base = bench_rate(raw_verify, &b, 4);
 	printf("%-48s %10.0f/s  (baseline)\n", "OpenSSL ECDSA P-256 verify, key parsed once", base);
-	report("libjwt jwt_decode() with the PEM key (alone)", rate(libjwt_decode, &b), base,
+	report("libjwt jwt_decode() with the PEM key (alone)", bench_rate(libjwt_decode, &b, 4), base,
 	       "OpenSSL", NULL);
-	t0 = now_s();
+	t0 = bench_now();
 	for (i = 0; i < UNCACHED_TOKENS; i++)
 		if (kos_cred_verify(b.ca, b.many[i], NULL, NULL, NULL) != KOS_OK) {
 			fprintf(stderr, "bench: verification failed: %s\n", kos_last_error());
 			goto out;
 		}
-	el = now_s() - t0;
+	el = bench_now() - t0;
 	report("kos verify, uncached (every credential new)", UNCACHED_TOKENS / el, base, "OpenSSL",
 	       ">= 0.8x");
 
-	report("kos verify, cached (revocation check 1s+hint)", rate(cached_verify, &b), 1e6,
+	report("kos verify, cached (revocation check 1s+hint)", bench_rate(cached_verify, &b, 4), 1e6,
 	       "1M/s", ">= 1.0x");
 	kos_ca_set_revocation_check(b.ca, 0);
-	report("kos verify, cached, store read every time", rate(cached_verify, &b), 1e6, "1M/s",
+	report("kos verify, cached, store read every time", bench_rate(cached_verify, &b, 4), 1e6, "1M/s",
 	       NULL);
 	rc = 0;
 out:

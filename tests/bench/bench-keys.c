@@ -9,6 +9,7 @@
 
 #include "kos/hsm.h"
 #include "kos/internal.h"
+#include "tests/bench/bench.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -18,34 +19,6 @@
 #include <string.h>
 #include <time.h>
 
-#define BENCH_SECONDS 0.5
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double rate(int (*fn)(void *), void *arg)
-{
-	unsigned long n = 0, batch = 4;
-	double start = now_s(), el;
-
-	do {
-		for (unsigned long i = 0; i < batch; i++)
-			if (fn(arg) != 0) {
-				fprintf(stderr, "bench: operation failed: %s\n", kos_last_error());
-				exit(1);
-			}
-		n += batch;
-		if (batch < 65536)
-			batch *= 2;
-		el = now_s() - start;
-	} while (el < BENCH_SECONDS);
-	return (double)n / el;
-}
 
 struct gcm {
 	EVP_CIPHER_CTX *ctx;
@@ -202,9 +175,9 @@ int main(int argc, char **argv)
 	if (kos_key_encrypt(b.keys, "bench", "ctx", g.pt, sizeof(g.pt), &b.env, &b.env_len) != KOS_OK)
 		goto fail;
 
-	base = rate(gcm_decrypt, &g);
+	base = bench_rate(gcm_decrypt, &g, 4);
 	printf("%-46s %10.0f/s  (baseline)\n", "OpenSSL AES-256-GCM decrypt 1 KiB", base);
-	report("kos server-side decrypt 1 KiB, cached DEK", rate(kos_decrypt, &b), base, "AES-GCM",
+	report("kos server-side decrypt 1 KiB, cached DEK", bench_rate(kos_decrypt, &b, 4), base, "AES-GCM",
 	       ">= 0.8x");
 
 	/* uncached: a policy whose cache time is 0 */
@@ -214,7 +187,7 @@ int main(int argc, char **argv)
 	nocache->path = NULL;
 	nocache->keys.cache = 0;
 	kos_keys_set_policy(b.keys, nocache);
-	report("DEK reconstruction from shares, uncached", rate(kos_reconstruct, &b), base, "AES-GCM",
+	report("DEK reconstruction from shares, uncached", bench_rate(kos_reconstruct, &b, 4), base, "AES-GCM",
 	       NULL);
 	kos_keys_set_policy(b.keys, pol);
 
@@ -226,9 +199,9 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 	RAND_bytes(b.digest, sizeof(b.digest));
-	direct = rate(direct_sign, &b);
+	direct = bench_rate(direct_sign, &b, 4);
 	printf("%-46s %10.0f/s  (baseline)\n", "SoftHSM C_Sign P-256, direct", direct);
-	report("kos P-256 sign (libkos)", rate(kos_sign, &b), direct, "C_Sign", ">= 0.9x");
+	report("kos P-256 sign (libkos)", bench_rate(kos_sign, &b, 4), direct, "C_Sign", ">= 0.9x");
 
 	kos_free(b.env);
 	kos_keys_free(b.keys);
