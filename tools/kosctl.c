@@ -68,7 +68,7 @@ static void usage(FILE *f)
 		"commands:\n",
 		KOS_SYSCONFDIR "/kos/kos.conf");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f, "\n'kosctl COMMAND --help' shows a command's usage. Exit status: 0 success,\n"
 		   "1 failure, 2 usage error. See kosctl(1).\n");
 }
@@ -127,7 +127,7 @@ int kosctl_dispatch(struct kosctl_ctx *ctx, const char *group, const struct kosc
 
 		fprintf(f, "usage: kosctl %s SUBCOMMAND [ARGS...]\n\nsubcommands:\n", group);
 		for (i = 0; i < n; i++)
-			fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].summary);
+			fprintf(f, "  %-12s %s\n", cmds[i].name, cmds[i].summary);
 		fprintf(f, "\n'kosctl %s SUBCOMMAND --help' shows its usage.\n", group);
 		return argc < 2 ? KOSCTL_USAGE : KOSCTL_OK;
 	}
