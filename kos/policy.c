@@ -112,6 +112,11 @@ const char *kos_policy_get0_path(const kos_policy *pol)
 	return pol->path != NULL ? pol->path : "(built-in)";
 }
 
+kos_usec kos_policy_key_cache(const kos_policy *pol)
+{
+	return pol->keys.cache;
+}
+
 static const char *const threat_names[KOS_THREAT_COUNT] = { "normal", "elevated", "critical" };
 
 const char *kos_threat_name(kos_threat t)

@@ -846,6 +846,89 @@ static void test_new_refuses_null(void)
 	kos_policy_free(pol);
 }
 
+struct sink_box {
+	kos_observation_rec recs[8];
+	size_t n;
+	kos_rv answer;
+};
+
+static kos_rv box_sink(void *arg, const char *client, const kos_observation *obs, kos_usec at)
+{
+	struct sink_box *b = arg;
+
+	if (b->answer != KOS_OK || b->n == 8)
+		return b->answer != KOS_OK ? b->answer : KOS_E_BUSY;
+	snprintf(b->recs[b->n].client, sizeof(b->recs[0].client), "%s", client);
+	b->recs[b->n].obs = *obs;
+	b->recs[b->n].at = at;
+	b->n++;
+	return KOS_OK;
+}
+
+/* A sink takes observations made without info; the batch writes them, in
+ * order and at their own times, as one-by-one observations would have. */
+static void check_sink_and_batch(const char *location)
+{
+	struct sink_box box = { .answer = KOS_OK };
+	kos_trust_info info, direct;
+	struct fx f, g;
+	kos_observation_rec bad;
+
+	fx_init(&f, location);
+	fx_init(&g, "memory:");
+	kos_trust_set_sink(f.tr, box_sink, &box);
+	CU_ASSERT_EQUAL(observe(&f, "a", KOS_EVENT_INTEGRITY, 0, NULL), KOS_OK);
+	f.now += SEC;
+	CU_ASSERT_EQUAL(observe(&f, "b", KOS_EVENT_SUCCESS, 0, NULL), KOS_OK);
+	f.now += SEC;
+	CU_ASSERT_EQUAL(observe(&f, "a", KOS_EVENT_LATENCY, 300.0, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(box.n, 3);
+	CU_ASSERT_EQUAL(box.recs[0].at, T0);
+	CU_ASSERT_EQUAL(box.recs[2].at, T0 + 2 * SEC);
+	/* queued, not written */
+	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_E_NOTFOUND);
+	/* with info the caller wants the result now: written at once */
+	CU_ASSERT_EQUAL(observe(&f, "c", KOS_EVENT_SUCCESS, 0, &info), KOS_OK);
+	CU_ASSERT_EQUAL(box.n, 3);
+	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "c", &info), KOS_OK);
+	/* a sink that declines: written directly */
+	box.answer = KOS_E_BUSY;
+	CU_ASSERT_EQUAL(observe(&f, "d", KOS_EVENT_SUCCESS, 0, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "d", &info), KOS_OK);
+	kos_trust_set_sink(f.tr, NULL, NULL);
+
+	/* a bad record refuses the batch: nothing written */
+	bad = box.recs[0];
+	snprintf(bad.client, sizeof(bad.client), "-bad");
+	CU_ASSERT_EQUAL(kos_trust_observe_batch(f.tr, &bad, 1), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_trust_observe_batch(f.tr, NULL, 0), KOS_OK);
+
+	f.now += DAY;
+	CU_ASSERT_EQUAL_FATAL(kos_trust_observe_batch(f.tr, box.recs, box.n), KOS_OK);
+	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_OK);
+	CU_ASSERT_EQUAL(info.observations, 2);
+	CU_ASSERT_EQUAL(info.integrity_failures, 1);
+	CU_ASSERT_EQUAL(info.last_activity, T0 + 2 * SEC);
+
+	/* the same observations one by one on another engine */
+	CU_ASSERT_EQUAL(observe(&g, "a", KOS_EVENT_INTEGRITY, 0, NULL), KOS_OK);
+	g.now += 2 * SEC;
+	CU_ASSERT_EQUAL(observe(&g, "a", KOS_EVENT_LATENCY, 300.0, NULL), KOS_OK);
+	g.now = f.now;
+	CU_ASSERT_EQUAL(kos_trust_get(g.tr, "a", &direct), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(info.score, direct.score, EPS);
+	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "b", &info), KOS_OK);
+	CU_ASSERT_EQUAL(info.observations, 1);
+	fx_fini(&g);
+	fx_fini(&f);
+}
+
+static void test_sink_and_batch(void)
+{
+	check_sink_and_batch("memory:");
+	check_sink_and_batch(tmp_path("batch.db"));
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -857,7 +940,7 @@ int main(void)
 	    KOS_TEST(test_threat_levels),	KOS_TEST(test_invalid_inputs),
 	    KOS_TEST(test_persistence),		KOS_TEST(test_list_and_forget),
 	    KOS_TEST(test_policy_swap),		KOS_TEST(test_names),
-	    KOS_TEST(test_new_refuses_null),
+	    KOS_TEST(test_new_refuses_null),	KOS_TEST(test_sink_and_batch),
 	};
 
 	return kos_test_run("trust", NULL, NULL, cases, sizeof(cases) / sizeof(cases[0]));

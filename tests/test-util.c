@@ -190,6 +190,68 @@ static void test_config_refusals(void)
 	CU_ASSERT_EQUAL(kos_config_load(NULL, &conf, NULL), KOS_E_INVALID);
 }
 
+static void test_config_listen(void)
+{
+	kos_listen_config l;
+	kos_config *conf = NULL;
+	char *diag = NULL;
+	const char *path;
+	char expect[600];
+
+	/* defaults: no socket */
+	path = write_file("nolisten.conf", "store = \"a\";\npolicy = \"b\";\n");
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
+	kos_config_get_listen(conf, &l);
+	CU_ASSERT_PTR_NULL(l.unix_path);
+	CU_ASSERT_EQUAL(l.unix_mode, 0660);
+	CU_ASSERT_EQUAL(l.max_connections, 256);
+	CU_ASSERT_EQUAL(l.timeout, 30 * KOS_USEC_PER_SEC);
+	CU_ASSERT_EQUAL(l.max_body, 1024 * 1024);
+	CU_ASSERT_EQUAL(l.max_data_body, 96 * 1024 * 1024);
+	kos_config_free(conf);
+
+	path = write_file("listen.conf",
+			  "store = \"a\";\npolicy = \"b\";\n"
+			  "listen = { unix = \"kosd.sock\"; unix_mode = \"0600\"; max_connections = 8;\n"
+			  "  timeout = \"5s\"; max_body = 4096; max_data_body = 8192; };\n");
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
+	kos_config_get_listen(conf, &l);
+	snprintf(expect, sizeof(expect), "%s/kosd.sock", kos_test_tmpdir());
+	CU_ASSERT_STRING_EQUAL(l.unix_path, expect);
+	CU_ASSERT_EQUAL(l.unix_mode, 0600);
+	CU_ASSERT_EQUAL(l.max_connections, 8);
+	CU_ASSERT_EQUAL(l.timeout, 5 * KOS_USEC_PER_SEC);
+	CU_ASSERT_EQUAL(l.max_body, 4096);
+	CU_ASSERT_EQUAL(l.max_data_body, 8192);
+	kos_config_free(conf);
+
+	path = write_file("badlisten.conf",
+			  "store = \"a\";\npolicy = \"b\";\nlisten = {\n"
+			  "  unix_mode = \"0666\";\n"
+			  "  max_connections = 0;\n"
+			  "  timeout = \"5\";\n"
+			  "  tls = { cert = \"c\"; };\n"
+			  "  bogus = 1;\n"
+			  "  unix = \"/0123456789/0123456789/0123456789/0123456789/0123456789/"
+			  "0123456789/0123456789/0123456789/0123456789/0123456789/kosd.sock\";\n"
+			  "};\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(diag);
+	snprintf(expect, sizeof(expect), "%s:4: listen: unix_mode: must not let others write", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:5: listen: max_connections: must be within", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:6: listen: timeout:", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:7: listen: tls: not supported yet", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:8: listen: unknown setting 'bogus'", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:9: listen: unix: the socket path is longer", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	kos_free(diag);
+}
+
 static void test_config_default_path(void)
 {
 	setenv("KOS_CONF", "/x/y.conf", 1);
@@ -224,6 +286,7 @@ int main(void)
 		KOS_TEST(test_strerror_and_detail),
 		KOS_TEST(test_config_load),
 		KOS_TEST(test_config_refusals),
+		KOS_TEST(test_config_listen),
 		KOS_TEST(test_config_default_path),
 		KOS_TEST(test_read_file_cap),
 	};

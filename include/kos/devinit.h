@@ -28,7 +28,8 @@ extern "C" {
  *                       in a 0700 directory)
  *   kos.policy          a copy of policy_src (checked with kos_policy_load())
  *   state.db            the state store
- *   kos.conf            names all of the above with absolute paths
+ *   kos.conf            names all of the above with absolute paths, and
+ *                       kosd's socket dir/kosd.sock (when the path fits)
  * n_kms: 0 for KOS_DEVINIT_KMS_DEFAULT, else KOS_DEVINIT_KMS_MIN..MAX.
  * module: a SoftHSMv2 module, NULL for KOS_SOFTHSM_MODULE.
  *

@@ -33,6 +33,9 @@ KOS_API void kos_policy_free(kos_policy *pol);
 /* The file the policy was loaded from, or "(built-in)". */
 KOS_API const char *kos_policy_get0_path(const kos_policy *pol);
 
+/* How long a client may cache a data key it received (keys.cache). */
+KOS_API kos_usec kos_policy_key_cache(const kos_policy *pol);
+
 /* Writes a human-readable summary (weights, thresholds, share sets, ...) with
  * one "key: value" per line to buf; returns KOS_E_RANGE when it does not fit. */
 KOS_API kos_rv kos_policy_describe(const kos_policy *pol, char *buf, size_t len);

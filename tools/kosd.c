@@ -1,0 +1,320 @@
+/* kosd: the kos service (kosd(8)). Opens what kos.conf names, serves the
+ * HTTP API of kos-api(7) on its Unix socket, reloads the policy on SIGHUP
+ * and stops cleanly on SIGTERM or SIGINT. */
+#include "config.h"
+
+#include "tools/kosd.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+/* How long in-flight answers get to leave after SIGTERM. Handlers run to
+ * completion on the one loop, so only queued bytes remain to be sent. */
+#define KOSD_DRAIN_MS 200
+#define KOSD_FLUSH_MS 100
+
+void kosd_log(struct kosd *d, const char *fmt, ...)
+{
+	char msg[1024], ts[32];
+	struct tm tm;
+	struct timespec now;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (d != NULL && d->use_syslog) {
+		syslog(LOG_INFO, "%s", msg);
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	gmtime_r(&now.tv_sec, &tm);
+	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "%s.%03ldZ kosd[%ld]: %s\n", ts, now.tv_nsec / 1000000L, (long)getpid(),
+		msg);
+}
+
+static void log_diag(struct kosd *d, const char *diag)
+{
+	const char *p = diag, *nl;
+
+	while (p != NULL && *p != '\0') {
+		nl = strchr(p, '\n');
+		kosd_log(d, "%.*s", nl != NULL ? (int)(nl - p) : (int)strlen(p), p);
+		p = nl != NULL ? nl + 1 : NULL;
+	}
+}
+
+kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len)
+{
+	kos_policy *pol = NULL, *old = d->policy;
+	char *diag = NULL;
+	kos_rv rv;
+
+	rv = kos_policy_load(kos_config_get0_policy(d->conf), &pol, &diag);
+	if (rv != KOS_OK) {
+		kosd_log(d, "policy reload refused; keeping %s", kos_policy_get0_path(old));
+		if (diag != NULL)
+			log_diag(d, diag);
+		else
+			kosd_log(d, "%s", kos_last_error());
+		if (why != NULL)
+			snprintf(why, why_len, "%.*s", (int)strcspn(diag ? diag : kos_last_error(), "\n"),
+				 diag ? diag : kos_last_error());
+		kos_free(diag);
+		return rv;
+	}
+	/* queued observations are applied under the new policy, as they would
+	 * be by a write that happened after the reload */
+	kos_trust_set_policy(d->trust, pol);
+	kos_keys_set_policy(d->keys, pol);
+	kos_ca_set_policy(d->ca, pol);
+	d->policy = pol;
+	/* one thread: nothing can be reading the old policy now */
+	kos_policy_free(old);
+	kosd_log(d, "policy reloaded from %s", kos_policy_get0_path(pol));
+	return KOS_OK;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	kosd_reload_policy(arg, NULL, 0);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct kosd *d = arg;
+	struct timeval tv = { 0, KOSD_DRAIN_MS * 1000 };
+
+	(void)what;
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	kosd_log(d, "signal %d: stopping", (int)sig);
+	/* no new connection; answers already queued get a moment to leave */
+	if (d->lev != NULL)
+		evconnlistener_disable(d->lev);
+	event_base_loopexit(d->base, &tv);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct kosd *d = arg;
+	kos_rv rv;
+
+	(void)fd;
+	(void)what;
+	rv = kosd_obs_flush(d->obs);
+	if (rv != KOS_OK)
+		kosd_log(d, "writing %zu trust observations failed (kept for the next try): %s",
+			 kosd_obs_pending(d->obs), kos_last_error());
+}
+
+static int open_all(struct kosd *d)
+{
+	char *diag = NULL;
+	kos_rv rv;
+
+	rv = kos_config_load(d->config_path, &d->conf, &diag);
+	if (rv != KOS_OK) {
+		if (diag != NULL)
+			log_diag(d, diag);
+		else
+			kosd_log(d, "%s: %s", d->config_path, kos_last_error());
+		kos_free(diag);
+		kosd_log(d, "cannot load the configuration (use --config FILE or KOS_CONF)");
+		return -1;
+	}
+	kos_config_get_listen(d->conf, &d->listen);
+	rv = kos_policy_load(kos_config_get0_policy(d->conf), &d->policy, &diag);
+	if (rv != KOS_OK) {
+		if (diag != NULL)
+			log_diag(d, diag);
+		else
+			kosd_log(d, "policy: %s", kos_last_error());
+		kos_free(diag);
+		return -1;
+	}
+	if ((rv = kos_store_open(kos_config_get0_store(d->conf), &d->store)) != KOS_OK) {
+		kosd_log(d, "state store: %s", kos_last_error());
+		return -1;
+	}
+	if ((rv = kos_trust_new(d->policy, d->store, &d->trust)) != KOS_OK) {
+		kosd_log(d, "trust engine: %s", kos_last_error());
+		return -1;
+	}
+	/* a token that cannot be used is kept, marked unavailable: one KMS
+	 * token down must not stop the service */
+	if ((rv = kos_hsm_open(d->conf, 0, &d->hsm)) != KOS_OK) {
+		kosd_log(d, "backend tokens: %s", kos_last_error());
+		return -1;
+	}
+	if ((rv = kos_keys_new(d->policy, d->store, d->hsm, &d->keys)) != KOS_OK ||
+	    (rv = kos_access_new(d->keys, d->trust, &d->access)) != KOS_OK ||
+	    (rv = kos_ca_new(d->policy, d->store, d->hsm, d->trust, &d->ca)) != KOS_OK) {
+		kosd_log(d, "key service: %s", kos_last_error());
+		return -1;
+	}
+	if (kosd_obs_new(d->trust, &d->obs) != KOS_OK || (d->metrics = kosd_metrics_new()) == NULL) {
+		kosd_log(d, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Flushes the observation queue at shutdown; a store briefly busy (another
+ * process's transaction) gets a few tries. */
+static int final_flush(struct kosd *d)
+{
+	struct timespec pause = { 0, 100 * 1000000L };
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		if (kosd_obs_flush(d->obs) == KOS_OK)
+			return 0;
+		nanosleep(&pause, NULL);
+	}
+	kosd_log(d, "%zu trust observations could not be written: %s", kosd_obs_pending(d->obs),
+		 kos_last_error());
+	return -1;
+}
+
+static void close_all(struct kosd *d)
+{
+	kosd_http_stop(d);
+	if (d->ev_flush != NULL)
+		event_free(d->ev_flush);
+	if (d->ev_hup != NULL)
+		event_free(d->ev_hup);
+	if (d->ev_term != NULL)
+		event_free(d->ev_term);
+	if (d->ev_int != NULL)
+		event_free(d->ev_int);
+	kosd_obs_free(d->obs);
+	kosd_metrics_free(d->metrics);
+	/* the reverse of open_all: kos_keys_free wipes the DEK cache */
+	kos_ca_free(d->ca);
+	kos_access_free(d->access);
+	kos_keys_free(d->keys);
+	kos_hsm_free(d->hsm);
+	kos_trust_free(d->trust);
+	kos_store_free(d->store);
+	kos_policy_free(d->policy);
+	kos_config_free(d->conf);
+	if (d->base != NULL)
+		event_base_free(d->base);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: kosd [--config FILE] [--foreground] [--syslog]\n"
+		   "\n"
+		   "The kos service: serves the HTTP API of kos-api(7) on the Unix socket\n"
+		   "kos.conf names (listen = { unix = \"kosd.sock\"; }). SIGHUP reloads the\n"
+		   "policy; SIGTERM stops after the answers in flight.\n"
+		   "\n"
+		   "options:\n"
+		   "  -c, --config FILE  kos.conf (default $KOS_CONF, else %s)\n"
+		   "  -f, --foreground   stay in the foreground (the only mode for now)\n"
+		   "      --syslog       log to syslog instead of standard error\n"
+		   "  -h, --help         show this help\n"
+		   "  -V, --version      show the version\n",
+		   KOS_SYSCONFDIR "/kos/kos.conf");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "syslog", no_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct kosd d = { .sock_fd = -1 };
+	struct timeval flush_tv = { 0, KOSD_FLUSH_MS * 1000 };
+	int opt, rc = KOSD_FAIL;
+
+	while ((opt = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			d.config_path = optarg;
+			break;
+		case 'f':
+			break;
+		case 's':
+			d.use_syslog = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return KOSD_OK;
+		case 'V':
+			printf("kosd %s\n", PACKAGE_VERSION);
+			return KOSD_OK;
+		default:
+			usage(stderr);
+			return KOSD_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "kosd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return KOSD_USAGE;
+	}
+	if (d.config_path == NULL)
+		d.config_path = kos_config_default_path();
+	if (d.use_syslog)
+		openlog("kosd", LOG_PID, LOG_DAEMON);
+	/* before any JSON exists, libkos's included */
+	json_set_alloc_funcs(kosd_json_alloc, kosd_json_release);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (open_all(&d) != 0)
+		goto out;
+	d.base = event_base_new();
+	if (d.base == NULL) {
+		kosd_log(&d, "cannot create the event loop");
+		goto out;
+	}
+	d.ev_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
+	d.ev_term = evsignal_new(d.base, SIGTERM, on_term, &d);
+	d.ev_int = evsignal_new(d.base, SIGINT, on_term, &d);
+	d.ev_flush = event_new(d.base, -1, EV_PERSIST, on_flush, &d);
+	if (d.ev_hup == NULL || d.ev_term == NULL || d.ev_int == NULL || d.ev_flush == NULL ||
+	    evsignal_add(d.ev_hup, NULL) != 0 || evsignal_add(d.ev_term, NULL) != 0 ||
+	    evsignal_add(d.ev_int, NULL) != 0 || event_add(d.ev_flush, &flush_tv) != 0) {
+		kosd_log(&d, "cannot watch signals");
+		goto out;
+	}
+	if (kosd_http_start(&d) != 0)
+		goto out;
+	kosd_log(&d, "listening on %s (policy %s)", d.listen.unix_path,
+		 kos_policy_get0_path(d.policy));
+	if (event_base_dispatch(d.base) < 0) {
+		kosd_log(&d, "the event loop failed");
+		goto out;
+	}
+	rc = KOSD_OK;
+out:
+	/* connections go first: no request may observe after the last flush */
+	kosd_http_stop(&d);
+	if (d.obs != NULL && final_flush(&d) != 0)
+		rc = KOSD_FAIL;
+	if (rc == KOSD_OK)
+		kosd_log(&d, "stopped");
+	close_all(&d);
+	if (d.use_syslog)
+		closelog();
+	return rc;
+}

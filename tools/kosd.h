@@ -1,0 +1,164 @@
+/* kosd: shared declarations of the service. kosd maps HTTP routes to libkos
+ * calls and nothing more (DESIGN.md 1); the HTTP API is kos-api(7).
+ * Thread safety: kosd runs one libevent loop in one thread; every handler
+ * runs to completion on it, so nothing here takes a lock. */
+#ifndef KOSD_H
+#define KOSD_H
+
+#include <kos/kos.h>
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+#include <jansson.h>
+
+/* Exit status. */
+enum { KOSD_OK = 0, KOSD_FAIL = 1, KOSD_USAGE = 2 };
+
+/* Routes, for dispatch, logs and metrics. */
+enum kosd_route {
+	KOSD_R_UNKNOWN = 0,
+	KOSD_R_HEALTH,
+	KOSD_R_METRICS,
+	KOSD_R_ENROLL,
+	KOSD_R_REFRESH,
+	KOSD_R_KEYS,
+	KOSD_R_PUBKEY,
+	KOSD_R_ENCRYPT,
+	KOSD_R_DECRYPT,
+	KOSD_R_REQUEST,
+	KOSD_R_SIGN,
+	KOSD_R_ADMIN_CLIENTS,
+	KOSD_R_ADMIN_REVOKE,
+	KOSD_R_ADMIN_KEYS,
+	KOSD_R_ADMIN_ROTATE,
+	KOSD_R_ADMIN_RETIRE,
+	KOSD_R_ADMIN_THREAT,
+	KOSD_R_ADMIN_RELOAD,
+	KOSD_R_COUNT
+};
+
+struct kosd_obs;
+struct kosd_metrics;
+
+struct kosd {
+	const char *config_path;
+	bool use_syslog;
+	kos_config *conf;
+	kos_listen_config listen;
+	kos_policy *policy;
+	kos_store *store;
+	kos_trust *trust;
+	kos_hsm *hsm;
+	kos_keys *keys;	    /* borrows policy, store, hsm */
+	kos_access *access; /* borrows keys, trust */
+	kos_ca *ca;	    /* borrows policy, store, hsm, trust */
+
+	struct event_base *base;
+	struct evhttp *http;
+	struct evconnlistener *lev;
+	struct event *ev_hup, *ev_term, *ev_int, *ev_flush;
+	int sock_fd;	  /* owned by lev once it exists */
+	bool sock_made;	  /* we bound listen.unix_path: unlink it at exit */
+	struct kosd_obs *obs;
+	struct kosd_metrics *metrics;
+
+	/* connections that made a request, for the connection cap */
+	struct evhttp_connection **conns;
+	size_t n_conns;
+	bool stopping;
+};
+
+/* One request being served. */
+struct kosd_req {
+	struct kosd *d;
+	struct evhttp_request *req;
+	enum kosd_route route;
+	char name[KOS_KEY_NAME_MAX + 1]; /* the {name} of the path, "" when none */
+	json_t *body;			 /* the request's JSON object, NULL before parsing */
+	bool authed;
+	kos_cred_claims claims;
+	bool have_peer;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	int status;
+	const char *tier; /* static, for the log; NULL when no decision */
+	double start;	  /* monotonic seconds */
+};
+
+/* --- kosd.c --- */
+void kosd_log(struct kosd *d, const char *fmt, ...) KOS_PRINTF(2, 3);
+/* Loads the policy again and hands it to every module; a bad one is refused
+ * (logged, and its first problem in *why, may be NULL) and the old one kept. */
+kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len);
+
+/* --- kosd_http.c --- */
+/* jansson's allocator for the whole process (set before any JSON exists):
+ * every block is wiped when freed, as bodies and answers carry secrets. */
+void *kosd_json_alloc(size_t n);
+void kosd_json_release(void *p);
+/* Creates the HTTP server on d->base with the Unix listener; 0 or -1 after
+ * logging why. */
+int kosd_http_start(struct kosd *d);
+void kosd_http_stop(struct kosd *d);
+const char *kosd_route_name(enum kosd_route r);
+
+/* Replies (and ends the request): JSON answer with status, taking obj; an
+ * answer holding a secret is wiped once sent. */
+void kosd_reply_json(struct kosd_req *r, int status, json_t *obj);
+/* Replies with a non-secret text body (copied) of type ctype. */
+void kosd_reply_text(struct kosd_req *r, int status, const char *ctype, const char *text);
+/* Replies {"error": code, "message": msg}; msg never holds a secret. */
+void kosd_reply_error(struct kosd_req *r, int status, const char *code, const char *fmt, ...)
+    KOS_PRINTF(4, 5);
+/* Maps a libkos failure to a status and error code and replies. */
+void kosd_reply_rv(struct kosd_req *r, kos_rv rv, const char *what);
+
+/* Body access: a string member (NULL after replying 400 when required and
+ * missing or of the wrong type), optional when !required (NULL when absent). */
+const char *kosd_body_string(struct kosd_req *r, const char *key, bool required, bool *failed);
+/* A base64 member decoded into *out (free with kos_secret_free(*out, *len));
+ * false after replying 400. */
+bool kosd_body_b64(struct kosd_req *r, const char *key, uint8_t **out, size_t *len);
+/* base64 text of len bytes as a JSON string (secret buffers wiped). */
+json_t *kosd_b64_json(const uint8_t *data, size_t len);
+
+/* --- kosd_routes.c / kosd_admin.c --- */
+void kosd_route_health(struct kosd_req *r);
+void kosd_route_metrics(struct kosd_req *r);
+void kosd_route_enroll(struct kosd_req *r);
+void kosd_route_refresh(struct kosd_req *r);
+void kosd_route_keys(struct kosd_req *r);
+void kosd_route_pubkey(struct kosd_req *r);
+void kosd_route_encrypt(struct kosd_req *r);
+void kosd_route_decrypt(struct kosd_req *r);
+void kosd_route_request(struct kosd_req *r);
+void kosd_route_sign(struct kosd_req *r);
+void kosd_route_admin(struct kosd_req *r);
+
+/* --- kosd_obs.c: trust observations, batched --- */
+/* Installs the queue as d->trust's sink. */
+kos_rv kosd_obs_new(kos_trust *tr, struct kosd_obs **out);
+/* Writes every queued observation in one store transaction; on failure
+ * they stay queued. */
+kos_rv kosd_obs_flush(struct kosd_obs *q);
+size_t kosd_obs_pending(const struct kosd_obs *q);
+/* Removes the sink; the queue must have been flushed. */
+void kosd_obs_free(struct kosd_obs *q);
+void kosd_obs_stats(const struct kosd_obs *q, uint64_t *queued, uint64_t *written,
+		    uint64_t *batches);
+
+/* --- kosd_metrics.c --- */
+struct kosd_metrics *kosd_metrics_new(void);
+void kosd_metrics_free(struct kosd_metrics *m);
+void kosd_metrics_request(struct kosd_metrics *m, enum kosd_route route, int status,
+			  double seconds);
+void kosd_metrics_decision(struct kosd_metrics *m, kos_tier tier, kos_delivery delivery);
+/* The Prometheus text exposition; free(). NULL when out of memory. */
+char *kosd_metrics_render(struct kosd *d);
+
+#endif

@@ -1,0 +1,699 @@
+/* kosd's HTTP server: the Unix listener, limits, routing, authentication,
+ * JSON bodies and answers, and the request log. HTTP itself is libevent's
+ * evhttp; nothing here parses HTTP. */
+#include "config.h"
+
+#include "tools/kosd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* --- JSON memory: request bodies and answers carry secrets -------------- */
+
+/* jansson frees without a size, and libjwt and libkos, sharing jansson's
+ * process-wide allocator, release some of its blocks with free(): so blocks
+ * stay plain malloc() ones and are wiped over their usable size. */
+void *kosd_json_alloc(size_t n)
+{
+	return malloc(n);
+}
+
+void kosd_json_release(void *ptr)
+{
+	if (ptr == NULL)
+		return;
+	OPENSSL_cleanse(ptr, malloc_usable_size(ptr));
+	free(ptr);
+}
+
+/* --- routes ------------------------------------------------------------- */
+
+static const char *const route_names[KOSD_R_COUNT] = {
+	[KOSD_R_UNKNOWN] = "unknown",		[KOSD_R_HEALTH] = "health",
+	[KOSD_R_METRICS] = "metrics",		[KOSD_R_ENROLL] = "enroll",
+	[KOSD_R_REFRESH] = "refresh",		[KOSD_R_KEYS] = "keys",
+	[KOSD_R_PUBKEY] = "pubkey",		[KOSD_R_ENCRYPT] = "encrypt",
+	[KOSD_R_DECRYPT] = "decrypt",		[KOSD_R_REQUEST] = "request",
+	[KOSD_R_SIGN] = "sign",			[KOSD_R_ADMIN_CLIENTS] = "admin_clients",
+	[KOSD_R_ADMIN_REVOKE] = "admin_revoke", [KOSD_R_ADMIN_KEYS] = "admin_keys",
+	[KOSD_R_ADMIN_ROTATE] = "admin_rotate", [KOSD_R_ADMIN_RETIRE] = "admin_retire",
+	[KOSD_R_ADMIN_THREAT] = "admin_threat", [KOSD_R_ADMIN_RELOAD] = "admin_reload",
+};
+
+const char *kosd_route_name(enum kosd_route r)
+{
+	return (unsigned)r < KOSD_R_COUNT ? route_names[r] : "unknown";
+}
+
+struct route_spec {
+	const char *path; /* exact path, or NULL for keyed routes */
+	const char *prefix, *suffix; /* keyed: PREFIX{name}SUFFIX */
+	enum evhttp_cmd_type method;
+	enum kosd_route route;
+	bool auth;	/* needs a bearer credential */
+	bool data;	/* body may be up to max_data_body */
+	bool body;	/* has a JSON body */
+};
+
+static const struct route_spec routes[] = {
+	{ "/v1/health", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_HEALTH, false, false, false },
+	{ "/metrics", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_METRICS, false, false, false },
+	{ "/v1/credentials/enroll", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ENROLL, false, false, true },
+	{ "/v1/credentials/refresh", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_REFRESH, true, false, true },
+	{ "/v1/keys", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_KEYS, true, false, false },
+	{ "/v1/decrypt", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_DECRYPT, true, true, true },
+	{ NULL, "/v1/keys/", "/pubkey", EVHTTP_REQ_GET, KOSD_R_PUBKEY, true, false, false },
+	{ NULL, "/v1/keys/", "/encrypt", EVHTTP_REQ_POST, KOSD_R_ENCRYPT, true, true, true },
+	{ NULL, "/v1/keys/", "/request", EVHTTP_REQ_POST, KOSD_R_REQUEST, true, false, true },
+	{ NULL, "/v1/keys/", "/sign", EVHTTP_REQ_POST, KOSD_R_SIGN, true, true, true },
+	{ "/v1/admin/clients", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_CLIENTS, true, false, true },
+	{ "/v1/admin/revoke", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_REVOKE, true, false, true },
+	{ "/v1/admin/keys", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_KEYS, true, false, true },
+	{ NULL, "/v1/admin/keys/", "/rotate", EVHTTP_REQ_POST, KOSD_R_ADMIN_ROTATE, true, false, true },
+	{ NULL, "/v1/admin/keys/", "/retire", EVHTTP_REQ_POST, KOSD_R_ADMIN_RETIRE, true, false, true },
+	{ "/v1/admin/threat", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_THREAT, true, false, true },
+	{ "/v1/admin/policy/reload", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_RELOAD, true, false,
+	  true },
+};
+
+/* Matches path against the routes. Returns the route, NULL with *bad_name
+ * set when a keyed route matched but its name is not a key name (a '/',
+ * "..", an escape), or NULL for no route; *path_known is set when the path
+ * matched with another method. */
+static const struct route_spec *match(const char *path, enum evhttp_cmd_type method, char *name,
+				      bool *bad_name, bool *path_known)
+{
+	const struct route_spec *found = NULL;
+	size_t i, plen = strlen(path);
+
+	*bad_name = false;
+	*path_known = false;
+	name[0] = '\0';
+	for (i = 0; i < ARRAY_SIZE(routes); i++) {
+		const struct route_spec *s = &routes[i];
+
+		if (s->path != NULL) {
+			if (strcmp(path, s->path) != 0)
+				continue;
+		} else {
+			size_t pre = strlen(s->prefix), suf = strlen(s->suffix), nlen;
+
+			if (plen < pre + suf || strncmp(path, s->prefix, pre) != 0 ||
+			    strcmp(path + plen - suf, s->suffix) != 0)
+				continue;
+			nlen = plen - pre - suf;
+			if (nlen == 0 || nlen > KOS_KEY_NAME_MAX) {
+				*bad_name = true;
+				continue;
+			}
+			memcpy(name, path + pre, nlen);
+			name[nlen] = '\0';
+			if (!kos_key_name_valid(name)) {
+				*bad_name = true;
+				continue;
+			}
+		}
+		*path_known = true;
+		if (s->method == method) {
+			found = s;
+			break;
+		}
+	}
+	if (found != NULL)
+		*bad_name = false;
+	return found;
+}
+
+/* --- answers ------------------------------------------------------------ */
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void wipe_free(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	kosd_json_release((void *)data);
+}
+
+static void log_request(struct kosd_req *r, double secs)
+{
+	char peer[64] = "-";
+	const char *uri = evhttp_request_get_uri(r->req);
+	const char *q;
+	int ulen;
+
+	if (r->have_peer)
+		snprintf(peer, sizeof(peer), "pid=%ld,uid=%ld", (long)r->pid, (long)r->uid);
+	/* the query string is never logged; paths hold only route and key names */
+	q = uri != NULL ? strchr(uri, '?') : NULL;
+	ulen = uri == NULL ? 1 : (int)(q != NULL ? (size_t)(q - uri) : strlen(uri));
+	if (ulen > 200)
+		ulen = 200;
+	kosd_log(r->d, "peer=%s client=%s route=%s path=%.*s status=%d tier=%s latency_ms=%.3f jti=%s",
+		 peer, r->authed ? r->claims.sub : "-", kosd_route_name(r->route), ulen,
+		 uri != NULL ? uri : "-", r->status, r->tier != NULL ? r->tier : "-", secs * 1000.0,
+		 r->authed ? r->claims.jti : "-");
+}
+
+static const char *reason_phrase(int status);
+
+/* Ends the request: text (len bytes) is the body; a secret one was made by
+ * kosd_json_alloc and goes back to kosd_json_release, which wipes it, once
+ * libevent has sent it; another is copied and stays the caller's. */
+static void finish(struct kosd_req *r, int status, const char *ctype, char *text, size_t len,
+		   bool secret)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	double secs = mono_now() - r->start;
+
+	r->status = status;
+	evhttp_add_header(h, "Content-Type", ctype);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (text != NULL && secret) {
+		if (evbuffer_add_reference(out, text, len, wipe_free, NULL) != 0)
+			kosd_json_release(text);
+		else
+			evbuffer_add(out, "\n", 1);
+	} else if (text != NULL) {
+		evbuffer_add(out, text, len);
+	}
+	evhttp_send_reply(r->req, status, reason_phrase(status), NULL);
+	kosd_metrics_request(r->d->metrics, r->route, status, secs);
+	log_request(r, secs);
+}
+
+void kosd_reply_text(struct kosd_req *r, int status, const char *ctype, const char *text)
+{
+	finish(r, status, ctype, (char *)text, strlen(text), false);
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 503: return "Service Unavailable";
+	default: return "Internal Server Error";
+	}
+}
+
+void kosd_reply_json(struct kosd_req *r, int status, json_t *obj)
+{
+	char *text = NULL;
+
+	if (obj != NULL)
+		text = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (text == NULL) {
+		kosd_reply_error(r, 500, "internal", "out of memory");
+		return;
+	}
+	finish(r, status, "application/json", text, strlen(text), true);
+}
+
+void kosd_reply_error(struct kosd_req *r, int status, const char *code, const char *fmt, ...)
+{
+	char msg[512];
+	json_t *o;
+	char *text = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	o = json_pack("{s:s, s:s}", "error", code, "message", msg);
+	if (o != NULL)
+		text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	finish(r, status, "application/json", text, text != NULL ? strlen(text) : 0, true);
+}
+
+void kosd_reply_rv(struct kosd_req *r, kos_rv rv, const char *what)
+{
+	const char *detail = kos_last_error();
+
+	if (detail == NULL || detail[0] == '\0')
+		detail = kos_strerror(rv);
+	switch (rv) {
+	case KOS_E_INVALID:
+	case KOS_E_PARSE:
+	case KOS_E_RANGE:
+		kosd_reply_error(r, 400, "bad_request", "%s: %s", what, detail);
+		break;
+	case KOS_E_NOTFOUND:
+		kosd_reply_error(r, 404, "not_found", "%s: %s", what, detail);
+		break;
+	case KOS_E_EXISTS:
+		kosd_reply_error(r, 409, "conflict", "%s: %s", what, detail);
+		break;
+	case KOS_E_INTEGRITY:
+		kosd_reply_error(r, 422, "integrity", "%s: %s", what, detail);
+		break;
+	case KOS_E_POLICY:
+		kosd_reply_error(r, 403, "refused", "%s: %s", what, detail);
+		break;
+	case KOS_E_IO:
+	case KOS_E_STORE:
+	case KOS_E_BUSY:
+		kosd_reply_error(r, 503, "unavailable", "%s: %s", what, detail);
+		break;
+	default:
+		kosd_reply_error(r, 500, "internal", "%s: %s", what, detail);
+		break;
+	}
+}
+
+/* --- bodies ------------------------------------------------------------- */
+
+const char *kosd_body_string(struct kosd_req *r, const char *key, bool required, bool *failed)
+{
+	json_t *v = r->body != NULL ? json_object_get(r->body, key) : NULL;
+
+	*failed = false;
+	if (v == NULL || json_is_null(v)) {
+		if (required) {
+			kosd_reply_error(r, 400, "missing_field", "\"%s\" is required", key);
+			*failed = true;
+		}
+		return NULL;
+	}
+	if (!json_is_string(v)) {
+		kosd_reply_error(r, 400, "wrong_type", "\"%s\" must be a string", key);
+		*failed = true;
+		return NULL;
+	}
+	if (strlen(json_string_value(v)) != json_string_length(v)) {
+		kosd_reply_error(r, 400, "bad_request", "\"%s\" must not contain NUL", key);
+		*failed = true;
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+bool kosd_body_b64(struct kosd_req *r, const char *key, uint8_t **out, size_t *len)
+{
+	const char *s;
+	size_t n, cap, pad = 0;
+	uint8_t *buf;
+	bool failed;
+	int got;
+
+	*out = NULL;
+	*len = 0;
+	s = kosd_body_string(r, key, true, &failed);
+	if (s == NULL)
+		return false;
+	n = strlen(s);
+	/* EVP_DecodeBlock takes an int and skips whitespace: refuse both */
+	if (n % 4 != 0 || n > (size_t)INT32_MAX || strpbrk(s, " \t\r\n") != NULL) {
+		kosd_reply_error(r, 400, "bad_base64", "\"%s\" is not base64", key);
+		return false;
+	}
+	if (n >= 1 && s[n - 1] == '=')
+		pad++;
+	if (n >= 2 && s[n - 2] == '=')
+		pad++;
+	cap = n / 4 * 3 + 1;
+	buf = malloc(cap);
+	if (buf == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return false;
+	}
+	got = n == 0 ? 0 : EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
+	if (got < 0 || (size_t)got < pad) {
+		kos_secret_free(buf, cap);
+		kosd_reply_error(r, 400, "bad_base64", "\"%s\" is not base64", key);
+		return false;
+	}
+	*out = buf;
+	*len = (size_t)got - pad;
+	return true;
+}
+
+json_t *kosd_b64_json(const uint8_t *data, size_t len)
+{
+	size_t cap;
+	char *txt;
+	json_t *j;
+
+	if (len > (size_t)INT32_MAX / 4 * 3 - 3)
+		return NULL;
+	cap = (len + 2) / 3 * 4 + 1;
+	txt = kosd_json_alloc(cap);
+	if (txt == NULL)
+		return NULL;
+	EVP_EncodeBlock((unsigned char *)txt, data, (int)len);
+	j = json_stringn(txt, cap - 1);
+	kosd_json_release(txt);
+	return j;
+}
+
+/* --- authentication ----------------------------------------------------- */
+
+static bool authenticate(struct kosd_req *r)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+	kos_cred_reason reason = KOS_CRED_ERROR;
+	kos_rv rv;
+
+	if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
+		kosd_reply_error(r, 401, "invalid_credential",
+				 "an Authorization: Bearer credential is required");
+		return false;
+	}
+	h += 7;
+	if (strlen(h) > KOS_CRED_MAX) {
+		kosd_reply_error(r, 401, "invalid_credential", "invalid credential: too long");
+		return false;
+	}
+	rv = kos_cred_verify(r->d->ca, h, NULL, &r->claims, &reason);
+	if (rv == KOS_OK) {
+		r->authed = true;
+		return true;
+	}
+	if (rv == KOS_E_INTEGRITY) {
+		/* the reason's words only: the detail may describe the token */
+		const char *code = reason == KOS_CRED_REVOKED  ? "revoked"
+				   : reason == KOS_CRED_EXPIRED ? "expired"
+								: "invalid_credential";
+
+		kosd_reply_error(r, 401, code, "%s", kos_cred_reason_name(reason));
+		return false;
+	}
+	kosd_reply_rv(r, rv, "credential check");
+	return false;
+}
+
+static void peer_of(struct kosd_req *r)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = c != NULL ? evhttp_connection_get_bufferevent(c) : NULL;
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+
+	if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0) {
+		r->have_peer = true;
+		r->pid = uc.pid;
+		r->uid = uc.uid;
+		r->gid = uc.gid;
+	}
+}
+
+/* --- the connection cap ------------------------------------------------- */
+
+static void conn_closed(struct evhttp_connection *c, void *arg)
+{
+	struct kosd *d = arg;
+	size_t i;
+
+	for (i = 0; i < d->n_conns; i++) {
+		if (d->conns[i] == c) {
+			d->conns[i] = d->conns[--d->n_conns];
+			return;
+		}
+	}
+}
+
+/* evhttp 2.1 has no connection limit: a connection is counted at its first
+ * request (idle ones are closed by the timeout) and forgotten when closed. */
+static bool admit_connection(struct kosd *d, struct evhttp_request *req)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	size_t i;
+
+	if (c == NULL)
+		return true;
+	for (i = 0; i < d->n_conns; i++)
+		if (d->conns[i] == c)
+			return true;
+	if (d->n_conns >= d->listen.max_connections)
+		return false;
+	d->conns[d->n_conns++] = c;
+	evhttp_connection_set_closecb(c, conn_closed, d);
+	return true;
+}
+
+/* --- dispatch ----------------------------------------------------------- */
+
+static bool parse_body(struct kosd_req *r, const struct route_spec *s)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	size_t cap = s->data ? r->d->listen.max_data_body : r->d->listen.max_body;
+	json_error_t jerr;
+	unsigned char *p;
+
+	if (len > cap) {
+		kosd_reply_error(r, 413, "too_large", "the body is larger than %zu bytes", cap);
+		return false;
+	}
+	if (!s->body)
+		return true;
+	if (len == 0) {
+		r->body = json_object();
+		if (r->body == NULL) {
+			kosd_reply_error(r, 503, "unavailable", "out of memory");
+			return false;
+		}
+		return true;
+	}
+	p = evbuffer_pullup(in, -1);
+	if (p == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return false;
+	}
+	r->body = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* the body may carry plaintext or a secret: wipe it in place */
+	OPENSSL_cleanse(p, len);
+	if (r->body == NULL) {
+		kosd_reply_error(r, 400, "invalid_json", "invalid JSON at line %d column %d: %s",
+				 jerr.line, jerr.column, jerr.text);
+		return false;
+	}
+	if (!json_is_object(r->body)) {
+		kosd_reply_error(r, 400, "wrong_type", "the body must be a JSON object");
+		return false;
+	}
+	return true;
+}
+
+static void dispatch(struct kosd_req *r)
+{
+	switch (r->route) {
+	case KOSD_R_HEALTH: kosd_route_health(r); break;
+	case KOSD_R_METRICS: kosd_route_metrics(r); break;
+	case KOSD_R_ENROLL: kosd_route_enroll(r); break;
+	case KOSD_R_REFRESH: kosd_route_refresh(r); break;
+	case KOSD_R_KEYS: kosd_route_keys(r); break;
+	case KOSD_R_PUBKEY: kosd_route_pubkey(r); break;
+	case KOSD_R_ENCRYPT: kosd_route_encrypt(r); break;
+	case KOSD_R_DECRYPT: kosd_route_decrypt(r); break;
+	case KOSD_R_REQUEST: kosd_route_request(r); break;
+	case KOSD_R_SIGN: kosd_route_sign(r); break;
+	default: kosd_route_admin(r); break;
+	}
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	struct kosd_req r = { .d = arg, .req = req, .route = KOSD_R_UNKNOWN };
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	const struct route_spec *s;
+	bool bad_name, known;
+
+	r.start = mono_now();
+	peer_of(&r);
+	if (!admit_connection(r.d, req)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		kosd_reply_error(&r, 503, "too_many_connections", "the connection limit (%u) is reached",
+				 r.d->listen.max_connections);
+		return;
+	}
+	if (path == NULL || path[0] == '\0')
+		path = "/";
+	s = match(path, evhttp_request_get_command(req), r.name, &bad_name, &known);
+	if (s == NULL) {
+		if (bad_name)
+			kosd_reply_error(&r, 400, "invalid_name",
+					 "a key name is 1 to %d of A-Z a-z 0-9 . _ - and does not "
+					 "start with . or -",
+					 KOS_KEY_NAME_MAX);
+		else if (known)
+			kosd_reply_error(&r, 405, "method_not_allowed", "method not allowed here");
+		else
+			kosd_reply_error(&r, 404, "not_found", "no such route");
+		goto out;
+	}
+	r.route = s->route;
+	if (s->auth && !authenticate(&r))
+		goto out;
+	if (!parse_body(&r, s))
+		goto out;
+	dispatch(&r);
+out:
+	json_decref(r.body);
+	OPENSSL_cleanse(&r.claims, sizeof(r.claims));
+}
+
+/* --- the listener ------------------------------------------------------- */
+
+/* Binds the Unix socket: a stale file (nobody answers) is removed, a live
+ * kosd is not disturbed. The socket is made owner-only and then given its
+ * configured mode, so nobody else can connect in between. */
+static int unix_listen(struct kosd *d)
+{
+	const char *path = d->listen.unix_path;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat sb;
+	mode_t old;
+	int fd, rc;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		kosd_log(d, "listen: %s: path too long for a socket", path);
+		return -1;
+	}
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			kosd_log(d, "listen: %s exists and is not a socket: not touching it", path);
+			return -1;
+		}
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			kosd_log(d, "listen: socket: %s", strerror(errno));
+			return -1;
+		}
+		rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		close(fd);
+		if (rc == 0) {
+			kosd_log(d, "listen: another kosd answers on %s", path);
+			return -1;
+		}
+		if (unlink(path) != 0 && errno != ENOENT) {
+			kosd_log(d, "listen: cannot remove the stale socket %s: %s", path,
+				 strerror(errno));
+			return -1;
+		}
+		kosd_log(d, "listen: removed the stale socket %s", path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		kosd_log(d, "listen: socket: %s", strerror(errno));
+		return -1;
+	}
+	old = umask(0177);
+	rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (rc != 0) {
+		kosd_log(d, "listen: bind %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	d->sock_made = true;
+	if (chmod(path, (mode_t)d->listen.unix_mode) != 0 || listen(fd, 128) != 0) {
+		kosd_log(d, "listen: %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int kosd_http_start(struct kosd *d)
+{
+	struct timeval tv;
+	int fd;
+
+	if (d->listen.unix_path == NULL) {
+		kosd_log(d, "%s: no listener: set listen = { unix = \"kosd.sock\"; }",
+			 kos_config_get0_path(d->conf));
+		return -1;
+	}
+	d->conns = calloc(d->listen.max_connections, sizeof(*d->conns));
+	d->http = evhttp_new(d->base);
+	if (d->conns == NULL || d->http == NULL) {
+		kosd_log(d, "out of memory");
+		return -1;
+	}
+	fd = unix_listen(d);
+	if (fd < 0)
+		return -1;
+	d->lev = evconnlistener_new(d->base, NULL, NULL,
+				    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+	if (d->lev == NULL) {
+		close(fd);
+		kosd_log(d, "listen: cannot watch the socket");
+		return -1;
+	}
+	if (evhttp_bind_listener(d->http, d->lev) == NULL) {
+		kosd_log(d, "listen: cannot serve the socket");
+		return -1;
+	}
+	/* evhttp answers a body over this itself (413, not JSON); routes with
+	 * smaller limits answer with JSON */
+	evhttp_set_max_body_size(d->http, (ev_ssize_t)d->listen.max_data_body);
+	evhttp_set_max_headers_size(d->http, KOS_CRED_MAX + 8192);
+	tv.tv_sec = (time_t)(d->listen.timeout / KOS_USEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(d->listen.timeout % KOS_USEC_PER_SEC);
+	evhttp_set_timeout_tv(d->http, &tv);
+	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_default_content_type(d->http, "application/json");
+	evhttp_set_gencb(d->http, on_request, d);
+	return 0;
+}
+
+void kosd_http_stop(struct kosd *d)
+{
+	/* evhttp_free frees the listener (bound with evhttp_bind_listener) and
+	 * every connection, calling conn_closed for each */
+	if (d->http != NULL)
+		evhttp_free(d->http);
+	else if (d->lev != NULL)
+		evconnlistener_free(d->lev);
+	d->http = NULL;
+	d->lev = NULL;
+	free(d->conns);
+	d->conns = NULL;
+	d->n_conns = 0;
+	if (d->sock_made && d->listen.unix_path != NULL)
+		unlink(d->listen.unix_path);
+	d->sock_made = false;
+}

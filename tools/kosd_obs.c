@@ -1,0 +1,105 @@
+/* Trust observations of the hot path, batched: kos_access observes every
+ * request (latency, outcome); kosd queues them through the trust engine's
+ * sink and writes them every 100 ms, or every KOSD_OBS_BATCH, in one store
+ * transaction. Reads still go to the store, so a decision lags its own
+ * requests' observations by at most one flush, never another process's
+ * changes. A full queue (the store is down) makes the engine write directly
+ * again, so memory stays bounded and nothing is dropped. */
+#include "config.h"
+
+#include "tools/kosd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KOSD_OBS_BATCH 256
+#define KOSD_OBS_MAX 65536
+
+struct kosd_obs {
+	kos_trust *tr;
+	kos_observation_rec *recs;
+	size_t n, cap;
+	uint64_t queued, written, batches;
+	bool flushing;
+};
+
+static kos_rv sink(void *arg, const char *client, const kos_observation *obs, kos_usec at)
+{
+	struct kosd_obs *q = arg;
+	kos_observation_rec *rec;
+
+	if (q->n >= KOSD_OBS_MAX || q->flushing)
+		return KOS_E_BUSY; /* the engine writes this one itself */
+	if (q->n == q->cap) {
+		size_t ncap = q->cap ? q->cap * 2 : 64;
+		kos_observation_rec *nr = realloc(q->recs, ncap * sizeof(*nr));
+
+		if (nr == NULL)
+			return KOS_E_NOMEM;
+		q->recs = nr;
+		q->cap = ncap;
+	}
+	rec = &q->recs[q->n];
+	memset(rec, 0, sizeof(*rec));
+	/* the engine validated the name: at most 64 characters */
+	strncpy(rec->client, client, sizeof(rec->client) - 1);
+	rec->obs = *obs;
+	rec->at = at;
+	q->n++;
+	q->queued++;
+	if (q->n >= KOSD_OBS_BATCH)
+		(void)kosd_obs_flush(q); /* on failure they stay queued for the timer */
+	return KOS_OK;
+}
+
+kos_rv kosd_obs_new(kos_trust *tr, struct kosd_obs **out)
+{
+	struct kosd_obs *q = calloc(1, sizeof(*q));
+
+	*out = NULL;
+	if (q == NULL)
+		return KOS_E_NOMEM;
+	q->tr = tr;
+	kos_trust_set_sink(tr, sink, q);
+	*out = q;
+	return KOS_OK;
+}
+
+kos_rv kosd_obs_flush(struct kosd_obs *q)
+{
+	kos_rv rv;
+
+	if (q == NULL || q->n == 0)
+		return KOS_OK;
+	q->flushing = true;
+	rv = kos_trust_observe_batch(q->tr, q->recs, q->n);
+	q->flushing = false;
+	if (rv != KOS_OK)
+		return rv;
+	q->written += q->n;
+	q->batches++;
+	q->n = 0;
+	return KOS_OK;
+}
+
+size_t kosd_obs_pending(const struct kosd_obs *q)
+{
+	return q != NULL ? q->n : 0;
+}
+
+void kosd_obs_stats(const struct kosd_obs *q, uint64_t *queued, uint64_t *written,
+		    uint64_t *batches)
+{
+	*queued = q->queued;
+	*written = q->written;
+	*batches = q->batches;
+}
+
+void kosd_obs_free(struct kosd_obs *q)
+{
+	if (q == NULL)
+		return;
+	kos_trust_set_sink(q->tr, NULL, NULL);
+	free(q->recs);
+	free(q);
+}
