@@ -37,6 +37,8 @@ struct kos_config {
 	struct kos_config_env *env;
 	size_t n_env;
 	char *listen_unix;
+	char *listen_tcp_host;
+	char *tls_cert, *tls_key, *tls_client_ca;
 	kos_listen_config listen;
 };
 
@@ -148,6 +150,10 @@ void kos_config_free(kos_config *conf)
 	}
 	free(conf->env);
 	free(conf->listen_unix);
+	free(conf->listen_tcp_host);
+	free(conf->tls_cert);
+	free(conf->tls_key);
+	free(conf->tls_client_ca);
 	free(conf->path);
 	free(conf->store);
 	free(conf->policy);
@@ -479,8 +485,101 @@ static void listen_int(kos_diag *d, const char *path, config_setting_t *m, const
 	*out = v;
 }
 
+/* listen.tcp: "HOST:PORT" or "[IPV6]:PORT"; the host is kept without
+ * brackets. A host name is allowed (kosd resolves it at start). */
+static void parse_tcp(kos_diag *d, const char *path, config_setting_t *m, kos_config *conf)
+{
+	const char *v, *colon, *host;
+	size_t hlen;
+	char *end = NULL;
+	unsigned long port;
+	int line = config_setting_source_line(m);
+
+	v = config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m) : NULL;
+	if (v == NULL || strlen(v) > 300) {
+		kos_diag_add(d, path, line, "listen: tcp: must be a string \"HOST:PORT\"");
+		return;
+	}
+	host = v;
+	if (v[0] == '[') {
+		const char *rb = strchr(v, ']');
+
+		colon = rb != NULL && rb[1] == ':' ? rb + 1 : NULL;
+		host = v + 1;
+		hlen = rb != NULL ? (size_t)(rb - host) : 0;
+	} else {
+		colon = strrchr(v, ':');
+		hlen = colon != NULL ? (size_t)(colon - v) : 0;
+		/* an unbracketed IPv6 address is ambiguous */
+		if (colon != NULL && memchr(v, ':', hlen) != NULL)
+			colon = NULL;
+	}
+	if (colon == NULL || hlen == 0) {
+		kos_diag_add(d, path, line,
+			     "listen: tcp: must be \"HOST:PORT\" (\"127.0.0.1:8443\", "
+			     "\"[::1]:8443\")");
+		return;
+	}
+	if (colon[1] < '0' || colon[1] > '9' || (port = strtoul(colon + 1, &end, 10), *end != '\0') ||
+	    port < 1 || port > 65535) {
+		kos_diag_add(d, path, line, "listen: tcp: the port must be within 1..65535");
+		return;
+	}
+	free(conf->listen_tcp_host);
+	conf->listen_tcp_host = malloc(hlen + 1);
+	if (conf->listen_tcp_host == NULL) {
+		d->oom = true;
+		return;
+	}
+	memcpy(conf->listen_tcp_host, host, hlen);
+	conf->listen_tcp_host[hlen] = '\0';
+	conf->listen.tcp_port = (unsigned)port;
+}
+
+/* listen.tls: the server's certificate and key and the client CA, each a
+ * path resolved against kos.conf's directory. Their contents are checked
+ * by kosd at start, where an unreadable file is named. */
+static void parse_tls(kos_diag *d, const char *path, config_setting_t *g, kos_config *conf)
+{
+	static const char *const keys[] = { "cert", "key", "client_ca" };
+	char **outs[] = { &conf->tls_cert, &conf->tls_key, &conf->tls_client_ca };
+	char label[32];
+	config_setting_t *m;
+	unsigned i;
+	size_t k;
+
+	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+		kos_diag_add(d, path, config_setting_source_line(g),
+			     "listen: tls: must be a group { cert = \"server.pem\"; key = "
+			     "\"server.key\"; client_ca = \"clients-ca.pem\"; }");
+		return;
+	}
+	for (i = 0; (m = config_setting_get_elem(g, i)) != NULL; i++) {
+		const char *key = config_setting_name(m);
+
+		for (k = 0; k < KOS_ARRAY_SIZE(keys); k++)
+			if (strcmp(key, keys[k]) == 0)
+				break;
+		if (k == KOS_ARRAY_SIZE(keys))
+			kos_diag_add(d, path, config_setting_source_line(m),
+				     "listen: tls: unknown setting '%s'", key);
+	}
+	for (k = 0; k < KOS_ARRAY_SIZE(keys); k++) {
+		m = config_setting_get_member(g, keys[k]);
+		snprintf(label, sizeof(label), "listen: tls: %s", keys[k]);
+		if (m == NULL) {
+			kos_diag_add(d, path, config_setting_source_line(g), "%s: missing", label);
+			continue;
+		}
+		free(*outs[k]);
+		*outs[k] = NULL;
+		string_setting(d, path, m, label, false, outs[k]);
+	}
+}
+
 static void parse_listen(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
 {
+	config_setting_t *tcp = NULL, *tls = NULL;
 	kos_listen_config *l = &conf->listen;
 	config_setting_t *m;
 	long long v;
@@ -553,8 +652,12 @@ static void parse_listen(kos_diag *d, const char *path, config_setting_t *s, kos
 				continue;
 			}
 			l->timeout = t;
+		} else if (strcmp(key, "tcp") == 0) {
+			tcp = m;
+			parse_tcp(d, path, m, conf);
 		} else if (strcmp(key, "tls") == 0) {
-			kos_diag_add(d, path, line, "listen: tls: not supported yet (use unix)");
+			tls = m;
+			parse_tls(d, path, m, conf);
 		} else {
 			kos_diag_add(d, path, line, "listen: unknown setting '%s'", key);
 		}
@@ -562,6 +665,16 @@ static void parse_listen(kos_diag *d, const char *path, config_setting_t *s, kos
 	if (l->max_body > l->max_data_body)
 		kos_diag_add(d, path, config_setting_source_line(s),
 			     "listen: max_body must not exceed max_data_body");
+	/* kosd speaks plain HTTP only where the kernel names the peer (the
+	 * Unix socket): over TCP the client certificate is the channel's
+	 * authentication (DESIGN.md 3, step 1) */
+	if (tcp != NULL && tls == NULL)
+		kos_diag_add(d, path, config_setting_source_line(tcp),
+			     "listen: tcp: needs a tls group (kosd serves TCP with TLS 1.3 and "
+			     "client certificates only)");
+	if (tls != NULL && tcp == NULL)
+		kos_diag_add(d, path, config_setting_source_line(tls),
+			     "listen: tls: no tcp listener to use it (add tcp = \"HOST:PORT\")");
 }
 
 kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
@@ -656,6 +769,10 @@ void kos_config_get_listen(const kos_config *conf, kos_listen_config *out)
 {
 	*out = conf->listen;
 	out->unix_path = conf->listen_unix;
+	out->tcp_host = conf->listen_tcp_host;
+	out->tls_cert = conf->tls_cert;
+	out->tls_key = conf->tls_key;
+	out->tls_client_ca = conf->tls_client_ca;
 }
 
 const char *kos_config_get0_store(const kos_config *conf)

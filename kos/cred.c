@@ -967,6 +967,44 @@ out:
 	return rv;
 }
 
+kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id,
+			    kos_usec lifetime, char **token)
+{
+	struct kos_store_cred_client *c;
+	struct issue_req r = {0};
+	char scope[160];
+	kos_rv rv;
+
+	if (token != NULL)
+		*token = NULL;
+	if (ca == NULL || client == NULL || share_id == NULL || token == NULL ||
+	    lifetime < SEC)
+		return kos_error_set(KOS_E_INVALID, "kos_cred_issue_grant: bad argument");
+	if (!kos_client_name_valid(client))
+		return kos_error_set(KOS_E_INVALID, "invalid client name");
+	if ((size_t)snprintf(scope, sizeof(scope), "share:%s", share_id) >= sizeof(scope) ||
+	    strpbrk(share_id, " *?[]\\/") != NULL)
+		return kos_error_set(KOS_E_INVALID, "share id makes no grant scope");
+	/* a resource holds no ':' (share ids do): they are written as '/' */
+	for (char *p = scope + 6; *p != '\0'; p++)
+		if (*p == ':')
+			*p = '/';
+	if (kos_scope_validate(scope) != KOS_OK)
+		return kos_error_set(KOS_E_INVALID, "share id makes no grant scope");
+	c = malloc(sizeof(*c));
+	if (c == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	rv = usable_client(ca, client, c);
+	if (rv == KOS_OK) {
+		r.client = client;
+		r.scope = scope;
+		r.not_after = kos_ca_now(ca) + lifetime;
+		rv = issue(ca, &r, token);
+	}
+	free(c);
+	return rv;
+}
+
 kos_rv kos_cred_enroll(kos_ca *ca, const char *secret, char **token)
 {
 	struct kos_store_enrollment e;
@@ -1072,6 +1110,12 @@ kos_rv kos_cred_refresh(kos_ca *ca, const char *token, const char *x5t, const ch
 	rv = kos_cred_verify(ca, token, x5t, &b->claims, why);
 	if (rv != KOS_OK)
 		goto out;
+	/* a grant is for one share and for seconds: never renewed into a
+	 * credential that lives as long as the client's tier allows */
+	if (strncmp(b->claims.scope, "share:", 6) == 0 || strstr(b->claims.scope, " share:") != NULL) {
+		rv = kos_error_set(KOS_E_POLICY, "out of scope: a share grant cannot be refreshed");
+		goto out;
+	}
 	rv = usable_client(ca, b->claims.sub, &b->c);
 	if (rv != KOS_OK)
 		goto out;

@@ -1340,6 +1340,24 @@ static void test_lifetimes_by_threat(void)
 	CU_ASSERT_EQUAL(kos_threat_set(ca, KOS_THREAT_NORMAL, "bad\nreason"), KOS_E_INVALID);
 }
 
+/* A share grant verifies for its one share and is never renewed. */
+static void test_grant_not_refreshable(void)
+{
+	kos_cred_claims c;
+	char *g = NULL, *r = NULL;
+
+	add_client("granted", "decrypt:payments");
+	CU_ASSERT_EQUAL_FATAL(kos_cred_issue_grant(ca, "granted", "kos-share:payments:1:wide:3",
+						   30 * SEC, &g), KOS_OK);
+	expect_valid(g, NULL, &c);
+	CU_ASSERT_STRING_EQUAL(c.scope, "share:kos-share/payments/1/wide/3");
+	CU_ASSERT(c.exp - c.iat <= 30 * SEC);
+	CU_ASSERT_EQUAL(kos_cred_refresh(ca, g, NULL, NULL, &r, NULL), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "grant cannot be refreshed"));
+	CU_ASSERT_PTR_NULL(r);
+	kos_cred_free(g);
+}
+
 static void test_deny_refused(void)
 {
 	char secret[KOS_CRED_SECRET_LEN + 1], *t = NULL, *r = NULL;
@@ -1527,6 +1545,7 @@ int main(void)
 	    KOS_TEST(test_enrollment),
 	    KOS_TEST(test_refresh),
 	    KOS_TEST(test_lifetimes_by_threat),
+	    KOS_TEST(test_grant_not_refreshable),
 	    KOS_TEST(test_deny_refused),
 	    KOS_TEST(test_threat_automatic),
 	    KOS_TEST(test_verify_only_handle),

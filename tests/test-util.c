@@ -208,6 +208,9 @@ static void test_config_listen(void)
 	CU_ASSERT_EQUAL(l.timeout, 30 * KOS_USEC_PER_SEC);
 	CU_ASSERT_EQUAL(l.max_body, 1024 * 1024);
 	CU_ASSERT_EQUAL(l.max_data_body, 96 * 1024 * 1024);
+	CU_ASSERT_PTR_NULL(l.tcp_host);
+	CU_ASSERT_EQUAL(l.tcp_port, 0);
+	CU_ASSERT_PTR_NULL(l.tls_cert);
 	kos_config_free(conf);
 
 	path = write_file("listen.conf",
@@ -223,7 +226,87 @@ static void test_config_listen(void)
 	CU_ASSERT_EQUAL(l.timeout, 5 * KOS_USEC_PER_SEC);
 	CU_ASSERT_EQUAL(l.max_body, 4096);
 	CU_ASSERT_EQUAL(l.max_data_body, 8192);
+	CU_ASSERT_PTR_NULL(l.tcp_host);
 	kos_config_free(conf);
+
+	/* TCP with TLS: paths against kos.conf's directory, an absolute one kept */
+	path = write_file("tls.conf",
+			  "store = \"a\";\npolicy = \"b\";\n"
+			  "listen = { unix = \"kosd.sock\"; tcp = \"127.0.0.1:8443\";\n"
+			  "  tls = { cert = \"server.pem\"; key = \"/etc/kos/server.key\";\n"
+			  "          client_ca = \"ca/clients.pem\"; }; };\n");
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
+	kos_config_get_listen(conf, &l);
+	CU_ASSERT_STRING_EQUAL(l.tcp_host, "127.0.0.1");
+	CU_ASSERT_EQUAL(l.tcp_port, 8443);
+	snprintf(expect, sizeof(expect), "%s/server.pem", kos_test_tmpdir());
+	CU_ASSERT_STRING_EQUAL(l.tls_cert, expect);
+	CU_ASSERT_STRING_EQUAL(l.tls_key, "/etc/kos/server.key");
+	snprintf(expect, sizeof(expect), "%s/ca/clients.pem", kos_test_tmpdir());
+	CU_ASSERT_STRING_EQUAL(l.tls_client_ca, expect);
+	kos_config_free(conf);
+
+	path = write_file("tls6.conf", "store = \"a\";\npolicy = \"b\";\n"
+				       "listen = { tcp = \"[::1]:443\"; tls = { cert = \"c\"; "
+				       "key = \"k\"; client_ca = \"ca\"; }; };\n");
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
+	kos_config_get_listen(conf, &l);
+	CU_ASSERT_STRING_EQUAL(l.tcp_host, "::1");
+	CU_ASSERT_EQUAL(l.tcp_port, 443);
+	CU_ASSERT_PTR_NULL(l.unix_path);
+	kos_config_free(conf);
+
+	/* TCP is TLS only; each problem of the tls group at its line */
+	path = write_file("badtls.conf", "store = \"a\";\npolicy = \"b\";\nlisten = {\n"
+					 "  tcp = \"127.0.0.1:8443\";\n"
+					 "};\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(diag);
+	snprintf(expect, sizeof(expect), "%s:4: listen: tcp: needs a tls group", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	kos_free(diag);
+	diag = NULL;
+
+	path = write_file("badtls2.conf", "store = \"a\";\npolicy = \"b\";\nlisten = {\n"
+					  "  tcp = \"::1:8443\";\n"
+					  "  tls = { cert = \"c\";\n"
+					  "    key = 5;\n"
+					  "    ca = \"x\"; };\n"
+					  "};\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(diag);
+	snprintf(expect, sizeof(expect), "%s:4: listen: tcp: must be \"HOST:PORT\"", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:6: listen: tls: key: must be a string", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:7: listen: tls: unknown setting 'ca'", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:5: listen: tls: client_ca: missing", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	kos_free(diag);
+	diag = NULL;
+
+	path = write_file("badtls3.conf", "store = \"a\";\npolicy = \"b\";\n"
+					  "listen = { tcp = \"h:0\"; tls = { cert = \"c\"; key = \"k\"; "
+					  "client_ca = \"ca\"; }; };\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(diag);
+	snprintf(expect, sizeof(expect), "%s:3: listen: tcp: the port must be within 1..65535",
+		 path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	kos_free(diag);
+	diag = NULL;
+
+	path = write_file("badtls4.conf", "store = \"a\";\npolicy = \"b\";\n"
+					  "listen = { unix = \"s\";\n  tls = \"x\"; };\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(diag);
+	snprintf(expect, sizeof(expect), "%s:4: listen: tls: must be a group", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	snprintf(expect, sizeof(expect), "%s:4: listen: tls: no tcp listener", path);
+	CU_ASSERT(strstr(diag, expect) != NULL);
+	kos_free(diag);
+	diag = NULL;
 
 	path = write_file("badlisten.conf",
 			  "store = \"a\";\npolicy = \"b\";\nlisten = {\n"
@@ -243,7 +326,7 @@ static void test_config_listen(void)
 	CU_ASSERT(strstr(diag, expect) != NULL);
 	snprintf(expect, sizeof(expect), "%s:6: listen: timeout:", path);
 	CU_ASSERT(strstr(diag, expect) != NULL);
-	snprintf(expect, sizeof(expect), "%s:7: listen: tls: not supported yet", path);
+	snprintf(expect, sizeof(expect), "%s:7: listen: tls: client_ca: missing", path);
 	CU_ASSERT(strstr(diag, expect) != NULL);
 	snprintf(expect, sizeof(expect), "%s:8: listen: unknown setting 'bogus'", path);
 	CU_ASSERT(strstr(diag, expect) != NULL);

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "tools/kosctl.h"
+#include "tools/x5t.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -29,6 +30,7 @@ static int usage_hint(const char *group, const char *sub)
  * command (options seen through *seen), else the exit status. */
 struct opt_out {
 	const char *scope, *cnf, *jti, *client, *before, *reason;
+	const char *cert; /* --cert FILE: --cnf of that certificate */
 };
 
 static int parse(const char *group, const char *sub, void (*usage)(FILE *),
@@ -49,6 +51,9 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *),
 			break;
 		case 'c':
 			o->cnf = optarg;
+			break;
+		case 'F':
+			o->cert = optarg;
 			break;
 		case 'j':
 			o->jti = optarg;
@@ -679,16 +684,37 @@ static int cmd_enroll(struct kosctl_ctx *ctx, int argc, char **argv)
 	return print_token(ctx, token);
 }
 
+/* --cert FILE stands for --cnf with that certificate's thumbprint, kept in
+ * buf. Returns -1 to go on, else the exit status. */
+static int cert_cnf(const char *sub, struct opt_out *o, char buf[KOS_CRED_X5T_LEN + 1])
+{
+	char why[600];
+
+	if (o->cert == NULL)
+		return -1;
+	if (o->cnf != NULL) {
+		kosctl_err("credential %s: give --cnf or --cert, not both", sub);
+		return usage_hint("credential", sub);
+	}
+	if (tools_x5t_of_file(o->cert, buf, why, sizeof(why)) != 0) {
+		kosctl_err("credential %s: %s", sub, why);
+		return KOSCTL_FAIL;
+	}
+	o->cnf = buf;
+	return -1;
+}
+
 static const struct option issue_opts[] = {
     {"scope", required_argument, NULL, 's'},
     {"cnf", required_argument, NULL, 'c'},
+    {"cert", required_argument, NULL, 'F'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 static void issue_usage(FILE *f)
 {
-	fprintf(f, "usage: kosctl credential issue CLIENT [--scope SCOPE] [--cnf X5T]\n"
+	fprintf(f, "usage: kosctl credential issue CLIENT [--scope SCOPE] [--cnf X5T|--cert FILE]\n"
 		   "\n"
 		   "Issues a credential for a registered client directly and prints it. Its\n"
 		   "lifetime follows the client's tier and the threat level; tier deny gets none.\n"
@@ -697,11 +723,13 @@ static void issue_usage(FILE *f)
 		   "  -s, --scope SCOPE  within the client's scope (default: all of it)\n"
 		   "  -c, --cnf X5T      bind it to the TLS client certificate whose SHA-256\n"
 		   "                     thumbprint, base64url, is X5T (cnf x5t#S256)\n"
+		   "      --cert FILE    bind it to the certificate in FILE (PEM)\n"
 		   "  -h, --help         show this help\n");
 }
 
 static int cmd_issue(struct kosctl_ctx *ctx, int argc, char **argv)
 {
+	char x5t[KOS_CRED_X5T_LEN + 1];
 	struct opt_out o;
 	char *token = NULL;
 	kos_rv rv;
@@ -710,6 +738,8 @@ static int cmd_issue(struct kosctl_ctx *ctx, int argc, char **argv)
 	rc = parse("credential", "issue", issue_usage, issue_opts, ":s:c:h", argc, argv, &o);
 	if (rc < 0)
 		rc = positional("credential", "issue", argc, argv, 1, "CLIENT");
+	if (rc < 0)
+		rc = cert_cnf("issue", &o, x5t);
 	if (rc >= 0)
 		return rc;
 	if (!kos_client_name_valid(argv[optind])) {
@@ -728,7 +758,7 @@ static int cmd_issue(struct kosctl_ctx *ctx, int argc, char **argv)
 
 static void refresh_usage(FILE *f)
 {
-	fprintf(f, "usage: kosctl credential refresh TOKEN|- [--scope SCOPE] [--cnf X5T]\n"
+	fprintf(f, "usage: kosctl credential refresh TOKEN|- [--scope SCOPE] [--cnf X5T|--cert FILE]\n"
 		   "\n"
 		   "Exchanges a valid credential ('-': read from standard input) for a fresh one\n"
 		   "with the same or a narrower scope, printed on standard output. Refused when\n"
@@ -739,6 +769,7 @@ static void refresh_usage(FILE *f)
 		   "options:\n"
 		   "  -s, --scope SCOPE  a narrower scope\n"
 		   "  -c, --cnf X5T      the certificate presented, for a bound credential\n"
+		   "      --cert FILE    the same, as the certificate in FILE (PEM)\n"
 		   "  -h, --help         show this help\n");
 }
 
@@ -748,6 +779,7 @@ static int cmd_refresh(struct kosctl_ctx *ctx, int argc, char **argv)
 	kos_cred_reason why;
 	const char *token;
 	char *fresh = NULL;
+	char x5t[KOS_CRED_X5T_LEN + 1];
 	struct opt_out o;
 	size_t cap = 0;
 	kos_rv rv;
@@ -756,6 +788,8 @@ static int cmd_refresh(struct kosctl_ctx *ctx, int argc, char **argv)
 	rc = parse("credential", "refresh", refresh_usage, issue_opts, ":s:c:h", argc, argv, &o);
 	if (rc < 0)
 		rc = positional("credential", "refresh", argc, argv, 1, "TOKEN");
+	if (rc < 0)
+		rc = cert_cnf("refresh", &o, x5t);
 	if (rc >= 0)
 		return rc;
 	if (secret_arg(argv[optind], &token, &buf, &cap) != KOSCTL_OK)
@@ -775,7 +809,7 @@ static int cmd_refresh(struct kosctl_ctx *ctx, int argc, char **argv)
 
 static void verify_usage(FILE *f)
 {
-	fprintf(f, "usage: kosctl credential verify TOKEN|- [--cnf X5T]\n"
+	fprintf(f, "usage: kosctl credential verify TOKEN|- [--cnf X5T|--cert FILE]\n"
 		   "\n"
 		   "Verifies a credential ('-': read from standard input) as every kos front-end\n"
 		   "does. Valid: exit status 0 and its claims as JSON on standard output.\n"
@@ -786,6 +820,7 @@ static void verify_usage(FILE *f)
 		   "\n"
 		   "options:\n"
 		   "  -c, --cnf X5T  the thumbprint of the certificate presented\n"
+		   "      --cert FILE  the certificate presented (PEM)\n"
 		   "  -h, --help     show this help\n");
 }
 
@@ -810,9 +845,11 @@ static int cmd_verify(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"cnf", required_argument, NULL, 'c'},
+	    {"cert", required_argument, NULL, 'F'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	char x5t[KOS_CRED_X5T_LEN + 1];
 	unsigned char *buf = NULL;
 	kos_cred_reason why = KOS_CRED_ERROR;
 	kos_cred_claims *c;
@@ -825,6 +862,8 @@ static int cmd_verify(struct kosctl_ctx *ctx, int argc, char **argv)
 	rc = parse("credential", "verify", verify_usage, opts, ":c:h", argc, argv, &o);
 	if (rc < 0)
 		rc = positional("credential", "verify", argc, argv, 1, "TOKEN");
+	if (rc < 0)
+		rc = cert_cnf("verify", &o, x5t);
 	if (rc >= 0)
 		return rc;
 	if (secret_arg(argv[optind], &token, &buf, &cap) != KOSCTL_OK)

@@ -1,5 +1,6 @@
 /* kosd: the kos service (kosd(8)). Opens what kos.conf names, serves the
- * HTTP API of kos-api(7) on its Unix socket, reloads the policy on SIGHUP
+ * HTTP API of kos-api(7) on its Unix socket and, when configured, over TCP
+ * with TLS 1.3 and client certificates (kosd_tls.c), reloads the policy on SIGHUP
  * and stops cleanly on SIGTERM or SIGINT. */
 #include "config.h"
 
@@ -104,6 +105,8 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	/* no new connection; answers already queued get a moment to leave */
 	if (d->lev != NULL)
 		evconnlistener_disable(d->lev);
+	if (d->tls_lev != NULL)
+		evconnlistener_disable(d->tls_lev);
 	event_base_loopexit(d->base, &tv);
 }
 
@@ -220,8 +223,9 @@ static void usage(FILE *f)
 	fprintf(f, "usage: kosd [--config FILE] [--foreground] [--syslog]\n"
 		   "\n"
 		   "The kos service: serves the HTTP API of kos-api(7) on the Unix socket\n"
-		   "kos.conf names (listen = { unix = \"kosd.sock\"; }). SIGHUP reloads the\n"
-		   "policy; SIGTERM stops after the answers in flight.\n"
+		   "kos.conf names (listen = { unix = \"kosd.sock\"; }) and, with tcp and tls\n"
+		   "there, over TLS 1.3 with client certificates. SIGHUP reloads the policy;\n"
+		   "SIGTERM stops after the answers in flight.\n"
 		   "\n"
 		   "options:\n"
 		   "  -c, --config FILE  kos.conf (default $KOS_CONF, else %s)\n"
@@ -299,8 +303,12 @@ int main(int argc, char **argv)
 	}
 	if (kosd_http_start(&d) != 0)
 		goto out;
-	kosd_log(&d, "listening on %s (policy %s)", d.listen.unix_path,
-		 kos_policy_get0_path(d.policy));
+	if (d.listen.unix_path != NULL)
+		kosd_log(&d, "listening on %s (policy %s)", d.listen.unix_path,
+			 kos_policy_get0_path(d.policy));
+	if (d.listen.tcp_host != NULL)
+		kosd_log(&d, "listening on %s port %u, TLS 1.3 with client certificates of %s",
+			 d.listen.tcp_host, d.listen.tcp_port, d.listen.tls_client_ca);
 	if (event_base_dispatch(d.base) < 0) {
 		kosd_log(&d, "the event loop failed");
 		goto out;

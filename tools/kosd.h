@@ -38,11 +38,13 @@ enum kosd_route {
 	KOSD_R_ADMIN_RETIRE,
 	KOSD_R_ADMIN_THREAT,
 	KOSD_R_ADMIN_RELOAD,
+	KOSD_R_SHARE_FETCH,
 	KOSD_R_COUNT
 };
 
 struct kosd_obs;
 struct kosd_metrics;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 struct kosd {
 	const char *config_path;
@@ -60,6 +62,11 @@ struct kosd {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evconnlistener *lev;
+	/* the TCP listener (kosd_tls.c): its own evhttp, as evhttp's bevcb,
+	 * which wraps every connection in TLS, is per server */
+	struct evhttp *https;
+	struct evconnlistener *tls_lev; /* owned by https */
+	struct ssl_ctx_st *tls_ctx;
 	struct event *ev_hup, *ev_term, *ev_int, *ev_flush;
 	int sock_fd;	  /* owned by lev once it exists */
 	bool sock_made;	  /* we bound listen.unix_path: unlink it at exit */
@@ -85,6 +92,10 @@ struct kosd_req {
 	pid_t pid;
 	uid_t uid;
 	gid_t gid;
+	/* the TLS client certificate (verified against the client CA) */
+	bool have_cert;
+	char x5t[KOS_CRED_X5T_LEN + 1]; /* its x5t#S256, for cnf-bound credentials */
+	char subject[256];		/* its subject, RFC 2253, for the log */
 	int status;
 	const char *tier; /* static, for the log; NULL when no decision */
 	double start;	  /* monotonic seconds */
@@ -127,6 +138,23 @@ bool kosd_body_b64(struct kosd_req *r, const char *key, uint8_t **out, size_t *l
 /* base64 text of len bytes as a JSON string (secret buffers wiped). */
 json_t *kosd_b64_json(const uint8_t *data, size_t len);
 
+/* The thumbprint of the certificate the request came with (for
+ * kos_cred_verify() and kos_cred_refresh()), NULL on the Unix socket. */
+const char *kosd_req_x5t(const struct kosd_req *r);
+
+/* --- kosd_tls.c: the TCP listener, TLS 1.3 with client certificates --- */
+/* Loads listen.tls's certificate, key and client CA into d->tls_ctx; -1
+ * after logging which file is wrong. */
+int kosd_tls_init(struct kosd *d);
+/* Binds listen.tcp and makes http wrap each connection in TLS; -1 after
+ * logging why. */
+int kosd_tls_listen(struct kosd *d, struct evhttp *http);
+/* Frees d->tls_ctx (after the connections using it are gone). */
+void kosd_tls_free(struct kosd *d);
+/* Fills r's certificate fields from its connection. False when the
+ * connection is not TLS or carries no verified certificate. */
+bool kosd_tls_peer(struct kosd_req *r);
+
 /* --- kosd_routes.c / kosd_admin.c --- */
 void kosd_route_health(struct kosd_req *r);
 void kosd_route_metrics(struct kosd_req *r);
@@ -139,6 +167,11 @@ void kosd_route_decrypt(struct kosd_req *r);
 void kosd_route_request(struct kosd_req *r);
 void kosd_route_sign(struct kosd_req *r);
 void kosd_route_admin(struct kosd_req *r);
+
+/* --- kosd_kms.c: the KMS front --- */
+/* How long a grant issued with share references is valid. */
+#define KOSD_GRANT_LIFETIME (30 * KOS_USEC_PER_SEC)
+void kosd_route_share_fetch(struct kosd_req *r);
 
 /* --- kosd_obs.c: trust observations, batched --- */
 /* Installs the queue as d->trust's sink. */

@@ -59,6 +59,7 @@ static const char *const route_names[KOSD_R_COUNT] = {
 	[KOSD_R_ADMIN_REVOKE] = "admin_revoke", [KOSD_R_ADMIN_KEYS] = "admin_keys",
 	[KOSD_R_ADMIN_ROTATE] = "admin_rotate", [KOSD_R_ADMIN_RETIRE] = "admin_retire",
 	[KOSD_R_ADMIN_THREAT] = "admin_threat", [KOSD_R_ADMIN_RELOAD] = "admin_reload",
+	[KOSD_R_SHARE_FETCH] = "share_fetch",
 };
 
 const char *kosd_route_name(enum kosd_route r)
@@ -93,6 +94,7 @@ static const struct route_spec routes[] = {
 	{ NULL, "/v1/admin/keys/", "/rotate", EVHTTP_REQ_POST, KOSD_R_ADMIN_ROTATE, true, false, true },
 	{ NULL, "/v1/admin/keys/", "/retire", EVHTTP_REQ_POST, KOSD_R_ADMIN_RETIRE, true, false, true },
 	{ "/v1/admin/threat", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_THREAT, true, false, true },
+	{ "/v1/shares/fetch", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_SHARE_FETCH, true, false, true },
 	{ "/v1/admin/policy/reload", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_RELOAD, true, false,
 	  true },
 };
@@ -162,6 +164,18 @@ static void wipe_free(const void *data, size_t len, void *arg)
 	kosd_json_release((void *)data);
 }
 
+/* "tls:ADDRESS:PORT" of a TLS request's client. */
+static void tls_peer_name(struct kosd_req *r, char *buf, size_t len)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(r->req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (c != NULL)
+		evhttp_connection_get_peer(c, &addr, &port);
+	snprintf(buf, len, "tls:%s:%u", addr != NULL ? addr : "?", (unsigned)port);
+}
+
 static void log_request(struct kosd_req *r, double secs)
 {
 	char peer[64] = "-";
@@ -171,15 +185,21 @@ static void log_request(struct kosd_req *r, double secs)
 
 	if (r->have_peer)
 		snprintf(peer, sizeof(peer), "pid=%ld,uid=%ld", (long)r->pid, (long)r->uid);
+	else if (r->have_cert)
+		tls_peer_name(r, peer, sizeof(peer));
 	/* the query string is never logged; paths hold only route and key names */
 	q = uri != NULL ? strchr(uri, '?') : NULL;
 	ulen = uri == NULL ? 1 : (int)(q != NULL ? (size_t)(q - uri) : strlen(uri));
 	if (ulen > 200)
 		ulen = 200;
-	kosd_log(r->d, "peer=%s client=%s route=%s path=%.*s status=%d tier=%s latency_ms=%.3f jti=%s",
+	/* the subject is RFC 2253-escaped (kosd_tls_peer): no quote or
+	 * control character of its own ends the field */
+	kosd_log(r->d,
+		 "peer=%s client=%s route=%s path=%.*s status=%d tier=%s latency_ms=%.3f jti=%s%s%s%s",
 		 peer, r->authed ? r->claims.sub : "-", kosd_route_name(r->route), ulen,
 		 uri != NULL ? uri : "-", r->status, r->tier != NULL ? r->tier : "-", secs * 1000.0,
-		 r->authed ? r->claims.jti : "-");
+		 r->authed ? r->claims.jti : "-", r->have_cert ? " cert=\"" : "",
+		 r->have_cert ? r->subject : "", r->have_cert ? "\"" : "");
 }
 
 static const char *reason_phrase(int status);
@@ -402,22 +422,30 @@ static bool authenticate(struct kosd_req *r)
 		kosd_reply_error(r, 401, "invalid_credential", "invalid credential: too long");
 		return false;
 	}
-	rv = kos_cred_verify(r->d->ca, h, NULL, &r->claims, &reason);
+	/* a cnf-bound credential needs the certificate it names, so it is
+	 * refused on the Unix socket (no certificate, x5t NULL) */
+	rv = kos_cred_verify(r->d->ca, h, kosd_req_x5t(r), &r->claims, &reason);
 	if (rv == KOS_OK) {
 		r->authed = true;
 		return true;
 	}
 	if (rv == KOS_E_INTEGRITY) {
 		/* the reason's words only: the detail may describe the token */
-		const char *code = reason == KOS_CRED_REVOKED  ? "revoked"
-				   : reason == KOS_CRED_EXPIRED ? "expired"
-								: "invalid_credential";
+		const char *code = reason == KOS_CRED_REVOKED	 ? "revoked"
+				   : reason == KOS_CRED_EXPIRED	 ? "expired"
+				   : reason == KOS_CRED_WRONG_CERT ? "certificate_mismatch"
+								   : "invalid_credential";
 
 		kosd_reply_error(r, 401, code, "%s", kos_cred_reason_name(reason));
 		return false;
 	}
 	kosd_reply_rv(r, rv, "credential check");
 	return false;
+}
+
+const char *kosd_req_x5t(const struct kosd_req *r)
+{
+	return r->have_cert ? r->x5t : NULL;
 }
 
 static void peer_of(struct kosd_req *r)
@@ -527,20 +555,29 @@ static void dispatch(struct kosd_req *r)
 	case KOSD_R_DECRYPT: kosd_route_decrypt(r); break;
 	case KOSD_R_REQUEST: kosd_route_request(r); break;
 	case KOSD_R_SIGN: kosd_route_sign(r); break;
+	case KOSD_R_SHARE_FETCH: kosd_route_share_fetch(r); break;
 	default: kosd_route_admin(r); break;
 	}
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 {
-	struct kosd_req r = { .d = arg, .req = req, .route = KOSD_R_UNKNOWN };
+	struct kosd_req r = { .d = d, .req = req, .route = KOSD_R_UNKNOWN };
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	const struct route_spec *s;
 	bool bad_name, known;
 
 	r.start = mono_now();
-	peer_of(&r);
+	if (!tls) {
+		peer_of(&r);
+	} else if (!kosd_tls_peer(&r)) {
+		/* a TCP connection is served only with TLS and a verified client
+		 * certificate; anything else (see kosd_tls.c) is closed unserved */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		kosd_reply_error(&r, 403, "tls_required", "a TLS client certificate is required");
+		return;
+	}
 	if (!admit_connection(r.d, req)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 		kosd_reply_error(&r, 503, "too_many_connections", "the connection limit (%u) is reached",
@@ -571,6 +608,16 @@ static void on_request(struct evhttp_request *req, void *arg)
 out:
 	json_decref(r.body);
 	OPENSSL_cleanse(&r.claims, sizeof(r.claims));
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	serve(req, arg, false);
+}
+
+static void on_tls_request(struct evhttp_request *req, void *arg)
+{
+	serve(req, arg, true);
 }
 
 /* --- the listener ------------------------------------------------------- */
@@ -636,22 +683,55 @@ static int unix_listen(struct kosd *d)
 	return fd;
 }
 
-int kosd_http_start(struct kosd *d)
+/* The limits and handler both servers share. */
+static void set_up(struct kosd *d, struct evhttp *http, void (*cb)(struct evhttp_request *, void *))
 {
 	struct timeval tv;
+
+	/* evhttp answers a body over this itself (413, not JSON); routes with
+	 * smaller limits answer with JSON */
+	evhttp_set_max_body_size(http, (ev_ssize_t)d->listen.max_data_body);
+	evhttp_set_max_headers_size(http, KOS_CRED_MAX + 8192);
+	tv.tv_sec = (time_t)(d->listen.timeout / KOS_USEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(d->listen.timeout % KOS_USEC_PER_SEC);
+	evhttp_set_timeout_tv(http, &tv);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+	evhttp_set_default_content_type(http, "application/json");
+	evhttp_set_gencb(http, cb, d);
+}
+
+int kosd_http_start(struct kosd *d)
+{
 	int fd;
 
-	if (d->listen.unix_path == NULL) {
+	if (d->listen.unix_path == NULL && d->listen.tcp_host == NULL) {
 		kosd_log(d, "%s: no listener: set listen = { unix = \"kosd.sock\"; }",
 			 kos_config_get0_path(d->conf));
 		return -1;
 	}
+	/* the TLS material first: a wrong file stops kosd before it binds */
+	if (d->listen.tcp_host != NULL && kosd_tls_init(d) != 0)
+		return -1;
 	d->conns = calloc(d->listen.max_connections, sizeof(*d->conns));
 	d->http = evhttp_new(d->base);
 	if (d->conns == NULL || d->http == NULL) {
 		kosd_log(d, "out of memory");
 		return -1;
 	}
+	set_up(d, d->http, on_request);
+	if (d->listen.tcp_host != NULL) {
+		d->https = evhttp_new(d->base);
+		if (d->https == NULL) {
+			kosd_log(d, "out of memory");
+			return -1;
+		}
+		set_up(d, d->https, on_tls_request);
+		if (kosd_tls_listen(d, d->https) != 0)
+			return -1;
+	}
+	if (d->listen.unix_path == NULL)
+		return 0;
 	fd = unix_listen(d);
 	if (fd < 0)
 		return -1;
@@ -666,17 +746,6 @@ int kosd_http_start(struct kosd *d)
 		kosd_log(d, "listen: cannot serve the socket");
 		return -1;
 	}
-	/* evhttp answers a body over this itself (413, not JSON); routes with
-	 * smaller limits answer with JSON */
-	evhttp_set_max_body_size(d->http, (ev_ssize_t)d->listen.max_data_body);
-	evhttp_set_max_headers_size(d->http, KOS_CRED_MAX + 8192);
-	tv.tv_sec = (time_t)(d->listen.timeout / KOS_USEC_PER_SEC);
-	tv.tv_usec = (suseconds_t)(d->listen.timeout % KOS_USEC_PER_SEC);
-	evhttp_set_timeout_tv(d->http, &tv);
-	evhttp_set_allowed_methods(d->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
-	evhttp_set_default_content_type(d->http, "application/json");
-	evhttp_set_gencb(d->http, on_request, d);
 	return 0;
 }
 
@@ -690,6 +759,12 @@ void kosd_http_stop(struct kosd *d)
 		evconnlistener_free(d->lev);
 	d->http = NULL;
 	d->lev = NULL;
+	if (d->https != NULL)
+		evhttp_free(d->https);
+	d->https = NULL;
+	d->tls_lev = NULL;
+	/* after the connections: each SSL holds a reference to it */
+	kosd_tls_free(d);
 	free(d->conns);
 	d->conns = NULL;
 	d->n_conns = 0;

@@ -39,7 +39,9 @@ static void reply_credential(struct kosd_req *r, char *token)
 	json_t *o;
 	kos_rv rv;
 
-	rv = kos_cred_verify(r->d->ca, token, NULL, &c, NULL);
+	/* a refreshed credential keeps its cnf: it verifies with the
+	 * certificate of the connection it was asked for on */
+	rv = kos_cred_verify(r->d->ca, token, kosd_req_x5t(r), &c, NULL);
 	if (rv != KOS_OK) {
 		kos_cred_free(token);
 		kosd_reply_rv(r, rv, "credential");
@@ -87,7 +89,7 @@ void kosd_route_refresh(struct kosd_req *r)
 	if (failed)
 		return;
 	/* authenticate() checked the header's form */
-	rv = kos_cred_refresh(r->d->ca, h + 7, NULL, scope, &token, &reason);
+	rv = kos_cred_refresh(r->d->ca, h + 7, kosd_req_x5t(r), scope, &token, &reason);
 	if (rv == KOS_E_INTEGRITY) {
 		kosd_reply_error(r, 401, reason == KOS_CRED_REVOKED ? "revoked" : "invalid_credential",
 				 "%s", kos_cred_reason_name(reason));
@@ -270,21 +272,56 @@ static bool body_uint(struct kosd_req *r, const char *key, json_int_t max, uint3
 	return true;
 }
 
-static json_t *refs_json(const kos_access_result *res)
+/* Each reference with its grant: a credential of the caller for exactly
+ * that share, valid for seconds (kosd_kms.c serves it). NULL after
+ * replying. */
+static json_t *refs_json(struct kosd_req *r, const kos_access_result *res)
 {
 	json_t *arr = json_array();
 	size_t i;
 
-	for (i = 0; arr != NULL && i < res->n_refs; i++) {
-		json_t *o = json_pack("{s:s, s:s, s:i}", "token", res->refs[i].token, "share_id",
-				      res->refs[i].share_id, "x", (int)res->refs[i].x);
+	if (arr == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < res->n_refs; i++) {
+		char *grant = NULL;
+		json_t *o;
+		kos_rv rv;
 
+		rv = kos_cred_issue_grant(r->d->ca, r->claims.sub, res->refs[i].share_id,
+					  KOSD_GRANT_LIFETIME, &grant);
+		if (rv != KOS_OK) {
+			json_decref(arr);
+			kosd_reply_rv(r, rv, "grant");
+			return NULL;
+		}
+		o = json_pack("{s:s, s:s, s:i, s:s}", "token", res->refs[i].token, "share_id",
+			      res->refs[i].share_id, "x", (int)res->refs[i].x, "grant", grant);
+		kos_cred_free(grant);
 		if (o == NULL || json_array_append_new(arr, o) != 0) {
 			json_decref(arr);
+			kosd_reply_error(r, 503, "unavailable", "out of memory");
 			return NULL;
 		}
 	}
 	return arr;
+}
+
+struct kcv_arg {
+	uint32_t version;
+	char hex[2 * KOS_KCV_LEN + 1];
+};
+
+static int kcv_of(const kos_key_version_info *v, void *varg)
+{
+	struct kcv_arg *a = varg;
+
+	if (v->version != a->version)
+		return 0;
+	for (size_t i = 0; i < KOS_KCV_LEN; i++)
+		snprintf(a->hex + 2 * i, 3, "%02x", v->kcv[i]);
+	return 1;
 }
 
 void kosd_route_request(struct kosd_req *r)
@@ -307,12 +344,24 @@ void kosd_route_request(struct kosd_req *r)
 			      (json_int_t)res.version, "cache_seconds",
 			      (json_int_t)(kos_policy_key_cache(r->d->policy) / KOS_USEC_PER_SEC));
 		break;
-	case KOS_DELIVER_SHARES:
-		/* grants for the KMS fronts come with kosd --role kms */
-		o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:o}", "delivery", "shares", "tier",
+	case KOS_DELIVER_SHARES: {
+		/* the key check value lets the client check its reconstruction */
+		struct kcv_arg ka = { .version = res.version, .hex = "" };
+		json_t *refs;
+
+		rv = kos_key_versions(r->d->keys, r->name, kcv_of, &ka);
+		if (rv != 1 || ka.hex[0] == '\0') {
+			kosd_reply_rv(r, rv == KOS_OK ? KOS_E_NOTFOUND : rv, "key check value");
+			goto out;
+		}
+		refs = refs_json(r, &res);
+		if (refs == NULL)
+			goto out;
+		o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:o}", "delivery", "shares", "tier",
 			      "medium", "set", res.share_set, "k", (int)res.k, "version",
-			      (json_int_t)res.version, "refs", refs_json(&res));
+			      (json_int_t)res.version, "kcv", ka.hex, "refs", refs);
 		break;
+	}
 	default:
 		o = json_pack("{s:s, s:s, s:I, s:s}", "delivery", "server", "tier",
 			      kos_tier_name(res.tier), "version", (json_int_t)res.version, "message",

@@ -37,6 +37,15 @@ typedef struct kos_listen_config {
 	kos_usec timeout;	  /* a request's read and write timeout; default 30 s */
 	size_t max_body;	  /* request body cap; default 1 MiB */
 	size_t max_data_body;	  /* cap for encrypt and decrypt bodies; default 96 MiB */
+	/* TCP, always with TLS 1.3 and a required client certificate: the
+	 * address (an IPv6 one without brackets) and port; NULL and 0 when
+	 * kos.conf names no tcp listener. */
+	const char *tcp_host;
+	unsigned tcp_port;
+	/* The tls group's files, absolute; all three are set when tcp_host is. */
+	const char *tls_cert;	   /* the server's certificate chain, PEM */
+	const char *tls_key;	   /* its private key, PEM */
+	const char *tls_client_ca; /* CA certificates client certificates must chain to */
 } kos_listen_config;
 
 /* Fills out with the listen settings; strings are borrowed from conf. */

@@ -175,6 +175,15 @@ KOS_API kos_rv kos_cred_enroll(kos_ca *ca, const char *secret, char **token);
  * KOS_E_POLICY, token and store errors. */
 KOS_API kos_rv kos_cred_issue(kos_ca *ca, const char *client, const char *scope, const char *x5t,
 			      char **token);
+/* A grant for a KMS front (DESIGN.md 2): a credential of client whose scope
+ * is exactly "share:SHARE_ID" with each ':' of SHARE_ID written as '/'
+ * (a scope resource holds no ':'; a SHARE_ID with '/' is refused), expiring after lifetime (whole seconds, at
+ * least 1; never later than the client's own credential would). The client
+ * must be registered and usable; its registered scope need not name the
+ * share (kosd decided the delivery). Errors: KOS_E_INVALID (arguments, a
+ * share id that makes no scope), as kos_cred_issue() otherwise. */
+KOS_API kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id,
+				    kos_usec lifetime, char **token);
 /* A valid credential buys a fresh one for the same client with the same or
  * (scope not NULL) a narrower scope and the same certificate binding (x5t:
  * the certificate presented, as for kos_cred_verify()). The chain that

@@ -5,6 +5,7 @@
 #include <kos/common.h>
 #include <kos/access.h>
 #include <kos/backend.h>
+#include <kos/client.h>
 #include <kos/config.h>
 #include <kos/cred.h>
 #include <kos/devinit.h>

@@ -1,0 +1,135 @@
+/* The kos client library: what applications, the PKCS#11 module, the
+ * provider and kosctl use to reach kosd (kos-client(3), protocol kos-api(7)).
+ * Thread safety: a kos_client is used by one thread at a time (it owns one
+ * kept-alive connection and a DEK cache); give each thread its own handle.
+ * Handles share nothing, and error details are per thread. */
+#ifndef KOS_CLIENT_H
+#define KOS_CLIENT_H
+
+#include <kos/common.h>
+#include <kos/keys.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kos_client kos_client;
+
+/* Environment read by kos_client_new(). */
+#define KOS_CLIENT_ENV_SERVER "KOS_SERVER"		   /* socket path when server is NULL */
+#define KOS_CLIENT_ENV_CREDENTIAL_FILE "KOS_CREDENTIAL_FILE" /* file holding the credential */
+#define KOS_CLIENT_ENV_CREDENTIAL "KOS_CREDENTIAL"	   /* the credential itself */
+
+/* How a decryption went (kos_client_stats.last_path). */
+typedef enum kos_client_path {
+	KOS_CLIENT_PATH_NONE = 0,
+	KOS_CLIENT_PATH_CACHE,	/* a cached DEK, no request */
+	KOS_CLIENT_PATH_DEK,	/* high tier: the DEK was delivered */
+	KOS_CLIENT_PATH_SHARES, /* medium tier: rebuilt from k shares */
+	KOS_CLIENT_PATH_SERVER, /* low tier: decrypted by kosd */
+} kos_client_path;
+
+/* Counters of one handle, for monitoring and tests. */
+typedef struct kos_client_stats {
+	uint64_t requests;     /* HTTP requests answered (any status) */
+	uint64_t connects;     /* connections opened: stays 1 while keep-alive holds */
+	uint64_t key_requests; /* POST /v1/keys/NAME/request */
+	uint64_t cache_hits;   /* decryptions served by the DEK cache */
+	uint64_t deks_received;
+	uint64_t shares_fetched;
+	uint64_t refreshes;    /* credentials refreshed (automatically or not) */
+	uint64_t save_failures; /* refreshed credentials that could not be written back */
+	kos_client_path last_path;
+} kos_client_stats;
+
+/* A key the credential's scope reaches (kos_client_keys()). */
+typedef struct kos_client_key {
+	char name[KOS_KEY_NAME_MAX + 1];
+	char type[16]; /* "dek", "ec-p256", ... (kos_key_type_name) */
+	uint32_t current, min_version, versions;
+} kos_client_key;
+
+/* Opens a handle for kosd at server: a Unix socket path, or "unix:PATH";
+ * NULL takes $KOS_SERVER. No connection is made yet. The credential is
+ * read from the file $KOS_CREDENTIAL_FILE (refreshed ones are written back
+ * there) or else taken from $KOS_CREDENTIAL; without either the handle can
+ * only call kos_client_health() and kos_client_enroll() until one is set.
+ * Free with kos_client_free(). Errors: KOS_E_INVALID (no server, a TLS URL:
+ * not supported yet), KOS_E_IO (the credential file), KOS_E_NOMEM. */
+KOS_API kos_rv kos_client_new(const char *server, kos_client **out);
+/* Wipes the credential and every cached DEK and frees; NULL-safe. */
+KOS_API void kos_client_free(kos_client *c);
+
+/* TLS 1.3 with a client certificate (PEM files; ca verifies kosd). Reserved
+ * for kosd's TLS listener: until it exists this returns KOS_E_INVALID "TLS
+ * is not supported yet" and the handle is unchanged. */
+KOS_API kos_rv kos_client_set_tls(kos_client *c, const char *cert, const char *key,
+				  const char *ca);
+
+/* Uses token (copied; NULL forgets the credential). Refreshed credentials
+ * are kept in memory only. Errors: KOS_E_INVALID (too long, not a JWT). */
+KOS_API kos_rv kos_client_set_credential(kos_client *c, const char *token);
+/* Reads the credential from path (one line, at most KOS_CRED_MAX bytes);
+ * refreshed credentials are written back to it atomically with mode 0600.
+ * Errors: KOS_E_IO, KOS_E_INVALID, KOS_E_RANGE. */
+KOS_API kos_rv kos_client_set_credential_file(kos_client *c, const char *path);
+
+/* Exchanges a one-time enrollment secret for a credential, which the handle
+ * then uses. save (may be NULL) names a file to write it to (atomically,
+ * 0600) and to bind the handle to, as kos_client_set_credential_file().
+ * Errors: KOS_E_INTEGRITY (unknown, expired or used secret), KOS_E_POLICY,
+ * KOS_E_IO, transport errors. */
+KOS_API kos_rv kos_client_enroll(kos_client *c, const char *secret, const char *save);
+/* Refreshes the credential now. Every call that needs a credential does it
+ * by itself once 2/3 of its lifetime (less a random jitter of up to 1/10)
+ * have passed, so callers need this only to force one. Errors: as the
+ * server's refusal (KOS_E_INTEGRITY "revoked", "expired"; KOS_E_POLICY),
+ * KOS_E_IO when the new credential could not be written back (it is still
+ * used). */
+KOS_API kos_rv kos_client_refresh(kos_client *c);
+/* The credential's expiry (microseconds since the epoch), 0 without one. */
+KOS_API kos_usec kos_client_credential_expires(const kos_client *c);
+
+/* GET /v1/health; version (may be NULL) receives kosd's version. */
+KOS_API kos_rv kos_client_health(kos_client *c, char *version, size_t version_len);
+
+/* Calls fn for each key the credential's scope reaches, in name order; a
+ * non-zero return of fn stops and is returned. */
+KOS_API kos_rv kos_client_keys(kos_client *c,
+			       int (*fn)(const kos_client_key *key, void *arg), void *arg);
+
+/* Server-side encryption with the current version of DEK name; context (may
+ * be NULL) is authenticated (kos-envelope(5)). *env is freed with kos_free(). */
+KOS_API kos_rv kos_client_encrypt(kos_client *c, const char *name, const char *context,
+				  const uint8_t *pt, size_t len, uint8_t **env, size_t *env_len);
+
+/* Decrypts an envelope by the path the caller's tier allows: high, with the
+ * delivered DEK (cached in locked memory for the time kosd names); medium,
+ * with the DEK rebuilt from k shares fetched from the KMS fronts and checked
+ * against the key check value; low, by kosd. *pt is freed with
+ * kos_secret_free(*pt, *len). Errors: KOS_E_PARSE (not an envelope),
+ * KOS_E_INTEGRITY (wrong context, tampered, a bad share set), KOS_E_POLICY
+ * ("trust too low", "out of scope"), KOS_E_NOTFOUND, transport errors. */
+KOS_API kos_rv kos_client_decrypt(kos_client *c, const char *context, const uint8_t *env,
+				  size_t env_len, uint8_t **pt, size_t *len);
+/* Wipes every cached DEK of the handle. */
+KOS_API void kos_client_forget_keys(kos_client *c);
+
+/* Signs len bytes with signing key name inside kosd's HSM (alg
+ * KOS_SIG_DEFAULT: the key type's default). *sig is freed with kos_free(). */
+KOS_API kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg,
+			       const uint8_t *data, size_t len, uint8_t **sig, size_t *sig_len);
+/* The current public key of name as PEM; *pem is freed with kos_free(). */
+KOS_API kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem);
+
+/* The handle's counters. */
+KOS_API void kos_client_get_stats(const kos_client *c, kos_client_stats *stats);
+/* The "error" code of kosd's last refusal ("revoked", "trust_too_low",
+ * "out_of_scope", ...) or "" when the last call was not refused by kosd;
+ * valid until the handle's next call. kos_last_error() holds the message. */
+KOS_API const char *kos_client_last_code(const kos_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

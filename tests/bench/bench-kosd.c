@@ -1,0 +1,710 @@
+/* kosd benchmarks, each beside a baseline measured in the same run on the
+ * same machine (usage: bench-kosd POLICY KOSD [P11-KIT-CLIENT.SO]):
+ *  - server-side decrypt of 1 KiB through kosd over its Unix socket with
+ *    keep-alive (libcurl), 1 and 8 concurrent clients: requests per second
+ *    and p50/p99 latency, vs raw OpenSSL AES-256-GCM decrypt of 1 KiB;
+ *  - P-256 signing through kosd (POST /v1/keys/NAME/sign) vs direct SoftHSM
+ *    C_Sign on the same key, and vs the stock process-isolation alternative:
+ *    `p11-kit server` over the same SoftHSM token, reached through
+ *    p11-kit-client.so (goal: kosd >= 2x). */
+#include "config.h"
+
+#include "kos/hsm.h"
+#include "kos/internal.h"
+#include "tests/bench/bench.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#define MAX_CLIENTS 8
+/* a latency percentile wants more samples than a rate */
+#define RUN_SECONDS (2 * BENCH_SECONDS)
+#define P11_CLIENT_DEFAULT "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
+#define SIGN_KEY "bench-ec"
+#define SIGN_LABEL "kos-sign:" SIGN_KEY ":1"
+
+static char dir[] = "/tmp/kos-bench-kosd-XXXXXX";
+static char inst[128], sock[160];
+static char *creds[MAX_CLIENTS];
+static pid_t kosd_pid = -1, p11_pid = -1;
+
+/* --- the baselines ---------------------------------------------------- */
+
+struct gcm {
+	EVP_CIPHER_CTX *ctx;
+	unsigned char key[32], iv[12], ct[1024], pt[1024], tag[16];
+};
+
+/* One whole AES-256-GCM decryption of 1 KiB with its own key set-up and
+ * tag check. */
+static int gcm_decrypt(void *arg)
+{
+	struct gcm *g = arg;
+	int len;
+
+	if (EVP_DecryptInit_ex(g->ctx, EVP_aes_256_gcm(), NULL, g->key, g->iv) != 1 ||
+	    EVP_DecryptUpdate(g->ctx, g->pt, &len, g->ct, sizeof(g->ct)) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_TAG, 16, g->tag) != 1 ||
+	    EVP_DecryptFinal_ex(g->ctx, g->pt + len, &len) != 1)
+		return 1;
+	return 0;
+}
+
+/* C_SignInit + C_Sign (CKM_ECDSA over a SHA-256 digest computed per call,
+ * as kos computes it) on one open, logged-in session of a module. */
+struct p11sign {
+	CK_FUNCTION_LIST *f;
+	CK_SESSION_HANDLE h;
+	CK_OBJECT_HANDLE priv;
+	uint8_t data[32];
+	/* direct: sessions come from kos_hsm's pool */
+	kos_hsm *hsm;
+	size_t tok;
+};
+
+static int p11_sign_on(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE h, CK_OBJECT_HANDLE priv,
+		       const uint8_t data[32])
+{
+	CK_MECHANISM mech = { CKM_ECDSA, NULL, 0 };
+	uint8_t sig[64], digest[32];
+	CK_ULONG len = sizeof(sig);
+	CK_RV rv;
+
+	SHA256(data, 32, digest);
+	rv = f->C_SignInit(h, &mech, priv);
+	if (rv == CKR_OK)
+		rv = f->C_Sign(h, digest, 32, sig, &len);
+	return rv != CKR_OK || len != 64;
+}
+
+static int direct_sign(void *arg)
+{
+	struct p11sign *p = arg;
+	kos_hsm_session s;
+	int rc;
+
+	if (kos_hsm_session_get(p->hsm, p->tok, &s) != KOS_OK)
+		return 1;
+	rc = p11_sign_on(s.f, s.h, p->priv, p->data);
+	kos_hsm_session_put(p->hsm, &s, rc == 0 ? CKR_OK : CKR_GENERAL_ERROR);
+	return rc;
+}
+
+static int remote_sign(void *arg)
+{
+	struct p11sign *p = arg;
+
+	return p11_sign_on(p->f, p->h, p->priv, p->data);
+}
+
+static CK_OBJECT_HANDLE find_private(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE h)
+{
+	CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+	CK_ATTRIBUTE tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, (void *)SIGN_LABEL, sizeof(SIGN_LABEL) - 1 },
+	};
+	CK_OBJECT_HANDLE o = CK_INVALID_HANDLE;
+	CK_ULONG n = 0;
+
+	if (f->C_FindObjectsInit(h, tmpl, 2) == CKR_OK) {
+		f->C_FindObjects(h, &o, 1, &n);
+		f->C_FindObjectsFinal(h);
+	}
+	return n == 1 ? o : CK_INVALID_HANDLE;
+}
+
+/* --- HTTP over kosd's Unix socket ------------------------------------- */
+
+struct conn {
+	CURL *h;
+	struct curl_slist *hdrs;
+	char *answer;
+	size_t n, cap;
+};
+
+static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct conn *c = arg;
+	size_t len = size * nmemb;
+
+	if (c->n + len + 1 > c->cap) {
+		size_t ncap = (c->n + len + 1) * 2;
+		char *np = realloc(c->answer, ncap);
+
+		if (np == NULL)
+			return 0;
+		c->answer = np;
+		c->cap = ncap;
+	}
+	memcpy(c->answer + c->n, data, len);
+	c->n += len;
+	c->answer[c->n] = '\0';
+	return len;
+}
+
+static int conn_open(struct conn *c, const char *cred)
+{
+	char auth[4096];
+
+	memset(c, 0, sizeof(*c));
+	c->h = curl_easy_init();
+	if (c->h == NULL)
+		return -1;
+	if (cred != NULL) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", cred);
+		c->hdrs = curl_slist_append(c->hdrs, auth);
+	}
+	c->hdrs = curl_slist_append(c->hdrs, "Content-Type: application/json");
+	c->hdrs = curl_slist_append(c->hdrs, "Expect:");
+	if (c->hdrs == NULL)
+		return -1;
+	curl_easy_setopt(c->h, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, c->hdrs);
+	curl_easy_setopt(c->h, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(c->h, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(c->h, CURLOPT_TIMEOUT, 20L);
+	curl_easy_setopt(c->h, CURLOPT_NOSIGNAL, 1L);
+	return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+	curl_easy_cleanup(c->h);
+	curl_slist_free_all(c->hdrs);
+	free(c->answer);
+	memset(c, 0, sizeof(*c));
+}
+
+/* One request (a GET when body is NULL); the HTTP status, 0 on failure. */
+static long conn_call(struct conn *c, const char *path, const char *body)
+{
+	char url[256];
+	long status = 0;
+
+	snprintf(url, sizeof(url), "http://kos%s", path);
+	c->n = 0;
+	curl_easy_setopt(c->h, CURLOPT_URL, url);
+	if (body != NULL) {
+		curl_easy_setopt(c->h, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c->h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	} else {
+		curl_easy_setopt(c->h, CURLOPT_HTTPGET, 1L);
+	}
+	if (curl_easy_perform(c->h) != CURLE_OK)
+		return 0;
+	curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &status);
+	return status;
+}
+
+static char *b64(const uint8_t *p, size_t n)
+{
+	char *s = malloc(4 * ((n + 2) / 3) + 1);
+
+	if (s != NULL)
+		EVP_EncodeBlock((unsigned char *)s, p, (int)n);
+	return s;
+}
+
+/* --- concurrent clients of kosd --------------------------------------- */
+
+struct load {
+	const char *path, *body;
+	const char *want; /* a substring every answer holds */
+	pthread_barrier_t start;
+	double end;
+};
+
+struct client {
+	struct load *l;
+	const char *cred;
+	double *lat;
+	size_t n, cap;
+	int failed;
+	char error[200];
+};
+
+static void *client_main(void *arg)
+{
+	struct client *cl = arg;
+	struct load *l = cl->l;
+	struct conn c;
+	double t0, t1;
+	long status;
+
+	if (conn_open(&c, cl->cred) != 0) {
+		cl->failed = 1;
+		pthread_barrier_wait(&l->start);
+		return NULL;
+	}
+	/* the connection is made before the clock starts: keep-alive */
+	status = conn_call(&c, l->path, l->body);
+	pthread_barrier_wait(&l->start);
+	if (status != 200)
+		goto fail;
+	t0 = bench_now();
+	while (t0 < l->end) {
+		status = conn_call(&c, l->path, l->body);
+		t1 = bench_now();
+		if (status != 200 || strstr(c.answer, l->want) == NULL)
+			goto fail;
+		if (cl->n == cl->cap) {
+			size_t ncap = cl->cap ? cl->cap * 2 : 4096;
+			double *nl = realloc(cl->lat, ncap * sizeof(*nl));
+
+			if (nl == NULL)
+				goto fail;
+			cl->lat = nl;
+			cl->cap = ncap;
+		}
+		cl->lat[cl->n++] = t1 - t0;
+		t0 = t1;
+	}
+	conn_close(&c);
+	return NULL;
+fail:
+	cl->failed = 1;
+	snprintf(cl->error, sizeof(cl->error), "status %ld: %.150s", status,
+		 c.answer != NULL ? c.answer : "");
+	conn_close(&c);
+	return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+struct figures {
+	double rate, p50, p99;
+};
+
+/* n clients, each with its own credential and connection, send the request
+ * for RUN_SECONDS; requests per second over all, and latency percentiles
+ * over every request. Exits on any failure: a figure of errors is none. */
+static struct figures run_clients(int n, const char *path, const char *body, const char *want)
+{
+	struct load l = { path, body, want, { { 0 } }, 0 };
+	struct client cl[MAX_CLIENTS];
+	pthread_t th[MAX_CLIENTS];
+	struct figures fig = { 0, 0, 0 };
+	double start, *all;
+	size_t total = 0, k = 0;
+	int i;
+
+	memset(cl, 0, sizeof(cl));
+	pthread_barrier_init(&l.start, NULL, (unsigned)n + 1);
+	for (i = 0; i < n; i++) {
+		cl[i].l = &l;
+		cl[i].cred = creds[i];
+		if (pthread_create(&th[i], NULL, client_main, &cl[i]) != 0) {
+			fprintf(stderr, "bench: pthread_create failed\n");
+			exit(1);
+		}
+	}
+	/* set before the barrier releases the clients */
+	l.end = bench_now() + 0.05 + RUN_SECONDS;
+	pthread_barrier_wait(&l.start);
+	start = bench_now();
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	fig.rate = 0;
+	for (i = 0; i < n; i++) {
+		if (cl[i].failed) {
+			fprintf(stderr, "bench: %s through kosd failed: %s\n", path, cl[i].error);
+			exit(1);
+		}
+		total += cl[i].n;
+	}
+	all = malloc((total ? total : 1) * sizeof(*all));
+	if (all == NULL)
+		exit(1);
+	for (i = 0; i < n; i++) {
+		memcpy(all + k, cl[i].lat, cl[i].n * sizeof(*all));
+		k += cl[i].n;
+		free(cl[i].lat);
+	}
+	qsort(all, total, sizeof(*all), cmp_double);
+	fig.rate = (double)total / (bench_now() - start);
+	if (total > 0) {
+		fig.p50 = all[total / 2];
+		fig.p99 = all[total * 99 / 100];
+	}
+	free(all);
+	pthread_barrier_destroy(&l.start);
+	return fig;
+}
+
+/* --- processes -------------------------------------------------------- */
+
+static int kosd_health(void)
+{
+	struct conn c;
+	long status;
+
+	if (conn_open(&c, NULL) != 0)
+		return 0;
+	curl_easy_setopt(c.h, CURLOPT_TIMEOUT, 2L);
+	status = conn_call(&c, "/v1/health", NULL);
+	conn_close(&c);
+	return status == 200;
+}
+
+static pid_t spawn(char *const argv[], const char *log)
+{
+	pid_t pid;
+
+	/* or the child's freopen() prints what this process has buffered */
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+
+	if (pid == 0) {
+		if (freopen(log, "a", stderr) == NULL || freopen(log, "a", stdout) == NULL)
+			_exit(127);
+		execvp(argv[0], argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Waits up to 10 s for ready(); 0 when it came. */
+static int wait_ready(pid_t pid, int (*ready)(const void *), const void *arg)
+{
+	for (int i = 0; i < 200; i++) {
+		if (ready(arg))
+			return 0;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		usleep(50000);
+	}
+	return -1;
+}
+
+static int kosd_ready(const void *arg)
+{
+	(void)arg;
+	return kosd_health();
+}
+
+static int socket_ready(const void *arg)
+{
+	struct stat sb;
+
+	return stat(arg, &sb) == 0 && S_ISSOCK(sb.st_mode);
+}
+
+static void stop(pid_t *pid)
+{
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGTERM);
+	waitpid(*pid, NULL, 0);
+	*pid = -1;
+}
+
+/* --- p11-kit server ---------------------------------------------------- */
+
+/* Starts `p11-kit server` on the signer token, loads p11-kit-client.so and
+ * logs in with the signer's PIN; 0 on success, else -1 with the reason
+ * printed. */
+static int p11kit_open(const char *client_so, struct p11sign *p)
+{
+	char p11sock[200], addr[220], log[200], pin_path[200], pin[256];
+	char *argv[] = { "p11-kit", "server", "-f", "-n", p11sock, "--provider",
+			 KOS_SOFTHSM_MODULE, "pkcs11:token=kos-signer", NULL };
+	CK_C_GetFunctionList get;
+	CK_SLOT_ID slots[32];
+	CK_ULONG n = 32;
+	CK_TOKEN_INFO ti;
+	CK_RV rv;
+	FILE *f;
+	void *lib;
+	size_t len;
+
+	snprintf(p11sock, sizeof(p11sock), "%s/p11-kit.sock", dir);
+	snprintf(log, sizeof(log), "%s/p11-kit.log", dir);
+	p11_pid = spawn(argv, log);
+	if (p11_pid < 0 || wait_ready(p11_pid, socket_ready, p11sock) != 0) {
+		fprintf(stderr, "p11-kit server did not start (see %s)\n", log);
+		return -1;
+	}
+	snprintf(addr, sizeof(addr), "unix:path=%s", p11sock);
+	setenv("P11_KIT_SERVER_ADDRESS", addr, 1);
+	lib = dlopen(client_so, RTLD_NOW | RTLD_LOCAL);
+	if (lib == NULL) {
+		fprintf(stderr, "cannot load %s: %s\n", client_so, dlerror());
+		return -1;
+	}
+	*(void **)&get = dlsym(lib, "C_GetFunctionList");
+	if (get == NULL || get(&p->f) != CKR_OK) {
+		fprintf(stderr, "%s: no C_GetFunctionList\n", client_so);
+		return -1;
+	}
+	rv = p->f->C_Initialize(NULL);
+	if (rv == CKR_OK)
+		rv = p->f->C_GetSlotList(CK_TRUE, slots, &n);
+	if (rv != CKR_OK || n == 0) {
+		fprintf(stderr, "p11-kit-client.so: no token (CKR 0x%lx)\n", (unsigned long)rv);
+		return -1;
+	}
+	if (p->f->C_GetTokenInfo(slots[0], &ti) != CKR_OK ||
+	    memcmp(ti.label, "kos-signer ", 11) != 0) {
+		fprintf(stderr, "p11-kit-client.so: the token is not kos-signer\n");
+		return -1;
+	}
+	snprintf(pin_path, sizeof(pin_path), "%s/pins/signer.pin", inst);
+	f = fopen(pin_path, "r");
+	if (f == NULL || fgets(pin, sizeof(pin), f) == NULL) {
+		fprintf(stderr, "cannot read %s\n", pin_path);
+		if (f != NULL)
+			fclose(f);
+		return -1;
+	}
+	fclose(f);
+	len = strcspn(pin, "\r\n");
+	rv = p->f->C_OpenSession(slots[0], CKF_SERIAL_SESSION, NULL, NULL, &p->h);
+	if (rv == CKR_OK)
+		rv = p->f->C_Login(p->h, CKU_USER, (CK_UTF8CHAR_PTR)pin, (CK_ULONG)len);
+	OPENSSL_cleanse(pin, sizeof(pin));
+	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+		fprintf(stderr, "p11-kit-client.so: login failed (CKR 0x%lx)\n", (unsigned long)rv);
+		return -1;
+	}
+	p->priv = find_private(p->f, p->h);
+	if (p->priv == CK_INVALID_HANDLE) {
+		fprintf(stderr, "p11-kit-client.so: %s not found\n", SIGN_LABEL);
+		return -1;
+	}
+	return 0;
+}
+
+/* --- set-up ------------------------------------------------------------ */
+
+/* The policy given, without the usage quota: a benchmark sends more
+ * requests an hour than a client is meant to, and must not measure its
+ * own trust falling. */
+static int write_policy(const char *src, const char *dst)
+{
+	char *text = NULL, *at;
+	size_t len = 0;
+	FILE *f;
+	int rc = -1;
+
+	if (kos_read_file(src, 1 << 20, &text, &len) != KOS_OK)
+		return -1;
+	f = fopen(dst, "w");
+	if (f == NULL)
+		goto out;
+	at = strstr(text, "ops = 10000;");
+	if (at != NULL) {
+		fwrite(text, 1, (size_t)(at - text), f);
+		fputs("ops = 0;", f);
+		fputs(at + strlen("ops = 10000;"), f);
+	} else {
+		fputs(text, f);
+	}
+	rc = fclose(f) == 0 ? 0 : -1;
+out:
+	free(text);
+	return rc;
+}
+
+static void line(const char *what, struct figures f, double base, const char *base_name,
+		 const char *goal)
+{
+	printf("%-46s %10.0f/s  %8.4fx %-10s p50 %7.3f ms  p99 %7.3f ms%s%s\n", what, f.rate,
+	       f.rate / base, base_name, f.p50 * 1e3, f.p99 * 1e3, goal ? "  goal " : "",
+	       goal ? goal : "");
+}
+
+static void cleanup(void)
+{
+	char cmd[200];
+
+	stop(&kosd_pid);
+	stop(&p11_pid);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "bench: could not remove %s\n", dir);
+}
+
+int main(int argc, char **argv)
+{
+	const char *policy = argc > 1 ? argv[1] : "policy/default.policy";
+	const char *kosd = argc > 2 ? argv[2] : getenv("KOSD");
+	const char *client_so = argc > 3 ? argv[3] : P11_CLIENT_DEFAULT;
+	char path[200], log[200], secret[KOS_CRED_SECRET_LEN + 1], name[32];
+	char *kosd_argv[] = { NULL, "--config", path, NULL };
+	char *dec_body = NULL, *sign_body = NULL, *pt64 = NULL, *env64 = NULL;
+	kos_config *conf = NULL;
+	kos_policy *pol = NULL;
+	kos_store *st = NULL;
+	kos_trust *tr = NULL;
+	kos_keys *keys = NULL;
+	kos_ca *ca = NULL;
+	struct p11sign direct = { 0 }, remote = { 0 };
+	struct figures f;
+	struct gcm g = { 0 };
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	double base, direct_rate, remote_rate = 0;
+	int len, i;
+
+	if (kosd == NULL) {
+		fprintf(stderr, "usage: bench-kosd POLICY KOSD [P11-KIT-CLIENT.SO]\n");
+		return 2;
+	}
+	kosd_argv[0] = (char *)kosd;
+	g.ctx = EVP_CIPHER_CTX_new();
+	RAND_bytes(g.key, sizeof(g.key));
+	RAND_bytes(g.iv, sizeof(g.iv));
+	memset(g.pt, 'p', sizeof(g.pt));
+	if (g.ctx == NULL || EVP_EncryptInit_ex(g.ctx, EVP_aes_256_gcm(), NULL, g.key, g.iv) != 1 ||
+	    EVP_EncryptUpdate(g.ctx, g.ct, &len, g.pt, sizeof(g.pt)) != 1 ||
+	    EVP_EncryptFinal_ex(g.ctx, g.ct + len, &len) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(g.ctx, EVP_CTRL_GCM_GET_TAG, 16, g.tag) != 1)
+		return 1;
+	if (mkdtemp(dir) == NULL || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return 1;
+	atexit(cleanup);
+
+	/* an installation with a data key, a signing key and eight clients */
+	snprintf(inst, sizeof(inst), "%s/inst", dir);
+	snprintf(sock, sizeof(sock), "%s/kosd.sock", inst);
+	snprintf(path, sizeof(path), "%s/bench.policy", dir);
+	if (write_policy(policy, path) != 0 || kos_devinit(inst, 0, path, NULL) != KOS_OK)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/kos.conf", inst);
+	if (kos_config_load(path, &conf, NULL) != KOS_OK ||
+	    kos_policy_load(kos_config_get0_policy(conf), &pol, NULL) != KOS_OK ||
+	    kos_store_open(kos_config_get0_store(conf), &st) != KOS_OK ||
+	    kos_trust_new(pol, st, &tr) != KOS_OK || kos_hsm_open(conf, 0, &direct.hsm) != KOS_OK ||
+	    kos_keys_new(pol, st, direct.hsm, &keys) != KOS_OK ||
+	    kos_ca_new(pol, st, direct.hsm, tr, &ca) != KOS_OK || kos_ca_init(ca, NULL) != KOS_OK ||
+	    kos_key_create(keys, "bench", KOS_KEY_DEK) != KOS_OK ||
+	    kos_key_create(keys, SIGN_KEY, KOS_KEY_EC_P256) != KOS_OK ||
+	    kos_key_encrypt(keys, "bench", "ctx", g.pt, sizeof(g.pt), &env, &env_len) != KOS_OK)
+		goto fail;
+	for (i = 0; i < MAX_CLIENTS; i++) {
+		snprintf(name, sizeof(name), "bench-%d", i);
+		if (kos_client_add(ca, name, "decrypt:bench sign:" SIGN_KEY, secret) != KOS_OK ||
+		    kos_cred_enroll(ca, secret, &creds[i]) != KOS_OK)
+			goto fail;
+	}
+	OPENSSL_cleanse(secret, sizeof(secret));
+	if (kos_hsm_token_find(direct.hsm, "signer", &direct.tok) != KOS_OK)
+		goto fail;
+	{
+		kos_hsm_session s;
+
+		if (kos_hsm_session_get(direct.hsm, direct.tok, &s) != KOS_OK)
+			goto fail;
+		direct.priv = find_private(s.f, s.h);
+		kos_hsm_session_put(direct.hsm, &s, CKR_OK);
+	}
+	if (direct.priv == CK_INVALID_HANDLE) {
+		fprintf(stderr, "bench: the signing key's handle was not found\n");
+		goto fail;
+	}
+	RAND_bytes(direct.data, sizeof(direct.data));
+	memcpy(remote.data, direct.data, sizeof(remote.data));
+
+	pt64 = b64(g.pt, sizeof(g.pt));
+	env64 = b64(env, env_len);
+	dec_body = malloc(strlen(env64 != NULL ? env64 : "") + 64);
+	sign_body = b64(direct.data, sizeof(direct.data));
+	if (pt64 == NULL || env64 == NULL || dec_body == NULL || sign_body == NULL)
+		goto fail;
+	snprintf(dec_body, strlen(env64) + 64, "{\"envelope\":\"%s\",\"context\":\"ctx\"}", env64);
+	{
+		char *sb = malloc(strlen(sign_body) + 32);
+
+		if (sb == NULL)
+			goto fail;
+		sprintf(sb, "{\"data\":\"%s\"}", sign_body);
+		free(sign_body);
+		sign_body = sb;
+	}
+
+	snprintf(log, sizeof(log), "%s/kosd.log", dir);
+	kosd_pid = spawn(kosd_argv, log);
+	if (kosd_pid < 0 || wait_ready(kosd_pid, kosd_ready, NULL) != 0) {
+		fprintf(stderr, "bench: kosd did not start (see %s)\n", log);
+		kosd_pid = -1;
+		goto fail;
+	}
+
+	base = bench_rate(gcm_decrypt, &g, 4);
+	printf("%-46s %10.0f/s  (baseline)\n", "OpenSSL AES-256-GCM decrypt 1 KiB", base);
+	f = run_clients(1, "/v1/decrypt", dec_body, pt64);
+	line("kosd decrypt 1 KiB, Unix socket, 1 client", f, base, "AES-GCM", NULL);
+	f = run_clients(8, "/v1/decrypt", dec_body, pt64);
+	line("kosd decrypt 1 KiB, Unix socket, 8 clients", f, base, "AES-GCM", NULL);
+
+	direct_rate = bench_rate(direct_sign, &direct, 4);
+	printf("%-46s %10.0f/s  (baseline)\n", "SoftHSM C_Sign P-256, direct", direct_rate);
+	if (p11kit_open(client_so, &remote) == 0) {
+		remote_rate = bench_rate(remote_sign, &remote, 4);
+		printf("%-46s %10.0f/s  %8.4fx C_Sign     (baseline)\n",
+		       "p11-kit server + p11-kit-client.so, C_Sign", remote_rate,
+		       remote_rate / direct_rate);
+		remote.f->C_Logout(remote.h);
+		remote.f->C_CloseSession(remote.h);
+		remote.f->C_Finalize(NULL);
+		stop(&p11_pid);
+	} else {
+		printf("%-46s %10s    (p11-kit server unavailable, see above)\n",
+		       "p11-kit server + p11-kit-client.so, C_Sign", "-");
+	}
+	f = run_clients(1, "/v1/keys/" SIGN_KEY "/sign", sign_body, "\"signature\"");
+	line("kosd P-256 sign, 1 client", f, direct_rate, "C_Sign", NULL);
+	if (remote_rate > 0)
+		printf("%-46s %10.0f/s  %8.2fx p11-kit server  goal >= 2x\n",
+		       "kosd P-256 sign, 1 client", f.rate, f.rate / remote_rate);
+	f = run_clients(8, "/v1/keys/" SIGN_KEY "/sign", sign_body, "\"signature\"");
+	line("kosd P-256 sign, 8 clients", f, direct_rate, "C_Sign", NULL);
+	if (remote_rate > 0)
+		printf("%-46s %10.0f/s  %8.2fx p11-kit server\n", "kosd P-256 sign, 8 clients",
+		       f.rate, f.rate / remote_rate);
+
+	stop(&kosd_pid);
+	for (i = 0; i < MAX_CLIENTS; i++)
+		kos_cred_free(creds[i]);
+	free(pt64);
+	free(env64);
+	free(dec_body);
+	free(sign_body);
+	kos_free(env);
+	kos_ca_free(ca);
+	kos_keys_free(keys);
+	kos_hsm_free(direct.hsm);
+	kos_trust_free(tr);
+	kos_store_free(st);
+	kos_policy_free(pol);
+	kos_config_free(conf);
+	EVP_CIPHER_CTX_free(g.ctx);
+	curl_global_cleanup();
+	return 0;
+fail:
+	fprintf(stderr, "bench: %s\n", kos_last_error());
+	return 1;
+}

@@ -1,0 +1,58 @@
+/* kosd's KMS front (DESIGN.md 2): POST /v1/shares/fetch serves one Shamir
+ * share to the holder of a grant for exactly that share — a short-lived
+ * credential signed by the CA whose scope is "share:SHARE_ID", issued with
+ * the share references of a medium-tier key request (kosd_routes.c).
+ * kosd_http.c has verified the grant as a credential (signature, expiry,
+ * revocation); this file checks that it names this share and nothing more. */
+#include "config.h"
+
+#include "tools/kosd.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void kosd_route_share_fetch(struct kosd_req *r)
+{
+	char want[160];
+	const char *id;
+	kos_share share;
+	char *line = NULL;
+	bool failed;
+	kos_rv rv;
+
+	memset(&share, 0, sizeof(share));
+	id = kosd_body_string(r, "share_id", true, &failed);
+	if (id == NULL)
+		return;
+	/* exactly this share: a wildcard or a wider credential is no grant.
+	 * The grant's scope writes the id's ':' as '/' (kos_cred_issue_grant),
+	 * so an id with '/' of its own can match none. */
+	if ((size_t)snprintf(want, sizeof(want), "share:%s", id) >= sizeof(want) ||
+	    strchr(id, '/') != NULL) {
+		kosd_reply_error(r, 403, "out_of_scope",
+				 "out of scope: a grant for exactly this share is needed");
+		return;
+	}
+	for (char *p = want + 6; *p != '\0'; p++)
+		if (*p == ':')
+			*p = '/';
+	if (strcmp(r->claims.scope, want) != 0) {
+		kosd_reply_error(r, 403, "out_of_scope",
+				 "out of scope: a grant for exactly this share is needed");
+		return;
+	}
+	rv = kos_key_share_get(r->d->keys, id, &share);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "share");
+		return;
+	}
+	rv = kos_share_format(&share, &line);
+	kos_shares_clear(&share, 1);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "share");
+		return;
+	}
+	/* the answer is wiped once sent (kosd_reply_json) */
+	kosd_reply_json(r, 200, json_pack("{s:s, s:s}", "share_id", id, "share", line));
+	kos_secret_free(line, strlen(line));
+}
