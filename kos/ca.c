@@ -59,17 +59,14 @@ kos_usec kos_ca_max_lifetime(const struct kos_policy *pol)
 	return (kos_usec)ceil((double)life * (factor > 1.0 ? factor : 1.0));
 }
 
-kos_rv kos_ca_new(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_trust *tr, kos_ca **out)
+/* The handle both constructors share; borrowed pointers may be NULL here. */
+static kos_rv ca_alloc(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_trust *tr,
+		       kos_ca **out)
 {
 	pthread_rwlockattr_t attr;
 	kos_ca *ca;
 	int rc;
 
-	if (out == NULL)
-		return kos_error_set(KOS_E_INVALID, "kos_ca_new: no output handle");
-	*out = NULL;
-	if (pol == NULL || st == NULL || tr == NULL)
-		return kos_error_set(KOS_E_INVALID, "kos_ca_new: policy, store and trust needed");
 	ca = calloc(1, sizeof(*ca));
 	if (ca == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
@@ -108,6 +105,135 @@ kos_rv kos_ca_new(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_trust 
 	}
 	*out = ca;
 	return KOS_OK;
+}
+
+kos_rv kos_ca_new(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_trust *tr, kos_ca **out)
+{
+	if (out == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_ca_new: no output handle");
+	*out = NULL;
+	if (pol == NULL || st == NULL || tr == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_ca_new: policy, store and trust needed");
+	return ca_alloc(pol, st, hsm, tr, out);
+}
+
+/* One JWK of a JWKS into k: an EC P-256 signature key with a kos kid,
+ * checked by rebuilding its SubjectPublicKeyInfo and reading the point back
+ * (OpenSSL refuses a point off the curve). */
+static kos_rv jwk_key(json_t *jwk, size_t i, struct ca_pub *k)
+{
+	/* DER SubjectPublicKeyInfo of a P-256 key up to the uncompressed point */
+	static const uint8_t prefix[] = { 0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+					  0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+					  0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00, 0x04 };
+	const char *kty = NULL, *crv = NULL, *x = NULL, *y = NULL, *kid = NULL, *alg = NULL,
+		   *use = NULL;
+	uint8_t spki[sizeof(prefix) + 64];
+	size_t n;
+	char xx[44], yy[44], *pem = NULL;
+	kos_rv rv;
+
+	if (json_unpack(jwk, "{s:s, s:s, s:s, s:s, s:s, s?s, s?s}", "kty", &kty, "crv", &crv, "x",
+			&x, "y", &y, "kid", &kid, "alg", &alg, "use", &use) != 0 ||
+	    strcmp(kty, "EC") != 0 || strcmp(crv, "P-256") != 0 ||
+	    (alg != NULL && strcmp(alg, "ES256") != 0) || (use != NULL && strcmp(use, "sig") != 0))
+		return kos_error_set(KOS_E_PARSE,
+				     "JWKS key #%zu is not an EC P-256 ES256 signature key with x, "
+				     "y and kid",
+				     i + 1);
+	if (!kos_b64url_is(kid, KOS_CA_KID_LEN) || !kos_b64url_is(x, 43) || !kos_b64url_is(y, 43))
+		return kos_error_set(KOS_E_PARSE, "JWKS key #%zu: kid, x or y malformed", i + 1);
+	memcpy(spki, prefix, sizeof(prefix));
+	n = 32;
+	rv = kos_b64url_decode(x, 43, spki + sizeof(prefix), &n);
+	if (rv == KOS_OK && n == 32) {
+		n = 32;
+		rv = kos_b64url_decode(y, 43, spki + sizeof(prefix) + 32, &n);
+	}
+	if (rv != KOS_OK || n != 32)
+		return kos_error_set(KOS_E_PARSE, "JWKS key #%zu: x or y is not 32 bytes", i + 1);
+	if (kos_jwk_p256(spki, sizeof(spki), xx, yy) != KOS_OK || strcmp(xx, x) != 0 ||
+	    strcmp(yy, y) != 0)
+		return kos_error_set(KOS_E_PARSE, "JWKS key #%zu (kid %s): not a P-256 point",
+				     i + 1, kid);
+	rv = kos_spki_to_pem(spki, sizeof(spki), &pem);
+	if (rv != KOS_OK)
+		return rv;
+	if (strlen(pem) >= sizeof(k->pem)) {
+		kos_free(pem);
+		return kos_error_set(KOS_E_PARSE, "JWKS key #%zu: PEM too long", i + 1);
+	}
+	memset(k, 0, sizeof(*k));
+	memcpy(k->kid, kid, KOS_CA_KID_LEN + 1);
+	k->pem_len = strlen(pem);
+	memcpy(k->pem, pem, k->pem_len + 1);
+	kos_free(pem);
+	return KOS_OK;
+}
+
+kos_rv kos_ca_new_from_jwks(const kos_policy *pol, const char *jwks, kos_ca **out)
+{
+	json_t *doc = NULL, *keys, *jwk;
+	struct ca_pub *pub = NULL;
+	json_error_t jerr;
+	kos_ca *ca = NULL;
+	size_t i, n;
+	kos_rv rv;
+
+	if (out == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_ca_new_from_jwks: no output handle");
+	*out = NULL;
+	if (pol == NULL || jwks == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_ca_new_from_jwks: policy and JWKS needed");
+	if (strlen(jwks) > KOS_CA_JWKS_MAX)
+		return kos_error_set(KOS_E_RANGE, "JWKS larger than %d bytes", KOS_CA_JWKS_MAX);
+	doc = json_loads(jwks, JSON_REJECT_DUPLICATES, &jerr);
+	keys = json_object_get(doc, "keys");
+	if (doc == NULL || !json_is_array(keys) || json_array_size(keys) == 0) {
+		rv = kos_error_set(KOS_E_PARSE, "not a JWKS document ({\"keys\": [...]}) with a key");
+		goto out;
+	}
+	n = json_array_size(keys);
+	if (n > KOS_CA_JWKS_KEYS) {
+		rv = kos_error_set(KOS_E_RANGE, "JWKS with more than %d keys", KOS_CA_JWKS_KEYS);
+		goto out;
+	}
+	pub = calloc(n, sizeof(*pub));
+	if (pub == NULL) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	json_array_foreach(keys, i, jwk)
+	{
+		rv = jwk_key(jwk, i, &pub[i]);
+		if (rv != KOS_OK)
+			goto out;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(pub[j].kid, pub[i].kid) == 0) {
+				rv = kos_error_set(KOS_E_PARSE, "JWKS names kid %s twice",
+						   pub[i].kid);
+				goto out;
+			}
+	}
+	rv = ca_alloc(pol, NULL, NULL, NULL, &ca);
+	if (rv != KOS_OK)
+		goto out;
+	/* the copy is fixed: kos_ca_sync() has no store to follow */
+	ca->keys = pub;
+	ca->n_keys = n;
+	pub = NULL;
+	atomic_store(&ca->loaded, 1);
+	*out = ca;
+out:
+	free(pub);
+	json_decref(doc);
+	return rv;
+}
+
+kos_rv kos_ca_no_store(void)
+{
+	return kos_error_set(KOS_E_INVALID, "this credential authority verifies with public keys "
+					    "only (a JWKS): it has no state store");
 }
 
 void kos_ca_free(kos_ca *ca)
@@ -256,12 +382,17 @@ static kos_rv load_keys(kos_ca *ca, struct ca_pub **out, size_t *n_out)
 
 kos_rv kos_ca_sync(kos_ca *ca, bool force)
 {
-	uint64_t hint = kos_store_cred_hint(ca->st), rev = 0;
+	uint64_t hint, rev = 0;
 	int64_t mono = kos_ca_mono(), interval = atomic_load(&ca->interval);
 	struct ca_revoked revoked, old_revoked;
 	struct ca_pub *keys = NULL, *old_keys;
 	size_t n_keys = 0;
 	kos_rv rv;
+
+	/* a JWKS verifier: its keys are fixed and it knows no revocations */
+	if (ca->st == NULL)
+		return KOS_OK;
+	hint = kos_store_cred_hint(ca->st);
 
 	if (!force && atomic_load_explicit(&ca->loaded, memory_order_acquire) &&
 	    hint == atomic_load_explicit(&ca->hint_seen, memory_order_relaxed) && interval > 0 &&
@@ -436,6 +567,8 @@ kos_rv kos_ca_rotate(kos_ca *ca, char kid[KOS_CA_KID_LEN + 1])
 	struct kos_store_ca_key cur;
 	kos_rv rv;
 
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	/* say "initialise first" before a key pair is made for nothing */
 	rv = kos_store_ca_key_current(ca->st, &cur);
 	if (rv != KOS_OK)
@@ -463,6 +596,8 @@ kos_rv kos_ca_list(kos_ca *ca, int (*fn)(const kos_ca_key_info *key, void *arg),
 
 	if (ca == NULL || fn == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_ca_list: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	rv = kos_store_ca_key_list(ca->st, &rows, &n);
 	for (i = 0; rv == KOS_OK && i < n; i++) {
 		int r;
@@ -487,6 +622,8 @@ kos_rv kos_ca_jwks(kos_ca *ca, char **json)
 	if (ca == NULL || json == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_ca_jwks: missing argument");
 	*json = NULL;
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	now = kos_ca_now(ca);
 	rv = kos_store_ca_key_list(ca->st, &rows, &n);
 	if (rv != KOS_OK)
@@ -569,6 +706,8 @@ kos_rv kos_client_add(kos_ca *ca, const char *name, const char *scope,
 
 	if (ca == NULL || name == NULL || scope == NULL || secret == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_client_add: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	secret[0] = '\0';
 	rv = check_name(name);
 	if (rv == KOS_OK)
@@ -598,6 +737,8 @@ kos_rv kos_client_secret(kos_ca *ca, const char *name, char secret[KOS_CRED_SECR
 
 	if (ca == NULL || name == NULL || secret == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_client_secret: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	secret[0] = '\0';
 	rv = check_name(name);
 	if (rv == KOS_OK)
@@ -626,6 +767,8 @@ kos_rv kos_client_get(kos_ca *ca, const char *name, kos_client_info *info)
 
 	if (ca == NULL || name == NULL || info == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_client_get: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	rv = check_name(name);
 	if (rv != KOS_OK)
 		return rv;
@@ -648,6 +791,8 @@ kos_rv kos_client_list(kos_ca *ca, int (*fn)(const kos_client_info *info, void *
 
 	if (ca == NULL || fn == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_client_list: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	info = malloc(sizeof(*info));
 	if (info == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
@@ -671,6 +816,8 @@ kos_rv kos_client_set_disabled(kos_ca *ca, const char *name, int disabled)
 
 	if (ca == NULL || name == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_client_set_disabled: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	rv = check_name(name);
 	if (rv != KOS_OK)
 		return rv;
@@ -744,6 +891,8 @@ kos_rv kos_threat_set(kos_ca *ca, kos_threat level, const char *reason)
 
 	if (ca == NULL || (unsigned)level >= KOS_THREAT_COUNT)
 		return kos_error_set(KOS_E_INVALID, "kos_threat_set: bad level");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	if (reason != NULL) {
 		if (strlen(reason) > 255)
 			return kos_error_set(KOS_E_INVALID, "threat reason longer than 255 bytes");
@@ -761,6 +910,8 @@ kos_rv kos_threat_get(kos_ca *ca, kos_threat_info *info)
 
 	if (ca == NULL || info == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_threat_get: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	rv = threat_read(ca, info);
 	if (rv == KOS_OK)
 		kos_trust_set_threat(ca->tr, info->level);
@@ -805,6 +956,8 @@ kos_rv kos_threat_evaluate(kos_ca *ca, kos_threat_info *out, int *raised)
 		*raised = 0;
 	if (ca == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_threat_evaluate: no authority");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	rv = kos_threat_get(ca, &info);
 	if (rv == KOS_OK)
 		rv = kos_trust_list(ca->tr, count_anomalous, &c);

@@ -87,7 +87,14 @@ struct kos_ca {
 	size_t cap, count, bytes;
 };
 
+/* A JWKS verifier (kos_ca_new_from_jwks) takes at most this much text and
+ * this many keys. */
+#define KOS_CA_JWKS_MAX	 65536
+#define KOS_CA_JWKS_KEYS 64
+
 kos_usec kos_ca_now(const kos_ca *ca);
+/* KOS_E_INVALID, for what a JWKS verifier (no store) cannot do. */
+kos_rv kos_ca_no_store(void);
 /* Monotonic microseconds (for intervals, never for validity). */
 int64_t kos_ca_mono(void);
 /* Brings the in-memory copy up to the store when it changed (force: read

@@ -1,7 +1,9 @@
 /* The kos client library (kos-client(3)): HTTP/1.1 + JSON to kosd over its
- * Unix socket through one libcurl easy handle per kos_client, so the
- * connection is kept alive between calls. The credential is refreshed before
- * it expires; decryption follows the tier kosd decides (DESIGN.md 4).
+ * Unix socket or TLS 1.3 with a client certificate, through one libcurl easy
+ * handle per server the kos_client talks to (kosd, and each KMS front a
+ * share reference names), so every connection is kept alive between calls.
+ * The credential is refreshed before it expires; decryption follows the
+ * tier kosd decides (DESIGN.md 4).
  *
  * Secrets handled here: the credential, enrollment secrets, DEKs, shares,
  * grants and plaintexts. Our own buffers holding them are wiped before they
@@ -56,10 +58,23 @@ struct rbuf {
 	bool too_large;
 };
 
+/* One server: kosd, or a KMS front. */
+struct conn {
+	CURL *curl;	   /* NULL: the slot is free */
+	char *addr;	   /* "unix:/PATH" or "https://HOST:PORT", for messages and matching */
+	char *url_base;	   /* "http://localhost" or "https://HOST:PORT" */
+	char *socket_path; /* NULL over TLS */
+	uint64_t used;	   /* the handle's tick when last used, for eviction */
+};
+
+/* KMS fronts kept connected at once; the least recently used goes first. */
+#define KMS_CONNS 8
+
 struct kos_client {
-	CURL *curl;
-	char *url_base; /* "http://localhost" */
-	char *socket_path;
+	struct conn main;	       /* kosd */
+	struct conn kms[KMS_CONNS]; /* KMS fronts other than kosd */
+	uint64_t tick;
+	char *tls_cert, *tls_key, *tls_ca; /* kos_client_set_tls(); NULL: not set */
 	char *cred;	/* KOS_CRED_MAX + 1 bytes, wiped; "" when none */
 	char *cred_file;
 	kos_usec cred_iat, cred_exp, refresh_at;
@@ -351,13 +366,13 @@ static bool add_header(struct curl_slist **list, const char *h)
 	return true;
 }
 
-/* One request. body may be NULL (GET); bearer (may be NULL) is sent as the
- * credential. On KOS_OK *out (may be NULL) receives the answer's JSON object
- * (json_decref it). */
-static kos_rv http(kos_client *c, const char *path, const struct body *body, const char *bearer,
-		   json_t **out)
+/* One request to server k. body may be NULL (GET); bearer (may be NULL) is
+ * sent as the credential. On KOS_OK *out (may be NULL) receives the answer's
+ * JSON object (json_decref it). */
+static kos_rv http_to(kos_client *c, struct conn *k, const char *path, const struct body *body,
+		      const char *bearer, json_t **out)
 {
-	char url[256 + KOS_KEY_NAME_MAX];
+	char url[320 + KOS_KEY_NAME_MAX];
 	char auth[KOS_CRED_MAX + 32];
 	struct curl_slist *hdr = NULL, *h;
 	json_error_t jerr;
@@ -370,7 +385,12 @@ static kos_rv http(kos_client *c, const char *path, const struct body *body, con
 		*out = NULL;
 	c->last_code[0] = '\0';
 	rbuf_clear(&c->resp);
-	snprintf(url, sizeof(url), "%s%s", c->url_base, path);
+	k->used = ++c->tick;
+	if (k->socket_path == NULL && c->tls_cert == NULL)
+		return kos_error_set(KOS_E_INVALID,
+				     "%s: TLS needs a client certificate (kos_client_set_tls)",
+				     k->addr);
+	snprintf(url, sizeof(url), "%s%s", k->url_base, path);
 
 	/* headers: "Expect:" keeps curl from waiting for 100-continue */
 	if (!add_header(&hdr, "Accept: application/json") ||
@@ -390,35 +410,36 @@ static kos_rv http(kos_client *c, const char *path, const struct body *body, con
 			goto out;
 		}
 	}
-	cc = curl_easy_setopt(c->curl, CURLOPT_URL, url);
+	cc = curl_easy_setopt(k->curl, CURLOPT_URL, url);
 	if (cc == CURLE_OK)
-		cc = curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdr);
+		cc = curl_easy_setopt(k->curl, CURLOPT_HTTPHEADER, hdr);
 	if (cc == CURLE_OK && body != NULL) {
 		/* POSTFIELDSIZE first: POSTFIELDS alone would take strlen */
-		cc = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+		cc = curl_easy_setopt(k->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
 		if (cc == CURLE_OK)
-			cc = curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body->p);
+			cc = curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, body->p);
 	} else if (cc == CURLE_OK) {
-		cc = curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+		cc = curl_easy_setopt(k->curl, CURLOPT_HTTPGET, 1L);
 	}
 	if (cc == CURLE_OK)
-		cc = curl_easy_perform(c->curl);
+		cc = curl_easy_perform(k->curl);
 	/* the handle must not keep pointers to our buffers past this call */
-	curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, NULL);
-	curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, NULL);
-	if (curl_easy_getinfo(c->curl, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK && conns > 0)
+	curl_easy_setopt(k->curl, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(k->curl, CURLOPT_POSTFIELDS, NULL);
+	if (curl_easy_getinfo(k->curl, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK && conns > 0)
 		c->stats.connects += (uint64_t)conns;
 	if (cc != CURLE_OK) {
 		if (c->resp.too_large)
 			rv = kos_error_set(KOS_E_RANGE, "kosd's answer is larger than %zu bytes",
 					   RESP_MAX);
 		else
-			rv = kos_error_set(KOS_E_IO, "cannot reach kosd at %s: %s", c->socket_path,
+			rv = kos_error_set(KOS_E_IO, "cannot reach %s at %s: %s",
+					   k == &c->main ? "kosd" : "the KMS front", k->addr,
 					   curl_easy_strerror(cc));
 		goto out;
 	}
 	c->stats.requests++;
-	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &status);
 	doc = c->resp.len > 0 ? json_loadb(c->resp.p, c->resp.len, 0, &jerr) : NULL;
 	if (doc != NULL && !json_is_object(doc)) {
 		json_decref(doc);
@@ -444,6 +465,12 @@ out:
 		OPENSSL_cleanse(h->data, strlen(h->data));
 	curl_slist_free_all(hdr);
 	return rv;
+}
+
+static kos_rv http(kos_client *c, const char *path, const struct body *body, const char *bearer,
+		   json_t **out)
+{
+	return http_to(c, &c->main, path, body, bearer, out);
 }
 
 /* --- the credential ----------------------------------------------------- */
@@ -729,11 +756,146 @@ void kos_client_forget_keys(kos_client *c)
 		OPENSSL_cleanse(c->cache, c->cache_bytes);
 }
 
+/* --- servers ------------------------------------------------------------ */
+
+#define ADDR_MAX 255
+
+static void conn_close(struct conn *k)
+{
+	if (k->curl != NULL)
+		curl_easy_cleanup(k->curl);
+	free(k->addr);
+	free(k->url_base);
+	free(k->socket_path);
+	memset(k, 0, sizeof(*k));
+}
+
+/* The TLS options of the handle on k (a TLS server): TLS 1.3 at least, the
+ * client certificate and key, and the CA that verifies the server (the
+ * system's when none was given). */
+static kos_rv conn_tls(kos_client *c, struct conn *k)
+{
+	if (k->curl == NULL || k->socket_path != NULL || c->tls_cert == NULL)
+		return KOS_OK;
+	if (curl_easy_setopt(k->curl, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_3) !=
+		CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_SSLCERT, c->tls_cert) != CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_SSLCERTTYPE, "PEM") != CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_SSLKEY, c->tls_key) != CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_SSLKEYTYPE, "PEM") != CURLE_OK ||
+	    (c->tls_ca != NULL && curl_easy_setopt(k->curl, CURLOPT_CAINFO, c->tls_ca) != CURLE_OK) ||
+	    curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK)
+		return kos_error_set(KOS_E_INTERNAL, "this libcurl cannot do TLS 1.3 with a client "
+						     "certificate");
+	return KOS_OK;
+}
+
+/* Opens k for addr: "unix:PATH", a plain absolute path (kosd only, when
+ * plain_ok), or "https://HOST:PORT". No connection is made yet. */
+static kos_rv conn_open(kos_client *c, struct conn *k, const char *addr, bool plain_ok)
+{
+	const char *path = NULL;
+	bool tls = false;
+	CURLcode cc;
+
+	memset(k, 0, sizeof(*k));
+	if (addr == NULL || addr[0] == '\0' || strlen(addr) > ADDR_MAX)
+		return kos_error_set(KOS_E_INVALID, "not a kosd address");
+	if (strncmp(addr, "unix:", 5) == 0) {
+		path = addr + 5;
+	} else if (strncmp(addr, "https://", 8) == 0) {
+		const char *host = addr + 8, *colon = strrchr(host, ':');
+		size_t n = strlen(host);
+
+		/* HOST:PORT and nothing more: the routes are the library's */
+		if (n == 0 || host[n - 1] == '/' || strpbrk(host, "/?#@ \t\r\n\"\\") != NULL ||
+		    colon == NULL || colon == host || colon[1] == '\0' ||
+		    strspn(colon + 1, "0123456789") != strlen(colon + 1))
+			return kos_error_set(KOS_E_INVALID, "%s: a TLS server is https://HOST:PORT",
+					     addr);
+		tls = true;
+	} else if (plain_ok && strstr(addr, "://") == NULL) {
+		path = addr;
+	} else {
+		return kos_error_set(KOS_E_INVALID,
+				     "%s: not a kosd address (a socket path, unix:PATH or "
+				     "https://HOST:PORT)",
+				     addr);
+	}
+	if (!tls && (path[0] == '\0' || strlen(path) > 107))
+		return kos_error_set(KOS_E_INVALID, "not a usable socket path");
+	if (tls) {
+		k->addr = kos_strdup(addr);
+		k->url_base = kos_strdup(addr);
+	} else {
+		k->addr = malloc(strlen(path) + 6);
+		if (k->addr != NULL)
+			sprintf(k->addr, "unix:%s", path);
+		k->url_base = kos_strdup("http://localhost");
+		k->socket_path = kos_strdup(path);
+	}
+	k->curl = curl_easy_init();
+	if (k->addr == NULL || k->url_base == NULL || (!tls && k->socket_path == NULL) ||
+	    k->curl == NULL) {
+		conn_close(k);
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
+	/* an option this libcurl lacks (a build without Unix sockets or TLS) is
+	 * a failure here, not a silent plain TCP connection later */
+	cc = tls ? CURLE_OK : curl_easy_setopt(k->curl, CURLOPT_UNIX_SOCKET_PATH, k->socket_path);
+	if (cc != CURLE_OK ||
+#if LIBCURL_VERSION_NUM >= 0x075500
+	    curl_easy_setopt(k->curl, CURLOPT_PROTOCOLS_STR, tls ? "https" : "http") != CURLE_OK ||
+#else
+	    curl_easy_setopt(k->curl, CURLOPT_PROTOCOLS,
+			     tls ? (long)CURLPROTO_HTTPS : (long)CURLPROTO_HTTP) != CURLE_OK ||
+#endif
+	    curl_easy_setopt(k->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_TIMEOUT_MS, TIMEOUT_MS) != CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_WRITEDATA, &c->resp) != CURLE_OK ||
+	    curl_easy_setopt(k->curl, CURLOPT_USERAGENT, "kos-client/" PACKAGE_VERSION) !=
+		CURLE_OK) {
+		conn_close(k);
+		return kos_error_set(KOS_E_INTERNAL, "this libcurl cannot talk %s",
+				     tls ? "HTTPS" : "over a Unix socket");
+	}
+	return conn_tls(c, k);
+}
+
+/* The server for a share reference's "kms" address (NULL: kosd itself),
+ * opened on first use and kept for the next; NULL with *rv set on failure. */
+static struct conn *kms_conn(kos_client *c, const char *addr, kos_rv *rv_out)
+{
+	struct conn *k, *lru = &c->kms[0];
+	kos_rv rv;
+
+	if (addr == NULL || strcmp(addr, c->main.addr) == 0)
+		return &c->main;
+	for (size_t i = 0; i < KMS_CONNS; i++) {
+		k = &c->kms[i];
+		if (k->curl != NULL && strcmp(k->addr, addr) == 0)
+			return k;
+		if (k->curl == NULL || (lru->curl != NULL && k->used < lru->used))
+			lru = k;
+	}
+	conn_close(lru);
+	rv = conn_open(c, lru, addr, false);
+	if (rv != KOS_OK) {
+		*rv_out = kos_error_set(rv, "a share reference names no usable KMS front: %s",
+					kos_last_error());
+		return NULL;
+	}
+	return lru;
+}
+
 /* --- the handle --------------------------------------------------------- */
 
 kos_rv kos_client_new(const char *server, kos_client **out)
 {
-	const char *env;
+	const char *env, *cert, *key;
 	kos_client *c = NULL;
 	long page = sysconf(_SC_PAGESIZE);
 	size_t pg = page > 0 ? (size_t)page : 4096;
@@ -746,15 +908,7 @@ kos_rv kos_client_new(const char *server, kos_client **out)
 	if (server == NULL)
 		server = getenv(KOS_CLIENT_ENV_SERVER);
 	if (server == NULL || server[0] == '\0')
-		return kos_error_set(KOS_E_INVALID, "no kosd socket given (set KOS_SERVER)");
-	if (strncmp(server, "unix:", 5) == 0)
-		server += 5;
-	else if (strstr(server, "://") != NULL)
-		return kos_error_set(KOS_E_INVALID, "%s: TLS is not supported yet; use the Unix "
-						    "socket (a path or unix:PATH)",
-				     server);
-	if (server[0] == '\0' || strlen(server) > 107)
-		return kos_error_set(KOS_E_INVALID, "not a usable socket path");
+		return kos_error_set(KOS_E_INVALID, "no kosd address given (set KOS_SERVER)");
 	pthread_once(&curl_once, curl_init_once);
 	if (curl_init_rc != CURLE_OK)
 		return kos_error_set(KOS_E_INTERNAL, "libcurl: %s", curl_easy_strerror(curl_init_rc));
@@ -762,10 +916,12 @@ kos_rv kos_client_new(const char *server, kos_client **out)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
-	c->socket_path = kos_strdup(server);
-	c->url_base = kos_strdup("http://localhost");
+	rv = conn_open(c, &c->main, server, true);
+	if (rv != KOS_OK) {
+		free(c);
+		return rv;
+	}
 	c->cred = malloc(KOS_CRED_MAX + 1);
-	c->curl = curl_easy_init();
 	c->cache_bytes = (DEK_SLOTS * sizeof(struct dek_slot) + pg - 1) / pg * pg;
 	a = mmap(NULL, c->cache_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
 		 0);
@@ -778,33 +934,22 @@ kos_rv kos_client_new(const char *server, kos_client **out)
 #endif
 		c->cache = a;
 	}
-	if (c->socket_path == NULL || c->url_base == NULL || c->cred == NULL || c->curl == NULL ||
-	    c->cache == NULL) {
+	if (c->cred == NULL || c->cache == NULL) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto fail;
 	}
 	memset(c->cred, 0, KOS_CRED_MAX + 1);
 	memset(c->cache, 0, c->cache_bytes);
 
-	/* an option this libcurl lacks (a build without Unix sockets) is a
-	 * failure here, not a silent TCP connection to localhost later */
-	if (curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, c->socket_path) != CURLE_OK ||
-#if LIBCURL_VERSION_NUM >= 0x075500
-	    curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http") != CURLE_OK ||
-#else
-	    curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS, (long)CURLPROTO_HTTP) != CURLE_OK ||
-#endif
-	    curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
-	    curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, TIMEOUT_MS) != CURLE_OK ||
-	    curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS) != CURLE_OK ||
-	    curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
-	    curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &c->resp) != CURLE_OK ||
-	    curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "kos-client/" PACKAGE_VERSION) !=
-		    CURLE_OK) {
-		rv = kos_error_set(KOS_E_INTERNAL, "this libcurl cannot talk over a Unix socket");
-		goto fail;
+	cert = getenv(KOS_CLIENT_ENV_TLS_CERT);
+	key = getenv(KOS_CLIENT_ENV_TLS_KEY);
+	if (cert != NULL && cert[0] != '\0') {
+		env = getenv(KOS_CLIENT_ENV_TLS_CA);
+		rv = kos_client_set_tls(c, cert, key != NULL && key[0] != '\0' ? key : cert,
+					env != NULL && env[0] != '\0' ? env : NULL);
+		if (rv != KOS_OK)
+			goto fail;
 	}
-
 	env = getenv(KOS_CLIENT_ENV_CREDENTIAL_FILE);
 	if (env != NULL && env[0] != '\0') {
 		rv = kos_client_set_credential_file(c, env);
@@ -828,8 +973,9 @@ void kos_client_free(kos_client *c)
 {
 	if (c == NULL)
 		return;
-	if (c->curl != NULL)
-		curl_easy_cleanup(c->curl);
+	conn_close(&c->main);
+	for (size_t i = 0; i < KMS_CONNS; i++)
+		conn_close(&c->kms[i]);
 	if (c->cache != NULL) {
 		OPENSSL_cleanse(c->cache, c->cache_bytes);
 		(void)munlock(c->cache, c->cache_bytes);
@@ -838,19 +984,55 @@ void kos_client_free(kos_client *c)
 	kos_secret_free(c->cred, c->cred != NULL ? KOS_CRED_MAX + 1 : 0);
 	kos_secret_free(c->resp.p, c->resp.cap);
 	free(c->cred_file);
-	free(c->socket_path);
-	free(c->url_base);
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_ca);
 	free(c);
+}
+
+/* A file the TLS set-up names must be there to read: a typo is found now,
+ * not at the first handshake. */
+static kos_rv readable(const char *what, const char *path)
+{
+	if (path[0] == '\0' || access(path, R_OK) != 0)
+		return kos_error_set(KOS_E_IO, "TLS %s %s: %s", what, path,
+				     path[0] == '\0' ? "empty path" : strerror(errno));
+	return KOS_OK;
 }
 
 kos_rv kos_client_set_tls(kos_client *c, const char *cert, const char *key, const char *ca)
 {
-	(void)c;
-	(void)cert;
-	(void)key;
-	(void)ca;
-	return kos_error_set(KOS_E_INVALID, "TLS is not supported yet: kosd listens on a Unix "
-					    "socket only");
+	char *nc = NULL, *nk = NULL, *na = NULL;
+	kos_rv rv;
+
+	if (c == NULL || cert == NULL || key == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_client_set_tls: a client certificate and "
+						    "its key are needed");
+	if ((rv = readable("certificate", cert)) != KOS_OK ||
+	    (rv = readable("key", key)) != KOS_OK ||
+	    (ca != NULL && (rv = readable("CA file", ca)) != KOS_OK))
+		return rv;
+	nc = kos_strdup(cert);
+	nk = kos_strdup(key);
+	na = ca != NULL ? kos_strdup(ca) : NULL;
+	if (nc == NULL || nk == NULL || (ca != NULL && na == NULL)) {
+		free(nc);
+		free(nk);
+		free(na);
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_ca);
+	c->tls_cert = nc;
+	c->tls_key = nk;
+	c->tls_ca = na;
+	/* a server already open keeps its handle: the new files apply to its
+	 * next connection, and a kept-alive one made with other files closes */
+	rv = conn_tls(c, &c->main);
+	for (size_t i = 0; rv == KOS_OK && i < KMS_CONNS; i++)
+		rv = conn_tls(c, &c->kms[i]);
+	return rv;
 }
 
 kos_rv kos_client_set_credential(kos_client *c, const char *token)
@@ -1111,20 +1293,27 @@ static kos_rv dek_from_shares(kos_client *c, json_t *doc, uint8_t dek[KOS_DEK_LE
 	json_array_foreach(refs, i, ref) {
 		json_t *grant = json_object_get(ref, "grant"), *ans = NULL, *line;
 		const char *id = json_string_value(json_object_get(ref, "share_id"));
+		json_t *kms = json_object_get(ref, "kms");
 		json_int_t x = json_integer_value(json_object_get(ref, "x"));
+		struct conn *srv = NULL;
 		struct body b;
 
 		if ((json_int_t)got == k)
 			break;
-		if (!json_is_string(grant) || id == NULL || x < 1 || x > 255) {
+		if (!json_is_string(grant) || id == NULL || x < 1 || x > 255 ||
+		    (kms != NULL && !json_is_string(kms))) {
 			last = kos_error_set(KOS_E_PARSE, "a share reference is malformed");
 			continue;
 		}
+		/* where kosd says the share is: a KMS front, or (no "kms") kosd */
+		srv = kms_conn(c, json_string_value(kms), &last);
+		if (srv == NULL)
+			continue;
 		body_init(&b);
 		body_str(&b, "share_id", id);
 		body_close(&b);
 		last = b.oom ? kos_error_set(KOS_E_NOMEM, "out of memory")
-			     : http(c, "/v1/shares/fetch", &b, json_string_value(grant), &ans);
+			     : http_to(c, srv, "/v1/shares/fetch", &b, json_string_value(grant), &ans);
 		body_free(&b);
 		line = json_object_get(ans, "share");
 		if (last == KOS_OK && !json_is_string(line))
@@ -1141,6 +1330,8 @@ static kos_rv dek_from_shares(kos_client *c, json_t *doc, uint8_t dek[KOS_DEK_LE
 		if (last == KOS_OK) {
 			got++;
 			c->stats.shares_fetched++;
+			if (srv != &c->main)
+				c->stats.shares_from_fronts++;
 		}
 	}
 	/* the grants are single-purpose: wipe them with the answer */
@@ -1367,4 +1558,94 @@ void kos_client_get_stats(const kos_client *c, kos_client_stats *stats)
 const char *kos_client_last_code(const kos_client *c)
 {
 	return c != NULL ? c->last_code : "";
+}
+
+/* --- any route ------------------------------------------------------------ */
+
+/* Wipes every string of an answer in place before it is released: a generic
+ * answer may hold an enrollment secret or a credential anywhere. */
+static void wipe_json_strings(json_t *v)
+{
+	const char *key;
+	json_t *m;
+	size_t i;
+
+	if (json_is_string(v))
+		wipe_json_string(v);
+	else if (json_is_object(v))
+		json_object_foreach(v, key, m) wipe_json_strings(m);
+	else if (json_is_array(v))
+		json_array_foreach(v, i, m) wipe_json_strings(m);
+}
+
+kos_rv kos_client_call(kos_client *c, const char *method, const char *path, const char *json_in,
+		       char **json_out)
+{
+	struct body b = {0};
+	json_t *doc = NULL, *in = NULL;
+	char *txt = NULL;
+	size_t n;
+	kos_rv rv;
+
+	if (json_out != NULL)
+		*json_out = NULL;
+	if (c == NULL || method == NULL || path == NULL || json_out == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_client_call: bad arguments");
+	n = strlen(path);
+	/* a path of the API only: no query, no escapes, no dot segments */
+	if (n < 5 || n > 200 || strncmp(path, "/v1/", 4) != 0 || strstr(path, "..") != NULL ||
+	    strstr(path, "//") != NULL ||
+	    strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/") != n)
+		return kos_error_set(KOS_E_INVALID, "kos_client_call: '%.64s' is not a route of the "
+						    "API (/v1/...)",
+				     path);
+	if (strcmp(method, "GET") == 0) {
+		if (json_in != NULL)
+			return kos_error_set(KOS_E_INVALID, "kos_client_call: GET takes no body");
+	} else if (strcmp(method, "POST") != 0) {
+		return kos_error_set(KOS_E_INVALID, "kos_client_call: method GET or POST");
+	}
+	if (json_in != NULL) {
+		/* checked here so a typo is the caller's error, not kosd's 400 */
+		in = json_loads(json_in, JSON_REJECT_DUPLICATES, NULL);
+		if (!json_is_object(in)) {
+			json_decref(in);
+			return kos_error_set(KOS_E_INVALID, "kos_client_call: the body is not a "
+							    "JSON object");
+		}
+		wipe_json_strings(in);
+		json_decref(in);
+	}
+	rv = ensure_credential(c);
+	if (rv != KOS_OK)
+		return rv;
+	if (strcmp(method, "POST") == 0) {
+		body_reserve(&b, strlen(json_in != NULL ? json_in : "{}") + 1);
+		body_raw(&b, json_in != NULL ? json_in : "{}", strlen(json_in != NULL ? json_in : "{}"));
+		if (b.oom) {
+			rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+			goto out;
+		}
+	}
+	rv = http(c, path, strcmp(method, "POST") == 0 ? &b : NULL, c->cred, &doc);
+	if (rv != KOS_OK)
+		goto out;
+	txt = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (txt == NULL) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	n = strlen(txt);
+	*json_out = malloc(n + 1);
+	if (*json_out == NULL)
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+	else
+		memcpy(*json_out, txt, n + 1);
+	OPENSSL_cleanse(txt, n);
+	free(txt);
+out:
+	wipe_json_strings(doc);
+	json_decref(doc);
+	body_free(&b);
+	return rv;
 }

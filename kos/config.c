@@ -28,10 +28,19 @@ struct kos_config_env {
 	char *value;
 };
 
+/* One kms_fronts entry: the KMS tokens a KMS front serves and its address. */
+struct kos_config_front {
+	char *address; /* "unix:/ABSOLUTE" or "https://HOST:PORT" */
+	char **tokens;
+	size_t n_tokens;
+	int line;
+};
+
 struct kos_config {
 	char *path;
 	char *store;
 	char *policy;
+	char *server; /* "unix:/ABSOLUTE" or "https://HOST:PORT"; NULL when unset */
 	struct kos_config_token *tokens;
 	size_t n_tokens;
 	struct kos_config_env *env;
@@ -40,6 +49,9 @@ struct kos_config {
 	char *listen_tcp_host;
 	char *tls_cert, *tls_key, *tls_client_ca;
 	kos_listen_config listen;
+	char *kms_jwks; /* the kms group: this file configures a KMS front */
+	struct kos_config_front *fronts;
+	size_t n_fronts;
 };
 
 #define KOS_LISTEN_DEFAULT_BODY (1024 * 1024)
@@ -47,6 +59,8 @@ struct kos_config {
 #define KOS_LISTEN_DEFAULT_DATA_BODY (96 * 1024 * 1024)
 #define KOS_LISTEN_MAX_DATA_BODY (1024 * 1024 * 1024)
 #define KOS_LISTEN_SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
+#define KOS_CONFIG_MAX_FRONTS 255
+#define KOS_FRONT_ADDRESS_MAX 255
 
 static const char *const role_names[KOS_TOKEN_ROLE_COUNT] = {
 	[KOS_TOKEN_ROLE_KMS] = "kms",
@@ -149,6 +163,14 @@ void kos_config_free(kos_config *conf)
 		free(conf->env[i].value);
 	}
 	free(conf->env);
+	for (i = 0; i < conf->n_fronts; i++) {
+		for (size_t k = 0; k < conf->fronts[i].n_tokens; k++)
+			free(conf->fronts[i].tokens[k]);
+		free(conf->fronts[i].tokens);
+		free(conf->fronts[i].address);
+	}
+	free(conf->fronts);
+	free(conf->kms_jwks);
 	free(conf->listen_unix);
 	free(conf->listen_tcp_host);
 	free(conf->tls_cert);
@@ -157,6 +179,7 @@ void kos_config_free(kos_config *conf)
 	free(conf->path);
 	free(conf->store);
 	free(conf->policy);
+	free(conf->server);
 	free(conf);
 }
 
@@ -177,6 +200,71 @@ static void string_setting(kos_diag *d, const char *path, config_setting_t *s, c
 	*out = is_store ? resolve(path, v) : resolve_path(path, v);
 	if (*out == NULL)
 		d->oom = true;
+}
+
+/* server: the kosd kosctl talks to (kosctl(1)): a socket path or
+ * "unix:PATH" (made absolute against kos.conf's directory, kept as
+ * "unix:/ABSOLUTE"), or "https://HOST:PORT" kept as written. */
+static void parse_server(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+{
+	int line = config_setting_source_line(s);
+	const char *v, *host, *colon;
+	char *abs = NULL, *end = NULL;
+	unsigned long port = 0;
+
+	free(conf->server);
+	conf->server = NULL;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING ||
+	    (v = config_setting_get_string(s)) == NULL || v[0] == '\0') {
+		kos_diag_add(d, path, line, "server: must be a non-empty string (\"kosd.sock\", "
+					    "\"unix:PATH\" or \"https://HOST:PORT\")");
+		return;
+	}
+	if (strlen(v) > 255 || strpbrk(v, " \t\r\n\"'\\") != NULL) {
+		kos_diag_add(d, path, line, "server: at most 255 characters, no blanks or quotes");
+		return;
+	}
+	if (strncmp(v, "https://", 8) == 0) {
+		host = v + 8;
+		colon = strrchr(host, ':');
+		if (colon != NULL && colon > host && strpbrk(host, "/@?#") == NULL)
+			port = strtoul(colon + 1, &end, 10);
+		if (port < 1 || port > 65535 || end == colon + 1 || *end != '\0') {
+			kos_diag_add(d, path, line, "server: must be \"https://HOST:PORT\"");
+			return;
+		}
+		if ((conf->server = kos_strdup(v)) == NULL)
+			d->oom = true;
+		return;
+	}
+	if (strstr(v, "://") != NULL) {
+		kos_diag_add(d, path, line,
+			     "server: must be a socket path, \"unix:PATH\" or \"https://HOST:PORT\"");
+		return;
+	}
+	if (strncmp(v, "unix:", 5) == 0)
+		v += 5;
+	if (v[0] == '\0') {
+		kos_diag_add(d, path, line, "server: unix: the socket path is empty");
+		return;
+	}
+	abs = resolve_path(path, v);
+	if (abs == NULL) {
+		d->oom = true;
+		return;
+	}
+	if (strlen(abs) > KOS_LISTEN_SUN_PATH_MAX) {
+		kos_diag_add(d, path, line,
+			     "server: the socket path is longer than %d characters once made "
+			     "absolute",
+			     KOS_LISTEN_SUN_PATH_MAX);
+	} else if ((conf->server = malloc(strlen(abs) + 6)) == NULL) {
+		d->oom = true;
+	} else {
+		memcpy(conf->server, "unix:", 5);
+		memcpy(conf->server + 5, abs, strlen(abs) + 1);
+	}
+	free(abs);
 }
 
 static bool name_char(char c)
@@ -677,6 +765,209 @@ static void parse_listen(kos_diag *d, const char *path, config_setting_t *s, kos
 			     "listen: tls: no tcp listener to use it (add tcp = \"HOST:PORT\")");
 }
 
+/* kms: this file configures a KMS front (kosd --role kms), which verifies
+ * grants with the CA's public keys alone: jwks names the JWKS document
+ * "kosctl ca jwks" prints. */
+static void parse_kms(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+{
+	config_setting_t *m;
+	unsigned i;
+
+	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
+		kos_diag_add(d, path, config_setting_source_line(s),
+			     "kms: must be a group { jwks = \"ca.jwks\"; }");
+		return;
+	}
+	for (i = 0; (m = config_setting_get_elem(s, i)) != NULL; i++) {
+		const char *key = config_setting_name(m);
+
+		if (strcmp(key, "jwks") == 0) {
+			free(conf->kms_jwks);
+			conf->kms_jwks = NULL;
+			string_setting(d, path, m, "kms: jwks", false, &conf->kms_jwks);
+		} else {
+			kos_diag_add(d, path, config_setting_source_line(m),
+				     "kms: unknown setting '%s'", key);
+		}
+	}
+	if (conf->kms_jwks == NULL && config_setting_get_member(s, "jwks") == NULL)
+		kos_diag_add(d, path, config_setting_source_line(s),
+			     "kms: jwks: missing (the CA's public keys, from kosctl ca jwks)");
+}
+
+/* A front's address: "unix:PATH" (made absolute against kos.conf's
+ * directory) or "https://HOST:PORT" with nothing after the port. NULL after
+ * reporting why. */
+static char *front_address(kos_diag *d, const char *path, int line, const char *v)
+{
+	char *abs, *out;
+
+	if (strlen(v) > KOS_FRONT_ADDRESS_MAX || strpbrk(v, " \t\r\n\"'\\") != NULL) {
+		kos_diag_add(d, path, line,
+			     "kms_fronts: address: at most %d characters, no blanks or quotes",
+			     KOS_FRONT_ADDRESS_MAX);
+		return NULL;
+	}
+	if (strncmp(v, "unix:", 5) == 0 && v[5] != '\0') {
+		abs = resolve_path(path, v + 5);
+		if (abs == NULL) {
+			d->oom = true;
+			return NULL;
+		}
+		if (strlen(abs) > KOS_LISTEN_SUN_PATH_MAX) {
+			kos_diag_add(d, path, line,
+				     "kms_fronts: address: the socket path is longer than %d "
+				     "characters once made absolute",
+				     KOS_LISTEN_SUN_PATH_MAX);
+			free(abs);
+			return NULL;
+		}
+		out = malloc(strlen(abs) + 6);
+		if (out == NULL)
+			d->oom = true;
+		else
+			sprintf(out, "unix:%s", abs);
+		free(abs);
+		return out;
+	}
+	if (strncmp(v, "https://", 8) == 0) {
+		const char *host = v + 8, *colon = strrchr(host, ':');
+		char *end = NULL;
+		unsigned long port;
+
+		if (colon != NULL && colon > host && strchr(host, '/') == NULL &&
+		    strchr(host, '@') == NULL && strchr(host, '?') == NULL &&
+		    (port = strtoul(colon + 1, &end, 10), end != colon + 1 && *end == '\0') &&
+		    port >= 1 && port <= 65535) {
+			out = kos_strdup(v);
+			if (out == NULL)
+				d->oom = true;
+			return out;
+		}
+	}
+	kos_diag_add(d, path, line,
+		     "kms_fronts: address: must be \"unix:PATH\" or \"https://HOST:PORT\"");
+	return NULL;
+}
+
+/* kms_fronts: which KMS front serves the shares of which KMS tokens, so
+ * kosd can tell clients where to fetch each share. */
+static void parse_fronts(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+{
+	config_setting_t *g, *m;
+	unsigned i, j, n;
+
+	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
+		kos_diag_add(d, path, config_setting_source_line(s),
+			     "kms_fronts: must be a list ( { tokens = [\"kms4\"]; address = "
+			     "\"unix:kms.sock\"; }, ... )");
+		return;
+	}
+	n = (unsigned)config_setting_length(s);
+	if (n > KOS_CONFIG_MAX_FRONTS) {
+		kos_diag_add(d, path, config_setting_source_line(s), "kms_fronts: more than %d",
+			     KOS_CONFIG_MAX_FRONTS);
+		return;
+	}
+	conf->fronts = calloc(n ? n : 1, sizeof(*conf->fronts));
+	if (conf->fronts == NULL) {
+		d->oom = true;
+		return;
+	}
+	for (i = 0; (g = config_setting_get_elem(s, i)) != NULL; i++) {
+		struct kos_config_front *f = &conf->fronts[conf->n_fronts];
+		config_setting_t *toks, *addr;
+		int line = config_setting_source_line(g);
+		unsigned nt;
+
+		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
+			kos_diag_add(d, path, line,
+				     "kms_fronts: each entry must be a group { tokens = [...]; "
+				     "address = \"...\"; }");
+			continue;
+		}
+		for (j = 0; (m = config_setting_get_elem(g, j)) != NULL; j++)
+			if (strcmp(config_setting_name(m), "tokens") != 0 &&
+			    strcmp(config_setting_name(m), "address") != 0)
+				kos_diag_add(d, path, config_setting_source_line(m),
+					     "kms_fronts: unknown setting '%s'",
+					     config_setting_name(m));
+		addr = config_setting_get_member(g, "address");
+		if (addr == NULL || config_setting_type(addr) != CONFIG_TYPE_STRING) {
+			kos_diag_add(d, path, addr != NULL ? (int)config_setting_source_line(addr) : line,
+				     "kms_fronts: address: missing or not a string");
+			continue;
+		}
+		toks = config_setting_get_member(g, "tokens");
+		if (toks == NULL || config_setting_type(toks) != CONFIG_TYPE_ARRAY ||
+		    config_setting_length(toks) < 1) {
+			kos_diag_add(d, path, toks != NULL ? (int)config_setting_source_line(toks) : line,
+				     "kms_fronts: tokens: must be a non-empty array of token names");
+			continue;
+		}
+		f->line = line;
+		f->address = front_address(d, path, config_setting_source_line(addr),
+					   config_setting_get_string(addr));
+		conf->n_fronts++;
+		if (f->address == NULL)
+			continue;
+		nt = (unsigned)config_setting_length(toks);
+		f->tokens = calloc(nt, sizeof(*f->tokens));
+		if (f->tokens == NULL) {
+			d->oom = true;
+			continue;
+		}
+		for (j = 0; j < nt; j++) {
+			const char *t = config_setting_get_string_elem(toks, (int)j);
+
+			if (t == NULL || t[0] == '\0' || strlen(t) > KOS_TOKEN_NAME_MAX) {
+				kos_diag_add(d, path, config_setting_source_line(toks),
+					     "kms_fronts: tokens: each must be a token name");
+				continue;
+			}
+			f->tokens[f->n_tokens] = kos_strdup(t);
+			if (f->tokens[f->n_tokens] == NULL)
+				d->oom = true;
+			else
+				f->n_tokens++;
+		}
+	}
+}
+
+/* Once every setting is read (tokens may come after kms_fronts): each
+ * token a front names is a KMS token of this file, named by one front only. */
+static void check_fronts(kos_diag *d, const char *path, kos_config *conf)
+{
+	size_t i, j, k, l;
+
+	for (i = 0; i < conf->n_fronts; i++) {
+		const struct kos_config_front *f = &conf->fronts[i];
+
+		for (j = 0; j < f->n_tokens; j++) {
+			bool kms = false, twice = false;
+
+			for (k = 0; k < conf->n_tokens; k++)
+				if (conf->tokens[k].name != NULL &&
+				    strcmp(conf->tokens[k].name, f->tokens[j]) == 0)
+					kms = conf->tokens[k].role == KOS_TOKEN_ROLE_KMS;
+			for (k = 0; k <= i; k++)
+				for (l = 0; l < conf->fronts[k].n_tokens; l++)
+					if ((k < i || l < j) &&
+					    strcmp(conf->fronts[k].tokens[l], f->tokens[j]) == 0)
+						twice = true;
+			if (!kms)
+				kos_diag_add(d, path, f->line,
+					     "kms_fronts: token %s: not a token with role kms in "
+					     "this file",
+					     f->tokens[j]);
+			else if (twice)
+				kos_diag_add(d, path, f->line,
+					     "kms_fronts: token %s: named by two fronts",
+					     f->tokens[j]);
+		}
+	}
+}
+
 kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 {
 	kos_diag d = { 0 };
@@ -728,17 +1019,26 @@ kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 			string_setting(&d, path, s, name, true, &conf->store);
 		else if (strcmp(name, "policy") == 0)
 			string_setting(&d, path, s, name, false, &conf->policy);
+		else if (strcmp(name, "server") == 0)
+			parse_server(&d, path, s, conf);
 		else if (strcmp(name, "tokens") == 0)
 			parse_tokens(&d, path, s, conf);
 		else if (strcmp(name, "environment") == 0)
 			parse_env(&d, path, s, conf);
 		else if (strcmp(name, "listen") == 0)
 			parse_listen(&d, path, s, conf);
+		else if (strcmp(name, "kms") == 0)
+			parse_kms(&d, path, s, conf);
+		else if (strcmp(name, "kms_fronts") == 0)
+			parse_fronts(&d, path, s, conf);
 		else
 			kos_diag_add(&d, path, config_setting_source_line(s), "unknown setting '%s'",
 				     name);
 	}
-	if (conf->store == NULL)
+	check_fronts(&d, path, conf);
+	/* a KMS front (the kms group) keeps no state: it needs no store */
+	if (conf->store == NULL && conf->kms_jwks == NULL &&
+	    config_setting_get_member(root, "kms") == NULL)
 		kos_diag_add(&d, path, 1, "store: missing (the state store location)");
 	if (conf->policy == NULL)
 		kos_diag_add(&d, path, 1, "policy: missing (the policy file)");
@@ -783,6 +1083,11 @@ const char *kos_config_get0_store(const kos_config *conf)
 const char *kos_config_get0_policy(const kos_config *conf)
 {
 	return conf->policy;
+}
+
+const char *kos_config_get0_server(const kos_config *conf)
+{
+	return conf->server;
 }
 
 size_t kos_config_token_count(const kos_config *conf)
@@ -844,4 +1149,22 @@ const char *kos_config_env_get0_name(const kos_config *conf, size_t i)
 const char *kos_config_env_get0_value(const kos_config *conf, size_t i)
 {
 	return i < conf->n_env ? conf->env[i].value : NULL;
+}
+
+const char *kos_config_get0_kms_jwks(const kos_config *conf)
+{
+	return conf->kms_jwks;
+}
+
+const char *kos_config_kms_front(const kos_config *conf, const char *token)
+{
+	size_t i, j;
+
+	if (token == NULL)
+		return NULL;
+	for (i = 0; i < conf->n_fronts; i++)
+		for (j = 0; j < conf->fronts[i].n_tokens; j++)
+			if (strcmp(conf->fronts[i].tokens[j], token) == 0)
+				return conf->fronts[i].address;
+	return NULL;
 }

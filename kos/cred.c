@@ -937,6 +937,8 @@ kos_rv kos_cred_issue(kos_ca *ca, const char *client, const char *scope, const c
 		*token = NULL;
 	if (ca == NULL || client == NULL || token == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_cred_issue: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	if (!kos_client_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
 	if (x5t != NULL && !kos_b64url_is(x5t, KOS_CRED_X5T_LEN))
@@ -980,6 +982,8 @@ kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id
 	if (ca == NULL || client == NULL || share_id == NULL || token == NULL ||
 	    lifetime < SEC)
 		return kos_error_set(KOS_E_INVALID, "kos_cred_issue_grant: bad argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	if (!kos_client_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
 	if ((size_t)snprintf(scope, sizeof(scope), "share:%s", share_id) >= sizeof(scope) ||
@@ -1019,6 +1023,8 @@ kos_rv kos_cred_enroll(kos_ca *ca, const char *secret, char **token)
 		*token = NULL;
 	if (ca == NULL || secret == NULL || token == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_cred_enroll: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	if (!kos_b64url_is(secret, KOS_CRED_SECRET_LEN))
 		return kos_error_set(KOS_E_INTEGRITY,
 				     "not an enrollment secret (43 base64url characters)");
@@ -1102,6 +1108,8 @@ kos_rv kos_cred_refresh(kos_ca *ca, const char *token, const char *x5t, const ch
 		*new_token = NULL;
 	if (ca == NULL || token == NULL || new_token == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_cred_refresh: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	if (scope != NULL && kos_scope_validate(scope) != KOS_OK)
 		return kos_error_set(KOS_E_INVALID, "%s", kos_last_error());
 	b = malloc(sizeof(*b));
@@ -1179,6 +1187,8 @@ kos_rv kos_cred_revoke_jti(kos_ca *ca, const char *jti)
 {
 	if (ca == NULL || jti == NULL || !kos_b64url_is(jti, KOS_CRED_JTI_LEN))
 		return kos_error_set(KOS_E_INVALID, "a jti is 22 base64url characters");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	return revoke(ca, KOS_REVOKE_JTI, jti, 0);
 }
 
@@ -1189,6 +1199,8 @@ kos_rv kos_cred_revoke_client(kos_ca *ca, const char *client)
 
 	if (ca == NULL || client == NULL || !kos_client_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	c = malloc(sizeof(*c));
 	if (c == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
@@ -1203,6 +1215,8 @@ kos_rv kos_cred_revoke_before(kos_ca *ca, kos_usec time)
 {
 	if (ca == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_cred_revoke_before: no authority");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	if (time <= 0 || time > kos_ca_now(ca))
 		return kos_error_set(KOS_E_INVALID,
 				     "revoke --before takes a time not in the future");
@@ -1219,6 +1233,8 @@ kos_rv kos_cred_revocations(kos_ca *ca, int (*fn)(const kos_revocation_info *r, 
 
 	if (ca == NULL || fn == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_cred_revocations: missing argument");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	rv = kos_store_revocation_list(ca->st, &rows, &n);
 	for (i = 0; rv == KOS_OK && i < n; i++) {
 		int f;
@@ -1241,5 +1257,7 @@ kos_rv kos_cred_prune(kos_ca *ca, uint64_t *removed)
 {
 	if (ca == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_cred_prune: no authority");
+	if (ca->st == NULL)
+		return kos_ca_no_store();
 	return kos_store_cred_prune(ca->st, kos_ca_now(ca), removed);
 }

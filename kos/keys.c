@@ -1895,7 +1895,7 @@ kos_rv kos_key_share_refs(kos_keys *keys, const char *name, uint32_t version, co
 			continue;
 		}
 		memset(r, 0, sizeof(*r));
-		snprintf(r->token, sizeof(r->token), "%s", cand[i].loc->token);
+		snprintf(r->kms_token, sizeof(r->kms_token), "%s", cand[i].loc->token);
 		snprintf(r->share_id, sizeof(r->share_id), "%s", cand[i].loc->label);
 		r->x = cand[i].loc->x;
 		got++;
@@ -1956,6 +1956,59 @@ out:
 	free(pr);
 	kos_store_version_clear(&v);
 	return rv;
+}
+
+kos_rv kos_key_share_read(kos_hsm *hsm, const char *share_id, kos_share *share)
+{
+	struct share_id id;
+	char failed[200] = "";
+	size_t tok, count, used = 0;
+	kos_rv rv, last = KOS_E_NOTFOUND;
+
+	if (share != NULL)
+		memset(share, 0, sizeof(*share));
+	if (hsm == NULL || share_id == NULL || share == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_key_share_read: missing argument");
+	if (!parse_share_label(share_id, &id))
+		return kos_error_set(KOS_E_NOTFOUND, "not a kos share id");
+	count = kos_hsm_token_count(hsm);
+	for (tok = 0; tok < count; tok++) {
+		uint8_t *data = NULL;
+		size_t len = 0;
+
+		if (kos_hsm_token_role(hsm, tok) != KOS_TOKEN_ROLE_KMS)
+			continue;
+		rv = kos_hsm_data_get(hsm, tok, share_id, &data, &len);
+		if (rv == KOS_E_NOTFOUND)
+			continue;
+		if (rv != KOS_OK) {
+			/* another token may still hold it; say which failed */
+			int w = snprintf(failed + used, sizeof(failed) - used, "%s%s", used ? ", " : "",
+					 kos_hsm_token_get0_name(hsm, tok));
+
+			if (w > 0 && (size_t)w < sizeof(failed) - used)
+				used += (size_t)w;
+			last = rv;
+			continue;
+		}
+		rv = kos_share_parse((const char *)data, len, share);
+		kos_secret_free(data, len);
+		/* the label says which share it is; the content must agree */
+		if (rv == KOS_OK && (share->x != id.x || share->len != KOS_DEK_LEN)) {
+			kos_shares_clear(share, 1);
+			rv = KOS_E_PARSE;
+		}
+		if (rv != KOS_OK) {
+			note_bad_share(hsm, tok);
+			return kos_error_set(KOS_E_INTEGRITY, "share %s: token %s holds something else",
+					     share_id, kos_hsm_token_get0_name(hsm, tok));
+		}
+		return KOS_OK;
+	}
+	if (last != KOS_E_NOTFOUND)
+		return kos_error_set(last, "share %s: not found on the tokens that answered; failed: %s",
+				     share_id, failed);
+	return kos_error_set(KOS_E_NOTFOUND, "no share %s on this KMS front's tokens", share_id);
 }
 
 /* --- signing keys ------------------------------------------------------------------ */

@@ -1,11 +1,12 @@
 #!/bin/sh
 # kosd on a development installation, driven with curl over its Unix socket:
-# start and refusal of a second instance, health, authentication and its
-# refusals, admin routes, encrypt/decrypt, the tier-dependent key request
-# for high, medium, low and deny clients (trust moved by kosctl in another
-# process), signing, refresh, revocation (by route and by kosctl), bad
-# input, metrics, SIGHUP with a broken policy, SIGTERM with the trust
-# observations flushed, and a stale socket left by a killed kosd.
+# start and refusal of a second instance, the KMS role's start-up refusals,
+# health, authentication and its refusals, admin routes, encrypt/decrypt,
+# the tier-dependent key request for high, medium, low and deny clients
+# (trust moved by kosctl in another process), signing, refresh, revocation
+# (by route and by kosctl), bad input, metrics, SIGHUP with a broken policy,
+# SIGTERM with the trust observations flushed, and a stale socket left by a
+# killed kosd.
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
@@ -89,6 +90,17 @@ asec=$(cat "$out")
 expect 0 "enroll the admin" "$K" credential enroll "$asec"
 ADM=$(cat "$out")
 check "the admin credential" test -n "$ADM"
+
+# --- the KMS role's start-up refusals (it serves in test-client) ---
+expect 2 "--role of another name" "$D" --role boss --config "$d/kos.conf"
+expect 1 "--role kms without a kms group" "$D" --role kms --config "$d/kos.conf"
+grep_err "needs kms = { jwks" "the KMS role asks for the CA's public keys"
+sed -e '/^store = /d' -e 's/^listen = .*/listen = { unix = "kms.sock"; };/' "$d/kos.conf" > "$d/kms.conf"
+echo 'kms = { jwks = "ca.jwks"; };' >> "$d/kms.conf"
+echo '{"keys": []}' > "$d/ca.jwks"
+expect 1 "--role kms with a JWKS without keys" "$D" --role kms --config "$d/kms.conf"
+grep_err "kms: jwks .*ca.jwks: not a JWKS" "the JWKS file is named"
+check "no KMS socket is left behind" test ! -e "$d/kms.sock"
 
 # --- start ---
 check "kosd starts and answers health" start_kosd

@@ -136,7 +136,7 @@ static void check_refs(const kos_access_result *res)
 	CU_ASSERT(res->k >= 2);
 	for (i = 0; i < res->n_refs; i++)
 		for (j = i + 1; j < res->n_refs; j++) {
-			CU_ASSERT(strcmp(res->refs[i].token, res->refs[j].token) != 0);
+			CU_ASSERT(strcmp(res->refs[i].kms_token, res->refs[j].kms_token) != 0);
 			CU_ASSERT(res->refs[i].x != res->refs[j].x);
 		}
 	memset(shares, 0, sizeof(shares));

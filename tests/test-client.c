@@ -3,22 +3,33 @@
  * the tier-dependent decryption paths, the DEK cache, keep-alive, automatic
  * refresh written back to the credential file, and kosd's refusals mapped
  * to kos_rv with their reasons. Trust is moved with the kos_trust API on the
- * same store, from this process, while kosd runs. */
+ * same store, from this process, while kosd runs.
+ *
+ * A second kosd runs in the KMS role (kosd --role kms) with its own kos.conf
+ * listing one KMS token of the same installation and the CA's JWKS: the
+ * main kosd's kms_fronts send clients there for that token's shares, so a
+ * medium-tier decryption fetches from both processes. kosd also listens on
+ * TLS 1.3 with client certificates (a throwaway PKI made with the openssl
+ * CLI), which the library reaches at https://127.0.0.1:PORT. */
 #include "config.h"
 
 #include "kos/internal.h"
 #include "tests/kos-test.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -37,16 +48,22 @@ const char *__asan_default_options(void)
 
 #define SCOPE "encrypt:payments decrypt:payments sign:signer-1"
 
-static char inst[512], sock[600];
+static char inst[512], sock[600], kms_sock[600], pki[600];
 static kos_config *conf;
 static kos_policy *pol;
 static kos_store *st;
 static kos_trust *tr;
 static kos_ca *ca;
-static pid_t kosd_pid = -1;
+static pid_t kosd_pid = -1, kms_pid = -1;
+static unsigned tls_port;
+/* the KMS token the KMS kosd serves, and share ids of payments version 1:
+ * the narrow set's share there and on the other token, a wide one there */
+static char front_token[KOS_TOKEN_NAME_MAX + 1];
+static char front_narrow[129], main_narrow[129], front_wide[129];
 
 /* enrollment secrets, by client */
-static const char *const names[] = { "hugo", "mia", "lou", "rita", "rex", "dan", "eve" };
+static const char *const names[] = { "hugo", "mia", "lou", "rita", "rex", "dan", "eve",
+				     "mo",   "tess" };
 static char secrets[sizeof(names) / sizeof(names[0])][KOS_CRED_SECRET_LEN + 1];
 
 static const char *secret_of(const char *name)
@@ -79,7 +96,8 @@ static kos_tier tier_of(const char *client)
 /* The default policy with trust made of the integrity factor alone,
  * starting at 90 (high) with no recovery, so that each integrity failure
  * (25 points) moves a client one step down: 90 high, 65 medium, 40 low,
- * 15 deny. Medium credentials live 4 s, for the refresh test. */
+ * 15 deny. Medium credentials live 4 s, for the refresh test. The narrow
+ * share set (scores 65 and up) has n = k = 2. */
 static int write_policy(const char *path)
 {
 	static const char *const edits[][2] = {
@@ -90,6 +108,8 @@ static int write_policy(const char *path)
 		{ "    reputation = 1.0;", "    reputation = 0.0;" },
 		{ "recovery = 1.0; };", "recovery = 0.0; };" },
 		{ "medium = \"5m\"; low = \"1m\";", "medium = \"4s\"; low = \"3s\";" },
+		/* both shares of the narrow set are fetched: one from each kosd */
+		{ "max_score = 100.0; n = 3; k = 2;", "max_score = 100.0; n = 2; k = 2;" },
 	};
 	char *text = NULL, *out = NULL;
 	size_t len = 0;
@@ -127,48 +147,183 @@ out:
 	return rc;
 }
 
-static void stop_kosd(void)
-{
-	if (kosd_pid > 0) {
-		kill(kosd_pid, SIGKILL);
-		waitpid(kosd_pid, NULL, 0);
-		kosd_pid = -1;
-	}
-}
-
-static int start_kosd(void)
+/* Starts $KOSD with conf_path (and --role kms when kms) logging to log,
+ * and waits until it answers on socket; the pid in *pid. */
+static int spawn_kosd(const char *conf_path, bool kms, const char *log, const char *socket,
+		      pid_t *pid)
 {
 	const char *bin = getenv("KOSD");
-	char conf_path[600], log_path[600];
 	kos_client *c = NULL;
 	int ok = 0;
 
-	snprintf(conf_path, sizeof(conf_path), "%s/kos.conf", inst);
-	snprintf(log_path, sizeof(log_path), "%s/kosd.log", kos_test_tmpdir());
-	kosd_pid = fork();
-	if (kosd_pid < 0)
+	*pid = fork();
+	if (*pid < 0)
 		return -1;
-	if (kosd_pid == 0) {
-		if (freopen(log_path, "a", stderr) == NULL)
+	if (*pid == 0) {
+		if (freopen(log, "a", stderr) == NULL)
 			_exit(127);
-		execl(bin != NULL ? bin : "./kosd", "kosd", "--config", conf_path, (char *)NULL);
+		if (kms)
+			execl(bin != NULL ? bin : "./kosd", "kosd", "--config", conf_path, "--role",
+			      "kms", (char *)NULL);
+		else
+			execl(bin != NULL ? bin : "./kosd", "kosd", "--config", conf_path,
+			      (char *)NULL);
 		_exit(127);
 	}
-	if (kos_client_new(sock, &c) != KOS_OK)
+	if (kos_client_new(socket, &c) != KOS_OK)
 		return -1;
 	for (int i = 0; i < 200 && !ok; i++) {
 		if (kos_client_health(c, NULL, 0) == KOS_OK) {
 			ok = 1;
 			break;
 		}
-		if (waitpid(kosd_pid, NULL, WNOHANG) == kosd_pid) {
-			kosd_pid = -1;
+		if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+			*pid = -1;
 			break;
 		}
 		usleep(50000);
 	}
 	kos_client_free(c);
 	return ok ? 0 : -1;
+}
+
+static int start_kosd(void)
+{
+	char conf_path[600], log_path[600];
+
+	snprintf(conf_path, sizeof(conf_path), "%s/kos.conf", inst);
+	snprintf(log_path, sizeof(log_path), "%s/kosd.log", kos_test_tmpdir());
+	if (spawn_kosd(conf_path, false, log_path, sock, &kosd_pid) != 0)
+		return -1;
+	snprintf(conf_path, sizeof(conf_path), "%s/kms.conf", inst);
+	snprintf(log_path, sizeof(log_path), "%s/kms.log", kos_test_tmpdir());
+	return spawn_kosd(conf_path, true, log_path, kms_sock, &kms_pid);
+}
+
+/* A TCP port nobody listens on now (the kernel's pick for port 0). */
+static unsigned free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sa);
+	unsigned port = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+		port = ntohs(sa.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* A throwaway PKI with the openssl CLI: a CA, kosd's certificate for
+ * 127.0.0.1, a client certificate, and another CA. */
+static int make_pki(void)
+{
+	char cmd[4096];
+
+	snprintf(cmd, sizeof(cmd),
+		 "set -e; mkdir -p '%s'; cd '%s'; exec >>openssl.log 2>&1\n"
+		 "mkca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-days 1 -subj \"/O=kos test/CN=$1\" -keyout $1.key -out $1.pem "
+		 "-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign; }\n"
+		 "mkcert() { printf '%%b\\n' \"$2\" > $1.ext; "
+		 "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-subj \"/O=kos test/CN=$1\" -keyout $1.key -out $1.csr; "
+		 "openssl x509 -req -in $1.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 "
+		 "-extfile $1.ext -out $1.pem; }\n"
+		 "mkca ca; mkca other\n"
+		 "mkcert server 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n"
+		 "extendedKeyUsage=serverAuth'\n"
+		 "mkcert client extendedKeyUsage=clientAuth\n",
+		 pki, pki);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int pick_shares(const kos_key_share_info *sh, void *arg)
+{
+	(void)arg;
+	if (strcmp(sh->set, "narrow") == 0) {
+		/* the second narrow share's token goes to the KMS kosd */
+		if (main_narrow[0] == '\0') {
+			snprintf(main_narrow, sizeof(main_narrow), "%s", sh->label);
+		} else {
+			snprintf(front_narrow, sizeof(front_narrow), "%s", sh->label);
+			snprintf(front_token, sizeof(front_token), "%s", sh->token);
+		}
+	}
+	return 0;
+}
+
+static int pick_wide(const kos_key_share_info *sh, void *arg)
+{
+	(void)arg;
+	if (strcmp(sh->set, "wide") == 0 && strcmp(sh->token, front_token) == 0)
+		snprintf(front_wide, sizeof(front_wide), "%s", sh->label);
+	return 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	int rc;
+
+	if (f == NULL)
+		return -1;
+	rc = fputs(text, f) < 0 ? -1 : 0;
+	if (fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+/* The main kos.conf gains the TLS listener and the kms_fronts entry; the
+ * KMS kosd's kms.conf lists the front's token only, the CA's JWKS and no
+ * store. */
+static int write_confs(kos_ca *admin)
+{
+	char path[700], *text = NULL, *jwks = NULL, *out = NULL, *at;
+	const char *old = "listen = { unix = \"kosd.sock\"; unix_mode = \"0660\"; };";
+	size_t len = 0, t;
+	int rc = -1;
+
+	snprintf(path, sizeof(path), "%s/ca.jwks", inst);
+	if (kos_ca_jwks(admin, &jwks) != KOS_OK || write_text(path, jwks) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/kos.conf", inst);
+	if (kos_read_file(path, 1 << 20, &text, &len) != KOS_OK ||
+	    (at = strstr(text, old)) == NULL || (out = malloc(len + 4096)) == NULL)
+		goto out;
+	sprintf(out,
+		"%.*slisten = { unix = \"kosd.sock\"; unix_mode = \"0660\"; tcp = "
+		"\"127.0.0.1:%u\";\n"
+		"  tls = { cert = \"%s/server.pem\"; key = \"%s/server.key\"; client_ca = "
+		"\"%s/ca.pem\"; }; };%s\n"
+		"kms_fronts = ( { tokens = [\"%s\"]; address = \"unix:kms.sock\"; } );\n",
+		(int)(at - text), text, tls_port, pki, pki, pki, at + strlen(old), front_token);
+	if (write_text(path, out) != 0)
+		goto out;
+	if (kos_config_token_find(conf, front_token, &t) != KOS_OK || kos_config_env_count(conf) < 1)
+		goto out;
+	snprintf(out, len + 4096,
+		 "# a KMS front for one token of the installation\n"
+		 "policy = \"%s\";\n"
+		 "environment = { %s = \"%s\"; };\n"
+		 "tokens = ( { name = \"%s\"; role = \"kms\"; module = \"%s\"; uri = \"%s\"; "
+		 "pin = \"%s\"; } );\n"
+		 "kms = { jwks = \"ca.jwks\"; };\n"
+		 "listen = { unix = \"kms.sock\"; unix_mode = \"0600\"; };\n",
+		 kos_config_get0_policy(conf), kos_config_env_get0_name(conf, 0),
+		 kos_config_env_get0_value(conf, 0), front_token,
+		 kos_config_token_get0_module(conf, t), kos_config_token_get0_uri(conf, t),
+		 kos_config_token_get0_pin(conf, t));
+	snprintf(path, sizeof(path), "%s/kms.conf", inst);
+	rc = write_text(path, out);
+out:
+	free(text);
+	free(out);
+	kos_free(jwks);
+	return rc;
 }
 
 static int suite_init(void)
@@ -181,6 +336,13 @@ static int suite_init(void)
 
 	snprintf(inst, sizeof(inst), "%s/inst", kos_test_tmpdir());
 	snprintf(sock, sizeof(sock), "%s/kosd.sock", inst);
+	snprintf(kms_sock, sizeof(kms_sock), "%s/kms.sock", inst);
+	snprintf(pki, sizeof(pki), "%s/pki", kos_test_tmpdir());
+	tls_port = free_port();
+	if (tls_port == 0 || make_pki() != 0) {
+		fprintf(stderr, "set-up: no port or no PKI (see %s/openssl.log)\n", pki);
+		return 1;
+	}
 	snprintf(path, sizeof(path), "%s/test.policy", kos_test_tmpdir());
 	if (write_policy(path) != 0 || kos_devinit(inst, 0, path, NULL) != KOS_OK)
 		goto fail;
@@ -207,7 +369,13 @@ static int suite_init(void)
 	if (kos_trust_observe(tr, "hugo", &(kos_observation){ .event = KOS_EVENT_SUCCESS },
 			      NULL) != KOS_OK ||
 	    integrity_failures("mia", 1) != KOS_OK || integrity_failures("rita", 1) != KOS_OK ||
+	    integrity_failures("mo", 1) != KOS_OK || integrity_failures("tess", 1) != KOS_OK ||
 	    integrity_failures("lou", 2) != KOS_OK)
+		goto fail;
+	if (kos_key_shares(keys, "payments", 1, pick_shares, NULL) != KOS_OK ||
+	    front_token[0] == '\0' ||
+	    kos_key_shares(keys, "payments", 1, pick_wide, NULL) != KOS_OK ||
+	    front_wide[0] == '\0' || write_confs(admin) != 0)
 		goto fail;
 	kos_ca_free(admin);
 	admin = NULL;
@@ -219,7 +387,7 @@ static int suite_init(void)
 	if (kos_ca_new(pol, st, NULL, tr, &ca) != KOS_OK)
 		goto fail;
 	if (start_kosd() != 0) {
-		fprintf(stderr, "set-up: kosd did not start (see %s/kosd.log)\n",
+		fprintf(stderr, "set-up: kosd did not start (see %s/kosd.log and kms.log)\n",
 			kos_test_tmpdir());
 		return 1;
 	}
@@ -232,29 +400,41 @@ fail:
 	return 1;
 }
 
+/* A clean stop: SIGTERM, and kosd exits 0. */
+static int stop_clean(pid_t *pid, const char *what)
+{
+	int status = 0;
+
+	if (*pid <= 0)
+		return 0;
+	kill(*pid, SIGTERM);
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			*pid = -1;
+			break;
+		}
+		usleep(50000);
+	}
+	if (*pid > 0) {
+		fprintf(stderr, "%s did not stop on SIGTERM\n", what);
+		kill(*pid, SIGKILL);
+		waitpid(*pid, NULL, 0);
+		*pid = -1;
+		return 1;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "%s exited with status %d\n", what, status);
+		return 1;
+	}
+	return 0;
+}
+
 static int suite_cleanup(void)
 {
-	int status = 0, rc = 0;
+	int rc = 0;
 
-	if (kosd_pid > 0) {
-		/* a clean stop: SIGTERM, and kosd exits 0 */
-		kill(kosd_pid, SIGTERM);
-		for (int i = 0; i < 100; i++) {
-			if (waitpid(kosd_pid, &status, WNOHANG) == kosd_pid) {
-				kosd_pid = -1;
-				break;
-			}
-			usleep(50000);
-		}
-		if (kosd_pid > 0) {
-			fprintf(stderr, "kosd did not stop on SIGTERM\n");
-			stop_kosd();
-			rc = 1;
-		} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-			fprintf(stderr, "kosd exited with status %d\n", status);
-			rc = 1;
-		}
-	}
+	rc |= stop_clean(&kms_pid, "the KMS kosd");
+	rc |= stop_clean(&kosd_pid, "kosd");
 	kos_ca_free(ca);
 	kos_trust_free(tr);
 	kos_store_free(st);
@@ -336,11 +516,18 @@ static void test_transport_failures(void)
 	CU_ASSERT_EQUAL_FATAL(kos_client_new(path, &c), KOS_OK);
 	CU_ASSERT_EQUAL(kos_client_health(c, NULL, 0), KOS_E_IO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "cannot reach kosd"));
-	/* TLS is reserved for later */
-	CU_ASSERT_EQUAL(kos_client_set_tls(c, "c.pem", "k.pem", "ca.pem"), KOS_E_INVALID);
-	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "not supported yet"));
+	/* TLS files that are not there are named at once */
+	CU_ASSERT_EQUAL(kos_client_set_tls(c, "c.pem", "k.pem", "ca.pem"), KOS_E_IO);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "c.pem"));
+	CU_ASSERT_EQUAL(kos_client_set_tls(c, NULL, "k.pem", NULL), KOS_E_INVALID);
 	kos_client_free(c);
-	CU_ASSERT_EQUAL(kos_client_new("https://kos.example:8443", &c), KOS_E_INVALID);
+	/* an https:// server is HOST:PORT and nothing more */
+	CU_ASSERT_EQUAL(kos_client_new("https://kos.example:8443", &c), KOS_OK);
+	kos_client_free(c);
+	c = NULL;
+	CU_ASSERT_EQUAL(kos_client_new("https://kos.example:8443/v1", &c), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_new("https://kos.example", &c), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_new("http://kos.example:80", &c), KOS_E_INVALID);
 	CU_ASSERT_PTR_NULL(c);
 	unsetenv(KOS_CLIENT_ENV_SERVER);
 	CU_ASSERT_EQUAL(kos_client_new(NULL, &c), KOS_E_INVALID);
@@ -494,9 +681,247 @@ static void test_medium_rebuilds_from_shares(void)
 	kos_client_get_stats(c, &s);
 	CU_ASSERT_EQUAL(s.last_path, KOS_CLIENT_PATH_SHARES);
 	CU_ASSERT_EQUAL(s.deks_received, 0);
-	/* a score of 65 is in the narrow set: k = 2 */
+	/* a score of 65 is in the narrow set: k = 2, one share from kosd and
+	 * one from the KMS kosd, another process */
 	CU_ASSERT_EQUAL(s.shares_fetched, 2);
+	CU_ASSERT_EQUAL(s.shares_from_fronts, 1);
+	CU_ASSERT_EQUAL(s.connects, 2);
+	/* again: both connections are kept alive */
+	assert_decrypts(c, env, env_len, "m", "medium secret");
+	kos_client_get_stats(c, &s);
+	CU_ASSERT_EQUAL(s.shares_fetched, 4);
+	CU_ASSERT_EQUAL(s.shares_from_fronts, 2);
+	CU_ASSERT_EQUAL(s.connects, 2);
 	kos_free(env);
+	kos_client_free(c);
+}
+
+/* curl (the CLI) over socket: the status, the answer in *doc (NULL when it
+ * is not JSON; json_decref it). */
+static int curl_json(const char *socket, const char *method, const char *path,
+		     const char *bearer, const char *body, json_t **doc)
+{
+	char cmd[16384], code[8] = "", outp[700];
+	char *text = NULL;
+	size_t n = 0;
+	FILE *p;
+
+	*doc = NULL;
+	snprintf(outp, sizeof(outp), "%s/curl.out", kos_test_tmpdir());
+	unlink(outp);
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s -o '%s' -w '%%{http_code}' --max-time 10 --unix-socket '%s' -X %s "
+		 "%s%s%s %s%s%s 'http://kos%s'",
+		 outp, socket, method, bearer != NULL ? "-H 'Authorization: Bearer " : "",
+		 bearer != NULL ? bearer : "", bearer != NULL ? "'" : "",
+		 body != NULL ? "-H 'Content-Type: application/json' --data-binary '" : "",
+		 body != NULL ? body : "", body != NULL ? "'" : "", path);
+	p = popen(cmd, "r");
+	if (p == NULL)
+		return 0;
+	if (fgets(code, sizeof(code), p) == NULL)
+		code[0] = '\0';
+	pclose(p);
+	if (kos_read_file(outp, 1 << 20, &text, &n) == KOS_OK) {
+		*doc = json_loadb(text, n, 0, NULL);
+		free(text);
+	}
+	return atoi(code);
+}
+
+/* {"share_id": id} */
+static char *fetch_body(const char *id)
+{
+	static char b[256];
+
+	snprintf(b, sizeof(b), "{\"share_id\":\"%s\"}", id);
+	return b;
+}
+
+/* A grant is for exactly one share, at the KMS kosd as at kosd; the KMS
+ * kosd serves its own tokens' shares only, and verifies grants with the
+ * CA's public keys (it has no store). */
+static void test_kms_front_grants(void)
+{
+	char path[700], *cred;
+	const char *grant_front = NULL, *grant_main = NULL;
+	kos_client *c;
+	json_t *ans = NULL, *doc = NULL, *ref;
+	size_t i;
+	int st_code;
+
+	snprintf(path, sizeof(path), "%s/mo.cred", kos_test_tmpdir());
+	c = enrolled("mo", path);
+	kos_client_free(c);
+	cred = read_text(path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cred);
+	cred[strcspn(cred, "\n")] = '\0';
+	CU_ASSERT_EQUAL(tier_of("mo"), KOS_TIER_MEDIUM);
+	/* the references and their grants, as the library receives them */
+	st_code = curl_json(sock, "POST", "/v1/keys/payments/request", cred, "{}", &ans);
+	CU_ASSERT_EQUAL_FATAL(st_code, 200);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ans);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(ans, "delivery")), "shares");
+	json_array_foreach(json_object_get(ans, "refs"), i, ref)
+	{
+		const char *id = json_string_value(json_object_get(ref, "share_id"));
+		const char *kms = json_string_value(json_object_get(ref, "kms"));
+
+		/* the token holding it is kms_token; "token" is gone */
+		CU_ASSERT_PTR_NOT_NULL(json_string_value(json_object_get(ref, "kms_token")));
+		CU_ASSERT_PTR_NULL(json_object_get(ref, "token"));
+		if (id != NULL && strcmp(id, front_narrow) == 0) {
+			CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(ref, "kms_token")),
+					       front_token);
+			CU_ASSERT_PTR_NOT_NULL(kms);
+			if (kms != NULL) {
+				CU_ASSERT_EQUAL(strncmp(kms, "unix:/", 6), 0);
+				CU_ASSERT_PTR_NOT_NULL(strstr(kms, "/kms.sock"));
+			}
+			grant_front = json_string_value(json_object_get(ref, "grant"));
+		} else if (id != NULL && strcmp(id, main_narrow) == 0) {
+			/* no "kms": the kosd that answered serves it */
+			CU_ASSERT_PTR_NULL(json_object_get(ref, "kms"));
+			grant_main = json_string_value(json_object_get(ref, "grant"));
+		}
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(grant_front);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(grant_main);
+
+	/* the KMS kosd serves its share to its grant */
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/shares/fetch", grant_front,
+				  fetch_body(front_narrow), &doc),
+			200);
+	CU_ASSERT_PTR_NOT_NULL(json_string_value(json_object_get(doc, "share")));
+	json_decref(doc);
+	/* a grant for one share is refused for another, there and at kosd */
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/shares/fetch", grant_main,
+				  fetch_body(front_narrow), &doc),
+			403);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(doc, "error")), "out_of_scope");
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/shares/fetch", grant_front,
+				  fetch_body(front_wide), &doc),
+			403);
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(sock, "POST", "/v1/shares/fetch", grant_front,
+				  fetch_body(main_narrow), &doc),
+			403);
+	json_decref(doc);
+	/* the client's own credential is no grant; junk is no credential */
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/shares/fetch", cred,
+				  fetch_body(front_narrow), &doc),
+			403);
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/shares/fetch", "eyJhbGciOiJIUzI1NiJ9.e30.x",
+				  fetch_body(front_narrow), &doc),
+			401);
+	json_decref(doc);
+	/* a share on a token the KMS kosd does not have: not found there,
+	 * served by kosd */
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/shares/fetch", grant_main,
+				  fetch_body(main_narrow), &doc),
+			404);
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(sock, "POST", "/v1/shares/fetch", grant_main,
+				  fetch_body(main_narrow), &doc),
+			200);
+	json_decref(doc);
+	json_decref(ans);
+	kos_secret_free(cred, strlen(cred));
+}
+
+/* The KMS kosd answers health and metrics and its share route, and no
+ * other route exists there, not even with a valid credential. */
+static void test_kms_front_refuses_other_routes(void)
+{
+	char path[700], *cred;
+	json_t *doc = NULL;
+
+	snprintf(path, sizeof(path), "%s/mo.cred", kos_test_tmpdir());
+	cred = read_text(path);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cred);
+	cred[strcspn(cred, "\n")] = '\0';
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "GET", "/v1/health", NULL, NULL, &doc), 200);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(doc, "role")), "kms");
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(sock, "GET", "/v1/health", NULL, NULL, &doc), 200);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(doc, "role")), "main");
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "GET", "/metrics", NULL, NULL, &doc), 200);
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "GET", "/v1/keys", cred, NULL, &doc), 404);
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/keys/payments/request", cred, "{}", &doc),
+			404);
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/credentials/enroll", NULL,
+				  "{\"secret\":\"x\"}", &doc),
+			404);
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/credentials/refresh", cred, "{}", &doc),
+			404);
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/admin/keys", cred, "{}", &doc), 404);
+	json_decref(doc);
+	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/decrypt", cred, "{}", &doc), 404);
+	json_decref(doc);
+	/* the same routes at kosd are there (refused for scope, not absent) */
+	CU_ASSERT_EQUAL(curl_json(sock, "GET", "/v1/keys", cred, NULL, &doc), 200);
+	json_decref(doc);
+	kos_secret_free(cred, strlen(cred));
+}
+
+/* The library over kosd's TLS listener: a client certificate is needed
+ * before the first request, the server's CA must verify it, and then
+ * everything works as over the Unix socket, the medium path fetching one
+ * share over TLS from kosd and one from the KMS kosd's Unix socket. */
+static void test_client_over_tls(void)
+{
+	char url[64], cert[700], key[700], cafile[700], other[700];
+	kos_client *c = NULL;
+	kos_client_stats s;
+	uint8_t *env = NULL;
+	size_t env_len = 0;
+	char version[32] = "";
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u", tls_port);
+	snprintf(cert, sizeof(cert), "%s/client.pem", pki);
+	snprintf(key, sizeof(key), "%s/client.key", pki);
+	snprintf(cafile, sizeof(cafile), "%s/ca.pem", pki);
+	snprintf(other, sizeof(other), "%s/other.pem", pki);
+	CU_ASSERT_EQUAL_FATAL(kos_client_new(url, &c), KOS_OK);
+	/* no client certificate yet */
+	CU_ASSERT_EQUAL(kos_client_health(c, NULL, 0), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "kos_client_set_tls"));
+	/* a CA that did not sign kosd's certificate: the handshake fails */
+	CU_ASSERT_EQUAL(kos_client_set_tls(c, cert, key, other), KOS_OK);
+	CU_ASSERT_EQUAL(kos_client_health(c, NULL, 0), KOS_E_IO);
+	CU_ASSERT_EQUAL(kos_client_set_tls(c, cert, key, cafile), KOS_OK);
+	CU_ASSERT_EQUAL(kos_client_health(c, version, sizeof(version)), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(version, PACKAGE_VERSION);
+	CU_ASSERT_EQUAL_FATAL(kos_client_enroll(c, secret_of("tess"), NULL), KOS_OK);
+	CU_ASSERT_EQUAL(tier_of("tess"), KOS_TIER_MEDIUM);
+	CU_ASSERT_EQUAL_FATAL(encrypt_text(c, "over tls", "t", &env, &env_len), KOS_OK);
+	assert_decrypts(c, env, env_len, "t", "over tls");
+	kos_client_get_stats(c, &s);
+	CU_ASSERT_EQUAL(s.last_path, KOS_CLIENT_PATH_SHARES);
+	CU_ASSERT_EQUAL(s.shares_fetched, 2);
+	CU_ASSERT_EQUAL(s.shares_from_fronts, 1);
+	kos_free(env);
+	kos_client_free(c);
+
+	/* the same from the environment */
+	setenv(KOS_CLIENT_ENV_TLS_CERT, cert, 1);
+	setenv(KOS_CLIENT_ENV_TLS_KEY, key, 1);
+	setenv(KOS_CLIENT_ENV_TLS_CA, cafile, 1);
+	c = NULL;
+	CU_ASSERT_EQUAL(kos_client_new(url, &c), KOS_OK);
+	unsetenv(KOS_CLIENT_ENV_TLS_CERT);
+	unsetenv(KOS_CLIENT_ENV_TLS_KEY);
+	unsetenv(KOS_CLIENT_ENV_TLS_CA);
+	if (c != NULL)
+		CU_ASSERT_EQUAL(kos_client_health(c, NULL, 0), KOS_OK);
 	kos_client_free(c);
 }
 
@@ -698,6 +1123,9 @@ int main(void)
 		KOS_TEST(test_high_gets_the_dek_and_caches_it),
 		KOS_TEST(test_low_decrypts_server_side_only),
 		KOS_TEST(test_medium_rebuilds_from_shares),
+		KOS_TEST(test_kms_front_grants),
+		KOS_TEST(test_kms_front_refuses_other_routes),
+		KOS_TEST(test_client_over_tls),
 		KOS_TEST(test_kms_front_wants_a_grant),
 		KOS_TEST(test_refresh_writes_back),
 		KOS_TEST(test_revoked_credential),

@@ -461,6 +461,94 @@ static void test_jwks_interoperates(void)
 	kos_cred_free(t);
 }
 
+/* Replaces every occurrence of from (same length as to) in s. */
+static void replace_all(char *s, const char *from, const char *to)
+{
+	for (char *p = strstr(s, from); p != NULL; p = strstr(p + strlen(to), from))
+		memcpy(p, to, strlen(to));
+}
+
+/* A verifier made from the JWKS alone (a KMS front on another host): it
+ * takes the authority's credentials and grants, refuses a changed one and a
+ * key it was not given, refuses a JWKS with a point off the curve, and does
+ * nothing that needs the store. */
+static void test_jwks_verifier(void)
+{
+	char *t = issue("web-1", NULL, NULL), *text = NULL, *bad, *g = NULL, *u = NULL;
+	char secret[KOS_CRED_SECRET_LEN + 1], other[KOS_CA_KID_LEN + 1];
+	kos_cred_reason why = KOS_CRED_VALID;
+	kos_cred_claims c;
+	kos_ca *v = NULL;
+	size_t i;
+
+	CU_ASSERT_EQUAL_FATAL(kos_ca_jwks(ca, &text), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_new_from_jwks(pol, text, &v), KOS_OK);
+	kos_ca_set_clock(v, test_clock, NULL);
+	CU_ASSERT_EQUAL(kos_cred_verify(v, t, NULL, &c, &why), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(c.sub, "web-1");
+	CU_ASSERT_EQUAL(kos_cred_issue_grant(ca, "web-1", "kos-share:k:1:narrow:2", 30 * SEC, &g),
+			KOS_OK);
+	CU_ASSERT_EQUAL(kos_cred_verify(v, g, NULL, &c, &why), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(c.scope, "share:kos-share/k/1/narrow/2");
+	/* a changed payload */
+	bad = kos_strdup(t);
+	i = (size_t)(strchr(bad, '.') - bad) + 5;
+	bad[i] = bad[i] == 'A' ? 'B' : 'A';
+	CU_ASSERT_EQUAL(kos_cred_verify(v, bad, NULL, NULL, &why), KOS_E_INTEGRITY);
+	CU_ASSERT_NOT_EQUAL(why, KOS_CRED_VALID);
+	free(bad);
+	/* expiry is judged as by the authority */
+	clock_now += 3600 * SEC;
+	CU_ASSERT_EQUAL(kos_cred_verify(v, g, NULL, NULL, &why), KOS_E_INTEGRITY);
+	CU_ASSERT_EQUAL(why, KOS_CRED_EXPIRED);
+	clock_now -= 3600 * SEC;
+	/* it has no store: it issues, registers and revokes nothing */
+	CU_ASSERT_EQUAL(kos_client_add(v, "jwks-x", "key:*", secret), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "no state store"));
+	CU_ASSERT_EQUAL(kos_cred_issue(v, "web-1", NULL, NULL, &u), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_cred_issue_grant(v, "web-1", "kos-share:k:1:narrow:2", 30 * SEC, &u),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_cred_revoke_client(v, "web-1"), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_ca_rotate(v, NULL), KOS_E_INVALID);
+	CU_ASSERT_PTR_NULL(u);
+	kos_ca_free(v);
+	v = NULL;
+
+	/* a JWKS that does not hold the signing key: the kid is unknown */
+	snprintf(other, sizeof(other), "%s", c.kid);
+	other[0] = other[0] == 'A' ? 'B' : 'A';
+	bad = kos_strdup(text);
+	replace_all(bad, c.kid, other);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_new_from_jwks(pol, bad, &v), KOS_OK);
+	kos_ca_set_clock(v, test_clock, NULL);
+	CU_ASSERT_EQUAL(kos_cred_verify(v, t, NULL, NULL, &why), KOS_E_INTEGRITY);
+	CU_ASSERT_EQUAL(why, KOS_CRED_UNKNOWN_KID);
+	kos_ca_free(v);
+	v = NULL;
+	/* a changed x with the same y is no point of the curve */
+	{
+		char *x = strstr(bad, "\"x\": \"");
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+		x += 6;
+		*x = *x == 'A' ? 'B' : 'A';
+	}
+	CU_ASSERT_EQUAL(kos_ca_new_from_jwks(pol, bad, &v), KOS_E_PARSE);
+	CU_ASSERT_PTR_NULL(v);
+	free(bad);
+	CU_ASSERT_EQUAL(kos_ca_new_from_jwks(pol, "{\"keys\": []}", &v), KOS_E_PARSE);
+	CU_ASSERT_EQUAL(kos_ca_new_from_jwks(pol, "not json", &v), KOS_E_PARSE);
+	CU_ASSERT_EQUAL(kos_ca_new_from_jwks(pol,
+					     "{\"keys\": [{\"kty\": \"RSA\", \"n\": \"AQAB\", "
+					     "\"e\": \"AQAB\", \"kid\": \"x\"}]}",
+					     &v),
+			KOS_E_PARSE);
+	CU_ASSERT_PTR_NULL(v);
+	kos_free(text);
+	kos_cred_free(g);
+	kos_cred_free(t);
+}
+
 /* --- refusals --- */
 
 static void test_expired(void)
@@ -1525,6 +1613,7 @@ int main(void)
 	    KOS_TEST(test_roundtrip),
 	    KOS_TEST(test_token_format),
 	    KOS_TEST(test_jwks_interoperates),
+	    KOS_TEST(test_jwks_verifier),
 	    KOS_TEST(test_expired),
 	    KOS_TEST(test_not_yet_valid),
 	    KOS_TEST(test_wrong_issuer_and_audience),

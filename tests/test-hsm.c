@@ -398,6 +398,82 @@ static void test_config_token_refusals(void)
 	kos_free(diag);
 }
 
+/* kms (a KMS front's configuration: no store needed) and kms_fronts (where
+ * kosd sends clients for each KMS token's shares). */
+static void test_config_kms_fronts(void)
+{
+	kos_config *conf = NULL;
+	char *diag = NULL;
+	const char *path;
+	char want[600];
+
+	path = write_file("fronts.conf",
+			  "store = \"memory:\";\npolicy = \"p\";\ntokens = (\n"
+			  "{ name = \"k1\"; module = \"/m.so\"; uri = \"pkcs11:token=k1\"; pin = "
+			  "\"env:P\"; role = \"kms\"; },\n"
+			  "{ name = \"k2\"; module = \"/m.so\"; uri = \"pkcs11:token=k2\"; pin = "
+			  "\"env:P\"; role = \"kms\"; },\n"
+			  "{ name = \"k3\"; module = \"/m.so\"; uri = \"pkcs11:token=k3\"; pin = "
+			  "\"env:P\"; role = \"kms\"; } );\n"
+			  "kms_fronts = ( { tokens = [\"k2\"]; address = \"unix:run/kms.sock\"; },\n"
+			  "  { tokens = [\"k3\"]; address = \"https://kms.example:8443\"; } );\n",
+			  0644);
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, &diag), KOS_OK);
+	CU_ASSERT_PTR_NULL(kos_config_kms_front(conf, "k1"));
+	snprintf(want, sizeof(want), "unix:%.*srun/kms.sock", (int)(strrchr(path, '/') + 1 - path),
+		 path);
+	CU_ASSERT_STRING_EQUAL(kos_config_kms_front(conf, "k2"), want);
+	CU_ASSERT_STRING_EQUAL(kos_config_kms_front(conf, "k3"), "https://kms.example:8443");
+	CU_ASSERT_PTR_NULL(kos_config_get0_kms_jwks(conf));
+	kos_config_free(conf);
+	conf = NULL;
+
+	/* a KMS front: no store, the CA's JWKS */
+	path = write_file("kmsfront.conf",
+			  "policy = \"p\";\nkms = { jwks = \"ca.jwks\"; };\n", 0644);
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, &diag), KOS_OK);
+	CU_ASSERT_PTR_NULL(kos_config_get0_store(conf));
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_config_get0_kms_jwks(conf), "/ca.jwks"));
+	CU_ASSERT_EQUAL(kos_config_get0_kms_jwks(conf)[0], '/');
+	kos_config_free(conf);
+	conf = NULL;
+
+	path = write_file("badfronts.conf",
+			  "store = \"memory:\";\npolicy = \"p\";\ntokens = (\n"
+			  /* 4 */ "{ name = \"k1\"; module = \"/m.so\"; uri = \"pkcs11:token=k1\"; "
+			  "pin = \"env:P\"; role = \"kms\"; },\n"
+			  /* 5 */ "{ name = \"s1\"; module = \"/m.so\"; uri = \"pkcs11:token=s1\"; "
+			  "pin = \"env:P\"; role = \"signer\"; } );\n"
+			  /* 6 */ "kms_fronts = ( { tokens = [\"k1\"]; address = \"unix:a.sock\"; },\n"
+			  /* 7 */ "  { tokens = [\"k1\"]; address = \"unix:b.sock\"; },\n"
+			  /* 8 */ "  { tokens = [\"s1\", \"nope\"]; address = \"unix:c.sock\"; },\n"
+			  /* 9 */ "  { tokens = [\"k1\"]; address = \"http://x:80\"; },\n"
+			  /* 10 */ "  { tokens = [\"k1\"]; address = \"https://x:80/v1\"; },\n"
+			  /* 11 */ "  { tokens = []; address = \"unix:d.sock\"; color = 1; } );\n"
+			  /* 12 */ "kms = { keys = \"x\"; };\n",
+			  0644);
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NULL(conf);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(diag);
+	CU_ASSERT(has_line(diag, path, 7, "kms_fronts: token k1: named by two fronts"));
+	CU_ASSERT(has_line(diag, path, 8, "kms_fronts: token s1: not a token with role kms"));
+	CU_ASSERT(has_line(diag, path, 8, "kms_fronts: token nope: not a token with role kms"));
+	CU_ASSERT(has_line(diag, path, 9, "kms_fronts: address: must be"));
+	CU_ASSERT(has_line(diag, path, 10, "kms_fronts: address: must be"));
+	CU_ASSERT(has_line(diag, path, 11, "kms_fronts: tokens: must be a non-empty array"));
+	CU_ASSERT(has_line(diag, path, 11, "kms_fronts: unknown setting 'color'"));
+	CU_ASSERT(has_line(diag, path, 12, "kms: unknown setting 'keys'"));
+	CU_ASSERT(has_line(diag, path, 12, "kms: jwks: missing"));
+	kos_free(diag);
+
+	/* without a kms group the store stays required */
+	path = write_file("nostore.conf", "policy = \"p\";\n", 0644);
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(diag);
+	CU_ASSERT_PTR_NOT_NULL(strstr(diag, "store: missing"));
+	kos_free(diag);
+}
+
 /* --- opening tokens ----------------------------------------------------------- */
 
 static void test_open_finds_every_token(void)
@@ -1056,6 +1132,7 @@ int main(void)
 		KOS_TEST(test_devinit_refusals_clean_up),
 		KOS_TEST(test_config_tokens),
 		KOS_TEST(test_config_token_refusals),
+		KOS_TEST(test_config_kms_fronts),
 		KOS_TEST(test_open_finds_every_token),
 		KOS_TEST(test_data_round_trip),
 		KOS_TEST(test_data_object_attributes),

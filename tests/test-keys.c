@@ -660,7 +660,7 @@ static void test_lost_tokens(void)
 		CU_ASSERT_EQUAL(len, 3);
 		for (i = 0; i < len; i++)
 			for (size_t j = 0; j < n; j++)
-				CU_ASSERT_STRING_NOT_EQUAL(refs[i].token, lose[j]);
+				CU_ASSERT_STRING_NOT_EQUAL(refs[i].kms_token, lose[j]);
 		close_all();
 		move_tokens(lose, n, 0);
 		CU_ASSERT_EQUAL_FATAL(open_all(), 0);
@@ -1042,7 +1042,7 @@ static void test_share_refs_combine_to_the_dek(void)
 		for (i = 0; i < n; i++) {
 			CU_ASSERT(strncmp(refs[i].share_id, "kos-share:payments:1:", 21) == 0);
 			for (j = 0; j < i; j++)
-				CU_ASSERT_STRING_NOT_EQUAL(refs[i].token, refs[j].token);
+				CU_ASSERT_STRING_NOT_EQUAL(refs[i].kms_token, refs[j].kms_token);
 			/* what a KMS front serves for the reference */
 			CU_ASSERT_EQUAL_FATAL(kos_key_share_get(keys, refs[i].share_id, &shares[i]),
 					      KOS_OK);

@@ -56,14 +56,27 @@ static void usage(FILE *f)
 	size_t i;
 
 	fprintf(f,
-		"usage: kosctl [--config FILE] [--json] COMMAND [ARGS...]\n"
+		"usage: kosctl [--config FILE] [--server ADDRESS [--credential-file FILE]]\n"
+		"              [--local] [--json] [--verbose] COMMAND [ARGS...]\n"
 		"\n"
-		"Administers kos, the key orchestration service.\n"
+		"Administers kos, the key orchestration service. Given a server, the\n"
+		"commands kosd serves (key use and lifecycle, credential enroll, refresh\n"
+		"and revoke, client add, threat set, policy reload) go through it; the\n"
+		"others (init, fsck, trust, show and list commands of the store, offline\n"
+		"checks) always work on the state store and tokens of kos.conf.\n"
 		"\n"
 		"options:\n"
-		"  -c, --config FILE  configuration file (default: $KOS_CONF, else %s)\n"
-		"  -j, --json         print listings as JSON\n"
-		"  -h, --help         show this help\n"
+		"  -c, --config FILE           configuration file (default: $KOS_CONF,\n"
+		"                              else %s)\n"
+		"  -s, --server ADDRESS        kosd's socket (PATH or unix:PATH) (default:\n"
+		"                              $KOS_SERVER, else kos.conf's server)\n"
+		"  -C, --credential-file FILE  the credential to use with kosd, and where\n"
+		"                              enroll and refresh keep it (default:\n"
+		"                              $KOS_CREDENTIAL_FILE, else $KOS_CREDENTIAL)\n"
+		"  -L, --local                 never through kosd, even when a server is set\n"
+		"  -j, --json                  print listings as JSON\n"
+		"  -v, --verbose               say more on standard error (a decryption's path)\n"
+		"  -h, --help                  show this help\n"
 		"\n"
 		"commands:\n",
 		KOS_SYSCONFDIR "/kos/kos.conf");
@@ -379,22 +392,43 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "server", required_argument, NULL, 's' },
+		{ "credential-file", required_argument, NULL, 'C' },
+		{ "local", no_argument, NULL, 'L' },
+		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kosctl_ctx ctx = { 0 };
 	const struct kosctl_cmd *c;
+	const char *cred_file = NULL;
 	int opt, rc;
 
 	/* '+': stop at the first non-option, which is the command. */
-	while ((opt = getopt_long(argc, argv, "+c:jhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+c:js:C:LvhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			ctx.config_path = optarg;
 			break;
 		case 'j':
 			ctx.json = true;
+			break;
+		case 's':
+			if (optarg[0] == '\0') {
+				kosctl_err("--server: an empty address");
+				return KOSCTL_USAGE;
+			}
+			ctx.server = optarg;
+			break;
+		case 'C':
+			cred_file = optarg;
+			break;
+		case 'L':
+			ctx.local = true;
+			break;
+		case 'v':
+			ctx.verbose = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -412,10 +446,22 @@ int main(int argc, char **argv)
 	}
 	if (ctx.config_path == NULL)
 		ctx.config_path = kos_config_default_path();
+	if (ctx.local && ctx.server != NULL) {
+		kosctl_err("--local and --server exclude each other");
+		return KOSCTL_USAGE;
+	}
 	c = find_command(commands, sizeof(commands) / sizeof(commands[0]), argv[optind]);
 	if (c == NULL) {
 		kosctl_err("unknown command '%s'; try 'kosctl help'", argv[optind]);
 		return KOSCTL_USAGE;
+	}
+	/* a copy: opening the client may unset the variable */
+	if (cred_file == NULL && (cred_file = getenv(KOS_CLIENT_ENV_CREDENTIAL_FILE)) != NULL &&
+	    cred_file[0] == '\0')
+		cred_file = NULL;
+	if (cred_file != NULL && (ctx.cred_file = strdup(cred_file)) == NULL) {
+		kosctl_err("out of memory");
+		return KOSCTL_FAIL;
 	}
 	{
 		int first = optind;
@@ -425,6 +471,8 @@ int main(int argc, char **argv)
 		optind = 0;
 		rc = c->fn(&ctx, argc - first, argv + first);
 	}
+	kos_client_free(ctx.client);
+	free(ctx.cred_file);
 	/* the key service borrows the policy, the store and the tokens */
 	kos_ca_free(ctx.ca);
 	kos_keys_free(ctx.keys);

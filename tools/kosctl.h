@@ -2,7 +2,10 @@
 #ifndef KOSCTL_H
 #define KOSCTL_H
 
+#include <kos/client.h>
 #include <kos/kos.h>
+
+#include <jansson.h>
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,6 +18,12 @@ enum { KOSCTL_OK = 0, KOSCTL_FAIL = 1, KOSCTL_USAGE = 2 };
 struct kosctl_ctx {
 	const char *config_path; /* --config, $KOS_CONF, or the default */
 	bool json;               /* --json: listings as JSON */
+	bool verbose;            /* --verbose: notes such as a decryption's path */
+	bool local;              /* --local: never through kosd */
+	const char *server;      /* --server, $KOS_SERVER or kos.conf's; see kosctl_remote() */
+	bool server_checked;
+	char *cred_file;         /* --credential-file or $KOS_CREDENTIAL_FILE (a copy) */
+	kos_client *client;      /* opened by kosctl_need_client() */
 	kos_config *conf;
 	kos_policy *policy;
 	kos_store *store;
@@ -60,6 +69,30 @@ int kosctl_need_services(struct kosctl_ctx *ctx);
  * tokens (as for keys), then the credential authority; without tokens it
  * verifies and administers but cannot sign. */
 int kosctl_need_ca(struct kosctl_ctx *ctx, bool tokens);
+
+/* kosctl through kosd (tools/kosctl_remote.c). */
+
+/* Whether commands kosd serves go through it: --server, else $KOS_SERVER,
+ * else kos.conf's server (read quietly: without one, the local path reports
+ * a bad kos.conf); never with --local. */
+bool kosctl_remote(struct kosctl_ctx *ctx);
+/* Opens the client handle for kosctl_remote()'s server with the credential
+ * of --credential-file, $KOS_CREDENTIAL_FILE or $KOS_CREDENTIAL; enrolling,
+ * without one. Prints the reason and returns KOSCTL_FAIL on failure. */
+int kosctl_need_client(struct kosctl_ctx *ctx, bool enrolling);
+/* "kosctl: what: refused by kosd (CODE): MESSAGE", or as kosctl_err_rv()
+ * when kosd did not refuse (transport, local checks). */
+void kosctl_err_remote(struct kosctl_ctx *ctx, kos_rv rv, const char *what);
+/* Sends body (taken, may be NULL for GET) to path; on success *answer
+ * (may be NULL) receives kosd's answer, whose secret strings the caller
+ * wipes (kosctl_json_wipe) before json_decref. Prints refusals as
+ * kosctl_err_remote(). Returns KOSCTL_OK or KOSCTL_FAIL. */
+int kosctl_call(struct kosctl_ctx *ctx, const char *what, const char *method, const char *path,
+		json_t *body, json_t **answer);
+/* Wipes a string member of a JSON object in place (jansson frees without). */
+void kosctl_json_wipe(json_t *obj, const char *key);
+/* Refuses a command with a reason when it cannot run through kosd. */
+int kosctl_not_remote(const char *what, const char *why);
 
 /* Reads all of a stream, at most max bytes; KOS_E_RANGE when larger. The
  * buffer is NUL-terminated; free it with kos_secret_free(buf, cap) where cap

@@ -405,6 +405,36 @@ static void client_add_usage(FILE *f)
 		   "  -h, --help         show this help\n");
 }
 
+/* client add through kosd: POST /v1/admin/clients. */
+static int client_add_remote(struct kosctl_ctx *ctx, const char *name, const char *scope)
+{
+	json_t *ans = NULL;
+	const char *secret;
+	int rc = KOSCTL_OK;
+
+	if (kosctl_call(ctx, "client add", "POST", "/v1/admin/clients",
+			json_pack("{s:s, s:s}", "name", name, "scope", scope), &ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	secret = json_string_value(json_object_get(ans, "secret"));
+	if (secret == NULL) {
+		kosctl_err("client add: kosd's answer holds no secret");
+		rc = KOSCTL_FAIL;
+	} else if (ctx->json) {
+		rc = print_json(json_pack("{s:s, s:s}", "client", name, "secret", secret));
+	} else {
+		fprintf(stderr,
+			"kosctl: the one-time enrollment secret of client %s (shown once; "
+			"'kosctl --server ... credential enroll -' exchanges it):\n",
+			name);
+		if (printf("%s\n", secret) < 0)
+			rc = KOSCTL_FAIL;
+	}
+	fflush(stdout);
+	kosctl_json_wipe(ans, "secret");
+	json_decref(ans);
+	return rc;
+}
+
 static int cmd_client_add(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -432,6 +462,8 @@ static int cmd_client_add(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("client add: %s", kos_last_error());
 		return usage_hint("client", "add");
 	}
+	if (kosctl_remote(ctx))
+		return client_add_remote(ctx, argv[optind], o.scope);
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_client_add(ctx->ca, argv[optind], o.scope, secret);
@@ -651,7 +683,35 @@ static void enroll_usage(FILE *f)
 		   "\n"
 		   "Exchanges a one-time enrollment secret ('-': read from standard input) for\n"
 		   "the client's first credential, printed on standard output. A secret used a\n"
-		   "second time is refused and recorded as an integrity failure of its client.\n");
+		   "second time is refused and recorded as an integrity failure of its client.\n"
+		   "Through kosd (--server) the credential is written to the credential file\n"
+		   "(--credential-file or KOS_CREDENTIAL_FILE; mode 0600) instead.\n");
+}
+
+/* Where a credential kosd gave went, on standard error. */
+static void saved_note(struct kosctl_ctx *ctx, const char *what)
+{
+	char expires[32];
+
+	format_time(kos_client_credential_expires(ctx->client), expires, sizeof(expires));
+	fprintf(stderr, "kosctl: %s; the credential is in %s (expires %s)\n", what, ctx->cred_file,
+		expires);
+}
+
+/* credential enroll through kosd, into ctx->cred_file (0600, atomically). */
+static int enroll_remote(struct kosctl_ctx *ctx, const char *secret)
+{
+	kos_rv rv;
+
+	if (kosctl_need_client(ctx, true) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_client_enroll(ctx->client, secret, ctx->cred_file);
+	if (rv != KOS_OK) {
+		kosctl_err_remote(ctx, rv, "credential enroll");
+		return KOSCTL_FAIL;
+	}
+	saved_note(ctx, "enrolled");
+	return KOSCTL_OK;
 }
 
 static int cmd_enroll(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -669,8 +729,17 @@ static int cmd_enroll(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = positional("credential", "enroll", argc, argv, 1, "SECRET");
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx) && ctx->cred_file == NULL)
+		return kosctl_not_remote("credential enroll",
+					 "through kosd the credential goes to a file: give "
+					 "--credential-file FILE (or KOS_CREDENTIAL_FILE)");
 	if (secret_arg(argv[optind], &secret, &buf, &cap) != KOSCTL_OK)
 		return KOSCTL_FAIL;
+	if (kosctl_remote(ctx)) {
+		rc = enroll_remote(ctx, secret);
+		kos_secret_free(buf, cap);
+		return rc;
+	}
 	if (kosctl_need_ca(ctx, true) != KOSCTL_OK) {
 		kos_secret_free(buf, cap);
 		return KOSCTL_FAIL;
@@ -759,6 +828,11 @@ static int cmd_issue(struct kosctl_ctx *ctx, int argc, char **argv)
 static void refresh_usage(FILE *f)
 {
 	fprintf(f, "usage: kosctl credential refresh TOKEN|- [--scope SCOPE] [--cnf X5T|--cert FILE]\n"
+		   "       kosctl --server ADDRESS credential refresh [TOKEN|-] [--scope SCOPE]\n"
+		   "\n"
+		   "Through kosd without TOKEN, refreshes the credential kosctl uses: written\n"
+		   "back to the credential file, or printed when it came from KOS_CREDENTIAL\n"
+		   "or when --scope narrows it.\n"
 		   "\n"
 		   "Exchanges a valid credential ('-': read from standard input) for a fresh one\n"
 		   "with the same or a narrower scope, printed on standard output. Refused when\n"
@@ -771,6 +845,58 @@ static void refresh_usage(FILE *f)
 		   "  -c, --cnf X5T      the certificate presented, for a bound credential\n"
 		   "      --cert FILE    the same, as the certificate in FILE (PEM)\n"
 		   "  -h, --help         show this help\n");
+}
+
+/* credential refresh through kosd: of arg (a token or "-") when given,
+ * else of the credential in use. */
+static int refresh_remote(struct kosctl_ctx *ctx, const char *arg, const char *scope)
+{
+	unsigned char *buf = NULL;
+	const char *token = NULL, *fresh;
+	json_t *ans = NULL;
+	size_t cap = 0;
+	kos_rv rv;
+	int rc;
+
+	if (arg != NULL && secret_arg(arg, &token, &buf, &cap) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rc = kosctl_need_client(ctx, arg != NULL);
+	if (rc == KOSCTL_OK && token != NULL) {
+		rv = kos_client_set_credential(ctx->client, token);
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, "credential refresh");
+			rc = KOSCTL_FAIL;
+		}
+	}
+	kos_secret_free(buf, cap);
+	if (rc != KOSCTL_OK)
+		return rc;
+	if (token == NULL && scope == NULL && ctx->cred_file != NULL) {
+		rv = kos_client_refresh(ctx->client);
+		if (rv != KOS_OK) {
+			kosctl_err_remote(ctx, rv, "credential refresh");
+			return KOSCTL_FAIL;
+		}
+		saved_note(ctx, "refreshed");
+		return KOSCTL_OK;
+	}
+	if (kosctl_call(ctx, "credential refresh", "POST", "/v1/credentials/refresh",
+			scope != NULL ? json_pack("{s:s}", "scope", scope) : json_object(),
+			&ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	fresh = json_string_value(json_object_get(ans, "credential"));
+	if (fresh == NULL) {
+		kosctl_err("credential refresh: kosd's answer holds no credential");
+		rc = KOSCTL_FAIL;
+	} else if (ctx->json) {
+		rc = print_json(json_pack("{s:s}", "credential", fresh));
+	} else if (printf("%s\n", fresh) < 0) {
+		rc = KOSCTL_FAIL;
+	}
+	fflush(stdout);
+	kosctl_json_wipe(ans, "credential");
+	json_decref(ans);
+	return rc;
 }
 
 static int cmd_refresh(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -786,6 +912,17 @@ static int cmd_refresh(struct kosctl_ctx *ctx, int argc, char **argv)
 	int rc;
 
 	rc = parse("credential", "refresh", refresh_usage, issue_opts, ":s:c:h", argc, argv, &o);
+	if (rc < 0 && kosctl_remote(ctx)) {
+		if (o.cnf != NULL || o.cert != NULL)
+			return kosctl_not_remote("credential refresh",
+						 "through kosd the binding comes from the TLS "
+						 "connection: no --cnf or --cert");
+		rc = positional("credential", "refresh", argc, argv, argc - optind > 0 ? 1 : 0,
+				"TOKEN");
+		if (rc >= 0)
+			return rc;
+		return refresh_remote(ctx, optind < argc ? argv[optind] : NULL, o.scope);
+	}
 	if (rc < 0)
 		rc = positional("credential", "refresh", argc, argv, 1, "TOKEN");
 	if (rc < 0)
@@ -934,6 +1071,19 @@ static int cmd_revoke(struct kosctl_ctx *ctx, int argc, char **argv)
 	if (o.before != NULL && kosctl_parse_time(o.before, &before) != KOS_OK) {
 		kosctl_err("credential revoke: bad time '%s' (now, -2h, @EPOCHSECONDS)", o.before);
 		return usage_hint("credential", "revoke");
+	}
+	if (kosctl_remote(ctx)) {
+		json_t *body;
+
+		if (o.jti != NULL)
+			body = json_pack("{s:s}", "jti", o.jti);
+		else if (o.client != NULL)
+			body = json_pack("{s:s}", "client", o.client);
+		else
+			body =
+			    json_pack("{s:I}", "before", (json_int_t)(before / KOS_USEC_PER_SEC));
+		return kosctl_call(ctx, "credential revoke", "POST", "/v1/admin/revoke", body,
+				   NULL);
 	}
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
@@ -1126,6 +1276,20 @@ static int cmd_threat_set(struct kosctl_ctx *ctx, int argc, char **argv)
 	if (kos_threat_parse(argv[optind], &level) != KOS_OK) {
 		kosctl_err("threat set: %s", kos_last_error());
 		return usage_hint("threat", "set");
+	}
+	if (kosctl_remote(ctx)) {
+		json_t *body = json_pack("{s:s}", "level", kos_threat_name(level));
+
+		if (body != NULL && o.reason != NULL &&
+		    json_object_set_new(body, "reason", json_string(o.reason)) != 0) {
+			json_decref(body);
+			body = NULL;
+		}
+		if (kosctl_call(ctx, "threat set", "POST", "/v1/admin/threat", body, NULL) !=
+		    KOSCTL_OK)
+			return KOSCTL_FAIL;
+		printf("%-8s %s\n", "level:", kos_threat_name(level));
+		return KOSCTL_OK;
 	}
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;

@@ -234,6 +234,22 @@ static int print_json(json_t *v)
 	return rc;
 }
 
+/* Through kosd (kosctl_remote()) the client handle, else the key service
+ * on the store and tokens; *remote says which. */
+static int need(struct kosctl_ctx *ctx, bool *remote)
+{
+	*remote = kosctl_remote(ctx);
+	return *remote ? kosctl_need_client(ctx, false) : kosctl_need_keys(ctx);
+}
+
+static void report(struct kosctl_ctx *ctx, bool remote, kos_rv rv, const char *what)
+{
+	if (remote)
+		kosctl_err_remote(ctx, rv, what);
+	else
+		kosctl_err_rv(rv, what);
+}
+
 /* --- create ------------------------------------------------------------------ */
 
 static void create_usage(FILE *f)
@@ -264,6 +280,19 @@ static int cmd_create(struct kosctl_ctx *ctx, int argc, char **argv)
 	if (o.type != NULL && kos_key_type_parse(o.type, &type) != KOS_OK) {
 		kosctl_err("key create: %s", kos_last_error());
 		return usage_hint("key", "create");
+	}
+	if (kosctl_remote(ctx)) {
+		json_t *ans = NULL;
+
+		if (kosctl_call(
+			ctx, "key create", "POST", "/v1/admin/keys",
+			json_pack("{s:s, s:s}", "name", o.name, "type", kos_key_type_name(type)),
+			&ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		printf("created %s (%s), version %lld\n", o.name, kos_key_type_name(type),
+		       (long long)json_integer_value(json_object_get(ans, "version")));
+		json_decref(ans);
+		return KOSCTL_OK;
 	}
 	if (kosctl_need_keys(ctx) != KOSCTL_OK)
 		return KOSCTL_FAIL;
@@ -321,16 +350,35 @@ static int list_one(const kos_key_info *info, void *arg)
 	return 0;
 }
 
+/* A key kosd lists: what the credential's scope reaches. */
+static int list_remote_one(const kos_client_key *k, void *arg)
+{
+	json_t *arr = arg;
+
+	if (arr != NULL)
+		return json_array_append_new(
+			   arr, json_pack("{s:s, s:s, s:I, s:I, s:I}", "name", k->name, "type",
+					  k->type, "current", (json_int_t)k->current, "min_version",
+					  (json_int_t)k->min_version, "active_versions",
+					  (json_int_t)k->versions)) == 0
+			   ? 0
+			   : KOS_E_NOMEM;
+	printf("%-24s %-9s %7u %7u %8u %s\n", k->name, k->type, k->current, k->min_version,
+	       k->versions, "-");
+	return 0;
+}
+
 static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	json_t *arr = NULL;
 	struct opts o;
+	bool remote;
 	kos_rv rv;
 	int rc = parse("key", "list", list_usage, "", 0, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
-	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (ctx->json) {
 		arr = json_array();
@@ -342,10 +390,13 @@ static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
 		printf("%-24s %-9s %7s %7s %8s %s\n", "NAME", "TYPE", "CURRENT", "MIN", "VERSIONS",
 		       "ROTATED");
 	}
-	rv = kos_key_list(ctx->keys, list_one, arr);
+	if (remote)
+		rv = kos_client_keys(ctx->client, list_remote_one, arr);
+	else
+		rv = kos_key_list(ctx->keys, list_one, arr);
 	if (rv != KOS_OK) {
 		json_decref(arr);
-		kosctl_err_rv(rv, "key list");
+		report(ctx, remote, rv, "key list");
 		return KOSCTL_FAIL;
 	}
 	return arr != NULL ? print_json(arr) : KOSCTL_OK;
@@ -551,6 +602,22 @@ static int cmd_rotate(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("key rotate: give either NAME or --due");
 		return usage_hint("key", "rotate");
 	}
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+		json_t *ans = NULL;
+
+		if (o.due)
+			return kosctl_not_remote("key rotate",
+						 "--due runs where the store is: "
+						 "run it with --local on kosd's host");
+		snprintf(path, sizeof(path), "/v1/admin/keys/%s/rotate", o.name);
+		if (kosctl_call(ctx, "key rotate", "POST", path, json_object(), &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rotated(o.name, (uint32_t)json_integer_value(json_object_get(ans, "version")),
+			&count);
+		json_decref(ans);
+		return KOSCTL_OK;
+	}
 	if (kosctl_need_keys(ctx) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (o.due) {
@@ -595,6 +662,17 @@ static int cmd_retire(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("key retire: which version? (--version V)");
 		return usage_hint("key", "retire");
 	}
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+
+		snprintf(path, sizeof(path), "/v1/admin/keys/%s/retire", o.name);
+		if (kosctl_call(ctx, "key retire", "POST", path,
+				json_pack("{s:I}", "version", (json_int_t)o.version),
+				NULL) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		printf("retired %s version %u\n", o.name, o.version);
+		return KOSCTL_OK;
+	}
 	if (kosctl_need_keys(ctx) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_key_retire(ctx->keys, o.name, o.version);
@@ -630,6 +708,7 @@ static int cmd_encrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 	uint8_t *env = NULL;
 	size_t len = 0, cap = 0, env_len = 0;
 	struct opts o;
+	bool remote;
 	kos_rv rv;
 	int rc = parse("key", "encrypt", encrypt_usage, "c", 1, argc, argv, &o);
 
@@ -640,14 +719,17 @@ static int cmd_encrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 			   KOS_ENVELOPE_CONTEXT_MAX);
 		return usage_hint("key", "encrypt");
 	}
-	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (read_stdin(KOS_ENVELOPE_MAX_PLAINTEXT, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL; /* kosctl_read_all() said why */
-	rv = kos_key_encrypt(ctx->keys, o.name, o.context, buf, len, &env, &env_len);
+	if (remote)
+		rv = kos_client_encrypt(ctx->client, o.name, o.context, buf, len, &env, &env_len);
+	else
+		rv = kos_key_encrypt(ctx->keys, o.name, o.context, buf, len, &env, &env_len);
 	kos_secret_free(buf, cap);
 	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, "key encrypt");
+		report(ctx, remote, rv, "key encrypt");
 		return KOSCTL_FAIL;
 	}
 	rc = write_all(env, env_len);
@@ -669,23 +751,68 @@ static void decrypt_usage(FILE *f)
 		   "  -h, --help         show this help\n");
 }
 
+/* --verbose through kosd: which path the tier took (kos-client(3)). */
+static void decrypt_path_note(struct kosctl_ctx *ctx, kos_rv rv)
+{
+	kos_client_stats st;
+	const char *what;
+
+	kos_client_get_stats(ctx->client, &st);
+	switch (st.last_path) {
+	case KOS_CLIENT_PATH_CACHE:
+		what = "cache (a DEK cached by this process)";
+		break;
+	case KOS_CLIENT_PATH_DEK:
+		what = "dek (tier high: kosd delivered the DEK; decrypted here)";
+		break;
+	case KOS_CLIENT_PATH_SHARES:
+		what = "shares (tier medium: the DEK was rebuilt here from shares fetched "
+		       "with grants)";
+		break;
+	case KOS_CLIENT_PATH_SERVER:
+		what = "server (tier low: kosd decrypted; the DEK never left it)";
+		break;
+	default:
+		what = "none (refused before a key was delivered)";
+		break;
+	}
+	if (st.last_path == KOS_CLIENT_PATH_SHARES)
+		fprintf(stderr, "kosctl: path: %s; %llu share%s fetched%s\n", what,
+			(unsigned long long)st.shares_fetched, st.shares_fetched == 1 ? "" : "s",
+			rv == KOS_OK ? "" : "; then it failed");
+	else
+		fprintf(stderr, "kosctl: path: %s%s\n", what,
+			rv == KOS_OK || st.last_path == KOS_CLIENT_PATH_NONE ? ""
+									     : "; then it failed");
+}
+
 static int cmd_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	unsigned char *buf = NULL;
 	uint8_t *pt = NULL;
 	size_t len = 0, cap = 0, pt_len = 0;
 	struct opts o;
+	bool remote;
 	kos_rv rv;
 	int rc = parse("key", "decrypt", decrypt_usage, "c", 0, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
-	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (read_stdin(ENVELOPE_MAX, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL;
-	rv = kos_key_decrypt(ctx->keys, o.context, buf, len, &pt, &pt_len);
+	if (remote)
+		rv = kos_client_decrypt(ctx->client, o.context, buf, len, &pt, &pt_len);
+	else
+		rv = kos_key_decrypt(ctx->keys, o.context, buf, len, &pt, &pt_len);
 	kos_secret_free(buf, cap);
+	if (remote && ctx->verbose)
+		decrypt_path_note(ctx, rv);
+	if (remote && rv != KOS_OK) {
+		kosctl_err_remote(ctx, rv, "key decrypt");
+		return KOSCTL_FAIL;
+	}
 	if (rv == KOS_E_INTEGRITY) {
 		kosctl_err("key decrypt: %s: %s", kos_strerror(rv), kos_last_error());
 		return KOSCTL_FAIL;
@@ -725,6 +852,7 @@ static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
 	uint8_t *sig = NULL;
 	size_t len = 0, cap = 0, sig_len = 0;
 	struct opts o;
+	bool remote;
 	kos_rv rv;
 	int rc = parse("key", "sign", sign_usage, "a", 1, argc, argv, &o);
 
@@ -734,14 +862,17 @@ static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("key sign: %s", kos_last_error());
 		return usage_hint("key", "sign");
 	}
-	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (read_stdin(SIGN_MAX, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL;
-	rv = kos_key_sign(ctx->keys, o.name, alg, buf, len, &sig, &sig_len, NULL);
+	if (remote)
+		rv = kos_client_sign(ctx->client, o.name, alg, buf, len, &sig, &sig_len);
+	else
+		rv = kos_key_sign(ctx->keys, o.name, alg, buf, len, &sig, &sig_len, NULL);
 	kos_secret_free(buf, cap);
 	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, "key sign");
+		report(ctx, remote, rv, "key sign");
 		return KOSCTL_FAIL;
 	}
 	rc = write_all(sig, sig_len);
@@ -766,16 +897,23 @@ static int cmd_pubkey(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	char *pem = NULL;
 	struct opts o;
+	bool remote;
 	kos_rv rv;
 	int rc = parse("key", "pubkey", pubkey_usage, "V", 1, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
-	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+	if (o.have_version && kosctl_remote(ctx))
+		return kosctl_not_remote("key pubkey", "kosd serves the current version only; "
+						       "--version needs --local on kosd's host");
+	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
-	rv = kos_key_pubkey_pem(ctx->keys, o.name, o.have_version ? o.version : 0, &pem);
+	if (remote)
+		rv = kos_client_pubkey(ctx->client, o.name, &pem);
+	else
+		rv = kos_key_pubkey_pem(ctx->keys, o.name, o.have_version ? o.version : 0, &pem);
 	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, "key pubkey");
+		report(ctx, remote, rv, "key pubkey");
 		return KOSCTL_FAIL;
 	}
 	fputs(pem, stdout);

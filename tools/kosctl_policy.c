@@ -160,11 +160,47 @@ static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
 	return print_description(ctx->policy);
 }
 
+static void reload_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl --server ADDRESS policy reload\n"
+		   "\n"
+		   "Asks kosd to load its policy file again (as SIGHUP does, but from any\n"
+		   "host, with a credential holding admin:policy). A policy with a problem is\n"
+		   "refused with the first one and kosd keeps the policy it has.\n"
+		   "\n"
+		   "Exit status: 0 reloaded, 1 refused or failed, 2 usage error.\n");
+}
+
+static int cmd_reload(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	json_t *ans = NULL;
+	const char *path;
+	int rc = parse_help(argc, argv, reload_usage);
+
+	if (rc >= 0)
+		return rc;
+	if (optind < argc) {
+		kosctl_err("policy reload: unexpected argument '%s'", argv[optind]);
+		return KOSCTL_USAGE;
+	}
+	if (!kosctl_remote(ctx))
+		return kosctl_not_remote("policy reload", "asks a running kosd: give --server "
+							  "(or send kosd SIGHUP)");
+	if (kosctl_call(ctx, "policy reload", "POST", "/v1/admin/policy/reload", json_object(),
+			&ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	path = json_string_value(json_object_get(ans, "policy"));
+	printf("reloaded %s\n", path != NULL ? path : "the policy");
+	json_decref(ans);
+	return KOSCTL_OK;
+}
+
 int kosctl_cmd_policy(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct kosctl_cmd cmds[] = {
 		{ "check", cmd_check, "validate policy files, reporting every problem" },
 		{ "show", cmd_show, "print every setting of a policy" },
+		{ "reload", cmd_reload, "make kosd load its policy again (through kosd)" },
 		{ NULL, NULL, NULL },
 	};
 

@@ -6,6 +6,7 @@
 
 #include "tools/kosd.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +22,8 @@
  * completion on the one loop, so only queued bytes remain to be sent. */
 #define KOSD_DRAIN_MS 200
 #define KOSD_FLUSH_MS 100
+/* kos_ca_new_from_jwks() takes up to 64 KiB */
+#define KOSD_JWKS_MAX 65536
 
 void kosd_log(struct kosd *d, const char *fmt, ...)
 {
@@ -54,9 +57,59 @@ static void log_diag(struct kosd *d, const char *diag)
 	}
 }
 
+const char *kosd_role_name(const struct kosd *d)
+{
+	return d->kms_role ? "kms" : "main";
+}
+
+/* A KMS front's verifier: the CA's public keys from kms.jwks, with pol's
+ * issuer, audience and leeway. -1 after logging why. */
+static int jwks_ca(struct kosd *d, const kos_policy *pol, kos_ca **out)
+{
+	const char *path = kos_config_get0_kms_jwks(d->conf);
+	char *text = NULL;
+	size_t n = 0;
+	FILE *f;
+	kos_rv rv;
+	int rc = -1;
+
+	*out = NULL;
+	if (path == NULL) {
+		kosd_log(d, "%s: --role kms needs kms = { jwks = \"ca.jwks\"; } (the output of "
+			    "kosctl ca jwks)",
+			 kos_config_get0_path(d->conf));
+		return -1;
+	}
+	f = fopen(path, "re");
+	text = malloc(KOSD_JWKS_MAX + 2);
+	if (f == NULL || text == NULL) {
+		kosd_log(d, "kms: jwks %s: cannot read: %s", path,
+			 f == NULL ? strerror(errno) : "out of memory");
+		goto out;
+	}
+	n = fread(text, 1, KOSD_JWKS_MAX + 1, f);
+	if (ferror(f) || n > KOSD_JWKS_MAX) {
+		kosd_log(d, "kms: jwks %s: unreadable or larger than %d bytes", path, KOSD_JWKS_MAX);
+		goto out;
+	}
+	text[n] = '\0';
+	rv = kos_ca_new_from_jwks(pol, text, out);
+	if (rv != KOS_OK) {
+		kosd_log(d, "kms: jwks %s: %s", path, kos_last_error());
+		goto out;
+	}
+	rc = 0;
+out:
+	if (f != NULL)
+		fclose(f);
+	free(text);
+	return rc;
+}
+
 kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len)
 {
 	kos_policy *pol = NULL, *old = d->policy;
+	kos_ca *ca = NULL;
 	char *diag = NULL;
 	kos_rv rv;
 
@@ -72,6 +125,25 @@ kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len)
 				 diag ? diag : kos_last_error());
 		kos_free(diag);
 		return rv;
+	}
+	if (d->kms_role) {
+		/* the CA's keys change with its rotations: a KMS front reads them
+		 * again with the policy, and keeps both old ones when either fails */
+		if (jwks_ca(d, pol, &ca) != 0) {
+			kosd_log(d, "reload refused; keeping the CA keys and %s",
+				 kos_policy_get0_path(old));
+			if (why != NULL)
+				snprintf(why, why_len, "the CA's JWKS could not be read");
+			kos_policy_free(pol);
+			return KOS_E_PARSE;
+		}
+		kos_ca_free(d->ca);
+		d->ca = ca;
+		d->policy = pol;
+		kos_policy_free(old);
+		kosd_log(d, "policy reloaded from %s, CA keys from %s", kos_policy_get0_path(pol),
+			 kos_config_get0_kms_jwks(d->conf));
+		return KOS_OK;
 	}
 	/* queued observations are applied under the new policy, as they would
 	 * be by a write that happened after the reload */
@@ -117,10 +189,40 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
+	if (d->obs == NULL)
+		return;
 	rv = kosd_obs_flush(d->obs);
 	if (rv != KOS_OK)
 		kosd_log(d, "writing %zu trust observations failed (kept for the next try): %s",
 			 kosd_obs_pending(d->obs), kos_last_error());
+}
+
+/* A KMS front: its tokens and the CA's public keys, nothing else. */
+static int open_kms(struct kosd *d)
+{
+	size_t i, n_kms = 0;
+
+	if (kos_hsm_open(d->conf, 0, &d->hsm) != KOS_OK) {
+		kosd_log(d, "backend tokens: %s", kos_last_error());
+		return -1;
+	}
+	for (i = 0; i < kos_hsm_token_count(d->hsm); i++)
+		if (kos_hsm_token_role(d->hsm, i) == KOS_TOKEN_ROLE_KMS)
+			n_kms++;
+	if (n_kms == 0) {
+		kosd_log(d, "%s: --role kms: no token with role kms to serve shares from",
+			 kos_config_get0_path(d->conf));
+		return -1;
+	}
+	if (jwks_ca(d, d->policy, &d->ca) != 0)
+		return -1;
+	if ((d->metrics = kosd_metrics_new()) == NULL) {
+		kosd_log(d, "out of memory");
+		return -1;
+	}
+	kosd_log(d, "KMS front for %zu KMS token%s; CA keys from %s", n_kms, n_kms == 1 ? "" : "s",
+		 kos_config_get0_kms_jwks(d->conf));
+	return 0;
 }
 
 static int open_all(struct kosd *d)
@@ -148,6 +250,8 @@ static int open_all(struct kosd *d)
 		kos_free(diag);
 		return -1;
 	}
+	if (d->kms_role)
+		return open_kms(d);
 	if ((rv = kos_store_open(kos_config_get0_store(d->conf), &d->store)) != KOS_OK) {
 		kosd_log(d, "state store: %s", kos_last_error());
 		return -1;
@@ -220,7 +324,7 @@ static void close_all(struct kosd *d)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kosd [--config FILE] [--foreground] [--syslog]\n"
+	fprintf(f, "usage: kosd [--config FILE] [--role main|kms] [--foreground] [--syslog]\n"
 		   "\n"
 		   "The kos service: serves the HTTP API of kos-api(7) on the Unix socket\n"
 		   "kos.conf names (listen = { unix = \"kosd.sock\"; }) and, with tcp and tls\n"
@@ -229,6 +333,9 @@ static void usage(FILE *f)
 		   "\n"
 		   "options:\n"
 		   "  -c, --config FILE  kos.conf (default $KOS_CONF, else %s)\n"
+		   "  -r, --role ROLE    main (default): the whole service; kms: a KMS front\n"
+		   "                     serving POST /v1/shares/fetch for the KMS tokens of\n"
+		   "                     kos.conf, verifying grants with kms.jwks alone\n"
 		   "  -f, --foreground   stay in the foreground (the only mode for now)\n"
 		   "      --syslog       log to syslog instead of standard error\n"
 		   "  -h, --help         show this help\n"
@@ -240,6 +347,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "role", required_argument, NULL, 'r' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "syslog", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
@@ -250,10 +358,19 @@ int main(int argc, char **argv)
 	struct timeval flush_tv = { 0, KOSD_FLUSH_MS * 1000 };
 	int opt, rc = KOSD_FAIL;
 
-	while ((opt = getopt_long(argc, argv, "c:fhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:r:fhV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			d.config_path = optarg;
+			break;
+		case 'r':
+			if (strcmp(optarg, "kms") == 0) {
+				d.kms_role = true;
+			} else if (strcmp(optarg, "main") != 0) {
+				fprintf(stderr, "kosd: --role takes main or kms, not '%s'\n", optarg);
+				usage(stderr);
+				return KOSD_USAGE;
+			}
 			break;
 		case 'f':
 			break;
@@ -304,8 +421,8 @@ int main(int argc, char **argv)
 	if (kosd_http_start(&d) != 0)
 		goto out;
 	if (d.listen.unix_path != NULL)
-		kosd_log(&d, "listening on %s (policy %s)", d.listen.unix_path,
-			 kos_policy_get0_path(d.policy));
+		kosd_log(&d, "listening on %s (role %s, policy %s)", d.listen.unix_path,
+			 kosd_role_name(&d), kos_policy_get0_path(d.policy));
 	if (d.listen.tcp_host != NULL)
 		kosd_log(&d, "listening on %s port %u, TLS 1.3 with client certificates of %s",
 			 d.listen.tcp_host, d.listen.tcp_port, d.listen.tls_client_ca);

@@ -49,6 +49,11 @@ struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct kosd {
 	const char *config_path;
 	bool use_syslog;
+	/* --role kms: a KMS front that serves shares of its own tokens and
+	 * verifies grants with the CA's public keys (kos.conf kms.jwks); it
+	 * has no store, trust, keys or access (all NULL) and ca is a JWKS
+	 * verifier */
+	bool kms_role;
 	kos_config *conf;
 	kos_listen_config listen;
 	kos_policy *policy;
@@ -106,6 +111,8 @@ void kosd_log(struct kosd *d, const char *fmt, ...) KOS_PRINTF(2, 3);
 /* Loads the policy again and hands it to every module; a bad one is refused
  * (logged, and its first problem in *why, may be NULL) and the old one kept. */
 kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len);
+/* The role's name for logs and health: "main" or "kms". */
+const char *kosd_role_name(const struct kosd *d);
 
 /* --- kosd_http.c --- */
 /* jansson's allocator for the whole process (set before any JSON exists):

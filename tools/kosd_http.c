@@ -599,6 +599,13 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 			kosd_reply_error(&r, 404, "not_found", "no such route");
 		goto out;
 	}
+	/* a KMS front has no store, keys or trust: it knows its share route
+	 * and its own health, and no other route exists there */
+	if (d->kms_role && s->route != KOSD_R_HEALTH && s->route != KOSD_R_METRICS &&
+	    s->route != KOSD_R_SHARE_FETCH) {
+		kosd_reply_error(&r, 404, "not_found", "no such route on a KMS front");
+		goto out;
+	}
 	r.route = s->route;
 	if (s->auth && !authenticate(&r))
 		goto out;

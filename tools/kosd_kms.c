@@ -3,7 +3,13 @@
  * credential signed by the CA whose scope is "share:SHARE_ID", issued with
  * the share references of a medium-tier key request (kosd_routes.c).
  * kosd_http.c has verified the grant as a credential (signature, expiry,
- * revocation); this file checks that it names this share and nothing more. */
+ * revocation); this file checks that it names this share and nothing more.
+ *
+ * The same route is all a KMS front serves (kosd --role kms): a kosd on the
+ * host of some KMS tokens, with the CA's public keys (a JWKS) and no state
+ * store. Its grant check lacks revocation, which lives in the store: a grant
+ * lives seconds (KOSD_GRANT_LIFETIME), so a revocation of its client is
+ * late by that much at most there. */
 #include "config.h"
 
 #include "tools/kosd.h"
@@ -41,7 +47,12 @@ void kosd_route_share_fetch(struct kosd_req *r)
 				 "out of scope: a grant for exactly this share is needed");
 		return;
 	}
-	rv = kos_key_share_get(r->d->keys, id, &share);
+	/* the main kosd finds the share through the store's locations; a KMS
+	 * front (no store) by its label on its own tokens */
+	if (r->d->keys != NULL)
+		rv = kos_key_share_get(r->d->keys, id, &share);
+	else
+		rv = kos_key_share_read(r->d->hsm, id, &share);
 	if (rv != KOS_OK) {
 		kosd_reply_rv(r, rv, "share");
 		return;

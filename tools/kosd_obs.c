@@ -90,9 +90,10 @@ size_t kosd_obs_pending(const struct kosd_obs *q)
 void kosd_obs_stats(const struct kosd_obs *q, uint64_t *queued, uint64_t *written,
 		    uint64_t *batches)
 {
-	*queued = q->queued;
-	*written = q->written;
-	*batches = q->batches;
+	/* a KMS front (--role kms) keeps no queue */
+	*queued = q != NULL ? q->queued : 0;
+	*written = q != NULL ? q->written : 0;
+	*batches = q != NULL ? q->batches : 0;
 }
 
 void kosd_obs_free(struct kosd_obs *q)

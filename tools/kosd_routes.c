@@ -14,9 +14,9 @@
 void kosd_route_health(struct kosd_req *r)
 {
 	kosd_reply_json(r, 200,
-			json_pack("{s:s, s:s, s:s, s:I}", "status", "ok", "version", PACKAGE_VERSION,
-				  "policy", kos_policy_get0_path(r->d->policy),
-				  "pending_observations",
+			json_pack("{s:s, s:s, s:s, s:s, s:I}", "status", "ok", "version",
+				  PACKAGE_VERSION, "role", kosd_role_name(r->d), "policy",
+				  kos_policy_get0_path(r->d->policy), "pending_observations",
 				  (json_int_t)kosd_obs_pending(r->d->obs)));
 }
 
@@ -273,8 +273,9 @@ static bool body_uint(struct kosd_req *r, const char *key, json_int_t max, uint3
 }
 
 /* Each reference with its grant: a credential of the caller for exactly
- * that share, valid for seconds (kosd_kms.c serves it). NULL after
- * replying. */
+ * that share, valid for seconds, and where to fetch it: the KMS front that
+ * kos.conf's kms_fronts names for its token, or (no "kms") this kosd
+ * (kosd_kms.c serves it). NULL after replying. */
 static json_t *refs_json(struct kosd_req *r, const kos_access_result *res)
 {
 	json_t *arr = json_array();
@@ -296,9 +297,15 @@ static json_t *refs_json(struct kosd_req *r, const kos_access_result *res)
 			kosd_reply_rv(r, rv, "grant");
 			return NULL;
 		}
-		o = json_pack("{s:s, s:s, s:i, s:s}", "token", res->refs[i].token, "share_id",
+		const char *kms = kos_config_kms_front(r->d->conf, res->refs[i].kms_token);
+
+		o = json_pack("{s:s, s:s, s:i, s:s}", "kms_token", res->refs[i].kms_token, "share_id",
 			      res->refs[i].share_id, "x", (int)res->refs[i].x, "grant", grant);
 		kos_cred_free(grant);
+		if (o != NULL && kms != NULL && json_object_set_new(o, "kms", json_string(kms)) != 0) {
+			json_decref(o);
+			o = NULL;
+		}
 		if (o == NULL || json_array_append_new(arr, o) != 0) {
 			json_decref(arr);
 			kosd_reply_error(r, 503, "unavailable", "out of memory");

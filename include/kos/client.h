@@ -1,7 +1,8 @@
 /* The kos client library: what applications, the PKCS#11 module, the
  * provider and kosctl use to reach kosd (kos-client(3), protocol kos-api(7)).
- * Thread safety: a kos_client is used by one thread at a time (it owns one
- * kept-alive connection and a DEK cache); give each thread its own handle.
+ * Thread safety: a kos_client is used by one thread at a time (it owns its
+ * kept-alive connections, to kosd and to KMS fronts, and a DEK cache); give
+ * each thread its own handle.
  * Handles share nothing, and error details are per thread. */
 #ifndef KOS_CLIENT_H
 #define KOS_CLIENT_H
@@ -16,9 +17,14 @@ extern "C" {
 typedef struct kos_client kos_client;
 
 /* Environment read by kos_client_new(). */
-#define KOS_CLIENT_ENV_SERVER "KOS_SERVER"		   /* socket path when server is NULL */
+#define KOS_CLIENT_ENV_SERVER "KOS_SERVER"		   /* kosd's address when server is NULL */
 #define KOS_CLIENT_ENV_CREDENTIAL_FILE "KOS_CREDENTIAL_FILE" /* file holding the credential */
 #define KOS_CLIENT_ENV_CREDENTIAL "KOS_CREDENTIAL"	   /* the credential itself */
+/* kos_client_set_tls() from the environment: certificate, key (default: the
+ * certificate's file) and CA (default: the system's), PEM files */
+#define KOS_CLIENT_ENV_TLS_CERT "KOS_TLS_CERT"
+#define KOS_CLIENT_ENV_TLS_KEY "KOS_TLS_KEY"
+#define KOS_CLIENT_ENV_TLS_CA "KOS_TLS_CA"
 
 /* How a decryption went (kos_client_stats.last_path). */
 typedef enum kos_client_path {
@@ -32,7 +38,8 @@ typedef enum kos_client_path {
 /* Counters of one handle, for monitoring and tests. */
 typedef struct kos_client_stats {
 	uint64_t requests;     /* HTTP requests answered (any status) */
-	uint64_t connects;     /* connections opened: stays 1 while keep-alive holds */
+	uint64_t connects;     /* connections opened, to kosd and KMS fronts: each
+				  server's stays open while keep-alive holds */
 	uint64_t key_requests; /* POST /v1/keys/NAME/request */
 	uint64_t cache_hits;   /* decryptions served by the DEK cache */
 	uint64_t deks_received;
@@ -40,6 +47,7 @@ typedef struct kos_client_stats {
 	uint64_t refreshes;    /* credentials refreshed (automatically or not) */
 	uint64_t save_failures; /* refreshed credentials that could not be written back */
 	kos_client_path last_path;
+	uint64_t shares_from_fronts; /* of shares_fetched: from a KMS front other than kosd */
 } kos_client_stats;
 
 /* A key the credential's scope reaches (kos_client_keys()). */
@@ -49,20 +57,29 @@ typedef struct kos_client_key {
 	uint32_t current, min_version, versions;
 } kos_client_key;
 
-/* Opens a handle for kosd at server: a Unix socket path, or "unix:PATH";
- * NULL takes $KOS_SERVER. No connection is made yet. The credential is
- * read from the file $KOS_CREDENTIAL_FILE (refreshed ones are written back
- * there) or else taken from $KOS_CREDENTIAL; without either the handle can
- * only call kos_client_health() and kos_client_enroll() until one is set.
- * Free with kos_client_free(). Errors: KOS_E_INVALID (no server, a TLS URL:
- * not supported yet), KOS_E_IO (the credential file), KOS_E_NOMEM. */
+/* Opens a handle for kosd at server: a Unix socket path, "unix:PATH", or
+ * "https://HOST:PORT" for kosd's TLS listener (which needs
+ * kos_client_set_tls() first); NULL takes $KOS_SERVER. No connection is
+ * made yet. The credential is read from the file $KOS_CREDENTIAL_FILE
+ * (refreshed ones are written back there) or else taken from
+ * $KOS_CREDENTIAL; without either the handle can only call
+ * kos_client_health() and kos_client_enroll() until one is set. With
+ * $KOS_TLS_CERT set, kos_client_set_tls() is called with it, $KOS_TLS_KEY
+ * and $KOS_TLS_CA. Free with kos_client_free(). Errors: KOS_E_INVALID (no
+ * server, an address of another form), KOS_E_IO (the credential file, a TLS
+ * file), KOS_E_NOMEM. */
 KOS_API kos_rv kos_client_new(const char *server, kos_client **out);
 /* Wipes the credential and every cached DEK and frees; NULL-safe. */
 KOS_API void kos_client_free(kos_client *c);
 
-/* TLS 1.3 with a client certificate (PEM files; ca verifies kosd). Reserved
- * for kosd's TLS listener: until it exists this returns KOS_E_INVALID "TLS
- * is not supported yet" and the handle is unchanged. */
+/* TLS 1.3 (nothing older) with a client certificate for every https://
+ * server of the handle, kosd's and the KMS fronts': cert and key are PEM
+ * files (they may be one file), ca (may be NULL: the system's CA store)
+ * the PEM CA certificates that verify the server, whose certificate must
+ * name the host it is reached by. Paths are copied and the files read at
+ * each new connection. Unix-socket servers ignore it. Errors:
+ * KOS_E_INVALID, KOS_E_IO (a file that cannot be read, named); the handle
+ * is unchanged then. */
 KOS_API kos_rv kos_client_set_tls(kos_client *c, const char *cert, const char *key,
 				  const char *ca);
 
@@ -128,6 +145,18 @@ KOS_API void kos_client_get_stats(const kos_client *c, kos_client_stats *stats);
  * "out_of_scope", ...) or "" when the last call was not refused by kosd;
  * valid until the handle's next call. kos_last_error() holds the message. */
 KOS_API const char *kos_client_last_code(const kos_client *c);
+
+/* Calls any route of kos-api(7) not covered above (the administrative
+ * routes, a refresh to a narrower scope): method "GET" with json_in NULL, or
+ * "POST" with json_in a JSON object as text (NULL: {}); path starts with
+ * "/v1/". The credential is sent, and refreshed when due, as for the calls
+ * above. On KOS_OK *json_out is kosd's answer object as compact JSON text;
+ * it may hold secrets (an enrollment secret, a credential): free it with
+ * kos_secret_free(*json_out, strlen(*json_out)). Errors: KOS_E_INVALID
+ * (method, path, a body that is not an object), kosd's refusals as above
+ * (kos_client_last_code() names them), transport errors. */
+KOS_API kos_rv kos_client_call(kos_client *c, const char *method, const char *path,
+			       const char *json_in, char **json_out);
 
 #ifdef __cplusplus
 }

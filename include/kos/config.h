@@ -26,6 +26,9 @@ KOS_API const char *kos_config_get0_path(const kos_config *conf);
 KOS_API const char *kos_config_get0_store(const kos_config *conf);
 /* Policy file path. */
 KOS_API const char *kos_config_get0_policy(const kos_config *conf);
+/* The kosd kosctl talks to ("server"): "unix:/ABSOLUTE-PATH" or
+ * "https://HOST:PORT"; NULL when kos.conf names none. */
+KOS_API const char *kos_config_get0_server(const kos_config *conf);
 
 /* --- listeners ("listen" group, kosd) --- */
 
@@ -85,6 +88,18 @@ KOS_API const char *kos_config_token_get0_pin(const kos_config *conf, size_t i);
 KOS_API kos_rv kos_config_token_get_role(const kos_config *conf, size_t i, kos_token_role *role);
 /* The index of the token called name; KOS_E_NOTFOUND when none is. */
 KOS_API kos_rv kos_config_token_find(const kos_config *conf, const char *name, size_t *i);
+
+/* --- the KMS role ("kms" group) and KMS fronts ("kms_fronts" list) --- */
+
+/* kms.jwks, absolute: the CA's public keys (a JWKS document, "kosctl ca
+ * jwks") a KMS front (kosd --role kms) verifies grants with; NULL when the
+ * file has no kms group. A file with a kms group needs no store. */
+KOS_API const char *kos_config_get0_kms_jwks(const kos_config *conf);
+/* The address of the KMS front that serves the shares of KMS token token:
+ * "unix:/ABSOLUTE-PATH" or "https://HOST:PORT", borrowed from conf; NULL
+ * when kms_fronts names no front for it (the kosd reading this file serves
+ * them itself). */
+KOS_API const char *kos_config_kms_front(const kos_config *conf, const char *token);
 
 /* --- module environment ("environment" group) --- */
 

@@ -99,6 +99,15 @@ typedef struct kos_threat_info {
  * read until the first call. Errors: KOS_E_INVALID, KOS_E_NOMEM. */
 KOS_API kos_rv kos_ca_new(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_trust *tr,
 			  kos_ca **out);
+/* A verify-only authority for a KMS front on another machine: the CA's
+ * public keys come from jwks, the JWKS document kos_ca_jwks() writes (EC
+ * P-256 ES256 keys with kos kids; at most 64 KiB and 64 keys); pol (borrowed,
+ * must outlive it) gives iss, aud and leeway. kos_cred_verify() then checks
+ * everything but revocation, which lives in the store it does not have: use
+ * it for credentials that live seconds (grants). Every other call returns
+ * KOS_E_INVALID. Errors: KOS_E_PARSE (naming the bad key), KOS_E_RANGE,
+ * KOS_E_INVALID, KOS_E_NOMEM. */
+KOS_API kos_rv kos_ca_new_from_jwks(const kos_policy *pol, const char *jwks, kos_ca **out);
 /* Frees the authority and its verification cache; NULL-safe. */
 KOS_API void kos_ca_free(kos_ca *ca);
 /* Replaces the clock (default kos_now; fn NULL restores it). Not to be called

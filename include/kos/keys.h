@@ -76,7 +76,7 @@ typedef struct kos_key_share_info {
 
 /* A reference to one share, as a medium-tier client receives it. */
 typedef struct kos_share_ref {
-	char token[33];        /* the KMS token holding the share */
+	char kms_token[33];    /* the KMS token holding the share */
 	char share_id[129];    /* opaque id a KMS front resolves */
 	uint8_t x;             /* the share's x coordinate */
 } kos_share_ref;
@@ -171,6 +171,14 @@ KOS_API kos_rv kos_key_share_refs(kos_keys *keys, const char *name, uint32_t ver
  * an active version), KOS_E_INTEGRITY (the token holds something else),
  * token errors. */
 KOS_API kos_rv kos_key_share_get(kos_keys *keys, const char *share_id, kos_share *share);
+/* What a KMS front without the state store serves (kosd --role kms): the
+ * share share_id names, found by its label on the KMS tokens of hsm (free
+ * with kos_shares_clear()). Whether its version is still active is the
+ * store's to say: a retired version's shares are destroyed on the tokens,
+ * so they are not found. Errors: KOS_E_NOTFOUND, KOS_E_INTEGRITY (the object
+ * holds another share or none), the error of a token that failed when no
+ * other held the share. */
+KOS_API kos_rv kos_key_share_read(kos_hsm *hsm, const char *share_id, kos_share *share);
 
 /* Signs len bytes with the current version of signing key name. *sig is
  * freed with kos_free(). Errors: KOS_E_INVALID (alg does not fit the type),

@@ -1,0 +1,17 @@
+#!/bin/sh
+# scripts/demo, the README's main command, as a test: it exits 1 when any
+# step does not behave (kosd, tiers, refusals, revocation, clean stop).
+. "${srcdir:-.}/tests/lib.sh"
+
+unset KOS_CONF KOS_SERVER KOS_CREDENTIAL KOS_CREDENTIAL_FILE
+if sh "${srcdir:-.}/scripts/demo" "${top_builddir:-.}" >"$out" 2>"$err"; then
+	pass "the demo runs to the end"
+else
+	fail "the demo failed"
+	tail -n 30 "$out" | sed 's/^/  out| /'
+fi
+grep_out "path: dek " "the high client decrypts with the DEK"
+grep_out "path: shares " "the medium client rebuilds it from shares"
+grep_out "path: server " "the low client decrypts server-side"
+grep_out "kosd exited with status 0" "kosd stops cleanly"
+finish demo
