@@ -1595,7 +1595,7 @@ kos_rv kos_client_call(kos_client *c, const char *method, const char *path, cons
 	/* a path of the API only: no query, no escapes, no dot segments */
 	if (n < 5 || n > 200 || strncmp(path, "/v1/", 4) != 0 || strstr(path, "..") != NULL ||
 	    strstr(path, "//") != NULL ||
-	    strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/") != n)
+	    strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/@") != n)
 		return kos_error_set(KOS_E_INVALID, "kos_client_call: '%.64s' is not a route of the "
 						    "API (/v1/...)",
 				     path);

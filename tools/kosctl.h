@@ -91,6 +91,12 @@ int kosctl_call(struct kosctl_ctx *ctx, const char *what, const char *method, co
 		json_t *body, json_t **answer);
 /* Wipes a string member of a JSON object in place (jansson frees without). */
 void kosctl_json_wipe(json_t *obj, const char *key);
+/* Members of kosd's answers, for printing: a string ("-" when absent or
+ * not a string), a number (0 when not one), an integer, a boolean. */
+const char *kosctl_jstr(const json_t *obj, const char *key);
+double kosctl_jnum(const json_t *obj, const char *key);
+long long kosctl_jint(const json_t *obj, const char *key);
+bool kosctl_jbool(const json_t *obj, const char *key);
 /* Refuses a command with a reason when it cannot run through kosd. */
 int kosctl_not_remote(const char *what, const char *why);
 

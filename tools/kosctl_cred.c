@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "tools/kosctl.h"
+#include "tools/kosjson.h"
 #include "tools/x5t.h"
 
 #include <errno.h>
@@ -236,6 +237,27 @@ static void ca_jwks_usage(FILE *f)
 		   "verifies kos credentials with it.\n");
 }
 
+/* kosd serves the JWKS without a credential (it is public); a credential
+ * configured is used all the same, as the client library always sends it. */
+static int jwks_remote(struct kosctl_ctx *ctx)
+{
+	json_t *ans;
+	char *text;
+
+	if (kosctl_call(ctx, "ca jwks", "GET", "/v1/ca/jwks", NULL, &ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	/* kos_ca_jwks()'s layout, so that both print the same document */
+	text = json_dumps(ans, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(ans);
+	if (text == NULL) {
+		kosctl_err("ca jwks: out of memory");
+		return KOSCTL_FAIL;
+	}
+	printf("%s\n", text);
+	free(text);
+	return KOSCTL_OK;
+}
+
 static int cmd_ca_jwks(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	struct opt_out o;
@@ -248,6 +270,8 @@ static int cmd_ca_jwks(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = positional("ca", "jwks", argc, argv, 0, "");
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx))
+		return jwks_remote(ctx);
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_ca_jwks(ctx->ca, &json);
@@ -509,12 +533,7 @@ static int cmd_client_secret(struct kosctl_ctx *ctx, int argc, char **argv)
 
 static json_t *client_json(const kos_client_info *c)
 {
-	char created[32], pending[32];
-
-	format_time(c->created, created, sizeof(created));
-	format_time(c->secret_expires, pending, sizeof(pending));
-	return json_pack("{s:s, s:s, s:s, s:b, s:s}", "client", c->name, "scope", c->scope,
-			 "created", created, "disabled", c->disabled, "secret_expires", pending);
+	return kosj_client_info(c);
 }
 
 static void client_list_usage(FILE *f)
@@ -525,16 +544,50 @@ static void client_list_usage(FILE *f)
 		   "when an unused enrollment secret expires ('-': none pending), and scope.\n");
 }
 
+static void client_line_json(const json_t *o)
+{
+	printf("%-24s  %-8s  %-20s  %-20s  %s\n", kosctl_jstr(o, "client"),
+	       kosctl_jbool(o, "disabled") ? "disabled" : "enabled", kosctl_jstr(o, "created"),
+	       kosctl_jstr(o, "secret_expires"), kosctl_jstr(o, "scope"));
+}
+
 static int client_line(const kos_client_info *c, void *arg)
 {
-	char created[32], pending[32];
+	json_t *o = client_json(c);
 
 	(void)arg;
-	format_time(c->created, created, sizeof(created));
-	format_time(c->secret_expires, pending, sizeof(pending));
-	printf("%-24s  %-8s  %-20s  %-20s  %s\n", c->name, c->disabled ? "disabled" : "enabled",
-	       created, pending, c->scope);
+	if (o == NULL)
+		return KOS_E_NOMEM;
+	client_line_json(o);
+	json_decref(o);
 	return 0;
+}
+
+/* GET /v1/admin/clients: {"clients": [what client_json() makes]} */
+static int client_list_remote(struct kosctl_ctx *ctx)
+{
+	json_t *ans, *arr, *o;
+	size_t i;
+
+	if (kosctl_call(ctx, "client list", "GET", "/v1/admin/clients", NULL, &ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	arr = json_object_get(ans, "clients");
+	if (!json_is_array(arr)) {
+		json_decref(ans);
+		kosctl_err("client list: kosd's answer has no client list");
+		return KOSCTL_FAIL;
+	}
+	if (ctx->json) {
+		json_incref(arr);
+		json_decref(ans);
+		return print_json(arr);
+	}
+	printf("%-24s  %-8s  %-20s  %-20s  %s\n", "CLIENT", "STATE", "CREATED", "SECRET EXPIRES",
+	       "SCOPE");
+	json_array_foreach(arr, i, o)
+		client_line_json(o);
+	json_decref(ans);
+	return KOSCTL_OK;
 }
 
 static int client_json_line(const kos_client_info *c, void *arg)
@@ -554,6 +607,8 @@ static int cmd_client_list(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = positional("client", "list", argc, argv, 0, "");
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx))
+		return client_list_remote(ctx);
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (ctx->json) {
@@ -1211,34 +1266,25 @@ int kosctl_cmd_credential(struct kosctl_ctx *ctx, int argc, char **argv)
 
 /* --- threat --- */
 
-static json_t *threat_json(const kos_threat_info *t)
+/* Prints the threat level (taking o, kosj_threat_info()'s JSON). */
+static int print_threat_json(struct kosctl_ctx *ctx, json_t *o)
 {
-	char since[32];
+	const char *reason;
 
-	format_time(t->since, since, sizeof(since));
-	return json_pack("{s:s, s:s, s:s, s:s}", "level", kos_threat_name(t->level), "since", since,
-			 "set_by",
-			 t->since == 0	? "-"
-			 : t->automatic ? "automatic"
-					: "administrator",
-			 "reason", t->reason);
+	if (ctx->json || o == NULL)
+		return print_json(o);
+	reason = kosctl_jstr(o, "reason");
+	printf("%-8s %s\n", "level:", kosctl_jstr(o, "level"));
+	printf("%-8s %s\n", "since:", kosctl_jstr(o, "since"));
+	printf("%-8s %s\n", "set by:", kosctl_jstr(o, "set_by"));
+	printf("%-8s %s\n", "reason:", reason[0] != '\0' ? reason : "-");
+	json_decref(o);
+	return KOSCTL_OK;
 }
 
 static int print_threat(struct kosctl_ctx *ctx, const kos_threat_info *t)
 {
-	char since[32];
-
-	if (ctx->json)
-		return print_json(threat_json(t));
-	format_time(t->since, since, sizeof(since));
-	printf("%-8s %s\n", "level:", kos_threat_name(t->level));
-	printf("%-8s %s\n", "since:", since);
-	printf("%-8s %s\n", "set by:",
-	       t->since == 0  ? "-"
-	       : t->automatic ? "automatic"
-			      : "administrator");
-	printf("%-8s %s\n", "reason:", t->reason[0] != '\0' ? t->reason : "-");
-	return KOSCTL_OK;
+	return print_threat_json(ctx, kosj_threat_info(t));
 }
 
 static void threat_set_usage(FILE *f)
@@ -1323,6 +1369,14 @@ static int cmd_threat_show(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = positional("threat", "show", argc, argv, 0, "");
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx)) {
+		json_t *ans;
+
+		if (kosctl_call(ctx, "threat show", "GET", "/v1/admin/threat", NULL, &ans) !=
+		    KOSCTL_OK)
+			return KOSCTL_FAIL;
+		return print_threat_json(ctx, ans);
+	}
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_threat_get(ctx->ca, &info);

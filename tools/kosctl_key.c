@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include "tools/kosctl.h"
+#include "tools/kosjson.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -206,18 +207,6 @@ static void format_time(kos_usec t, char *buf, size_t len)
 		snprintf(buf, len, "-");
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static int print_json(json_t *v)
 {
 	int rc = KOSCTL_OK;
@@ -411,157 +400,89 @@ static void show_usage(FILE *f)
 		   "Shows key NAME and every version: its state, when it was made, and for a\n"
 		   "data key its key check value (kos-keys(7)) and share sets, each with n, k\n"
 		   "and the token of every share; for a signing key the token and label of\n"
-		   "its key pair. Reads the state store only. With --json (global option),\n"
-		   "one JSON object.\n"
+		   "its key pair. Through kosd when a server is set (scope admin:keys), else\n"
+		   "from the state store. With --json (global option), one JSON object.\n"
 		   "\n"
 		   "options:\n"
 		   "  -h, --help  show this help\n");
 }
 
-struct show {
-	struct kosctl_ctx *ctx;
-	const char *name;
-	kos_key_type type;
-	json_t *versions; /* --json */
-	int failed;
-};
-
-struct share_list {
-	const char *set;
-	json_t *arr;	 /* --json: the set's shares */
-	char text[1024]; /* otherwise: "kms1 (x=1), ..." */
-};
-
-static int share_one(const kos_key_share_info *s, void *arg)
+/* What 'key show' prints, from kosj_key_show()'s JSON (the store's or
+ * kosd's). */
+static void print_key(const json_t *o)
 {
-	struct share_list *l = arg;
-	size_t used = strlen(l->text);
+	const json_t *versions = json_object_get(o, "versions"), *v;
+	bool dek = strcmp(kosctl_jstr(o, "type"), "dek") == 0;
+	size_t i, j, k;
 
-	if (strcmp(s->set, l->set) != 0)
-		return 0;
-	if (l->arr != NULL)
-		return json_array_append_new(l->arr,
-					     json_pack("{s:i, s:s, s:s}", "x", (int)s->x, "token",
-						       s->token, "label", s->label)) == 0
-			   ? 0
-			   : KOS_E_NOMEM;
-	snprintf(l->text + used, sizeof(l->text) - used, "%s%s (x=%u)", used ? ", " : "", s->token,
-		 s->x);
-	return 0;
-}
+	printf("name: %s\ntype: %s\ncreated: %s\n", kosctl_jstr(o, "name"), kosctl_jstr(o, "type"),
+	       kosctl_jstr(o, "created"));
+	if (kosctl_jint(o, "current") != 0)
+		printf("current: %lld\n", kosctl_jint(o, "current"));
+	else
+		printf("current: none (incomplete: see kosctl fsck)\n");
+	json_array_foreach(versions, i, v) {
+		const json_t *sets = json_object_get(v, "sets"), *set;
 
-static int version_one(const kos_key_version_info *v, void *arg)
-{
-	struct show *sh = arg;
-	const char *state = v->retired ? "retired" : "active";
-	char created[32], kcv[2 * KOS_KCV_LEN + 1];
-	json_t *jv = NULL, *sets = NULL;
-	unsigned i;
-
-	format_time(v->created, created, sizeof(created));
-	hex(v->kcv, KOS_KCV_LEN, kcv);
-	if (sh->versions != NULL) {
-		jv = json_pack("{s:I, s:s, s:s}", "version", (json_int_t)v->version, "state", state,
-			       "created", created);
-		if (jv == NULL || json_array_append_new(sh->versions, jv) != 0)
-			return KOS_E_NOMEM;
-		if (sh->type != KOS_KEY_DEK) {
-			if (v->token[0] != '\0' &&
-			    (json_object_set_new(jv, "token", json_string(v->token)) != 0 ||
-			     json_object_set_new(jv, "label", json_string(v->label)) != 0))
-				return KOS_E_NOMEM;
-			return 0;
+		if (!dek) {
+			printf("version %lld: %s, created %s", kosctl_jint(v, "version"),
+			       kosctl_jstr(v, "state"), kosctl_jstr(v, "created"));
+			if (strcmp(kosctl_jstr(v, "state"), "retired") != 0 &&
+			    json_object_get(v, "token") != NULL)
+				printf(", key pair %s on token %s", kosctl_jstr(v, "label"),
+				       kosctl_jstr(v, "token"));
+			printf("\n");
+			continue;
 		}
-		sets = json_array();
-		if (sets == NULL || json_object_set_new(jv, "kcv", json_string(kcv)) != 0 ||
-		    json_object_set_new(jv, "sets", sets) != 0)
-			return KOS_E_NOMEM;
-	} else if (sh->type == KOS_KEY_DEK) {
-		printf("version %u: %s, created %s, kcv %s\n", v->version, state, created, kcv);
-	} else {
-		printf("version %u: %s, created %s", v->version, state, created);
-		if (!v->retired && v->token[0] != '\0')
-			printf(", key pair %s on token %s", v->label, v->token);
-		printf("\n");
-		return 0;
+		printf("version %lld: %s, created %s, kcv %s\n", kosctl_jint(v, "version"),
+		       kosctl_jstr(v, "state"), kosctl_jstr(v, "created"), kosctl_jstr(v, "kcv"));
+		json_array_foreach(sets, j, set) {
+			const json_t *shares = json_object_get(set, "shares"), *sh;
+
+			printf("  set %s: %lld of %lld: ", kosctl_jstr(set, "name"),
+			       kosctl_jint(set, "k"), kosctl_jint(set, "n"));
+			if (json_array_size(shares) == 0)
+				printf("(shares destroyed)");
+			json_array_foreach(shares, k, sh)
+				printf("%s%s (x=%lld)", k ? ", " : "", kosctl_jstr(sh, "token"),
+				       kosctl_jint(sh, "x"));
+			printf("\n");
+		}
 	}
-	for (i = 0; i < v->n_sets; i++) {
-		struct share_list l = {.set = v->sets[i].name};
-		kos_rv rv;
-
-		if (sets != NULL) {
-			json_t *js = json_pack("{s:s, s:i, s:i}", "name", v->sets[i].name, "n",
-					       (int)v->sets[i].n, "k", (int)v->sets[i].k);
-
-			l.arr = json_array();
-			if (js == NULL || l.arr == NULL ||
-			    json_object_set_new(js, "shares", l.arr) != 0 ||
-			    json_array_append_new(sets, js) != 0) {
-				json_decref(js);
-				return KOS_E_NOMEM;
-			}
-		}
-		rv = kos_key_shares(sh->ctx->keys, sh->name, v->version, share_one, &l);
-		if (rv != KOS_OK) {
-			kosctl_err_rv(rv, "key show");
-			sh->failed = 1;
-			return rv;
-		}
-		if (sets == NULL)
-			printf("  set %s: %u of %u: %s\n", v->sets[i].name, v->sets[i].k,
-			       v->sets[i].n, l.text[0] ? l.text : "(shares destroyed)");
-	}
-	return 0;
 }
 
 static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
 {
-	struct show sh = {0};
 	json_t *obj = NULL;
-	kos_key_info info;
 	struct opts o;
-	char created[32];
 	kos_rv rv;
 	int rc = parse("key", "show", show_usage, "", 1, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
-	if (kosctl_need_keys(ctx) != KOSCTL_OK)
-		return KOSCTL_FAIL;
-	rv = kos_key_get_info(ctx->keys, o.name, &info);
-	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, "key show");
-		return KOSCTL_FAIL;
-	}
-	sh.ctx = ctx;
-	sh.name = o.name;
-	sh.type = info.type;
-	if (ctx->json) {
-		obj = info_json(&info);
-		sh.versions = json_array();
-		if (obj == NULL || sh.versions == NULL ||
-		    json_object_set_new(obj, "versions", sh.versions) != 0) {
-			json_decref(obj);
-			kosctl_err("out of memory building JSON");
+	if (kosctl_remote(ctx)) {
+		char path[128];
+
+		snprintf(path, sizeof(path), "/v1/admin/keys/%s", o.name);
+		if (kosctl_call(ctx, "key show", "GET", path, NULL, &obj) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+	} else {
+		if (kosctl_need_keys(ctx) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rv = kosj_key_show(ctx->keys, o.name, &obj);
+		if (rv != KOS_OK) {
+			if (rv == KOS_E_NOMEM)
+				kosctl_err("key show: out of memory building JSON");
+			else
+				kosctl_err_rv(rv, "key show");
 			return KOSCTL_FAIL;
 		}
-	} else {
-		format_time(info.created, created, sizeof(created));
-		printf("name: %s\ntype: %s\ncreated: %s\n", info.name, kos_key_type_name(info.type),
-		       created);
-		if (info.current != 0)
-			printf("current: %u\n", info.current);
-		else
-			printf("current: none (incomplete: see kosctl fsck)\n");
 	}
-	rv = kos_key_versions(ctx->keys, o.name, version_one, &sh);
-	if (rv != KOS_OK) {
-		json_decref(obj);
-		if (!sh.failed)
-			kosctl_err_rv(rv, "key show");
-		return KOSCTL_FAIL;
-	}
-	return obj != NULL ? print_json(obj) : KOSCTL_OK;
+	if (ctx->json)
+		return print_json(obj);
+	print_key(obj);
+	json_decref(obj);
+	return KOSCTL_OK;
 }
 
 /* --- rotate and retire ------------------------------------------------------------ */

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "tools/kosctl.h"
+#include "tools/kosjson.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -15,7 +16,8 @@ static void list_usage(FILE *f)
 		   "one a line: name, role, whether it is reachable, whether the session is\n"
 		   "logged in, the number of kos data objects on it, and this command's\n"
 		   "calls to it (count, failures, average latency). An unreachable token\n"
-		   "shows why. With --json (global option), a JSON array.\n"
+		   "shows why. Through kosd when a server is set (scope admin:kms; the calls\n"
+		   "are then kosd's). With --json (global option), a JSON array.\n"
 		   "\n"
 		   "options:\n"
 		   "  -h, --help  show this help\n"
@@ -24,52 +26,73 @@ static void list_usage(FILE *f)
 		   "cannot be used), 2 usage error.\n");
 }
 
-struct row {
-	const char *name;
-	kos_token_role role;
-	int reachable, logged_in, have_count;
-	size_t objects;
-	struct kos_hsm_stats st;
-	char error[256];
-};
-
-static void probe(kos_hsm *hsm, size_t i, struct row *r)
+/* One line of the listing from kosj_token()'s JSON (the store's tokens or
+ * kosd's). */
+static void print_row(const json_t *r)
 {
-	kos_rv rv;
+	bool up = kosctl_jbool(r, "reachable");
+	const json_t *objects = json_object_get(r, "objects");
 
-	memset(r, 0, sizeof(*r));
-	r->name = kos_hsm_token_get0_name(hsm, i);
-	r->role = kos_hsm_token_role(hsm, i);
-	rv = kos_hsm_token_check(hsm, i, &r->logged_in);
-	r->reachable = rv == KOS_OK;
-	if (rv == KOS_OK) {
-		rv = kos_hsm_token_count_objects(hsm, i, &r->objects);
-		r->have_count = rv == KOS_OK;
-	}
-	if (rv != KOS_OK)
-		snprintf(r->error, sizeof(r->error), "%s", kos_last_error());
-	kos_hsm_token_stats(hsm, i, &r->st);
+	printf("%-16s %-9s %-9s %-9s ", kosctl_jstr(r, "name"), kosctl_jstr(r, "role"),
+	       up ? "yes" : "no", up ? (kosctl_jbool(r, "logged_in") ? "yes" : "no") : "-");
+	if (json_is_integer(objects))
+		printf("%7lld ", (long long)json_integer_value(objects));
+	else
+		printf("%7s ", "-");
+	printf("%6lld %8lld %7.2fms\n", kosctl_jint(r, "calls"), kosctl_jint(r, "failures"),
+	       (double)kosctl_jint(r, "latency_ewma_us") / 1000.0);
+	if (json_is_string(json_object_get(r, "error")))
+		printf("  %s\n", kosctl_jstr(r, "error"));
 }
 
-static json_t *row_json(const struct row *r)
+/* The rows, kosd's (GET /v1/admin/kms: its own handle's statistics) or
+ * this process's; *arr receives them. */
+static int rows(struct kosctl_ctx *ctx, json_t **arr)
 {
-	json_t *v = json_pack("{s:s, s:s, s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "name", r->name,
-			      "role", kos_token_role_name(r->role), "reachable", r->reachable,
-			      "logged_in", r->logged_in, "calls", (json_int_t)r->st.calls, "failures",
-			      (json_int_t)r->st.failures, "sessions_opened",
-			      (json_int_t)r->st.sessions_opened, "logins", (json_int_t)r->st.logins,
-			      "latency_ewma_us", (json_int_t)r->st.latency_ewma, "latency_total_us",
-			      (json_int_t)r->st.latency_total);
+	json_t *ans;
+	kos_hsm *hsm = NULL;
+	size_t i, n;
+	kos_rv rv;
 
-	if (v == NULL)
-		return NULL;
-	if (json_object_set_new(v, "objects",
-				r->have_count ? json_integer((json_int_t)r->objects) : json_null()) != 0 ||
-	    json_object_set_new(v, "error", r->error[0] ? json_string(r->error) : json_null()) != 0) {
-		json_decref(v);
-		return NULL;
+	*arr = NULL;
+	if (kosctl_remote(ctx)) {
+		if (kosctl_call(ctx, "kms list", "GET", "/v1/admin/kms", NULL, &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		*arr = json_incref(json_object_get(ans, "tokens"));
+		json_decref(ans);
+		if (!json_is_array(*arr)) {
+			json_decref(*arr);
+			*arr = NULL;
+			kosctl_err("kms list: kosd's answer has no token list");
+			return KOSCTL_FAIL;
+		}
+		return KOSCTL_OK;
 	}
-	return v;
+	if (kosctl_need_config(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	n = kos_config_token_count(ctx->conf);
+	if (n == 0) {
+		kosctl_err("kms list: %s names no tokens", kos_config_get0_path(ctx->conf));
+		return KOSCTL_FAIL;
+	}
+	rv = kos_hsm_open(ctx->conf, 0, &hsm);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "kms list");
+		return KOSCTL_FAIL;
+	}
+	*arr = json_array();
+	for (i = 0; *arr != NULL && i < n; i++) {
+		if (json_array_append_new(*arr, kosj_token(hsm, i, NULL)) != 0) {
+			json_decref(*arr);
+			*arr = NULL;
+		}
+	}
+	kos_hsm_free(hsm);
+	if (*arr == NULL) {
+		kosctl_err("out of memory building JSON");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
 }
 
 static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -78,11 +101,9 @@ static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	json_t *arr = NULL;
-	kos_hsm *hsm = NULL;
+	json_t *arr = NULL, *r;
 	size_t i, n, down = 0;
 	int opt, rc = KOSCTL_OK;
-	kos_rv rv;
 
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -98,67 +119,30 @@ static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("kms list: unexpected argument '%s'", argv[optind]);
 		return KOSCTL_USAGE;
 	}
-	if (kosctl_need_config(ctx) != KOSCTL_OK)
+	if (rows(ctx, &arr) != KOSCTL_OK)
 		return KOSCTL_FAIL;
-	n = kos_config_token_count(ctx->conf);
-	if (n == 0) {
-		kosctl_err("kms list: %s names no tokens", kos_config_get0_path(ctx->conf));
-		return KOSCTL_FAIL;
-	}
-	rv = kos_hsm_open(ctx->conf, 0, &hsm);
-	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, "kms list");
-		return KOSCTL_FAIL;
-	}
-	if (ctx->json && (arr = json_array()) == NULL) {
-		kosctl_err("out of memory building JSON");
-		kos_hsm_free(hsm);
-		return KOSCTL_FAIL;
-	}
+	n = json_array_size(arr);
 	if (!ctx->json)
 		printf("%-16s %-9s %-9s %-9s %7s %6s %8s %9s\n", "NAME", "ROLE", "REACHABLE",
 		       "LOGGED-IN", "OBJECTS", "CALLS", "FAILURES", "LATENCY");
-	for (i = 0; i < n; i++) {
-		struct row r;
-
-		probe(hsm, i, &r);
-		if (!r.reachable)
+	json_array_foreach(arr, i, r) {
+		if (!kosctl_jbool(r, "reachable"))
 			down++;
-		if (arr != NULL) {
-			if (json_array_append_new(arr, row_json(&r)) != 0) {
-				kosctl_err("out of memory building JSON");
-				rc = KOSCTL_FAIL;
-				break;
-			}
-			continue;
-		}
-		printf("%-16s %-9s %-9s %-9s ", r.name, kos_token_role_name(r.role),
-		       r.reachable ? "yes" : "no", r.reachable ? (r.logged_in ? "yes" : "no") : "-");
-		if (r.have_count)
-			printf("%7zu ", r.objects);
-		else
-			printf("%7s ", "-");
-		printf("%6llu %8llu %7.2fms\n", (unsigned long long)r.st.calls,
-		       (unsigned long long)r.st.failures, (double)r.st.latency_ewma / 1000.0);
-		if (r.error[0] != '\0')
-			printf("  %s\n", r.error);
+		if (!ctx->json)
+			print_row(r);
 	}
-	kos_hsm_free(hsm);
-	if (arr != NULL) {
-		if (rc == KOSCTL_OK &&
-		    (json_dumpf(arr, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)) {
-			kosctl_err("error writing standard output");
-			rc = KOSCTL_FAIL;
-		}
-		json_decref(arr);
+	if (ctx->json &&
+	    (json_dumpf(arr, stdout, JSON_INDENT(2)) != 0 || fputc('\n', stdout) == EOF)) {
+		kosctl_err("error writing standard output");
+		rc = KOSCTL_FAIL;
 	}
+	json_decref(arr);
 	if (rc == KOSCTL_OK && down > 0) {
 		kosctl_err("kms list: %zu of %zu tokens unreachable", down, n);
 		rc = KOSCTL_FAIL;
 	}
 	return rc;
 }
-
 int kosctl_cmd_kms(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct kosctl_cmd cmds[] = {

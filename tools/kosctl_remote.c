@@ -128,6 +128,28 @@ int kosctl_call(struct kosctl_ctx *ctx, const char *what, const char *method, co
 	return KOSCTL_OK;
 }
 
+const char *kosctl_jstr(const json_t *obj, const char *key)
+{
+	const char *s = json_string_value(json_object_get(obj, key));
+
+	return s != NULL ? s : "-";
+}
+
+double kosctl_jnum(const json_t *obj, const char *key)
+{
+	return json_number_value(json_object_get(obj, key));
+}
+
+long long kosctl_jint(const json_t *obj, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(obj, key));
+}
+
+bool kosctl_jbool(const json_t *obj, const char *key)
+{
+	return json_is_true(json_object_get(obj, key));
+}
+
 int kosctl_not_remote(const char *what, const char *why)
 {
 	kosctl_err("%s: %s", what, why);

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "tools/kosctl.h"
+#include "tools/kosjson.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -279,6 +280,13 @@ static int cmd_register(struct kosctl_ctx *ctx, int argc, char **argv)
 	if (one_name("register", argc, argv, &name) != KOSCTL_OK ||
 	    check_ops("register", o.ops) != KOSCTL_OK)
 		return KOSCTL_USAGE;
+	if (kosctl_remote(ctx)) {
+		if (kosctl_call(ctx, "service register", "POST", "/v1/admin/services",
+				json_pack("{s:s, s:s}", "name", name, "ops", o.ops), NULL) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		printf("service %s registered: operations %s, seed version 1\n", name, o.ops);
+		return KOSCTL_OK;
+	}
 	if (load(ctx, &o) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_service_register(ctx->services, name, o.ops);
@@ -507,6 +515,33 @@ static void token_usage(FILE *f)
 		   "  -h, --help         show this help\n");
 }
 
+/* POST /v1/services/NAME/token: the caller needs the scope service:NAME. */
+static int token_remote(struct kosctl_ctx *ctx, const char *name, const struct opts *o)
+{
+	json_t *body = json_pack("{s:s}", "op", o->op), *ans;
+	char path[128];
+
+	if (body != NULL &&
+	    ((o->window != 0 && json_object_set_new(body, "window",
+						    json_integer(o->window / KOS_USEC_PER_SEC)) != 0) ||
+	     (o->ttl != 0 &&
+	      json_object_set_new(body, "ttl", json_integer(o->ttl / KOS_USEC_PER_SEC)) != 0))) {
+		json_decref(body);
+		body = NULL;
+	}
+	if (body == NULL) {
+		kosctl_err("service token: out of memory");
+		return KOSCTL_FAIL;
+	}
+	snprintf(path, sizeof(path), "/v1/services/%s/token", name);
+	if (kosctl_call(ctx, "service token", "POST", path, body, &ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	printf("%s\n", kosctl_jstr(ans, "token"));
+	kosctl_json_wipe(ans, "token");
+	json_decref(ans);
+	return KOSCTL_OK;
+}
+
 static int cmd_token(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	static const int allowed[] = {OPT_OP, OPT_WINDOW, OPT_TTL, OPT_AT, 0};
@@ -532,6 +567,9 @@ static int cmd_token(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("service token: a window is 1s to 1d in whole seconds");
 		return usage_hint("token");
 	}
+	/* --at issues as at another time: only the store's seed can do that */
+	if (!o.have_at && kosctl_remote(ctx))
+		return token_remote(ctx, name, &o);
 	if (load(ctx, &o) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_service_token_issue(ctx->services, name, o.op, o.window, o.ttl, &token);
@@ -585,7 +623,6 @@ static int cmd_validate(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	static const int allowed[] = {OPT_OP, OPT_AT, 0};
 	kos_service_claims c;
-	char issued[32], expires[32];
 	char *token = NULL;
 	size_t cap = 0;
 	struct opts o;
@@ -609,6 +646,20 @@ static int cmd_validate(struct kosctl_ctx *ctx, int argc, char **argv)
 	if (read_token(argv[optind], &token, &cap) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rc = KOSCTL_FAIL;
+	if (!o.have_at && kosctl_remote(ctx)) {
+		json_t *body = json_pack("{s:s}", "token", token), *ans;
+
+		if (body != NULL && o.op != NULL &&
+		    json_object_set_new(body, "op", json_string(o.op)) != 0) {
+			json_decref(body);
+			body = NULL;
+		}
+		/* kosd's refusal (invalid_token) carries the reason, never the token */
+		if (kosctl_call(ctx, "service validate", "POST", "/v1/services/validate", body,
+				&ans) == KOSCTL_OK)
+			rc = print_json(ans);
+		goto out;
+	}
 	if (load(ctx, &o) != KOSCTL_OK)
 		goto out;
 	rv = kos_service_token_validate(ctx->services, token, o.op, &c);
@@ -617,15 +668,7 @@ static int cmd_validate(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err_rv(rv, "service validate: refused");
 		goto out;
 	}
-	format_time(c.issued, issued, sizeof(issued));
-	format_time(c.expires, expires, sizeof(expires));
-	rc = print_json(json_pack("{s:b, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:I}", "valid", 1,
-				  "service", c.service, "op", c.op, "window", (json_int_t)c.window,
-				  "window_seconds", (json_int_t)(c.window_len / KOS_USEC_PER_SEC),
-				  "seed_version", (json_int_t)c.seed_version, "issued", issued,
-				  "expires", expires, "iat",
-				  (json_int_t)(c.issued / KOS_USEC_PER_SEC), "exp",
-				  (json_int_t)(c.expires / KOS_USEC_PER_SEC)));
+	rc = print_json(kosj_service_claims(&c));
 out:
 	if (cap != 0)
 		kos_secret_free(token, cap);
@@ -694,12 +737,25 @@ static int cmd_rotate(struct kosctl_ctx *ctx, int argc, char **argv)
 	}
 	if (one_name("rotate", argc, argv, &name) != KOSCTL_OK)
 		return KOSCTL_USAGE;
-	if (load(ctx, &o) != KOSCTL_OK)
-		return KOSCTL_FAIL;
-	rv = kos_service_rotate(ctx->services, name, o.breach ? KOS_SERVICE_ROTATE_BREACH : 0, &v);
-	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, o.breach ? "service rotate --breach" : "service rotate");
-		return KOSCTL_FAIL;
+	if (kosctl_remote(ctx)) {
+		json_t *ans;
+		char path[128];
+
+		snprintf(path, sizeof(path), "/v1/admin/services/%s/rotate", name);
+		if (kosctl_call(ctx, o.breach ? "service rotate --breach" : "service rotate", "POST",
+				path, json_pack("{s:b}", "breach", o.breach), &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		v = (uint32_t)kosctl_jint(ans, "seed_version");
+		json_decref(ans);
+	} else {
+		if (load(ctx, &o) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rv = kos_service_rotate(ctx->services, name,
+					o.breach ? KOS_SERVICE_ROTATE_BREACH : 0, &v);
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, o.breach ? "service rotate --breach" : "service rotate");
+			return KOSCTL_FAIL;
+		}
 	}
 	printf("service %s: seed version %lu%s\n", name, (unsigned long)v,
 	       o.breach ? " (breach: the old seed is destroyed and its tokens refused)" : "");

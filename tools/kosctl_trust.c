@@ -2,10 +2,13 @@
  *
  * --at TIME evaluates (or records) at another instant through the engine's
  * clock hook: "show --at +7d" is what decay will have done in a week.
- * --json (global) prints through jansson. */
+ * With a server, show, observe and list go through kosd (scope admin:trust)
+ * unless --at asks for the store's what-if; forget is always local.
+ * --json (global) prints the JSON of tools/kosjson.c either way. */
 #include "config.h"
 
 #include "tools/kosctl.h"
+#include "tools/kosjson.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -101,43 +104,6 @@ static int load_trust(struct kosctl_ctx *ctx, bool have_at, kos_usec *at)
 	return KOSCTL_OK;
 }
 
-/* ISO 8601 in UTC, to the second. */
-static void format_time(kos_usec t, char *buf, size_t len)
-{
-	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
-	struct tm tm;
-
-	if (t < 0 || gmtime_r(&s, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "@%lld", (long long)(t / KOS_USEC_PER_SEC));
-}
-
-/* Three decimals are plenty, and keep JSON free of binary-fraction noise. */
-static double round3(double v)
-{
-	return round(v * 1000.0) / 1000.0;
-}
-
-static json_t *info_json(const kos_trust_info *info)
-{
-	char created[32], last[32];
-
-	format_time(info->created, created, sizeof(created));
-	format_time(info->last_activity, last, sizeof(last));
-	return json_pack(
-	    "{s:s, s:f, s:s, s:{s:f, s:f, s:f, s:f, s:f}, s:s, s:s, s:I, s:I, s:I, s:b}", "client",
-	    info->client, "score", round3(info->score), "tier", kos_tier_name(info->tier),
-	    "factors", kos_factor_name(KOS_FACTOR_LATENCY),
-	    round3(info->factor[KOS_FACTOR_LATENCY]), kos_factor_name(KOS_FACTOR_INTEGRITY),
-	    round3(info->factor[KOS_FACTOR_INTEGRITY]), kos_factor_name(KOS_FACTOR_USAGE),
-	    round3(info->factor[KOS_FACTOR_USAGE]), kos_factor_name(KOS_FACTOR_ANOMALY),
-	    round3(info->factor[KOS_FACTOR_ANOMALY]), kos_factor_name(KOS_FACTOR_REPUTATION),
-	    round3(info->factor[KOS_FACTOR_REPUTATION]), "created", created, "last_activity", last,
-	    "observations", (json_int_t)info->observations, "integrity_failures",
-	    (json_int_t)info->integrity_failures, "scope_violations",
-	    (json_int_t)info->scope_violations, "anomalous", info->anomalous ? 1 : 0);
-}
-
 /* Prints and releases a JSON value; KOSCTL_FAIL when it could not be. */
 static int print_json(json_t *v)
 {
@@ -155,25 +121,37 @@ static int print_json(json_t *v)
 	return rc;
 }
 
-static void print_info(const kos_trust_info *info)
+/* What 'trust show' prints, from the JSON of kosj_trust_info() (the
+ * store's or kosd's). */
+static void print_info(const json_t *o)
 {
-	char created[32], last[32];
+	const json_t *f = json_object_get(o, "factors");
 	int i;
 
-	format_time(info->created, created, sizeof(created));
-	format_time(info->last_activity, last, sizeof(last));
-	printf("%-19s %s\n", "client:", info->client);
-	printf("%-19s %.1f\n", "score:", info->score);
-	printf("%-19s %s\n", "tier:", kos_tier_name(info->tier));
-	for (i = 0; i < KOS_FACTOR_COUNT; i++)
-		printf("%s:%*s %.1f\n", kos_factor_name((kos_factor)i),
-		       (int)(18 - strlen(kos_factor_name((kos_factor)i))), "", info->factor[i]);
-	printf("%-19s %s\n", "created:", created);
-	printf("%-19s %s\n", "last activity:", last);
-	printf("%-19s %llu\n", "observations:", (unsigned long long)info->observations);
-	printf("%-19s %llu\n", "integrity failures:", (unsigned long long)info->integrity_failures);
-	printf("%-19s %llu\n", "scope violations:", (unsigned long long)info->scope_violations);
-	printf("%-19s %s\n", "anomalous:", info->anomalous ? "yes" : "no");
+	printf("%-19s %s\n", "client:", kosctl_jstr(o, "client"));
+	printf("%-19s %.1f\n", "score:", kosctl_jnum(o, "score"));
+	printf("%-19s %s\n", "tier:", kosctl_jstr(o, "tier"));
+	for (i = 0; i < KOS_FACTOR_COUNT; i++) {
+		const char *name = kos_factor_name((kos_factor)i);
+
+		printf("%s:%*s %.1f\n", name, (int)(18 - strlen(name)), "", kosctl_jnum(f, name));
+	}
+	printf("%-19s %s\n", "created:", kosctl_jstr(o, "created"));
+	printf("%-19s %s\n", "last activity:", kosctl_jstr(o, "last_activity"));
+	printf("%-19s %lld\n", "observations:", kosctl_jint(o, "observations"));
+	printf("%-19s %lld\n", "integrity failures:", kosctl_jint(o, "integrity_failures"));
+	printf("%-19s %lld\n", "scope violations:", kosctl_jint(o, "scope_violations"));
+	printf("%-19s %s\n", "anomalous:", kosctl_jbool(o, "anomalous") ? "yes" : "no");
+}
+
+/* Prints one client's trust (taking o): as JSON, or as 'trust show' does. */
+static int print_trust(struct kosctl_ctx *ctx, json_t *o)
+{
+	if (ctx->json || o == NULL)
+		return print_json(o);
+	print_info(o);
+	json_decref(o);
+	return KOSCTL_OK;
 }
 
 /* --- show --- */
@@ -185,7 +163,8 @@ static void show_usage(FILE *f)
 		   "Shows a client's trust: score (0-100), tier, the five factors, created and\n"
 		   "last activity (UTC), counters, and whether it is flagged anomalous. Idle\n"
 		   "scores decay toward the policy's prior; --at shows the trust at TIME:\n"
-		   "now, +7d or -2h (relative to now), or @EPOCHSECONDS.\n"
+		   "now, +7d or -2h (relative to now), or @EPOCHSECONDS. With a server, through\n"
+		   "kosd (scope admin:trust), except with --at, which reads the store.\n"
 		   "\n"
 		   "options:\n"
 		   "  --at TIME   evaluate at TIME instead of now\n"
@@ -212,6 +191,16 @@ static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
 	}
 	if (check_client("show", argv[optind]) != KOSCTL_OK)
 		return KOSCTL_USAGE;
+	/* --at is an offline what-if on the store; kosd answers for now */
+	if (!have_at && kosctl_remote(ctx)) {
+		char path[128];
+		json_t *ans;
+
+		snprintf(path, sizeof(path), "/v1/admin/trust/%s", argv[optind]);
+		if (kosctl_call(ctx, "trust show", "GET", path, NULL, &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		return print_trust(ctx, ans);
+	}
 	if (load_trust(ctx, have_at, &at) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_trust_get(ctx->trust, argv[optind], &info);
@@ -220,10 +209,7 @@ static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err_rv(rv, "trust show");
 		return KOSCTL_FAIL;
 	}
-	if (ctx->json)
-		return print_json(info_json(&info));
-	print_info(&info);
-	return KOSCTL_OK;
+	return print_trust(ctx, kosj_trust_info(&info));
 }
 
 /* --- observe --- */
@@ -233,7 +219,8 @@ static void observe_usage(FILE *f)
 	fprintf(f, "usage: kosctl trust observe CLIENT EVENT [VALUE [BYTES]] [--at TIME]\n"
 		   "\n"
 		   "Records one observation of CLIENT (created at the policy's prior on first\n"
-		   "sight) and prints the resulting score and tier. EVENT is one of:\n"
+		   "sight) and prints the resulting score and tier; through kosd when a\n"
+		   "server is set (scope admin:trust) and --at is not given. EVENT is one of:\n"
 		   "  latency MS        a request took MS milliseconds\n"
 		   "  success           an operation succeeded\n"
 		   "  failure           an operation failed\n"
@@ -280,6 +267,37 @@ static bool parse_u64(const char *s, uint64_t *out)
 		return false;
 	*out = v;
 	return true;
+}
+
+/* POST /v1/admin/trust/CLIENT/observe; kosd records at once and answers
+ * the client's trust. */
+static int observe_remote(struct kosctl_ctx *ctx, const char *client, const char *event,
+			  const kos_observation *obs, int nvals)
+{
+	json_t *body = json_pack("{s:s}", "event", event), *ans;
+	char path[128];
+	int bad = body == NULL;
+
+	if (!bad && obs->event == KOS_EVENT_USAGE)
+		bad = json_object_set_new(body, "ops", json_integer((json_int_t)obs->ops)) != 0 ||
+		      (nvals == 2 &&
+		       json_object_set_new(body, "bytes", json_integer((json_int_t)obs->bytes)) != 0);
+	else if (!bad && nvals == 1)
+		bad = json_object_set_new(body, "value", json_real(obs->value)) != 0;
+	if (bad || obs->ops > (uint64_t)INT64_MAX || obs->bytes > (uint64_t)INT64_MAX) {
+		json_decref(body);
+		kosctl_err("trust observe: out of memory, or a count too large for kosd");
+		return KOSCTL_FAIL;
+	}
+	snprintf(path, sizeof(path), "/v1/admin/trust/%s/observe", client);
+	if (kosctl_call(ctx, "trust observe", "POST", path, body, &ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (ctx->json)
+		return print_json(ans);
+	printf("%s: score %.1f, tier %s\n", kosctl_jstr(ans, "client"), kosctl_jnum(ans, "score"),
+	       kosctl_jstr(ans, "tier"));
+	json_decref(ans);
+	return KOSCTL_OK;
 }
 
 static int cmd_observe(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -346,6 +364,8 @@ static int cmd_observe(struct kosctl_ctx *ctx, int argc, char **argv)
 		return usage_hint("observe");
 	}
 
+	if (!have_at && kosctl_remote(ctx))
+		return observe_remote(ctx, client, event, &obs, nvals);
 	if (load_trust(ctx, have_at, &at) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_trust_observe(ctx->trust, client, &obs, &info);
@@ -360,7 +380,7 @@ static int cmd_observe(struct kosctl_ctx *ctx, int argc, char **argv)
 		return KOSCTL_FAIL;
 	}
 	if (ctx->json)
-		return print_json(info_json(&info));
+		return print_json(kosj_trust_info(&info));
 	printf("%s: score %.1f, tier %s\n", info.client, info.score, kos_tier_name(info.tier));
 	return KOSCTL_OK;
 }
@@ -373,21 +393,28 @@ static void list_usage(FILE *f)
 		   "\n"
 		   "Lists every known client, in name order, one a line: name, score, tier\n"
 		   "and last activity (UTC). With --json, a JSON array of what 'trust show'\n"
-		   "prints.\n"
+		   "prints. Through kosd when a server is set and --at is not given.\n"
 		   "\n"
 		   "options:\n"
 		   "  --at TIME   evaluate at TIME (now, +7d, -2h, @EPOCHSECONDS)\n"
 		   "  -h, --help  show this help\n");
 }
 
+static void list_line_json(const json_t *o)
+{
+	printf("%-24s %5.1f  %-6s  %s\n", kosctl_jstr(o, "client"), kosctl_jnum(o, "score"),
+	       kosctl_jstr(o, "tier"), kosctl_jstr(o, "last_activity"));
+}
+
 static int list_line(const kos_trust_info *info, void *arg)
 {
-	char last[32];
+	json_t *o = kosj_trust_info(info);
 
 	(void)arg;
-	format_time(info->last_activity, last, sizeof(last));
-	printf("%-24s %5.1f  %-6s  %s\n", info->client, info->score, kos_tier_name(info->tier),
-	       last);
+	if (o == NULL)
+		return KOS_E_NOMEM;
+	list_line_json(o);
+	json_decref(o);
 	return 0;
 }
 
@@ -396,7 +423,31 @@ static int list_json(const kos_trust_info *info, void *arg)
 	json_t *arr = arg;
 
 	/* json_array_append_new releases the value even when it fails */
-	return json_array_append_new(arr, info_json(info)) == 0 ? 0 : KOS_E_NOMEM;
+	return json_array_append_new(arr, kosj_trust_info(info)) == 0 ? 0 : KOS_E_NOMEM;
+}
+
+static int list_remote(struct kosctl_ctx *ctx)
+{
+	json_t *ans, *arr, *o;
+	size_t i;
+
+	if (kosctl_call(ctx, "trust list", "GET", "/v1/admin/trust", NULL, &ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	arr = json_object_get(ans, "clients");
+	if (!json_is_array(arr)) {
+		json_decref(ans);
+		kosctl_err("trust list: kosd's answer has no client list");
+		return KOSCTL_FAIL;
+	}
+	if (ctx->json) {
+		json_incref(arr);
+		json_decref(ans);
+		return print_json(arr);
+	}
+	json_array_foreach(arr, i, o)
+		list_line_json(o);
+	json_decref(ans);
+	return KOSCTL_OK;
 }
 
 static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -414,6 +465,8 @@ static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("trust list: unexpected argument '%s'", argv[optind]);
 		return usage_hint("list");
 	}
+	if (!have_at && kosctl_remote(ctx))
+		return list_remote(ctx);
 	if (load_trust(ctx, have_at, &at) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (ctx->json) {

@@ -172,13 +172,10 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (d->stopping)
 		return;
-	d->stopping = true;
 	kosd_log(d, "signal %d: stopping", (int)sig);
-	/* no new connection; answers already queued get a moment to leave */
-	if (d->lev != NULL)
-		evconnlistener_disable(d->lev);
-	if (d->tls_lev != NULL)
-		evconnlistener_disable(d->tls_lev);
+	/* no new connection, not even a refused one; answers already queued
+	 * get a moment to leave */
+	kosd_http_close_listeners(d);
 	event_base_loopexit(d->base, &tv);
 }
 
@@ -268,7 +265,8 @@ static int open_all(struct kosd *d)
 	}
 	if ((rv = kos_keys_new(d->policy, d->store, d->hsm, &d->keys)) != KOS_OK ||
 	    (rv = kos_access_new(d->keys, d->trust, &d->access)) != KOS_OK ||
-	    (rv = kos_ca_new(d->policy, d->store, d->hsm, d->trust, &d->ca)) != KOS_OK) {
+	    (rv = kos_ca_new(d->policy, d->store, d->hsm, d->trust, &d->ca)) != KOS_OK ||
+	    (rv = kos_services_new(d->store, d->hsm, &d->services)) != KOS_OK) {
 		kosd_log(d, "key service: %s", kos_last_error());
 		return -1;
 	}
@@ -310,6 +308,7 @@ static void close_all(struct kosd *d)
 	kosd_obs_free(d->obs);
 	kosd_metrics_free(d->metrics);
 	/* the reverse of open_all: kos_keys_free wipes the DEK cache */
+	kos_services_free(d->services);
 	kos_ca_free(d->ca);
 	kos_access_free(d->access);
 	kos_keys_free(d->keys);

@@ -39,9 +39,24 @@ enum kosd_route {
 	KOSD_R_ADMIN_THREAT,
 	KOSD_R_ADMIN_RELOAD,
 	KOSD_R_SHARE_FETCH,
+	KOSD_R_SVC_TOKEN,
+	KOSD_R_SVC_VALIDATE,
+	KOSD_R_CA_JWKS,
+	KOSD_R_ADMIN_CLIENT_LIST,
+	KOSD_R_ADMIN_TRUST_LIST,
+	KOSD_R_ADMIN_TRUST_GET,
+	KOSD_R_ADMIN_TRUST_OBSERVE,
+	KOSD_R_ADMIN_KEY_SHOW,
+	KOSD_R_ADMIN_THREAT_GET,
+	KOSD_R_ADMIN_KMS,
+	KOSD_R_ADMIN_SVC_REGISTER,
+	KOSD_R_ADMIN_SVC_ROTATE,
 	KOSD_R_COUNT
 };
 
+struct kosd_conn;
+struct kosd_refusal;
+struct bufferevent;
 struct kosd_obs;
 struct kosd_metrics;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
@@ -63,6 +78,7 @@ struct kosd {
 	kos_keys *keys;	    /* borrows policy, store, hsm */
 	kos_access *access; /* borrows keys, trust */
 	kos_ca *ca;	    /* borrows policy, store, hsm, trust */
+	kos_services *services; /* borrows store, hsm */
 
 	struct event_base *base;
 	struct evhttp *http;
@@ -78,9 +94,18 @@ struct kosd {
 	struct kosd_obs *obs;
 	struct kosd_metrics *metrics;
 
-	/* connections that made a request, for the connection cap */
-	struct evhttp_connection **conns;
+	/* the connection cap (kosd_http.c): every connection either server
+	 * accepted, counted from evhttp's accept until evhttp frees it; while
+	 * listen.max_connections are open the *_full listeners, on the same
+	 * sockets, take new connections and refuse them */
+	struct kosd_conn *conns;
 	size_t n_conns;
+	struct evconnlistener *lev_full, *tls_lev_full;
+	struct kosd_refusal *refusals;
+	size_t n_refusing;
+	bool full;
+	struct event *ev_adopt;
+	uint64_t conns_refused, conns_expired; /* for /metrics */
 	bool stopping;
 };
 
@@ -89,7 +114,8 @@ struct kosd_req {
 	struct kosd *d;
 	struct evhttp_request *req;
 	enum kosd_route route;
-	char name[KOS_KEY_NAME_MAX + 1]; /* the {name} of the path, "" when none */
+	/* the {name} of the path (a key, client or service name), "" when none */
+	char name[KOS_KEY_NAME_MAX + 1];
 	json_t *body;			 /* the request's JSON object, NULL before parsing */
 	bool authed;
 	kos_cred_claims claims;
@@ -123,6 +149,11 @@ void kosd_json_release(void *p);
  * logging why. */
 int kosd_http_start(struct kosd *d);
 void kosd_http_stop(struct kosd *d);
+/* evhttp's bevcb tail for both servers: counts the connection being
+ * accepted against the cap and arms its deadline; returns bev. */
+struct bufferevent *kosd_conn_accepted(struct kosd *d, struct bufferevent *bev);
+/* Stops taking connections (SIGTERM): every listener disabled. */
+void kosd_http_close_listeners(struct kosd *d);
 const char *kosd_route_name(enum kosd_route r);
 
 /* Replies (and ends the request): JSON answer with status, taking obj; an
@@ -174,6 +205,9 @@ void kosd_route_decrypt(struct kosd_req *r);
 void kosd_route_request(struct kosd_req *r);
 void kosd_route_sign(struct kosd_req *r);
 void kosd_route_admin(struct kosd_req *r);
+/* kosd_services.c: service tokens (issue, validate) and the CA's JWKS */
+void kosd_route_services(struct kosd_req *r);
+void kosd_route_jwks(struct kosd_req *r);
 
 /* --- kosd_kms.c: the KMS front --- */
 /* How long a grant issued with share references is valid. */

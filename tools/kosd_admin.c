@@ -1,10 +1,12 @@
 /* kosd's administrative routes: each needs the scope item admin:AREA
  * (admin:* for all): clients, credentials (revocation), keys, threat,
- * policy. Service-token routes come with the next slice. */
+ * policy, trust, kms (the backend tokens), services. */
 #include "config.h"
 
 #include "tools/kosd.h"
+#include "tools/kosjson.h"
 
+#include <math.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -194,6 +196,262 @@ static void admin_reload(struct kosd_req *r)
 	kosd_reply_json(r, 200, json_pack("{s:s}", "policy", kos_policy_get0_path(r->d->policy)));
 }
 
+/* --- read-only views, in kosctl --json's shapes (tools/kosjson.c) --- */
+
+static int client_one(const kos_client_info *c, void *arg)
+{
+	return json_array_append_new(arg, kosj_client_info(c)) == 0 ? 0 : KOS_E_NOMEM;
+}
+
+static void admin_client_list(struct kosd_req *r)
+{
+	json_t *arr;
+	kos_rv rv;
+
+	if (!need_admin(r, "clients"))
+		return;
+	if ((arr = json_array()) == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	rv = kos_client_list(r->d->ca, client_one, arr);
+	if (rv != KOS_OK) {
+		json_decref(arr);
+		kosd_reply_rv(r, rv, "client list");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:o}", "clients", arr));
+}
+
+/* Reads of trust see every observation kosd has taken: the batch queue is
+ * written first (on failure it stays queued and the read is a little old). */
+static void flush_observations(struct kosd_req *r)
+{
+	if (kosd_obs_pending(r->d->obs) > 0 && kosd_obs_flush(r->d->obs) != KOS_OK)
+		kosd_log(r->d, "trust: queued observations not written yet: %s", kos_last_error());
+}
+
+static int trust_one(const kos_trust_info *info, void *arg)
+{
+	return json_array_append_new(arg, kosj_trust_info(info)) == 0 ? 0 : KOS_E_NOMEM;
+}
+
+static void admin_trust_list(struct kosd_req *r)
+{
+	json_t *arr;
+	kos_rv rv;
+
+	if (!need_admin(r, "trust"))
+		return;
+	flush_observations(r);
+	if ((arr = json_array()) == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	rv = kos_trust_list(r->d->trust, trust_one, arr);
+	if (rv != KOS_OK) {
+		json_decref(arr);
+		kosd_reply_rv(r, rv, "trust list");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:o}", "clients", arr));
+}
+
+static void admin_trust_get(struct kosd_req *r)
+{
+	kos_trust_info info;
+	kos_rv rv;
+
+	if (!need_admin(r, "trust"))
+		return;
+	flush_observations(r);
+	rv = kos_trust_get(r->d->trust, r->name, &info);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "trust");
+		return;
+	}
+	kosd_reply_json(r, 200, kosj_trust_info(&info));
+}
+
+/* A non-negative whole number member, 0 when absent; false after replying. */
+static bool body_u64(struct kosd_req *r, const char *key, uint64_t *out)
+{
+	json_t *v = json_object_get(r->body, key);
+
+	*out = 0;
+	if (v == NULL)
+		return true;
+	if (!json_is_integer(v) || json_integer_value(v) < 0) {
+		kosd_reply_error(r, 400, "wrong_type", "\"%s\" must be a whole number >= 0", key);
+		return false;
+	}
+	*out = (uint64_t)json_integer_value(v);
+	return true;
+}
+
+static void admin_trust_observe(struct kosd_req *r)
+{
+	kos_observation obs = { 0 };
+	kos_trust_info info;
+	const char *event;
+	json_t *value;
+	bool failed;
+	kos_rv rv;
+
+	if (!need_admin(r, "trust"))
+		return;
+	if ((event = kosd_body_string(r, "event", true, &failed)) == NULL)
+		return;
+	if (kos_event_parse(event, &obs.event) != KOS_OK) {
+		kosd_reply_error(r, 400, "bad_request",
+				 "event: latency, success, failure, integrity, usage, scope or "
+				 "reputation");
+		return;
+	}
+	if (!body_u64(r, "ops", &obs.ops) || !body_u64(r, "bytes", &obs.bytes))
+		return;
+	value = json_object_get(r->body, "value");
+	if (value != NULL && (!json_is_number(value) || !isfinite(json_number_value(value)))) {
+		kosd_reply_error(r, 400, "wrong_type", "\"value\" must be a number");
+		return;
+	}
+	if (obs.event == KOS_EVENT_USAGE) {
+		if (json_object_get(r->body, "ops") == NULL) {
+			kosd_reply_error(r, 400, "missing_field", "usage needs \"ops\"");
+			return;
+		}
+		obs.value = (double)obs.ops;
+	} else if (obs.event == KOS_EVENT_LATENCY || obs.event == KOS_EVENT_REPUTATION) {
+		if (value == NULL) {
+			kosd_reply_error(r, 400, "missing_field", "%s needs \"value\"", event);
+			return;
+		}
+		obs.value = json_number_value(value);
+	}
+	/* the engine orders observations by time: the queue goes first */
+	flush_observations(r);
+	rv = kos_trust_observe(r->d->trust, r->name, &obs, &info);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "trust observe");
+		return;
+	}
+	kosd_reply_json(r, 200, kosj_trust_info(&info));
+}
+
+static void admin_key_show(struct kosd_req *r)
+{
+	json_t *obj = NULL;
+	kos_rv rv;
+
+	if (!need_admin(r, "keys"))
+		return;
+	rv = kosj_key_show(r->d->keys, r->name, &obj);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "key show");
+		return;
+	}
+	kosd_reply_json(r, 200, obj);
+}
+
+static void admin_threat_get(struct kosd_req *r)
+{
+	kos_threat_info info;
+	kos_rv rv;
+
+	if (!need_admin(r, "threat"))
+		return;
+	rv = kos_threat_get(r->d->ca, &info);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "threat");
+		return;
+	}
+	kosd_reply_json(r, 200, kosj_threat_info(&info));
+}
+
+/* The backend tokens as kosd's own handle sees them: the call statistics
+ * are kosd's, which is what an operator watching it wants. */
+static void admin_kms(struct kosd_req *r)
+{
+	size_t i, n = kos_hsm_token_count(r->d->hsm), down = 0;
+	json_int_t calls = 0, failures = 0;
+	json_t *arr;
+
+	if (!need_admin(r, "kms"))
+		return;
+	if ((arr = json_array()) == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		json_t *row;
+		int up = 0;
+
+		row = kosj_token(r->d->hsm, i, &up);
+		if (row == NULL || json_array_append_new(arr, row) != 0) {
+			json_decref(arr);
+			kosd_reply_error(r, 503, "unavailable", "out of memory");
+			return;
+		}
+		down += !up;
+		calls += json_integer_value(json_object_get(row, "calls"));
+		failures += json_integer_value(json_object_get(row, "failures"));
+	}
+	kosd_reply_json(r, 200,
+			json_pack("{s:o, s:s, s:{s:I, s:I, s:I, s:I}}", "tokens", arr, "health",
+				  down == 0 ? "ok" : "degraded", "stats", "tokens", (json_int_t)n,
+				  "unreachable", (json_int_t)down, "calls", calls, "failures",
+				  failures));
+}
+
+/* --- services --- */
+
+static void admin_service_register(struct kosd_req *r)
+{
+	const char *name, *ops;
+	bool failed;
+	kos_rv rv;
+
+	if (!need_admin(r, "services"))
+		return;
+	if ((name = kosd_body_string(r, "name", true, &failed)) == NULL ||
+	    (ops = kosd_body_string(r, "ops", true, &failed)) == NULL)
+		return;
+	if (!kos_service_name_valid(name) || !kos_service_ops_valid(ops)) {
+		kosd_reply_error(r, 400, "bad_request", "invalid service name or operation list");
+		return;
+	}
+	rv = kos_service_register(r->d->services, name, ops);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "service register");
+		return;
+	}
+	kosd_reply_json(r, 200,
+			json_pack("{s:s, s:s, s:i}", "name", name, "ops", ops, "seed_version", 1));
+}
+
+static void admin_service_rotate(struct kosd_req *r)
+{
+	json_t *breach;
+	uint32_t v = 0;
+	kos_rv rv;
+
+	if (!need_admin(r, "services"))
+		return;
+	breach = json_object_get(r->body, "breach");
+	if (breach != NULL && !json_is_boolean(breach)) {
+		kosd_reply_error(r, 400, "wrong_type", "\"breach\" must be true or false");
+		return;
+	}
+	rv = kos_service_rotate(r->d->services, r->name,
+				json_is_true(breach) ? KOS_SERVICE_ROTATE_BREACH : 0, &v);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "service rotate");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s, s:I, s:b}", "name", r->name, "seed_version",
+					  (json_int_t)v, "breach", json_is_true(breach)));
+}
+
 void kosd_route_admin(struct kosd_req *r)
 {
 	switch (r->route) {
@@ -204,6 +462,15 @@ void kosd_route_admin(struct kosd_req *r)
 	case KOSD_R_ADMIN_RETIRE: admin_retire(r); break;
 	case KOSD_R_ADMIN_THREAT: admin_threat(r); break;
 	case KOSD_R_ADMIN_RELOAD: admin_reload(r); break;
+	case KOSD_R_ADMIN_CLIENT_LIST: admin_client_list(r); break;
+	case KOSD_R_ADMIN_TRUST_LIST: admin_trust_list(r); break;
+	case KOSD_R_ADMIN_TRUST_GET: admin_trust_get(r); break;
+	case KOSD_R_ADMIN_TRUST_OBSERVE: admin_trust_observe(r); break;
+	case KOSD_R_ADMIN_KEY_SHOW: admin_key_show(r); break;
+	case KOSD_R_ADMIN_THREAT_GET: admin_threat_get(r); break;
+	case KOSD_R_ADMIN_KMS: admin_kms(r); break;
+	case KOSD_R_ADMIN_SVC_REGISTER: admin_service_register(r); break;
+	case KOSD_R_ADMIN_SVC_ROTATE: admin_service_rotate(r); break;
 	default: kosd_reply_error(r, 404, "not_found", "no such route"); break;
 	}
 }

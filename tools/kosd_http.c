@@ -59,7 +59,15 @@ static const char *const route_names[KOSD_R_COUNT] = {
 	[KOSD_R_ADMIN_REVOKE] = "admin_revoke", [KOSD_R_ADMIN_KEYS] = "admin_keys",
 	[KOSD_R_ADMIN_ROTATE] = "admin_rotate", [KOSD_R_ADMIN_RETIRE] = "admin_retire",
 	[KOSD_R_ADMIN_THREAT] = "admin_threat", [KOSD_R_ADMIN_RELOAD] = "admin_reload",
-	[KOSD_R_SHARE_FETCH] = "share_fetch",
+	[KOSD_R_SHARE_FETCH] = "share_fetch",	[KOSD_R_SVC_TOKEN] = "service_token",
+	[KOSD_R_SVC_VALIDATE] = "service_validate", [KOSD_R_CA_JWKS] = "ca_jwks",
+	[KOSD_R_ADMIN_CLIENT_LIST] = "admin_client_list",
+	[KOSD_R_ADMIN_TRUST_LIST] = "admin_trust_list",
+	[KOSD_R_ADMIN_TRUST_GET] = "admin_trust_get",
+	[KOSD_R_ADMIN_TRUST_OBSERVE] = "admin_trust_observe",
+	[KOSD_R_ADMIN_KEY_SHOW] = "admin_key_show", [KOSD_R_ADMIN_THREAT_GET] = "admin_threat_get",
+	[KOSD_R_ADMIN_KMS] = "admin_kms",	[KOSD_R_ADMIN_SVC_REGISTER] = "admin_service_register",
+	[KOSD_R_ADMIN_SVC_ROTATE] = "admin_service_rotate",
 };
 
 const char *kosd_route_name(enum kosd_route r)
@@ -97,7 +105,35 @@ static const struct route_spec routes[] = {
 	{ "/v1/shares/fetch", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_SHARE_FETCH, true, false, true },
 	{ "/v1/admin/policy/reload", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_RELOAD, true, false,
 	  true },
+	{ "/v1/services/validate", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_SVC_VALIDATE, true, false, true },
+	{ NULL, "/v1/services/", "/token", EVHTTP_REQ_POST, KOSD_R_SVC_TOKEN, true, false, true },
+	{ "/v1/ca/jwks", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_CA_JWKS, false, false, false },
+	{ "/v1/admin/clients", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_CLIENT_LIST, true, false, false },
+	{ "/v1/admin/trust", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_TRUST_LIST, true, false, false },
+	{ NULL, "/v1/admin/trust/", "", EVHTTP_REQ_GET, KOSD_R_ADMIN_TRUST_GET, true, false, false },
+	{ NULL, "/v1/admin/trust/", "/observe", EVHTTP_REQ_POST, KOSD_R_ADMIN_TRUST_OBSERVE, true, false,
+	  true },
+	{ NULL, "/v1/admin/keys/", "", EVHTTP_REQ_GET, KOSD_R_ADMIN_KEY_SHOW, true, false, false },
+	{ "/v1/admin/threat", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_THREAT_GET, true, false, false },
+	{ "/v1/admin/kms", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_KMS, true, false, false },
+	{ "/v1/admin/services", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_SVC_REGISTER, true, false,
+	  true },
+	{ NULL, "/v1/admin/services/", "/rotate", EVHTTP_REQ_POST, KOSD_R_ADMIN_SVC_ROTATE, true, false,
+	  true },
 };
+
+/* The {name} of a keyed route is a client name on the trust routes, a
+ * service name on the service routes, a key name elsewhere. */
+static bool name_valid(enum kosd_route route, const char *name)
+{
+	switch (route) {
+	case KOSD_R_ADMIN_TRUST_GET:
+	case KOSD_R_ADMIN_TRUST_OBSERVE: return kos_client_name_valid(name) != 0;
+	case KOSD_R_SVC_TOKEN:
+	case KOSD_R_ADMIN_SVC_ROTATE: return kos_service_name_valid(name) != 0;
+	default: return kos_key_name_valid(name) != 0;
+	}
+}
 
 /* Matches path against the routes. Returns the route, NULL with *bad_name
  * set when a keyed route matched but its name is not a key name (a '/',
@@ -131,7 +167,7 @@ static const struct route_spec *match(const char *path, enum evhttp_cmd_type met
 			}
 			memcpy(name, path + pre, nlen);
 			name[nlen] = '\0';
-			if (!kos_key_name_valid(name)) {
+			if (!name_valid(s->route, name)) {
 				*bad_name = true;
 				continue;
 			}
@@ -142,7 +178,9 @@ static const struct route_spec *match(const char *path, enum evhttp_cmd_type met
 			break;
 		}
 	}
-	if (found != NULL)
+	/* a path some route knows is a 405 even when a wider {name} route
+	 * could not take it as a name */
+	if (found != NULL || *path_known)
 		*bad_name = false;
 	return found;
 }
@@ -466,36 +504,298 @@ static void peer_of(struct kosd_req *r)
 
 /* --- the connection cap ------------------------------------------------- */
 
-static void conn_closed(struct evhttp_connection *c, void *arg)
+/* libevent 2.1 has no connection limit and tells nobody when evhttp accepts
+ * a connection, except through the bevcb that makes its bufferevent. So a
+ * connection is counted there, at accept, before it can send a byte; once
+ * evhttp has wrapped the bufferevent in its evhttp_connection (right after
+ * the bevcb returns), ev_adopt finds that connection and asks evhttp to say
+ * when it closes. At the cap, evhttp's listeners are disabled and the *_full
+ * ones, on the same sockets, refuse what arrives; below it again, evhttp's
+ * take over. A flood of idle connections thus holds at most max_connections
+ * evhttp connections and KOSD_REFUSING_MAX refusals. */
+struct kosd_conn {
+	struct kosd *d;
+	struct bufferevent *bev; /* referenced until adopted */
+	struct evhttp_connection *evcon; /* NULL until adopted */
+	/* A whole request must arrive, and its answer leave, within
+	 * listen.timeout: evhttp's own timeouts restart with every byte, so a
+	 * client trickling a byte a second would hold its connection for ever */
+	struct event *deadline;
+	struct kosd_conn *prev, *next;
+};
+
+/* A refused connection: it gets its 503 and, so that a client still sending
+ * its request reads the answer rather than a reset, is drained until it
+ * closes or KOSD_REFUSAL_SECS pass. */
+struct kosd_refusal {
+	struct kosd *d;
+	struct bufferevent *bev;
+	struct kosd_refusal *prev, *next;
+};
+
+#define KOSD_REFUSING_MAX 64
+#define KOSD_REFUSAL_SECS 2
+
+#define LIST_LINK(head, e)                                                                         \
+	do {                                                                                       \
+		(e)->prev = NULL;                                                                  \
+		(e)->next = (head);                                                                \
+		if ((head) != NULL)                                                                \
+			(head)->prev = (e);                                                        \
+		(head) = (e);                                                                      \
+	} while (0)
+#define LIST_UNLINK(head, e)                                                                       \
+	do {                                                                                       \
+		if ((e)->prev != NULL)                                                             \
+			(e)->prev->next = (e)->next;                                               \
+		else                                                                               \
+			(head) = (e)->next;                                                        \
+		if ((e)->next != NULL)                                                             \
+			(e)->next->prev = (e)->prev;                                               \
+	} while (0)
+
+static void listener_set(struct evconnlistener *lev, bool on)
+{
+	if (lev == NULL)
+		return;
+	if (on)
+		evconnlistener_enable(lev);
+	else
+		evconnlistener_disable(lev);
+}
+
+/* Points new connections at evhttp, or at the refusal while full. */
+static void gate(struct kosd *d)
+{
+	bool full = d->n_conns >= d->listen.max_connections;
+
+	if (d->stopping || full == d->full)
+		return;
+	d->full = full;
+	listener_set(d->lev, !full);
+	listener_set(d->tls_lev, !full);
+	listener_set(d->lev_full, full);
+	listener_set(d->tls_lev_full, full);
+}
+
+void kosd_http_close_listeners(struct kosd *d)
+{
+	d->stopping = true;
+	listener_set(d->lev, false);
+	listener_set(d->tls_lev, false);
+	listener_set(d->lev_full, false);
+	listener_set(d->tls_lev_full, false);
+}
+
+static void conn_forget(struct kosd_conn *c)
+{
+	struct kosd *d = c->d;
+
+	LIST_UNLINK(d->conns, c);
+	d->n_conns--;
+	if (c->evcon == NULL && c->bev != NULL)
+		bufferevent_decref(c->bev);
+	event_free(c->deadline);
+	free(c);
+	gate(d);
+}
+
+static void conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	(void)evcon;
+	conn_forget(arg);
+}
+
+static void arm_deadline(struct kosd_conn *c)
+{
+	struct timeval tv;
+
+	tv.tv_sec = (time_t)(c->d->listen.timeout / KOS_USEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(c->d->listen.timeout % KOS_USEC_PER_SEC);
+	evtimer_add(c->deadline, &tv);
+}
+
+static void conn_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct kosd_conn *c = arg;
+	struct kosd *d = c->d;
+	size_t before = d->n_conns;
+
+	(void)fd;
+	(void)what;
+	/* every handler answers before it returns, so no request of this
+	 * connection is held elsewhere: freeing it leaves nothing dangling */
+	if (c->evcon == NULL)
+		return;
+	d->conns_expired++;
+	/* evhttp calls conn_closed as it frees the connection; should it not,
+	 * the count must still come down */
+	evhttp_connection_free(c->evcon);
+	if (d->n_conns == before)
+		conn_forget(c);
+}
+
+/* Runs once the accepting callback has returned: evhttp has made the
+ * evhttp_connection and set it as its bufferevent's callback argument
+ * (libevent 2.0 to 2.2 all do; checked below through the public getter).
+ * A bufferevent whose callbacks are gone was freed by evhttp already (it
+ * failed to set the connection up): the count comes down at once. */
+static void adopt(evutil_socket_t fd, short what, void *arg)
 {
 	struct kosd *d = arg;
-	size_t i;
+	struct kosd_conn *c, *next;
+	void *cbarg;
 
-	for (i = 0; i < d->n_conns; i++) {
-		if (d->conns[i] == c) {
-			d->conns[i] = d->conns[--d->n_conns];
+	(void)fd;
+	(void)what;
+	for (c = d->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->evcon != NULL)
+			continue;
+		cbarg = NULL;
+		bufferevent_getcb(c->bev, NULL, NULL, NULL, &cbarg);
+		if (cbarg == NULL || evhttp_connection_get_bufferevent(cbarg) != c->bev) {
+			conn_forget(c);
+			continue;
+		}
+		c->evcon = cbarg;
+		evhttp_connection_set_closecb(c->evcon, conn_closed, c);
+		bufferevent_decref(c->bev);
+	}
+}
+
+struct bufferevent *kosd_conn_accepted(struct kosd *d, struct bufferevent *bev)
+{
+	struct kosd_conn *c;
+
+	/* without its bufferevent or record the connection goes uncounted
+	 * (evhttp makes a plain bufferevent itself): only out of memory */
+	if (bev == NULL)
+		return NULL;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return bev;
+	c->d = d;
+	c->bev = bev;
+	c->deadline = evtimer_new(d->base, conn_expired, c);
+	if (c->deadline == NULL) {
+		free(c);
+		return bev;
+	}
+	bufferevent_incref(bev);
+	LIST_LINK(d->conns, c);
+	d->n_conns++;
+	arm_deadline(c);
+	event_active(d->ev_adopt, EV_TIMEOUT, 0);
+	/* disabling the listener here also ends its accept loop */
+	gate(d);
+	return bev;
+}
+
+/* The connection of a request being served: its deadline starts again, for
+ * the answer and the next request on it. A walk of at most max_connections
+ * records: evhttp 2.1 keeps no user pointer on a connection. */
+static void conn_served(struct kosd *d, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct kosd_conn *c;
+
+	for (c = d->conns; c != NULL && evcon != NULL; c = c->next) {
+		if (c->evcon == evcon) {
+			arm_deadline(c);
 			return;
 		}
 	}
 }
 
-/* evhttp 2.1 has no connection limit: a connection is counted at its first
- * request (idle ones are closed by the timeout) and forgotten when closed. */
-static bool admit_connection(struct kosd *d, struct evhttp_request *req)
+static struct bufferevent *plain_bev(struct event_base *base, void *arg)
 {
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	size_t i;
+	return kosd_conn_accepted(arg, bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE));
+}
 
-	if (c == NULL)
-		return true;
-	for (i = 0; i < d->n_conns; i++)
-		if (d->conns[i] == c)
-			return true;
-	if (d->n_conns >= d->listen.max_connections)
-		return false;
-	d->conns[d->n_conns++] = c;
-	evhttp_connection_set_closecb(c, conn_closed, d);
-	return true;
+static void refusal_free(struct kosd_refusal *f)
+{
+	struct kosd *d = f->d;
+
+	LIST_UNLINK(d->refusals, f);
+	d->n_refusing--;
+	bufferevent_free(f->bev);
+	free(f);
+}
+
+static void refusal_read(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
+}
+
+/* The answer has left: half-close, so the client sees its end. */
+static void refusal_written(struct bufferevent *bev, void *arg)
+{
+	(void)arg;
+	shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+static void refusal_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	refusal_free(arg);
+}
+
+/* The *_full listeners' callback: the cap is reached. On the Unix socket
+ * the client is told so in JSON; a TLS client cannot be told anything
+ * before a handshake the cap exists to avoid, so it is closed. */
+static void refuse(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		   void *arg)
+{
+	struct kosd *d = arg;
+	struct timeval tv = { KOSD_REFUSAL_SECS, 0 };
+	struct kosd_refusal *f = NULL;
+	struct bufferevent *bev = NULL;
+	char body[128];
+	int n;
+
+	(void)sa;
+	(void)salen;
+	d->conns_refused++;
+	if (lev != d->lev_full || d->n_refusing >= KOSD_REFUSING_MAX)
+		goto close;
+	f = calloc(1, sizeof(*f));
+	bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (f == NULL || bev == NULL)
+		goto close;
+	n = snprintf(body, sizeof(body),
+		     "{\"error\":\"too_many_connections\",\"message\":\"the connection limit (%u) "
+		     "is reached\"}\n",
+		     d->listen.max_connections);
+	if (evbuffer_add_printf(bufferevent_get_output(bev),
+				"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+				"Cache-Control: no-store\r\nConnection: close\r\n"
+				"Content-Length: %d\r\n\r\n%s",
+				n, body) < 0)
+		goto close;
+	f->d = d;
+	f->bev = bev;
+	LIST_LINK(d->refusals, f);
+	d->n_refusing++;
+	bufferevent_setcb(bev, refusal_read, refusal_written, refusal_event, f);
+	bufferevent_set_timeouts(bev, &tv, &tv);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return;
+close:
+	free(f);
+	if (bev != NULL)
+		bufferevent_free(bev);
+	else
+		evutil_closesocket(fd);
+}
+
+/* A listener sharing lev's socket that refuses, disabled until the cap. */
+static struct evconnlistener *full_listener(struct kosd *d, struct evconnlistener *lev)
+{
+	return evconnlistener_new(d->base, refuse, d, LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED, -1,
+				  evconnlistener_get_fd(lev));
 }
 
 /* --- dispatch ----------------------------------------------------------- */
@@ -556,6 +856,9 @@ static void dispatch(struct kosd_req *r)
 	case KOSD_R_REQUEST: kosd_route_request(r); break;
 	case KOSD_R_SIGN: kosd_route_sign(r); break;
 	case KOSD_R_SHARE_FETCH: kosd_route_share_fetch(r); break;
+	case KOSD_R_SVC_TOKEN:
+	case KOSD_R_SVC_VALIDATE: kosd_route_services(r); break;
+	case KOSD_R_CA_JWKS: kosd_route_jwks(r); break;
 	default: kosd_route_admin(r); break;
 	}
 }
@@ -578,20 +881,15 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 		kosd_reply_error(&r, 403, "tls_required", "a TLS client certificate is required");
 		return;
 	}
-	if (!admit_connection(r.d, req)) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		kosd_reply_error(&r, 503, "too_many_connections", "the connection limit (%u) is reached",
-				 r.d->listen.max_connections);
-		return;
-	}
+	conn_served(d, req);
 	if (path == NULL || path[0] == '\0')
 		path = "/";
 	s = match(path, evhttp_request_get_command(req), r.name, &bad_name, &known);
 	if (s == NULL) {
 		if (bad_name)
 			kosd_reply_error(&r, 400, "invalid_name",
-					 "a key name is 1 to %d of A-Z a-z 0-9 . _ - and does not "
-					 "start with . or -",
+					 "a key or service name is 1 to %d of A-Z a-z 0-9 . _ - (a "
+					 "client name may also hold @) and does not start with . or -",
 					 KOS_KEY_NAME_MAX);
 		else if (known)
 			kosd_reply_error(&r, 405, "method_not_allowed", "method not allowed here");
@@ -695,8 +993,10 @@ static void set_up(struct kosd *d, struct evhttp *http, void (*cb)(struct evhttp
 {
 	struct timeval tv;
 
-	/* evhttp answers a body over this itself (413, not JSON); routes with
-	 * smaller limits answer with JSON */
+	/* evhttp answers a body over this itself (413, not JSON), from its
+	 * Content-Length before reading it; routes with smaller limits answer
+	 * with JSON. evhttp's timeout closes idle connections; conn_expired
+	 * bounds each request as a whole. */
 	evhttp_set_max_body_size(http, (ev_ssize_t)d->listen.max_data_body);
 	evhttp_set_max_headers_size(http, KOS_CRED_MAX + 8192);
 	tv.tv_sec = (time_t)(d->listen.timeout / KOS_USEC_PER_SEC);
@@ -720,13 +1020,14 @@ int kosd_http_start(struct kosd *d)
 	/* the TLS material first: a wrong file stops kosd before it binds */
 	if (d->listen.tcp_host != NULL && kosd_tls_init(d) != 0)
 		return -1;
-	d->conns = calloc(d->listen.max_connections, sizeof(*d->conns));
+	d->ev_adopt = event_new(d->base, -1, 0, adopt, d);
 	d->http = evhttp_new(d->base);
-	if (d->conns == NULL || d->http == NULL) {
+	if (d->ev_adopt == NULL || d->http == NULL) {
 		kosd_log(d, "out of memory");
 		return -1;
 	}
 	set_up(d, d->http, on_request);
+	evhttp_set_bevcb(d->http, plain_bev, d);
 	if (d->listen.tcp_host != NULL) {
 		d->https = evhttp_new(d->base);
 		if (d->https == NULL) {
@@ -736,6 +1037,11 @@ int kosd_http_start(struct kosd *d)
 		set_up(d, d->https, on_tls_request);
 		if (kosd_tls_listen(d, d->https) != 0)
 			return -1;
+		d->tls_lev_full = full_listener(d, d->tls_lev);
+		if (d->tls_lev_full == NULL) {
+			kosd_log(d, "listen: cannot watch the TCP socket");
+			return -1;
+		}
 	}
 	if (d->listen.unix_path == NULL)
 		return 0;
@@ -753,13 +1059,26 @@ int kosd_http_start(struct kosd *d)
 		kosd_log(d, "listen: cannot serve the socket");
 		return -1;
 	}
+	d->lev_full = full_listener(d, d->lev);
+	if (d->lev_full == NULL) {
+		kosd_log(d, "listen: cannot watch the socket");
+		return -1;
+	}
 	return 0;
 }
 
 void kosd_http_stop(struct kosd *d)
 {
+	/* the listeners' sockets are still open: the refusing ones go first */
+	d->stopping = true;
+	if (d->lev_full != NULL)
+		evconnlistener_free(d->lev_full);
+	if (d->tls_lev_full != NULL)
+		evconnlistener_free(d->tls_lev_full);
+	d->lev_full = NULL;
+	d->tls_lev_full = NULL;
 	/* evhttp_free frees the listener (bound with evhttp_bind_listener) and
-	 * every connection, calling conn_closed for each */
+	 * every connection, calling conn_closed for each adopted one */
 	if (d->http != NULL)
 		evhttp_free(d->http);
 	else if (d->lev != NULL)
@@ -772,9 +1091,14 @@ void kosd_http_stop(struct kosd *d)
 	d->tls_lev = NULL;
 	/* after the connections: each SSL holds a reference to it */
 	kosd_tls_free(d);
-	free(d->conns);
-	d->conns = NULL;
-	d->n_conns = 0;
+	/* connections evhttp freed before they were adopted */
+	while (d->conns != NULL)
+		conn_forget(d->conns);
+	while (d->refusals != NULL)
+		refusal_free(d->refusals);
+	if (d->ev_adopt != NULL)
+		event_free(d->ev_adopt);
+	d->ev_adopt = NULL;
 	if (d->sock_made && d->listen.unix_path != NULL)
 		unlink(d->listen.unix_path);
 	d->sock_made = false;

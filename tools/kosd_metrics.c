@@ -121,11 +121,18 @@ char *kosd_metrics_render(struct kosd *d)
 		"# HELP kosd_observation_batches_total Store transactions that wrote them.\n"
 		"# TYPE kosd_observation_batches_total counter\n"
 		"kosd_observation_batches_total %llu\n"
-		"# HELP kosd_connections Connections counted against the cap.\n"
+		"# HELP kosd_connections Open connections, counted against the cap.\n"
 		"# TYPE kosd_connections gauge\n"
-		"kosd_connections %zu\n",
+		"kosd_connections %zu\n"
+		"# HELP kosd_connections_refused_total Connections refused at the cap.\n"
+		"# TYPE kosd_connections_refused_total counter\n"
+		"kosd_connections_refused_total %llu\n"
+		"# HELP kosd_connections_expired_total Connections closed at the request deadline.\n"
+		"# TYPE kosd_connections_expired_total counter\n"
+		"kosd_connections_expired_total %llu\n",
 		(unsigned long long)queued, (unsigned long long)written,
-		(unsigned long long)batches, d->n_conns);
+		(unsigned long long)batches, d->n_conns, (unsigned long long)d->conns_refused,
+		(unsigned long long)d->conns_expired);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

@@ -141,7 +141,7 @@ static struct bufferevent *new_tls_bev(struct event_base *base, void *arg)
 	/* clients often close without close_notify; HTTP framing says where
 	 * an answer ends, so a truncation cannot go unnoticed */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return bev;
+	return kosd_conn_accepted(d, bev);
 }
 
 int kosd_tls_listen(struct kosd *d, struct evhttp *http)

@@ -1,0 +1,31 @@
+/* The JSON documents kosd answers and kosctl --json prints, built in one
+ * place so the remote and the local commands print the same shapes.
+ * Thread safety: as the handles passed in; nothing here keeps state. */
+#ifndef KOSJSON_H
+#define KOSJSON_H
+
+#include <kos/kos.h>
+
+#include <jansson.h>
+
+/* Each returns a new object (the caller json_decref()s it), NULL when out
+ * of memory. Times are ISO 8601 UTC text, as kosctl prints them. */
+json_t *kosj_trust_info(const kos_trust_info *info);
+json_t *kosj_client_info(const kos_client_info *c);
+json_t *kosj_threat_info(const kos_threat_info *t);
+/* {"valid": true, service, op, window, window_seconds, seed_version, issued,
+ * expires, iat, exp} of a service token that validated. */
+json_t *kosj_service_claims(const kos_service_claims *c);
+
+/* Key name and every version (state, created, KCV and share sets with the
+ * token of each share for a data key; token and label of the key pair for
+ * a signing key) into *out. Errors: as kos_key_get_info(),
+ * kos_key_versions(), kos_key_shares(); KOS_E_NOMEM. */
+kos_rv kosj_key_show(kos_keys *keys, const char *name, json_t **out);
+
+/* Probes backend token i (reachable, logged in, kos objects) and returns
+ * its row with the handle's call statistics; *reachable (may be NULL) is
+ * set. */
+json_t *kosj_token(kos_hsm *hsm, size_t i, int *reachable);
+
+#endif
