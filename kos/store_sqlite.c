@@ -1507,28 +1507,71 @@ static kos_rv grow(void **arr, size_t *cap, size_t n, size_t sz)
 	return KOS_OK;
 }
 
+/* Reads every row stmt yields into a new array of elem-byte records, each
+ * filled by read (which may refuse a row); one lock, one pass. On failure
+ * nothing is handed out. *cap is the array's capacity in records (to wipe
+ * it). what names the rows in the error. */
+typedef kos_rv (*row_reader)(sqlite3_stmt *stmt, void *rec);
+
+static kos_rv select_rows(struct sql_store *s, sqlite3_stmt *stmt, size_t elem, row_reader read,
+			  const char *what, void **out, size_t *n, size_t *cap)
+{
+	unsigned char *arr = NULL;
+	size_t k = 0, c = 0;
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	*cap = 0;
+	pthread_mutex_lock(&s->lock);
+	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
+		rv = grow((void **)&arr, &c, k, elem);
+		if (rv != KOS_OK)
+			break;
+		memset(arr + k * elem, 0, elem);
+		rv = read(stmt, arr + k * elem);
+		if (rv != KOS_OK)
+			break;
+		k++;
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE) {
+		char msg[64];
+
+		snprintf(msg, sizeof(msg), "cannot list %s", what);
+		rv = db_fail(s, rc, msg);
+	}
+	sqlite3_reset(stmt);
+	pthread_mutex_unlock(&s->lock);
+	if (rv != KOS_OK) {
+		if (arr != NULL)
+			OPENSSL_cleanse(arr, c * elem);
+		free(arr);
+		return rv;
+	}
+	*out = arr;
+	*n = k;
+	*cap = c;
+	return KOS_OK;
+}
+
+static kos_rv read_service_row(sqlite3_stmt *stmt, void *rec)
+{
+	read_service(stmt, rec);
+	return KOS_OK;
+}
+
 static kos_rv sql_service_list(kos_store *st,
 			       int (*fn)(const struct kos_service_row *row, void *arg), void *arg)
 {
 	struct sql_store *s = sql_of(st);
-	sqlite3_stmt *stmt = s->stmt[ST_SVC_LIST];
-	struct kos_service_row *rows = NULL;
-	size_t n = 0, cap = 0, i;
-	kos_rv rv = KOS_OK;
-	int rc;
+	struct kos_service_row *rows;
+	size_t n, cap, i;
+	kos_rv rv;
 
 	/* read whole, then call fn outside the lock: fn may use the store */
-	pthread_mutex_lock(&s->lock);
-	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
-		rv = grow((void **)&rows, &cap, n, sizeof(*rows));
-		if (rv != KOS_OK)
-			break;
-		read_service(stmt, &rows[n++]);
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE)
-		rv = db_fail(s, rc, "cannot list services");
-	sqlite3_reset(stmt);
-	pthread_mutex_unlock(&s->lock);
+	rv = select_rows(s, s->stmt[ST_SVC_LIST], sizeof(*rows), read_service_row, "services",
+			 (void **)&rows, &n, &cap);
 	for (i = 0; rv == KOS_OK && i < n; i++) {
 		int r = fn(&rows[i], arg);
 
@@ -1706,35 +1749,19 @@ static kos_rv sql_ca_key_install(kos_store *st, const struct kos_store_ca_key *k
 	return run_cred_tx(sql_of(st), install_in_tx, &a);
 }
 
+static kos_rv read_ca_key_row(sqlite3_stmt *stmt, void *rec)
+{
+	read_ca_key(stmt, rec);
+	return KOS_OK;
+}
+
 static kos_rv sql_ca_key_list(kos_store *st, struct kos_store_ca_key **out, size_t *n)
 {
 	struct sql_store *s = sql_of(st);
-	sqlite3_stmt *stmt = s->stmt[ST_CA_LIST];
-	struct kos_store_ca_key *arr = NULL;
-	size_t k = 0, cap = 0;
-	kos_rv rv = KOS_OK;
-	int rc;
+	size_t cap;
 
-	*out = NULL;
-	*n = 0;
-	pthread_mutex_lock(&s->lock);
-	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
-		rv = grow((void **)&arr, &cap, k, sizeof(*arr));
-		if (rv != KOS_OK)
-			break;
-		read_ca_key(stmt, &arr[k++]);
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE)
-		rv = db_fail(s, rc, "cannot list CA keys");
-	sqlite3_reset(stmt);
-	pthread_mutex_unlock(&s->lock);
-	if (rv != KOS_OK) {
-		free(arr);
-		return rv;
-	}
-	*out = arr;
-	*n = k;
-	return KOS_OK;
+	return select_rows(s, s->stmt[ST_CA_LIST], sizeof(**out), read_ca_key_row, "CA keys",
+			   (void **)out, n, &cap);
 }
 
 static kos_rv sql_ca_key_current(kos_store *st, struct kos_store_ca_key *out)
@@ -1870,35 +1897,19 @@ static kos_rv sql_cred_client_get(kos_store *st, const char *name,
 	return rv;
 }
 
+static kos_rv read_client_row(sqlite3_stmt *stmt, void *rec)
+{
+	read_client(stmt, rec);
+	return KOS_OK;
+}
+
 static kos_rv sql_cred_client_list(kos_store *st, struct kos_store_cred_client **out, size_t *n)
 {
 	struct sql_store *s = sql_of(st);
-	sqlite3_stmt *stmt = s->stmt[ST_CC_LIST];
-	struct kos_store_cred_client *arr = NULL;
-	size_t k = 0, cap = 0;
-	kos_rv rv = KOS_OK;
-	int rc;
+	size_t cap;
 
-	*out = NULL;
-	*n = 0;
-	pthread_mutex_lock(&s->lock);
-	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
-		rv = grow((void **)&arr, &cap, k, sizeof(*arr));
-		if (rv != KOS_OK)
-			break;
-		read_client(stmt, &arr[k++]);
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE)
-		rv = db_fail(s, rc, "cannot list clients");
-	sqlite3_reset(stmt);
-	pthread_mutex_unlock(&s->lock);
-	if (rv != KOS_OK) {
-		free(arr);
-		return rv;
-	}
-	*out = arr;
-	*n = k;
-	return KOS_OK;
+	return select_rows(s, s->stmt[ST_CC_LIST], sizeof(**out), read_client_row, "clients",
+			   (void **)out, n, &cap);
 }
 
 struct disable_arg {
@@ -2062,55 +2073,32 @@ static kos_rv sql_revocation_add(kos_store *st, const struct kos_store_revocatio
 	return run_cred_tx(sql_of(st), revocation_in_tx, (void *)r);
 }
 
+static kos_rv read_revocation_row(sqlite3_stmt *stmt, void *rec)
+{
+	const unsigned char *kind = sqlite3_column_text(stmt, 0);
+	struct kos_store_revocation *r = rec;
+	int i;
+
+	for (i = KOS_REVOKE_JTI; i <= KOS_REVOKE_BEFORE; i++)
+		if (kind != NULL && strcmp((const char *)kind, kos_revocation_kind_name(i)) == 0)
+			break;
+	if (i > KOS_REVOKE_BEFORE)
+		return kos_error_set(KOS_E_STORE, "state store: a revocation of unknown kind");
+	r->kind = (enum kos_revocation_kind)i;
+	copy_col(stmt, 1, r->value, sizeof(r->value));
+	r->before = sqlite3_column_int64(stmt, 2);
+	r->created = sqlite3_column_int64(stmt, 3);
+	r->expires = sqlite3_column_int64(stmt, 4);
+	return KOS_OK;
+}
+
 static kos_rv sql_revocation_list(kos_store *st, struct kos_store_revocation **out, size_t *n)
 {
 	struct sql_store *s = sql_of(st);
-	sqlite3_stmt *stmt = s->stmt[ST_RV_LIST];
-	struct kos_store_revocation *arr = NULL;
-	size_t k = 0, cap = 0;
-	kos_rv rv = KOS_OK;
-	int rc;
+	size_t cap;
 
-	*out = NULL;
-	*n = 0;
-	pthread_mutex_lock(&s->lock);
-	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
-		const unsigned char *kind = sqlite3_column_text(stmt, 0);
-		struct kos_store_revocation *r;
-		int i;
-
-		rv = grow((void **)&arr, &cap, k, sizeof(*arr));
-		if (rv != KOS_OK)
-			break;
-		r = &arr[k];
-		memset(r, 0, sizeof(*r));
-		for (i = KOS_REVOKE_JTI; i <= KOS_REVOKE_BEFORE; i++)
-			if (kind != NULL &&
-			    strcmp((const char *)kind, kos_revocation_kind_name(i)) == 0)
-				break;
-		if (i > KOS_REVOKE_BEFORE) {
-			rv =
-			    kos_error_set(KOS_E_STORE, "state store: a revocation of unknown kind");
-			break;
-		}
-		r->kind = (enum kos_revocation_kind)i;
-		copy_col(stmt, 1, r->value, sizeof(r->value));
-		r->before = sqlite3_column_int64(stmt, 2);
-		r->created = sqlite3_column_int64(stmt, 3);
-		r->expires = sqlite3_column_int64(stmt, 4);
-		k++;
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		rv = db_fail(s, rc, "cannot list revocations");
-	sqlite3_reset(stmt);
-	pthread_mutex_unlock(&s->lock);
-	if (rv != KOS_OK) {
-		free(arr);
-		return rv;
-	}
-	*out = arr;
-	*n = k;
-	return KOS_OK;
+	return select_rows(s, s->stmt[ST_RV_LIST], sizeof(**out), read_revocation_row,
+			   "revocations", (void **)out, n, &cap);
 }
 
 struct prune_arg {
