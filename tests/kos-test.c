@@ -3,6 +3,8 @@
 
 #include "tests/kos-test.h"
 
+#include "kos/internal.h"
+
 #include <CUnit/Basic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +47,44 @@ const char *kos_test_srcpath(const char *rel)
 
 	snprintf(p, sizeof(path[0]), "%s/%s", srcdir ? srcdir : ".", rel);
 	return p;
+}
+
+int kos_test_write_policy(const char *path, const char *const (*edits)[2], size_t n)
+{
+	char *text = NULL, *out = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc = -1;
+
+	if (kos_read_file(kos_test_srcpath("policy/default.policy"), 1 << 20, &text, &len) !=
+	    KOS_OK)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		char *at = strstr(text, edits[i][0]);
+		size_t ol = strlen(edits[i][0]), nl = strlen(edits[i][1]);
+
+		if (at == NULL)
+			goto out;
+		out = malloc(strlen(text) - ol + nl + 1);
+		if (out == NULL)
+			goto out;
+		memcpy(out, text, (size_t)(at - text));
+		memcpy(out + (at - text), edits[i][1], nl);
+		strcpy(out + (at - text) + nl, at + ol);
+		free(text);
+		text = out;
+		out = NULL;
+	}
+	f = fopen(path, "w");
+	if (f == NULL)
+		goto out;
+	rc = fputs(text, f) < 0 ? -1 : 0;
+	if (fclose(f) != 0)
+		rc = -1;
+out:
+	free(text);
+	free(out);
+	return rc;
 }
 
 int kos_test_run(const char *suite_name, int (*init)(void), int (*cleanup)(void),

@@ -21,6 +21,11 @@ int kos_test_run(const char *suite, int (*init)(void), int (*cleanup)(void),
  * KOS_TEST_KEEP is set); returns its path. */
 const char *kos_test_tmpdir(void);
 
+/* Writes policy/default.policy to path with each edits[i][0] replaced by
+ * edits[i][1] (first occurrence); -1 when a text is not found or on I/O
+ * errors. Tests derive their policies from the shipped one this way. */
+int kos_test_write_policy(const char *path, const char *const (*edits)[2], size_t n);
+
 /* Path of a file in the source tree (for data files), from $srcdir. */
 const char *kos_test_srcpath(const char *rel);
 

@@ -111,40 +111,7 @@ static int write_policy(const char *path)
 		/* both shares of the narrow set are fetched: one from each kosd */
 		{ "max_score = 100.0; n = 3; k = 2;", "max_score = 100.0; n = 2; k = 2;" },
 	};
-	char *text = NULL, *out = NULL;
-	size_t len = 0;
-	FILE *f;
-	int rc = -1;
-
-	if (kos_read_file(kos_test_srcpath("policy/default.policy"), 1 << 20, &text, &len) !=
-	    KOS_OK)
-		return -1;
-	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
-		char *at = strstr(text, edits[i][0]);
-		size_t ol = strlen(edits[i][0]), nl = strlen(edits[i][1]);
-
-		if (at == NULL)
-			goto out;
-		out = malloc(strlen(text) - ol + nl + 1);
-		if (out == NULL)
-			goto out;
-		memcpy(out, text, (size_t)(at - text));
-		memcpy(out + (at - text), edits[i][1], nl);
-		strcpy(out + (at - text) + nl, at + ol);
-		free(text);
-		text = out;
-		out = NULL;
-	}
-	f = fopen(path, "w");
-	if (f == NULL)
-		goto out;
-	rc = fputs(text, f) < 0 ? -1 : 0;
-	if (fclose(f) != 0)
-		rc = -1;
-out:
-	free(text);
-	free(out);
-	return rc;
+	return kos_test_write_policy(path, edits, sizeof(edits) / sizeof(edits[0]));
 }
 
 /* Starts $KOSD with conf_path (and --role kms when kms) logging to log,
