@@ -466,11 +466,18 @@ static kos_rv random_b64url(size_t bytes, char *out, size_t out_len)
 	uint8_t raw[32];
 	kos_rv rv;
 
-	if (bytes > sizeof(raw))
-		return kos_error_set(KOS_E_INTERNAL, "random_b64url: too many bytes");
-	if (RAND_bytes(raw, (int)bytes) != 1)
-		return kos_error_set(KOS_E_CRYPTO, "no randomness");
-	rv = kos_b64url_encode(raw, bytes, out, out_len);
+	if (bytes == 0 || bytes > sizeof(raw))
+		return kos_error_set(KOS_E_INTERNAL, "random_b64url: bad size");
+	/* Secrets and key ids are typed on command lines: one that starts
+	 * with '-' would be read as an option, so draw again (6 bits of the
+	 * first character lose 1/64 of their values). */
+	do {
+		if (RAND_bytes(raw, (int)bytes) != 1) {
+			rv = kos_error_set(KOS_E_CRYPTO, "no randomness");
+			break;
+		}
+		rv = kos_b64url_encode(raw, bytes, out, out_len);
+	} while (rv == KOS_OK && out[0] == '-');
 	OPENSSL_cleanse(raw, sizeof(raw));
 	return rv;
 }

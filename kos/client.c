@@ -1584,7 +1584,7 @@ kos_rv kos_client_call(kos_client *c, const char *method, const char *path, cons
 	struct body b = {0};
 	json_t *doc = NULL, *in = NULL;
 	char *txt = NULL;
-	size_t n;
+	size_t n, q;
 	kos_rv rv;
 
 	if (json_out != NULL)
@@ -1592,10 +1592,15 @@ kos_rv kos_client_call(kos_client *c, const char *method, const char *path, cons
 	if (c == NULL || method == NULL || path == NULL || json_out == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_client_call: bad arguments");
 	n = strlen(path);
-	/* a path of the API only: no query, no escapes, no dot segments */
+	/* a path of the API only: no escapes, no dot segments; a query of
+	 * plain name=value pairs may follow (?version=V), nothing that would
+	 * need escaping or could reach another route */
+	q = strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/@");
+	if (q < n && path[q] == '?')
+		q += 1 + strspn(path + q + 1,
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-=&");
 	if (n < 5 || n > 200 || strncmp(path, "/v1/", 4) != 0 || strstr(path, "..") != NULL ||
-	    strstr(path, "//") != NULL ||
-	    strspn(path, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/@") != n)
+	    strstr(path, "//") != NULL || q != n)
 		return kos_error_set(KOS_E_INVALID, "kos_client_call: '%.64s' is not a route of the "
 						    "API (/v1/...)",
 				     path);

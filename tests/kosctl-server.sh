@@ -141,8 +141,11 @@ cp "$out" "$kos_tmp/sig.pem"
 grep_out "BEGIN PUBLIC KEY" "the public key is PEM"
 expect 0 "openssl verifies kosd's signature" openssl dgst -sha256 -verify "$kos_tmp/sig.pem" \
 	-signature "$kos_tmp/rel.sig" "$kos_tmp/rel"
-expect 2 "pubkey --version is not served by kosd" ks hi key pubkey sig --version 1
-expect 2 "key rotate --due is not served by kosd" ks admin key rotate --due
+expect 0 "pubkey --version through kosd" ks hi key pubkey sig --version 1
+check "the current version's public key" cmp -s "$out" "$kos_tmp/sig.pem"
+expect 2 "pubkey --version 0" ks hi key pubkey sig --version 0
+expect 0 "key rotate --due through kosd" ks admin key rotate --due
+grep_out "^nothing is due" "nothing is due"
 expect 0 "key show through kosd" ks admin key show payments
 grep_out "^current: 1" "key show shows the current version"
 

@@ -1,6 +1,7 @@
 #!/bin/sh
-# kosd's service-token, trust, key, client, threat, kms and JWKS routes, with
-# curl over the Unix socket and with kosctl --server: each route's success,
+# kosd's service-token, trust, key, client, credential, CA, threat, kms,
+# service-admin and JWKS routes, with curl over the Unix socket and with
+# kosctl --server: each route's success,
 # its scope refusal (403 out_of_scope for a credential without the admin or
 # service scope), and bad input (an unknown client, a bad event). kosctl
 # through kosd prints the same --json shapes as on the store.
@@ -83,6 +84,8 @@ expect 0 "admin client" "$K" client add admin --scope "admin:*"
 cp "$out" "$kos_tmp/admin.secret"
 expect 0 "a service" "$K" service register billing --ops charge,refund
 expect 0 "a data key" "$K" key create payments
+expect 0 "a signing key" "$K" key create sig --type ec-p256
+expect 0 "its second version" "$K" key rotate sig
 
 check "kosd starts" start_kosd
 for c in admin; do
@@ -96,13 +99,16 @@ expect 0 "client add val" ks admin client add val --scope "validate:services"
 cp "$out" "$kos_tmp/val.secret"
 expect 0 "client add user" ks admin client add user@example --scope "decrypt:payments"
 cp "$out" "$kos_tmp/user.secret"
-for c in svc val user; do
+expect 0 "client add pk" ks admin client add pk --scope "pubkey:sig"
+cp "$out" "$kos_tmp/pk.secret"
+for c in svc val user pk; do
 	run ks "$c" credential enroll - < "$kos_tmp/$c.secret"
 	check "enroll $c" test "$status" -eq 0
 done
 SVC=$(cat "$kos_tmp/svc.cred")
 VAL=$(cat "$kos_tmp/val.cred")
 USR=$(cat "$kos_tmp/user.cred")
+PK=$(cat "$kos_tmp/pk.cred")
 
 # --- the CA's public keys: no credential ---
 api GET /v1/ca/jwks
@@ -214,6 +220,13 @@ api GET /v1/admin/trust "$SVC"
 want 403 "trust list without admin:trust"
 api DELETE /v1/admin/trust/user@example "$ADM"
 want 405 "DELETE on a client's trust"
+api POST /v1/admin/trust/nobody/forget "$ADM" '{}'
+want 404 "forget an unknown client"
+api POST /v1/admin/trust/user@example/forget "$USR" '{}'
+want 403 "forget without admin:trust"
+grep_out '"error":"out_of_scope"' "forget: out_of_scope"
+api GET /v1/admin/trust/user@example/forget "$ADM"
+want 405 "GET on a client's forget route"
 
 # --- admin: keys, clients, threat, kms ---
 api GET /v1/admin/keys/payments "$ADM"
@@ -226,6 +239,25 @@ api GET /v1/admin/keys/payments "$USR"
 want 403 "show without admin:keys"
 api GET /v1/admin/keys/payments/rotate "$ADM"
 want 405 "GET on a key's rotate route"
+api POST /v1/admin/keys/rotate-due "$ADM" '{}'
+want 200 "rotate what is due"
+grep_out '"rotated":\[\]' "nothing is due on fresh keys"
+api POST /v1/admin/keys/rotate-due "$USR" '{}'
+want 403 "rotate-due without admin:keys"
+grep_out '"error":"out_of_scope"' "rotate-due: out_of_scope"
+api GET "/v1/keys/sig/pubkey?version=1" "$PK"
+want 200 "an old version's public key"
+grep_out '"version":1' "the version asked for"
+"$K" --local key pubkey sig --version 1 > "$kos_tmp/pk1.local"
+"$K" --local key pubkey sig > "$kos_tmp/pk2.local"
+check "two versions, two public keys" sh -c "! cmp -s '$kos_tmp/pk1.local' '$kos_tmp/pk2.local'"
+api GET "/v1/keys/sig/pubkey?version=0" "$PK"
+want 400 "version 0"
+api GET "/v1/keys/sig/pubkey?version=9" "$PK"
+want 404 "a version that does not exist"
+api GET "/v1/keys/sig/pubkey?version=1" "$USR"
+want 403 "an old public key without pubkey:sig"
+grep_out '"error":"out_of_scope"' "old pubkey: out_of_scope"
 api GET /v1/admin/clients "$ADM"
 want 200 "list clients"
 grep_out '"client":"svc"' "the list holds svc"
@@ -248,11 +280,96 @@ grep_out '"health":"ok"' "healthy"
 grep_out '"reachable":true' "reachable tokens"
 api GET /v1/admin/kms "$USR"
 want 403 "kms without admin:kms"
+api POST /v1/admin/credentials "$ADM" '{"client":"user@example","scope":"decrypt:payments"}'
+want 200 "issue a credential"
+grep_out '"credential":"' "the credential comes back"
+api POST /v1/admin/credentials "$ADM" '{"client":"nobody"}'
+want 404 "issue for an unknown client"
+api POST /v1/admin/credentials "$ADM" '{"scope":"decrypt:payments"}'
+want 400 "issue without a client"
+api POST /v1/admin/credentials "$USR" '{"client":"user@example"}'
+want 403 "issue without admin:credentials"
+grep_out '"error":"out_of_scope"' "credential issue: out_of_scope"
+api GET /v1/admin/revocations "$ADM"
+want 200 "the revocations in force"
+grep_out '"revocations":\[' "a list"
+api GET /v1/admin/revocations "$USR"
+want 403 "revocations without admin:credentials"
+grep_out '"error":"out_of_scope"' "revocations: out_of_scope"
+api POST /v1/admin/revocations/prune "$ADM" '{}'
+want 200 "prune"
+grep_out '"removed":' "how many went"
+api POST /v1/admin/revocations/prune "$USR" '{}'
+want 403 "prune without admin:credentials"
+grep_out '"error":"out_of_scope"' "prune: out_of_scope"
+api POST /v1/admin/clients/svc/disable "$ADM" '{}'
+want 200 "disable a client"
+grep_out '"disabled":true' "disabled"
+api POST /v1/admin/clients/svc/enable "$ADM" '{}'
+want 200 "enable it again"
+grep_out '"disabled":false' "enabled"
+api POST /v1/admin/clients/nobody/disable "$ADM" '{}'
+want 404 "disable an unknown client"
+api POST /v1/admin/clients/svc/disable "$USR" '{}'
+want 403 "disable without admin:clients"
+grep_out '"error":"out_of_scope"' "disable: out_of_scope"
+api GET /v1/admin/clients/svc "$ADM"
+want 200 "show a client"
+grep_out '"client":"svc"' "the client"
+check "no secret in it" sh -c "! grep -q '\"secret\"' '$out'"
+api GET /v1/admin/clients/nobody "$ADM"
+want 404 "show an unknown client"
+api GET /v1/admin/clients/svc "$USR"
+want 403 "show a client without admin:clients"
+grep_out '"error":"out_of_scope"' "client show: out_of_scope"
+api POST /v1/admin/clients/val/secret "$USR" '{}'
+want 403 "a new secret without admin:clients"
+grep_out '"error":"out_of_scope"' "client secret: out_of_scope"
+api POST /v1/admin/clients/nobody/secret "$ADM" '{}'
+want 404 "a new secret for an unknown client"
+api GET /v1/admin/ca "$ADM"
+want 200 "the CA keys"
+grep_out '"state":"current"' "a current key"
+api GET /v1/admin/ca "$USR"
+want 403 "CA keys without admin:ca"
+grep_out '"error":"out_of_scope"' "ca list: out_of_scope"
+api POST /v1/admin/ca/rotate "$USR" '{}'
+want 403 "CA rotate without admin:ca"
+grep_out '"error":"out_of_scope"' "ca rotate: out_of_scope"
+api POST /v1/admin/threat/check "$ADM" '{}'
+want 200 "check the threat level"
+grep_out '"raised":' "whether it was raised"
+api POST /v1/admin/threat/check "$USR" '{}'
+want 403 "threat check without admin:threat"
+grep_out '"error":"out_of_scope"' "threat check: out_of_scope"
+api GET /v1/admin/services "$ADM"
+want 200 "list the services"
+grep_out '"name":"billing"' "billing is listed"
+api GET /v1/admin/services "$USR"
+want 403 "services without admin:services"
+grep_out '"error":"out_of_scope"' "service list: out_of_scope"
+api GET /v1/admin/services/billing "$ADM"
+want 200 "show a service"
+grep_out '"ops":\["charge","refund"\]' "its operations"
+api GET /v1/admin/services/nosuch "$ADM"
+want 404 "show an unknown service"
+api GET /v1/admin/services/billing "$USR"
+want 403 "show without admin:services"
+api POST /v1/admin/services/billing/ops "$ADM" '{"ops":"bad op"}'
+want 400 "a bad operation list"
+api POST /v1/admin/services/billing/ops "$USR" '{"ops":"charge"}'
+want 403 "ops without admin:services"
+grep_out '"error":"out_of_scope"' "service ops: out_of_scope"
+api POST /v1/admin/services/billing/remove "$USR" '{}'
+want 403 "remove without admin:services"
+grep_out '"error":"out_of_scope"' "service remove: out_of_scope"
+api POST /v1/admin/services/nosuch/remove "$ADM" '{}'
+want 404 "remove an unknown service"
 
 
 # --- kosctl through kosd: the same JSON as on the store ---
 for cmd in "trust show user@example" "trust list" "key show payments" "client list" \
-	"threat show" "kms list" "ca jwks"; do
+	"threat show" "kms list" "ca jwks" "credential revocations" "ca list" "service list" "service show billing" "client show svc"; do
 	# shellcheck disable=SC2086
 	run "$K" --local --json $cmd
 	cp "$out" "$kos_tmp/local.json"
@@ -307,6 +424,86 @@ expect 1 "service register without admin:services" ks svc service register m2 --
 expect 0 "service rotate through kosd" ks admin service rotate billing --breach
 grep_out "seed version 4" "the seed version"
 expect 1 "the old token is refused" ks val service validate - < "$kos_tmp/svc.tok"
+
+expect 0 "credential issue through kosd" ks admin credential issue user@example --scope decrypt:payments
+expect 0 "the store verifies it" "$K" --local credential verify "$(cat "$out")"
+grep_out "decrypt:payments" "with the scope asked for"
+expect 1 "credential issue without admin:credentials" ks user credential issue user@example
+grep_err "(out_of_scope)" "credential issue: out_of_scope"
+expect 0 "credential revocations through kosd" ks admin credential revocations
+grep_out "^KIND " "the heading"
+expect 1 "credential revocations without admin:credentials" ks user credential revocations
+grep_err "(out_of_scope)" "revocations: out_of_scope"
+expect 0 "credential prune through kosd" ks admin credential prune
+grep_out "^removed " "how many went"
+expect 1 "credential prune without admin:credentials" ks user credential prune
+grep_err "(out_of_scope)" "prune: out_of_scope"
+expect 0 "client show through kosd, as text" ks admin client show svc
+grep_out "^state: *enabled" "the state"
+expect 1 "client show without admin:clients" ks user client show svc
+grep_err "(out_of_scope)" "client show: out_of_scope"
+expect 0 "client secret through kosd" ks admin client secret pk
+cp "$out" "$kos_tmp/pk.secret"
+expect 0 "the new secret enrolls" ks pk credential enroll - < "$kos_tmp/pk.secret"
+expect 1 "client secret without admin:clients" ks user client secret pk
+grep_err "(out_of_scope)" "client secret: out_of_scope"
+expect 0 "client disable through kosd" ks admin client disable svc
+expect 0 "the store has it disabled" "$K" --local --json client show svc
+grep_out '"disabled": true' "disabled on the store"
+expect 0 "client enable through kosd" ks admin client enable svc
+expect 0 "the store has it enabled" "$K" --local --json client show svc
+grep_out '"disabled": false' "enabled on the store"
+expect 1 "client disable without admin:clients" ks user client disable svc
+grep_err "(out_of_scope)" "client disable: out_of_scope"
+expect 0 "ca rotate through kosd" ks admin ca rotate
+kid=$(cat "$out")
+expect 0 "ca list through kosd" ks admin ca list
+grep_out "^$kid  current " "the new key is current"
+grep_out " retired " "the old one is retired"
+expect 0 "the store's list agrees" "$K" --local ca list
+grep_out "^$kid  current " "the store's current key"
+expect 0 "credentials signed before still work" ks admin key show payments
+api GET /v1/ca/jwks
+grep_out "\"$kid\"" "kosd's JWKS holds the new key"
+expect 1 "ca rotate without admin:ca" ks user ca rotate
+grep_err "(out_of_scope)" "ca rotate: out_of_scope"
+expect 1 "ca list without admin:ca" ks user ca list
+grep_err "(out_of_scope)" "ca list: out_of_scope"
+expect 0 "threat check through kosd" ks admin threat check
+grep_out "^level: *normal" "the level"
+expect 1 "threat check without admin:threat" ks user threat check
+grep_err "(out_of_scope)" "threat check: out_of_scope"
+expect 0 "key rotate --due through kosd" ks admin key rotate --due
+grep_out "^nothing is due" "nothing is due"
+expect 1 "key rotate --due without admin:keys" ks user key rotate --due
+grep_err "(out_of_scope)" "rotate --due: out_of_scope"
+expect 0 "key pubkey --version through kosd" ks pk key pubkey sig --version 1
+check "the store's old public key" cmp -s "$out" "$kos_tmp/pk1.local"
+expect 1 "key pubkey --version without pubkey:sig" ks user key pubkey sig --version 1
+grep_err "(out_of_scope)" "pubkey --version: out_of_scope"
+expect 1 "trust forget without admin:trust" ks user trust forget user@example
+grep_err "(out_of_scope)" "trust forget: out_of_scope"
+expect 0 "trust forget through kosd" ks admin trust forget user@example
+expect 1 "the store has forgotten it" "$K" --local trust show user@example
+expect 1 "trust forget of an unknown client" ks admin trust forget nobody
+grep_err "(not_found)" "not_found is named"
+
+expect 0 "service list through kosd, as text" ks admin service list
+grep_out "^billing " "billing is listed"
+expect 1 "service list without admin:services" ks user service list
+grep_err "(out_of_scope)" "service list: out_of_scope"
+expect 0 "service ops through kosd" ks admin service ops mail --ops send,bounce
+expect 0 "service show through kosd, as text" ks admin service show mail
+grep_out "^operations: *send,bounce" "the new operations"
+expect 1 "service ops without admin:services" ks svc service ops mail --ops send
+grep_err "(out_of_scope)" "service ops: out_of_scope"
+expect 1 "service show without admin:services" ks svc service show mail
+expect 1 "service remove without admin:services" ks svc service remove mail
+grep_err "(out_of_scope)" "service remove: out_of_scope"
+expect 0 "service remove through kosd" ks admin service remove mail
+expect 1 "the store has forgotten it" "$K" --local service show mail
+expect 1 "service show of a removed service" ks admin service show mail
+grep_err "(not_found)" "not_found is named"
 
 kill -TERM "$kpid"
 wait "$kpid" || true

@@ -477,7 +477,7 @@ static void test_health(void)
 static void test_transport_failures(void)
 {
 	kos_client *c = NULL;
-	char path[700];
+	char path[700], *out = NULL;
 
 	snprintf(path, sizeof(path), "%s/nobody.sock", kos_test_tmpdir());
 	CU_ASSERT_EQUAL_FATAL(kos_client_new(path, &c), KOS_OK);
@@ -487,6 +487,19 @@ static void test_transport_failures(void)
 	CU_ASSERT_EQUAL(kos_client_set_tls(c, "c.pem", "k.pem", "ca.pem"), KOS_E_IO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "c.pem"));
 	CU_ASSERT_EQUAL(kos_client_set_tls(c, NULL, "k.pem", NULL), KOS_E_INVALID);
+	/* a query of plain name=value pairs passes the path check (and fails
+	 * later, on the missing credential or kosd); anything else is no route */
+	CU_ASSERT_EQUAL(kos_client_call(c, "GET", "/v1/keys/k/pubkey?a=1?b", NULL, &out),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_call(c, "GET", "/v1/keys/k/pubkey?a=%2e", NULL, &out),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_call(c, "GET", "/v1/keys/k/pubkey?a=b c", NULL, &out),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "not a route"));
+	CU_ASSERT_NOT_EQUAL(kos_client_call(c, "GET", "/v1/keys/k/pubkey?version=1", NULL, &out),
+			    KOS_OK);
+	CU_ASSERT_PTR_NULL(strstr(kos_last_error(), "not a route"));
+	CU_ASSERT_PTR_NULL(out);
 	kos_client_free(c);
 	/* an https:// server is HOST:PORT and nothing more */
 	CU_ASSERT_EQUAL(kos_client_new("https://kos.example:8443", &c), KOS_OK);

@@ -154,18 +154,29 @@ static int secret_arg(const char *arg, const char **value, unsigned char **buf, 
 	return KOSCTL_OK;
 }
 
+/* Prints and releases the list kosd answered (NULL or not a list: an error). */
+static int print_list(json_t *arr, const char *what)
+{
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		kosctl_err("%s: kosd's answer holds no list", what);
+		return KOSCTL_FAIL;
+	}
+	return print_json(arr);
+}
+
 /* A credential on standard output, and nothing else. */
+static int print_token_text(struct kosctl_ctx *ctx, const char *token)
+{
+	if (!ctx->json)
+		return printf("%s\n", token) < 0 ? KOSCTL_FAIL : KOSCTL_OK;
+	return print_json(json_pack("{s:s}", "credential", token));
+}
+
 static int print_token(struct kosctl_ctx *ctx, char *token)
 {
-	int rc = KOSCTL_OK;
+	int rc = print_token_text(ctx, token);
 
-	if (ctx->json) {
-		json_t *v = json_pack("{s:s}", "credential", token);
-
-		rc = print_json(v);
-	} else if (printf("%s\n", token) < 0) {
-		rc = KOSCTL_FAIL;
-	}
 	kos_cred_free(token);
 	return rc;
 }
@@ -191,6 +202,14 @@ static void ca_rotate_usage(FILE *f)
 		   "plus leeway); retired keys past that are destroyed on the token.\n");
 }
 
+static int print_kid(struct kosctl_ctx *ctx, const char *kid)
+{
+	if (ctx->json)
+		return print_json(json_pack("{s:s}", "kid", kid));
+	printf("%s\n", kid);
+	return KOSCTL_OK;
+}
+
 static int ca_make(struct kosctl_ctx *ctx, int argc, char **argv, bool rotate)
 {
 	char kid[KOS_CA_KID_LEN + 1];
@@ -205,6 +224,17 @@ static int ca_make(struct kosctl_ctx *ctx, int argc, char **argv, bool rotate)
 		rc = positional("ca", sub, argc, argv, 0, "");
 	if (rc >= 0)
 		return rc;
+	/* ca init bootstraps the store kosd would run on: always local */
+	if (rotate && kosctl_remote(ctx)) {
+		json_t *ans = NULL;
+
+		if (kosctl_call(ctx, "ca rotate", "POST", "/v1/admin/ca/rotate", json_object(),
+				&ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rc = print_kid(ctx, kosctl_jstr(ans, "kid"));
+		json_decref(ans);
+		return rc;
+	}
 	if (kosctl_need_ca(ctx, true) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = rotate ? kos_ca_rotate(ctx->ca, kid) : kos_ca_init(ctx->ca, kid);
@@ -212,10 +242,7 @@ static int ca_make(struct kosctl_ctx *ctx, int argc, char **argv, bool rotate)
 		kosctl_err_rv(rv, rotate ? "ca rotate" : "ca init");
 		return KOSCTL_FAIL;
 	}
-	if (ctx->json)
-		return print_json(json_pack("{s:s}", "kid", kid));
-	printf("%s\n", kid);
-	return KOSCTL_OK;
+	return print_kid(ctx, kid);
 }
 
 static int cmd_ca_init(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -298,39 +325,26 @@ struct list_json {
 	json_t *arr;
 };
 
-static int ca_list_line(const kos_ca_key_info *k, void *arg)
+static void ca_text(const json_t *v)
 {
-	const struct list_json *l = arg;
-	char created[32], retired[32], until[32];
-	const char *state = k->retired == 0	  ? "current"
-			    : k->expires > l->now ? "retired"
-						  : "expired";
-
-	format_time(k->created, created, sizeof(created));
-	format_time(k->retired, retired, sizeof(retired));
-	format_time(k->expires, until, sizeof(until));
-	printf("%-22s  %-7s  %-20s  %-20s  %-20s  %s:%s\n", k->kid, state, created, retired, until,
-	       k->token, k->label);
-	return 0;
+	printf("%-22s  %-7s  %-20s  %-20s  %-20s  %s:%s\n", kosctl_jstr(v, "kid"),
+	       kosctl_jstr(v, "state"), kosctl_jstr(v, "created"), kosctl_jstr(v, "retired"),
+	       kosctl_jstr(v, "verifies_until"), kosctl_jstr(v, "token"), kosctl_jstr(v, "label"));
 }
 
+/* Rows in kosd's shape (tools/kosjson.c): --json is the same both ways. */
 static int ca_list_json(const kos_ca_key_info *k, void *arg)
 {
 	struct list_json *l = arg;
-	char created[32], retired[32], until[32];
-	const char *state = k->retired == 0	  ? "current"
-			    : k->expires > l->now ? "retired"
-						  : "expired";
+	json_t *v = kosj_ca_key(k, l->now);
 
-	format_time(k->created, created, sizeof(created));
-	format_time(k->retired, retired, sizeof(retired));
-	format_time(k->expires, until, sizeof(until));
-	return json_array_append_new(l->arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "kid",
-						       k->kid, "state", state, "created", created,
-						       "retired", retired, "verifies_until", until,
-						       "token", k->token, "label", k->label)) == 0
-		   ? 0
-		   : KOS_E_NOMEM;
+	if (v == NULL)
+		return KOS_E_NOMEM;
+	if (l->arr != NULL)
+		return json_array_append_new(l->arr, v) == 0 ? 0 : KOS_E_NOMEM;
+	ca_text(v);
+	json_decref(v);
+	return 0;
 }
 
 static int cmd_ca_list(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -345,18 +359,35 @@ static int cmd_ca_list(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = positional("ca", "list", argc, argv, 0, "");
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx)) {
+		json_t *ans = NULL, *v;
+		size_t i;
+
+		if (kosctl_call(ctx, "ca list", "GET", "/v1/admin/ca", NULL, &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		if (ctx->json) {
+			l.arr = json_incref(json_object_get(ans, "keys"));
+			json_decref(ans);
+			return print_list(l.arr, "ca list");
+		}
+		printf("%-22s  %-7s  %-20s  %-20s  %-20s  %s\n", "KID", "STATE", "CREATED",
+		       "RETIRED", "VERIFIES UNTIL", "TOKEN:LABEL");
+		json_array_foreach (json_object_get(ans, "keys"), i, v)
+			ca_text(v);
+		json_decref(ans);
+		return KOSCTL_OK;
+	}
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (ctx->json) {
 		l.arr = json_array();
 		if (l.arr == NULL)
 			return print_json(NULL);
-		rv = kos_ca_list(ctx->ca, ca_list_json, &l);
 	} else {
 		printf("%-22s  %-7s  %-20s  %-20s  %-20s  %s\n", "KID", "STATE", "CREATED",
 		       "RETIRED", "VERIFIES UNTIL", "TOKEN:LABEL");
-		rv = kos_ca_list(ctx->ca, ca_list_line, &l);
 	}
+	rv = kos_ca_list(ctx->ca, ca_list_json, &l);
 	if (rv != KOS_OK) {
 		kosctl_err_rv(rv, "ca list");
 		json_decref(l.arr);
@@ -507,6 +538,38 @@ static void client_secret_usage(FILE *f)
 		   "secret stops working.\n");
 }
 
+/* kosd answers {client, secret, expires}, the shape --json prints here. */
+static int client_secret_remote(struct kosctl_ctx *ctx, const char *name)
+{
+	char path[64 + KOS_KEY_NAME_MAX];
+	json_t *ans = NULL;
+	const char *secret;
+	int rc = KOSCTL_OK;
+
+	snprintf(path, sizeof(path), "/v1/admin/clients/%s/secret", name);
+	if (kosctl_call(ctx, "client secret", "POST", path, json_object(), &ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	secret = json_string_value(json_object_get(ans, "secret"));
+	if (secret == NULL) {
+		kosctl_err("client secret: kosd's answer holds no secret");
+		rc = KOSCTL_FAIL;
+	} else if (ctx->json) {
+		rc = print_json(json_pack("{s:s, s:s, s:s}", "client", name, "secret", secret,
+					  "expires", kosctl_jstr(ans, "expires")));
+	} else {
+		fprintf(stderr,
+			"kosctl: the one-time enrollment secret of client %s (shown once; valid "
+			"until %s; 'kosctl credential enroll -' exchanges it):\n",
+			name, kosctl_jstr(ans, "expires"));
+		if (printf("%s\n", secret) < 0)
+			rc = KOSCTL_FAIL;
+	}
+	fflush(stdout);
+	kosctl_json_wipe(ans, "secret");
+	json_decref(ans);
+	return rc;
+}
+
 static int cmd_client_secret(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	char secret[KOS_CRED_SECRET_LEN + 1];
@@ -521,6 +584,8 @@ static int cmd_client_secret(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = check_client("secret", argv[optind]);
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx))
+		return client_secret_remote(ctx, argv[optind]);
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_client_secret(ctx->ca, argv[optind], secret);
@@ -652,6 +717,23 @@ static int cmd_client_show(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = check_client("show", argv[optind]);
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+		json_t *ans = NULL;
+
+		snprintf(path, sizeof(path), "/v1/admin/clients/%s", argv[optind]);
+		if (kosctl_call(ctx, "client show", "GET", path, NULL, &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		if (ctx->json)
+			return print_json(ans);
+		printf("%-16s %s\n", "client:", kosctl_jstr(ans, "client"));
+		printf("%-16s %s\n", "scope:", kosctl_jstr(ans, "scope"));
+		printf("%-16s %s\n", "created:", kosctl_jstr(ans, "created"));
+		printf("%-16s %s\n", "state:", kosctl_jbool(ans, "disabled") ? "disabled" : "enabled");
+		printf("%-16s %s\n", "secret expires:", kosctl_jstr(ans, "secret_expires"));
+		json_decref(ans);
+		return KOSCTL_OK;
+	}
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_client_get(ctx->ca, argv[optind], &info);
@@ -695,6 +777,13 @@ static int client_enable(struct kosctl_ctx *ctx, int argc, char **argv, int disa
 		rc = check_client(sub, argv[optind]);
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+
+		snprintf(path, sizeof(path), "/v1/admin/clients/%s/%s", argv[optind], sub);
+		return kosctl_call(ctx, disabled ? "client disable" : "client enable", "POST", path,
+				   json_object(), NULL);
+	}
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_client_set_disabled(ctx->ca, argv[optind], disabled);
@@ -869,6 +958,24 @@ static int cmd_issue(struct kosctl_ctx *ctx, int argc, char **argv)
 	if (!kos_client_name_valid(argv[optind])) {
 		kosctl_err("credential issue: invalid client name '%.80s'", argv[optind]);
 		return usage_hint("credential", "issue");
+	}
+	if (kosctl_remote(ctx)) {
+		json_t *body, *ans = NULL;
+
+		body = json_pack("{s:s}", "client", argv[optind]);
+		if (body != NULL && o.scope != NULL)
+			json_object_set_new(body, "scope", json_string(o.scope));
+		if (body != NULL && o.cnf != NULL)
+			json_object_set_new(body, "cnf", json_string(o.cnf));
+		if (body == NULL)
+			return print_json(NULL);
+		if (kosctl_call(ctx, "credential issue", "POST", "/v1/admin/credentials", body,
+				&ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rc = print_token_text(ctx, kosctl_jstr(ans, "credential"));
+		kosctl_json_wipe(ans, "credential");
+		json_decref(ans);
+		return rc;
 	}
 	if (kosctl_need_ca(ctx, true) != KOSCTL_OK)
 		return KOSCTL_FAIL;
@@ -1163,23 +1270,25 @@ static void revocations_usage(FILE *f)
 		   "client), issued up to (client, before), made, and when it will be pruned.\n");
 }
 
+static void revocation_text(const json_t *v)
+{
+	const char *value = kosctl_jstr(v, "value");
+
+	printf("%-7s %-24s %-20s %-20s %s\n", kosctl_jstr(v, "kind"), value[0] != '\0' ? value : "-",
+	       kosctl_jstr(v, "issued_up_to"), kosctl_jstr(v, "created"), kosctl_jstr(v, "expires"));
+}
+
+/* One row in kosd's shape (tools/kosjson.c), so --json is the same both ways. */
 static int revocation_line(const kos_revocation_info *r, void *arg)
 {
-	char upto[32], made[32], until[32];
-	json_t *arr = arg;
+	json_t *arr = arg, *v = kosj_revocation_info(r);
 
-	format_time(r->before, upto, sizeof(upto));
-	format_time(r->created, made, sizeof(made));
-	format_time(r->expires, until, sizeof(until));
+	if (v == NULL)
+		return KOS_E_NOMEM;
 	if (arr != NULL)
-		return json_array_append_new(arr,
-					     json_pack("{s:s, s:s, s:s, s:s, s:s}", "kind", r->kind,
-						       "value", r->value, "issued_up_to", upto,
-						       "created", made, "expires", until)) == 0
-			   ? 0
-			   : KOS_E_NOMEM;
-	printf("%-7s %-24s %-20s %-20s %s\n", r->kind, r->value[0] != '\0' ? r->value : "-", upto,
-	       made, until);
+		return json_array_append_new(arr, v) == 0 ? 0 : KOS_E_NOMEM;
+	revocation_text(v);
+	json_decref(v);
 	return 0;
 }
 
@@ -1195,6 +1304,25 @@ static int cmd_revocations(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = positional("credential", "revocations", argc, argv, 0, "");
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx)) {
+		json_t *ans = NULL, *v;
+		size_t i;
+
+		if (kosctl_call(ctx, "credential revocations", "GET", "/v1/admin/revocations", NULL,
+				&ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		if (ctx->json) {
+			arr = json_incref(json_object_get(ans, "revocations"));
+			json_decref(ans);
+			return print_list(arr, "credential revocations");
+		}
+		printf("%-7s %-24s %-20s %-20s %s\n", "KIND", "WHAT", "ISSUED UP TO", "MADE",
+		       "PRUNED AFTER");
+		json_array_foreach (json_object_get(ans, "revocations"), i, v)
+			revocation_text(v);
+		json_decref(ans);
+		return KOSCTL_OK;
+	}
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (ctx->json) {
@@ -1235,12 +1363,22 @@ static int cmd_prune(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = positional("credential", "prune", argc, argv, 0, "");
 	if (rc >= 0)
 		return rc;
-	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
-		return KOSCTL_FAIL;
-	rv = kos_cred_prune(ctx->ca, &removed);
-	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, "credential prune");
-		return KOSCTL_FAIL;
+	if (kosctl_remote(ctx)) {
+		json_t *ans = NULL;
+
+		if (kosctl_call(ctx, "credential prune", "POST", "/v1/admin/revocations/prune",
+				json_object(), &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		removed = (uint64_t)kosctl_jint(ans, "removed");
+		json_decref(ans);
+	} else {
+		if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rv = kos_cred_prune(ctx->ca, &removed);
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, "credential prune");
+			return KOSCTL_FAIL;
+		}
 	}
 	if (ctx->json)
 		return print_json(json_pack("{s:I}", "removed", (json_int_t)removed));
@@ -1411,6 +1549,20 @@ static int cmd_threat_check(struct kosctl_ctx *ctx, int argc, char **argv)
 		rc = positional("threat", "check", argc, argv, 0, "");
 	if (rc >= 0)
 		return rc;
+	if (kosctl_remote(ctx)) {
+		json_t *ans = NULL;
+
+		if (kosctl_call(ctx, "threat check", "POST", "/v1/admin/threat/check", json_object(),
+				&ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		raised = kosctl_jbool(ans, "raised");
+		/* what is printed is the level, as the local check prints it */
+		json_object_del(ans, "raised");
+		if (raised && !ctx->json)
+			fprintf(stderr, "kosctl: threat level raised to %s\n",
+				kosctl_jstr(ans, "level"));
+		return print_threat_json(ctx, ans);
+	}
 	if (kosctl_need_ca(ctx, false) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_threat_evaluate(ctx->ca, &info, &raised);

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -527,10 +528,21 @@ static int cmd_rotate(struct kosctl_ctx *ctx, int argc, char **argv)
 		char path[64 + KOS_KEY_NAME_MAX];
 		json_t *ans = NULL;
 
-		if (o.due)
-			return kosctl_not_remote("key rotate",
-						 "--due runs where the store is: "
-						 "run it with --local on kosd's host");
+		if (o.due) {
+			json_t *v;
+			size_t i;
+
+			if (kosctl_call(ctx, "key rotate --due", "POST", "/v1/admin/keys/rotate-due",
+					json_object(), &ans) != KOSCTL_OK)
+				return KOSCTL_FAIL;
+			json_array_foreach (json_object_get(ans, "rotated"), i, v)
+				rotated(kosctl_jstr(v, "name"), (uint32_t)kosctl_jint(v, "version"),
+					&count);
+			if (count == 0)
+				printf("nothing is due\n");
+			json_decref(ans);
+			return KOSCTL_OK;
+		}
 		snprintf(path, sizeof(path), "/v1/admin/keys/%s/rotate", o.name);
 		if (kosctl_call(ctx, "key rotate", "POST", path, json_object(), &ans) != KOSCTL_OK)
 			return KOSCTL_FAIL;
@@ -824,9 +836,19 @@ static int cmd_pubkey(struct kosctl_ctx *ctx, int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (o.have_version && kosctl_remote(ctx))
-		return kosctl_not_remote("key pubkey", "kosd serves the current version only; "
-						       "--version needs --local on kosd's host");
+	if (o.have_version && kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+		json_t *ans = NULL;
+
+		/* the client library asks for the current version only */
+		snprintf(path, sizeof(path), "/v1/keys/%s/pubkey?version=%" PRIu32, o.name,
+			 o.version);
+		if (kosctl_call(ctx, "key pubkey", "GET", path, NULL, &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		fputs(kosctl_jstr(ans, "pem"), stdout);
+		json_decref(ans);
+		return KOSCTL_OK;
+	}
 	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (remote)

@@ -217,36 +217,7 @@ static int print_json(json_t *v)
 	return rc;
 }
 
-static json_t *ops_json(const char *ops)
-{
-	json_t *a = json_array();
-	const char *p = ops, *end;
 
-	while (a != NULL) {
-		end = strchr(p, ',');
-		if (end == NULL)
-			end = p + strlen(p);
-		if (json_array_append_new(a, json_stringn(p, (size_t)(end - p))) != 0) {
-			json_decref(a);
-			return NULL;
-		}
-		if (*end == '\0')
-			break;
-		p = end + 1;
-	}
-	return a;
-}
-
-static json_t *info_json(const kos_service_info *info)
-{
-	char created[32], rotated[32];
-
-	format_time(info->created, created, sizeof(created));
-	format_time(info->rotated, rotated, sizeof(rotated));
-	return json_pack("{s:s, s:o*, s:I, s:s, s:s}", "name", info->name, "ops",
-			 ops_json(info->ops), "seed_version", (json_int_t)info->seed_version,
-			 "created", created, "rotated", rotated);
-}
 
 /* --- register / ops / remove ------------------------------------------------------ */
 
@@ -324,12 +295,21 @@ static int cmd_ops(struct kosctl_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (one_name("ops", argc, argv, &name) != KOSCTL_OK || check_ops("ops", o.ops) != KOSCTL_OK)
 		return KOSCTL_USAGE;
-	if (load(ctx, &o) != KOSCTL_OK)
-		return KOSCTL_FAIL;
-	rv = kos_service_set_ops(ctx->services, name, o.ops);
-	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, "service ops");
-		return KOSCTL_FAIL;
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_SERVICE_NAME_MAX];
+
+		snprintf(path, sizeof(path), "/v1/admin/services/%s/ops", name);
+		if (kosctl_call(ctx, "service ops", "POST", path, json_pack("{s:s}", "ops", o.ops),
+				NULL) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+	} else {
+		if (load(ctx, &o) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rv = kos_service_set_ops(ctx->services, name, o.ops);
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, "service ops");
+			return KOSCTL_FAIL;
+		}
 	}
 	printf("service %s: operations %s\n", name, o.ops);
 	return KOSCTL_OK;
@@ -359,12 +339,21 @@ static int cmd_remove(struct kosctl_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (one_name("remove", argc, argv, &name) != KOSCTL_OK)
 		return KOSCTL_USAGE;
-	if (load(ctx, &o) != KOSCTL_OK)
-		return KOSCTL_FAIL;
-	rv = kos_service_remove(ctx->services, name);
-	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, "service remove");
-		return KOSCTL_FAIL;
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_SERVICE_NAME_MAX];
+
+		snprintf(path, sizeof(path), "/v1/admin/services/%s/remove", name);
+		if (kosctl_call(ctx, "service remove", "POST", path, json_object(), NULL) !=
+		    KOSCTL_OK)
+			return KOSCTL_FAIL;
+	} else {
+		if (load(ctx, &o) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rv = kos_service_remove(ctx->services, name);
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, "service remove");
+			return KOSCTL_FAIL;
+		}
 	}
 	printf("service %s removed\n", name);
 	return KOSCTL_OK;
@@ -396,7 +385,7 @@ static int list_one(const kos_service_info *info, void *arg)
 
 	ls->n++;
 	if (ls->arr != NULL) {
-		if (json_array_append_new(ls->arr, info_json(info)) != 0) {
+		if (json_array_append_new(ls->arr, kosj_service_info(info)) != 0) {
 			ls->oom = true;
 			return 1;
 		}
@@ -406,6 +395,40 @@ static int list_one(const kos_service_info *info, void *arg)
 	printf("%-24s %7lu  %-20s  %s\n", info->name, (unsigned long)info->seed_version, rotated,
 	       info->ops);
 	return 0;
+}
+
+/* kosd answers {"services": [...]} in kosctl's shape (tools/kosjson.c). */
+static int list_remote(struct kosctl_ctx *ctx)
+{
+	json_t *ans = NULL, *arr, *v;
+	size_t i;
+
+	if (kosctl_call(ctx, "service list", "GET", "/v1/admin/services", NULL, &ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	arr = json_object_get(ans, "services");
+	if (!json_is_array(arr)) {
+		json_decref(ans);
+		kosctl_err("service list: kosd's answer holds no list");
+		return KOSCTL_FAIL;
+	}
+	if (ctx->json) {
+		json_incref(arr);
+		json_decref(ans);
+		return print_json(arr);
+	}
+	printf("%-24s %7s  %-20s  %s\n", "NAME", "VERSION", "ROTATED", "OPERATIONS");
+	json_array_foreach (arr, i, v) {
+		json_t *op;
+		size_t j;
+
+		printf("%-24s %7lld  %-20s  ", kosctl_jstr(v, "name"), kosctl_jint(v, "seed_version"),
+		       kosctl_jstr(v, "rotated"));
+		json_array_foreach (json_object_get(v, "ops"), j, op)
+			printf("%s%s", j > 0 ? "," : "", json_string_value(op));
+		putchar('\n');
+	}
+	json_decref(ans);
+	return KOSCTL_OK;
 }
 
 static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -424,6 +447,8 @@ static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("service list: no arguments expected");
 		return usage_hint("list");
 	}
+	if (kosctl_remote(ctx))
+		return list_remote(ctx);
 	if (load(ctx, &o) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (ctx->json) {
@@ -476,6 +501,27 @@ static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (one_name("show", argc, argv, &name) != KOSCTL_OK)
 		return KOSCTL_USAGE;
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_SERVICE_NAME_MAX];
+		json_t *ans = NULL, *op;
+		size_t j;
+
+		snprintf(path, sizeof(path), "/v1/admin/services/%s", name);
+		if (kosctl_call(ctx, "service show", "GET", path, NULL, &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		if (ctx->json)
+			return print_json(ans);
+		printf("%-14s %s\n", "service:", kosctl_jstr(ans, "name"));
+		printf("%-14s ", "operations:");
+		json_array_foreach (json_object_get(ans, "ops"), j, op)
+			printf("%s%s", j > 0 ? "," : "", json_string_value(op));
+		putchar('\n');
+		printf("%-14s %lld\n", "seed version:", kosctl_jint(ans, "seed_version"));
+		printf("%-14s %s\n", "registered:", kosctl_jstr(ans, "created"));
+		printf("%-14s %s\n", "seed made:", kosctl_jstr(ans, "rotated"));
+		json_decref(ans);
+		return KOSCTL_OK;
+	}
 	if (load(ctx, &o) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_service_get_info(ctx->services, name, &info);
@@ -484,7 +530,7 @@ static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
 		return KOSCTL_FAIL;
 	}
 	if (ctx->json)
-		return print_json(info_json(&info));
+		return print_json(kosj_service_info(&info));
 	format_time(info.created, created, sizeof(created));
 	format_time(info.rotated, rotated, sizeof(rotated));
 	printf("%-14s %s\n", "service:", info.name);

@@ -2,8 +2,8 @@
  *
  * --at TIME evaluates (or records) at another instant through the engine's
  * clock hook: "show --at +7d" is what decay will have done in a week.
- * With a server, show, observe and list go through kosd (scope admin:trust)
- * unless --at asks for the store's what-if; forget is always local.
+ * With a server, show, observe, list and forget go through kosd (scope
+ * admin:trust) unless --at asks for the store's what-if.
  * --json (global) prints the JSON of tools/kosjson.c either way. */
 #include "config.h"
 
@@ -498,7 +498,8 @@ static void forget_usage(FILE *f)
 	fprintf(f, "usage: kosctl trust forget CLIENT\n"
 		   "\n"
 		   "Removes a client's trust state; seen again, it starts over at the prior.\n"
-		   "Exit status 1 for an unknown client.\n"
+		   "Through kosd when a server is set (scope admin:trust). Exit status 1 for\n"
+		   "an unknown client.\n"
 		   "\n"
 		   "options:\n"
 		   "  -h, --help  show this help\n");
@@ -521,6 +522,12 @@ static int cmd_forget(struct kosctl_ctx *ctx, int argc, char **argv)
 	}
 	if (check_client("forget", argv[optind]) != KOSCTL_OK)
 		return KOSCTL_USAGE;
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+
+		snprintf(path, sizeof(path), "/v1/admin/trust/%s/forget", argv[optind]);
+		return kosctl_call(ctx, "trust forget", "POST", path, json_object(), NULL);
+	}
 	if (kosctl_need_trust(ctx) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	rv = kos_trust_forget(ctx->trust, argv[optind]);

@@ -1,6 +1,6 @@
 /* kosd's administrative routes: each needs the scope item admin:AREA
- * (admin:* for all): clients, credentials (revocation), keys, threat,
- * policy, trust, kms (the backend tokens), services. */
+ * (admin:* for all): clients, credentials (issue, revocation), keys, threat,
+ * policy, trust, kms (the backend tokens), services, ca (the CA keys). */
 #include "config.h"
 
 #include "tools/kosd.h"
@@ -84,6 +84,184 @@ static void admin_revoke(struct kosd_req *r)
 				  jti != NULL ? "jti" : client != NULL ? "client" : "before"));
 }
 
+static void admin_client_disable(struct kosd_req *r, int disabled)
+{
+	kos_rv rv;
+
+	if (!need_admin(r, "clients"))
+		return;
+	rv = kos_client_set_disabled(r->d->ca, r->name, disabled);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, disabled ? "client disable" : "client enable");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s, s:b}", "client", r->name, "disabled", disabled));
+}
+
+static void admin_client_show(struct kosd_req *r)
+{
+	kos_client_info info;
+	kos_rv rv;
+
+	if (!need_admin(r, "clients"))
+		return;
+	rv = kos_client_get(r->d->ca, r->name, &info);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "client show");
+		return;
+	}
+	kosd_reply_json(r, 200, kosj_client_info(&info));
+}
+
+/* A new one-time enrollment secret; an unused earlier one stops working. */
+static void admin_client_secret(struct kosd_req *r)
+{
+	char secret[KOS_CRED_SECRET_LEN + 1];
+	kos_client_info info;
+	json_t *c = NULL;
+	kos_rv rv;
+
+	if (!need_admin(r, "clients"))
+		return;
+	rv = kos_client_secret(r->d->ca, r->name, secret);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "client secret");
+		return;
+	}
+	if (kos_client_get(r->d->ca, r->name, &info) == KOS_OK)
+		c = kosj_client_info(&info);
+	kosd_reply_json(r, 200,
+			json_pack("{s:s, s:s, s:s}", "client", r->name, "secret", secret, "expires",
+				  c != NULL ? json_string_value(json_object_get(c, "secret_expires"))
+					    : "?"));
+	json_decref(c);
+	OPENSSL_cleanse(secret, sizeof(secret));
+}
+
+/* The new key signs from now on; the old one verifies until the
+ * credentials it signed expire (kos_ca_rotate()). */
+static void admin_ca_rotate(struct kosd_req *r)
+{
+	char kid[KOS_CA_KID_LEN + 1];
+	kos_rv rv;
+
+	if (!need_admin(r, "ca"))
+		return;
+	rv = kos_ca_rotate(r->d->ca, kid);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "ca rotate");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s}", "kid", kid));
+}
+
+struct ca_arg {
+	kos_usec now;
+	json_t *arr;
+};
+
+static int ca_one(const kos_ca_key_info *k, void *varg)
+{
+	struct ca_arg *a = varg;
+
+	return json_array_append_new(a->arr, kosj_ca_key(k, a->now)) == 0 ? 0 : KOS_E_NOMEM;
+}
+
+static void admin_ca_list(struct kosd_req *r)
+{
+	struct ca_arg a = { kos_now(), NULL };
+	kos_rv rv;
+
+	if (!need_admin(r, "ca"))
+		return;
+	if ((a.arr = json_array()) == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	rv = kos_ca_list(r->d->ca, ca_one, &a);
+	if (rv != KOS_OK) {
+		json_decref(a.arr);
+		kosd_reply_rv(r, rv, "ca list");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:o}", "keys", a.arr));
+}
+
+/* A credential for a registered client, as kosctl credential issue makes
+ * on the store: the administrator hands it over out of band. */
+static void admin_cred_issue(struct kosd_req *r)
+{
+	const char *client, *scope, *cnf;
+	char *token = NULL;
+	bool f1, f2, f3;
+	json_t *o;
+	kos_rv rv;
+
+	if (!need_admin(r, "credentials"))
+		return;
+	if ((client = kosd_body_string(r, "client", true, &f1)) == NULL)
+		return;
+	scope = kosd_body_string(r, "scope", false, &f2);
+	if (f2)
+		return;
+	cnf = kosd_body_string(r, "cnf", false, &f3);
+	if (f3)
+		return;
+	if (!kos_client_name_valid(client)) {
+		kosd_reply_error(r, 400, "invalid_name", "invalid client name");
+		return;
+	}
+	rv = kos_cred_issue(r->d->ca, client, scope, cnf, &token);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "credential issue");
+		return;
+	}
+	o = json_pack("{s:s}", "credential", token);
+	kos_cred_free(token);
+	/* the answer holds a credential: kosd_reply_json wipes it once sent */
+	kosd_reply_json(r, 200, o);
+}
+
+static int revocation_one(const kos_revocation_info *info, void *arg)
+{
+	return json_array_append_new(arg, kosj_revocation_info(info)) == 0 ? 0 : KOS_E_NOMEM;
+}
+
+static void admin_revocations(struct kosd_req *r)
+{
+	json_t *arr;
+	kos_rv rv;
+
+	if (!need_admin(r, "credentials"))
+		return;
+	if ((arr = json_array()) == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	rv = kos_cred_revocations(r->d->ca, revocation_one, arr);
+	if (rv != KOS_OK) {
+		json_decref(arr);
+		kosd_reply_rv(r, rv, "credential revocations");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:o}", "revocations", arr));
+}
+
+static void admin_prune(struct kosd_req *r)
+{
+	uint64_t removed = 0;
+	kos_rv rv;
+
+	if (!need_admin(r, "credentials"))
+		return;
+	rv = kos_cred_prune(r->d->ca, &removed);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "credential prune");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:I}", "removed", (json_int_t)removed));
+}
+
 static void admin_keys(struct kosd_req *r)
 {
 	kos_key_type type = KOS_KEY_DEK;
@@ -128,6 +306,49 @@ static void admin_rotate(struct kosd_req *r)
 		return;
 	}
 	kosd_reply_json(r, 200, json_pack("{s:s, s:I}", "name", r->name, "version", (json_int_t)v));
+}
+
+struct due_arg {
+	json_t *arr;
+	bool oom;
+};
+
+static void due_one(const char *name, uint32_t version, void *varg)
+{
+	struct due_arg *a = varg;
+
+	if (json_array_append_new(a->arr, json_pack("{s:s, s:I}", "name", name, "version",
+						     (json_int_t)version)) != 0)
+		a->oom = true;
+}
+
+/* Rotations already made stay made when a later one fails: the answer
+ * names them even then, so the operator sees which keys moved. */
+static void admin_rotate_due(struct kosd_req *r)
+{
+	struct due_arg a = { NULL, false };
+	kos_rv rv;
+
+	if (!need_admin(r, "keys"))
+		return;
+	if ((a.arr = json_array()) == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	rv = kos_keys_rotate_due(r->d->keys, due_one, &a);
+	if (rv != KOS_OK) {
+		kosd_log(r->d, "key rotate-due: %zu rotated before a failure",
+			 json_array_size(a.arr));
+		json_decref(a.arr);
+		kosd_reply_rv(r, rv, "key rotate --due");
+		return;
+	}
+	if (a.oom) {
+		json_decref(a.arr);
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:o}", "rotated", a.arr));
 }
 
 static void admin_retire(struct kosd_req *r)
@@ -338,6 +559,48 @@ static void admin_trust_observe(struct kosd_req *r)
 	kosd_reply_json(r, 200, kosj_trust_info(&info));
 }
 
+static void admin_trust_forget(struct kosd_req *r)
+{
+	kos_rv rv;
+
+	if (!need_admin(r, "trust"))
+		return;
+	/* a queued observation written after the forget would bring it back */
+	flush_observations(r);
+	rv = kos_trust_forget(r->d->trust, r->name);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "trust forget");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s}", "forgot", r->name));
+}
+
+/* The level as kosctl threat check prints it, plus "raised". The trust
+ * state it counts includes every request kosd has served. */
+static void admin_threat_check(struct kosd_req *r)
+{
+	kos_threat_info info;
+	int raised = 0;
+	json_t *o;
+	kos_rv rv;
+
+	if (!need_admin(r, "threat"))
+		return;
+	flush_observations(r);
+	rv = kos_threat_evaluate(r->d->ca, &info, &raised);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "threat check");
+		return;
+	}
+	o = kosj_threat_info(&info);
+	if (o == NULL || json_object_set_new(o, "raised", json_boolean(raised)) != 0) {
+		json_decref(o);
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	kosd_reply_json(r, 200, o);
+}
+
 static void admin_key_show(struct kosd_req *r)
 {
 	json_t *obj = NULL;
@@ -452,6 +715,83 @@ static void admin_service_rotate(struct kosd_req *r)
 					  (json_int_t)v, "breach", json_is_true(breach)));
 }
 
+static int service_one(const kos_service_info *info, void *arg)
+{
+	return json_array_append_new(arg, kosj_service_info(info)) == 0 ? 0 : KOS_E_NOMEM;
+}
+
+static void admin_service_list(struct kosd_req *r)
+{
+	json_t *arr;
+	kos_rv rv;
+
+	if (!need_admin(r, "services"))
+		return;
+	if ((arr = json_array()) == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	rv = kos_service_list(r->d->services, service_one, arr);
+	if (rv != KOS_OK) {
+		json_decref(arr);
+		kosd_reply_rv(r, rv, "service list");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:o}", "services", arr));
+}
+
+static void admin_service_show(struct kosd_req *r)
+{
+	kos_service_info info;
+	kos_rv rv;
+
+	if (!need_admin(r, "services"))
+		return;
+	rv = kos_service_get_info(r->d->services, r->name, &info);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "service show");
+		return;
+	}
+	kosd_reply_json(r, 200, kosj_service_info(&info));
+}
+
+static void admin_service_ops(struct kosd_req *r)
+{
+	const char *ops;
+	bool failed;
+	kos_rv rv;
+
+	if (!need_admin(r, "services"))
+		return;
+	if ((ops = kosd_body_string(r, "ops", true, &failed)) == NULL)
+		return;
+	if (!kos_service_ops_valid(ops)) {
+		kosd_reply_error(r, 400, "bad_request", "invalid operation list");
+		return;
+	}
+	rv = kos_service_set_ops(r->d->services, r->name, ops);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "service ops");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s, s:s}", "name", r->name, "ops", ops));
+}
+
+/* Every token of the service stops validating: its seed is gone. */
+static void admin_service_remove(struct kosd_req *r)
+{
+	kos_rv rv;
+
+	if (!need_admin(r, "services"))
+		return;
+	rv = kos_service_remove(r->d->services, r->name);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "service remove");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s}", "removed", r->name));
+}
+
 void kosd_route_admin(struct kosd_req *r)
 {
 	switch (r->route) {
@@ -471,6 +811,22 @@ void kosd_route_admin(struct kosd_req *r)
 	case KOSD_R_ADMIN_KMS: admin_kms(r); break;
 	case KOSD_R_ADMIN_SVC_REGISTER: admin_service_register(r); break;
 	case KOSD_R_ADMIN_SVC_ROTATE: admin_service_rotate(r); break;
+	case KOSD_R_ADMIN_ROTATE_DUE: admin_rotate_due(r); break;
+	case KOSD_R_ADMIN_TRUST_FORGET: admin_trust_forget(r); break;
+	case KOSD_R_ADMIN_CRED_ISSUE: admin_cred_issue(r); break;
+	case KOSD_R_ADMIN_REVOCATIONS: admin_revocations(r); break;
+	case KOSD_R_ADMIN_PRUNE: admin_prune(r); break;
+	case KOSD_R_ADMIN_CLIENT_DISABLE: admin_client_disable(r, 1); break;
+	case KOSD_R_ADMIN_CLIENT_ENABLE: admin_client_disable(r, 0); break;
+	case KOSD_R_ADMIN_CA_ROTATE: admin_ca_rotate(r); break;
+	case KOSD_R_ADMIN_CA_LIST: admin_ca_list(r); break;
+	case KOSD_R_ADMIN_THREAT_CHECK: admin_threat_check(r); break;
+	case KOSD_R_ADMIN_SVC_LIST: admin_service_list(r); break;
+	case KOSD_R_ADMIN_SVC_SHOW: admin_service_show(r); break;
+	case KOSD_R_ADMIN_SVC_OPS: admin_service_ops(r); break;
+	case KOSD_R_ADMIN_SVC_REMOVE: admin_service_remove(r); break;
+	case KOSD_R_ADMIN_CLIENT_SHOW: admin_client_show(r); break;
+	case KOSD_R_ADMIN_CLIENT_SECRET: admin_client_secret(r); break;
 	default: kosd_reply_error(r, 404, "not_found", "no such route"); break;
 	}
 }

@@ -68,6 +68,22 @@ static const char *const route_names[KOSD_R_COUNT] = {
 	[KOSD_R_ADMIN_KEY_SHOW] = "admin_key_show", [KOSD_R_ADMIN_THREAT_GET] = "admin_threat_get",
 	[KOSD_R_ADMIN_KMS] = "admin_kms",	[KOSD_R_ADMIN_SVC_REGISTER] = "admin_service_register",
 	[KOSD_R_ADMIN_SVC_ROTATE] = "admin_service_rotate",
+	[KOSD_R_ADMIN_ROTATE_DUE] = "admin_rotate_due",
+	[KOSD_R_ADMIN_TRUST_FORGET] = "admin_trust_forget",
+	[KOSD_R_ADMIN_CRED_ISSUE] = "admin_credential_issue",
+	[KOSD_R_ADMIN_REVOCATIONS] = "admin_revocations",
+	[KOSD_R_ADMIN_PRUNE] = "admin_prune",
+	[KOSD_R_ADMIN_CLIENT_DISABLE] = "admin_client_disable",
+	[KOSD_R_ADMIN_CLIENT_ENABLE] = "admin_client_enable",
+	[KOSD_R_ADMIN_CA_ROTATE] = "admin_ca_rotate",
+	[KOSD_R_ADMIN_CA_LIST] = "admin_ca_list",
+	[KOSD_R_ADMIN_THREAT_CHECK] = "admin_threat_check",
+	[KOSD_R_ADMIN_SVC_LIST] = "admin_service_list",
+	[KOSD_R_ADMIN_SVC_SHOW] = "admin_service_show",
+	[KOSD_R_ADMIN_SVC_OPS] = "admin_service_ops",
+	[KOSD_R_ADMIN_SVC_REMOVE] = "admin_service_remove",
+	[KOSD_R_ADMIN_CLIENT_SHOW] = "admin_client_show",
+	[KOSD_R_ADMIN_CLIENT_SECRET] = "admin_client_secret",
 };
 
 const char *kosd_route_name(enum kosd_route r)
@@ -120,6 +136,33 @@ static const struct route_spec routes[] = {
 	  true },
 	{ NULL, "/v1/admin/services/", "/rotate", EVHTTP_REQ_POST, KOSD_R_ADMIN_SVC_ROTATE, true, false,
 	  true },
+	{ "/v1/admin/keys/rotate-due", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_ROTATE_DUE, true, false,
+	  true },
+	{ NULL, "/v1/admin/trust/", "/forget", EVHTTP_REQ_POST, KOSD_R_ADMIN_TRUST_FORGET, true, false,
+	  true },
+	{ "/v1/admin/credentials", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_CRED_ISSUE, true, false,
+	  true },
+	{ "/v1/admin/revocations", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_REVOCATIONS, true, false,
+	  false },
+	{ "/v1/admin/revocations/prune", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_PRUNE, true, false,
+	  true },
+	{ NULL, "/v1/admin/clients/", "/disable", EVHTTP_REQ_POST, KOSD_R_ADMIN_CLIENT_DISABLE, true,
+	  false, true },
+	{ NULL, "/v1/admin/clients/", "/enable", EVHTTP_REQ_POST, KOSD_R_ADMIN_CLIENT_ENABLE, true,
+	  false, true },
+	{ NULL, "/v1/admin/clients/", "", EVHTTP_REQ_GET, KOSD_R_ADMIN_CLIENT_SHOW, true, false, false },
+	{ NULL, "/v1/admin/clients/", "/secret", EVHTTP_REQ_POST, KOSD_R_ADMIN_CLIENT_SECRET, true,
+	  false, true },
+	{ "/v1/admin/ca/rotate", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_CA_ROTATE, true, false, true },
+	{ "/v1/admin/ca", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_CA_LIST, true, false, false },
+	{ "/v1/admin/threat/check", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_THREAT_CHECK, true, false,
+	  true },
+	{ "/v1/admin/services", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_SVC_LIST, true, false, false },
+	{ NULL, "/v1/admin/services/", "", EVHTTP_REQ_GET, KOSD_R_ADMIN_SVC_SHOW, true, false, false },
+	{ NULL, "/v1/admin/services/", "/ops", EVHTTP_REQ_POST, KOSD_R_ADMIN_SVC_OPS, true, false,
+	  true },
+	{ NULL, "/v1/admin/services/", "/remove", EVHTTP_REQ_POST, KOSD_R_ADMIN_SVC_REMOVE, true, false,
+	  true },
 };
 
 /* The {name} of a keyed route is a client name on the trust routes, a
@@ -128,9 +171,17 @@ static bool name_valid(enum kosd_route route, const char *name)
 {
 	switch (route) {
 	case KOSD_R_ADMIN_TRUST_GET:
-	case KOSD_R_ADMIN_TRUST_OBSERVE: return kos_client_name_valid(name) != 0;
+	case KOSD_R_ADMIN_TRUST_OBSERVE:
+	case KOSD_R_ADMIN_TRUST_FORGET:
+	case KOSD_R_ADMIN_CLIENT_DISABLE:
+	case KOSD_R_ADMIN_CLIENT_ENABLE:
+	case KOSD_R_ADMIN_CLIENT_SHOW:
+	case KOSD_R_ADMIN_CLIENT_SECRET: return kos_client_name_valid(name) != 0;
 	case KOSD_R_SVC_TOKEN:
-	case KOSD_R_ADMIN_SVC_ROTATE: return kos_service_name_valid(name) != 0;
+	case KOSD_R_ADMIN_SVC_ROTATE:
+	case KOSD_R_ADMIN_SVC_SHOW:
+	case KOSD_R_ADMIN_SVC_OPS:
+	case KOSD_R_ADMIN_SVC_REMOVE: return kos_service_name_valid(name) != 0;
 	default: return kos_key_name_valid(name) != 0;
 	}
 }

@@ -5,6 +5,8 @@
 
 #include "tools/kosd.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,8 +160,45 @@ void kosd_route_keys(struct kosd_req *r)
 	kosd_reply_json(r, 200, json_pack("{s:o}", "keys", a.arr));
 }
 
+/* ?version=V of the request (0 when absent: the current version); false
+ * after replying 400 to anything but a decimal 1..UINT32_MAX. */
+static bool query_version(struct kosd_req *r, uint32_t *out)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq params;
+	const char *v;
+	unsigned long long n;
+	char *end;
+	bool ok = true;
+
+	*out = 0;
+	if (q == NULL || q[0] == '\0')
+		return true;
+	/* evhttp_parse_query_str initialises params and clears them on failure */
+	if (evhttp_parse_query_str(q, &params) != 0) {
+		kosd_reply_error(r, 400, "bad_request", "unreadable query string");
+		return false;
+	}
+	v = evhttp_find_header(&params, "version");
+	if (v != NULL) {
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < 1 ||
+		    n > UINT32_MAX) {
+			kosd_reply_error(r, 400, "wrong_type", "version must be an integer >= 1");
+			ok = false;
+		} else {
+			*out = (uint32_t)n;
+		}
+	}
+	evhttp_clear_headers(&params);
+	return ok;
+}
+
 void kosd_route_pubkey(struct kosd_req *r)
 {
+	uint32_t version;
 	char *pem = NULL;
 	kos_rv rv;
 
@@ -169,12 +208,18 @@ void kosd_route_pubkey(struct kosd_req *r)
 				 r->name, r->name);
 		return;
 	}
-	rv = kos_key_pubkey_pem(r->d->keys, r->name, 0, &pem);
+	if (!query_version(r, &version))
+		return;
+	rv = kos_key_pubkey_pem(r->d->keys, r->name, version, &pem);
 	if (rv != KOS_OK) {
 		kosd_reply_rv(r, rv, "pubkey");
 		return;
 	}
-	kosd_reply_json(r, 200, json_pack("{s:s, s:s}", "name", r->name, "pem", pem));
+	if (version != 0)
+		kosd_reply_json(r, 200, json_pack("{s:s, s:I, s:s}", "name", r->name, "version",
+						  (json_int_t)version, "pem", pem));
+	else
+		kosd_reply_json(r, 200, json_pack("{s:s, s:s}", "name", r->name, "pem", pem));
 	kos_free(pem);
 }
 

@@ -58,6 +58,30 @@ json_t *kosj_client_info(const kos_client_info *c)
 			 "created", created, "disabled", c->disabled, "secret_expires", pending);
 }
 
+json_t *kosj_ca_key(const kos_ca_key_info *k, kos_usec now)
+{
+	char created[32], retired[32], until[32];
+	const char *state = k->retired == 0 ? "current" : k->expires > now ? "retired" : "expired";
+
+	iso_time(k->created, created, sizeof(created), true);
+	iso_time(k->retired, retired, sizeof(retired), true);
+	iso_time(k->expires, until, sizeof(until), true);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "kid", k->kid, "state", state,
+			 "created", created, "retired", retired, "verifies_until", until, "token",
+			 k->token, "label", k->label);
+}
+
+json_t *kosj_revocation_info(const kos_revocation_info *r)
+{
+	char upto[32], made[32], until[32];
+
+	iso_time(r->before, upto, sizeof(upto), true);
+	iso_time(r->created, made, sizeof(made), true);
+	iso_time(r->expires, until, sizeof(until), true);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "kind", r->kind, "value", r->value,
+			 "issued_up_to", upto, "created", made, "expires", until);
+}
+
 json_t *kosj_threat_info(const kos_threat_info *t)
 {
 	char since[32];
@@ -69,6 +93,37 @@ json_t *kosj_threat_info(const kos_threat_info *t)
 			 : t->automatic ? "automatic"
 					: "administrator",
 			 "reason", t->reason);
+}
+
+static json_t *ops_json(const char *ops)
+{
+	json_t *a = json_array();
+	const char *p = ops, *end;
+
+	while (a != NULL) {
+		end = strchr(p, ',');
+		if (end == NULL)
+			end = p + strlen(p);
+		if (json_array_append_new(a, json_stringn(p, (size_t)(end - p))) != 0) {
+			json_decref(a);
+			return NULL;
+		}
+		if (*end == '\0')
+			break;
+		p = end + 1;
+	}
+	return a;
+}
+
+json_t *kosj_service_info(const kos_service_info *info)
+{
+	char created[32], rotated[32];
+
+	iso_time(info->created, created, sizeof(created), false);
+	iso_time(info->rotated, rotated, sizeof(rotated), false);
+	return json_pack("{s:s, s:o*, s:I, s:s, s:s}", "name", info->name, "ops",
+			 ops_json(info->ops), "seed_version", (json_int_t)info->seed_version,
+			 "created", created, "rotated", rotated);
 }
 
 json_t *kosj_service_claims(const kos_service_claims *c)

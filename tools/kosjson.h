@@ -13,6 +13,13 @@
 json_t *kosj_trust_info(const kos_trust_info *info);
 json_t *kosj_client_info(const kos_client_info *c);
 json_t *kosj_threat_info(const kos_threat_info *t);
+/* {kid, state, created, retired, verifies_until, token, label} of a CA key;
+ * state (current, retired, expired) as of now. */
+json_t *kosj_ca_key(const kos_ca_key_info *k, kos_usec now);
+/* {kind, value, issued_up_to, created, expires} of a revocation in force. */
+json_t *kosj_revocation_info(const kos_revocation_info *r);
+/* {name, ops: [OP, ...], seed_version, created, rotated} of a service. */
+json_t *kosj_service_info(const kos_service_info *info);
 /* {"valid": true, service, op, window, window_seconds, seed_version, issued,
  * expires, iat, exp} of a service token that validated. */
 json_t *kosj_service_claims(const kos_service_claims *c);

@@ -149,7 +149,7 @@ KOS_API const char *kos_client_last_code(const kos_client *c);
 /* Calls any route of kos-api(7) not covered above (the administrative
  * routes, a refresh to a narrower scope): method "GET" with json_in NULL, or
  * "POST" with json_in a JSON object as text (NULL: {}); path starts with
- * "/v1/". The credential is sent, and refreshed when due, as for the calls
+ * "/v1/" and may end in a query of name=value pairs ("?version=2"). The credential is sent, and refreshed when due, as for the calls
  * above. On KOS_OK *json_out is kosd's answer object as compact JSON text;
  * it may hold secrets (an enrollment secret, a credential): free it with
  * kos_secret_free(*json_out, strlen(*json_out)). Errors: KOS_E_INVALID
