@@ -11,12 +11,7 @@ P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
 d="$kos_tmp/inst"
 unset KOS_CONF
 
-# SoftHSM 2.6.1 leaks in C_SignInit (see tests/test-signer.c); kosctl's own
-# leaks are still reported under --enable-sanitizers.
-printf 'leak:libsofthsm2.so\n' > "$kos_tmp/lsan.supp"
-LSAN_OPTIONS="suppressions=$kos_tmp/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export LSAN_OPTIONS ASAN_OPTIONS
+softhsm_leaks_ignored
 
 # claim NAME: the value of "NAME" in the JSON of the last command
 claim() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\}$/\1/p" "$out"; }

@@ -13,13 +13,7 @@ t="$kos_tmp/t"
 mkdir "$t"
 unset KOS_CONF
 
-# SoftHSM 2.6.1 leaks an ASN.1 object in every C_SignInit with an EdDSA key
-# (see tests/test-signer.c); under --enable-sanitizers LeakSanitizer would
-# turn that into kosctl's exit status. kosctl's own leaks are still reported.
-printf 'leak:libsofthsm2.so\n' > "$kos_tmp/lsan.supp"
-LSAN_OPTIONS="suppressions=$kos_tmp/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export LSAN_OPTIONS ASAN_OPTIONS
+softhsm_leaks_ignored
 
 # tokdir NAME: the SoftHSM directory of the token labelled kos-NAME
 tokdir() { dirname "$(grep -l -a "kos-$1 " "$d"/tokens/*/token.object)"; }

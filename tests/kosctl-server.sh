@@ -17,31 +17,7 @@ S="$d/kosd.sock"
 log="$kos_tmp/kosd.log"
 unset KOS_CONF KOS_SERVER KOS_CREDENTIAL KOS_CREDENTIAL_FILE
 
-# SoftHSM 2.6.1 leaks in C_SignInit (see tests/test-signer.c).
-printf 'leak:libsofthsm2.so\n' > "$kos_tmp/lsan.supp"
-LSAN_OPTIONS="suppressions=$kos_tmp/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export LSAN_OPTIONS ASAN_OPTIONS
-
-kpid=""
-cleanup() {
-	[ -n "$kpid" ] && kill -KILL "$kpid" 2>/dev/null
-	rm -rf "$kos_tmp"
-}
-trap cleanup EXIT
-
-start_kosd() {
-	"$D" --config "$d/kos.conf" 2>>"$log" &
-	kpid=$!
-	i=0
-	while [ $i -lt 200 ]; do
-		curl -s -o /dev/null --max-time 2 --unix-socket "$S" http://kos/v1/health && return 0
-		kill -0 "$kpid" 2>/dev/null || return 1
-		sleep 0.05
-		i=$((i + 1))
-	done
-	return 1
-}
+softhsm_leaks_ignored
 
 # ks CRED ARGS...: kosctl through kosd with the credential file CRED.
 ks() {

@@ -15,16 +15,7 @@ S="$d/kosd.sock"
 log="$kos_tmp/kosd.log"
 unset KOS_CONF
 
-printf 'leak:libsofthsm2.so\n' > "$kos_tmp/lsan.supp"
-LSAN_OPTIONS="suppressions=$kos_tmp/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-export LSAN_OPTIONS
-
-kpid=""
-cleanup() {
-	[ -n "$kpid" ] && kill -KILL "$kpid" 2>/dev/null
-	rm -rf "$kos_tmp"
-}
-trap cleanup EXIT
+softhsm_leaks_ignored
 
 # api METHOD PATH [BODY]: the answer in $out, the status in $code.
 api() {
@@ -34,7 +25,6 @@ api() {
 	code=$(curl "$@" "http://kos$_p" 2>"$err") || true
 	[ -n "$code" ] || code=000
 }
-want() { if [ "$code" = "$1" ]; then pass "$2"; else fail "$2 (status $code, expected $1)"; fi; }
 metric() { api GET /metrics; sed -n "s/^$1 //p" "$out"; }
 
 # conn NAME ARGS...: kosd-conn in the background, its report in $kos_tmp/NAME;

@@ -16,44 +16,8 @@ S="$d/kosd.sock"
 log="$kos_tmp/kosd.log"
 unset KOS_CONF KOS_SERVER KOS_CREDENTIAL KOS_CREDENTIAL_FILE
 
-# SoftHSM 2.6.1 leaks in C_SignInit (see tests/test-signer.c).
-printf 'leak:libsofthsm2.so\n' > "$kos_tmp/lsan.supp"
-LSAN_OPTIONS="suppressions=$kos_tmp/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export LSAN_OPTIONS ASAN_OPTIONS
+softhsm_leaks_ignored
 
-kpid=""
-cleanup() {
-	[ -n "$kpid" ] && kill -KILL "$kpid" 2>/dev/null
-	rm -rf "$kos_tmp"
-}
-trap cleanup EXIT
-
-# api METHOD PATH [TOKEN [BODY]]: the answer in $out, the status in $code.
-api() {
-	_m=$1 _p=$2 _t=${3:-} _b=${4:-}
-	set -- -s -o "$out" -w '%{http_code}' --max-time 20 --unix-socket "$S" -X "$_m"
-	[ -n "$_t" ] && set -- "$@" -H "Authorization: Bearer $_t"
-	[ -n "$_b" ] && set -- "$@" -H 'Content-Type: application/json' --data-binary "$_b"
-	code=$(curl "$@" "http://kos$_p" 2>"$err") || true
-	[ -n "$code" ] || code=000
-}
-want() { if [ "$code" = "$1" ]; then pass "$2"; else fail "$2 (status $code, expected $1)"; fi; }
-field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$out"; }
-
-start_kosd() {
-	"$D" --config "$d/kos.conf" 2>>"$log" &
-	kpid=$!
-	i=0
-	while [ $i -lt 200 ]; do
-		api GET /v1/health
-		[ "$code" = 200 ] && return 0
-		kill -0 "$kpid" 2>/dev/null || return 1
-		sleep 0.05
-		i=$((i + 1))
-	done
-	return 1
-}
 
 # ks CRED ARGS...: kosctl through kosd with the credential file CRED.
 ks() {

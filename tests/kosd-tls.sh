@@ -17,18 +17,7 @@ c="$kos_tmp/pki"
 log="$kos_tmp/kosd.log"
 unset KOS_CONF
 
-# SoftHSM 2.6.1 leaks in C_SignInit (see tests/test-signer.c).
-printf 'leak:libsofthsm2.so\n' > "$kos_tmp/lsan.supp"
-LSAN_OPTIONS="suppressions=$kos_tmp/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
-ASAN_OPTIONS="fast_unwind_on_malloc=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export LSAN_OPTIONS ASAN_OPTIONS
-
-kpid=""
-cleanup() {
-	[ -n "$kpid" ] && kill -KILL "$kpid" 2>/dev/null
-	rm -rf "$kos_tmp"
-}
-trap cleanup EXIT
+softhsm_leaks_ignored
 
 # --- a throwaway PKI: a client CA, the server's certificate, two clients
 # of that CA and one of another CA ---
@@ -101,7 +90,6 @@ unix_get() {
 	code=$(curl -s -o "$out" -w '%{http_code}' --max-time 10 --unix-socket "$S" \
 		${2:+-H "Authorization: Bearer $2"} "http://kos$1" 2>"$err") || true
 }
-want() { if [ "$code" = "$1" ]; then pass "$2"; else fail "$2 (status $code, expected $1)"; fi; }
 
 # Starts kosd on a free port (a few tries); ready when health answers over TLS.
 start_kosd() {
