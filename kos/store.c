@@ -261,6 +261,22 @@ kos_rv kos_store_meta_put(kos_store *st, const char *key, const char *value)
 	return st->ops->meta_put(st, key, value);
 }
 
+kos_rv kos_store_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n)
+{
+	return st->ops->ledger_append(st, e, n);
+}
+
+kos_rv kos_store_ledger_head(kos_store *st, uint64_t *seq, uint8_t *hash)
+{
+	return st->ops->ledger_head(st, seq, hash);
+}
+
+kos_rv kos_store_ledger_read(kos_store *st, uint64_t from, struct kos_store_ledger_row *rows,
+			     size_t max, size_t *n)
+{
+	return st->ops->ledger_read(st, from, rows, max, n);
+}
+
 const char *kos_revocation_kind_name(enum kos_revocation_kind k)
 {
 	switch (k) {

@@ -16,7 +16,7 @@
 #include <kos/cred.h>
 
 /* The schema this code writes; a store at a higher version is refused. */
-#define KOS_STORE_SCHEMA_VERSION 4
+#define KOS_STORE_SCHEMA_VERSION 5
 
 /* One client's persistent trust state, exactly as stored. Factors are as of
  * last_activity: decay to "now" is the trust engine's business. Windows and
@@ -180,6 +180,25 @@ struct kos_store_revocation {
 /* "jti", "client", "before"; NULL for another value. */
 const char *kos_revocation_kind_name(enum kos_revocation_kind k);
 
+/* --- the decision ledger (schema version 5) ------------------------------
+ * Append-only: entries are written by ledger_append only, never changed or
+ * removed by kos. The chain's rules and hash are kos/ledger.c's; a backend
+ * stores what it is given and reads back exactly what it has. */
+
+/* One stored entry as read. malformed: the row cannot be an entry kos
+ * wrote (a text too long or not text, a time not an integer, a hash not 32
+ * bytes); e then holds what could be read. */
+struct kos_store_ledger_row {
+	kos_ledger_entry e;
+	bool malformed;
+};
+
+/* Sets seq, prev and hash of e[0..n) as the entries following the head
+ * (head_seq, head_hash): pure computation, for backends to call inside
+ * their append transaction (ledger.c). Errors: KOS_E_RANGE, KOS_E_CRYPTO. */
+kos_rv kos_ledger_link(kos_ledger_entry *e, size_t n, uint64_t head_seq,
+		       const uint8_t head_hash[KOS_LEDGER_HASH_LEN]);
+
 struct kos_store_ops {
 	const char *name; /* "sqlite", "memory" */
 	void (*free)(kos_store *st);
@@ -306,6 +325,18 @@ struct kos_store_ops {
 	/* *value is malloc'd (free()); KOS_E_NOTFOUND when the key is unset. */
 	kos_rv (*meta_get)(kos_store *st, const char *key, char **value);
 	kos_rv (*meta_put)(kos_store *st, const char *key, const char *value);
+
+	/* The ledger. */
+	/* Reads the head, kos_ledger_link()s e[0..n) (n > 0, each valid) to
+	 * it and writes them, in ONE transaction (across processes for a
+	 * shared backend): all or none. */
+	kos_rv (*ledger_append)(kos_store *st, kos_ledger_entry *e, size_t n);
+	/* The last entry's seq and hash; 0 and zeros when there is none. */
+	kos_rv (*ledger_head)(kos_store *st, uint64_t *seq, uint8_t *hash);
+	/* Up to max (> 0) entries with seq >= from, ascending, into rows, in
+	 * one snapshot; *n receives how many. */
+	kos_rv (*ledger_read)(kos_store *st, uint64_t from, struct kos_store_ledger_row *rows,
+			      size_t max, size_t *n);
 };
 
 struct kos_store {
@@ -366,6 +397,10 @@ kos_rv kos_store_cred_revision(kos_store *st, uint64_t *rev);
 uint64_t kos_store_cred_hint(kos_store *st);
 kos_rv kos_store_meta_get(kos_store *st, const char *key, char **value);
 kos_rv kos_store_meta_put(kos_store *st, const char *key, const char *value);
+kos_rv kos_store_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n);
+kos_rv kos_store_ledger_head(kos_store *st, uint64_t *seq, uint8_t *hash);
+kos_rv kos_store_ledger_read(kos_store *st, uint64_t from, struct kos_store_ledger_row *rows,
+			     size_t max, size_t *n);
 
 /* "creating", "active", "retired"; NULL for another value. */
 const char *kos_key_state_name(enum kos_key_state s);

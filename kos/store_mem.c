@@ -9,7 +9,9 @@
  *
  * Keys are few and change rarely: an array sorted by name, each key with
  * its versions in ascending order. Every change is prepared on copies
- * before anything is modified, so a failure leaves the store as it was. */
+ * before anything is modified, so a failure leaves the store as it was.
+ *
+ * The ledger is an array in seq order: entry seq sits at index seq - 1. */
 #include "config.h"
 
 #include "kos/store_backend.h"
@@ -56,6 +58,8 @@ struct mem_store {
 	size_t n_meta, cap_meta;
 	/* the credential revision; its own hint (one process shares it) */
 	_Atomic uint64_t revision;
+	kos_ledger_entry *ledger;
+	size_t n_ledger, cap_ledger;
 };
 
 /* FNV-1a; the top bit is forced so that 0 can mark an empty slot. */
@@ -144,6 +148,7 @@ static void mem_free(kos_store *st)
 		free(m->meta[i].value);
 	}
 	free(m->meta);
+	free(m->ledger);
 	pthread_mutex_destroy(&m->lock);
 	free(m->slots);
 	free(m);
@@ -1299,6 +1304,88 @@ static kos_rv mem_meta_put(kos_store *st, const char *key, const char *value)
 	return rv;
 }
 
+/* --- the ledger ---------------------------------------------------------------- */
+
+static void ledger_head_locked(const struct mem_store *m, uint64_t *seq, uint8_t *hash)
+{
+	*seq = m->n_ledger;
+	if (m->n_ledger == 0)
+		memset(hash, 0, KOS_LEDGER_HASH_LEN);
+	else
+		memcpy(hash, m->ledger[m->n_ledger - 1].hash, KOS_LEDGER_HASH_LEN);
+}
+
+static kos_rv mem_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n)
+{
+	struct mem_store *m = mem_of(st);
+	uint8_t head[KOS_LEDGER_HASH_LEN];
+	uint64_t seq;
+	kos_rv rv = KOS_OK;
+
+	pthread_mutex_lock(&m->lock);
+	/* room first, so that a failure writes nothing */
+	if (n > m->cap_ledger - m->n_ledger) {
+		size_t ncap = m->cap_ledger ? m->cap_ledger : 64;
+		kos_ledger_entry *na;
+
+		while (rv == KOS_OK && ncap - m->n_ledger < n) {
+			if (ncap > SIZE_MAX / 2 / sizeof(*na))
+				rv = kos_error_set(KOS_E_NOMEM, "memory store: ledger too long");
+			else
+				ncap *= 2;
+		}
+		if (rv == KOS_OK) {
+			na = realloc(m->ledger, ncap * sizeof(*na));
+			if (na == NULL) {
+				rv = kos_error_set(KOS_E_NOMEM, "memory store: out of memory");
+			} else {
+				m->ledger = na;
+				m->cap_ledger = ncap;
+			}
+		}
+	}
+	if (rv == KOS_OK) {
+		ledger_head_locked(m, &seq, head);
+		rv = kos_ledger_link(e, n, seq, head);
+	}
+	if (rv == KOS_OK) {
+		memcpy(m->ledger + m->n_ledger, e, n * sizeof(*e));
+		m->n_ledger += n;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+static kos_rv mem_ledger_head(kos_store *st, uint64_t *seq, uint8_t *hash)
+{
+	struct mem_store *m = mem_of(st);
+
+	pthread_mutex_lock(&m->lock);
+	ledger_head_locked(m, seq, hash);
+	pthread_mutex_unlock(&m->lock);
+	return KOS_OK;
+}
+
+static kos_rv mem_ledger_read(kos_store *st, uint64_t from, struct kos_store_ledger_row *rows,
+			      size_t max, size_t *n)
+{
+	struct mem_store *m = mem_of(st);
+	size_t i, k = 0;
+
+	pthread_mutex_lock(&m->lock);
+	if (from == 0)
+		from = 1;
+	if (from - 1 < m->n_ledger) {
+		for (i = (size_t)(from - 1); i < m->n_ledger && k < max; i++, k++) {
+			rows[k].e = m->ledger[i];
+			rows[k].malformed = false;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	*n = k;
+	return KOS_OK;
+}
+
 static const struct kos_store_ops mem_ops = {
     .name = "memory",
     .free = mem_free,
@@ -1339,6 +1426,9 @@ static const struct kos_store_ops mem_ops = {
     .cred_hint = mem_cred_hint,
     .meta_get = mem_meta_get,
     .meta_put = mem_meta_put,
+    .ledger_append = mem_ledger_append,
+    .ledger_head = mem_ledger_head,
+    .ledger_read = mem_ledger_read,
 };
 
 kos_rv kos_store_mem_open(kos_store **out)

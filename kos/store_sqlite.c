@@ -170,6 +170,28 @@ static const char *const migrations[] = {
     ") WITHOUT ROWID;\n"
     "CREATE INDEX revocations_expires ON revocations (expires);\n"
     "INSERT INTO meta (key, value) VALUES ('cred_revision', '0');\n",
+
+    /* 5: the decision ledger (kos-ledger(5)): one row per entry, seq 1, 2,
+     * ... in the order of the hash chain, with the texts as hashed. It is
+     * append-only: the triggers refuse changes made through SQL by mistake
+     * (a determined writer drops them; the chain then shows the change). */
+    "CREATE TABLE ledger (\n"
+    "	seq INTEGER PRIMARY KEY NOT NULL CHECK (seq > 0),\n"
+    "	at INTEGER NOT NULL,\n"
+    "	client TEXT NOT NULL,\n"
+    "	action TEXT NOT NULL,\n"
+    "	resource TEXT NOT NULL,\n"
+    "	tier TEXT NOT NULL,\n"
+    "	outcome TEXT NOT NULL,\n"
+    "	reason TEXT NOT NULL,\n"
+    "	jti TEXT NOT NULL,\n"
+    "	prev BLOB NOT NULL CHECK (length(prev) = 32),\n"
+    "	hash BLOB NOT NULL CHECK (length(hash) = 32)\n"
+    ");\n"
+    "CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger\n"
+    "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;\n"
+    "CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger\n"
+    "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;\n",
 };
 
 _Static_assert(KOS_ARRAY_SIZE(migrations) == KOS_STORE_SCHEMA_VERSION,
@@ -241,12 +263,17 @@ enum {
 	ST_RV_PRUNE,
 	ST_META_GET,
 	ST_META_PUT,
+	ST_LEDGER_HEAD,
+	ST_LEDGER_INSERT,
+	ST_LEDGER_READ,
 	ST_COUNT
 };
 
 #define VER_COLS "version, state, created, kcv, spki, token, label, creator"
 #define SVC_COLS "name, ops, seed_version, wrapped_seed, created, rotated"
 #define CA_COLS	 "kid, token, label, spki, created, retired, expires"
+/* a ledger entry's columns, in kos_ledger_entry's order */
+#define LEDGER_COLS "seq, at, client, action, resource, tier, outcome, reason, jti, prev, hash"
 /* a client's columns and the expiry of its latest unused secret */
 #define CC_COLS                                                                                    \
 	"c.name, c.scope, c.created, c.disabled, (SELECT max(e.expires) FROM enrollments AS e "    \
@@ -333,6 +360,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [ST_META_PUT] = "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE "
 		    "SET value = excluded.value",
+    [ST_LEDGER_HEAD] = "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1",
+    [ST_LEDGER_INSERT] = "INSERT INTO ledger (" LEDGER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
+			 "?7, ?8, ?9, ?10, ?11)",
+    [ST_LEDGER_READ] = "SELECT " LEDGER_COLS " FROM ledger WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
 };
 
 struct sql_store {
@@ -2212,6 +2243,172 @@ static kos_rv sql_meta_put(kos_store *st, const char *key, const char *value)
 	return run_tx(sql_of(st), true, meta_in_tx, &a);
 }
 
+/* --- the ledger ---------------------------------------------------------------- */
+
+/* The head's seq and hash (0 and zeros for an empty ledger), inside the
+ * caller's lock or transaction. */
+static kos_rv ledger_head_locked(struct sql_store *s, uint64_t *seq, uint8_t *hash)
+{
+	sqlite3_stmt *stmt = s->stmt[ST_LEDGER_HEAD];
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	*seq = 0;
+	memset(hash, 0, KOS_LEDGER_HASH_LEN);
+	rc = step_retry(stmt);
+	if (rc == SQLITE_ROW) {
+		const void *blob = sqlite3_column_blob(stmt, 1);
+
+		*seq = i2u(sqlite3_column_int64(stmt, 0));
+		if (blob == NULL || sqlite3_column_bytes(stmt, 1) != KOS_LEDGER_HASH_LEN)
+			rv = kos_error_set(KOS_E_STORE,
+					   "state store %s: ledger entry %llu has no %d-byte hash",
+					   s->path, (unsigned long long)*seq, KOS_LEDGER_HASH_LEN);
+		else
+			memcpy(hash, blob, KOS_LEDGER_HASH_LEN);
+	} else if (rc != SQLITE_DONE) {
+		rv = db_fail(s, rc, "cannot read the ledger's head");
+	}
+	sqlite3_reset(stmt);
+	return rv;
+}
+
+struct ledger_arg {
+	kos_ledger_entry *e;
+	size_t n;
+};
+
+/* Reading the head and writing after it in one BEGIN IMMEDIATE transaction
+ * keeps the chain linear when several processes append. */
+static kos_rv ledger_append_in_tx(struct sql_store *s, void *varg)
+{
+	struct ledger_arg *a = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_LEDGER_INSERT];
+	uint8_t head[KOS_LEDGER_HASH_LEN];
+	uint64_t seq;
+	size_t i;
+	kos_rv rv;
+	int rc;
+
+	rv = ledger_head_locked(s, &seq, head);
+	if (rv == KOS_OK)
+		rv = kos_ledger_link(a->e, a->n, seq, head);
+	for (i = 0; rv == KOS_OK && i < a->n; i++) {
+		const kos_ledger_entry *e = &a->e[i];
+		const char *text[] = {e->client,  e->action, e->resource, e->tier,
+				      e->outcome, e->reason, e->jti};
+		size_t t;
+
+		rc = sqlite3_bind_int64(stmt, 1, u2i(e->seq));
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_int64(stmt, 2, e->at);
+		for (t = 0; rc == SQLITE_OK && t < KOS_ARRAY_SIZE(text); t++)
+			rc = sqlite3_bind_text(stmt, 3 + (int)t, text[t], -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_blob(stmt, 10, e->prev, KOS_LEDGER_HASH_LEN,
+					       SQLITE_STATIC);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_bind_blob(stmt, 11, e->hash, KOS_LEDGER_HASH_LEN,
+					       SQLITE_STATIC);
+		rv = exec_bound(s, stmt, rc, "cannot write a ledger entry");
+	}
+	return rv;
+}
+
+static kos_rv sql_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n)
+{
+	struct ledger_arg a = {e, n};
+
+	return run_tx(sql_of(st), true, ledger_append_in_tx, &a);
+}
+
+static kos_rv sql_ledger_head(kos_store *st, uint64_t *seq, uint8_t *hash)
+{
+	struct sql_store *s = sql_of(st);
+	kos_rv rv;
+
+	pthread_mutex_lock(&s->lock);
+	rv = ledger_head_locked(s, seq, hash);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+/* Copies text column col into out (size bytes); false when it is not text,
+ * holds a NUL or does not fit: then no entry kos wrote. */
+static bool ledger_text(sqlite3_stmt *stmt, int col, char *out, size_t size)
+{
+	/* the type before any conversion: after one it is undefined */
+	bool text = sqlite3_column_type(stmt, col) == SQLITE_TEXT;
+	const unsigned char *t = sqlite3_column_text(stmt, col);
+	int len = sqlite3_column_bytes(stmt, col);
+
+	copy_col(stmt, col, out, size);
+	return text && t != NULL && len >= 0 && (size_t)len < size &&
+	       strlen((const char *)t) == (size_t)len;
+}
+
+static bool ledger_hash(sqlite3_stmt *stmt, int col, uint8_t *out)
+{
+	const void *blob;
+
+	if (sqlite3_column_type(stmt, col) != SQLITE_BLOB)
+		return false;
+	blob = sqlite3_column_blob(stmt, col);
+	if (blob == NULL || sqlite3_column_bytes(stmt, col) != KOS_LEDGER_HASH_LEN)
+		return false;
+	memcpy(out, blob, KOS_LEDGER_HASH_LEN);
+	return true;
+}
+
+static void read_ledger_row(sqlite3_stmt *stmt, struct kos_store_ledger_row *r)
+{
+	kos_ledger_entry *e = &r->e;
+	bool ok;
+
+	memset(r, 0, sizeof(*r));
+	e->seq = i2u(sqlite3_column_int64(stmt, 0));
+	ok = sqlite3_column_type(stmt, 1) == SQLITE_INTEGER;
+	e->at = sqlite3_column_int64(stmt, 1);
+	ok &= ledger_text(stmt, 2, e->client, sizeof(e->client));
+	ok &= ledger_text(stmt, 3, e->action, sizeof(e->action));
+	ok &= ledger_text(stmt, 4, e->resource, sizeof(e->resource));
+	ok &= ledger_text(stmt, 5, e->tier, sizeof(e->tier));
+	ok &= ledger_text(stmt, 6, e->outcome, sizeof(e->outcome));
+	ok &= ledger_text(stmt, 7, e->reason, sizeof(e->reason));
+	ok &= ledger_text(stmt, 8, e->jti, sizeof(e->jti));
+	ok &= ledger_hash(stmt, 9, e->prev);
+	ok &= ledger_hash(stmt, 10, e->hash);
+	r->malformed = !ok;
+}
+
+static kos_rv sql_ledger_read(kos_store *st, uint64_t from, struct kos_store_ledger_row *rows,
+			      size_t max, size_t *n)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_LEDGER_READ];
+	kos_rv rv = KOS_OK;
+	size_t k = 0;
+	int rc;
+
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	/* one statement: one snapshot */
+	rc = sqlite3_bind_int64(stmt, 1, u2i(from));
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 2, u2i(max));
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	for (; rc == SQLITE_ROW && k < max; rc = sqlite3_step(stmt))
+		read_ledger_row(stmt, &rows[k++]);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		rv = db_fail(s, rc, "cannot read the ledger");
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	pthread_mutex_unlock(&s->lock);
+	*n = rv == KOS_OK ? k : 0;
+	return rv;
+}
+
 /* The credential hint: a 64-bit counter at the start of a small file next
  * to the store (PATH-kos-notify, mode 0600), mapped shared by every handle;
  * a writer adds one after each commit that bumped the credential revision.
@@ -2307,6 +2504,9 @@ static const struct kos_store_ops sql_ops = {
     .cred_hint = sql_cred_hint,
     .meta_get = sql_meta_get,
     .meta_put = sql_meta_put,
+    .ledger_append = sql_ledger_append,
+    .ledger_head = sql_ledger_head,
+    .ledger_read = sql_ledger_read,
 };
 
 /* Creates the file with mode 0600 before SQLite sees it (SQLite would use

@@ -985,7 +985,7 @@ static void test_migrate_from_v3(void)
 	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 3);
 
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
-	CU_ASSERT_EQUAL(kos_store_schema_version(st), 4);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
 	/* the keys are untouched */
 	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_get(st, "v3-key", 0, &v), KOS_OK);
 	CU_ASSERT_EQUAL(v.version, 1);
@@ -1001,7 +1001,7 @@ static void test_migrate_from_v3(void)
 	check_credentials(st);
 	kos_store_free(st);
 
-	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), 4);
+	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM ca_keys WHERE retired = 0"), 1);
 	/* the schema itself keeps one current CA key and well-formed rows */
 	CU_ASSERT_NOT_EQUAL(raw_exec(path, "INSERT INTO ca_keys (kid, token, label, spki, created)"

@@ -18,6 +18,7 @@ static const struct kosctl_cmd commands[] = {
 	{ "kms", kosctl_cmd_kms, "list the backend HSM tokens and their health" },
 	{ "key", kosctl_cmd_key, "create, rotate, retire and use keys" },
 	{ "fsck", kosctl_cmd_fsck, "find and remove what an interrupted key change left" },
+	{ "ledger", kosctl_cmd_ledger, "show and verify the decision ledger (offline)" },
 	{ "policy", kosctl_cmd_policy, "check policy files" },
 	{ "shamir", kosctl_cmd_shamir, "split a secret into shares and combine them" },
 	{ "trust", kosctl_cmd_trust, "show and record clients' trust" },
@@ -63,9 +64,9 @@ static void usage(FILE *f)
 		"commands kosd serves (keys, kms list, client add and list, credential\n"
 		"enroll, refresh and revoke, trust show, list and observe, threat set and\n"
 		"show, ca jwks, service register, token, validate and rotate, policy\n"
-		"reload) go through it; the others (init, fsck, --at what-ifs, the rest\n"
-		"of the store's commands, offline checks) always work on the state store\n"
-		"and tokens of kos.conf. See kosctl(1), \"kosd and local commands\".\n"
+		"reload) go through it; the others (init, fsck, ledger, --at what-ifs, the\n"
+		"rest of the store's commands, offline checks) always work on the state\n"
+		"store and tokens of kos.conf. See kosctl(1), \"kosd and local commands\".\n"
 		"\n"
 		"options:\n"
 		"  -c, --config FILE           configuration file (default: $KOS_CONF,\n"

@@ -306,3 +306,36 @@ json_t *kosj_token(kos_hsm *hsm, size_t i, int *reachable)
 	}
 	return v;
 }
+
+/* --- the ledger --- */
+
+/* A stored text as printable ASCII: an entry kos wrote is unchanged; a
+ * tampered one's other bytes show as '?' (and cannot make the JSON fail). */
+static const char *printable(const char *in, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && in[i] != '\0'; i++)
+		buf[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+json_t *kosj_ledger_entry(const kos_ledger_entry *e)
+{
+	char at[32], prev[2 * KOS_LEDGER_HASH_LEN + 1], hash[2 * KOS_LEDGER_HASH_LEN + 1];
+	char t[7][KOS_LEDGER_RESOURCE_MAX + 1];
+
+	iso_time(e->at, at, sizeof(at), false);
+	hex(e->prev, sizeof(e->prev), prev);
+	hex(e->hash, sizeof(e->hash), hash);
+	return json_pack("{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "seq",
+			 (json_int_t)e->seq, "at", at, "at_usec", (json_int_t)e->at, "client",
+			 printable(e->client, t[0], sizeof(t[0])), "action",
+			 printable(e->action, t[1], sizeof(t[1])), "resource",
+			 printable(e->resource, t[2], sizeof(t[2])), "tier",
+			 printable(e->tier, t[3], sizeof(t[3])), "outcome",
+			 printable(e->outcome, t[4], sizeof(t[4])), "reason",
+			 printable(e->reason, t[5], sizeof(t[5])), "jti",
+			 printable(e->jti, t[6], sizeof(t[6])), "prev", prev, "hash", hash);
+}

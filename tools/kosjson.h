@@ -30,6 +30,11 @@ json_t *kosj_service_claims(const kos_service_claims *c);
  * kos_key_versions(), kos_key_shares(); KOS_E_NOMEM. */
 kos_rv kosj_key_show(kos_keys *keys, const char *name, json_t **out);
 
+/* {seq, at, at_usec, client, action, resource, tier, outcome, reason, jti,
+ * prev, hash} of a ledger entry, as stored; at_usec is the exact time the
+ * hash covers, the hashes are lowercase hex. */
+json_t *kosj_ledger_entry(const kos_ledger_entry *e);
+
 /* Probes backend token i (reachable, logged in, kos objects) and returns
  * its row with the handle's call statistics; *reachable (may be NULL) is
  * set. */

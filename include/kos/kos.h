@@ -11,6 +11,7 @@
 #include <kos/devinit.h>
 #include <kos/envelope.h>
 #include <kos/keys.h>
+#include <kos/ledger.h>
 #include <kos/policy.h>
 #include <kos/scope.h>
 #include <kos/service.h>

@@ -1,0 +1,397 @@
+/* kosctl ledger: show, verify and print the head of the decision ledger.
+ *
+ * Offline commands, like fsck: they read the state store of kos.conf
+ * directly, server or not, so that the ledger can be checked without
+ * trusting the kosd that wrote it. --json (global, or after the
+ * subcommand) prints the JSON of tools/kosjson.c. */
+#include "config.h"
+
+#include "tools/kosctl.h"
+#include "tools/kosjson.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define JSON_FLAGS JSON_INDENT(2)
+/* hex digits of a hash in show's listing */
+#define SHORT_HASH 16
+
+static void show_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kosctl ledger show [--from SEQ] [--limit N] [--json]\n"
+		"\n"
+		"Prints the decision ledger's entries as stored, one a line: seq, time\n"
+		"(UTC), client, action, resource, tier, outcome, the first %d hex digits\n"
+		"of the entry's hash, and the reason of a refusal or failure. Nothing is\n"
+		"checked: see 'kosctl ledger verify'. Reads the state store directly,\n"
+		"even when a server is set. With --json, a JSON array of every field.\n"
+		"\n"
+		"options:\n"
+		"  -f, --from SEQ   start at entry SEQ (default 1)\n"
+		"  -n, --limit N    at most N entries (default all)\n"
+		"  -j, --json       print JSON (as the global --json)\n"
+		"  -h, --help       show this help\n"
+		"\n"
+		"Exit status: 0 success, 1 failure, 2 usage error.\n",
+		SHORT_HASH);
+}
+
+static void verify_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl ledger verify [--json]\n"
+		   "\n"
+		   "Checks the decision ledger's hash chain offline, from entry 1 on: the\n"
+		   "entries are numbered without gaps, each one's prev is the hash of the\n"
+		   "one before (32 zero bytes for entry 1), and each hash is SHA-256 of\n"
+		   "prev and the entry (kos-ledger(5)). Prints \"ledger: N entries, chain\n"
+		   "intact, head SEQ HASH\", or names the first bad entry and why. Entries\n"
+		   "removed from the end cannot be told from a shorter ledger: compare the\n"
+		   "head with one recorded earlier ('kosctl ledger head'). Reads the state\n"
+		   "store directly, even when a server is set.\n"
+		   "\n"
+		   "options:\n"
+		   "  -j, --json  print a JSON object\n"
+		   "  -h, --help  show this help\n"
+		   "\n"
+		   "Exit status: 0 chain intact, 1 a bad entry (or a failure), 2 usage\n"
+		   "error.\n");
+}
+
+static void head_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl ledger head [--json]\n"
+		   "\n"
+		   "Prints the last entry's seq and SHA-256 hash in hex (0 and zeros for\n"
+		   "an empty ledger). Record it elsewhere: a later 'kosctl ledger verify'\n"
+		   "whose chain passes through this entry with this hash shows that\n"
+		   "nothing up to it was changed. Nothing is checked. Reads the state\n"
+		   "store directly, even when a server is set.\n"
+		   "\n"
+		   "options:\n"
+		   "  -j, --json  print a JSON object\n"
+		   "  -h, --help  show this help\n"
+		   "\n"
+		   "Exit status: 0 success, 1 failure, 2 usage error.\n");
+}
+
+static int usage_hint(const char *sub)
+{
+	kosctl_err("try 'kosctl ledger %s --help'", sub);
+	return KOSCTL_USAGE;
+}
+
+/* A count or entry number: 1 to INT64_MAX, digits only. */
+static bool parse_count(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > ((uint64_t)INT64_MAX - 9) / 10)
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == 0 || v == 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+struct opts {
+	uint64_t from, limit; /* 0: not given */
+	bool json;
+};
+
+/* Parses sub's options (show: --from and --limit too). Returns -1 to go
+ * on, else the exit status (help printed, or a usage error). */
+static int parse(const char *sub, void (*usage)(FILE *), bool listing, int argc, char **argv,
+		 struct opts *o)
+{
+	static const struct option all[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"from", required_argument, NULL, 'f'},
+	    {"limit", required_argument, NULL, 'n'},
+	    {NULL, 0, NULL, 0},
+	};
+	static const struct option plain[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *arg;
+	int opt;
+
+	memset(o, 0, sizeof(*o));
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, listing ? ":jhf:n:" : ":jh", listing ? all : plain,
+				  NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			o->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return KOSCTL_OK;
+		case 'f':
+		case 'n':
+			if (!parse_count(optarg, opt == 'f' ? &o->from : &o->limit)) {
+				kosctl_err("ledger %s: %s wants %s (1 or more), not '%.40s'", sub,
+					   opt == 'f' ? "--from" : "--limit",
+					   opt == 'f' ? "an entry number" : "a number of entries",
+					   optarg);
+				return usage_hint(sub);
+			}
+			break;
+		case ':':
+			kosctl_err("ledger %s: option '%s' needs a value", sub, argv[optind - 1]);
+			return usage_hint(sub);
+		default:
+			arg = argv[optind - 1];
+			if (optopt != 0)
+				kosctl_err("ledger %s: unknown option '-%c'", sub, optopt);
+			else
+				kosctl_err("ledger %s: unknown option '%s'", sub, arg);
+			return usage_hint(sub);
+		}
+	}
+	if (optind < argc) {
+		kosctl_err("ledger %s: unexpected argument '%.80s'", sub, argv[optind]);
+		return usage_hint(sub);
+	}
+	return -1;
+}
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* ISO 8601 in UTC, to the second. */
+static void iso_time(kos_usec t, char *buf, size_t len)
+{
+	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
+	struct tm tm;
+
+	if (t < 0 || gmtime_r(&s, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "@%lld", (long long)(t / KOS_USEC_PER_SEC));
+}
+
+/* A stored text for the terminal: what is not printable ASCII (only in a
+ * tampered entry) shows as '?'. */
+static const char *safe(const char *in, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < len && in[i] != '\0'; i++)
+		buf[i] = in[i] >= 0x20 && in[i] < 0x7f ? in[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Prints a JSON value; KOSCTL_FAIL (reported) when it could not be. */
+static int print_json(json_t *v)
+{
+	int rc = KOSCTL_OK;
+
+	if (v == NULL) {
+		kosctl_err("out of memory building JSON");
+		return KOSCTL_FAIL;
+	}
+	if (json_dumpf(v, stdout, JSON_FLAGS) != 0 || fputc('\n', stdout) == EOF) {
+		kosctl_err("error writing standard output");
+		rc = KOSCTL_FAIL;
+	}
+	json_decref(v);
+	return rc;
+}
+
+struct show {
+	bool json;
+	uint64_t shown;
+	bool failed; /* out of memory or output error: reported */
+};
+
+/* One entry of show, streamed: the JSON array is written element by
+ * element (indented as jansson indents a whole array), so memory stays
+ * bounded however long the ledger. */
+static int show_entry(const kos_ledger_entry *e, void *arg)
+{
+	struct show *sh = arg;
+	char at[32], hash[2 * KOS_LEDGER_HASH_LEN + 1];
+	char t[7][KOS_LEDGER_RESOURCE_MAX + 1];
+	json_t *o;
+	char *text, *p;
+
+	if (!sh->json) {
+		if (sh->shown == 0)
+			printf("%6s %-20s %-16s %-10s %-20s %-6s %-7s %-*s %s\n", "SEQ", "TIME",
+			       "CLIENT", "ACTION", "RESOURCE", "TIER", "OUTCOME", SHORT_HASH,
+			       "HASH", "REASON");
+		iso_time(e->at, at, sizeof(at));
+		hex(e->hash, sizeof(e->hash), hash);
+		printf("%6" PRIu64 " %-20s %-16s %-10s %-20s %-6s %-7s %.*s%s%s\n", e->seq, at,
+		       safe(e->client, t[0], sizeof(t[0])), safe(e->action, t[1], sizeof(t[1])),
+		       safe(e->resource, t[2], sizeof(t[2])), safe(e->tier, t[3], sizeof(t[3])),
+		       safe(e->outcome, t[4], sizeof(t[4])), SHORT_HASH, hash,
+		       e->reason[0] != '\0' ? " " : "", safe(e->reason, t[5], sizeof(t[5])));
+		sh->shown++;
+		return 0;
+	}
+	o = kosj_ledger_entry(e);
+	text = o != NULL ? json_dumps(o, JSON_FLAGS) : NULL;
+	json_decref(o);
+	if (text == NULL) {
+		kosctl_err("out of memory building JSON");
+		sh->failed = true;
+		return KOS_E_NOMEM;
+	}
+	fputs(sh->shown == 0 ? "[\n  " : ",\n  ", stdout);
+	for (p = text; *p != '\0'; p++) {
+		fputc(*p, stdout);
+		if (*p == '\n')
+			fputs("  ", stdout);
+	}
+	free(text);
+	sh->shown++;
+	if (ferror(stdout)) {
+		kosctl_err("error writing standard output");
+		sh->failed = true;
+		return KOS_E_IO;
+	}
+	return 0;
+}
+
+static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	struct show sh = {0};
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("show", show_usage, true, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_need_store(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	sh.json = o.json || ctx->json;
+#if SIZE_MAX < UINT64_MAX
+	if (o.limit > SIZE_MAX)
+		o.limit = SIZE_MAX;
+#endif
+	rv =
+	    kos_ledger_list(ctx->store, o.from != 0 ? o.from : 1, (size_t)o.limit, show_entry, &sh);
+	if (sh.json)
+		fputs(sh.shown == 0 ? "[]\n" : "\n]\n", stdout);
+	if (rv != KOS_OK) {
+		if (!sh.failed)
+			kosctl_err_rv(rv, "ledger show");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+static json_t *head_json(uint64_t seq, const uint8_t *hash)
+{
+	char h[2 * KOS_LEDGER_HASH_LEN + 1];
+
+	hex(hash, KOS_LEDGER_HASH_LEN, h);
+	return json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "hash", h);
+}
+
+static int cmd_verify(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	char h[2 * KOS_LEDGER_HASH_LEN + 1];
+	kos_ledger_check c;
+	struct opts o;
+	json_t *v;
+	kos_rv rv;
+	int rc = parse("verify", verify_usage, false, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_need_store(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_ledger_verify(ctx->store, &c);
+	if (rv != KOS_OK && rv != KOS_E_INTEGRITY) {
+		kosctl_err_rv(rv, "ledger verify");
+		return KOSCTL_FAIL;
+	}
+	hex(c.head_hash, sizeof(c.head_hash), h);
+	if (o.json || ctx->json) {
+		if (rv == KOS_OK)
+			v = json_pack("{s:b, s:I, s:o*}", "intact", 1, "entries",
+				      (json_int_t)c.checked, "head",
+				      head_json(c.head_seq, c.head_hash));
+		else
+			v = json_pack("{s:b, s:I, s:o*, s:I, s:s}", "intact", 0, "entries",
+				      (json_int_t)c.checked, "head",
+				      head_json(c.head_seq, c.head_hash), "first_bad",
+				      (json_int_t)c.first_bad, "why", c.why);
+		rc = print_json(v);
+		if (rc != KOSCTL_OK)
+			return rc;
+	} else if (rv == KOS_OK) {
+		printf("ledger: %" PRIu64 " entr%s, chain intact, head %" PRIu64 " %s\n", c.checked,
+		       c.checked == 1 ? "y" : "ies", c.head_seq, h);
+	}
+	if (rv == KOS_OK)
+		return KOSCTL_OK;
+	if (c.checked == 0)
+		kosctl_err("ledger: entry %" PRIu64 " is bad: %s (no entry before it is intact)",
+			   c.first_bad, c.why);
+	else
+		kosctl_err("ledger: entry %" PRIu64 " is bad: %s (entries 1 to %" PRIu64
+			   " intact, up to hash %s)",
+			   c.first_bad, c.why, c.head_seq, h);
+	return KOSCTL_FAIL;
+}
+
+static int cmd_head(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	uint8_t hash[KOS_LEDGER_HASH_LEN];
+	char h[2 * KOS_LEDGER_HASH_LEN + 1];
+	uint64_t seq;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("head", head_usage, false, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_need_store(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_ledger_head(ctx->store, &seq, hash);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "ledger head");
+		return KOSCTL_FAIL;
+	}
+	if (o.json || ctx->json)
+		return print_json(head_json(seq, hash));
+	hex(hash, sizeof(hash), h);
+	printf("%" PRIu64 " %s\n", seq, h);
+	return KOSCTL_OK;
+}
+
+int kosctl_cmd_ledger(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct kosctl_cmd cmds[] = {
+	    {"show", cmd_show, "print entries: who, what, tier, outcome, reason"},
+	    {"verify", cmd_verify, "check the hash chain; name the first bad entry"},
+	    {"head", cmd_head, "print the last entry's seq and hash"},
+	    {NULL, NULL, NULL},
+	};
+
+	return kosctl_dispatch(ctx, "ledger", cmds, argc, argv);
+}
