@@ -265,6 +265,29 @@ check "the socket is removed" test ! -e "$S"
 check "no secret in the log" sh -c "! grep -q -e '$ADM' -e '$sec' '$log'"
 check "one log line per request" grep -q "client=med route=request .*status=200 tier=medium" "$log"
 
+# --- the ledger: every decision, written at SIGTERM at the latest ---
+expect 0 "the ledger verifies" "$K" ledger verify
+grep_out "chain intact" "its chain is intact"
+expect 0 "the ledger" "$K" ledger show
+cp "$out" "$kos_tmp/ledger.txt"
+lg() { grep -E -q "$1" "$kos_tmp/ledger.txt"; }
+check "high's DEK, allowed" lg " hi +request +payments +high +allowed "
+check "medium's share references, allowed" lg " med +request +payments +medium +allowed "
+check "low's server-side answer, allowed" lg " low +request +payments +low +allowed "
+check "deny, refused for trust too low" lg " den +sign +sig +deny +refused .*trust too low$"
+check "no credential, refused" lg " - +keys +- +- +refused .*invalid credential$"
+check "a revoked credential, refused" lg " - +request +payments +- +refused .*revoked$"
+check "out of scope, refused" lg " hi +admin_clients +- +- +refused .*out of scope$"
+check "an enrollment names its client" lg " med +enroll +- +- +allowed "
+check "a failed decryption" lg " den +decrypt +- +- +failed .*integrity$"
+check "an admin's key creation" lg " admin +admin_keys +- +- +allowed "
+# one entry per answered request of a recorded route (the log has them all)
+nlog=$(grep ' route=' "$log" | grep -c -v -E ' route=(health|metrics|ca_jwks|unknown) ')
+nled=$("$K" ledger head | cut -d' ' -f1)
+check "one entry per decision ($nled entries, $nlog requests)" test "$nled" -eq "$nlog"
+expect 0 "the ledger as JSON" "$K" ledger show --json
+check "no credential or secret in the ledger" sh -c "! grep -q -e '$ADM' -e '$T_hi' -e '$sec' -e '$asec' '$out'"
+
 # --- a stale socket ---
 check "kosd starts again" start_kosd
 kill -KILL "$kpid"

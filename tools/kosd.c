@@ -192,6 +192,10 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	if (rv != KOS_OK)
 		kosd_log(d, "writing %zu trust observations failed (kept for the next try): %s",
 			 kosd_obs_pending(d->obs), kos_last_error());
+	rv = kosd_ledger_flush(d->ledger);
+	if (rv != KOS_OK)
+		kosd_log(d, "writing %zu ledger entries failed (kept for the next try): %s",
+			 kosd_ledger_pending(d->ledger), kos_last_error());
 }
 
 /* A KMS front: its tokens and the CA's public keys, nothing else. */
@@ -270,7 +274,9 @@ static int open_all(struct kosd *d)
 		kosd_log(d, "key service: %s", kos_last_error());
 		return -1;
 	}
-	if (kosd_obs_new(d->trust, &d->obs) != KOS_OK || (d->metrics = kosd_metrics_new()) == NULL) {
+	if (kosd_obs_new(d->trust, &d->obs) != KOS_OK ||
+	    kosd_ledger_new(d->store, &d->ledger) != KOS_OK ||
+	    (d->metrics = kosd_metrics_new()) == NULL) {
 		kosd_log(d, "out of memory");
 		return -1;
 	}
@@ -285,12 +291,16 @@ static int final_flush(struct kosd *d)
 	int i;
 
 	for (i = 0; i < 20; i++) {
-		if (kosd_obs_flush(d->obs) == KOS_OK)
+		if (kosd_obs_flush(d->obs) == KOS_OK && kosd_ledger_flush(d->ledger) == KOS_OK)
 			return 0;
 		nanosleep(&pause, NULL);
 	}
-	kosd_log(d, "%zu trust observations could not be written: %s", kosd_obs_pending(d->obs),
-		 kos_last_error());
+	if (kosd_obs_pending(d->obs) > 0)
+		kosd_log(d, "%zu trust observations could not be written: %s",
+			 kosd_obs_pending(d->obs), kos_last_error());
+	if (kosd_ledger_pending(d->ledger) > 0)
+		kosd_log(d, "%zu ledger entries could not be written: %s",
+			 kosd_ledger_pending(d->ledger), kos_last_error());
 	return -1;
 }
 
@@ -306,6 +316,7 @@ static void close_all(struct kosd *d)
 	if (d->ev_int != NULL)
 		event_free(d->ev_int);
 	kosd_obs_free(d->obs);
+	kosd_ledger_free(d->ledger);
 	kosd_metrics_free(d->metrics);
 	/* the reverse of open_all: kos_keys_free wipes the DEK cache */
 	kos_services_free(d->services);

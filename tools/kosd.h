@@ -74,6 +74,7 @@ struct kosd_conn;
 struct kosd_refusal;
 struct bufferevent;
 struct kosd_obs;
+struct kosd_ledger;
 struct kosd_metrics;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
@@ -108,6 +109,7 @@ struct kosd {
 	int sock_fd;	  /* owned by lev once it exists */
 	bool sock_made;	  /* we bound listen.unix_path: unlink it at exit */
 	struct kosd_obs *obs;
+	struct kosd_ledger *ledger; /* NULL on a KMS front */
 	struct kosd_metrics *metrics;
 
 	/* the connection cap (kosd_http.c): every connection either server
@@ -144,6 +146,9 @@ struct kosd_req {
 	char x5t[KOS_CRED_X5T_LEN + 1]; /* its x5t#S256, for cnf-bound credentials */
 	char subject[256];		/* its subject, RFC 2253, for the log */
 	int status;
+	char code[32];	  /* the error code answered, "" for none */
+	/* the client a decision concerns when none authenticated (enrollment) */
+	char who[KOS_LEDGER_CLIENT_MAX + 1];
 	const char *tier; /* static, for the log; NULL when no decision */
 	double start;	  /* monotonic seconds */
 };
@@ -241,6 +246,19 @@ size_t kosd_obs_pending(const struct kosd_obs *q);
 void kosd_obs_free(struct kosd_obs *q);
 void kosd_obs_stats(const struct kosd_obs *q, uint64_t *queued, uint64_t *written,
 		    uint64_t *batches);
+
+/* --- kosd_obs.c: the ledger's queue --- */
+kos_rv kosd_ledger_new(kos_store *st, struct kosd_ledger **out);
+/* Queues one entry (written by the next flush): KOS_E_BUSY when full. */
+kos_rv kosd_ledger_add(struct kosd_ledger *q, const kos_ledger_entry *e);
+/* True while the queue cannot take another entry. */
+bool kosd_ledger_full(const struct kosd_ledger *q);
+/* Writes every queued entry in one store transaction; on failure they stay. */
+kos_rv kosd_ledger_flush(struct kosd_ledger *q);
+size_t kosd_ledger_pending(const struct kosd_ledger *q);
+void kosd_ledger_stats(const struct kosd_ledger *q, uint64_t *queued, uint64_t *written,
+		       uint64_t *batches);
+void kosd_ledger_free(struct kosd_ledger *q);
 
 /* --- kosd_metrics.c --- */
 struct kosd_metrics *kosd_metrics_new(void);

@@ -293,6 +293,46 @@ static void log_request(struct kosd_req *r, double secs)
 
 static const char *reason_phrase(int status);
 
+/* Whether a route's answers are decisions the ledger records: everything
+ * but the public, read-only routes (health, metrics, the CA's JWKS). A KMS
+ * front keeps no ledger. */
+static bool recorded(const struct kosd_req *r)
+{
+	return r->d->ledger != NULL && r->route != KOSD_R_UNKNOWN && r->route != KOSD_R_HEALTH &&
+	       r->route != KOSD_R_METRICS && r->route != KOSD_R_CA_JWKS;
+}
+
+/* Step 7 of the pipeline: the decision as a ledger entry (names, tier,
+ * outcome and the error code as the reason; never a secret). */
+static void record(struct kosd_req *r)
+{
+	kos_ledger_entry e;
+	char reason[sizeof(r->code)];
+	const char *outcome, *client;
+	size_t i;
+
+	if (!recorded(r))
+		return;
+	if (r->status >= 200 && r->status < 300)
+		outcome = "allowed";
+	else if (r->status == 401 || r->status == 403)
+		outcome = "refused";
+	else
+		outcome = "failed";
+	/* "trust_too_low" is recorded as DESIGN.md's "trust too low" */
+	for (i = 0; r->code[i] != '\0'; i++)
+		reason[i] = r->code[i] == '_' ? ' ' : r->code[i];
+	reason[i] = '\0';
+	client = r->authed ? r->claims.sub : r->who[0] != '\0' ? r->who : "-";
+	kos_ledger_entry_init(&e, kos_now(), client, kosd_route_name(r->route),
+			      r->name[0] != '\0' ? r->name : "-", r->tier != NULL ? r->tier : "-",
+			      outcome, reason, r->authed ? r->claims.jti : "-");
+	/* serve() refused the request had the queue been full */
+	if (kosd_ledger_add(r->d->ledger, &e) != KOS_OK)
+		kosd_log(r->d, "ledger: could not queue the decision on %s",
+			 kosd_route_name(r->route));
+}
+
 /* Ends the request: text (len bytes) is the body; a secret one was made by
  * kosd_json_alloc and goes back to kosd_json_release, which wipes it, once
  * libevent has sent it; another is copied and stays the caller's. */
@@ -317,6 +357,7 @@ static void finish(struct kosd_req *r, int status, const char *ctype, char *text
 	evhttp_send_reply(r->req, status, reason_phrase(status), NULL);
 	kosd_metrics_request(r->d->metrics, r->route, status, secs);
 	log_request(r, secs);
+	record(r);
 }
 
 void kosd_reply_text(struct kosd_req *r, int status, const char *ctype, const char *text)
@@ -366,6 +407,7 @@ void kosd_reply_error(struct kosd_req *r, int status, const char *code, const ch
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	snprintf(r->code, sizeof(r->code), "%s", code);
 	o = json_pack("{s:s, s:s}", "error", code, "message", msg);
 	if (o != NULL)
 		text = json_dumps(o, JSON_COMPACT);
@@ -956,6 +998,11 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 		goto out;
 	}
 	r.route = s->route;
+	/* no decision that could not be recorded */
+	if (recorded(&r) && kosd_ledger_full(d->ledger)) {
+		kosd_reply_error(&r, 503, "unavailable", "the ledger cannot be written: try later");
+		goto out;
+	}
 	if (s->auth && !authenticate(&r))
 		goto out;
 	if (!parse_body(&r, s))

@@ -133,6 +133,19 @@ char *kosd_metrics_render(struct kosd *d)
 		(unsigned long long)queued, (unsigned long long)written,
 		(unsigned long long)batches, d->n_conns, (unsigned long long)d->conns_refused,
 		(unsigned long long)d->conns_expired);
+	kosd_ledger_stats(d->ledger, &queued, &written, &batches);
+	fprintf(f,
+		"# HELP kosd_ledger_entries_queued_total Decisions queued for the ledger.\n"
+		"# TYPE kosd_ledger_entries_queued_total counter\n"
+		"kosd_ledger_entries_queued_total %llu\n"
+		"# HELP kosd_ledger_entries_written_total Queued decisions written to the ledger.\n"
+		"# TYPE kosd_ledger_entries_written_total counter\n"
+		"kosd_ledger_entries_written_total %llu\n"
+		"# HELP kosd_ledger_batches_total Store transactions that wrote them.\n"
+		"# TYPE kosd_ledger_batches_total counter\n"
+		"kosd_ledger_batches_total %llu\n",
+		(unsigned long long)queued, (unsigned long long)written,
+		(unsigned long long)batches);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

@@ -104,3 +104,92 @@ void kosd_obs_free(struct kosd_obs *q)
 	free(q->recs);
 	free(q);
 }
+
+/* --- the ledger (DESIGN.md 3, step 7) -------------------------------------
+ * Every decision kosd answers is an entry of the store's ledger. Entries
+ * are queued as requests finish and written with the observations: every
+ * 100 ms, every KOSD_LEDGER_BATCH, and at shutdown, each batch in one
+ * transaction. While KOSD_LEDGER_MAX entries wait (the store is down),
+ * kosd refuses decisions it could not record (kosd_ledger_full). */
+
+#define KOSD_LEDGER_BATCH 256
+#define KOSD_LEDGER_MAX 16384
+
+struct kosd_ledger {
+	kos_store *st;
+	kos_ledger_entry *e;
+	size_t n, cap;
+	uint64_t queued, written, batches;
+};
+
+kos_rv kosd_ledger_new(kos_store *st, struct kosd_ledger **out)
+{
+	struct kosd_ledger *q = calloc(1, sizeof(*q));
+
+	*out = q;
+	if (q == NULL)
+		return KOS_E_NOMEM;
+	q->st = st;
+	return KOS_OK;
+}
+
+bool kosd_ledger_full(const struct kosd_ledger *q)
+{
+	return q != NULL && q->n >= KOSD_LEDGER_MAX;
+}
+
+kos_rv kosd_ledger_add(struct kosd_ledger *q, const kos_ledger_entry *e)
+{
+	if (q->n >= KOSD_LEDGER_MAX)
+		return KOS_E_BUSY;
+	if (q->n == q->cap) {
+		size_t ncap = q->cap ? q->cap * 2 : 64;
+		kos_ledger_entry *ne = realloc(q->e, ncap * sizeof(*ne));
+
+		if (ne == NULL)
+			return KOS_E_NOMEM;
+		q->e = ne;
+		q->cap = ncap;
+	}
+	q->e[q->n++] = *e;
+	q->queued++;
+	if (q->n >= KOSD_LEDGER_BATCH)
+		(void)kosd_ledger_flush(q); /* on failure they stay queued for the timer */
+	return KOS_OK;
+}
+
+kos_rv kosd_ledger_flush(struct kosd_ledger *q)
+{
+	kos_rv rv;
+
+	if (q == NULL || q->n == 0)
+		return KOS_OK;
+	rv = kos_ledger_append(q->st, q->e, q->n);
+	if (rv != KOS_OK)
+		return rv;
+	q->written += q->n;
+	q->batches++;
+	q->n = 0;
+	return KOS_OK;
+}
+
+size_t kosd_ledger_pending(const struct kosd_ledger *q)
+{
+	return q != NULL ? q->n : 0;
+}
+
+void kosd_ledger_stats(const struct kosd_ledger *q, uint64_t *queued, uint64_t *written,
+		       uint64_t *batches)
+{
+	*queued = q != NULL ? q->queued : 0;
+	*written = q != NULL ? q->written : 0;
+	*batches = q != NULL ? q->batches : 0;
+}
+
+void kosd_ledger_free(struct kosd_ledger *q)
+{
+	if (q == NULL)
+		return;
+	free(q->e);
+	free(q);
+}

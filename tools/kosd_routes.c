@@ -16,10 +16,11 @@
 void kosd_route_health(struct kosd_req *r)
 {
 	kosd_reply_json(r, 200,
-			json_pack("{s:s, s:s, s:s, s:s, s:I}", "status", "ok", "version",
+			json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "status", "ok", "version",
 				  PACKAGE_VERSION, "role", kosd_role_name(r->d), "policy",
 				  kos_policy_get0_path(r->d->policy), "pending_observations",
-				  (json_int_t)kosd_obs_pending(r->d->obs)));
+				  (json_int_t)kosd_obs_pending(r->d->obs), "pending_ledger",
+				  (json_int_t)kosd_ledger_pending(r->d->ledger)));
 }
 
 void kosd_route_metrics(struct kosd_req *r)
@@ -49,6 +50,8 @@ static void reply_credential(struct kosd_req *r, char *token)
 		kosd_reply_rv(r, rv, "credential");
 		return;
 	}
+	if (!r->authed)
+		snprintf(r->who, sizeof(r->who), "%s", c.sub);
 	o = json_pack("{s:s, s:s, s:I, s:s}", "credential", token, "client", c.sub, "expires",
 		      (json_int_t)(c.exp / KOS_USEC_PER_SEC), "scope", c.scope);
 	kos_cred_free(token);
