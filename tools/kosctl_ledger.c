@@ -238,12 +238,12 @@ static int show_entry(const kos_ledger_entry *e, void *arg)
 
 	if (!sh->json) {
 		if (sh->shown == 0)
-			printf("%6s %-20s %-16s %-10s %-20s %-6s %-7s %-*s %s\n", "SEQ", "TIME",
+			printf("%6s %-20s %-16s %-20s %-20s %-6s %-7s %-*s %s\n", "SEQ", "TIME",
 			       "CLIENT", "ACTION", "RESOURCE", "TIER", "OUTCOME", SHORT_HASH,
 			       "HASH", "REASON");
 		iso_time(e->at, at, sizeof(at));
 		hex(e->hash, sizeof(e->hash), hash);
-		printf("%6" PRIu64 " %-20s %-16s %-10s %-20s %-6s %-7s %.*s%s%s\n", e->seq, at,
+		printf("%6" PRIu64 " %-20s %-16s %-20s %-20s %-6s %-7s %.*s%s%s\n", e->seq, at,
 		       safe(e->client, t[0], sizeof(t[0])), safe(e->action, t[1], sizeof(t[1])),
 		       safe(e->resource, t[2], sizeof(t[2])), safe(e->tier, t[3], sizeof(t[3])),
 		       safe(e->outcome, t[4], sizeof(t[4])), SHORT_HASH, hash,
