@@ -1011,6 +1011,11 @@ kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id
 
 kos_rv kos_cred_enroll(kos_ca *ca, const char *secret, char **token)
 {
+	return kos_cred_enroll_bound(ca, secret, NULL, token);
+}
+
+kos_rv kos_cred_enroll_bound(kos_ca *ca, const char *secret, const char *x5t, char **token)
+{
 	struct kos_store_enrollment e;
 	struct kos_store_cred_client *c = NULL;
 	struct issue_req r = {0};
@@ -1025,6 +1030,9 @@ kos_rv kos_cred_enroll(kos_ca *ca, const char *secret, char **token)
 		return kos_error_set(KOS_E_INVALID, "kos_cred_enroll: missing argument");
 	if (ca->st == NULL)
 		return kos_ca_no_store();
+	if (x5t != NULL && x5t[0] != '\0' && !kos_b64url_is(x5t, KOS_CRED_X5T_LEN))
+		return kos_error_set(KOS_E_INVALID,
+				     "a certificate thumbprint is 43 base64url characters");
 	if (!kos_b64url_is(secret, KOS_CRED_SECRET_LEN))
 		return kos_error_set(KOS_E_INTEGRITY,
 				     "not an enrollment secret (43 base64url characters)");
@@ -1050,6 +1058,7 @@ kos_rv kos_cred_enroll(kos_ca *ca, const char *secret, char **token)
 	 * and of two racing uses exactly one takes it */
 	r.client = c->name;
 	r.scope = c->scope;
+	r.x5t = x5t;
 	r.auth_time = now;
 	rv = issue(ca, &r, &tok);
 	if (rv != KOS_OK)

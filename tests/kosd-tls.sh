@@ -54,6 +54,8 @@ expect 0 "admin client" "$K" client add admin --scope "admin:* key:*"
 expect 0 "enroll the admin" "$K" credential enroll "$(cat "$out")"
 ADM=$(cat "$out")
 expect 0 "client alice" "$K" client add alice --scope "key:*"
+expect 0 "client carol, to enroll over TLS" "$K" client add carol --scope "key:*"
+carol_secret=$(cat "$out")
 expect 0 "a credential bound to alice's certificate" \
 	"$K" credential issue alice --cert "$c/alice.pem"
 T_bound=$(cat "$out")
@@ -163,6 +165,22 @@ want 200 "the fresh credential works with the certificate"
 tls bob /v1/keys "$T_fresh"
 want 401 "and keeps the binding"
 
+# --- enrollment over TLS binds the credential to the certificate ---
+tls_opts="-H Content-Type:application/json --data-binary {\"secret\":\"$carol_secret\"}"
+tls alice /v1/credentials/enroll
+tls_opts=""
+want 200 "carol enrolls over TLS"
+T_carol=$(sed -n 's/.*"credential":"\([^"]*\)".*/\1/p' "$out")
+expect 0 "the enrolled credential is bound to the certificate it came over" \
+	"$K" credential verify "$T_carol" --cert "$c/alice.pem"
+grep_out '"x5t#S256"' "it carries cnf"
+tls alice /v1/keys "$T_carol"
+want 200 "it works with that certificate"
+tls bob /v1/keys "$T_carol"
+want 401 "not with another"
+unix_get /v1/keys "$T_carol"
+want 401 "nor over the Unix socket"
+
 # --- the log ---
 check "the certificate subject is logged per request" \
 	grep -q 'client=alice route=keys .*status=200 .*cert="CN=alice,O=kos test"' "$log"
@@ -170,7 +188,7 @@ check "the refused one names bob's certificate" \
 	grep -q 'route=keys .*status=401 .*cert="CN=bob,O=kos test"' "$log"
 check "the peer is the TCP address" grep -q 'peer=tls:127.0.0.1:' "$log"
 check "no credential and no key in the log" \
-	sh -c "! grep -q -e '$T_bound' -e '$ADM' -e 'PRIVATE' '$log'"
+	sh -c "! grep -q -e '$T_bound' -e '$ADM' -e '$carol_secret' -e 'PRIVATE' '$log'"
 
 kill -TERM "$kpid"
 set +e

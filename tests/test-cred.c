@@ -1632,6 +1632,7 @@ int main(void)
 	    KOS_TEST(test_revocation_under_load),
 	    KOS_TEST(test_rotation),
 	    KOS_TEST(test_enrollment),
+	    KOS_TEST(test_enrollment_bound),
 	    KOS_TEST(test_refresh),
 	    KOS_TEST(test_lifetimes_by_threat),
 	    KOS_TEST(test_grant_not_refreshable),

@@ -68,7 +68,8 @@ void kosd_route_enroll(struct kosd_req *r)
 	secret = kosd_body_string(r, "secret", true, &failed);
 	if (secret == NULL)
 		return;
-	rv = kos_cred_enroll(r->d->ca, secret, &token);
+	/* over TLS the credential is bound to the certificate presented */
+	rv = kos_cred_enroll_bound(r->d->ca, secret, kosd_req_x5t(r), &token);
 	if (rv == KOS_E_INTEGRITY) {
 		kosd_reply_error(r, 401, "invalid_secret",
 				 "unknown, expired or already used enrollment secret");

@@ -177,6 +177,12 @@ KOS_API kos_rv kos_client_set_disabled(kos_ca *ca, const char *name, int disable
  * with KOS_E_INTEGRITY and observed as an integrity failure of its client;
  * an unknown or expired secret is refused with KOS_E_INTEGRITY. */
 KOS_API kos_rv kos_cred_enroll(kos_ca *ca, const char *secret, char **token);
+/* kos_cred_enroll() for a client that enrolls over TLS: x5t (the presented
+ * certificate's x5t#S256, NULL or "" for none) binds the credential to that
+ * certificate (cnf). An x5t that is not 43 base64url characters is
+ * KOS_E_INVALID and leaves the secret unused. */
+KOS_API kos_rv kos_cred_enroll_bound(kos_ca *ca, const char *secret, const char *x5t,
+				     char **token);
 /* Issues a credential for a registered client directly (administrators):
  * scope NULL for the registered scope, else one within it; x5t (may be NULL)
  * binds it to the TLS client certificate with that SHA-256 thumbprint
