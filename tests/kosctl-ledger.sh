@@ -50,6 +50,12 @@ expect 2 "show with a stray argument" "$K" ledger show 5
 grep_err "unexpected argument '5'" "the stray argument is named"
 expect 2 "verify --from (show's option only)" "$K" ledger verify --from 1
 expect 2 "head with a stray argument" "$K" ledger head now
+expect 2 "verify --head without a hash" "$K" ledger verify --head 5
+grep_err "wants SEQ:HASH" "the form is named"
+expect 2 "verify --head with a short hash" "$K" ledger verify --head 5:abcd
+expect 2 "verify --head with entry 0" "$K" ledger verify --head "0:$(printf '%064d' 0)"
+expect 2 "verify --head with a non-hex hash" "$K" ledger verify --head "5:$(printf '%064d' 0 | tr 0 g)"
+expect 2 "show --head (verify's option only)" "$K" ledger show --head "5:$(printf '%064d' 0)"
 
 # --- an empty ledger ---
 expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
@@ -129,6 +135,13 @@ if ! command -v sqlite3 >/dev/null 2>&1; then
 	exit 1
 fi
 sqlite3 "$db" ".backup '$kos_tmp/intact.db'"
+h300=$(sqlite3 "$db" 'SELECT lower(hex(hash)) FROM ledger WHERE seq = 300')
+expect 0 "verify --head of an earlier head" "$K" ledger verify --head "300:$h300"
+grep_out "^ledger: 320 entries, chain intact" "an earlier head is found in the chain"
+expect 0 "verify --head as 'ledger head' prints it" "$K" ledger verify --head "$("$K" ledger head)"
+h299=$(sqlite3 "$db" 'SELECT lower(hex(hash)) FROM ledger WHERE seq = 299')
+expect 1 "verify --head with another hash" "$K" ledger verify --head "300:$h299"
+grep_err "entry 300 is bad: its hash is not the head given" "a rewritten head is named"
 
 # tamper DESCRIPTION SQL: the intact store, changed with SQL after the
 # append-only triggers are dropped (as an intruder would)
@@ -163,6 +176,14 @@ grep_err "entry 41 is bad: prev does not match entry 40" "a broken link is named
 tamper "delete" "DELETE FROM ledger WHERE seq = 200"
 expect 1 "verify a deleted entry" "$K" ledger verify
 grep_err "entry 200 is bad: missing entry 200" "the missing entry is named"
+
+# cut short: the chain alone cannot tell, a head recorded earlier can
+tamper "cut" "DELETE FROM ledger WHERE seq > 300"
+expect 0 "verify a ledger cut short" "$K" ledger verify
+expect 1 "verify --head a ledger cut short" "$K" ledger verify --head "320:$(sqlite3 "$kos_tmp/intact.db" 'SELECT lower(hex(hash)) FROM ledger WHERE seq = 320')"
+grep_err "entry 320 is bad: missing: the ledger ends at entry 300" "the cut is named"
+expect 1 "verify --head --json a ledger cut short" "$K" ledger verify --json --head "320:$h299"
+grep_out '"first_bad": 320' "JSON names the missing head"
 
 tamper "delete first" "DELETE FROM ledger WHERE seq = 1"
 expect 1 "verify without entry 1" "$K" ledger verify

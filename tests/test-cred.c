@@ -1251,6 +1251,34 @@ static void test_rotation(void)
 
 /* --- enrollment --- */
 
+/* Enrollment over TLS: the credential is bound to the certificate; a
+ * malformed thumbprint is refused before the secret is used. */
+static void test_enrollment_bound(void)
+{
+	char secret[KOS_CRED_SECRET_LEN + 1], x5t[KOS_CRED_X5T_LEN + 1], *t = NULL;
+	uint8_t der_hash[32];
+	kos_cred_claims c;
+
+	SHA256((const uint8_t *)"a certificate", 13, der_hash);
+	CU_ASSERT_EQUAL_FATAL(kos_b64url_encode(der_hash, 32, x5t, sizeof(x5t)), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_add(ca, "tls-enrollee", "key:*", secret), KOS_OK);
+	CU_ASSERT_EQUAL(kos_cred_enroll_bound(ca, secret, "short", &t), KOS_E_INVALID);
+	CU_ASSERT_PTR_NULL(t);
+	CU_ASSERT_EQUAL_FATAL(kos_cred_enroll_bound(ca, secret, x5t, &t), KOS_OK);
+	expect_valid(t, x5t, &c);
+	CU_ASSERT_STRING_EQUAL(c.sub, "tls-enrollee");
+	CU_ASSERT_STRING_EQUAL(c.x5t, x5t);
+	expect_refused(t, NULL, KOS_CRED_WRONG_CERT, "none was presented");
+	kos_cred_free(t);
+	t = NULL;
+	/* an empty thumbprint is a bearer credential, as with kos_cred_enroll */
+	CU_ASSERT_EQUAL_FATAL(kos_client_secret(ca, "tls-enrollee", secret), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_cred_enroll_bound(ca, secret, "", &t), KOS_OK);
+	expect_valid(t, NULL, &c);
+	CU_ASSERT_STRING_EQUAL(c.x5t, "");
+	kos_cred_free(t);
+}
+
 static void test_enrollment(void)
 {
 	char secret[KOS_CRED_SECRET_LEN + 1], again[KOS_CRED_SECRET_LEN + 1], *t = NULL;

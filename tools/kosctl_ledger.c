@@ -9,6 +9,7 @@
 #include "tools/kosctl.h"
 #include "tools/kosjson.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -43,20 +44,22 @@ static void show_usage(FILE *f)
 
 static void verify_usage(FILE *f)
 {
-	fprintf(f, "usage: kosctl ledger verify [--json]\n"
+	fprintf(f, "usage: kosctl ledger verify [--head SEQ:HASH] [--json]\n"
 		   "\n"
 		   "Checks the decision ledger's hash chain offline, from entry 1 on: the\n"
 		   "entries are numbered without gaps, each one's prev is the hash of the\n"
 		   "one before (32 zero bytes for entry 1), and each hash is SHA-256 of\n"
 		   "prev and the entry (kos-ledger(5)). Prints \"ledger: N entries, chain\n"
 		   "intact, head SEQ HASH\", or names the first bad entry and why. Entries\n"
-		   "removed from the end cannot be told from a shorter ledger: compare the\n"
-		   "head with one recorded earlier ('kosctl ledger head'). Reads the state\n"
-		   "store directly, even when a server is set.\n"
+		   "removed from the end cannot be told from a shorter ledger: give a head\n"
+		   "recorded earlier ('kosctl ledger head') with --head, and entry SEQ must\n"
+		   "still be there with that hash. Reads the state store directly, even\n"
+		   "when a server is set.\n"
 		   "\n"
 		   "options:\n"
-		   "  -j, --json  print a JSON object\n"
-		   "  -h, --help  show this help\n"
+		   "  -H, --head SEQ:HASH  a head recorded earlier (SEQ HASH also works)\n"
+		   "  -j, --json           print a JSON object\n"
+		   "  -h, --help           show this help\n"
 		   "\n"
 		   "Exit status: 0 chain intact, 1 a bad entry (or a failure), 2 usage\n"
 		   "error.\n");
@@ -105,12 +108,56 @@ static bool parse_count(const char *s, uint64_t *out)
 struct opts {
 	uint64_t from, limit; /* 0: not given */
 	bool json;
+	/* verify --head: an earlier head (seq 0: not given) */
+	uint64_t head_seq;
+	uint8_t head_hash[KOS_LEDGER_HASH_LEN];
 };
+
+enum parse_kind { PLAIN, LISTING, VERIFYING };
+
+/* "SEQ:HASH" or "SEQ HASH", as 'ledger head' prints it: SEQ >= 1 and 64
+ * hex digits. */
+static bool parse_head(const char *arg, struct opts *o)
+{
+	const char *h;
+	char *end;
+	unsigned long long seq;
+	size_t i;
+
+	if (arg[0] < '1' || arg[0] > '9')
+		return false;
+	errno = 0;
+	seq = strtoull(arg, &end, 10);
+	if (errno != 0 || (*end != ':' && *end != ' '))
+		return false;
+	h = end + 1;
+	if (strlen(h) != 2 * KOS_LEDGER_HASH_LEN)
+		return false;
+	for (i = 0; i < KOS_LEDGER_HASH_LEN; i++) {
+		unsigned v = 0;
+
+		for (int k = 0; k < 2; k++) {
+			char c = h[2 * i + (size_t)k];
+
+			if (c >= '0' && c <= '9')
+				v = v * 16 + (unsigned)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				v = v * 16 + (unsigned)(c - 'a' + 10);
+			else if (c >= 'A' && c <= 'F')
+				v = v * 16 + (unsigned)(c - 'A' + 10);
+			else
+				return false;
+		}
+		o->head_hash[i] = (uint8_t)v;
+	}
+	o->head_seq = seq;
+	return true;
+}
 
 /* Parses sub's options (show: --from and --limit too). Returns -1 to go
  * on, else the exit status (help printed, or a usage error). */
-static int parse(const char *sub, void (*usage)(FILE *), bool listing, int argc, char **argv,
-		 struct opts *o)
+static int parse(const char *sub, void (*usage)(FILE *), enum parse_kind kind, int argc,
+		 char **argv, struct opts *o)
 {
 	static const struct option all[] = {
 	    {"json", no_argument, NULL, 'j'},
@@ -119,18 +166,25 @@ static int parse(const char *sub, void (*usage)(FILE *), bool listing, int argc,
 	    {"limit", required_argument, NULL, 'n'},
 	    {NULL, 0, NULL, 0},
 	};
+	static const struct option verifying[] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"head", required_argument, NULL, 'H'},
+	    {NULL, 0, NULL, 0},
+	};
 	static const struct option plain[] = {
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	const struct option *longs = kind == LISTING ? all : kind == VERIFYING ? verifying : plain;
+	const char *shorts = kind == LISTING ? ":jhf:n:" : kind == VERIFYING ? ":jhH:" : ":jh";
 	const char *arg;
 	int opt;
 
 	memset(o, 0, sizeof(*o));
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, listing ? ":jhf:n:" : ":jh", listing ? all : plain,
-				  NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, shorts, longs, NULL)) != -1) {
 		switch (opt) {
 		case 'j':
 			o->json = true;
@@ -145,6 +199,15 @@ static int parse(const char *sub, void (*usage)(FILE *), bool listing, int argc,
 					   opt == 'f' ? "--from" : "--limit",
 					   opt == 'f' ? "an entry number" : "a number of entries",
 					   optarg);
+				return usage_hint(sub);
+			}
+			break;
+		case 'H':
+			if (!parse_head(optarg, o)) {
+				kosctl_err("ledger %s: --head wants SEQ:HASH as 'kosctl ledger head' "
+					   "prints it (an entry number, then 64 hex digits), not "
+					   "'%.80s'",
+					   sub, optarg);
 				return usage_hint(sub);
 			}
 			break;
@@ -280,7 +343,7 @@ static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
 	struct show sh = {0};
 	struct opts o;
 	kos_rv rv;
-	int rc = parse("show", show_usage, true, argc, argv, &o);
+	int rc = parse("show", show_usage, LISTING, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
@@ -311,14 +374,31 @@ static json_t *head_json(uint64_t seq, const uint8_t *hash)
 	return json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "hash", h);
 }
 
+struct found {
+	bool found;
+	uint64_t seq;
+	uint8_t hash[KOS_LEDGER_HASH_LEN];
+};
+
+static int find_entry(const kos_ledger_entry *e, void *arg)
+{
+	struct found *f = arg;
+
+	f->found = true;
+	f->seq = e->seq;
+	memcpy(f->hash, e->hash, sizeof(f->hash));
+	return 0;
+}
+
 static int cmd_verify(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	char h[2 * KOS_LEDGER_HASH_LEN + 1];
 	kos_ledger_check c;
 	struct opts o;
+	bool head_bad = false;
 	json_t *v;
 	kos_rv rv;
-	int rc = parse("verify", verify_usage, false, argc, argv, &o);
+	int rc = parse("verify", verify_usage, VERIFYING, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
@@ -328,6 +408,29 @@ static int cmd_verify(struct kosctl_ctx *ctx, int argc, char **argv)
 	if (rv != KOS_OK && rv != KOS_E_INTEGRITY) {
 		kosctl_err_rv(rv, "ledger verify");
 		return KOSCTL_FAIL;
+	}
+	/* an earlier head: entry head_seq, intact, still has that hash */
+	if (rv == KOS_OK && o.head_seq != 0) {
+		struct found f = {0};
+
+		rv = o.head_seq <= c.head_seq
+			 ? kos_ledger_list(ctx->store, o.head_seq, 1, find_entry, &f)
+			 : KOS_OK;
+		if (rv != KOS_OK) {
+			kosctl_err_rv(rv, "ledger verify");
+			return KOSCTL_FAIL;
+		}
+		if (!f.found || f.seq != o.head_seq) {
+			c.first_bad = o.head_seq;
+			snprintf(c.why, sizeof(c.why), "missing: the ledger ends at entry %" PRIu64
+				 " before the head given", c.head_seq);
+			rv = KOS_E_INTEGRITY;
+		} else if (memcmp(f.hash, o.head_hash, sizeof(f.hash)) != 0) {
+			c.first_bad = o.head_seq;
+			snprintf(c.why, sizeof(c.why), "its hash is not the head given");
+			rv = KOS_E_INTEGRITY;
+		}
+		head_bad = rv != KOS_OK;
 	}
 	hex(c.head_hash, sizeof(c.head_hash), h);
 	if (o.json || ctx->json) {
@@ -349,7 +452,11 @@ static int cmd_verify(struct kosctl_ctx *ctx, int argc, char **argv)
 	}
 	if (rv == KOS_OK)
 		return KOSCTL_OK;
-	if (c.checked == 0)
+	if (head_bad)
+		kosctl_err("ledger: entry %" PRIu64 " is bad: %s (the chain itself is intact to its "
+			   "head %" PRIu64 " %s: entries were rewritten or removed since)",
+			   c.first_bad, c.why, c.head_seq, h);
+	else if (c.checked == 0)
 		kosctl_err("ledger: entry %" PRIu64 " is bad: %s (no entry before it is intact)",
 			   c.first_bad, c.why);
 	else
@@ -366,7 +473,7 @@ static int cmd_head(struct kosctl_ctx *ctx, int argc, char **argv)
 	uint64_t seq;
 	struct opts o;
 	kos_rv rv;
-	int rc = parse("head", head_usage, false, argc, argv, &o);
+	int rc = parse("head", head_usage, PLAIN, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
