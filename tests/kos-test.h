@@ -21,6 +21,15 @@ int kos_test_run(const char *suite, int (*init)(void), int (*cleanup)(void),
  * KOS_TEST_KEEP is set); returns its path. */
 const char *kos_test_tmpdir(void);
 
+/* "TMPDIR/name" in kos_test_tmpdir(); the result lives until 8 more calls. */
+const char *kos_test_path(const char *name);
+
+/* SQL on an SQLite file through a connection of its own, as another program
+ * would: kos_test_sql_exec returns sqlite3_exec's code; kos_test_sql_int
+ * the first column of the first row, -1 when there is none. */
+int kos_test_sql_exec(const char *path, const char *sql);
+int kos_test_sql_int(const char *path, const char *sql);
+
 /* Writes policy/default.policy to path with each edits[i][0] replaced by
  * edits[i][1] (first occurrence); -1 when a text is not found or on I/O
  * errors. Tests derive their policies from the shipped one this way. */

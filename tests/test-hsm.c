@@ -22,19 +22,9 @@
 static char inst[512];      /* the installation every test uses */
 static char inst_conf[600]; /* its kos.conf */
 
-static const char *tmp_path(const char *name)
-{
-	static char path[8][700];
-	static unsigned next;
-	char *p = path[next++ % 8];
-
-	snprintf(p, sizeof(path[0]), "%s/%s", kos_test_tmpdir(), name);
-	return p;
-}
-
 static const char *write_file(const char *name, const char *text, mode_t mode)
 {
-	const char *p = tmp_path(name);
+	const char *p = kos_test_path(name);
 	FILE *f;
 
 	unlink(p);
@@ -212,7 +202,7 @@ static void test_devinit_refuses_existing(void)
 
 static void test_devinit_refusals_clean_up(void)
 {
-	const char *dir = tmp_path("inst-bad");
+	const char *dir = kos_test_path("inst-bad");
 	const char *junk = write_file("not-a-module.so", "not an ELF file\n", 0644);
 	struct stat sb;
 
@@ -235,11 +225,11 @@ static void test_devinit_refusals_clean_up(void)
 	CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0755), 0);
 	write_file("inst-bad/mine", "keep me\n", 0644);
 	CU_ASSERT_EQUAL(kos_devinit(dir, 2, policy_src(), junk), KOS_E_CRYPTO);
-	CU_ASSERT(stat(tmp_path("inst-bad/mine"), &sb) == 0);
-	CU_ASSERT(stat(tmp_path("inst-bad/tokens"), &sb) != 0);
-	CU_ASSERT(stat(tmp_path("inst-bad/pins"), &sb) != 0);
-	CU_ASSERT(stat(tmp_path("inst-bad/softhsm2.conf"), &sb) != 0);
-	CU_ASSERT(stat(tmp_path("inst-bad/kos.policy"), &sb) != 0);
+	CU_ASSERT(stat(kos_test_path("inst-bad/mine"), &sb) == 0);
+	CU_ASSERT(stat(kos_test_path("inst-bad/tokens"), &sb) != 0);
+	CU_ASSERT(stat(kos_test_path("inst-bad/pins"), &sb) != 0);
+	CU_ASSERT(stat(kos_test_path("inst-bad/softhsm2.conf"), &sb) != 0);
+	CU_ASSERT(stat(kos_test_path("inst-bad/kos.policy"), &sb) != 0);
 }
 
 /* --- kos.conf tokens ------------------------------------------------------- */
@@ -882,7 +872,7 @@ static void test_pin_sources(void)
 	kos_hsm_free(hsm);
 
 	/* missing and oversized files */
-	snprintf(src, sizeof(src), "file:%s", tmp_path("no-such.pin"));
+	snprintf(src, sizeof(src), "file:%s", kos_test_path("no-such.pin"));
 	path = write_conf("nopin.conf", entry("kms3", "kms3", src));
 	hsm = open_path(path, KOS_HSM_OPEN_STRICT, &rv);
 	CU_ASSERT_EQUAL(rv, KOS_E_IO);
@@ -1048,7 +1038,7 @@ static void test_environment_conflict(void)
  * directory: the child initialises the new tokens, the parent's are untouched. */
 static void test_devinit_beside_loaded_module(void)
 {
-	const char *dir = tmp_path("inst2");
+	const char *dir = kos_test_path("inst2");
 	char conf2[800];
 	kos_hsm *a, *b;
 	uint8_t *data;

@@ -19,44 +19,6 @@
 
 #define T0 INT64_C(1767225600000000) /* 2026-01-01T00:00:00Z */
 
-static const char *tmp_path(const char *name)
-{
-	static char paths[4][512];
-	static unsigned next;
-	char *p = paths[next++ % 4];
-
-	snprintf(p, sizeof(paths[0]), "%s/%s", kos_test_tmpdir(), name);
-	return p;
-}
-
-/* SQL on the file through a connection of its own, as another program. */
-static int raw_exec(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	int rc;
-
-	rc = sqlite3_open(path, &db);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	sqlite3_close(db);
-	return rc;
-}
-
-static int raw_int(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *stmt = NULL;
-	int v = -1;
-
-	if (sqlite3_open(path, &db) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
-	    sqlite3_step(stmt) == SQLITE_ROW)
-		v = sqlite3_column_int(stmt, 0);
-	sqlite3_finalize(stmt);
-	sqlite3_close(db);
-	return v;
-}
-
 static kos_store *open_store(const char *loc)
 {
 	kos_store *st = NULL;
@@ -219,7 +181,7 @@ static void test_known_answer(void)
 
 static void test_append_and_chain(void)
 {
-	const char *path = tmp_path("chain.db");
+	const char *path = kos_test_path("chain.db");
 	kos_store *st = open_store(path);
 	kos_ledger_entry e[3], again;
 	uint8_t zero[32] = {0}, h[32];
@@ -272,7 +234,7 @@ static void test_append_and_chain(void)
 	CU_ASSERT_EQUAL(again.seq, 5);
 	check_chain(st, 5);
 	kos_store_free(st);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM ledger"), 5);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM ledger"), 5);
 }
 
 /* --- validation --- */
@@ -445,10 +407,10 @@ static void check_validation(const char *loc)
 
 static void test_validation_sqlite(void)
 {
-	const char *path = tmp_path("valid.db");
+	const char *path = kos_test_path("valid.db");
 
 	check_validation(path);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM ledger"), 3);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM ledger"), 3);
 }
 
 static void test_validation_memory(void)
@@ -545,10 +507,10 @@ static void check_batch_atomic(const char *loc)
 
 static void test_batch_atomic_sqlite(void)
 {
-	const char *path = tmp_path("batch.db");
+	const char *path = kos_test_path("batch.db");
 
 	check_batch_atomic(path);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM ledger"), 266);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM ledger"), 266);
 }
 
 static void test_batch_atomic_memory(void)
@@ -560,7 +522,7 @@ static void test_batch_atomic_memory(void)
  * under kos's feet) writes nothing either. */
 static void test_batch_store_failure(void)
 {
-	const char *path = tmp_path("fail.db");
+	const char *path = kos_test_path("fail.db");
 	kos_store *st = open_store(path);
 	kos_ledger_entry e[4];
 	uint64_t seq = 0;
@@ -569,7 +531,7 @@ static void test_batch_store_failure(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	CU_ASSERT_EQUAL_FATAL(append_n(st, 0, 2, 2, "pre"), KOS_OK);
 	/* a trigger that refuses the third row of the next batch */
-	CU_ASSERT_EQUAL_FATAL(raw_exec(path, "CREATE TRIGGER fail_third BEFORE INSERT ON ledger "
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, "CREATE TRIGGER fail_third BEFORE INSERT ON ledger "
 					     "WHEN NEW.seq = 5 BEGIN SELECT RAISE(ABORT, 'no'); "
 					     "END;"),
 			      SQLITE_OK);
@@ -579,7 +541,7 @@ static void test_batch_store_failure(void)
 	CU_ASSERT_EQUAL(e[0].seq, 0);
 	CU_ASSERT_EQUAL(kos_ledger_head(st, &seq, NULL), KOS_OK);
 	CU_ASSERT_EQUAL(seq, 2);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM ledger"), 2);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM ledger"), 2);
 	kos_store_free(st);
 }
 
@@ -623,7 +585,7 @@ static void check_list(const char *loc)
 
 static void test_list_sqlite(void)
 {
-	check_list(tmp_path("list.db"));
+	check_list(kos_test_path("list.db"));
 }
 
 static void test_list_memory(void)
@@ -662,7 +624,7 @@ static void check_intact(const char *loc)
 
 static void test_verify_intact_sqlite(void)
 {
-	check_intact(tmp_path("intact.db"));
+	check_intact(kos_test_path("intact.db"));
 }
 
 static void test_verify_intact_memory(void)
@@ -675,7 +637,7 @@ static void test_verify_intact_memory(void)
  * that verification names entry bad with why. */
 static void check_tamper(const char *name, const char *sql, uint64_t bad, const char *why)
 {
-	const char *path = tmp_path(name);
+	const char *path = kos_test_path(name);
 	char script[1024], detail[160];
 	kos_store *st = open_store(path);
 	kos_ledger_check c;
@@ -686,7 +648,7 @@ static void check_tamper(const char *name, const char *sql, uint64_t bad, const 
 	kos_store_free(st);
 	snprintf(script, sizeof(script),
 		 "DROP TRIGGER ledger_no_update; DROP TRIGGER ledger_no_delete; %s", sql);
-	CU_ASSERT_EQUAL_FATAL(raw_exec(path, script), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, script), SQLITE_OK);
 
 	st = open_store(path);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
@@ -742,7 +704,7 @@ static void test_tamper_hash(void)
  * next entry, whose prev no longer matches. */
 static void test_tamper_rehashed(void)
 {
-	const char *path = tmp_path("t-rehash.db");
+	const char *path = kos_test_path("t-rehash.db");
 	kos_store *st = open_store(path);
 	struct collect c = {0};
 	kos_ledger_check chk;
@@ -763,7 +725,7 @@ static void test_tamper_rehashed(void)
 		 "DROP TRIGGER ledger_no_update; UPDATE ledger SET outcome = 'allowed', reason = "
 		 "'', client = 'mallory', hash = x'%s' WHERE seq = 4;",
 		 hex);
-	CU_ASSERT_EQUAL_FATAL(raw_exec(path, sql), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, sql), SQLITE_OK);
 	st = open_store(path);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	CU_ASSERT_EQUAL(kos_ledger_verify(st, &chk), KOS_E_INTEGRITY);
@@ -817,21 +779,21 @@ static void test_tamper_malformed(void)
  * another program with a bad hash are caught by verify. */
 static void test_append_only(void)
 {
-	const char *path = tmp_path("append-only.db");
+	const char *path = kos_test_path("append-only.db");
 	kos_store *st = open_store(path);
 	kos_ledger_check c;
 
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	CU_ASSERT_EQUAL_FATAL(append_n(st, 0, 3, 3, "a"), KOS_OK);
 	kos_store_free(st);
-	CU_ASSERT_NOT_EQUAL(raw_exec(path, "UPDATE ledger SET client = 'x' WHERE seq = 2"),
+	CU_ASSERT_NOT_EQUAL(kos_test_sql_exec(path, "UPDATE ledger SET client = 'x' WHERE seq = 2"),
 			    SQLITE_OK);
-	CU_ASSERT_NOT_EQUAL(raw_exec(path, "DELETE FROM ledger WHERE seq = 3"), SQLITE_OK);
-	CU_ASSERT_NOT_EQUAL(raw_exec(path, "INSERT INTO ledger VALUES (4, 1, 'a', 'b', 'c', "
+	CU_ASSERT_NOT_EQUAL(kos_test_sql_exec(path, "DELETE FROM ledger WHERE seq = 3"), SQLITE_OK);
+	CU_ASSERT_NOT_EQUAL(kos_test_sql_exec(path, "INSERT INTO ledger VALUES (4, 1, 'a', 'b', 'c', "
 					   "'-', 'allowed', '', '-', x'00', zeroblob(32))"),
 			    SQLITE_OK);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM ledger"), 3);
-	CU_ASSERT_EQUAL(raw_exec(path, "INSERT INTO ledger VALUES (4, 1, 'a', 'b', 'c', '-', "
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM ledger"), 3);
+	CU_ASSERT_EQUAL(kos_test_sql_exec(path, "INSERT INTO ledger VALUES (4, 1, 'a', 'b', 'c', '-', "
 				       "'allowed', '', '-', randomblob(32), randomblob(32))"),
 			SQLITE_OK);
 	st = open_store(path);
@@ -900,7 +862,7 @@ static kos_rv writer(kos_store *st, const char *prefix, unsigned w)
 
 static void test_concurrent_processes(void)
 {
-	const char *path = tmp_path("procs.db");
+	const char *path = kos_test_path("procs.db");
 	pid_t pids[PROCS];
 	kos_store *st;
 	unsigned w;
@@ -968,7 +930,7 @@ static void check_threads(const char *loc)
 
 static void test_concurrent_threads_sqlite(void)
 {
-	check_threads(tmp_path("threads.db"));
+	check_threads(kos_test_path("threads.db"));
 }
 
 static void test_concurrent_threads_memory(void)
@@ -983,7 +945,7 @@ static void test_concurrent_threads_memory(void)
  * user_version 4 is exactly one. */
 static void test_migrate_from_v4(void)
 {
-	const char *path = tmp_path("v4.db");
+	const char *path = kos_test_path("v4.db");
 	kos_store *st = open_store(path);
 	kos_ledger_check c;
 	char *v = NULL;
@@ -992,11 +954,11 @@ static void test_migrate_from_v4(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	CU_ASSERT_EQUAL(kos_store_meta_put(st, "probe", "from v4"), KOS_OK);
 	kos_store_free(st);
-	CU_ASSERT_EQUAL_FATAL(raw_exec(path, "DROP TABLE ledger; PRAGMA user_version = 4;"),
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, "DROP TABLE ledger; PRAGMA user_version = 4;"),
 			      SQLITE_OK);
-	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 4);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_int(path, "PRAGMA user_version"), 4);
 	CU_ASSERT_EQUAL_FATAL(
-	    raw_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'ledger%'"), 0);
+	    kos_test_sql_int(path, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'ledger%'"), 0);
 
 	st = open_store(path);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
@@ -1010,8 +972,8 @@ static void test_migrate_from_v4(void)
 	CU_ASSERT_EQUAL(kos_ledger_verify(st, &c), KOS_OK);
 	CU_ASSERT_EQUAL(c.checked, 3);
 	kos_store_free(st);
-	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), 5);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), 5);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
 				      "AND tbl_name = 'ledger'"),
 			2);
 }

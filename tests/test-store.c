@@ -18,45 +18,6 @@
 
 #define SEC KOS_USEC_PER_SEC
 
-static const char *tmp_path(const char *name)
-{
-	static char paths[4][512];
-	static unsigned next;
-	char *p = paths[next++ % 4];
-
-	snprintf(p, sizeof(paths[0]), "%s/%s", kos_test_tmpdir(), name);
-	return p;
-}
-
-/* Runs SQL on a file with a connection of its own, as an older kos or
- * another program would. */
-static int raw_exec(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	int rc;
-
-	rc = sqlite3_open(path, &db);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
-	sqlite3_close(db);
-	return rc;
-}
-
-static int raw_int(const char *path, const char *sql)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *stmt = NULL;
-	int v = -1;
-
-	if (sqlite3_open(path, &db) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
-	    sqlite3_step(stmt) == SQLITE_ROW)
-		v = sqlite3_column_int(stmt, 0);
-	sqlite3_finalize(stmt);
-	sqlite3_close(db);
-	return v;
-}
-
 static void raw_text(const char *path, const char *sql, char *out, size_t len)
 {
 	sqlite3 *db = NULL;
@@ -725,7 +686,7 @@ static void check_credentials(kos_store *st)
  * process, as far as SQLite is concerned) reads, without a store read. */
 static void test_cred_hint_shared(void)
 {
-	const char *path = tmp_path("hint.db");
+	const char *path = kos_test_path("hint.db");
 	kos_store *a = NULL, *b = NULL;
 	struct kos_store_revocation r;
 	uint64_t hint, rev;
@@ -791,21 +752,21 @@ static void test_sqlite_interface(void)
 {
 	kos_store *st = NULL;
 
-	CU_ASSERT_EQUAL_FATAL(kos_store_open(tmp_path("iface.db"), &st), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(kos_test_path("iface.db"), &st), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "sqlite");
 	check_interface(st);
 	check_keys(st);
 	check_services(st);
 	check_credentials(st);
 	kos_store_free(st);
-	CU_ASSERT_EQUAL_FATAL(kos_store_open(tmp_path("many.db"), &st), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(kos_test_path("many.db"), &st), KOS_OK);
 	check_many(st);
 	kos_store_free(st);
 }
 
 static void test_sqlite_create_and_reopen(void)
 {
-	const char *path = tmp_path("create.db");
+	const char *path = kos_test_path("create.db");
 	char loc[600], mode[32];
 	kos_store *st = NULL;
 	struct kos_trust_state s;
@@ -822,7 +783,7 @@ static void test_sqlite_create_and_reopen(void)
 	CU_ASSERT_EQUAL(sb.st_mode & 0777, 0600);
 	raw_text(path, "PRAGMA journal_mode", mode, sizeof(mode));
 	CU_ASSERT_STRING_EQUAL(mode, "wal");
-	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
 	kos_store_free(st);
 
 	/* reopened as a plain path */
@@ -850,13 +811,13 @@ static const char v1_schema[] =
 
 static void test_migrate_from_v1(void)
 {
-	const char *path = tmp_path("v1.db");
+	const char *path = kos_test_path("v1.db");
 	kos_store *st = NULL;
 	struct kos_trust_state s;
 	struct fill_arg a = {.seed = 3};
 
-	CU_ASSERT_EQUAL_FATAL(raw_exec(path, v1_schema), SQLITE_OK);
-	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 1);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, v1_schema), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_int(path, "PRAGMA user_version"), 1);
 
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
 	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
@@ -884,9 +845,9 @@ static void test_migrate_from_v1(void)
 	check_filled(&s, "old-client", 3);
 	kos_store_free(st);
 
-	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
-	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA application_id"), 0x6b6f7301);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM trust"), 2);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA application_id"), 0x6b6f7301);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM trust"), 2);
 }
 
 /* A file written by kos at schema version 2: trust only, no keys. */
@@ -911,15 +872,15 @@ static const char v2_schema[] =
 
 static void test_migrate_from_v2(void)
 {
-	const char *path = tmp_path("v2.db");
+	const char *path = kos_test_path("v2.db");
 	kos_store *st = NULL;
 	struct kos_trust_state s;
 	struct kos_store_key key = {.type = KOS_KEY_DEK, .created = 5};
 	struct kos_store_version begin;
 	uint32_t version = 0;
 
-	CU_ASSERT_EQUAL_FATAL(raw_exec(path, v2_schema), SQLITE_OK);
-	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 2);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, v2_schema), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_int(path, "PRAGMA user_version"), 2);
 
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
 	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
@@ -936,14 +897,14 @@ static void test_migrate_from_v2(void)
 	CU_ASSERT_EQUAL(version, 1);
 	kos_store_free(st);
 
-	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM keys"), 1);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM key_versions WHERE state = 'creating'"),
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM keys"), 1);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM key_versions WHERE state = 'creating'"),
 			1);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM key_shares"), 0);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM key_share_sets"), 0);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM key_shares"), 0);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM key_share_sets"), 0);
 	/* the schema refuses a state kos does not know, even from another program */
-	CU_ASSERT_NOT_EQUAL(raw_exec(path, "UPDATE key_versions SET state = 'lost'"), SQLITE_OK);
+	CU_ASSERT_NOT_EQUAL(kos_test_sql_exec(path, "UPDATE key_versions SET state = 'lost'"), SQLITE_OK);
 }
 
 /* A file written by kos at schema version 3: trust and keys, no services
@@ -973,16 +934,16 @@ static const char v3_keys[] =
 
 static void test_migrate_from_v3(void)
 {
-	const char *path = tmp_path("v3.db");
+	const char *path = kos_test_path("v3.db");
 	kos_store *st = NULL;
 	struct kos_store_version v;
 	struct kos_store_cred_client *clients = NULL;
 	size_t n = 99;
 	uint64_t rev = 99;
 
-	CU_ASSERT_EQUAL_FATAL(raw_exec(path, v2_schema), SQLITE_OK);
-	CU_ASSERT_EQUAL_FATAL(raw_exec(path, v3_keys), SQLITE_OK);
-	CU_ASSERT_EQUAL_FATAL(raw_int(path, "PRAGMA user_version"), 3);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, v2_schema), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, v3_keys), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_int(path, "PRAGMA user_version"), 3);
 
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
 	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
@@ -1001,16 +962,16 @@ static void test_migrate_from_v3(void)
 	check_credentials(st);
 	kos_store_free(st);
 
-	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM ca_keys WHERE retired = 0"), 1);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM ca_keys WHERE retired = 0"), 1);
 	/* the schema itself keeps one current CA key and well-formed rows */
-	CU_ASSERT_NOT_EQUAL(raw_exec(path, "INSERT INTO ca_keys (kid, token, label, spki, created)"
+	CU_ASSERT_NOT_EQUAL(kos_test_sql_exec(path, "INSERT INTO ca_keys (kid, token, label, spki, created)"
 					   " VALUES ('x', 'ca', 'l', x'30', 1)"),
 			    SQLITE_OK);
-	CU_ASSERT_NOT_EQUAL(raw_exec(path, "INSERT INTO revocations (kind, value, created, expires)"
+	CU_ASSERT_NOT_EQUAL(kos_test_sql_exec(path, "INSERT INTO revocations (kind, value, created, expires)"
 					   " VALUES ('nonsense', '', 1, 2)"),
 			    SQLITE_OK);
-	CU_ASSERT_NOT_EQUAL(raw_exec(path,
+	CU_ASSERT_NOT_EQUAL(kos_test_sql_exec(path,
 				     "INSERT INTO enrollments (hash, client, created, expires)"
 				     " VALUES (x'00', 'api', 1, 2)"),
 			    SQLITE_OK);
@@ -1018,7 +979,7 @@ static void test_migrate_from_v3(void)
 
 static void test_newer_schema_refused(void)
 {
-	const char *path = tmp_path("newer.db");
+	const char *path = kos_test_path("newer.db");
 	char sql[64];
 	kos_store *st = NULL;
 
@@ -1026,15 +987,15 @@ static void test_newer_schema_refused(void)
 	CU_ASSERT_EQUAL(kos_store_trust_update(st, "x", count_fn, NULL), KOS_OK);
 	kos_store_free(st);
 	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", KOS_STORE_SCHEMA_VERSION + 1);
-	CU_ASSERT_EQUAL_FATAL(raw_exec(path, sql), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, sql), SQLITE_OK);
 
 	st = (kos_store *)&st; /* must be reset to NULL */
 	CU_ASSERT_EQUAL(kos_store_open(path, &st), KOS_E_STORE);
 	CU_ASSERT_PTR_NULL(st);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "newer"));
 	/* refused untouched */
-	CU_ASSERT_EQUAL(raw_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION + 1);
-	CU_ASSERT_EQUAL(raw_int(path, "SELECT count(*) FROM trust"), 1);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION + 1);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM trust"), 1);
 }
 
 static void check_refused(const char *loc, kos_rv want, const char *detail)
@@ -1055,9 +1016,9 @@ static void check_refused(const char *loc, kos_rv want, const char *detail)
 
 static void test_bad_locations(void)
 {
-	const char *text = tmp_path("text.db");
-	const char *foreign = tmp_path("foreign.db");
-	const char *other_app = tmp_path("other-app.db");
+	const char *text = kos_test_path("text.db");
+	const char *foreign = kos_test_path("foreign.db");
+	const char *other_app = kos_test_path("other-app.db");
 	char loc[600], mode[32];
 	FILE *f;
 	kos_store *st = NULL;
@@ -1081,19 +1042,19 @@ static void test_bad_locations(void)
 
 	/* another program's database is neither migrated nor switched to WAL */
 	CU_ASSERT_EQUAL_FATAL(
-	    raw_exec(foreign, "CREATE TABLE foo (x); INSERT INTO foo VALUES (1);"), SQLITE_OK);
+	    kos_test_sql_exec(foreign, "CREATE TABLE foo (x); INSERT INTO foo VALUES (1);"), SQLITE_OK);
 	check_refused(foreign, KOS_E_STORE, "not a kos state store");
 	raw_text(foreign, "PRAGMA journal_mode", mode, sizeof(mode));
 	CU_ASSERT_STRING_EQUAL(mode, "delete");
-	CU_ASSERT_EQUAL(raw_int(foreign, "SELECT count(*) FROM foo"), 1);
-	CU_ASSERT_EQUAL_FATAL(raw_exec(other_app,
+	CU_ASSERT_EQUAL(kos_test_sql_int(foreign, "SELECT count(*) FROM foo"), 1);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(other_app,
 				       "PRAGMA application_id = 1234; CREATE TABLE t (x);"
 				       "PRAGMA user_version = 1;"),
 			      SQLITE_OK);
 	check_refused(other_app, KOS_E_STORE, "another application");
 
 	/* a colon after a slash is part of a plain path, not a scheme */
-	CU_ASSERT_EQUAL(kos_store_open(tmp_path("odd:name.db"), &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_open(kos_test_path("odd:name.db"), &st), KOS_OK);
 	if (st != NULL)
 		CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "sqlite");
 	kos_store_free(st);
@@ -1119,7 +1080,7 @@ static void *release_later(void *arg)
 
 static void test_sqlite_waits_for_lock(void)
 {
-	const char *path = tmp_path("busy.db");
+	const char *path = kos_test_path("busy.db");
 	kos_store *st = NULL;
 	struct holder h = {NULL, -1};
 	struct kos_trust_state s;
@@ -1179,7 +1140,7 @@ static int writer(const char *path, int id)
 
 static void test_concurrent_processes(void)
 {
-	const char *path = tmp_path("shared.db");
+	const char *path = kos_test_path("shared.db");
 	kos_store *st = NULL;
 	struct kos_trust_state s;
 	pid_t pid[2];
@@ -1219,7 +1180,7 @@ static void test_concurrent_creation(void)
 
 	for (r = 0; r < rounds; r++) {
 		snprintf(name, sizeof(name), "created-%d.db", r);
-		const char *path = tmp_path(name);
+		const char *path = kos_test_path(name);
 
 		for (i = 0; i < children; i++) {
 			pid[i] = fork();
@@ -1292,7 +1253,7 @@ static void test_concurrent_threads(void)
 	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
 	check_threads(st);
 	kos_store_free(st);
-	CU_ASSERT_EQUAL_FATAL(kos_store_open(tmp_path("threads.db"), &st), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(kos_test_path("threads.db"), &st), KOS_OK);
 	check_threads(st);
 	kos_store_free(st);
 }

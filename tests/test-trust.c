@@ -60,16 +60,6 @@ static void fx_fini(struct fx *f)
 	kos_policy_free(f->pol);
 }
 
-static const char *tmp_path(const char *name)
-{
-	static char paths[4][512];
-	static unsigned next;
-	char *p = paths[next++ % 4];
-
-	snprintf(p, sizeof(paths[0]), "%s/%s", kos_test_tmpdir(), name);
-	return p;
-}
-
 static kos_rv observe(struct fx *f, const char *client, kos_event ev, double value,
 		      kos_trust_info *info)
 {
@@ -189,7 +179,7 @@ static void check_integrity_tiers(const char *location)
 static void test_integrity_tiers(void)
 {
 	check_integrity_tiers("memory:");
-	check_integrity_tiers(tmp_path("tiers.db"));
+	check_integrity_tiers(kos_test_path("tiers.db"));
 }
 
 static void test_decay_half_life(void)
@@ -247,7 +237,7 @@ static void test_get_does_not_write(void)
 	struct kos_trust_state before, after;
 	kos_trust_info info;
 
-	fx_init(&f, tmp_path("readonly.db"));
+	fx_init(&f, kos_test_path("readonly.db"));
 	CU_ASSERT_EQUAL_FATAL(observe(&f, "reader", KOS_EVENT_INTEGRITY, 0, NULL), KOS_OK);
 	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(f.st, "reader", &before), KOS_OK);
 	f.now = T0 + 30 * DAY;
@@ -674,7 +664,7 @@ static void test_persistence(void)
 	    {KOS_EVENT_INTEGRITY, 0, 0, 0, 61 * SEC}, {KOS_EVENT_REPUTATION, 95, 0, 0, DAY},
 	    {KOS_EVENT_FAILURE, 0, 0, 0, 61 * SEC},
 	};
-	const char *path = tmp_path("persist.db");
+	const char *path = kos_test_path("persist.db");
 	struct fx mem, db;
 	kos_trust_info a, b;
 	size_t i;
@@ -778,7 +768,7 @@ static void check_list_and_forget(const char *location)
 static void test_list_and_forget(void)
 {
 	check_list_and_forget("memory:");
-	check_list_and_forget(tmp_path("list.db"));
+	check_list_and_forget(kos_test_path("list.db"));
 }
 
 static void test_policy_swap(void)
@@ -926,7 +916,7 @@ static void check_sink_and_batch(const char *location)
 static void test_sink_and_batch(void)
 {
 	check_sink_and_batch("memory:");
-	check_sink_and_batch(tmp_path("batch.db"));
+	check_sink_and_batch(kos_test_path("batch.db"));
 }
 
 int main(void)

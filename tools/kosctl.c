@@ -52,6 +52,22 @@ void kosctl_err_rv(kos_rv rv, const char *what)
 		kosctl_err("%s: %s", what, kos_strerror(rv));
 }
 
+int kosctl_print_json(json_t *v, size_t flags)
+{
+	int rc = KOSCTL_OK;
+
+	if (v == NULL) {
+		kosctl_err("out of memory building JSON");
+		return KOSCTL_FAIL;
+	}
+	if (json_dumpf(v, stdout, flags) != 0 || fputc('\n', stdout) == EOF) {
+		kosctl_err("error writing standard output");
+		rc = KOSCTL_FAIL;
+	}
+	json_decref(v);
+	return rc;
+}
+
 static void usage(FILE *f)
 {
 	size_t i;

@@ -46,6 +46,9 @@ struct kosctl_cmd {
 void kosctl_err(const char *fmt, ...) KOS_PRINTF(1, 2);
 /* Prints "kosctl: what: kos_last_error()" (or kos_strerror(rv) when empty). */
 void kosctl_err_rv(kos_rv rv, const char *what);
+/* Prints v (taken) and a newline on stdout with jansson's flags; KOSCTL_OK,
+ * or KOSCTL_FAIL (reported) when v is NULL or stdout fails. */
+int kosctl_print_json(json_t *v, size_t flags);
 
 /* Dispatches argv[1] among cmds (argv[0] is the group's name). Prints the
  * group's usage for "help", "--help", "-h" or no argument. */

@@ -210,18 +210,7 @@ static void format_time(kos_usec t, char *buf, size_t len)
 
 static int print_json(json_t *v)
 {
-	int rc = KOSCTL_OK;
-
-	if (v == NULL) {
-		kosctl_err("out of memory building JSON");
-		return KOSCTL_FAIL;
-	}
-	if (json_dumpf(v, stdout, JSON_FLAGS) != 0 || fputc('\n', stdout) == EOF) {
-		kosctl_err("error writing standard output");
-		rc = KOSCTL_FAIL;
-	}
-	json_decref(v);
-	return rc;
+	return kosctl_print_json(v, JSON_FLAGS);
 }
 
 /* Through kosd (kosctl_remote()) the client handle, else the key service

@@ -230,29 +230,6 @@ static int parse(const char *sub, void (*usage)(FILE *), enum parse_kind kind, i
 	return -1;
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-/* ISO 8601 in UTC, to the second. */
-static void iso_time(kos_usec t, char *buf, size_t len)
-{
-	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
-	struct tm tm;
-
-	if (t < 0 || gmtime_r(&s, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "@%lld", (long long)(t / KOS_USEC_PER_SEC));
-}
-
 /* A stored text for the terminal: what is not printable ASCII (only in a
  * tampered entry) shows as '?'. */
 static const char *safe(const char *in, char *buf, size_t len)
@@ -265,21 +242,9 @@ static const char *safe(const char *in, char *buf, size_t len)
 	return buf;
 }
 
-/* Prints a JSON value; KOSCTL_FAIL (reported) when it could not be. */
 static int print_json(json_t *v)
 {
-	int rc = KOSCTL_OK;
-
-	if (v == NULL) {
-		kosctl_err("out of memory building JSON");
-		return KOSCTL_FAIL;
-	}
-	if (json_dumpf(v, stdout, JSON_FLAGS) != 0 || fputc('\n', stdout) == EOF) {
-		kosctl_err("error writing standard output");
-		rc = KOSCTL_FAIL;
-	}
-	json_decref(v);
-	return rc;
+	return kosctl_print_json(v, JSON_FLAGS);
 }
 
 struct show {
@@ -304,8 +269,8 @@ static int show_entry(const kos_ledger_entry *e, void *arg)
 			printf("%6s %-20s %-16s %-20s %-20s %-6s %-7s %-*s %s\n", "SEQ", "TIME",
 			       "CLIENT", "ACTION", "RESOURCE", "TIER", "OUTCOME", SHORT_HASH,
 			       "HASH", "REASON");
-		iso_time(e->at, at, sizeof(at));
-		hex(e->hash, sizeof(e->hash), hash);
+		kosj_iso_time(e->at, at, sizeof(at), false);
+		kosj_hex(e->hash, sizeof(e->hash), hash);
 		printf("%6" PRIu64 " %-20s %-16s %-20s %-20s %-6s %-7s %.*s%s%s\n", e->seq, at,
 		       safe(e->client, t[0], sizeof(t[0])), safe(e->action, t[1], sizeof(t[1])),
 		       safe(e->resource, t[2], sizeof(t[2])), safe(e->tier, t[3], sizeof(t[3])),
@@ -370,7 +335,7 @@ static json_t *head_json(uint64_t seq, const uint8_t *hash)
 {
 	char h[2 * KOS_LEDGER_HASH_LEN + 1];
 
-	hex(hash, KOS_LEDGER_HASH_LEN, h);
+	kosj_hex(hash, KOS_LEDGER_HASH_LEN, h);
 	return json_pack("{s:I, s:s}", "seq", (json_int_t)seq, "hash", h);
 }
 
@@ -432,7 +397,7 @@ static int cmd_verify(struct kosctl_ctx *ctx, int argc, char **argv)
 		}
 		head_bad = rv != KOS_OK;
 	}
-	hex(c.head_hash, sizeof(c.head_hash), h);
+	kosj_hex(c.head_hash, sizeof(c.head_hash), h);
 	if (o.json || ctx->json) {
 		if (rv == KOS_OK)
 			v = json_pack("{s:b, s:I, s:o*}", "intact", 1, "entries",
@@ -486,7 +451,7 @@ static int cmd_head(struct kosctl_ctx *ctx, int argc, char **argv)
 	}
 	if (o.json || ctx->json)
 		return print_json(head_json(seq, hash));
-	hex(hash, sizeof(hash), h);
+	kosj_hex(hash, sizeof(hash), h);
 	printf("%" PRIu64 " %s\n", seq, h);
 	return KOSCTL_OK;
 }

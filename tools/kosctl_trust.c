@@ -104,21 +104,9 @@ static int load_trust(struct kosctl_ctx *ctx, bool have_at, kos_usec *at)
 	return KOSCTL_OK;
 }
 
-/* Prints and releases a JSON value; KOSCTL_FAIL when it could not be. */
 static int print_json(json_t *v)
 {
-	int rc = KOSCTL_OK;
-
-	if (v == NULL) {
-		kosctl_err("out of memory building JSON");
-		return KOSCTL_FAIL;
-	}
-	if (json_dumpf(v, stdout, JSON_FLAGS) != 0 || fputc('\n', stdout) == EOF) {
-		kosctl_err("error writing standard output");
-		rc = KOSCTL_FAIL;
-	}
-	json_decref(v);
-	return rc;
+	return kosctl_print_json(v, JSON_FLAGS);
 }
 
 /* What 'trust show' prints, from the JSON of kosj_trust_info() (the

@@ -9,8 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-/* ISO 8601 in UTC, to the second; zero as "-" when dash_zero. */
-static void iso_time(kos_usec t, char *buf, size_t len, bool dash_zero)
+void kosj_iso_time(kos_usec t, char *buf, size_t len, bool dash_zero)
 {
 	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
 	struct tm tm;
@@ -32,8 +31,8 @@ json_t *kosj_trust_info(const kos_trust_info *info)
 {
 	char created[32], last[32];
 
-	iso_time(info->created, created, sizeof(created), false);
-	iso_time(info->last_activity, last, sizeof(last), false);
+	kosj_iso_time(info->created, created, sizeof(created), false);
+	kosj_iso_time(info->last_activity, last, sizeof(last), false);
 	return json_pack(
 	    "{s:s, s:f, s:s, s:{s:f, s:f, s:f, s:f, s:f}, s:s, s:s, s:I, s:I, s:I, s:b}", "client",
 	    info->client, "score", round3(info->score), "tier", kos_tier_name(info->tier),
@@ -52,8 +51,8 @@ json_t *kosj_client_info(const kos_client_info *c)
 {
 	char created[32], pending[32];
 
-	iso_time(c->created, created, sizeof(created), true);
-	iso_time(c->secret_expires, pending, sizeof(pending), true);
+	kosj_iso_time(c->created, created, sizeof(created), true);
+	kosj_iso_time(c->secret_expires, pending, sizeof(pending), true);
 	return json_pack("{s:s, s:s, s:s, s:b, s:s}", "client", c->name, "scope", c->scope,
 			 "created", created, "disabled", c->disabled, "secret_expires", pending);
 }
@@ -63,9 +62,9 @@ json_t *kosj_ca_key(const kos_ca_key_info *k, kos_usec now)
 	char created[32], retired[32], until[32];
 	const char *state = k->retired == 0 ? "current" : k->expires > now ? "retired" : "expired";
 
-	iso_time(k->created, created, sizeof(created), true);
-	iso_time(k->retired, retired, sizeof(retired), true);
-	iso_time(k->expires, until, sizeof(until), true);
+	kosj_iso_time(k->created, created, sizeof(created), true);
+	kosj_iso_time(k->retired, retired, sizeof(retired), true);
+	kosj_iso_time(k->expires, until, sizeof(until), true);
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "kid", k->kid, "state", state,
 			 "created", created, "retired", retired, "verifies_until", until, "token",
 			 k->token, "label", k->label);
@@ -75,9 +74,9 @@ json_t *kosj_revocation_info(const kos_revocation_info *r)
 {
 	char upto[32], made[32], until[32];
 
-	iso_time(r->before, upto, sizeof(upto), true);
-	iso_time(r->created, made, sizeof(made), true);
-	iso_time(r->expires, until, sizeof(until), true);
+	kosj_iso_time(r->before, upto, sizeof(upto), true);
+	kosj_iso_time(r->created, made, sizeof(made), true);
+	kosj_iso_time(r->expires, until, sizeof(until), true);
 	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "kind", r->kind, "value", r->value,
 			 "issued_up_to", upto, "created", made, "expires", until);
 }
@@ -86,7 +85,7 @@ json_t *kosj_threat_info(const kos_threat_info *t)
 {
 	char since[32];
 
-	iso_time(t->since, since, sizeof(since), true);
+	kosj_iso_time(t->since, since, sizeof(since), true);
 	return json_pack("{s:s, s:s, s:s, s:s}", "level", kos_threat_name(t->level), "since", since,
 			 "set_by",
 			 t->since == 0	? "-"
@@ -119,8 +118,8 @@ json_t *kosj_service_info(const kos_service_info *info)
 {
 	char created[32], rotated[32];
 
-	iso_time(info->created, created, sizeof(created), false);
-	iso_time(info->rotated, rotated, sizeof(rotated), false);
+	kosj_iso_time(info->created, created, sizeof(created), false);
+	kosj_iso_time(info->rotated, rotated, sizeof(rotated), false);
 	return json_pack("{s:s, s:o*, s:I, s:s, s:s}", "name", info->name, "ops",
 			 ops_json(info->ops), "seed_version", (json_int_t)info->seed_version,
 			 "created", created, "rotated", rotated);
@@ -130,8 +129,8 @@ json_t *kosj_service_claims(const kos_service_claims *c)
 {
 	char issued[32], expires[32];
 
-	iso_time(c->issued, issued, sizeof(issued), false);
-	iso_time(c->expires, expires, sizeof(expires), false);
+	kosj_iso_time(c->issued, issued, sizeof(issued), false);
+	kosj_iso_time(c->expires, expires, sizeof(expires), false);
 	return json_pack("{s:b, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I, s:I}", "valid", 1,
 			 "service", c->service, "op", c->op, "window", (json_int_t)c->window,
 			 "window_seconds", (json_int_t)(c->window_len / KOS_USEC_PER_SEC),
@@ -148,10 +147,10 @@ static void key_time(kos_usec t, char *buf, size_t len)
 	if (t <= 0)
 		snprintf(buf, len, "-");
 	else
-		iso_time(t, buf, len, false);
+		kosj_iso_time(t, buf, len, false);
 }
 
-static void hex(const uint8_t *p, size_t n, char *out)
+void kosj_hex(const uint8_t *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 	size_t i;
@@ -206,7 +205,7 @@ static int version_one(const kos_key_version_info *v, void *arg)
 			return KOS_E_NOMEM;
 		return 0;
 	}
-	hex(v->kcv, KOS_KCV_LEN, kcv);
+	kosj_hex(v->kcv, KOS_KCV_LEN, kcv);
 	sets = json_array();
 	if (sets == NULL || json_object_set_new(jv, "kcv", json_string(kcv)) != 0 ||
 	    json_object_set_new(jv, "sets", sets) != 0)
@@ -326,9 +325,9 @@ json_t *kosj_ledger_entry(const kos_ledger_entry *e)
 	char at[32], prev[2 * KOS_LEDGER_HASH_LEN + 1], hash[2 * KOS_LEDGER_HASH_LEN + 1];
 	char t[7][KOS_LEDGER_RESOURCE_MAX + 1];
 
-	iso_time(e->at, at, sizeof(at), false);
-	hex(e->prev, sizeof(e->prev), prev);
-	hex(e->hash, sizeof(e->hash), hash);
+	kosj_iso_time(e->at, at, sizeof(at), false);
+	kosj_hex(e->prev, sizeof(e->prev), prev);
+	kosj_hex(e->hash, sizeof(e->hash), hash);
 	return json_pack("{s:I, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "seq",
 			 (json_int_t)e->seq, "at", at, "at_usec", (json_int_t)e->at, "client",
 			 printable(e->client, t[0], sizeof(t[0])), "action",

@@ -7,6 +7,8 @@
 #include <kos/kos.h>
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 /* Each returns a new object (the caller json_decref()s it), NULL when out
  * of memory. Times are ISO 8601 UTC text, as kosctl prints them. */
@@ -29,6 +31,12 @@ json_t *kosj_service_claims(const kos_service_claims *c);
  * a signing key) into *out. Errors: as kos_key_get_info(),
  * kos_key_versions(), kos_key_shares(); KOS_E_NOMEM. */
 kos_rv kosj_key_show(kos_keys *keys, const char *name, json_t **out);
+
+/* ISO 8601 in UTC, to the second ("@SECONDS" when it cannot be); zero as
+ * "-" when dash_zero. */
+void kosj_iso_time(kos_usec t, char *buf, size_t len, bool dash_zero);
+/* Lowercase hex of p[0..n) into out (2n+1 bytes). */
+void kosj_hex(const uint8_t *p, size_t n, char *out);
 
 /* {seq, at, at_usec, client, action, resource, tier, outcome, reason, jti,
  * prev, hash} of a ledger entry, as stored; at_usec is the exact time the
