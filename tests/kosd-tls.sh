@@ -3,8 +3,10 @@
 # from the configured CA serves health and authenticated routes; no client
 # certificate, TLS 1.2 and a certificate from another CA are refused at the
 # handshake; a credential bound (cnf) to one certificate works with it only,
-# and not over the Unix socket; the subject is logged; start-up refuses a
-# key that does not match its certificate and an unreadable file.
+# and not over the Unix socket; enrollment over TLS binds the credential;
+# SIGHUP reloads the TLS files (and keeps the old ones when the new fail);
+# the subject is logged; start-up refuses a key that does not match its
+# certificate and an unreadable file.
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
@@ -45,6 +47,8 @@ check "the server's certificate" mkcert clients-ca server \
 check "client alice" mkcert clients-ca alice "$client_ext"
 check "client bob" mkcert clients-ca bob "$client_ext"
 check "client eve, of the other CA" mkcert other-ca eve "$client_ext"
+check "the server's next certificate" mkcert clients-ca server-next \
+	"$(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth')"
 
 # --- an installation with both listeners ---
 expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
@@ -180,6 +184,29 @@ tls bob /v1/keys "$T_carol"
 want 401 "not with another"
 unix_get /v1/keys "$T_carol"
 want 401 "nor over the Unix socket"
+
+# --- SIGHUP reloads the TLS files; broken ones are refused, the old kept ---
+# server_cn: the CN of the certificate kosd presents now
+server_cn() {
+	curl -sv -o /dev/null --max-time 10 --cacert "$c/clients-ca.pem" --tlsv1.3 \
+		--cert "$c/alice.pem" --key "$c/alice.key" "https://127.0.0.1:$port/v1/health" 2>&1 |
+		sed -n 's/^\*  *subject: .*CN *= *\([^,;]*\).*/\1/p' | head -n 1
+}
+check "kosd presents its certificate" test "$(server_cn)" = server
+cp "$c/server-next.pem" "$d/server.pem"
+cp "$c/server-next.key" "$d/server.key"
+kill -HUP "$kpid"
+sleep 0.3
+check "SIGHUP: the new certificate is presented" test "$(server_cn)" = server-next
+check "the reload is logged" grep -q "TLS certificate .*server.pem, key and client CA .* reloaded" "$log"
+tls alice /v1/keys "$ADM"
+want 200 "requests go on with the new certificate"
+printf 'not a certificate\n' > "$d/server.pem"
+kill -HUP "$kpid"
+sleep 0.3
+check "a broken certificate on SIGHUP is refused" grep -q "TLS files not reloaded" "$log"
+check "and the one loaded before is still presented" test "$(server_cn)" = server-next
+cp "$c/server-next.pem" "$d/server.pem"
 
 # --- the log ---
 check "the certificate subject is logged per request" \

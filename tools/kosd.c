@@ -162,6 +162,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	kosd_reload_policy(arg, NULL, 0);
+	kosd_tls_reload(arg);
 }
 
 static void on_term(evutil_socket_t sig, short what, void *arg)

@@ -205,6 +205,9 @@ const char *kosd_req_x5t(const struct kosd_req *r);
 /* Loads listen.tls's certificate, key and client CA into d->tls_ctx; -1
  * after logging which file is wrong. */
 int kosd_tls_init(struct kosd *d);
+/* Loads the same files again into a new context for the connections to
+ * come (SIGHUP); when they fail (logged) the old context stays: -1. */
+int kosd_tls_reload(struct kosd *d);
 /* Binds listen.tcp and makes http wrap each connection in TLS; -1 after
  * logging why. */
 int kosd_tls_listen(struct kosd *d, struct evhttp *http);

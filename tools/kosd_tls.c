@@ -47,7 +47,8 @@ static int readable(struct kosd *d, const char *what, const char *path)
 	return 0;
 }
 
-int kosd_tls_init(struct kosd *d)
+/* A server context from listen.tls's files, or NULL after logging why. */
+static SSL_CTX *tls_ctx_new(struct kosd *d)
 {
 	const kos_listen_config *l = &d->listen;
 	STACK_OF(X509_NAME) *names = NULL;
@@ -56,23 +57,22 @@ int kosd_tls_init(struct kosd *d)
 
 	if (readable(d, "cert", l->tls_cert) != 0 || readable(d, "key", l->tls_key) != 0 ||
 	    readable(d, "client_ca", l->tls_client_ca) != 0)
-		return -1;
+		return NULL;
 	ctx = SSL_CTX_new(TLS_server_method());
 	if (ctx == NULL) {
 		kosd_log(d, "listen: tls: %s", ssl_why(why, sizeof(why)));
-		return -1;
+		return NULL;
 	}
-	d->tls_ctx = ctx;
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1) {
 		kosd_log(d, "listen: tls: this OpenSSL has no TLS 1.3: %s",
 			 ssl_why(why, sizeof(why)));
-		return -1;
+		goto fail;
 	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, l->tls_cert) != 1) {
 		kosd_log(d, "listen: tls: cert %s: not a PEM certificate chain: %s", l->tls_cert,
 			 ssl_why(why, sizeof(why)));
-		return -1;
+		goto fail;
 	}
 	/* OpenSSL 3 compares the key with the certificate as it loads it */
 	if (SSL_CTX_use_PrivateKey_file(ctx, l->tls_key, SSL_FILETYPE_PEM) != 1) {
@@ -83,13 +83,13 @@ int kosd_tls_init(struct kosd *d)
 			kosd_log(d, "listen: tls: key %s: not an unencrypted PEM private key: %s",
 				 l->tls_key, ssl_why(why, sizeof(why)));
 		ERR_clear_error();
-		return -1;
+		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
 		kosd_log(d, "listen: tls: key %s does not match the certificate %s", l->tls_key,
 			 l->tls_cert);
 		ERR_clear_error();
-		return -1;
+		goto fail;
 	}
 	/* the CA is both what verifies client certificates and, as names,
 	 * what the server asks for, so clients with several pick the right one */
@@ -98,14 +98,14 @@ int kosd_tls_init(struct kosd *d)
 		kosd_log(d, "listen: tls: client_ca %s: holds no PEM CA certificate: %s",
 			 l->tls_client_ca, ssl_why(why, sizeof(why)));
 		sk_X509_NAME_pop_free(names, X509_NAME_free);
-		return -1;
+		goto fail;
 	}
 	SSL_CTX_set_client_CA_list(ctx, names);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	/* a certificate issued for a server only is no client's */
 	if (SSL_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT) != 1) {
 		kosd_log(d, "listen: tls: %s", ssl_why(why, sizeof(why)));
-		return -1;
+		goto fail;
 	}
 	/* kosd is a service, not a browser's peer: no compression, and no
 	 * resumption, so every connection shows its certificate afresh and
@@ -113,6 +113,35 @@ int kosd_tls_init(struct kosd *d)
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 0);
+	return ctx;
+fail:
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+int kosd_tls_init(struct kosd *d)
+{
+	d->tls_ctx = tls_ctx_new(d);
+	return d->tls_ctx != NULL ? 0 : -1;
+}
+
+int kosd_tls_reload(struct kosd *d)
+{
+	SSL_CTX *ctx;
+
+	if (d->tls_ctx == NULL)
+		return 0;
+	ctx = tls_ctx_new(d);
+	if (ctx == NULL) {
+		kosd_log(d, "TLS files not reloaded; keeping the certificate, key and client CA "
+			    "loaded before");
+		return -1;
+	}
+	/* connections made so far hold a reference to the old context */
+	SSL_CTX_free(d->tls_ctx);
+	d->tls_ctx = ctx;
+	kosd_log(d, "TLS certificate %s, key and client CA %s reloaded", d->listen.tls_cert,
+		 d->listen.tls_client_ca);
 	return 0;
 }
 
