@@ -250,16 +250,35 @@ kill -HUP "$kpid"
 sleep 0.3
 check "a good policy is reloaded" grep -q "policy reloaded" "$log"
 
-# --- SIGTERM flushes the observations ---
+# --- SIGTERM lets an answer being read leave, and flushes the observations ---
+head -c 600000 /dev/urandom | base64 -w0 > "$kos_tmp/big.b64"
+{ printf '{"plaintext":"'; cat "$kos_tmp/big.b64"; printf '","context":"big"}'; } > "$kos_tmp/bigenc.json"
+api POST /v1/keys/payments/encrypt "$ADM" "@$kos_tmp/bigenc.json"
+want 200 "encrypt 600 KB"
+{ printf '{"envelope":"'; field envelope | tr -d '\n'; printf '","context":"big"}'; } > "$kos_tmp/bigdec.json"
+# the 800 KB answer is still leaving when SIGTERM comes: its reader waits
+# 2 s before it reads past what the pipe and the socket hold
+{
+	curl -s --max-time 30 --unix-socket "$S" -H "Authorization: Bearer $ADM" \
+		-H 'Content-Type: application/json' --data-binary "@$kos_tmp/bigdec.json" \
+		http://kos/v1/decrypt
+	echo $? > "$kos_tmp/bigdec.rc"
+} | { sleep 2; cat > "$kos_tmp/bigdec.out"; } &
+cpid=$!
+sleep 0.5
 before=$(observations med)
 for i in 1 2 3; do api POST /v1/keys/payments/request "$T_med" '{}'; done
 kill -TERM "$kpid"
 set +e
 wait "$kpid"
 st=$?
+wait "$cpid"
+cst=$(cat "$kos_tmp/bigdec.rc")
 set -e
 kpid=""
 check "SIGTERM: exit 0" test "$st" -eq 0
+check "the slow reader got its whole answer (curl exit $cst)" test "$cst" -eq 0
+check "and it is the plaintext" sh -c "sed -n 's/.*\"plaintext\":\"\([^\"]*\)\".*/\1/p' '$kos_tmp/bigdec.out' | tr -d '\n' | cmp -s - '$kos_tmp/big.b64'"
 check "every observation is written ($before + 6)" test "$(observations med)" -eq $((before + 6))
 check "the socket is removed" test ! -e "$S"
 check "no secret in the log" sh -c "! grep -q -e '$ADM' -e '$sec' '$log'"

@@ -20,7 +20,8 @@
 
 /* How long in-flight answers get to leave after SIGTERM. Handlers run to
  * completion on the one loop, so only queued bytes remain to be sent. */
-#define KOSD_DRAIN_MS 200
+/* after SIGTERM: how often to look whether every answer has left */
+#define KOSD_DRAIN_POLL_MS 10
 #define KOSD_FLUSH_MS 100
 /* kos_ca_new_from_jwks() takes up to 64 KiB */
 #define KOSD_JWKS_MAX 65536
@@ -165,19 +166,45 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	kosd_tls_reload(arg);
 }
 
+static double mono_secs(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* After SIGTERM: the loop ends once every answer made has left, or when
+ * listen.timeout has passed (a client that stopped reading). */
+static void on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct kosd *d = arg;
+
+	(void)fd;
+	(void)what;
+	if (!kosd_http_sending(d) || mono_secs() >= d->drain_until) {
+		if (kosd_http_sending(d))
+			kosd_log(d, "stopping with answers not yet read by their clients");
+		event_base_loopexit(d->base, NULL);
+	}
+}
+
 static void on_term(evutil_socket_t sig, short what, void *arg)
 {
 	struct kosd *d = arg;
-	struct timeval tv = { 0, KOSD_DRAIN_MS * 1000 };
+	struct timeval tv = { 0, KOSD_DRAIN_POLL_MS * 1000 };
 
 	(void)what;
 	if (d->stopping)
 		return;
 	kosd_log(d, "signal %d: stopping", (int)sig);
-	/* no new connection, not even a refused one; answers already queued
-	 * get a moment to leave */
+	/* no new connection, not even a refused one; every request is served
+	 * as it arrives, so what is in flight is answers still leaving */
 	kosd_http_close_listeners(d);
-	event_base_loopexit(d->base, &tv);
+	d->drain_until = mono_secs() + (double)d->listen.timeout / KOS_USEC_PER_SEC;
+	d->ev_drain = event_new(d->base, -1, EV_PERSIST, on_drain, d);
+	if (d->ev_drain == NULL || event_add(d->ev_drain, &tv) != 0)
+		event_base_loopexit(d->base, NULL);
 }
 
 static void on_flush(evutil_socket_t fd, short what, void *arg)
@@ -310,6 +337,8 @@ static void close_all(struct kosd *d)
 	kosd_http_stop(d);
 	if (d->ev_flush != NULL)
 		event_free(d->ev_flush);
+	if (d->ev_drain != NULL)
+		event_free(d->ev_drain);
 	if (d->ev_hup != NULL)
 		event_free(d->ev_hup);
 	if (d->ev_term != NULL)

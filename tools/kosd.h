@@ -106,6 +106,8 @@ struct kosd {
 	struct evconnlistener *tls_lev; /* owned by https */
 	struct ssl_ctx_st *tls_ctx;
 	struct event *ev_hup, *ev_term, *ev_int, *ev_flush;
+	struct event *ev_drain; /* after SIGTERM, until drain_until */
+	double drain_until;	/* monotonic seconds */
 	int sock_fd;	  /* owned by lev once it exists */
 	bool sock_made;	  /* we bound listen.unix_path: unlink it at exit */
 	struct kosd_obs *obs;
@@ -175,6 +177,8 @@ void kosd_http_stop(struct kosd *d);
 struct bufferevent *kosd_conn_accepted(struct kosd *d, struct bufferevent *bev);
 /* Stops taking connections (SIGTERM): every listener disabled. */
 void kosd_http_close_listeners(struct kosd *d);
+/* True while some connection still has answer bytes to send. */
+bool kosd_http_sending(const struct kosd *d);
 const char *kosd_route_name(enum kosd_route r);
 
 /* Replies (and ends the request): JSON answer with status, taking obj; an

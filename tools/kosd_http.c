@@ -680,6 +680,19 @@ void kosd_http_close_listeners(struct kosd *d)
 	listener_set(d->tls_lev_full, false);
 }
 
+bool kosd_http_sending(const struct kosd *d)
+{
+	const struct kosd_conn *c;
+	struct bufferevent *bev;
+
+	for (c = d->conns; c != NULL; c = c->next) {
+		bev = c->evcon != NULL ? evhttp_connection_get_bufferevent(c->evcon) : NULL;
+		if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+			return true;
+	}
+	return false;
+}
+
 static void conn_forget(struct kosd_conn *c)
 {
 	struct kosd *d = c->d;
