@@ -5,7 +5,10 @@
  * seconds. Every answer must be right, and after SIGTERM the trust
  * observations stored for each client must be exactly those its requests
  * produced: kosd batches them in memory, so this is what proves none is lost
- * or counted twice, across threads, processes and the shutdown flush. */
+ * or counted twice, across threads, processes and the shutdown flush. The
+ * ledger likewise holds one entry per request, in one intact chain. Then,
+ * with the store refusing ledger rows, kosd queues 16384 decisions and
+ * refuses the rest with 503 until the store takes them again. */
 #include "config.h"
 
 #include "kos/internal.h"
@@ -52,6 +55,7 @@ static char inst[512], sock[600];
 static pid_t kosd_pid = -1;
 static char *creds[N_CLIENTS];
 static uint64_t obs_before[N_CLIENTS];
+static uint64_t ledger_before; /* entries before kosd starts */
 
 /* What one client did; a client process sends it back through a pipe. */
 struct load_result {
@@ -377,6 +381,22 @@ static int stop_kosd(void)
 	return -1;
 }
 
+/* The installation's store, opened as another process would. */
+static kos_rv open_store(kos_store **st)
+{
+	char path[600];
+	kos_config *conf = NULL;
+	kos_rv rv;
+
+	*st = NULL;
+	snprintf(path, sizeof(path), "%s/kos.conf", inst);
+	rv = kos_config_load(path, &conf, NULL);
+	if (rv == KOS_OK)
+		rv = kos_store_open(kos_config_get0_store(conf), st);
+	kos_config_free(conf);
+	return rv;
+}
+
 /* Observations stored for a client, read from the store; 0 when never seen. */
 static kos_rv stored_observations(const char *client, uint64_t *n)
 {
@@ -458,6 +478,8 @@ static int suite_init(void)
 		if (stored_observations(name, &obs_before[i]) != KOS_OK)
 			goto out;
 	}
+	if (kos_ledger_head(st, &ledger_before, NULL) != KOS_OK)
+		goto out;
 	if (start_kosd() != 0) {
 		fprintf(stderr, "set-up: kosd did not start (see %s/kosd.log)\n",
 			kos_test_tmpdir());
@@ -592,6 +614,9 @@ static void test_shutdown_stores_every_observation(void)
 {
 	char name[32];
 	uint64_t after;
+	unsigned long total = 0;
+	kos_ledger_check check;
+	kos_store *st = NULL;
 
 	struct conn c;
 
@@ -615,7 +640,113 @@ static void test_shutdown_stores_every_observation(void)
 				(unsigned long long)obs_before[i], OBS_PER_REQUEST,
 				results[i].requests);
 		CU_ASSERT_EQUAL(after, obs_before[i] + OBS_PER_REQUEST * results[i].requests);
+		total += results[i].requests;
 	}
+	/* and one ledger entry per request, in one intact chain */
+	CU_ASSERT_EQUAL_FATAL(open_store(&st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_ledger_verify(st, &check), KOS_OK);
+	if (check.checked != ledger_before + total)
+		fprintf(stderr, "ledger: %llu entries, %llu + %lu expected\n",
+			(unsigned long long)check.checked, (unsigned long long)ledger_before, total);
+	CU_ASSERT_EQUAL(check.checked, ledger_before + total);
+	kos_store_free(st);
+}
+
+/* Answers of n requests from one client thread: how many were 200, 503
+ * with "unavailable", and anything else. */
+struct burst {
+	size_t idx;
+	unsigned long n, ok, refused, other;
+};
+
+static void *burst_main(void *arg)
+{
+	struct burst *b = arg;
+	struct conn c;
+	long status;
+
+	if (conn_open(&c, creds[b->idx]) != 0) {
+		b->other = b->n;
+		return NULL;
+	}
+	for (unsigned long i = 0; i < b->n; i++) {
+		status = conn_call(&c, "/v1/keys", NULL);
+		if (status == 200)
+			b->ok++;
+		else if (status == 503 && c.answer.p != NULL &&
+			 strstr(c.answer.p, "\"error\":\"unavailable\"") != NULL)
+			b->refused++;
+		else
+			b->other++;
+	}
+	conn_close(&c);
+	return NULL;
+}
+
+/* n requests from each of N_THREADS threads; the sums in *sum. */
+static void burst(unsigned long n, struct burst *sum)
+{
+	pthread_t th[N_THREADS];
+	struct burst b[N_THREADS];
+	size_t i;
+
+	memset(sum, 0, sizeof(*sum));
+	for (i = 0; i < N_THREADS; i++) {
+		memset(&b[i], 0, sizeof(b[i]));
+		b[i].idx = i;
+		b[i].n = n;
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, burst_main, &b[i]), 0);
+	}
+	for (i = 0; i < N_THREADS; i++) {
+		pthread_join(th[i], NULL);
+		sum->n += b[i].n;
+		sum->ok += b[i].ok;
+		sum->refused += b[i].refused;
+		sum->other += b[i].other;
+	}
+}
+
+/* While the store refuses ledger entries, kosd queues 16384 of them and
+ * then refuses every decision (503) rather than make one it could not
+ * record; once the store takes them again, every queued entry is written
+ * and kosd decides again. */
+static void test_full_ledger_refuses_decisions(void)
+{
+	char db[600];
+	struct burst first, second;
+	kos_ledger_check check;
+	kos_store *st = NULL;
+	uint64_t before;
+
+	snprintf(db, sizeof(db), "%s/state.db", inst);
+	CU_ASSERT_EQUAL_FATAL(open_store(&st), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ledger_head(st, &before, NULL), KOS_OK);
+	kos_store_free(st);
+	st = NULL;
+	/* the store refuses ledger rows, as a full disk would */
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(db, "CREATE TRIGGER test_refuse BEFORE INSERT ON "
+						    "ledger BEGIN SELECT RAISE(ABORT, 'disk "
+						    "full'); END"),
+			      0);
+	CU_ASSERT_EQUAL_FATAL(start_kosd(), 0);
+	/* 8 x 2100 = 16800 requests: 16384 decided and queued, the rest refused */
+	burst(2100, &first);
+	fprintf(stderr, "store refusing: %lu answered, %lu refused, %lu other\n", first.ok,
+		first.refused, first.other);
+	CU_ASSERT_EQUAL(first.other, 0);
+	CU_ASSERT_EQUAL(first.ok, 16384);
+	CU_ASSERT_EQUAL(first.refused, first.n - 16384);
+	CU_ASSERT(health());
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(db, "DROP TRIGGER test_refuse"), 0);
+	/* the next flush (100 ms) writes the queue; decisions resume */
+	usleep(500000);
+	burst(10, &second);
+	CU_ASSERT_EQUAL(second.ok, second.n);
+	CU_ASSERT_EQUAL_FATAL(stop_kosd(), 0);
+	CU_ASSERT_EQUAL_FATAL(open_store(&st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_ledger_verify(st, &check), KOS_OK);
+	CU_ASSERT_EQUAL(check.checked, before + first.ok + second.ok);
+	kos_store_free(st);
 }
 
 int main(void)
@@ -623,6 +754,7 @@ int main(void)
 	static const struct kos_test_case cases[] = {
 		KOS_TEST(test_concurrent_clients_get_right_answers),
 		KOS_TEST(test_shutdown_stores_every_observation),
+		KOS_TEST(test_full_ledger_refuses_decisions),
 	};
 
 	return kos_test_run("kosd-load", suite_init, suite_cleanup, cases,

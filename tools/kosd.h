@@ -149,6 +149,7 @@ struct kosd_req {
 	char subject[256];		/* its subject, RFC 2253, for the log */
 	int status;
 	char code[32];	  /* the error code answered, "" for none */
+	bool unrecorded;  /* refused because the ledger cannot take it */
 	/* the client a decision concerns when none authenticated (enrollment) */
 	char who[KOS_LEDGER_CLIENT_MAX + 1];
 	const char *tier; /* static, for the log; NULL when no decision */

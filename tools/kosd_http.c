@@ -311,7 +311,7 @@ static void record(struct kosd_req *r)
 	const char *outcome, *client;
 	size_t i;
 
-	if (!recorded(r))
+	if (!recorded(r) || r->unrecorded)
 		return;
 	if (r->status >= 200 && r->status < 300)
 		outcome = "allowed";
@@ -1013,6 +1013,7 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	r.route = s->route;
 	/* no decision that could not be recorded */
 	if (recorded(&r) && kosd_ledger_full(d->ledger)) {
+		r.unrecorded = true;
 		kosd_reply_error(&r, 503, "unavailable", "the ledger cannot be written: try later");
 		goto out;
 	}

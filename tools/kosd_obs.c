@@ -79,8 +79,11 @@ static void batch_added(struct batch *b)
 {
 	b->n++;
 	b->queued++;
-	if (b->n >= KOSD_BATCH)
-		(void)batch_flush(b); /* on failure they stay queued for the timer */
+	/* every KOSD_BATCH items; a failed flush leaves them queued, and while
+	 * the store fails the next try comes KOSD_BATCH items (or the timer)
+	 * later, not at every item */
+	if (b->n % KOSD_BATCH == 0)
+		(void)batch_flush(b);
 }
 
 static void batch_stats(const struct batch *b, uint64_t *queued, uint64_t *written,
