@@ -18,9 +18,8 @@
 
 #include <event2/event.h>
 
-/* How long in-flight answers get to leave after SIGTERM. Handlers run to
- * completion on the one loop, so only queued bytes remain to be sent. */
-/* after SIGTERM: how often to look whether every answer has left */
+/* After SIGTERM, how often to look whether every answer has left. Handlers
+ * run to completion on the one loop, so only queued bytes remain to be sent. */
 #define KOSD_DRAIN_POLL_MS 10
 #define KOSD_FLUSH_MS 100
 /* kos_ca_new_from_jwks() takes up to 64 KiB */
