@@ -138,6 +138,9 @@ int kos_test_sql_exec(const char *path, const char *sql)
 	int rc;
 
 	rc = sqlite3_open(path, &db);
+	/* a kos process may hold the write lock for a while */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(db, 10000);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
 	sqlite3_close(db);
@@ -150,7 +153,7 @@ int kos_test_sql_int(const char *path, const char *sql)
 	sqlite3_stmt *stmt = NULL;
 	int v = -1;
 
-	if (sqlite3_open(path, &db) == SQLITE_OK &&
+	if (sqlite3_open(path, &db) == SQLITE_OK && sqlite3_busy_timeout(db, 10000) == SQLITE_OK &&
 	    sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) == SQLITE_OK &&
 	    sqlite3_step(stmt) == SQLITE_ROW)
 		v = sqlite3_column_int(stmt, 0);

@@ -25,8 +25,9 @@ const char *kos_test_tmpdir(void);
 const char *kos_test_path(const char *name);
 
 /* SQL on an SQLite file through a connection of its own, as another program
- * would: kos_test_sql_exec returns sqlite3_exec's code; kos_test_sql_int
- * the first column of the first row, -1 when there is none. */
+ * would (waiting up to 10 s for a lock): kos_test_sql_exec returns
+ * sqlite3_exec's code; kos_test_sql_int the first column of the first row,
+ * -1 when there is none. */
 int kos_test_sql_exec(const char *path, const char *sql);
 int kos_test_sql_int(const char *path, const char *sql);
 

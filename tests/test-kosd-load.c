@@ -332,6 +332,25 @@ static int health(void)
 	return status == 200;
 }
 
+/* The ledger entries kosd has queued (its health answer), -1 on failure. */
+static long pending_ledger(void)
+{
+	struct conn c;
+	json_t *o;
+	long n = -1;
+
+	if (conn_open(&c, NULL) != 0)
+		return -1;
+	if (conn_call(&c, "/v1/health", NULL) == 200) {
+		o = json_loads(c.answer.p, 0, NULL);
+		if (json_is_integer(json_object_get(o, "pending_ledger")))
+			n = (long)json_integer_value(json_object_get(o, "pending_ledger"));
+		json_decref(o);
+	}
+	conn_close(&c);
+	return n;
+}
+
 static int start_kosd(void)
 {
 	const char *bin = getenv("KOSD");
@@ -738,8 +757,10 @@ static void test_full_ledger_refuses_decisions(void)
 	CU_ASSERT_EQUAL(first.refused, first.n - 16384);
 	CU_ASSERT(health());
 	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(db, "DROP TRIGGER test_refuse"), 0);
-	/* the next flush (100 ms) writes the queue; decisions resume */
-	usleep(500000);
+	/* the next flush (every 100 ms) writes the queue; decisions resume */
+	for (int i = 0; i < 200 && pending_ledger() != 0; i++)
+		usleep(50000);
+	CU_ASSERT_EQUAL(pending_ledger(), 0);
 	burst(10, &second);
 	CU_ASSERT_EQUAL(second.ok, second.n);
 	CU_ASSERT_EQUAL_FATAL(stop_kosd(), 0);
