@@ -6,6 +6,7 @@
 #include "kos/internal.h"
 
 #include <CUnit/Basic.h>
+#include <dirent.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,4 +161,37 @@ int kos_test_sql_int(const char *path, const char *sql)
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 	return v;
+}
+
+int kos_test_token_dir(const char *inst, const char *name, char *out, size_t len)
+{
+	char tokens[800], obj[1200], want[64], buf[4096];
+	struct dirent *e;
+	DIR *dir;
+	int found = 0;
+
+	snprintf(tokens, sizeof(tokens), "%s/tokens", inst);
+	snprintf(want, sizeof(want), "kos-%s ", name);
+	dir = opendir(tokens);
+	if (dir == NULL)
+		return 0;
+	while (!found && (e = readdir(dir)) != NULL) {
+		FILE *f;
+		size_t n;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(obj, sizeof(obj), "%s/%s/token.object", tokens, e->d_name);
+		f = fopen(obj, "rb");
+		if (f == NULL)
+			continue;
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		if (memmem(buf, n, want, strlen(want)) != NULL) {
+			snprintf(out, len, "%s/%s", tokens, e->d_name);
+			found = 1;
+		}
+	}
+	closedir(dir);
+	return found;
 }

@@ -31,6 +31,10 @@ const char *kos_test_path(const char *name);
 int kos_test_sql_exec(const char *path, const char *sql);
 int kos_test_sql_int(const char *path, const char *sql);
 
+/* The directory of the SoftHSM token labelled kos-NAME in installation
+ * inst (SoftHSM keeps the label in token.object); 1 when found. */
+int kos_test_token_dir(const char *inst, const char *name, char *out, size_t len);
+
 /* Writes policy/default.policy to path with each edits[i][0] replaced by
  * edits[i][1] (first occurrence); -1 when a text is not found or on I/O
  * errors. Tests derive their policies from the shipped one this way. */

@@ -905,40 +905,6 @@ static void test_pin_sources(void)
 	OPENSSL_cleanse(pinval, sizeof(pinval));
 }
 
-/* The directory of the token labelled kos-NAME, found by its label. */
-static int token_dir(const char *name, char *out, size_t len)
-{
-	char tokens[800], obj[1200], want[64], buf[4096];
-	struct dirent *e;
-	DIR *dir;
-	int found = 0;
-
-	snprintf(tokens, sizeof(tokens), "%s/tokens", inst);
-	snprintf(want, sizeof(want), "kos-%s ", name);
-	dir = opendir(tokens);
-	if (dir == NULL)
-		return 0;
-	while (!found && (e = readdir(dir)) != NULL) {
-		FILE *f;
-		size_t n;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(obj, sizeof(obj), "%s/%s/token.object", tokens, e->d_name);
-		f = fopen(obj, "rb");
-		if (f == NULL)
-			continue;
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		if (memmem(buf, n, want, strlen(want)) != NULL) {
-			snprintf(out, len, "%s/%s", tokens, e->d_name);
-			found = 1;
-		}
-	}
-	closedir(dir);
-	return found;
-}
-
 static void test_missing_token(void)
 {
 	char dir[1200], moved[1300];
@@ -947,7 +913,7 @@ static void test_missing_token(void)
 	size_t trust4;
 	int logged_in = 1;
 
-	CU_ASSERT_FATAL(token_dir("trust4", dir, sizeof(dir)));
+	CU_ASSERT_FATAL(kos_test_token_dir(inst, "trust4", dir, sizeof(dir)));
 	/* out of the token directory: SoftHSM loads every directory in it */
 	snprintf(moved, sizeof(moved), "%s/trust4-moved", inst);
 	CU_ASSERT_EQUAL_FATAL(rename(dir, moved), 0);

@@ -160,41 +160,6 @@ static void expected_kcv(const uint8_t dek[KOS_DEK_LEN], uint8_t kcv[KOS_KCV_LEN
 	memcpy(kcv, mac, KOS_KCV_LEN);
 }
 
-/* The directory of the token labelled kos-NAME (SoftHSM keeps the label in
- * token.object). */
-static int token_dir(const char *name, char *out, size_t len)
-{
-	char tokens[700], obj[1200], want[64], buf[4096];
-	struct dirent *e;
-	DIR *dir;
-	int found = 0;
-
-	snprintf(tokens, sizeof(tokens), "%s/tokens", inst);
-	snprintf(want, sizeof(want), "kos-%s ", name);
-	dir = opendir(tokens);
-	if (dir == NULL)
-		return 0;
-	while (!found && (e = readdir(dir)) != NULL) {
-		FILE *f;
-		size_t n;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(obj, sizeof(obj), "%s/%s/token.object", tokens, e->d_name);
-		f = fopen(obj, "rb");
-		if (f == NULL)
-			continue;
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		if (memmem(buf, n, want, strlen(want)) != NULL) {
-			snprintf(out, len, "%s/%s", tokens, e->d_name);
-			found = 1;
-		}
-	}
-	closedir(dir);
-	return found;
-}
-
 /* Moves the named tokens out of the token directory (lost) or back. Call
  * between close_all() and open_all(). */
 static void move_tokens(const char *const *names, size_t n, int lose)
@@ -205,7 +170,7 @@ static void move_tokens(const char *const *names, size_t n, int lose)
 	for (i = 0; i < n; i++) {
 		snprintf(moved, sizeof(moved), "%s/lost-%s", inst, names[i]);
 		if (lose) {
-			CU_ASSERT_FATAL(token_dir(names[i], dir, sizeof(dir)));
+			CU_ASSERT_FATAL(kos_test_token_dir(inst, names[i], dir, sizeof(dir)));
 			CU_ASSERT_EQUAL_FATAL(rename(dir, moved), 0);
 		} else {
 			snprintf(dir, sizeof(dir), "%s/tokens/back-%s", inst, names[i]);
