@@ -16,6 +16,7 @@
 struct kos_access {
 	kos_keys *keys;
 	kos_trust *tr;
+	kos_pipeline *pl; /* steps 3, 4 and 6 */
 };
 
 kos_rv kos_access_new(kos_keys *keys, kos_trust *tr, kos_access **out)
@@ -32,12 +33,19 @@ kos_rv kos_access_new(kos_keys *keys, kos_trust *tr, kos_access **out)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
 	acc->keys = keys;
 	acc->tr = tr;
+	if (kos_pipeline_new(tr, &acc->pl) != KOS_OK) {
+		free(acc);
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
 	*out = acc;
 	return KOS_OK;
 }
 
 void kos_access_free(kos_access *acc)
 {
+	if (acc == NULL)
+		return;
+	kos_pipeline_free(acc->pl);
 	free(acc);
 }
 
@@ -59,32 +67,11 @@ static kos_usec monotonic_usec(void)
 	return (kos_usec)ts.tv_sec * KOS_USEC_PER_SEC + ts.tv_nsec / 1000;
 }
 
-static void observe(kos_access *acc, const char *client, kos_event ev, double value)
-{
-	kos_observation obs = { .event = ev, .value = value };
-	char saved[512];
-
-	/* An observation that fails (store busy past its timeout) must not
-	 * replace the reason the caller is about to read. */
-	snprintf(saved, sizeof(saved), "%s", kos_last_error());
-	if (kos_trust_observe(acc->tr, client, &obs, NULL) != KOS_OK)
-		kos_error_set(KOS_E_STORE, "%s", saved);
-	else
-		kos_error_set(KOS_OK, "%s", saved);
-}
-
-/* The outcome of an operation as observations: its latency, and success,
- * failure or an integrity failure. */
+/* Step 6: the outcome of an operation as observations: its latency, and
+ * success, failure or an integrity failure. */
 static void observe_outcome(kos_access *acc, const char *client, kos_usec start, kos_rv rv)
 {
-	observe(acc, client, KOS_EVENT_LATENCY, (double)(monotonic_usec() - start) / 1000.0);
-	if (rv == KOS_OK)
-		observe(acc, client, KOS_EVENT_SUCCESS, 0);
-	else if (rv == KOS_E_INTEGRITY)
-		observe(acc, client, KOS_EVENT_INTEGRITY, 0);
-	else if (rv != KOS_E_NOMEM && rv != KOS_E_IO && rv != KOS_E_STORE && rv != KOS_E_BUSY)
-		/* the client's failures count; the service's own do not */
-		observe(acc, client, KOS_EVENT_FAILURE, 0);
+	kos_pipeline_observe(acc->pl, client, monotonic_usec() - start, rv);
 }
 
 static void refuse(kos_access_result *res, const char *reason)
@@ -93,13 +80,14 @@ static void refuse(kos_access_result *res, const char *reason)
 	res->reason = reason;
 }
 
-/* Steps 1-4 of the pipeline: arguments, scope, trust. Returns KOS_OK with
- * *go false and res->reason set for a refusal, or *go true and res->tier set
- * to go on. */
+/* Steps 3 and 4 of the pipeline (kos_pipeline_admit) after the arguments.
+ * Returns KOS_OK with *go false and res->reason set for a refusal, or *go
+ * true and res->tier set to go on. */
 static kos_rv admit(kos_access *acc, const char *client, const char *scope, const char *action,
 		    const char *name, kos_access_result *res, bool *go)
 {
-	kos_trust_info info;
+	kos_request rq = { .client = client, .scope = scope, .action = action, .resource = name };
+	kos_decision d;
 	kos_rv rv;
 
 	*go = false;
@@ -108,29 +96,52 @@ static kos_rv admit(kos_access *acc, const char *client, const char *scope, cons
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
 	if (name != NULL && !kos_key_name_valid(name))
 		return kos_error_set(KOS_E_INVALID, "invalid key name");
-	if (scope == NULL || !kos_scope_allows(scope, action, name)) {
-		refuse(res, "out of scope");
-		observe(acc, client, KOS_EVENT_SCOPE, 0);
-		kos_error_set(KOS_OK, "%s:%s is not in the client's scope", action, name);
-		return KOS_OK;
-	}
-	rv = kos_trust_get(acc->tr, client, &info);
-	if (rv == KOS_E_NOTFOUND) {
-		/* never seen: it stands at the prior until it is observed */
-		info.score = kos_trust_get0_policy(acc->tr)->prior;
-		info.tier = kos_trust_tier_of(acc->tr, info.score);
-	} else if (rv != KOS_OK) {
+	rv = kos_pipeline_admit(acc->pl, &rq, &d);
+	if (rv != KOS_OK)
 		return rv;
-	}
-	res->score = info.score;
-	res->tier = info.tier;
-	if (info.tier == KOS_TIER_DENY) {
-		refuse(res, "trust too low");
-		observe(acc, client, KOS_EVENT_FAILURE, 0);
-		kos_error_set(KOS_OK, "client's trust %.1f is below the request threshold", info.score);
+	res->score = d.score;
+	res->tier = d.tier;
+	if (!d.allowed) {
+		refuse(res, d.reason);
 		return KOS_OK;
 	}
 	*go = true;
+	return KOS_OK;
+}
+
+/* Whether version (0: the current one) of key name exists and may be
+ * used: between its minimum version and its current one. */
+struct version_arg {
+	uint32_t version;
+	bool found;
+};
+
+static int version_of(const kos_key_version_info *v, void *varg)
+{
+	struct version_arg *a = varg;
+
+	if (v->version != a->version)
+		return 0;
+	a->found = !v->retired;
+	return 1;
+}
+
+static kos_rv usable_version(kos_access *acc, const kos_key_info *info, uint32_t version,
+			     uint32_t *out)
+{
+	struct version_arg a = { version != 0 ? version : info->current, false };
+	kos_rv rv;
+
+	if (a.version < info->min_version || a.version > info->current)
+		return kos_error_set(KOS_E_NOTFOUND, "key %s has no usable version %u", info->name,
+				     (unsigned)a.version);
+	rv = kos_key_versions(acc->keys, info->name, version_of, &a);
+	if (rv != KOS_OK && rv != 1)
+		return rv;
+	if (!a.found)
+		return kos_error_set(KOS_E_NOTFOUND, "key %s has no version %u", info->name,
+				     (unsigned)a.version);
+	*out = a.version;
 	return KOS_OK;
 }
 
@@ -197,9 +208,11 @@ kos_rv kos_access_key(kos_access *acc, const char *client, const char *scope, co
 	default:
 		/* low: the DEK never leaves kosd; the client asks for
 		 * server-side decryption instead */
-		res->delivery = KOS_DELIVER_SERVER;
-		res->reason = "server-side only";
-		res->version = version != 0 ? version : info.current;
+		rv = usable_version(acc, &info, version, &res->version);
+		if (rv == KOS_OK) {
+			res->delivery = KOS_DELIVER_SERVER;
+			res->reason = "server-side only";
+		}
 		break;
 	}
 out:

@@ -1082,22 +1082,14 @@ out:
 	free(c);
 	OPENSSL_cleanse(hash, sizeof(hash));
 	return rv;
-replay : {
-	kos_observation obs = {.event = KOS_EVENT_INTEGRITY};
-
+replay:
 	OPENSSL_cleanse(hash, sizeof(hash));
-	/* whoever holds a used secret replays it: the client's own integrity
-	 * is in question (its secret leaked, or it is the one replaying) */
-	if (kos_trust_observe(ca->tr, e.client, &obs, NULL) != KOS_OK)
-		return kos_error_set(KOS_E_INTEGRITY,
-				     "enrollment secret of client %s already used (replay); "
-				     "recording it failed: %s",
-				     e.client, kos_last_error());
-	return kos_error_set(KOS_E_INTEGRITY,
-			     "enrollment secret of client %s already used (replay): recorded as an "
-			     "integrity failure",
+	/* Not an observation of the secret's client: whoever sends a used
+	 * secret proves nothing about being that client, so a replay must not
+	 * let a stranger lower someone else's trust. The caller, who knows the
+	 * channel, counts it against the sender. */
+	return kos_error_set(KOS_E_INTEGRITY, "enrollment secret of client %s already used (replay)",
 			     e.client);
-}
 }
 
 kos_rv kos_cred_refresh(kos_ca *ca, const char *token, const char *x5t, const char *scope,

@@ -34,7 +34,7 @@ sed -e 's/prior = 60.0;/prior = 90.0;/' \
 expect 0 "init" "$K" init --dir "$d" --policy "$kos_tmp/test.policy"
 export KOS_CONF="$d/kos.conf"
 expect 0 "ca init" "$K" ca init
-expect 0 "the first admin is added on the store" "$K" client add admin --scope "admin:*"
+expect 0 "the first admin is added on the store" "$K" client add admin --scope "*:*"
 cp "$out" "$kos_tmp/admin.secret"
 
 # --- without kosd ---

@@ -54,7 +54,7 @@ check "the server's next certificate" mkcert clients-ca server-next \
 expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
 export KOS_CONF="$d/kos.conf"
 expect 0 "ca init" "$K" ca init
-expect 0 "admin client" "$K" client add admin --scope "admin:* key:*"
+expect 0 "admin client" "$K" client add admin --scope "*:*"
 expect 0 "enroll the admin" "$K" credential enroll "$(cat "$out")"
 ADM=$(cat "$out")
 expect 0 "client alice" "$K" client add alice --scope "key:*"

@@ -219,6 +219,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 	if (rv != KOS_OK)
 		kosd_log(d, "writing %zu trust observations failed (kept for the next try): %s",
 			 kosd_obs_pending(d->obs), kos_last_error());
+	kosd_sources_flush(d, false);
 	rv = kosd_ledger_flush(d->ledger);
 	if (rv != KOS_OK)
 		kosd_log(d, "writing %zu ledger entries failed (kept for the next try): %s",
@@ -251,6 +252,11 @@ static int open_kms(struct kosd *d)
 	kosd_log(d, "KMS front for %zu KMS token%s; CA keys from %s", n_kms, n_kms == 1 ? "" : "s",
 		 kos_config_get0_kms_jwks(d->conf));
 	return 0;
+}
+
+static kos_rv ledger_sink(void *arg, const kos_ledger_entry *e)
+{
+	return kosd_ledger_add(arg, e);
 }
 
 static int open_all(struct kosd *d)
@@ -303,10 +309,13 @@ static int open_all(struct kosd *d)
 	}
 	if (kosd_obs_new(d->trust, &d->obs) != KOS_OK ||
 	    kosd_ledger_new(d->store, &d->ledger) != KOS_OK ||
+	    kos_pipeline_new(d->trust, &d->pipeline) != KOS_OK ||
 	    (d->metrics = kosd_metrics_new()) == NULL) {
 		kosd_log(d, "out of memory");
 		return -1;
 	}
+	/* step 7 goes through the batch queue */
+	kos_pipeline_set_ledger(d->pipeline, d->store, ledger_sink, d->ledger);
 	return 0;
 }
 
@@ -317,6 +326,7 @@ static int final_flush(struct kosd *d)
 	struct timespec pause = { 0, 100 * 1000000L };
 	int i;
 
+	kosd_sources_flush(d, true);
 	for (i = 0; i < 20; i++) {
 		if (kosd_obs_flush(d->obs) == KOS_OK && kosd_ledger_flush(d->ledger) == KOS_OK)
 			return 0;
@@ -345,6 +355,7 @@ static void close_all(struct kosd *d)
 	if (d->ev_int != NULL)
 		event_free(d->ev_int);
 	kosd_obs_free(d->obs);
+	kos_pipeline_free(d->pipeline);
 	kosd_ledger_free(d->ledger);
 	kosd_metrics_free(d->metrics);
 	/* the reverse of open_all: kos_keys_free wipes the DEK cache */

@@ -96,6 +96,7 @@ struct kosd {
 	kos_access *access; /* borrows keys, trust */
 	kos_ca *ca;	    /* borrows policy, store, hsm, trust */
 	kos_services *services; /* borrows store, hsm */
+	kos_pipeline *pipeline; /* borrows trust; its ledger is the batch queue */
 
 	struct event_base *base;
 	struct evhttp *http;
@@ -126,6 +127,9 @@ struct kosd {
 	bool full;
 	struct event *ev_adopt;
 	uint64_t conns_refused, conns_expired; /* for /metrics */
+	/* unauthenticated senders (kosd_sources.c) */
+	struct kosd_source *sources;
+	size_t n_sources;
 	bool stopping;
 };
 
@@ -152,6 +156,9 @@ struct kosd_req {
 	bool unrecorded;  /* refused because the ledger cannot take it */
 	/* the client a decision concerns when none authenticated (enrollment) */
 	char who[KOS_LEDGER_CLIENT_MAX + 1];
+	/* what a decision acted on when the path does not name it (a client
+	 * registered, a credential issued or revoked): the ledger's resource */
+	char target[KOS_LEDGER_RESOURCE_MAX + 1];
 	const char *tier; /* static, for the log; NULL when no decision */
 	double start;	  /* monotonic seconds */
 };
@@ -205,6 +212,10 @@ json_t *kosd_b64_json(const uint8_t *data, size_t len);
 /* The thumbprint of the certificate the request came with (for
  * kos_cred_verify() and kos_cred_refresh()), NULL on the Unix socket. */
 const char *kosd_req_x5t(const struct kosd_req *r);
+
+/* The source of a request for what nobody authenticated: "uid:N" on the
+ * Unix socket, "tls:ADDRESS" on TCP. */
+void kosd_req_source(const struct kosd_req *r, char *buf, size_t len);
 
 /* --- kosd_tls.c: the TCP listener, TLS 1.3 with client certificates --- */
 /* Loads listen.tls's certificate, key and client CA into d->tls_ctx; -1
@@ -267,6 +278,18 @@ size_t kosd_ledger_pending(const struct kosd_ledger *q);
 void kosd_ledger_stats(const struct kosd_ledger *q, uint64_t *queued, uint64_t *written,
 		       uint64_t *batches);
 void kosd_ledger_free(struct kosd_ledger *q);
+
+/* --- kosd_sources.c: what nobody authenticated counts against its source --- */
+#define KOSD_SOURCE_WINDOW 60.0	     /* seconds */
+#define KOSD_SOURCE_MAX_FAILURES 32 /* per window, then enrollment is refused */
+#define KOSD_SOURCE_MAX 1024	     /* sources tracked; the rest share "other" */
+/* True while source has used up its failures of the current window. */
+bool kosd_source_blocked(struct kosd *d, const char *source);
+/* Counts one unauthenticated refusal of source on route, for reason. */
+void kosd_source_failed(struct kosd *d, const char *source, const char *route, const char *reason);
+/* Writes the ledger entry of every window that ended (all: of every
+ * window, at shutdown) and forgets those sources. */
+void kosd_sources_flush(struct kosd *d, bool all);
 
 /* --- kosd_metrics.c --- */
 struct kosd_metrics *kosd_metrics_new(void);

@@ -7,16 +7,78 @@
 #include "tools/kosjson.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
+/* Steps 3 and 4 of the pipeline for administration (kos_pipeline_admit):
+ * admin:AREA in scope, trust above deny, no client administering itself
+ * (target, when the request mutates), and nothing given away or acted upon
+ * beyond the administrator's own scope (grant_scope). target, when given,
+ * is the ledger's resource. */
+static bool admit_admin(struct kosd_req *r, const char *area, const char *target,
+			const char *grant_scope, bool mutates)
+{
+	kos_request rq = { .client = r->claims.sub,
+			   .scope = r->claims.scope,
+			   .action = "admin",
+			   .resource = area,
+			   .target = target,
+			   .grant_scope = grant_scope,
+			   .mutates = mutates };
+	kos_decision dec;
+	kos_rv rv;
+
+	if (target != NULL)
+		snprintf(r->target, sizeof(r->target), "%s", target);
+	rv = kos_pipeline_admit(r->d->pipeline, &rq, &dec);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "admission");
+		return false;
+	}
+	r->tier = kos_tier_name(dec.tier);
+	if (dec.allowed)
+		return true;
+	if (strcmp(dec.code, "out_of_scope") == 0)
+		kosd_reply_error(r, 403, dec.code, "out of scope: admin:%s needed", area);
+	else if (strcmp(dec.code, "beyond_scope") == 0)
+		kosd_reply_error(r, 403, dec.code,
+				 "beyond the granter's scope: a scope given or acted upon must lie "
+				 "within the administrator's own");
+	else if (strcmp(dec.code, "self_administration") == 0)
+		kosd_reply_error(r, 403, dec.code, "a client does not administer itself");
+	else
+		kosd_reply_error(r, 403, dec.code, "%s", dec.reason);
+	return false;
+}
+
 static bool need_admin(struct kosd_req *r, const char *area)
 {
-	if (kos_scope_allows(r->claims.scope, "admin", area))
-		return true;
-	kosd_reply_error(r, 403, "out_of_scope", "out of scope: admin:%s needed", area);
-	return false;
+	return admit_admin(r, area, NULL, NULL, false);
+}
+
+/* The registered scope of client name into buf, or NULL when it is not
+ * registered (a client only the trust engine knows). */
+static const char *registered_scope(struct kosd_req *r, const char *name, char *buf, size_t len)
+{
+	kos_client_info info;
+
+	if (!kos_client_name_valid(name) || kos_client_get(r->d->ca, name, &info) != KOS_OK)
+		return NULL;
+	snprintf(buf, len, "%s", info.scope);
+	return buf;
+}
+
+/* Administration of client name: the administrator must hold every scope
+ * the client holds (so admin:clients cannot reset an admin:* client's
+ * secret), and never acts on itself when mutating. */
+static bool need_admin_of(struct kosd_req *r, const char *area, const char *name, bool mutates)
+{
+	char scope[KOS_SCOPE_MAX + 1];
+
+	return admit_admin(r, area, name, registered_scope(r, name, scope, sizeof(scope)),
+			   mutates);
 }
 
 static void admin_clients(struct kosd_req *r)
@@ -26,10 +88,14 @@ static void admin_clients(struct kosd_req *r)
 	bool failed;
 	kos_rv rv;
 
-	if (!need_admin(r, "clients"))
-		return;
 	if ((name = kosd_body_string(r, "name", true, &failed)) == NULL ||
 	    (scope = kosd_body_string(r, "scope", true, &failed)) == NULL)
+		return;
+	if (kos_scope_validate(scope) != KOS_OK) {
+		kosd_reply_rv(r, KOS_E_INVALID, "client add");
+		return;
+	}
+	if (!admit_admin(r, "clients", name, scope, true))
 		return;
 	rv = kos_client_add(r->d->ca, name, scope, secret);
 	if (rv != KOS_OK) {
@@ -48,14 +114,19 @@ static void admin_revoke(struct kosd_req *r)
 	int kinds;
 	kos_rv rv;
 
-	if (!need_admin(r, "credentials"))
-		return;
 	jti = kosd_body_string(r, "jti", false, &f1);
 	if (f1)
 		return;
 	client = kosd_body_string(r, "client", false, &f2);
 	if (f2)
 		return;
+	/* a client's credentials are administered by whoever holds its scope,
+	 * and not by the client itself */
+	if (client != NULL ? !need_admin_of(r, "credentials", client, true)
+			   : !need_admin(r, "credentials"))
+		return;
+	if (jti != NULL)
+		snprintf(r->target, sizeof(r->target), "jti:%s", jti);
 	kinds = (jti != NULL) + (client != NULL) + (before != NULL);
 	if (kinds != 1) {
 		kosd_reply_error(r, 400, "bad_request", "give exactly one of jti, client, before");
@@ -88,7 +159,7 @@ static void admin_client_disable(struct kosd_req *r, int disabled)
 {
 	kos_rv rv;
 
-	if (!need_admin(r, "clients"))
+	if (!need_admin_of(r, "clients", r->name, true))
 		return;
 	rv = kos_client_set_disabled(r->d->ca, r->name, disabled);
 	if (rv != KOS_OK) {
@@ -103,7 +174,7 @@ static void admin_client_show(struct kosd_req *r)
 	kos_client_info info;
 	kos_rv rv;
 
-	if (!need_admin(r, "clients"))
+	if (!need_admin_of(r, "clients", r->name, false))
 		return;
 	rv = kos_client_get(r->d->ca, r->name, &info);
 	if (rv != KOS_OK) {
@@ -121,7 +192,7 @@ static void admin_client_secret(struct kosd_req *r)
 	json_t *c = NULL;
 	kos_rv rv;
 
-	if (!need_admin(r, "clients"))
+	if (!need_admin_of(r, "clients", r->name, true))
 		return;
 	rv = kos_client_secret(r->d->ca, r->name, secret);
 	if (rv != KOS_OK) {
@@ -197,8 +268,8 @@ static void admin_cred_issue(struct kosd_req *r)
 	json_t *o;
 	kos_rv rv;
 
-	if (!need_admin(r, "credentials"))
-		return;
+	char reg[KOS_SCOPE_MAX + 1];
+
 	if ((client = kosd_body_string(r, "client", true, &f1)) == NULL)
 		return;
 	scope = kosd_body_string(r, "scope", false, &f2);
@@ -211,6 +282,15 @@ static void admin_cred_issue(struct kosd_req *r)
 		kosd_reply_error(r, 400, "invalid_name", "invalid client name");
 		return;
 	}
+	if (scope != NULL && kos_scope_validate(scope) != KOS_OK) {
+		kosd_reply_rv(r, KOS_E_INVALID, "credential issue");
+		return;
+	}
+	/* the credential's scope (the registered one when none is asked) is
+	 * given away: it must lie within the administrator's */
+	if (!admit_admin(r, "credentials", client,
+			 scope != NULL ? scope : registered_scope(r, client, reg, sizeof(reg)), true))
+		return;
 	rv = kos_cred_issue(r->d->ca, client, scope, cnf, &token);
 	if (rv != KOS_OK) {
 		kosd_reply_rv(r, rv, "credential issue");
@@ -269,9 +349,10 @@ static void admin_keys(struct kosd_req *r)
 	bool failed;
 	kos_rv rv;
 
-	if (!need_admin(r, "keys"))
-		return;
 	if ((name = kosd_body_string(r, "name", true, &failed)) == NULL)
+		return;
+	snprintf(r->target, sizeof(r->target), "%s", name);
+	if (!need_admin(r, "keys"))
 		return;
 	type_s = kosd_body_string(r, "type", false, &failed);
 	if (failed)
@@ -483,7 +564,7 @@ static void admin_trust_get(struct kosd_req *r)
 	kos_trust_info info;
 	kos_rv rv;
 
-	if (!need_admin(r, "trust"))
+	if (!need_admin_of(r, "trust", r->name, false))
 		return;
 	flush_observations(r);
 	rv = kos_trust_get(r->d->trust, r->name, &info);
@@ -519,7 +600,7 @@ static void admin_trust_observe(struct kosd_req *r)
 	bool failed;
 	kos_rv rv;
 
-	if (!need_admin(r, "trust"))
+	if (!need_admin_of(r, "trust", r->name, true))
 		return;
 	if ((event = kosd_body_string(r, "event", true, &failed)) == NULL)
 		return;
@@ -563,7 +644,7 @@ static void admin_trust_forget(struct kosd_req *r)
 {
 	kos_rv rv;
 
-	if (!need_admin(r, "trust"))
+	if (!need_admin_of(r, "trust", r->name, true))
 		return;
 	/* a queued observation written after the forget would bring it back */
 	flush_observations(r);
@@ -674,10 +755,11 @@ static void admin_service_register(struct kosd_req *r)
 	bool failed;
 	kos_rv rv;
 
-	if (!need_admin(r, "services"))
-		return;
 	if ((name = kosd_body_string(r, "name", true, &failed)) == NULL ||
 	    (ops = kosd_body_string(r, "ops", true, &failed)) == NULL)
+		return;
+	snprintf(r->target, sizeof(r->target), "%s", name);
+	if (!need_admin(r, "services"))
 		return;
 	if (!kos_service_name_valid(name) || !kos_service_ops_valid(ops)) {
 		kosd_reply_error(r, 400, "bad_request", "invalid service name or operation list");

@@ -302,20 +302,37 @@ static bool recorded(const struct kosd_req *r)
 	       r->route != KOSD_R_METRICS && r->route != KOSD_R_CA_JWKS;
 }
 
+void kosd_req_source(const struct kosd_req *r, char *buf, size_t len)
+{
+	struct evhttp_connection *c;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (r->have_peer) {
+		snprintf(buf, len, "uid:%ld", (long)r->uid);
+		return;
+	}
+	c = evhttp_request_get_connection(r->req);
+	if (c != NULL)
+		evhttp_connection_get_peer(c, &addr, &port);
+	snprintf(buf, len, "tls:%s", addr != NULL ? addr : "?");
+}
+
 /* Step 7 of the pipeline: the decision as a ledger entry (names, tier,
- * outcome and the error code as the reason; never a secret). */
+ * outcome and the error code as the reason; never a secret). A decision
+ * nobody authenticated is counted against its source instead, and the
+ * ledger gets one entry per source and window (kosd_sources.c). */
 static void record(struct kosd_req *r)
 {
-	kos_ledger_entry e;
-	char reason[sizeof(r->code)];
-	const char *outcome, *client;
+	char reason[sizeof(r->code)], source[64];
+	const char *outcome, *client, *resource;
 	size_t i;
 
 	if (!recorded(r) || r->unrecorded)
 		return;
 	if (r->status >= 200 && r->status < 300)
 		outcome = "allowed";
-	else if (r->status == 401 || r->status == 403)
+	else if (r->status == 401 || r->status == 403 || r->status == 429)
 		outcome = "refused";
 	else
 		outcome = "failed";
@@ -323,12 +340,17 @@ static void record(struct kosd_req *r)
 	for (i = 0; r->code[i] != '\0'; i++)
 		reason[i] = r->code[i] == '_' ? ' ' : r->code[i];
 	reason[i] = '\0';
-	client = r->authed ? r->claims.sub : r->who[0] != '\0' ? r->who : "-";
-	kos_ledger_entry_init(&e, kos_now(), client, kosd_route_name(r->route),
-			      r->name[0] != '\0' ? r->name : "-", r->tier != NULL ? r->tier : "-",
-			      outcome, reason, r->authed ? r->claims.jti : "-");
+	if (!r->authed && r->who[0] == '\0') {
+		kosd_req_source(r, source, sizeof(source));
+		kosd_source_failed(r->d, source, kosd_route_name(r->route), reason);
+		return;
+	}
+	client = r->authed ? r->claims.sub : r->who;
+	resource = r->target[0] != '\0' ? r->target : r->name[0] != '\0' ? r->name : "-";
 	/* serve() refused the request had the queue been full */
-	if (kosd_ledger_add(r->d->ledger, &e) != KOS_OK)
+	if (kos_pipeline_record(r->d->pipeline, client, kosd_route_name(r->route), resource,
+				r->tier != NULL ? r->tier : "-", outcome, reason,
+				r->authed ? r->claims.jti : "-") != KOS_OK)
 		kosd_log(r->d, "ledger: could not queue the decision on %s",
 			 kosd_route_name(r->route));
 }
@@ -378,6 +400,7 @@ static const char *reason_phrase(int status)
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
 	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
 	case 503: return "Service Unavailable";
 	default: return "Internal Server Error";
 	}

@@ -7,6 +7,41 @@
 #include "tools/kosjson.h"
 
 #include <string.h>
+#include <time.h>
+
+static kos_usec mono_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (kos_usec)ts.tv_sec * KOS_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+/* Steps 3 and 4 of the pipeline: action:resource in scope and trust above
+ * deny. False after replying 403 with the reason (or an error). */
+static bool admit(struct kosd_req *r, const char *action, const char *resource, const char *need)
+{
+	kos_request rq = { .client = r->claims.sub,
+			   .scope = r->claims.scope,
+			   .action = action,
+			   .resource = resource };
+	kos_decision dec;
+	kos_rv rv;
+
+	rv = kos_pipeline_admit(r->d->pipeline, &rq, &dec);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "admission");
+		return false;
+	}
+	r->tier = kos_tier_name(dec.tier);
+	if (dec.allowed)
+		return true;
+	if (strcmp(dec.code, "out_of_scope") == 0)
+		kosd_reply_error(r, 403, dec.code, "out of scope: %s needed", need);
+	else
+		kosd_reply_error(r, 403, dec.code, "%s", dec.reason);
+	return false;
+}
 
 /* A whole number of seconds from a member, as microseconds; 0 when absent.
  * False after replying 400. */
@@ -36,10 +71,12 @@ static void service_token(struct kosd_req *r)
 	json_t *o;
 	kos_rv rv;
 
-	if (!kos_scope_allows(r->claims.scope, "service", r->name)) {
-		kosd_reply_error(r, 403, "out_of_scope", "out of scope: service:%s needed", r->name);
+	kos_usec start = mono_usec();
+	char need[80];
+
+	snprintf(need, sizeof(need), "service:%s", r->name);
+	if (!admit(r, "service", r->name, need))
 		return;
-	}
 	if ((op = kosd_body_string(r, "op", true, &failed)) == NULL)
 		return;
 	if (!kos_service_op_valid(op)) {
@@ -50,6 +87,7 @@ static void service_token(struct kosd_req *r)
 	    !body_seconds(r, "ttl", KOS_SERVICE_WINDOW_MAX, &ttl))
 		return;
 	rv = kos_service_token_issue(r->d->services, r->name, op, window, ttl, &token);
+	kos_pipeline_observe(r->d->pipeline, r->claims.sub, mono_usec() - start, rv);
 	if (rv != KOS_OK) {
 		kosd_reply_rv(r, rv, "service token");
 		return;
@@ -78,11 +116,14 @@ static void service_validate(struct kosd_req *r)
 		return;
 	/* a caller scoped to one service learns nothing of other services'
 	 * tokens: it names its service, and a token of another is refused */
-	if (!kos_scope_allows(r->claims.scope, "validate", "services") &&
-	    (service == NULL || !kos_scope_allows(r->claims.scope, "service", service))) {
-		kosd_reply_error(r, 403, "out_of_scope",
-				 "out of scope: validate:services, or service:NAME with \"service\" "
-				 "NAME, needed");
+	if (service != NULL && strlen(service) <= KOS_KEY_NAME_MAX)
+		snprintf(r->target, sizeof(r->target), "%s", service);
+	if (kos_scope_allows(r->claims.scope, "validate", "services") || service == NULL) {
+		if (!admit(r, "validate", "services",
+			   "validate:services, or service:NAME with \"service\" NAME,"))
+			return;
+	} else if (!admit(r, "service", service,
+			  "validate:services, or service:NAME with \"service\" NAME,")) {
 		return;
 	}
 	if (op != NULL && !kos_service_op_valid(op)) {

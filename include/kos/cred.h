@@ -174,7 +174,8 @@ KOS_API kos_rv kos_client_set_disabled(kos_ca *ca, const char *name, int disable
 
 /* Exchanges a one-time enrollment secret for the client's first credential
  * with its whole registered scope. A secret used a second time is refused
- * with KOS_E_INTEGRITY and observed as an integrity failure of its client;
+ * with KOS_E_INTEGRITY and is not an observation of its client (the sender
+ * proved nothing; the caller counts it against the channel);
  * an unknown or expired secret is refused with KOS_E_INTEGRITY. */
 KOS_API kos_rv kos_cred_enroll(kos_ca *ca, const char *secret, char **token);
 /* kos_cred_enroll() for a client that enrolls over TLS: x5t (the presented

@@ -12,6 +12,7 @@
 #include <kos/envelope.h>
 #include <kos/keys.h>
 #include <kos/ledger.h>
+#include <kos/pipeline.h>
 #include <kos/policy.h>
 #include <kos/scope.h>
 #include <kos/service.h>
