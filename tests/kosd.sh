@@ -309,9 +309,11 @@ nlog=$(grep ' route=' "$log" | grep -v -E ' route=(health|metrics|ca_jwks|unknow
 nunauth=$(grep ' route=' "$log" | grep -v -E ' route=(health|metrics|ca_jwks|unknown) ' |
 	grep -v -E ' client=[^-]|route=enroll .*status=200 ' | grep -c .)
 nagg=$(grep -c " unauthenticated " "$kos_tmp/ledger.txt")
+# and one per local command of the administrator on the store
+nlocal=$(grep -c -E '^ *[0-9]+ [^ ]+ [^ ]+@local +local_' "$kos_tmp/ledger.txt")
 nled=$("$K" ledger head | cut -d' ' -f1)
-check "one entry per decision ($nled entries, $nlog requests, $nagg aggregates)" \
-	test "$nled" -eq $((nlog + nagg))
+check "one entry per decision ($nled entries, $nlog requests, $nagg aggregates, $nlocal local)" \
+	test "$nled" -eq $((nlog + nagg + nlocal)) -a "$nlocal" -ge 3
 check "$nunauth unauthenticated requests in at most 3 entries ($nagg)" \
 	test "$nunauth" -gt 3 -a "$nagg" -ge 1 -a "$nagg" -le 3
 expect 0 "the ledger as JSON" "$K" ledger show --json

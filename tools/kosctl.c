@@ -6,9 +6,11 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int cmd_help(struct kosctl_ctx *ctx, int argc, char **argv);
 static int cmd_version(struct kosctl_ctx *ctx, int argc, char **argv);
@@ -243,6 +245,108 @@ int kosctl_need_trust(struct kosctl_ctx *ctx)
 		return KOSCTL_FAIL;
 	}
 	return KOSCTL_OK;
+}
+
+/* "USER@local": the name the local administrator's decisions carry, from
+ * the effective user (characters a client name may not hold become '_'). */
+static void local_admin_name(struct kosctl_ctx *ctx)
+{
+	const struct passwd *pw = getpwuid(geteuid());
+	char user[48];
+	size_t i;
+
+	if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0')
+		snprintf(user, sizeof(user), "%s", pw->pw_name);
+	else
+		snprintf(user, sizeof(user), "uid%ld", (long)geteuid());
+	for (i = 0; user[i] != '\0'; i++) {
+		char c = user[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			user[i] = '_';
+	}
+	if (user[0] == '.' || user[0] == '-')
+		user[0] = '_';
+	snprintf(ctx->admin, sizeof(ctx->admin), "%s@local", user);
+}
+
+int kosctl_need_access(struct kosctl_ctx *ctx)
+{
+	kos_rv rv;
+
+	if (ctx->access != NULL)
+		return KOSCTL_OK;
+	if (kosctl_need_keys(ctx) != KOSCTL_OK || kosctl_need_trust(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_access_new(ctx->keys, ctx->trust, &ctx->access);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "access");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+int kosctl_refused(struct kosctl_ctx *ctx, const kos_access_result *res, const char *what)
+{
+	ctx->refused = true;
+	ctx->tier = kos_tier_name(res->tier);
+	ctx->reason = res->reason;
+	kosctl_err("%s: refused: %s (as %s)", what, res->reason != NULL ? res->reason : "refused",
+		   ctx->admin);
+	return KOSCTL_FAIL;
+}
+
+/* The commands whose first argument after the subcommand is the name of
+ * what they act on (a key, client or service): the ledger's resource. No
+ * other argument is recorded: some are secrets or credentials. */
+static bool names_resource(const char *group, const char *sub)
+{
+	static const char *const with_name[] = {
+		"key create", "key rotate", "key retire", "key show", "key encrypt", "key sign",
+		"key pubkey", "key shares", "client add", "client show", "client disable",
+		"client enable", "client secret", "trust show", "trust observe", "trust forget",
+		"service register", "service rotate", "service show", "service ops",
+		"service remove", "service token", "credential issue",
+	};
+	char both[64];
+	size_t i;
+
+	snprintf(both, sizeof(both), "%s %s", group, sub);
+	for (i = 0; i < sizeof(with_name) / sizeof(with_name[0]); i++)
+		if (strcmp(both, with_name[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Step 7 for a local command that used the store: one ledger entry, the
+ * local administrator as client, "local_GROUP_COMMAND" as action and what
+ * it acted on as resource. argv is as the user gave it (before getopt
+ * permuted it). The ledger's own commands read the ledger and write
+ * nothing to it. */
+static void record_local(struct kosctl_ctx *ctx, int argc, char **argv, int rc)
+{
+	char action[KOS_LEDGER_ACTION_MAX + 1];
+	const char *sub = NULL, *res = NULL;
+	kos_ledger_entry e;
+	int i;
+
+	if (ctx->store == NULL || ctx->client != NULL || strcmp(argv[0], "ledger") == 0)
+		return;
+	for (i = 1; i < argc && sub == NULL; i++)
+		if (argv[i][0] != '-')
+			sub = argv[i];
+	if (sub != NULL && i < argc && argv[i][0] != '-' && names_resource(argv[0], sub) &&
+	    (kos_key_name_valid(argv[i]) || kos_client_name_valid(argv[i])))
+		res = argv[i];
+	snprintf(action, sizeof(action), "local_%s%s%s", argv[0], sub != NULL ? "_" : "",
+		 sub != NULL ? sub : "");
+	kos_ledger_entry_init(&e, kos_now(), ctx->admin, action, res,
+			      ctx->tier != NULL ? ctx->tier : "-",
+			      rc == KOSCTL_OK ? "allowed" : ctx->refused ? "refused" : "failed",
+			      ctx->reason != NULL ? ctx->reason : "", "-");
+	if (kos_ledger_append(ctx->store, &e, 1) != KOS_OK)
+		kosctl_err("ledger: the decision could not be recorded: %s", kos_last_error());
 }
 
 int kosctl_need_keys(struct kosctl_ctx *ctx)
@@ -484,13 +588,25 @@ int main(int argc, char **argv)
 	}
 	{
 		int first = optind;
+		/* the command's getopt permutes argv; the ledger reads it as given */
+		char **given = calloc((size_t)(argc - first) + 1, sizeof(*given));
 
+		if (given == NULL) {
+			kosctl_err("out of memory");
+			free(ctx.cred_file);
+			return KOSCTL_FAIL;
+		}
+		memcpy(given, argv + first, (size_t)(argc - first) * sizeof(*given));
 		/* Each command parses its own options with getopt from its own
 		 * argv[0]; optind = 0 makes glibc's getopt start afresh. */
 		optind = 0;
+		local_admin_name(&ctx);
 		rc = c->fn(&ctx, argc - first, argv + first);
+		record_local(&ctx, argc - first, given, rc);
+		free(given);
 	}
 	kos_client_free(ctx.client);
+	kos_access_free(ctx.access);
 	free(ctx.cred_file);
 	/* the key service borrows the policy, the store and the tokens */
 	kos_ca_free(ctx.ca);

@@ -32,6 +32,14 @@ struct kosctl_ctx {
 	kos_keys *keys;   /* borrows policy, store and hsm: freed before them */
 	kos_services *services; /* borrows store and hsm: freed before them */
 	kos_ca *ca;       /* borrows policy, store, trust and hsm: freed before them */
+	kos_access *access; /* borrows keys and trust: freed before them */
+	/* the pipeline of local commands (kosctl_need_access): they act as the
+	 * local administrator "USER@local", with every scope but share:; what
+	 * they decided is recorded in the ledger by main */
+	char admin[65];
+	const char *tier;	  /* the decision's tier (static), NULL: none */
+	bool refused;		  /* the pipeline refused it */
+	const char *reason;	  /* why (static), for the ledger */
 };
 
 typedef int (*kosctl_fn)(struct kosctl_ctx *ctx, int argc, char **argv);
@@ -72,6 +80,16 @@ int kosctl_need_services(struct kosctl_ctx *ctx);
  * tokens (as for keys), then the credential authority; without tokens it
  * verifies and administers but cannot sign. */
 int kosctl_need_ca(struct kosctl_ctx *ctx, bool tokens);
+
+/* Keys and trust, then the tiered access of the local administrator
+ * (ctx->admin), so that local key operations take the pipeline as kosd's
+ * routes do. */
+int kosctl_need_access(struct kosctl_ctx *ctx);
+/* The scope of the local administrator. */
+#define KOSCTL_ADMIN_SCOPE "*:*"
+/* A refusal of the pipeline for a local command: notes it for the ledger,
+ * prints "kosctl: what: refused: REASON" and returns KOSCTL_FAIL. */
+int kosctl_refused(struct kosctl_ctx *ctx, const kos_access_result *res, const char *what);
 
 /* kosctl through kosd (tools/kosctl_remote.c). */
 

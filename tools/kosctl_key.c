@@ -645,17 +645,37 @@ static int cmd_encrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 		return KOSCTL_FAIL;
 	if (read_stdin(KOS_ENVELOPE_MAX_PLAINTEXT, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL; /* kosctl_read_all() said why */
-	if (remote)
+	if (remote) {
 		rv = kos_client_encrypt(ctx->client, o.name, o.context, buf, len, &env, &env_len);
-	else
-		rv = kos_key_encrypt(ctx->keys, o.name, o.context, buf, len, &env, &env_len);
+	} else {
+		kos_access_result res;
+
+		if (kosctl_need_access(ctx) != KOSCTL_OK) {
+			kos_secret_free(buf, cap);
+			return KOSCTL_FAIL;
+		}
+		rv = kos_access_encrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, o.name,
+						o.context, buf, len, &res);
+		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
+			kos_secret_free(buf, cap);
+			return kosctl_refused(ctx, &res, "key encrypt");
+		}
+		if (rv == KOS_OK) {
+			ctx->tier = kos_tier_name(res.tier);
+			/* the envelope is no secret: handed over as it is */
+			env = res.data;
+			env_len = res.data_len;
+			res.data = NULL;
+		}
+		kos_access_result_clear(&res);
+	}
 	kos_secret_free(buf, cap);
 	if (rv != KOS_OK) {
 		report(ctx, remote, rv, "key encrypt");
 		return KOSCTL_FAIL;
 	}
 	rc = write_all(env, env_len);
-	kos_free(env);
+	kos_secret_free(env, env_len);
 	return rc;
 }
 
@@ -724,10 +744,30 @@ static int cmd_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 		return KOSCTL_FAIL;
 	if (read_stdin(ENVELOPE_MAX, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL;
-	if (remote)
+	if (remote) {
 		rv = kos_client_decrypt(ctx->client, o.context, buf, len, &pt, &pt_len);
-	else
-		rv = kos_key_decrypt(ctx->keys, o.context, buf, len, &pt, &pt_len);
+	} else {
+		kos_access_result res;
+
+		/* server-side, as for a client of kosd: tier deny is refused */
+		if (kosctl_need_access(ctx) != KOSCTL_OK) {
+			kos_secret_free(buf, cap);
+			return KOSCTL_FAIL;
+		}
+		rv = kos_access_decrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, o.context,
+						buf, len, &res);
+		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
+			kos_secret_free(buf, cap);
+			return kosctl_refused(ctx, &res, "key decrypt");
+		}
+		if (rv == KOS_OK) {
+			ctx->tier = kos_tier_name(res.tier);
+			pt = res.data;
+			pt_len = res.data_len;
+			res.data = NULL;
+		}
+		kos_access_result_clear(&res);
+	}
 	kos_secret_free(buf, cap);
 	if (remote && ctx->verbose)
 		decrypt_path_note(ctx, rv);
@@ -788,17 +828,36 @@ static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
 		return KOSCTL_FAIL;
 	if (read_stdin(SIGN_MAX, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL;
-	if (remote)
+	if (remote) {
 		rv = kos_client_sign(ctx->client, o.name, alg, buf, len, &sig, &sig_len);
-	else
-		rv = kos_key_sign(ctx->keys, o.name, alg, buf, len, &sig, &sig_len, NULL);
+	} else {
+		kos_access_result res;
+
+		if (kosctl_need_access(ctx) != KOSCTL_OK) {
+			kos_secret_free(buf, cap);
+			return KOSCTL_FAIL;
+		}
+		rv = kos_access_sign(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, o.name, alg,
+					     buf, len, &res);
+		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
+			kos_secret_free(buf, cap);
+			return kosctl_refused(ctx, &res, "key sign");
+		}
+		if (rv == KOS_OK) {
+			ctx->tier = kos_tier_name(res.tier);
+			sig = res.data;
+			sig_len = res.data_len;
+			res.data = NULL;
+		}
+		kos_access_result_clear(&res);
+	}
 	kos_secret_free(buf, cap);
 	if (rv != KOS_OK) {
 		report(ctx, remote, rv, "key sign");
 		return KOSCTL_FAIL;
 	}
 	rc = write_all(sig, sig_len);
-	kos_free(sig);
+	kos_secret_free(sig, sig_len);
 	return rc;
 }
 
