@@ -285,8 +285,13 @@ static void test_bad_arguments(void)
 	CU_ASSERT_FALSE(d.allowed);
 	CU_ASSERT_EQUAL(kos_pipeline_admit(f.p, NULL, &d), KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_pipeline_admit(f.p, &rq, NULL), KOS_E_INVALID);
-	CU_ASSERT_EQUAL(kos_pipeline_new(NULL, &f.p), KOS_E_INVALID);
-	CU_ASSERT_PTR_NULL(f.p);
+	{
+		/* the output is cleared even on failure */
+		kos_pipeline *none = f.p;
+
+		CU_ASSERT_EQUAL(kos_pipeline_new(NULL, &none), KOS_E_INVALID);
+		CU_ASSERT_PTR_NULL(none);
+	}
 	fx_fini(&f);
 }
 
