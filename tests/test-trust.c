@@ -1,7 +1,10 @@
 /* The trust engine over simulated time: scores, decay, every observation,
  * the request-rate anomaly, tiers under threat levels, validation and
- * persistence. Expected values are computed from the model's formulas
- * (kos/trust.c) here, not copied from the implementation's output. */
+ * persistence, and the ceiling a penalty sets (a burst of successes after
+ * integrity failures, recovery along the bound, a young client's burst, a
+ * store reopened or migrated from schema 5). Expected values are computed
+ * from the model's formulas (kos/trust.c) here, not copied from the
+ * implementation's output. */
 #include "config.h"
 
 #include "kos/store_backend.h"
