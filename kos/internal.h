@@ -67,6 +67,7 @@ struct kos_policy {
 	double weight[KOS_FACTOR_COUNT]; /* >= 0, not all zero */
 	double prior;                    /* 0..100: where new and idle scores sit */
 	kos_usec half_life;              /* decay toward the prior */
+	kos_usec recovery_half_life;     /* a penalty's score ceiling halves its distance to 100 */
 	struct {
 		kos_usec target;         /* at or below: sub-score 100 */
 		kos_usec limit;          /* at or above: sub-score 0 */
@@ -85,7 +86,8 @@ struct kos_policy {
 	struct {
 		kos_usec window;         /* request-rate bucket */
 		double z_limit;          /* rate beyond mean + z_limit*stddev is unusual */
-		unsigned min_samples;    /* buckets of history before judging */
+		unsigned min_samples;    /* buckets of history before judging by the baseline */
+		uint64_t initial_rate;   /* requests per window tolerated before that */
 		double penalty;          /* subtracted for an unusual rate */
 		unsigned scope_violations; /* violations within scope_window before penalties */
 		kos_usec scope_window;

@@ -30,6 +30,7 @@ void kos_policy_init_defaults(struct kos_policy *pol)
 	pol->weight[KOS_FACTOR_REPUTATION] = 1.0;
 	pol->prior = 60.0;
 	pol->half_life = 7 * 86400 * SEC;
+	pol->recovery_half_life = 6 * 3600 * SEC;
 	pol->latency.target = 20 * 1000;
 	pol->latency.limit = 500 * 1000;
 	pol->latency.smoothing = 0.2;
@@ -42,6 +43,7 @@ void kos_policy_init_defaults(struct kos_policy *pol)
 	pol->anomaly.window = 60 * SEC;
 	pol->anomaly.z_limit = 3.0;
 	pol->anomaly.min_samples = 10;
+	pol->anomaly.initial_rate = 120;
 	pol->anomaly.penalty = 15.0;
 	pol->anomaly.scope_violations = 3;
 	pol->anomaly.scope_window = 600 * SEC;
@@ -289,6 +291,9 @@ static const struct key anomaly_keys[] = {
 	/* a standard deviation needs two samples */
 	INT_KEY("min_samples", P(anomaly.min_samples), PSIZE(anomaly.min_samples), 2, 10000, 0,
 		F_NONE),
+	/* a young client is always judged: 0 would switch the check off */
+	INT_KEY("initial_rate", P(anomaly.initial_rate), PSIZE(anomaly.initial_rate), 1, 1000000000,
+		0, F_NONE),
 	NUM_KEY("penalty", P(anomaly.penalty), 0, 100, 0, F_NONE),
 	INT_KEY("scope_violations", P(anomaly.scope_violations), PSIZE(anomaly.scope_violations), 0,
 		1000000, 0, F_NONE),
@@ -307,6 +312,7 @@ static const struct key reputation_keys[] = {
 static const struct key trust_keys[] = {
 	NUM_KEY("prior", P(prior), 0, 100, 0, F_NONE),
 	DUR_KEY("half_life", P(half_life), 0, F_NONE),
+	DUR_KEY("recovery_half_life", P(recovery_half_life), 0, F_NONE),
 	GROUP_KEY("weights", weights_keys, F_WEIGHTS),
 	GROUP_KEY("latency", latency_keys, F_NONE),
 	GROUP_KEY("integrity", integrity_keys, F_NONE),

@@ -16,7 +16,7 @@
 #include <kos/cred.h>
 
 /* The schema this code writes; a store at a higher version is refused. */
-#define KOS_STORE_SCHEMA_VERSION 5
+#define KOS_STORE_SCHEMA_VERSION 6
 
 /* One client's persistent trust state, exactly as stored. Factors are as of
  * last_activity: decay to "now" is the trust engine's business. Windows and
@@ -47,6 +47,12 @@ struct kos_trust_state {
 	kos_usec usage_start;
 	uint64_t usage_ops;
 	uint64_t usage_bytes;
+
+	/* The score ceiling set by the last penalty (kos/trust.c), as of
+	 * ceiling_at; it rises toward 100 with time. Negative: not known (a row
+	 * written before schema version 6). */
+	double ceiling;
+	kos_usec ceiling_at;
 };
 
 /* Called by trust_update with the client's state: the stored one, or (when

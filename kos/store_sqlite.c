@@ -192,6 +192,13 @@ static const char *const migrations[] = {
     "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;\n"
     "CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger\n"
     "BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;\n",
+
+    /* 6: the score ceiling of a client's last penalty (kos-trust(7)). A
+     * row from before has no ceiling on record: -1 says so, and the trust
+     * engine takes the score at the client's last activity instead of
+     * leaving a penalised client unbounded. */
+    "ALTER TABLE trust ADD COLUMN ceiling REAL NOT NULL DEFAULT -1;\n"
+    "ALTER TABLE trust ADD COLUMN ceiling_at INTEGER NOT NULL DEFAULT 0;\n",
 };
 
 _Static_assert(KOS_ARRAY_SIZE(migrations) == KOS_STORE_SCHEMA_VERSION,
@@ -203,8 +210,8 @@ _Static_assert(KOS_ARRAY_SIZE(migrations) == KOS_STORE_SCHEMA_VERSION,
 	"created, last_activity, f_latency, f_integrity, f_usage, f_anomaly, f_reputation, "       \
 	"observations, integrity_failures, scope_violations, rate_start, rate_count, "             \
 	"rate_flagged, base_n, base_mean, base_m2, scope_start, scope_count, usage_start, "        \
-	"usage_ops, usage_bytes"
-#define N_TRUST_COLS 21
+	"usage_ops, usage_bytes, ceiling, ceiling_at"
+#define N_TRUST_COLS 23
 
 enum {
 	ST_BEGIN,
@@ -288,13 +295,14 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_GET] = "SELECT " TRUST_COLS " FROM trust WHERE client = ?1",
     [ST_INSERT] = "INSERT INTO trust (client, " TRUST_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, "
 		  "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-		  "?21, ?22)",
+		  "?21, ?22, ?23, ?24)",
     [ST_UPDATE] = "UPDATE trust SET created = ?2, last_activity = ?3, f_latency = ?4, "
 		  "f_integrity = ?5, f_usage = ?6, f_anomaly = ?7, f_reputation = ?8, "
 		  "observations = ?9, integrity_failures = ?10, scope_violations = ?11, "
 		  "rate_start = ?12, rate_count = ?13, rate_flagged = ?14, base_n = ?15, "
 		  "base_mean = ?16, base_m2 = ?17, scope_start = ?18, scope_count = ?19, "
-		  "usage_start = ?20, usage_ops = ?21, usage_bytes = ?22 WHERE client = ?1",
+		  "usage_start = ?20, usage_ops = ?21, usage_bytes = ?22, ceiling = ?23, "
+		  "ceiling_at = ?24 WHERE client = ?1",
     [ST_DELETE] = "DELETE FROM trust WHERE client = ?1",
     [ST_LIST] = "SELECT client, " TRUST_COLS " FROM trust ORDER BY client",
     [ST_KEY_INSERT] = "INSERT INTO keys (name, type, created) VALUES (?1, ?2, ?3)",
@@ -473,7 +481,7 @@ static uint64_t i2u(int64_t v)
 	return v < 0 ? 0 : (uint64_t)v;
 }
 
-/* Binds ?2..?22 from st (?1 is the client). */
+/* Binds ?2..?24 from st (?1 is the client). */
 static int bind_state(sqlite3_stmt *stmt, const struct kos_trust_state *st)
 {
 	int i = 2, rc = SQLITE_OK;
@@ -503,6 +511,8 @@ static int bind_state(sqlite3_stmt *stmt, const struct kos_trust_state *st)
 	BIND(sqlite3_bind_int64(stmt, i, st->usage_start));
 	BIND(sqlite3_bind_int64(stmt, i, u2i(st->usage_ops)));
 	BIND(sqlite3_bind_int64(stmt, i, u2i(st->usage_bytes)));
+	BIND(sqlite3_bind_double(stmt, i, st->ceiling));
+	BIND(sqlite3_bind_int64(stmt, i, st->ceiling_at));
 #undef BIND
 	return rc;
 }
@@ -530,6 +540,8 @@ static void read_state(sqlite3_stmt *stmt, int c, struct kos_trust_state *st)
 	st->usage_start = sqlite3_column_int64(stmt, c++);
 	st->usage_ops = i2u(sqlite3_column_int64(stmt, c++));
 	st->usage_bytes = i2u(sqlite3_column_int64(stmt, c++));
+	st->ceiling = sqlite3_column_double(stmt, c++);
+	st->ceiling_at = sqlite3_column_int64(stmt, c++);
 }
 
 static void set_client(struct kos_trust_state *st, const char *client)

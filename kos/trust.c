@@ -8,8 +8,9 @@
  * starts with every factor at `prior`. After every change a factor is
  * clamped to [0, 100].
  *
- * Score. The weighted mean of the factors:
- *     score = sum(weight[i] * f[i]) / sum(weight[i])
+ * Score. The weighted mean of the factors, under the ceiling (below):
+ *     weighted = sum(weight[i] * f[i]) / sum(weight[i])
+ *     score    = min(weighted, ceiling(now))
  *
  * Decay. With t = now - last_activity (0 when the clock went back), every
  * factor moves toward the prior:
@@ -20,14 +21,58 @@
  * costs nothing. An observation first stores the decayed factors and sets
  * last_activity to now (never backwards), then applies the event.
  *
+ * Ceiling: trust recovers with time, not with traffic (DESIGN.md 4). A
+ * client's own requests are cheap to make, so nothing they do may lift it
+ * across a tier boundary faster than the policy allows. Every penalty (an
+ * integrity failure, a plain failure, a scope violation past the allowance,
+ * an unusual request rate; one that takes 0 points is none) sets
+ *     c0 = min(score right after the penalty, ceiling(now)),  t0 = now
+ * and from there the ceiling rises toward 100 with time alone, H being
+ * recovery_half_life:
+ *     ceiling(t) = 100 - (100 - c0) * 2^(-(t - t0) / H)     (c0 while t <= t0)
+ * A client never penalised has c0 = 100. A penalty never raises the
+ * ceiling; re-anchoring it at its current value leaves the curve unchanged
+ * (the exponential has no memory). The bound, whatever the client sends and
+ * whatever feeds report: a client left at s0 by a penalty at t0 has
+ *     score(t) <= 100 - (100 - s0) * 2^(-(t - t0) / H)
+ * and so stays below a threshold T > s0 until
+ *     t0 + H * log2((100 - s0) / (100 - T));
+ * with the defaults (H = 6h), 10.2 hours from 35 to high (80) and 2.3 hours
+ * to medium (50). Falling is immediate: a penalty lowers the factors at
+ * once and the ceiling with them.
+ * The ceiling also keeps successes from repaying failures by their number:
+ * a success raises integrity only as far as the weighted score reaches the
+ * ceiling (below). Right after a penalty the two are equal, so a burst of
+ * successes earns nothing; as the ceiling rises, steady successes can follow
+ * it, never bank trust above it for later. (Latency and usage may take the
+ * weighted score above the ceiling by at most their weights' share of the
+ * distance to 100, and anomaly recovery only with time; the score stays
+ * under the ceiling regardless.)
+ * Why a ceiling rather than a smaller or rationed recovery per success: any
+ * rule that counts successes lets a patient client bank trust at whatever
+ * rate the rule allows, and its bound depends on the traffic; a ceiling
+ * that depends on time alone gives one closed bound for every traffic
+ * pattern, and the policy states it in one number (the half-life). It caps
+ * only after a penalty: a client never penalised still rises from the prior
+ * with its successes, as the policy's prior and recovery allow.
+ * A state stored before the ceiling existed (schema 5) has none on record;
+ * it is taken as the weighted score at the client's last activity, so a
+ * client penalised before an upgrade is bounded like any other.
+ *
  * Observations (one event each):
  *   latency MS  sample = 100 when MS <= latency.target, 0 when MS >=
  *               latency.limit, linear in between:
  *                   sample = 100 * (limit - MS) / (limit - target);
  *               latency = (1 - s) * latency + s * sample, s = latency.smoothing
- *   success     integrity += integrity.recovery
- *   failure     integrity -= integrity.failure_penalty
- *   integrity   integrity -= integrity.penalty; integrity_failures += 1
+ *   success     integrity += min(integrity.recovery, room), where room is
+ *               what takes the weighted score to ceiling(now):
+ *                   room = max(0, ceiling - weighted) * sum(weight) /
+ *                          weight[integrity]
+ *               (no limit when the integrity weight is 0: then a success
+ *               does not move the score)
+ *   failure     integrity -= integrity.failure_penalty; a penalty
+ *   integrity   integrity -= integrity.penalty; integrity_failures += 1;
+ *               a penalty
  *   usage OPS BYTES
  *               OPS and BYTES are added to the usage window's totals; a window
  *               opens at the first use after the last one ended and lasts
@@ -39,7 +84,7 @@
  *               the first violation after the last window ended, lasts
  *               anomaly.scope_window). Each violation beyond the first
  *               anomaly.scope_violations in a window: anomaly -=
- *               anomaly.scope_penalty.
+ *               anomaly.scope_penalty, a penalty.
  *   reputation V (0..100)
  *               reputation = (1 - s) * reputation + s * V,
  *               s = reputation.smoothing
@@ -50,11 +95,16 @@
  * that bucket's count joins the baseline (running mean and population
  * standard deviation of the counts of past non-empty buckets; idle periods
  * are not counted, so the baseline is the rate while active) and, unless the
- * bucket was flagged, anomaly += anomaly.recovery. Once the baseline holds
- * anomaly.min_samples buckets (at least 1), the first request that takes the
- * current bucket's count above
+ * bucket was flagged, anomaly += anomaly.recovery. The first request that
+ * takes the current bucket's count above its limit costs anomaly -=
+ * anomaly.penalty (a penalty) and flags the bucket: once per bucket. The
+ * limit is
  *     mean + anomaly.z_limit * max(stddev, 1)
- * costs anomaly -= anomaly.penalty and flags the bucket: once per bucket.
+ * once the baseline holds anomaly.min_samples buckets (at least 1), and
+ * anomaly.initial_rate before: a young client has no history to be judged
+ * by, so it is judged by a strict default rather than not at all (a burst
+ * from a new credential is the cheapest attack there is). A request through
+ * kosd is two observations (latency and outcome), so it counts twice.
  * A client is anomalous while its (decayed) anomaly factor is below
  * anomaly.flag_below.
  *
@@ -208,18 +258,61 @@ kos_tier kos_trust_tier_of(const kos_trust *tr, double score)
 	return tier_for(policy_of((kos_trust *)tr), kos_trust_get_threat(tr), score);
 }
 
+/* A ceiling on record: a number in [0, 100] (a negative one, or NaN from a
+ * damaged row, is none). */
+static bool ceiling_known(const struct kos_trust_state *s)
+{
+	return s->ceiling >= 0.0;
+}
+
+/* The ceiling at now (see THE MODEL); 100 for a client never penalised.
+ * With none on record, the weighted score of the stored factors (they are
+ * as of last_activity) from last_activity. */
+static double ceiling_of(const struct kos_policy *pol, const struct kos_trust_state *s,
+			 kos_usec now)
+{
+	double c0 = ceiling_known(s) ? s->ceiling : score_of(pol, s->factor);
+	kos_usec t0 = ceiling_known(s) ? s->ceiling_at : s->last_activity;
+
+	if (c0 >= 100.0)
+		return 100.0;
+	if (now <= t0 || pol->recovery_half_life <= 0)
+		return c0;
+	return clamp100(100.0 -
+			(100.0 - c0) * exp2(-(double)(now - t0) / (double)pol->recovery_half_life));
+}
+
+/* Applies a penalty's consequence for the ceiling, once the penalty is in
+ * the factors: down to the score the client is left with, never up, and
+ * never anchored earlier than it was (a clock that went back would make it
+ * recover sooner). */
+static void lower_ceiling(struct kos_trust_state *s, const struct kos_policy *pol, kos_usec now)
+{
+	double c = ceiling_of(pol, s, now), score = score_of(pol, s->factor);
+
+	s->ceiling = score < c ? score : c;
+	if (now > s->ceiling_at)
+		s->ceiling_at = now;
+}
+
 /* The trust of a stored state at now, decay applied; writes nothing. */
 static void fill_info(const struct kos_policy *pol, kos_threat level,
 		      const struct kos_trust_state *s, kos_usec now, kos_trust_info *info)
 {
-	double w = decay_weight(pol, s->last_activity, now);
+	double w = decay_weight(pol, s->last_activity, now), weighted;
 	size_t i;
 
 	memcpy(info->client, s->client, sizeof(info->client));
 	info->client[sizeof(info->client) - 1] = '\0';
 	for (i = 0; i < KOS_FACTOR_COUNT; i++)
 		info->factor[i] = clamp100(pol->prior + (s->factor[i] - pol->prior) * w);
-	info->score = score_of(pol, info->factor);
+	info->ceiling = ceiling_of(pol, s, now);
+	if (ceiling_known(s))
+		info->ceiling_since = s->ceiling < 100.0 ? s->ceiling_at : 0;
+	else
+		info->ceiling_since = score_of(pol, s->factor) < 100.0 ? s->last_activity : 0;
+	weighted = score_of(pol, info->factor);
+	info->score = weighted < info->ceiling ? weighted : info->ceiling;
 	info->tier = tier_for(pol, level, info->score);
 	info->created = s->created;
 	info->last_activity = s->last_activity;
@@ -267,15 +360,41 @@ static void count_request(struct kos_trust_state *s, const struct kos_policy *po
 	if (s->rate_count == 0)
 		s->rate_start = now;
 	s->rate_count = add_sat(s->rate_count, 1);
-	if (s->base_n >= min_samples && !s->rate_flagged) {
-		double sd = sqrt(s->base_m2 / (double)s->base_n);
-		double limit = s->base_mean + pol->anomaly.z_limit * (sd > 1.0 ? sd : 1.0);
+	if (!s->rate_flagged) {
+		double limit = (double)pol->anomaly.initial_rate;
 
+		if (s->base_n >= min_samples) {
+			double sd = sqrt(s->base_m2 / (double)s->base_n);
+
+			limit = s->base_mean + pol->anomaly.z_limit * (sd > 1.0 ? sd : 1.0);
+		}
 		if ((double)s->rate_count > limit) {
 			adjust(anomaly, -pol->anomaly.penalty);
 			s->rate_flagged = true;
+			if (pol->anomaly.penalty > 0.0)
+				lower_ceiling(s, pol, now);
 		}
 	}
+}
+
+/* A success's integrity.recovery, limited to what takes the weighted score
+ * up to the ceiling: a success fills the room time has made, and a burst
+ * of them banks nothing beyond it. */
+static void recover_integrity(struct kos_trust_state *s, const struct kos_policy *pol,
+			      kos_usec now)
+{
+	double w = pol->weight[KOS_FACTOR_INTEGRITY], wsum = 0.0, step = pol->integrity.recovery;
+	size_t i;
+
+	for (i = 0; i < KOS_FACTOR_COUNT; i++)
+		wsum += pol->weight[i];
+	if (w > 0.0 && wsum > 0.0) {
+		double room = (ceiling_of(pol, s, now) - score_of(pol, s->factor)) * wsum / w;
+
+		if (room < step)
+			step = room > 0.0 ? room : 0.0;
+	}
+	adjust(&s->factor[KOS_FACTOR_INTEGRITY], step);
 }
 
 static double latency_sample(const struct kos_policy *pol, double ms)
@@ -325,8 +444,11 @@ static void record_scope(struct kos_trust_state *s, const struct kos_policy *pol
 	}
 	s->scope_count = add_sat(s->scope_count, 1);
 	s->scope_violations = add_sat(s->scope_violations, 1);
-	if (s->scope_count > pol->anomaly.scope_violations)
+	if (s->scope_count > pol->anomaly.scope_violations) {
 		adjust(&s->factor[KOS_FACTOR_ANOMALY], -pol->anomaly.scope_penalty);
+		if (pol->anomaly.scope_penalty > 0.0)
+			lower_ceiling(s, pol, now);
+	}
 }
 
 struct observe_arg {
@@ -351,8 +473,17 @@ static kos_rv observe_apply(struct kos_trust_state *s, bool created, void *varg)
 			f[i] = pol->prior;
 		s->created = a->now;
 		s->last_activity = a->now;
+		s->ceiling = 100.0;
+		s->ceiling_at = 0;
 	} else {
 		double w = decay_weight(pol, s->last_activity, a->now);
+
+		/* none on record: the score at the last activity, fixed now,
+		 * before decay moves the factors it is taken from */
+		if (!ceiling_known(s)) {
+			s->ceiling = score_of(pol, f);
+			s->ceiling_at = s->last_activity;
+		}
 
 		for (i = 0; i < KOS_FACTOR_COUNT; i++)
 			f[i] = clamp100(pol->prior + (f[i] - pol->prior) * w);
@@ -370,14 +501,18 @@ static kos_rv observe_apply(struct kos_trust_state *s, bool created, void *varg)
 			     pol->latency.smoothing * latency_sample(pol, obs->value));
 		break;
 	case KOS_EVENT_SUCCESS:
-		adjust(&f[KOS_FACTOR_INTEGRITY], pol->integrity.recovery);
+		recover_integrity(s, pol, a->now);
 		break;
 	case KOS_EVENT_FAILURE:
 		adjust(&f[KOS_FACTOR_INTEGRITY], -pol->integrity.failure_penalty);
+		if (pol->integrity.failure_penalty > 0.0)
+			lower_ceiling(s, pol, a->now);
 		break;
 	case KOS_EVENT_INTEGRITY:
 		adjust(&f[KOS_FACTOR_INTEGRITY], -pol->integrity.penalty);
 		s->integrity_failures = add_sat(s->integrity_failures, 1);
+		if (pol->integrity.penalty > 0.0)
+			lower_ceiling(s, pol, a->now);
 		break;
 	case KOS_EVENT_USAGE:
 		record_usage(s, pol, obs, a->now);

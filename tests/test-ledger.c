@@ -954,7 +954,9 @@ static void test_migrate_from_v4(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	CU_ASSERT_EQUAL(kos_store_meta_put(st, "probe", "from v4"), KOS_OK);
 	kos_store_free(st);
-	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, "DROP TABLE ledger; PRAGMA user_version = 4;"),
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, "DROP TABLE ledger; ALTER TABLE trust DROP "
+						      "COLUMN ceiling; ALTER TABLE trust DROP COLUMN "
+						      "ceiling_at; PRAGMA user_version = 4;"),
 			      SQLITE_OK);
 	CU_ASSERT_EQUAL_FATAL(kos_test_sql_int(path, "PRAGMA user_version"), 4);
 	CU_ASSERT_EQUAL_FATAL(
@@ -962,7 +964,7 @@ static void test_migrate_from_v4(void)
 
 	st = open_store(path);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
-	CU_ASSERT_EQUAL(kos_store_schema_version(st), 5);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(kos_store_meta_get(st, "probe", &v), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(v != NULL ? v : "", "from v4");
 	free(v);
@@ -972,7 +974,7 @@ static void test_migrate_from_v4(void)
 	CU_ASSERT_EQUAL(kos_ledger_verify(st, &c), KOS_OK);
 	CU_ASSERT_EQUAL(c.checked, 3);
 	kos_store_free(st);
-	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), 5);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
 				      "AND tbl_name = 'ledger'"),
 			2);

@@ -147,6 +147,7 @@ static void assert_same_policy(const struct kos_policy *a, const struct kos_poli
 		CU_ASSERT_EQUAL(a->weight[i], b->weight[i]);
 	CU_ASSERT_EQUAL(a->prior, b->prior);
 	CU_ASSERT_EQUAL(a->half_life, b->half_life);
+	CU_ASSERT_EQUAL(a->recovery_half_life, b->recovery_half_life);
 	CU_ASSERT_EQUAL(a->latency.target, b->latency.target);
 	CU_ASSERT_EQUAL(a->latency.limit, b->latency.limit);
 	CU_ASSERT_EQUAL(a->latency.smoothing, b->latency.smoothing);
@@ -159,6 +160,7 @@ static void assert_same_policy(const struct kos_policy *a, const struct kos_poli
 	CU_ASSERT_EQUAL(a->anomaly.window, b->anomaly.window);
 	CU_ASSERT_EQUAL(a->anomaly.z_limit, b->anomaly.z_limit);
 	CU_ASSERT_EQUAL(a->anomaly.min_samples, b->anomaly.min_samples);
+	CU_ASSERT_EQUAL(a->anomaly.initial_rate, b->anomaly.initial_rate);
 	CU_ASSERT_EQUAL(a->anomaly.penalty, b->anomaly.penalty);
 	CU_ASSERT_EQUAL(a->anomaly.scope_violations, b->anomaly.scope_violations);
 	CU_ASSERT_EQUAL(a->anomaly.scope_window, b->anomaly.scope_window);
@@ -242,6 +244,9 @@ static void test_strict_policy_is_stricter(void)
 	CU_ASSERT(s->integrity.failure_penalty > d.integrity.failure_penalty);
 	CU_ASSERT(s->anomaly.penalty > d.anomaly.penalty);
 	CU_ASSERT(s->anomaly.scope_penalty > d.anomaly.scope_penalty);
+	/* trust regained more slowly, a young client's burst judged sooner */
+	CU_ASSERT(s->recovery_half_life > d.recovery_half_life);
+	CU_ASSERT(s->anomaly.initial_rate < d.anomaly.initial_rate);
 	CU_ASSERT(s->rotation.dek < d.rotation.dek);
 	CU_ASSERT(s->keys.cache < d.keys.cache);
 	CU_ASSERT(s->threat[KOS_THREAT_ELEVATED].offset > d.threat[KOS_THREAT_ELEVATED].offset);
@@ -478,6 +483,39 @@ static void test_keys_cache(void)
 		   "keys.cache: must be a duration string");
 	expect_one("version = 1;\nkeys = { cahce = \"5m\"; };\n", 2,
 		   "keys.cahce: unknown setting (known here: cache)");
+}
+
+/* The pace of recovery after a penalty, and the rate a young client is
+ * judged by. */
+static void test_recovery_settings(void)
+{
+	kos_policy *pol = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_policy_new_default(&pol), KOS_OK);
+	CU_ASSERT_EQUAL(pol->recovery_half_life, 6 * 3600 * SEC);
+	CU_ASSERT_EQUAL(pol->anomaly.initial_rate, 120);
+	kos_policy_free(pol);
+	pol = accepted("version = 1;\ntrust = { recovery_half_life = \"90m\";\n"
+		       "  anomaly = { initial_rate = 1; }; };\n");
+	CU_ASSERT_EQUAL(pol->recovery_half_life, 90 * 60 * SEC);
+	CU_ASSERT_EQUAL(pol->anomaly.initial_rate, 1);
+	kos_policy_free(pol);
+	pol = accepted("version = 1;\ntrust = { anomaly = { initial_rate = 1000000000; }; };\n");
+	CU_ASSERT_EQUAL(pol->anomaly.initial_rate, 1000000000);
+	kos_policy_free(pol);
+	expect_one("version = 1;\ntrust = {\n  recovery_half_life = \"0s\"; };\n", 3,
+		   "trust.recovery_half_life: must be longer than 0");
+	expect_one("version = 1;\ntrust = { recovery_half_life = 6.0; };\n", 2,
+		   "trust.recovery_half_life: must be a duration string");
+	expect_one("version = 1;\ntrust = { recovery_half_life = \"3651d\"; };\n", 2,
+		   "trust.recovery_half_life: must be at most 3650d");
+	/* 0 would leave a young client unjudged again */
+	expect_one("version = 1;\ntrust = { anomaly = {\n  initial_rate = 0; }; };\n", 3,
+		   "trust.anomaly.initial_rate: must be >= 1 (got 0)");
+	expect_one("version = 1;\ntrust = { anomaly = { initial_rate = 1000000001; }; };\n", 2,
+		   "trust.anomaly.initial_rate: must be <= 1000000000");
+	expect_one("version = 1;\ntrust = { anomaly = { initial_rate = 2.5; }; };\n", 2,
+		   "trust.anomaly.initial_rate: must be a whole number (got 2.5)");
 }
 
 static void test_bad_durations_refused(void)
@@ -927,6 +965,8 @@ static void test_describe_lists_settings(void)
 		"trust.latency.limit: 500ms\n",
 		"trust.usage.bytes: 104857600\n",
 		"trust.anomaly.min_samples: 10\n",
+		"trust.anomaly.initial_rate: 120\n",
+		"trust.recovery_half_life: 6h\n",
 		"trust.anomaly.scope_window: 10m\n",
 		"trust.reputation.smoothing: 0.3\n",
 		"tiers.high: 80\n",
@@ -1018,6 +1058,7 @@ int main(void)
 		KOS_TEST(test_integer_overflow_refused),
 		KOS_TEST(test_durations_each_unit),
 		KOS_TEST(test_keys_cache),
+		KOS_TEST(test_recovery_settings),
 		KOS_TEST(test_bad_durations_refused),
 		KOS_TEST(test_control_characters_not_echoed),
 		KOS_TEST(test_tiers_out_of_order_refused),

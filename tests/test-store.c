@@ -56,6 +56,8 @@ static void fill(struct kos_trust_state *s, unsigned seed)
 	s->usage_start = (kos_usec)seed * 1000 + 11;
 	s->usage_ops = seed + 12;
 	s->usage_bytes = (uint64_t)seed << 33;
+	s->ceiling = seed % 50 + 0.375;
+	s->ceiling_at = (kos_usec)seed * 1000 + 13;
 }
 
 static void check_filled(const struct kos_trust_state *s, const char *client, unsigned seed)
@@ -83,6 +85,8 @@ static void check_filled(const struct kos_trust_state *s, const char *client, un
 	CU_ASSERT_EQUAL(s->usage_start, e.usage_start);
 	CU_ASSERT_EQUAL(s->usage_ops, e.usage_ops);
 	CU_ASSERT_EQUAL(s->usage_bytes, e.usage_bytes);
+	CU_ASSERT_EQUAL(s->ceiling, e.ceiling);
+	CU_ASSERT_EQUAL(s->ceiling_at, e.ceiling_at);
 }
 
 struct fill_arg {
@@ -837,6 +841,9 @@ static void test_migrate_from_v1(void)
 	CU_ASSERT_EQUAL(s.rate_count, 0);
 	CU_ASSERT_EQUAL(s.base_n, 0);
 	CU_ASSERT_EQUAL(s.usage_ops, 0);
+	/* and step 6's ceiling is not known */
+	CU_ASSERT(s.ceiling < 0);
+	CU_ASSERT_EQUAL(s.ceiling_at, 0);
 	CU_ASSERT_EQUAL(kos_store_trust_get(st, "older", &s), KOS_OK);
 	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_REPUTATION], 5.0);
 	/* and the new columns are written and read back */
@@ -975,6 +982,67 @@ static void test_migrate_from_v3(void)
 				     "INSERT INTO enrollments (hash, client, created, expires)"
 				     " VALUES (x'00', 'api', 1, 2)"),
 			    SQLITE_OK);
+}
+
+/* A store as kos wrote it at schema version 5: the released steps 1 to 5
+ * are unchanged, so a current store without step 6's columns and with
+ * user_version 5 is exactly one. */
+static const char v5_from_current[] =
+    "ALTER TABLE trust DROP COLUMN ceiling; ALTER TABLE trust DROP COLUMN ceiling_at;"
+    "INSERT INTO trust (client, created, last_activity, f_latency, f_integrity, f_usage,"
+    " f_anomaly, f_reputation, observations, integrity_failures, scope_violations,"
+    " rate_start, rate_count, base_n, base_mean, usage_ops)"
+    " VALUES ('v5-client', 10, 20, 80, 0, 100, 45, 60, 206, 3, 1, 15, 200, 0, 0, 100);"
+    "PRAGMA user_version = 5;";
+
+static void test_migrate_from_v5(void)
+{
+	const char *path = kos_test_path("v5.db");
+	kos_store *st = NULL;
+	struct kos_trust_state s;
+	struct fill_arg a = {.seed = 5};
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "kept", fill_fn, &a), KOS_OK);
+	kos_store_free(st);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, v5_from_current), SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_int(path, "PRAGMA user_version"), 5);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_int(path, "SELECT count(*) FROM pragma_table_info('trust')"
+						     " WHERE name LIKE 'ceiling%'"),
+			      0);
+
+	st = NULL;
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
+	/* the v5 columns are untouched; the ceiling is not known */
+	memset(&s, 0, sizeof(s));
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "v5-client", &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.created, 10);
+	CU_ASSERT_EQUAL(s.last_activity, 20);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_LATENCY], 80.0);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_INTEGRITY], 0.0);
+	CU_ASSERT_EQUAL(s.factor[KOS_FACTOR_ANOMALY], 45.0);
+	CU_ASSERT_EQUAL(s.observations, 206);
+	CU_ASSERT_EQUAL(s.integrity_failures, 3);
+	CU_ASSERT_EQUAL(s.rate_count, 200);
+	CU_ASSERT_EQUAL(s.usage_ops, 100);
+	CU_ASSERT(s.ceiling < 0);
+	CU_ASSERT_EQUAL(s.ceiling_at, 0);
+	/* a row migrated with its ceiling columns: the defaults, not the values */
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "kept", &s), KOS_OK);
+	CU_ASSERT(s.ceiling < 0);
+	CU_ASSERT_EQUAL(s.usage_ops, 5 + 12);
+	/* and the new columns are written and read back */
+	a.seed = 6;
+	CU_ASSERT_EQUAL(kos_store_trust_update(st, "v5-client", fill_fn, &a), KOS_OK);
+	kos_store_free(st);
+	st = NULL;
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(st, "v5-client", &s), KOS_OK);
+	check_filled(&s, "v5-client", 6);
+	kos_store_free(st);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM trust"), 2);
 }
 
 static void test_newer_schema_refused(void)
@@ -1265,6 +1333,7 @@ int main(void)
 	    KOS_TEST(test_sqlite_interface),
 	    KOS_TEST(test_sqlite_create_and_reopen),
 	    KOS_TEST(test_migrate_from_v1),
+	    KOS_TEST(test_migrate_from_v5),
 	    KOS_TEST(test_migrate_from_v2),
 	    KOS_TEST(test_migrate_from_v3),
 	    KOS_TEST(test_cred_hint_shared),

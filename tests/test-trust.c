@@ -1,13 +1,17 @@
 /* The trust engine over simulated time: scores, decay, every observation,
  * the request-rate anomaly, tiers under threat levels, validation and
- * persistence. Expected values are computed from the model's formulas
- * (kos/trust.c) here, not copied from the implementation's output. */
+ * persistence, and the ceiling a penalty sets (a burst of successes after
+ * integrity failures, recovery along the bound, a young client's burst, a
+ * store reopened or migrated from schema 5). Expected values are computed
+ * from the model's formulas (kos/trust.c) here, not copied from the
+ * implementation's output. */
 #include "config.h"
 
 #include "kos/store_backend.h"
 #include "tests/kos-test.h"
 
 #include <math.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,7 +199,13 @@ static void test_decay_half_life(void)
 	CU_ASSERT_EQUAL_FATAL(observe(&f, "idle", KOS_EVENT_REPUTATION, 100, &at0), KOS_OK);
 	CU_ASSERT_DOUBLE_EQUAL(at0.factor[KOS_FACTOR_INTEGRITY], 10.0, EPS);
 	CU_ASSERT_DOUBLE_EQUAL(at0.factor[KOS_FACTOR_REPUTATION], 72.0, EPS);
-	d0 = at0.score - f.pol->prior;
+	/* the feed lifts a factor, not the score: the second failure left it
+	 * at (60 + 4 * 10 + 60 + 2 * 60 + 60) / 9 and set the ceiling there */
+	CU_ASSERT_DOUBLE_EQUAL(at0.ceiling, 340.0 / 9, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(at0.score, 340.0 / 9, EPS);
+	CU_ASSERT_EQUAL(at0.ceiling_since, T0);
+	/* a week is 28 recovery half-lives: the factors alone decide then */
+	d0 = wmean(f.pol, at0.factor) - f.pol->prior;
 
 	/* one half-life: every distance to the prior halves */
 	f.now = T0 + f.pol->half_life;
@@ -265,12 +275,34 @@ static void test_clock_backwards(void)
 	fx_init(&f, "memory:");
 	CU_ASSERT_EQUAL_FATAL(observe(&f, "c", KOS_EVENT_INTEGRITY, 0, NULL), KOS_OK);
 	f.now = T0 - 3600 * SEC;
+	/* no decay backwards; and the ceiling the failure set at T0 has not
+	 * begun to rise, so a success earns nothing */
 	CU_ASSERT_EQUAL_FATAL(observe(&f, "c", KOS_EVENT_SUCCESS, 0, &info), KOS_OK);
-	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_INTEGRITY], 36.0, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_INTEGRITY], 35.0, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, 440.0 / 9, EPS);
+	CU_ASSERT_EQUAL_FATAL(observe(&f, "c", KOS_EVENT_REPUTATION, 100, &info), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_REPUTATION], 72.0, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_INTEGRITY], 35.0, EPS);
 	CU_ASSERT_EQUAL(info.last_activity, T0);
 	f.now = T0 - 7200 * SEC;
 	CU_ASSERT_EQUAL_FATAL(kos_trust_get(f.tr, "c", &info), KOS_OK);
-	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_INTEGRITY], 36.0, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_INTEGRITY], 35.0, EPS);
+	/* a penalty behind the clock: the ceiling stays at or below its value
+	 * and keeps its later anchor, so going back in time does not start the
+	 * recovery sooner; here the feed kept the weighted score above it */
+	CU_ASSERT_EQUAL_FATAL(observe(&f, "c", KOS_EVENT_FAILURE, 0, &info), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(wmean(f.pol, info.factor), (60 + 4 * 33.0 + 60 + 120 + 72) / 9, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, 440.0 / 9, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.score, 440.0 / 9, EPS);
+	CU_ASSERT_EQUAL(info.ceiling_since, T0);
+	/* three more take it below, at the same anchor */
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL_FATAL(observe(&f, "c", KOS_EVENT_FAILURE, 0, &info), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, (60 + 4 * 27.0 + 60 + 120 + 72) / 9, EPS);
+	CU_ASSERT_EQUAL(info.ceiling_since, T0);
+	f.now = T0;
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(f.tr, "c", &info), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, (60 + 4 * 27.0 + 60 + 120 + 72) / 9, EPS);
 	fx_fini(&f);
 }
 
@@ -571,6 +603,8 @@ static void same_info(const kos_trust_info *a, const kos_trust_info *b)
 	CU_ASSERT_EQUAL(a->integrity_failures, b->integrity_failures);
 	CU_ASSERT_EQUAL(a->scope_violations, b->scope_violations);
 	CU_ASSERT_EQUAL(a->anomalous, b->anomalous);
+	CU_ASSERT_EQUAL(a->ceiling, b->ceiling);
+	CU_ASSERT_EQUAL(a->ceiling_since, b->ceiling_since);
 }
 
 static void test_invalid_inputs(void)
@@ -919,6 +953,329 @@ static void test_sink_and_batch(void)
 	check_sink_and_batch(kos_test_path("batch.db"));
 }
 
+/* --- the ceiling: trust recovers with time, not with traffic --- */
+
+/* The closed bound of kos/trust.c: a client left at s0 by a penalty is at
+ * most this dt later. */
+static double bound(const struct kos_policy *p, double s0, kos_usec dt)
+{
+	return 100.0 - (100.0 - s0) * exp2(-(double)dt / (double)p->recovery_half_life);
+}
+
+/* One request as kos_access observes it: a fast answer, then its outcome. */
+static void request(struct fx *f, const char *client, kos_event outcome, kos_trust_info *info)
+{
+	CU_ASSERT_EQUAL(observe(f, client, KOS_EVENT_LATENCY, 1.0, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(observe(f, client, outcome, 0, info), KOS_OK);
+}
+
+/* Three integrity failures at f->now: a client of the default policy at
+ * (60 + 0 + 60 + 2 * 60 + 60) / 9 = 33.3, low. */
+static void three_failures(struct fx *f, const char *client, kos_trust_info *info)
+{
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL_FATAL(observe(f, client, KOS_EVENT_INTEGRITY, 0, info), KOS_OK);
+}
+
+static void test_ceiling_formula(void)
+{
+	struct fx f;
+	kos_trust_info info;
+	const double c0 = 300.0 / 9;
+	kos_usec h;
+	int k;
+
+	fx_init(&f, "memory:");
+	h = f.pol->recovery_half_life;
+	CU_ASSERT_EQUAL(h, 6 * 3600 * SEC);
+	/* never penalised: no ceiling */
+	CU_ASSERT_EQUAL_FATAL(observe(&f, "c", KOS_EVENT_SUCCESS, 0, &info), KOS_OK);
+	CU_ASSERT_EQUAL(info.ceiling, 100.0);
+	CU_ASSERT_EQUAL(info.ceiling_since, 0);
+	CU_ASSERT_EQUAL(kos_trust_forget(f.tr, "c"), KOS_OK);
+
+	three_failures(&f, "c", &info);
+	CU_ASSERT_DOUBLE_EQUAL(info.score, c0, EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, c0, EPS);
+	CU_ASSERT_EQUAL(info.ceiling_since, T0);
+	CU_ASSERT_EQUAL(info.tier, KOS_TIER_LOW);
+	/* every half-life halves the ceiling's distance to 100, read without
+	 * writing; the factors decay toward the prior on their own, slower */
+	for (k = 0; k <= 8; k++) {
+		f.now = T0 + k * h / 2;
+		CU_ASSERT_EQUAL_FATAL(kos_trust_get(f.tr, "c", &info), KOS_OK);
+		CU_ASSERT_DOUBLE_EQUAL(info.ceiling, 100.0 - (100.0 - c0) * exp2(-k / 2.0), EPS);
+		CU_ASSERT_DOUBLE_EQUAL(info.ceiling, bound(f.pol, c0, f.now - T0), EPS);
+		CU_ASSERT_DOUBLE_EQUAL(info.score, fmin(wmean(f.pol, info.factor), info.ceiling),
+				       EPS);
+		CU_ASSERT_EQUAL(info.ceiling_since, T0);
+	}
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, 100.0 - (100.0 - c0) / 16, EPS);
+	/* a later penalty lowers it again, from its own score */
+	f.now = T0 + h;
+	CU_ASSERT_EQUAL_FATAL(observe(&f, "c", KOS_EVENT_FAILURE, 0, &info), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, wmean(f.pol, info.factor), EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.score, info.ceiling, EPS);
+	CU_ASSERT_EQUAL(info.ceiling_since, T0 + h);
+	/* a penalty of 0 points is none */
+	f.pol->integrity.failure_penalty = 0;
+	CU_ASSERT_EQUAL_FATAL(observe(&f, "fine", KOS_EVENT_FAILURE, 0, &info), KOS_OK);
+	CU_ASSERT_EQUAL(info.ceiling, 100.0);
+	fx_fini(&f);
+}
+
+/* The reproduction of the finding: after three integrity failures, 1000
+ * cheap successful requests in two seconds. The score stays on the
+ * ceiling's curve, below medium and high; integrity is not repaid. */
+static void check_burst(const char *policy_file)
+{
+	struct fx f;
+	kos_trust_info info;
+	kos_policy *loaded = NULL;
+	double s0;
+	int i;
+
+	fx_init(&f, "memory:");
+	if (policy_file != NULL) {
+		CU_ASSERT_EQUAL_FATAL(kos_policy_load(kos_test_srcpath(policy_file), &loaded, NULL),
+				      KOS_OK);
+		kos_trust_set_policy(f.tr, loaded);
+	}
+	three_failures(&f, "mallory", &info);
+	s0 = info.score;
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, s0, EPS);
+	CU_ASSERT(info.tier <= KOS_TIER_LOW);
+	for (i = 1; i <= 1000; i++) {
+		f.now = T0 + i * 2000;
+		request(&f, "mallory", KOS_EVENT_SUCCESS, &info);
+		CU_ASSERT(info.score <= bound(kos_trust_get0_policy(f.tr), s0, f.now - T0) + EPS);
+	}
+	CU_ASSERT_EQUAL(f.now, T0 + 2 * SEC);
+	/* on the ceiling (which the burst's anomaly penalty may have lowered) */
+	CU_ASSERT_DOUBLE_EQUAL(info.score, info.ceiling, EPS);
+	CU_ASSERT(info.score < kos_trust_get0_policy(f.tr)->tier_medium);
+	CU_ASSERT(info.score < kos_trust_get0_policy(f.tr)->tier_high);
+	CU_ASSERT(info.tier <= KOS_TIER_LOW);
+	/* 1000 successes repaid nothing: at most what two seconds of the
+	 * ceiling's rise made room for (recovery would have given 100) */
+	CU_ASSERT(info.factor[KOS_FACTOR_INTEGRITY] < 0.01);
+	CU_ASSERT_EQUAL(info.observations, 3 + 2000);
+	fx_fini(&f);
+	kos_policy_free(loaded);
+}
+
+static void test_burst_after_integrity_failures(void)
+{
+	struct fx f;
+	kos_trust_info info;
+
+	check_burst(NULL);
+	check_burst("policy/default.policy");
+	check_burst("policy/strict.policy");
+
+	/* the default policy's numbers: 33.3 after the failures, 33.338 two
+	 * seconds later; the burst also cost one anomaly penalty (its
+	 * 121st observation) */
+	fx_init(&f, "memory:");
+	three_failures(&f, "m", &info);
+	for (int i = 1; i <= 1000; i++) {
+		f.now = T0 + i * 2000;
+		request(&f, "m", KOS_EVENT_SUCCESS, &info);
+	}
+	CU_ASSERT_DOUBLE_EQUAL(info.score, 100.0 - 200.0 / 3 * exp2(-2.0 / 21600), EPS);
+	CU_ASSERT_DOUBLE_EQUAL(info.score, 33.3376, 1e-4);
+	/* 60 - 15, decayed for two seconds toward the prior */
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_ANOMALY], 45.0, 1e-4);
+	CU_ASSERT(info.factor[KOS_FACTOR_INTEGRITY] < 0.001);
+	CU_ASSERT_EQUAL(info.tier, KOS_TIER_LOW);
+	/* a minute later, still low: the weighted score (latency 100, the
+	 * rest as left) is above the ceiling, which alone rose */
+	f.now += 60 * SEC;
+	request(&f, "m", KOS_EVENT_SUCCESS, &info);
+	CU_ASSERT_DOUBLE_EQUAL(info.score, 100.0 - 200.0 / 3 * exp2(-62.0 / 21600), EPS);
+	CU_ASSERT_EQUAL(info.tier, KOS_TIER_LOW);
+	fx_fini(&f);
+}
+
+/* A client that behaves (a request a minute) after three failures climbs
+ * exactly on the ceiling's curve: medium and high no sooner than the
+ * bound's times, and at n half-lives 100 - (100 - s0) / 2^n. */
+static void test_recovery_after_half_lives(void)
+{
+	struct fx f;
+	kos_trust_info info;
+	const double c0 = 300.0 / 9;
+	kos_usec h, t_medium, t_high;
+	int m;
+
+	fx_init(&f, "memory:");
+	h = f.pol->recovery_half_life;
+	three_failures(&f, "steady", &info);
+	t_medium = T0 + (kos_usec)((double)h * log2((100.0 - c0) / (100.0 - f.pol->tier_medium)));
+	t_high = T0 + (kos_usec)((double)h * log2((100.0 - c0) / (100.0 - f.pol->tier_high)));
+	/* 2.49 and 10.42 hours */
+	CU_ASSERT(t_medium > T0 + 149 * 60 * SEC && t_medium < T0 + 150 * 60 * SEC);
+	CU_ASSERT(t_high > T0 + 625 * 60 * SEC && t_high < T0 + 626 * 60 * SEC);
+	for (m = 1; m <= 12 * 60; m++) {
+		f.now = T0 + m * 60 * SEC;
+		request(&f, "steady", KOS_EVENT_SUCCESS, &info);
+		/* on the curve: the successes fill what time has opened */
+		CU_ASSERT_DOUBLE_EQUAL(info.score, bound(f.pol, c0, f.now - T0), 1e-9);
+		CU_ASSERT_EQUAL(info.tier, f.now < t_medium ? KOS_TIER_LOW
+					   : f.now < t_high ? KOS_TIER_MEDIUM
+							    : KOS_TIER_HIGH);
+		if (m == 360) {
+			CU_ASSERT_DOUBLE_EQUAL(info.score, 100.0 - (100.0 - c0) / 2, 1e-9);
+		}
+	}
+	CU_ASSERT_DOUBLE_EQUAL(info.score, 100.0 - (100.0 - c0) / 4, 1e-9);
+	CU_ASSERT_EQUAL(info.tier, KOS_TIER_HIGH);
+	CU_ASSERT_EQUAL(info.ceiling_since, T0);
+	fx_fini(&f);
+}
+
+/* Before it has anomaly.min_samples buckets of history, a client is judged
+ * by anomaly.initial_rate; after, by its own baseline. */
+static void test_young_client_burst_flagged(void)
+{
+	struct fx f;
+	kos_trust_info info;
+	int i, b;
+
+	fx_init(&f, "memory:");
+	f.pol->half_life = NO_DECAY;
+	CU_ASSERT_EQUAL(f.pol->anomaly.initial_rate, 120);
+	/* 60 requests (120 observations) in a minute are allowed... */
+	for (i = 0; i < 60; i++) {
+		f.now = T0 + i * 100000;
+		request(&f, "young", KOS_EVENT_SUCCESS, &info);
+	}
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_ANOMALY], 60.0, EPS);
+	CU_ASSERT_EQUAL(info.ceiling, 100.0);
+	/* ...the 121st observation costs the penalty, once in the bucket */
+	CU_ASSERT_EQUAL(observe(&f, "young", KOS_EVENT_LATENCY, 1.0, &info), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_ANOMALY], 45.0, EPS);
+	/* the score right after the penalty (the latency sample that came
+	 * with it moves a factor already within 1e-4 of 100 after it) */
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, wmean(f.pol, info.factor), 1e-5);
+	/* sixty successes had taken integrity and latency to 100: 82.2, high;
+	 * the burst takes it back to medium, and there it stays */
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, (100 + 4 * 100 + 60 + 2 * 45 + 60) / 9.0, 1e-4);
+	CU_ASSERT_EQUAL(info.tier, KOS_TIER_MEDIUM);
+	CU_ASSERT_EQUAL(info.ceiling_since, T0 + 59 * 100000);
+	for (i = 0; i < 100; i++)
+		request(&f, "young", KOS_EVENT_SUCCESS, &info);
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_ANOMALY], 45.0, EPS);
+	CU_ASSERT_EQUAL(info.tier, KOS_TIER_MEDIUM);
+	fx_fini(&f);
+
+	/* the switch to the client's own history: initial_rate 10, ten buckets
+	 * of 8 observations (mean 8, stddev 0: limit 11) */
+	fx_init(&f, "memory:");
+	f.pol->half_life = NO_DECAY;
+	f.pol->anomaly.initial_rate = 10;
+	f.pol->anomaly.recovery = 0;
+	for (b = 0; b < 10; b++)
+		for (i = 0; i < 4; i++) {
+			f.now = T0 + b * 60 * SEC + i * SEC;
+			request(&f, "grown", KOS_EVENT_SUCCESS, &info);
+		}
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_ANOMALY], 60.0, EPS);
+	for (i = 0; i < 11; i++) {
+		f.now = T0 + 10 * 60 * SEC + i * SEC;
+		CU_ASSERT_EQUAL(observe(&f, "grown", KOS_EVENT_SUCCESS, 0, &info), KOS_OK);
+	}
+	/* 11 > initial_rate, within the baseline's limit */
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_ANOMALY], 60.0, EPS);
+	CU_ASSERT_EQUAL(observe(&f, "grown", KOS_EVENT_SUCCESS, 0, &info), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_ANOMALY], 45.0, EPS);
+	/* and the same 11 in a young client's first bucket are flagged */
+	for (i = 0; i < 11; i++)
+		CU_ASSERT_EQUAL(observe(&f, "new", KOS_EVENT_SUCCESS, 0, &info), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(info.factor[KOS_FACTOR_ANOMALY], 45.0, EPS);
+	fx_fini(&f);
+}
+
+/* The ceiling is part of the stored state: a restart (or another process)
+ * does not lift it. */
+static void test_ceiling_persists(void)
+{
+	const char *path = kos_test_path("ceiling.db");
+	struct fx f;
+	kos_trust_info info, again;
+	int i;
+
+	fx_init(&f, path);
+	three_failures(&f, "p", &info);
+	fx_close_store(&f);
+	fx_open_store(&f, path);
+	f.now = T0 + 3600 * SEC;
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(f.tr, "p", &again), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(again.ceiling, bound(f.pol, 300.0 / 9, 3600 * SEC), EPS);
+	CU_ASSERT_EQUAL(again.ceiling_since, T0);
+	for (i = 0; i < 50; i++) {
+		request(&f, "p", KOS_EVENT_SUCCESS, &info);
+		f.now += 1000;
+	}
+	fx_close_store(&f);
+	fx_open_store(&f, path);
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(f.tr, "p", &again), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(again.score, bound(f.pol, 300.0 / 9, f.now - T0), 1e-6);
+	CU_ASSERT_EQUAL(again.tier, KOS_TIER_LOW);
+	CU_ASSERT_EQUAL(again.ceiling_since, T0);
+	fx_fini(&f);
+}
+
+/* A client penalised before the ceiling existed (a schema 5 store): its
+ * score at its last activity is its ceiling, so it is bounded too. */
+static void test_ceiling_after_migration(void)
+{
+	const char *path = kos_test_path("v5-trust.db");
+	struct fx f;
+	kos_trust_info info;
+	struct kos_trust_state st;
+	const double s0 = (80 + 0 + 60 + 2 * 60 + 60) / 9.0;
+	char sql[1024];
+	int i;
+
+	/* a current store taken back to version 5, holding the client as a
+	 * v5 kos left it: integrity 0 after three failures, at T0 */
+	fx_init(&f, path);
+	fx_close_store(&f);
+	snprintf(sql, sizeof(sql),
+		 "ALTER TABLE trust DROP COLUMN ceiling; ALTER TABLE trust DROP COLUMN ceiling_at;"
+		 "INSERT INTO trust (client, created, last_activity, f_latency, f_integrity, f_usage,"
+		 " f_anomaly, f_reputation, observations, integrity_failures, rate_start, rate_count)"
+		 " VALUES ('old', %lld, %lld, 80, 0, 60, 60, 60, 6, 3, %lld, 6);"
+		 "PRAGMA user_version = 5;",
+		 (long long)T0, (long long)T0, (long long)T0);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, sql), SQLITE_OK);
+	f.now = T0 + 10 * SEC;
+	fx_open_store(&f, path);
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(f.st, "old", &st), KOS_OK);
+	CU_ASSERT(st.ceiling < 0);
+	/* read: the ceiling is the score at the last activity, rising since */
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(f.tr, "old", &info), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(info.ceiling, bound(f.pol, s0, 10 * SEC), EPS);
+	CU_ASSERT_EQUAL(info.ceiling_since, T0);
+	CU_ASSERT_EQUAL(info.tier, KOS_TIER_LOW);
+	/* the first observation puts that ceiling on record */
+	request(&f, "old", KOS_EVENT_SUCCESS, &info);
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_get(f.st, "old", &st), KOS_OK);
+	CU_ASSERT_DOUBLE_EQUAL(st.ceiling, s0, EPS);
+	CU_ASSERT_EQUAL(st.ceiling_at, T0);
+	/* and the burst of the finding leaves it low */
+	for (i = 0; i < 100; i++) {
+		f.now += 20000;
+		request(&f, "old", KOS_EVENT_SUCCESS, &info);
+		CU_ASSERT(info.score <= bound(f.pol, s0, f.now - T0) + EPS);
+	}
+	CU_ASSERT_EQUAL(info.tier, KOS_TIER_LOW);
+	/* what two seconds of the ceiling's rise made room for, not 100 */
+	CU_ASSERT(info.factor[KOS_FACTOR_INTEGRITY] < 0.02);
+	fx_fini(&f);
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -931,6 +1288,9 @@ int main(void)
 	    KOS_TEST(test_persistence),		KOS_TEST(test_list_and_forget),
 	    KOS_TEST(test_policy_swap),		KOS_TEST(test_names),
 	    KOS_TEST(test_new_refuses_null),	KOS_TEST(test_sink_and_batch),
+	    KOS_TEST(test_ceiling_formula),	KOS_TEST(test_burst_after_integrity_failures),
+	    KOS_TEST(test_recovery_after_half_lives), KOS_TEST(test_young_client_burst_flagged),
+	    KOS_TEST(test_ceiling_persists),	KOS_TEST(test_ceiling_after_migration),
 	};
 
 	return kos_test_run("trust", NULL, NULL, cases, sizeof(cases) / sizeof(cases[0]));

@@ -130,6 +130,17 @@ static void print_info(const json_t *o)
 	printf("%-19s %lld\n", "integrity failures:", kosctl_jint(o, "integrity_failures"));
 	printf("%-19s %lld\n", "scope violations:", kosctl_jint(o, "scope_violations"));
 	printf("%-19s %s\n", "anomalous:", kosctl_jbool(o, "anomalous") ? "yes" : "no");
+	/* a kosd older than the ceiling sends none: print nothing rather
+	 * than a made-up 0 */
+	if (json_object_get(o, "ceiling") != NULL) {
+		const char *since = kosctl_jstr(o, "ceiling_since");
+
+		if (since[0] != '\0' && strcmp(since, "-") != 0)
+			printf("%-19s %.1f (rising since the penalty at %s)\n", "ceiling:",
+			       kosctl_jnum(o, "ceiling"), since);
+		else
+			printf("%-19s %.1f\n", "ceiling:", kosctl_jnum(o, "ceiling"));
+	}
 }
 
 /* Prints one client's trust (taking o): as JSON, or as 'trust show' does. */
@@ -149,10 +160,12 @@ static void show_usage(FILE *f)
 	fprintf(f, "usage: kosctl trust show CLIENT [--at TIME]\n"
 		   "\n"
 		   "Shows a client's trust: score (0-100), tier, the five factors, created and\n"
-		   "last activity (UTC), counters, and whether it is flagged anomalous. Idle\n"
-		   "scores decay toward the policy's prior; --at shows the trust at TIME:\n"
-		   "now, +7d or -2h (relative to now), or @EPOCHSECONDS. With a server, through\n"
-		   "kosd (scope admin:trust), except with --at, which reads the store.\n"
+		   "last activity (UTC), counters, whether it is flagged anomalous, and the\n"
+		   "ceiling its last penalty set on the score (it rises back to 100 with time,\n"
+		   "see kos-trust(7)). Idle scores decay toward the policy's prior; --at shows\n"
+		   "the trust at TIME: now, +7d or -2h (relative to now), or @EPOCHSECONDS.\n"
+		   "With a server, through kosd (scope admin:trust), except with --at, which\n"
+		   "reads the store.\n"
 		   "\n"
 		   "options:\n"
 		   "  --at TIME   evaluate at TIME instead of now\n"

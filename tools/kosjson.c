@@ -29,12 +29,15 @@ static double round3(double v)
 
 json_t *kosj_trust_info(const kos_trust_info *info)
 {
-	char created[32], last[32];
+	char created[32], last[32], since[32];
 
 	kosj_iso_time(info->created, created, sizeof(created), false);
 	kosj_iso_time(info->last_activity, last, sizeof(last), false);
+	/* "-" while no penalty set a ceiling (it is 100 then) */
+	kosj_iso_time(info->ceiling_since, since, sizeof(since), true);
 	return json_pack(
-	    "{s:s, s:f, s:s, s:{s:f, s:f, s:f, s:f, s:f}, s:s, s:s, s:I, s:I, s:I, s:b}", "client",
+	    "{s:s, s:f, s:s, s:{s:f, s:f, s:f, s:f, s:f}, s:s, s:s, s:I, s:I, s:I, s:b, s:f, s:s}",
+	    "client",
 	    info->client, "score", round3(info->score), "tier", kos_tier_name(info->tier),
 	    "factors", kos_factor_name(KOS_FACTOR_LATENCY),
 	    round3(info->factor[KOS_FACTOR_LATENCY]), kos_factor_name(KOS_FACTOR_INTEGRITY),
@@ -44,7 +47,8 @@ json_t *kosj_trust_info(const kos_trust_info *info)
 	    round3(info->factor[KOS_FACTOR_REPUTATION]), "created", created, "last_activity", last,
 	    "observations", (json_int_t)info->observations, "integrity_failures",
 	    (json_int_t)info->integrity_failures, "scope_violations",
-	    (json_int_t)info->scope_violations, "anomalous", info->anomalous ? 1 : 0);
+	    (json_int_t)info->scope_violations, "anomalous", info->anomalous ? 1 : 0, "ceiling",
+	    round3(info->ceiling), "ceiling_since", since);
 }
 
 json_t *kosj_client_info(const kos_client_info *c)

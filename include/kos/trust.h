@@ -59,6 +59,9 @@ typedef struct kos_trust_info {
 	uint64_t integrity_failures;
 	uint64_t scope_violations;
 	int anomalous;                     /* anomaly factor below the policy's flag level */
+	double ceiling;                    /* the score's ceiling now: 100 until a penalty,
+					      then rising back with time (kos-trust(7)) */
+	kos_usec ceiling_since;            /* the penalty that set it; 0: none */
 } kos_trust_info;
 
 typedef kos_usec (*kos_clock_fn)(void *arg);
