@@ -27,7 +27,7 @@ num() { sed -n "s/.*\"$1\":\([0-9.][0-9.]*\).*/\1/p" "$out"; }
 expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
 export KOS_CONF="$d/kos.conf"
 expect 0 "ca init" "$K" ca init
-expect 0 "admin client" "$K" client add admin --scope "admin:*"
+expect 0 "admin client" "$K" client add admin --scope "*:*"
 expect 0 "enroll the admin" "$K" credential enroll "$(cat "$out")"
 ADM=$(cat "$out")
 check "kosd starts" start_kosd
