@@ -13,5 +13,6 @@ fi
 grep_out "path: dek " "the high client decrypts with the DEK"
 grep_out "path: shares " "the medium client rebuilds it from shares"
 grep_out "path: server " "the low client decrypts server-side"
+grep_out "lo is still low: trust recovers with time" "the low client does not farm its trust back"
 grep_out "kosd exited with status 0" "kosd stops cleanly"
 finish demo
