@@ -79,7 +79,7 @@ static kos_rv ca_alloc(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_t
 	atomic_init(&ca->interval, KOS_CA_CHECK_DEFAULT);
 	atomic_init(&ca->loaded, 0);
 	atomic_init(&ca->last_eval, INT64_MIN);
-	if (RAND_bytes((unsigned char *)ca->seed, sizeof(ca->seed)) != 1) {
+	if (RAND_priv_bytes(ca->cache_key, sizeof(ca->cache_key)) != 1) {
 		free(ca);
 		return kos_error_set(KOS_E_CRYPTO, "no randomness for the credential cache");
 	}
@@ -246,6 +246,7 @@ void kos_ca_free(kos_ca *ca)
 	kos_ca_revoked_free(&ca->revoked);
 	pthread_rwlock_destroy(&ca->lock);
 	pthread_mutex_destroy(&ca->sync_lock);
+	OPENSSL_cleanse(ca->cache_key, sizeof(ca->cache_key));
 	free(ca);
 }
 
@@ -722,6 +723,12 @@ kos_rv kos_client_add(kos_ca *ca, const char *name, const char *scope,
 	if (rv != KOS_OK)
 		return rv == KOS_E_PARSE ? kos_error_set(KOS_E_INVALID, "%s", kos_last_error())
 					 : rv;
+	/* a registered scope is what credentials are issued with; a share is
+	 * reached only through a grant of a key-request decision */
+	if (kos_scope_has_grant_item(scope))
+		return kos_error_set(KOS_E_INVALID,
+				     "a client's scope holds no \"share:\" item: shares are "
+				     "fetched with grants that key requests issue");
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
