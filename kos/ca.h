@@ -17,6 +17,7 @@
 #include "kos/internal.h"
 #include "kos/store_backend.h"
 
+#include <openssl/types.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -48,8 +49,6 @@ struct ca_revoked {
 	size_t n_clients;
 	kos_usec before; /* every credential issued at or before; 0: none */
 };
-
-#define KOS_CA_CACHE_KEY_LEN 32 /* HMAC-SHA256 key of the cache's digests */
 
 /* A verified credential in the cache. It holds a keyed digest of the text,
  * never the text: a core dump or a read of kosd's memory finds no bearer
@@ -87,7 +86,11 @@ struct kos_ca {
 	struct ca_pub *keys;
 	size_t n_keys;
 	struct ca_revoked revoked;
-	uint8_t cache_key[KOS_CA_CACHE_KEY_LEN]; /* keys the cache's digests */
+	/* HMAC-SHA256 (RFC 2104) keyed with 256 random bits: the SHA-256
+	 * states after the key's inner and outer pads, never used themselves:
+	 * each digest of the cache is made on copies (a copy costs far less
+	 * than keying, and the originals are only read, by any thread) */
+	EVP_MD_CTX *cache_inner, *cache_outer;
 	struct cache_entry *slots; /* open addressing, power-of-two capacity */
 	size_t cap, count, bytes;
 };

@@ -37,7 +37,6 @@
 #include <jwt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -114,13 +113,19 @@ static kos_rv refuse(kos_cred_reason *why, kos_cred_reason r, const char *fmt, .
 /* --- the cache ---------------------------------------------------------- */
 
 /* The cache's key of a token: HMAC-SHA256 under the handle's random key.
- * Keyed, so nobody who does not know the key can aim tokens at one slot. */
+ * Keyed, so nobody who does not know the key can aim tokens at one slot or
+ * make one token pass for another. */
 static kos_rv token_digest(const kos_ca *ca, const char *s, size_t len, uint8_t out[32])
 {
-	unsigned int n = 32;
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	int ok = m != NULL && EVP_MD_CTX_copy_ex(m, ca->cache_inner) == 1 &&
+		 EVP_DigestUpdate(m, s, len) == 1 && EVP_DigestFinal_ex(m, out, &n) == 1 &&
+		 n == 32 && EVP_MD_CTX_copy_ex(m, ca->cache_outer) == 1 &&
+		 EVP_DigestUpdate(m, out, 32) == 1 && EVP_DigestFinal_ex(m, out, &n) == 1 && n == 32;
 
-	if (HMAC(EVP_sha256(), ca->cache_key, sizeof(ca->cache_key), (const unsigned char *)s, len,
-		 out, &n) == NULL || n != 32)
+	EVP_MD_CTX_free(m);
+	if (!ok)
 		return kos_error_set(KOS_E_CRYPTO, "HMAC-SHA256 failed");
 	return KOS_OK;
 }
