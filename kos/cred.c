@@ -122,7 +122,8 @@ static kos_rv token_digest(const kos_ca *ca, const char *s, size_t len, uint8_t 
 	int ok = m != NULL && EVP_MD_CTX_copy_ex(m, ca->cache_inner) == 1 &&
 		 EVP_DigestUpdate(m, s, len) == 1 && EVP_DigestFinal_ex(m, out, &n) == 1 &&
 		 n == 32 && EVP_MD_CTX_copy_ex(m, ca->cache_outer) == 1 &&
-		 EVP_DigestUpdate(m, out, 32) == 1 && EVP_DigestFinal_ex(m, out, &n) == 1 && n == 32;
+		 EVP_DigestUpdate(m, out, 32) == 1 && EVP_DigestFinal_ex(m, out, &n) == 1 &&
+		 n == 32;
 
 	EVP_MD_CTX_free(m);
 	if (!ok)
@@ -999,8 +1000,8 @@ out:
 	return rv;
 }
 
-kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id,
-			    const char *x5t, kos_usec lifetime, char **token)
+kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id, const char *x5t,
+			    kos_usec lifetime, char **token)
 {
 	struct kos_store_cred_client *c;
 	struct issue_req r = {0};

@@ -486,8 +486,9 @@ static void test_jwks_verifier(void)
 	kos_ca_set_clock(v, test_clock, NULL);
 	CU_ASSERT_EQUAL(kos_cred_verify(v, t, NULL, &c, &why), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(c.sub, "web-1");
-	CU_ASSERT_EQUAL(kos_cred_issue_grant(ca, "web-1", "kos-share:k:1:narrow:2", NULL, 30 * SEC, &g),
-			KOS_OK);
+	CU_ASSERT_EQUAL(
+	    kos_cred_issue_grant(ca, "web-1", "kos-share:k:1:narrow:2", NULL, 30 * SEC, &g),
+	    KOS_OK);
 	CU_ASSERT_EQUAL(kos_cred_verify(v, g, NULL, &c, &why), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(c.scope, "share:kos-share/k/1/narrow/2");
 	/* a changed payload */
@@ -506,8 +507,9 @@ static void test_jwks_verifier(void)
 	CU_ASSERT_EQUAL(kos_client_add(v, "jwks-x", "key:*", secret), KOS_E_INVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "no state store"));
 	CU_ASSERT_EQUAL(kos_cred_issue(v, "web-1", NULL, NULL, &u), KOS_E_INVALID);
-	CU_ASSERT_EQUAL(kos_cred_issue_grant(v, "web-1", "kos-share:k:1:narrow:2", NULL, 30 * SEC, &u),
-			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(
+	    kos_cred_issue_grant(v, "web-1", "kos-share:k:1:narrow:2", NULL, 30 * SEC, &u),
+	    KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_cred_revoke_client(v, "web-1"), KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_ca_rotate(v, NULL), KOS_E_INVALID);
 	CU_ASSERT_PTR_NULL(u);
@@ -1463,8 +1465,9 @@ static void test_grant_not_refreshable(void)
 	char *g = NULL, *r = NULL;
 
 	add_client("granted", "decrypt:payments");
-	CU_ASSERT_EQUAL_FATAL(kos_cred_issue_grant(ca, "granted", "kos-share:payments:1:wide:3",
-						   NULL, 30 * SEC, &g), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "granted", "kos-share:payments:1:wide:3", NULL, 30 * SEC, &g),
+	    KOS_OK);
 	expect_valid(g, NULL, &c);
 	CU_ASSERT_STRING_EQUAL(c.scope, "share:kos-share/payments/1/wide/3");
 	CU_ASSERT_EQUAL(c.kind, KOS_CRED_KIND_GRANT);
@@ -1494,8 +1497,8 @@ static void test_grant_kind(void)
 	text = (char *)part(t, 1, &n);
 	CU_ASSERT_PTR_NULL(strstr(text, "kos_kind"));
 	free(text);
-	CU_ASSERT_EQUAL_FATAL(kos_cred_issue_grant(ca, "kind-1", "kos-share:x:1:s:1", NULL, 10 * SEC,
-						   &g), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "kind-1", "kos-share:x:1:s:1", NULL, 10 * SEC, &g), KOS_OK);
 	text = (char *)part(g, 1, &n);
 	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"kos_kind\":\"grant\""));
 	free(text);
@@ -1542,8 +1545,9 @@ static void test_share_scope_refused(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "share:"));
 	CU_ASSERT_PTR_NULL(r);
 	/* hidden among other items */
-	CU_ASSERT_EQUAL(kos_cred_refresh(ca, t, NULL, "decrypt:a share:kos-share/x/1/s/1", &r, NULL),
-			KOS_E_POLICY);
+	CU_ASSERT_EQUAL(
+	    kos_cred_refresh(ca, t, NULL, "decrypt:a share:kos-share/x/1/s/1", &r, NULL),
+	    KOS_E_POLICY);
 	CU_ASSERT_PTR_NULL(r);
 	kos_cred_free(t);
 	t = issue("wild-2", NULL, NULL);
@@ -1601,8 +1605,8 @@ static void test_grant_expiry_exact(void)
 
 	CU_ASSERT_FATAL(pol->credentials.leeway > 0);
 	add_client("exp-1", "decrypt:x");
-	CU_ASSERT_EQUAL_FATAL(kos_cred_issue_grant(ca, "exp-1", "kos-share:x:1:s:1", NULL, 30 * SEC,
-						   &g), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "exp-1", "kos-share:x:1:s:1", NULL, 30 * SEC, &g), KOS_OK);
 	expect_valid(g, NULL, &c);
 	CU_ASSERT_EQUAL(c.exp - c.iat, 30 * SEC);
 	clock_now = c.exp - SEC;
@@ -1644,8 +1648,8 @@ static void test_grant_bound(void)
 	SHA256((const uint8_t *)"someone else's", 14, der_hash);
 	CU_ASSERT_EQUAL_FATAL(kos_b64url_encode(der_hash, 32, other, sizeof(other)), KOS_OK);
 	add_client("bound-1", "decrypt:x");
-	CU_ASSERT_EQUAL_FATAL(kos_cred_issue_grant(ca, "bound-1", "kos-share:x:1:s:1", x5t, 10 * SEC,
-						   &g), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "bound-1", "kos-share:x:1:s:1", x5t, 10 * SEC, &g), KOS_OK);
 	expect_valid(g, x5t, &c);
 	CU_ASSERT_STRING_EQUAL(c.x5t, x5t);
 	expect_refused(g, NULL, KOS_CRED_WRONG_CERT, "none was presented");
@@ -1653,14 +1657,15 @@ static void test_grant_bound(void)
 	kos_cred_free(g);
 	g = NULL;
 	/* "" is a bearer requester's, and a bad thumbprint the caller's error */
-	CU_ASSERT_EQUAL_FATAL(kos_cred_issue_grant(ca, "bound-1", "kos-share:x:1:s:1", "", 10 * SEC,
-						   &g), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "bound-1", "kos-share:x:1:s:1", "", 10 * SEC, &g), KOS_OK);
 	expect_valid(g, other, &c);
 	CU_ASSERT_STRING_EQUAL(c.x5t, "");
 	kos_cred_free(g);
 	g = NULL;
-	CU_ASSERT_EQUAL(kos_cred_issue_grant(ca, "bound-1", "kos-share:x:1:s:1", "short", 10 * SEC,
-					     &g), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(
+	    kos_cred_issue_grant(ca, "bound-1", "kos-share:x:1:s:1", "short", 10 * SEC, &g),
+	    KOS_E_INVALID);
 	CU_ASSERT_PTR_NULL(g);
 }
 
@@ -1686,7 +1691,8 @@ static void test_cache_digest_covers_token(void)
 			bad = kos_strdup(t);
 			CU_ASSERT_FATAL(bad != NULL);
 			bad[at[i]] = bad[at[i]] == 'A' ? 'B' : 'A';
-			CU_ASSERT_EQUAL(kos_cred_verify(ca, bad, NULL, NULL, NULL), KOS_E_INTEGRITY);
+			CU_ASSERT_EQUAL(kos_cred_verify(ca, bad, NULL, NULL, NULL),
+					KOS_E_INTEGRITY);
 			free(bad);
 		}
 	}
