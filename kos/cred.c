@@ -19,8 +19,9 @@
  * included, misses and is verified in full), kept until exp. It never holds
  * the text: a bearer credential is not left in kosd's memory for a core
  * dump or a reader of it to replay. A hit costs an HMAC, a read lock and a
- * copy: no store access, no signature. Revocations and CA key changes reach it through
- * kos_ca_sync(), which rechecks every entry under the write lock. */
+ * copy: no store access, no signature. Revocations and CA key changes
+ * reach it through kos_ca_sync(), which rechecks every entry under the
+ * write lock. */
 #include "config.h"
 
 #include "kos/ca.h"
