@@ -158,7 +158,7 @@ check "the grant is of kind grant" grep -q '"kos_kind":"grant"' "$kos_tmp/g1.jso
 check "the grant's scope is its share" grep -q "\"scope\":\"$scope1\"" "$kos_tmp/g1.json"
 check "a bearer client's grant is bearer" sh -c "! grep -q cnf '$kos_tmp/g1.json'"
 
-# --- finding 2: wildcard clients refresh to a share's scope ---
+# --- wildcard clients refresh to a share's scope ---
 for who in wild wildp; do
 	enroll "$who"
 	api POST /v1/credentials/refresh "$T" "{\"scope\":\"$scope1\"}"
@@ -176,7 +176,7 @@ for who in wild wildp; do
 	check "$who: no share comes back" sh -c "! grep -q '\"share\"' '$out'"
 done
 
-# --- finding 2: administrative issue and registration ---
+# --- administrative issue and registration ---
 enroll admin
 ADM=$T
 api POST /v1/admin/credentials "$ADM" "{\"client\":\"wild\",\"scope\":\"$scope1\"}"
@@ -193,7 +193,7 @@ api GET /v1/admin/clients/sharer "$ADM"
 want 404 "and no such client exists"
 expect 1 "kosctl client add with a share scope" "$K" client add sharer2 --scope "decrypt:x $scope1"
 
-# --- finding 2: a credential whose scope literally is a share's, signed by
+# --- a credential whose scope literally is a share's, signed by
 # the CA key itself (what a refresh minted before the fix) ---
 cat > "$kos_tmp/p11sign.py" <<'EOF'
 # p11sign.py MODULE TOKEN PIN LABEL: stdin signed with CKM_ECDSA over its SHA-256
@@ -292,7 +292,7 @@ check "no credential comes back" sh -c "! grep -q '\"credential\"' '$out'"
 api POST /v1/admin/credentials "$g1" '{"client":"med"}'
 want 401 "a grant on an admin route is refused"
 
-# --- finding 3: a grant of a certificate-bound client keeps the binding ---
+# --- a grant of a certificate-bound client keeps the binding ---
 expect 0 "a credential bound to alice's certificate" \
 	"$K" credential issue alice --cert "$c/alice.pem"
 ALICE=$(cat "$out")
@@ -313,7 +313,7 @@ grep_out '"error":"certificate_mismatch"' "another certificate: certificate_mism
 tls alice POST /v1/shares/fetch "$ga1" "{\"share_id\":\"$ta1\"}"
 want 200 "alice's grant with alice's certificate fetches the share"
 
-# --- finding 9: a grant is dead at its exp, with no leeway ---
+# --- a grant is dead at its exp, with no leeway ---
 enroll med3
 MED=$T
 api POST /v1/keys/payments/request "$MED" '{}'
@@ -340,8 +340,20 @@ kill -TERM "$kpid"
 wait "$kpid" || true
 kpid=""
 expect 0 "the ledger verifies" "$K" ledger verify
+expect 0 "the ledger" "$K" ledger show
+cp "$out" "$kos_tmp/ledger.txt"
+lg() { grep -E -q "$1" "$kos_tmp/ledger.txt"; }
+check "the refresh to a share, refused" lg " wild +refresh +- +- +refused +[0-9a-f]+ +refused$"
+check "a wildcard credential on the share route, refused" \
+	lg " wild +share_fetch +- +- +refused +[0-9a-f]+ +out of scope$"
+check "a grant on another route, refused, naming its holder" \
+	lg " med2 +keys +- +- +refused +[0-9a-f]+ +invalid credential$"
+check "a grant for another share, refused" lg " med2 +share_fetch +- +- +refused +[0-9a-f]+ +out of scope$"
+check "the bound grant without its certificate, refused" \
+	lg " - +share_fetch +- +- +refused +[0-9a-f]+ +certificate mismatch$"
+check "the expired grant, refused" lg " - +share_fetch +- +- +refused +[0-9a-f]+ +expired$"
 
-# --- finding 10: kosd is not dumpable. /proc/PID files of a non-dumpable
+# --- kosd is not dumpable. /proc/PID files of a non-dumpable
 # process belong to root whatever its uid, so kosd runs as nobody here (as
 # root) or as the caller (otherwise) ---
 sed -i 's|^listen = .*|listen = { unix = "kosd.sock"; unix_mode = "0600"; };|' "$d/kos.conf"

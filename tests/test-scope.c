@@ -87,7 +87,7 @@ static void test_within(void)
 	CU_ASSERT_FALSE(kos_scope_within("decrypt:payments/db", "bad"));
 }
 
-/* Finding 2: no wildcard, of action or resource, allows the grant action;
+/* No wildcard, of action or resource, allows the grant action;
  * only the literal item does, and nothing narrows into one. */
 static void test_share_not_wildcarded(void)
 {
