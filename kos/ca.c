@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -59,6 +60,34 @@ kos_usec kos_ca_max_lifetime(const struct kos_policy *pol)
 	return (kos_usec)ceil((double)life * (factor > 1.0 ? factor : 1.0));
 }
 
+/* The cache's HMAC-SHA256, keyed with fresh random bits that live on only
+ * inside the two states; false on failure (the caller frees them). */
+static bool cache_mac_new(kos_ca *ca)
+{
+	uint8_t key[32], pad[64];
+	bool ok;
+	size_t i;
+
+	ca->cache_inner = EVP_MD_CTX_new();
+	ca->cache_outer = EVP_MD_CTX_new();
+	if (ca->cache_inner == NULL || ca->cache_outer == NULL ||
+	    RAND_priv_bytes(key, sizeof(key)) != 1)
+		return false;
+	memset(pad, 0x36, sizeof(pad));
+	for (i = 0; i < sizeof(key); i++)
+		pad[i] ^= key[i];
+	ok = EVP_DigestInit_ex(ca->cache_inner, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(ca->cache_inner, pad, sizeof(pad)) == 1;
+	memset(pad, 0x5c, sizeof(pad));
+	for (i = 0; i < sizeof(key); i++)
+		pad[i] ^= key[i];
+	ok = ok && EVP_DigestInit_ex(ca->cache_outer, EVP_sha256(), NULL) == 1 &&
+	     EVP_DigestUpdate(ca->cache_outer, pad, sizeof(pad)) == 1;
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(pad, sizeof(pad));
+	return ok;
+}
+
 /* The handle both constructors share; borrowed pointers may be NULL here. */
 static kos_rv ca_alloc(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_trust *tr,
 		       kos_ca **out)
@@ -79,10 +108,6 @@ static kos_rv ca_alloc(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_t
 	atomic_init(&ca->interval, KOS_CA_CHECK_DEFAULT);
 	atomic_init(&ca->loaded, 0);
 	atomic_init(&ca->last_eval, INT64_MIN);
-	if (RAND_bytes((unsigned char *)ca->seed, sizeof(ca->seed)) != 1) {
-		free(ca);
-		return kos_error_set(KOS_E_CRYPTO, "no randomness for the credential cache");
-	}
 	if (pthread_mutex_init(&ca->sync_lock, NULL) != 0) {
 		free(ca);
 		return kos_error_set(KOS_E_NOMEM, "cannot create a lock");
@@ -102,6 +127,14 @@ static kos_rv ca_alloc(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_t
 		pthread_mutex_destroy(&ca->sync_lock);
 		free(ca);
 		return kos_error_set(KOS_E_NOMEM, "cannot create a lock");
+	}
+	if (!cache_mac_new(ca)) {
+		EVP_MD_CTX_free(ca->cache_inner);
+		EVP_MD_CTX_free(ca->cache_outer);
+		pthread_rwlock_destroy(&ca->lock);
+		pthread_mutex_destroy(&ca->sync_lock);
+		free(ca);
+		return kos_error_set(KOS_E_CRYPTO, "cannot key the credential cache (HMAC-SHA256)");
 	}
 	*out = ca;
 	return KOS_OK;
@@ -246,6 +279,8 @@ void kos_ca_free(kos_ca *ca)
 	kos_ca_revoked_free(&ca->revoked);
 	pthread_rwlock_destroy(&ca->lock);
 	pthread_mutex_destroy(&ca->sync_lock);
+	EVP_MD_CTX_free(ca->cache_inner);
+	EVP_MD_CTX_free(ca->cache_outer);
 	free(ca);
 }
 
@@ -722,6 +757,12 @@ kos_rv kos_client_add(kos_ca *ca, const char *name, const char *scope,
 	if (rv != KOS_OK)
 		return rv == KOS_E_PARSE ? kos_error_set(KOS_E_INVALID, "%s", kos_last_error())
 					 : rv;
+	/* a registered scope is what credentials are issued with; a share is
+	 * reached only through a grant of a key-request decision */
+	if (kos_scope_has_grant_item(scope))
+		return kos_error_set(KOS_E_INVALID,
+				     "a client's scope holds no \"share:\" item: shares are "
+				     "fetched with grants that key requests issue");
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");

@@ -17,6 +17,7 @@
 #include "kos/internal.h"
 #include "kos/store_backend.h"
 
+#include <openssl/types.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -49,17 +50,20 @@ struct ca_revoked {
 	kos_usec before; /* every credential issued at or before; 0: none */
 };
 
-/* A verified credential in the cache. */
+/* A verified credential in the cache. It holds a keyed digest of the text,
+ * never the text: a core dump or a read of kosd's memory finds no bearer
+ * credential here, and the digest (HMAC-SHA256 under a per-handle random
+ * key, compared in full) covers every byte of the token. */
 struct cache_entry {
-	uint64_t hash; /* keyed hash of the text; 0: empty slot */
-	char *token;   /* the whole text (compared in full on a hit) */
-	size_t len;
+	uint8_t digest[32]; /* HMAC-SHA256 of the whole text */
+	bool used;	    /* false: empty slot */
 	char *scope;
 	char sub[65];
 	char jti[KOS_CRED_JTI_LEN + 1];
 	char kid[KOS_CA_KID_LEN + 1];
 	char x5t[KOS_CRED_X5T_LEN + 1];
 	kos_usec iat, nbf, exp, auth_time;
+	kos_cred_kind kind;
 };
 
 struct kos_ca {
@@ -82,7 +86,11 @@ struct kos_ca {
 	struct ca_pub *keys;
 	size_t n_keys;
 	struct ca_revoked revoked;
-	uint64_t seed[2];	   /* keys the cache's hash */
+	/* HMAC-SHA256 (RFC 2104) keyed with 256 random bits: the SHA-256
+	 * states after the key's inner and outer pads, never used themselves:
+	 * each digest of the cache is made on copies (a copy costs far less
+	 * than keying, and the originals are only read, by any thread) */
+	EVP_MD_CTX *cache_inner, *cache_outer;
 	struct cache_entry *slots; /* open addressing, power-of-two capacity */
 	size_t cap, count, bytes;
 };

@@ -14,11 +14,14 @@
  * libjwt leaves out is checked here.
  *
  * The cache holds only credentials that verified (so nobody can fill it
- * with junk): keyed by a seeded 64-bit hash of the text, matched on the
- * whole text (a collision cannot substitute one credential for another),
- * kept until exp. A hit costs a hash, a read lock and a copy: no store
- * access, no signature. Revocations and CA key changes reach it through
- * kos_ca_sync(), which rechecks every entry under the write lock. */
+ * with junk): found and matched by HMAC-SHA256 of the whole text under a
+ * random key of the handle (a changed byte anywhere, the signature's
+ * included, misses and is verified in full), kept until exp. It never holds
+ * the text: a bearer credential is not left in kosd's memory for a core
+ * dump or a reader of it to replay. A hit costs an HMAC, a read lock and a
+ * copy: no store access, no signature. Revocations and CA key changes
+ * reach it through kos_ca_sync(), which rechecks every entry under the
+ * write lock. */
 #include "config.h"
 
 #include "kos/ca.h"
@@ -34,6 +37,7 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -109,55 +113,42 @@ static kos_rv refuse(kos_cred_reason *why, kos_cred_reason r, const char *fmt, .
 
 /* --- the cache ---------------------------------------------------------- */
 
-static uint64_t mix(uint64_t h)
+/* The cache's key of a token: HMAC-SHA256 under the handle's random key.
+ * Keyed, so nobody who does not know the key can aim tokens at one slot or
+ * make one token pass for another. */
+static kos_rv token_digest(const kos_ca *ca, const char *s, size_t len, uint8_t out[32])
 {
-	h ^= h >> 33;
-	h *= UINT64_C(0xff51afd7ed558ccd);
-	h ^= h >> 33;
-	h *= UINT64_C(0xc4ceb9fe1a85ec53);
-	h ^= h >> 33;
-	return h;
+	EVP_MD_CTX *m = EVP_MD_CTX_new();
+	unsigned int n = 0;
+	int ok = m != NULL && EVP_MD_CTX_copy_ex(m, ca->cache_inner) == 1 &&
+		 EVP_DigestUpdate(m, s, len) == 1 && EVP_DigestFinal_ex(m, out, &n) == 1 &&
+		 n == 32 && EVP_MD_CTX_copy_ex(m, ca->cache_outer) == 1 &&
+		 EVP_DigestUpdate(m, out, 32) == 1 && EVP_DigestFinal_ex(m, out, &n) == 1 &&
+		 n == 32;
+
+	EVP_MD_CTX_free(m);
+	if (!ok)
+		return kos_error_set(KOS_E_CRYPTO, "HMAC-SHA256 failed");
+	return KOS_OK;
 }
 
-/* Seeded hash of the text, two independent lanes of 8 bytes. Never 0 (the
- * empty slot's mark). Not cryptographic, nor needs to be: a hit compares
- * the whole text, and only verified credentials are cached. */
-static uint64_t token_hash(const uint64_t seed[2], const char *s, size_t len)
+static size_t digest_slot(const uint8_t d[32])
 {
-	uint64_t a = seed[0] ^ (uint64_t)len, b = seed[1], w, v;
-	const uint64_t k1 = UINT64_C(0x9e3779b97f4a7c15), k2 = UINT64_C(0xbf58476d1ce4e5b9);
+	size_t i;
 
-	while (len >= 16) {
-		memcpy(&w, s, 8);
-		memcpy(&v, s + 8, 8);
-		a = (a ^ w) * k1;
-		b = (b ^ v) * k2;
-		a ^= a >> 29;
-		b ^= b >> 31;
-		s += 16;
-		len -= 16;
-	}
-	w = v = 0;
-	memcpy(&w, s, len > 8 ? 8 : len);
-	if (len > 8)
-		memcpy(&v, s + 8, len - 8);
-	a = mix((a ^ w) * k1);
-	b = mix((b ^ v) * k2);
-	a ^= b + k1;
-	return a != 0 ? a : 1;
+	memcpy(&i, d, sizeof(i));
+	return i;
 }
 
 static void entry_free(struct cache_entry *e)
 {
-	if (e->token != NULL)
-		kos_secret_free(e->token, e->len + 1);
 	free(e->scope);
 	memset(e, 0, sizeof(*e));
 }
 
 static size_t entry_bytes(const struct cache_entry *e)
 {
-	return sizeof(*e) + e->len + 1 + (e->scope != NULL ? strlen(e->scope) + 1 : 0);
+	return sizeof(*e) + (e->scope != NULL ? strlen(e->scope) + 1 : 0);
 }
 
 void kos_ca_cache_clear(kos_ca *ca)
@@ -165,24 +156,24 @@ void kos_ca_cache_clear(kos_ca *ca)
 	size_t i;
 
 	for (i = 0; i < ca->cap; i++)
-		if (ca->slots[i].hash != 0)
+		if (ca->slots[i].used)
 			entry_free(&ca->slots[i]);
 	ca->count = 0;
 	ca->bytes = 0;
 }
 
-/* The entry holding token, or NULL. Caller holds ca->lock. */
-static struct cache_entry *cache_find(kos_ca *ca, uint64_t h, const char *token, size_t len)
+/* The entry of the token with digest d, or NULL. Caller holds ca->lock. */
+static struct cache_entry *cache_find(kos_ca *ca, const uint8_t d[32])
 {
 	size_t mask, i;
 
 	if (ca->cap == 0)
 		return NULL;
 	mask = ca->cap - 1;
-	for (i = (size_t)h & mask; ca->slots[i].hash != 0; i = (i + 1) & mask) {
+	for (i = digest_slot(d) & mask; ca->slots[i].used; i = (i + 1) & mask) {
 		struct cache_entry *e = &ca->slots[i];
 
-		if (e->hash == h && e->len == len && memcmp(e->token, token, len) == 0)
+		if (CRYPTO_memcmp(e->digest, d, 32) == 0)
 			return e;
 	}
 	return NULL;
@@ -190,9 +181,9 @@ static struct cache_entry *cache_find(kos_ca *ca, uint64_t h, const char *token,
 
 static void place(struct cache_entry *slots, size_t cap, const struct cache_entry *e)
 {
-	size_t mask = cap - 1, i = (size_t)e->hash & mask;
+	size_t mask = cap - 1, i = digest_slot(e->digest) & mask;
 
-	while (slots[i].hash != 0)
+	while (slots[i].used)
 		i = (i + 1) & mask;
 	slots[i] = *e;
 }
@@ -248,7 +239,7 @@ static kos_rv cache_rebuild(kos_ca *ca, size_t cap,
 	for (i = 0; i < ca->cap; i++) {
 		struct cache_entry *e = &ca->slots[i];
 
-		if (e->hash == 0)
+		if (!e->used)
 			continue;
 		if (slots != NULL && keep != NULL && keep(ca, e, arg) &&
 		    (ca->count + 1) * 2 <= cap) {
@@ -300,7 +291,7 @@ static void cache_insert(kos_ca *ca, struct cache_entry *e, kos_usec now)
 {
 	size_t bytes = entry_bytes(e);
 
-	if (cache_find(ca, e->hash, e->token, e->len) != NULL) {
+	if (cache_find(ca, e->digest) != NULL) {
 		entry_free(e);
 		return;
 	}
@@ -347,17 +338,22 @@ static void claims_from_entry(const kos_ca *ca, const struct cache_entry *e, kos
 	c->nbf = e->nbf;
 	c->exp = e->exp;
 	c->auth_time = e->auth_time;
+	c->kind = e->kind;
 }
 
 /* The checks that depend on the instant and the channel, for a credential
- * whose signature and claims are known good. */
-static kos_rv judge_time_and_binding(const struct kos_policy *pol, const char *jti, kos_usec iat,
-				     kos_usec nbf, kos_usec exp, const char *bound, const char *x5t,
-				     kos_usec now, kos_cred_reason *why)
+ * whose signature and claims are known good. A grant's exp has no leeway:
+ * it lives seconds and kosd issued it itself, so the leeway (meant for the
+ * skew of clocks over a credential's minutes) would multiply its life. */
+static kos_rv judge_time_and_binding(const struct kos_policy *pol, kos_cred_kind kind,
+				     const char *jti, kos_usec iat, kos_usec nbf, kos_usec exp,
+				     const char *bound, const char *x5t, kos_usec now,
+				     kos_cred_reason *why)
 {
+	kos_usec exp_leeway = kind == KOS_CRED_KIND_GRANT ? 0 : pol->credentials.leeway;
 	char when[32];
 
-	if (now >= exp + pol->credentials.leeway) {
+	if (now >= exp + exp_leeway) {
 		format_time(exp, when, sizeof(when));
 		return refuse(why, KOS_CRED_EXPIRED, "credential %s expired at %s", jti, when);
 	}
@@ -491,7 +487,7 @@ out:
 static kos_rv check_claims(const kos_ca *ca, json_t *p, kos_cred_claims *c, kos_cred_reason *why)
 {
 	const struct kos_policy *pol = ca->pol;
-	json_t *aud, *cnf;
+	json_t *aud, *cnf, *kind;
 	kos_rv rv;
 
 	if ((rv = json_str(p, "iss", c->iss, sizeof(c->iss), why)) != KOS_OK ||
@@ -510,6 +506,27 @@ static kos_rv check_claims(const kos_ca *ca, json_t *p, kos_cred_claims *c, kos_
 	}
 	if (c->exp <= c->iat || c->auth_time > c->iat) {
 		rv = refuse(why, KOS_CRED_MALFORMED, "claims exp, iat and auth_time out of order");
+		goto out;
+	}
+	/* the kind, and the form it implies: a grant names exactly one share
+	 * and a credential none, so neither passes for the other */
+	kind = json_object_get(p, "kos_kind");
+	if (kind != NULL) {
+		if (!json_is_string(kind) || strcmp(json_string_value(kind), "grant") != 0 ||
+		    json_string_length(kind) != 5) {
+			rv = refuse(why, KOS_CRED_MALFORMED, "claim kos_kind is not \"grant\"");
+			goto out;
+		}
+		c->kind = KOS_CRED_KIND_GRANT;
+	}
+	if (c->kind == KOS_CRED_KIND_GRANT
+		? strncmp(c->scope, KOS_SCOPE_GRANT_ACTION ":", 6) != 0 ||
+		      strpbrk(c->scope, " *") != NULL
+		: kos_scope_has_grant_item(c->scope)) {
+		rv = refuse(why, KOS_CRED_MALFORMED,
+			    c->kind == KOS_CRED_KIND_GRANT
+				? "a grant's scope is not one \"share:\" item"
+				: "a credential's scope holds a \"share:\" item (only grants do)");
 		goto out;
 	}
 	cnf = json_object_get(p, "cnf");
@@ -628,8 +645,8 @@ static kos_rv verify_full(kos_ca *ca, const char *token, size_t len, const char 
 	pthread_rwlock_rdlock(&ca->lock);
 	rv = check_claims(ca, payload, c, why);
 	if (rv == KOS_OK)
-		rv = judge_time_and_binding(ca->pol, c->jti, c->iat, c->nbf, c->exp, c->x5t, x5t,
-					    now, why);
+		rv = judge_time_and_binding(ca->pol, c->kind, c->jti, c->iat, c->nbf, c->exp,
+					    c->x5t, x5t, now, why);
 	pthread_rwlock_unlock(&ca->lock);
 out:
 	jwt_free(jwt);
@@ -644,8 +661,8 @@ kos_rv kos_cred_verify(kos_ca *ca, const char *token, const char *x5t, kos_cred_
 	struct cache_entry *e, fresh;
 	const struct ca_pub *key;
 	kos_cred_claims *c = NULL;
+	uint8_t digest[32];
 	kos_usec now;
-	uint64_t h;
 	size_t len;
 	kos_rv rv;
 
@@ -663,13 +680,15 @@ kos_rv kos_cred_verify(kos_ca *ca, const char *token, const char *x5t, kos_cred_
 	if (rv != KOS_OK)
 		return rv;
 	now = kos_ca_now(ca);
-	h = token_hash(ca->seed, token, len);
+	rv = token_digest(ca, token, len, digest);
+	if (rv != KOS_OK)
+		return rv;
 
 	pthread_rwlock_rdlock(&ca->lock);
-	e = cache_find(ca, h, token, len);
+	e = cache_find(ca, digest);
 	if (e != NULL) {
-		rv = judge_time_and_binding(ca->pol, e->jti, e->iat, e->nbf, e->exp, e->x5t, x5t,
-					    now, why);
+		rv = judge_time_and_binding(ca->pol, e->kind, e->jti, e->iat, e->nbf, e->exp,
+					    e->x5t, x5t, now, why);
 		if (rv == KOS_OK) {
 			*why = KOS_CRED_VALID;
 			if (claims != NULL)
@@ -688,9 +707,8 @@ kos_rv kos_cred_verify(kos_ca *ca, const char *token, const char *x5t, kos_cred_
 		goto out;
 
 	memset(&fresh, 0, sizeof(fresh));
-	fresh.hash = h;
-	fresh.len = len;
-	fresh.token = malloc(len + 1);
+	memcpy(fresh.digest, digest, sizeof(digest));
+	fresh.used = true;
 	fresh.scope = kos_strdup(c->scope);
 	copy_str(fresh.sub, sizeof(fresh.sub), c->sub);
 	copy_str(fresh.jti, sizeof(fresh.jti), c->jti);
@@ -700,8 +718,7 @@ kos_rv kos_cred_verify(kos_ca *ca, const char *token, const char *x5t, kos_cred_
 	fresh.nbf = c->nbf;
 	fresh.exp = c->exp;
 	fresh.auth_time = c->auth_time;
-	if (fresh.token != NULL)
-		memcpy(fresh.token, token, len + 1);
+	fresh.kind = c->kind;
 
 	/* revocation is judged under the write lock, with the insertion, so a
 	 * sync that lands meanwhile either sees the entry or is seen by it */
@@ -713,14 +730,11 @@ kos_rv kos_cred_verify(kos_ca *ca, const char *token, const char *x5t, kos_cred_
 	} else if (is_revoked(ca, c->sub, c->jti, c->iat)) {
 		rv = refuse(why, KOS_CRED_REVOKED, "credential %s of client %s is revoked", c->jti,
 			    c->sub);
-	} else if (fresh.token != NULL && fresh.scope != NULL && !outlives_key(ca, key, c->exp)) {
+	} else if (fresh.scope != NULL && !outlives_key(ca, key, c->exp)) {
 		cache_insert(ca, &fresh, now);
-		fresh.token = NULL;
 		fresh.scope = NULL;
 	}
 	pthread_rwlock_unlock(&ca->lock);
-	if (fresh.token != NULL)
-		kos_secret_free(fresh.token, len + 1);
 	free(fresh.scope);
 	if (rv == KOS_OK) {
 		*why = KOS_CRED_VALID;
@@ -728,6 +742,7 @@ kos_rv kos_cred_verify(kos_ca *ca, const char *token, const char *x5t, kos_cred_
 			*claims = *c;
 	}
 out:
+	OPENSSL_cleanse(digest, sizeof(digest));
 	free(c);
 	return rv;
 }
@@ -740,6 +755,7 @@ struct issue_req {
 	const char *x5t;    /* NULL or "": a bearer credential */
 	kos_usec auth_time; /* 0: now (a new chain) */
 	kos_usec not_after; /* 0: no bound; else exp is at most this */
+	kos_cred_kind kind; /* KOS_CRED_KIND_GRANT only from kos_cred_issue_grant() */
 };
 
 /* base64url of a JSON value's compact text into a new string. */
@@ -806,6 +822,13 @@ static kos_rv issue(kos_ca *ca, const struct issue_req *r, char **token)
 	if (ca->hsm == NULL)
 		return kos_error_set(KOS_E_INVALID,
 				     "this credential authority has no backend tokens");
+	/* the one gate every issuance passes: enrollment, refresh and
+	 * administrative issue never yield a share item, whatever the
+	 * registered scope (an older store may hold one) */
+	if (r->kind != KOS_CRED_KIND_GRANT && kos_scope_has_grant_item(r->scope))
+		return kos_error_set(KOS_E_POLICY,
+				     "out of scope: a credential holds no \"share:\" item (shares "
+				     "are fetched with grants that key requests issue)");
 	kos_ca_threat_tick(ca);
 	rv = current_tier(ca, r->client, &level, &tier);
 	if (rv != KOS_OK)
@@ -867,6 +890,11 @@ static kos_rv issue(kos_ca *ca, const struct issue_req *r, char **token)
 	}
 	if (r->x5t != NULL && r->x5t[0] != '\0' &&
 	    json_object_set_new(claims, "cnf", json_pack("{s:s}", "x5t#S256", r->x5t)) != 0) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (r->kind == KOS_CRED_KIND_GRANT &&
+	    json_object_set_new(claims, "kos_kind", json_string("grant")) != 0) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto out;
 	}
@@ -947,6 +975,10 @@ kos_rv kos_cred_issue(kos_ca *ca, const char *client, const char *scope, const c
 				     "(SHA-256)");
 	if (scope != NULL && kos_scope_validate(scope) != KOS_OK)
 		return kos_error_set(KOS_E_INVALID, "%s", kos_last_error());
+	if (scope != NULL && kos_scope_has_grant_item(scope))
+		return kos_error_set(KOS_E_INVALID,
+				     "a credential holds no \"share:\" item: only key requests "
+				     "issue grants");
 	c = malloc(sizeof(*c));
 	if (c == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
@@ -969,7 +1001,7 @@ out:
 	return rv;
 }
 
-kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id,
+kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id, const char *x5t,
 			    kos_usec lifetime, char **token)
 {
 	struct kos_store_cred_client *c;
@@ -986,6 +1018,10 @@ kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id
 		return kos_ca_no_store();
 	if (!kos_client_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
+	if (x5t != NULL && x5t[0] != '\0' && !kos_b64url_is(x5t, KOS_CRED_X5T_LEN))
+		return kos_error_set(KOS_E_INVALID,
+				     "certificate thumbprint is not 43 base64url characters "
+				     "(SHA-256)");
 	if ((size_t)snprintf(scope, sizeof(scope), "share:%s", share_id) >= sizeof(scope) ||
 	    strpbrk(share_id, " *?[]\\/") != NULL)
 		return kos_error_set(KOS_E_INVALID, "share id makes no grant scope");
@@ -1002,7 +1038,11 @@ kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id
 	if (rv == KOS_OK) {
 		r.client = client;
 		r.scope = scope;
+		/* bound as the requester's credential is: a grant of a client
+		 * that came over TLS is worthless without its certificate */
+		r.x5t = x5t;
 		r.not_after = kos_ca_now(ca) + lifetime;
+		r.kind = KOS_CRED_KIND_GRANT;
 		rv = issue(ca, &r, token);
 	}
 	free(c);
@@ -1121,8 +1161,16 @@ kos_rv kos_cred_refresh(kos_ca *ca, const char *token, const char *x5t, const ch
 		goto out;
 	/* a grant is for one share and for seconds: never renewed into a
 	 * credential that lives as long as the client's tier allows */
-	if (strncmp(b->claims.scope, "share:", 6) == 0 || strstr(b->claims.scope, " share:") != NULL) {
+	if (b->claims.kind == KOS_CRED_KIND_GRANT) {
 		rv = kos_error_set(KOS_E_POLICY, "out of scope: a share grant cannot be refreshed");
+		goto out;
+	}
+	/* nor is one made by refreshing: "*:*" covers no share (kos_scope_within),
+	 * and the refusal says why */
+	if (scope != NULL && kos_scope_has_grant_item(scope)) {
+		rv = kos_error_set(KOS_E_POLICY,
+				   "out of scope: a refresh never yields a \"share:\" item (grants "
+				   "are issued by key requests only)");
 		goto out;
 	}
 	rv = usable_client(ca, b->claims.sub, &b->c);

@@ -117,6 +117,15 @@ static int item_allows(const char *item, size_t alen, size_t len, void *varg)
 	int action_ok = (alen == 1 && item[0] == '*') ||
 			(strlen(a->action) == alen && memcmp(item, a->action, alen) == 0);
 
+	/* the grant action is matched by no wildcard, of action or resource:
+	 * only "share:ID" itself (a grant's one item) allows share ID, so no
+	 * "*:*" or "*:*payments*" can be turned into a grant (DESIGN.md 4) */
+	if (strcmp(a->action, KOS_SCOPE_GRANT_ACTION) == 0)
+		return alen == sizeof(KOS_SCOPE_GRANT_ACTION) - 1 &&
+		       memcmp(item, KOS_SCOPE_GRANT_ACTION, alen) == 0 &&
+		       memchr(item + alen + 1, '*', len - alen - 1) == NULL &&
+		       strlen(a->resource) == len - alen - 1 &&
+		       memcmp(item + alen + 1, a->resource, len - alen - 1) == 0;
 	return action_ok && glob_match(item + alen + 1, len - alen - 1, a->resource);
 }
 
@@ -158,4 +167,19 @@ int kos_scope_within(const char *narrow, const char *wide)
 	w.wide = wide;
 	/* within when no narrow item falls outside */
 	return !scope_any(narrow, narrow_item_outside, &w);
+}
+
+static int item_is_grant(const char *item, size_t alen, size_t len, void *varg)
+{
+	(void)len;
+	(void)varg;
+	return alen == sizeof(KOS_SCOPE_GRANT_ACTION) - 1 &&
+	       memcmp(item, KOS_SCOPE_GRANT_ACTION, alen) == 0;
+}
+
+int kos_scope_has_grant_item(const char *scope)
+{
+	if (scope == NULL || kos_scope_validate(scope) != KOS_OK)
+		return 0;
+	return scope_any(scope, item_is_grant, NULL);
 }

@@ -486,8 +486,9 @@ static void test_jwks_verifier(void)
 	kos_ca_set_clock(v, test_clock, NULL);
 	CU_ASSERT_EQUAL(kos_cred_verify(v, t, NULL, &c, &why), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(c.sub, "web-1");
-	CU_ASSERT_EQUAL(kos_cred_issue_grant(ca, "web-1", "kos-share:k:1:narrow:2", 30 * SEC, &g),
-			KOS_OK);
+	CU_ASSERT_EQUAL(
+	    kos_cred_issue_grant(ca, "web-1", "kos-share:k:1:narrow:2", NULL, 30 * SEC, &g),
+	    KOS_OK);
 	CU_ASSERT_EQUAL(kos_cred_verify(v, g, NULL, &c, &why), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(c.scope, "share:kos-share/k/1/narrow/2");
 	/* a changed payload */
@@ -506,8 +507,9 @@ static void test_jwks_verifier(void)
 	CU_ASSERT_EQUAL(kos_client_add(v, "jwks-x", "key:*", secret), KOS_E_INVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "no state store"));
 	CU_ASSERT_EQUAL(kos_cred_issue(v, "web-1", NULL, NULL, &u), KOS_E_INVALID);
-	CU_ASSERT_EQUAL(kos_cred_issue_grant(v, "web-1", "kos-share:k:1:narrow:2", 30 * SEC, &u),
-			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(
+	    kos_cred_issue_grant(v, "web-1", "kos-share:k:1:narrow:2", NULL, 30 * SEC, &u),
+	    KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_cred_revoke_client(v, "web-1"), KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_ca_rotate(v, NULL), KOS_E_INVALID);
 	CU_ASSERT_PTR_NULL(u);
@@ -1465,15 +1467,241 @@ static void test_grant_not_refreshable(void)
 	char *g = NULL, *r = NULL;
 
 	add_client("granted", "decrypt:payments");
-	CU_ASSERT_EQUAL_FATAL(kos_cred_issue_grant(ca, "granted", "kos-share:payments:1:wide:3",
-						   30 * SEC, &g), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "granted", "kos-share:payments:1:wide:3", NULL, 30 * SEC, &g),
+	    KOS_OK);
 	expect_valid(g, NULL, &c);
 	CU_ASSERT_STRING_EQUAL(c.scope, "share:kos-share/payments/1/wide/3");
+	CU_ASSERT_EQUAL(c.kind, KOS_CRED_KIND_GRANT);
 	CU_ASSERT(c.exp - c.iat <= 30 * SEC);
 	CU_ASSERT_EQUAL(kos_cred_refresh(ca, g, NULL, NULL, &r, NULL), KOS_E_POLICY);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "grant cannot be refreshed"));
 	CU_ASSERT_PTR_NULL(r);
+	/* nor narrowed to its own scope */
+	CU_ASSERT_EQUAL(kos_cred_refresh(ca, g, NULL, c.scope, &r, NULL), KOS_E_POLICY);
+	CU_ASSERT_PTR_NULL(r);
 	kos_cred_free(g);
+}
+
+/* The grant kind is in the token ("kos_kind": "grant"); a credential has
+ * none; and the kind's form is enforced on whatever carries a good
+ * signature: a "grant" naming no share, or a credential naming one. */
+static void test_grant_kind(void)
+{
+	char h[200], p[600], *t, *g = NULL, *text;
+	kos_cred_claims c;
+	size_t n;
+
+	add_client("kind-1", "decrypt:x");
+	t = issue("kind-1", NULL, NULL);
+	expect_valid(t, NULL, &c);
+	CU_ASSERT_EQUAL(c.kind, KOS_CRED_KIND_CREDENTIAL);
+	text = (char *)part(t, 1, &n);
+	CU_ASSERT_PTR_NULL(strstr(text, "kos_kind"));
+	free(text);
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "kind-1", "kos-share:x:1:s:1", NULL, 10 * SEC, &g), KOS_OK);
+	text = (char *)part(g, 1, &n);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "\"kos_kind\":\"grant\""));
+	free(text);
+	/* a second verification (from the cache) says the same */
+	expect_valid(g, NULL, &c);
+	expect_valid(g, NULL, &c);
+	CU_ASSERT_EQUAL(c.kind, KOS_CRED_KIND_GRANT);
+	kos_cred_free(g);
+	kos_cred_free(t);
+
+	header(h, sizeof(h));
+	/* signed by the CA but of a form kos never writes */
+	payload(p, sizeof(p), "kos", "\"kos\"", ",\"kos_kind\":\"grant\"");
+	t = sign_raw(h, p);
+	expect_refused(t, NULL, KOS_CRED_MALFORMED, "not one \"share:\" item");
+	free(t);
+	payload(p, sizeof(p), "kos", "\"kos\"", ",\"kos_kind\":\"admin\"");
+	t = sign_raw(h, p);
+	expect_refused(t, NULL, KOS_CRED_MALFORMED, "kos_kind");
+	free(t);
+	snprintf(p, sizeof(p),
+		 "{\"iss\":\"kos\",\"sub\":\"raw\",\"aud\":\"kos\",\"iat\":%lld,\"nbf\":%lld,"
+		 "\"exp\":%lld,\"auth_time\":%lld,\"jti\":\"RRRRRRRRRRRRRRRRRRRRRR\",\"scope\":"
+		 "\"share:kos-share/x/1/s/1\"}",
+		 (long long)(clock_now / SEC), (long long)(clock_now / SEC),
+		 (long long)(clock_now / SEC + 300), (long long)(clock_now / SEC));
+	t = sign_raw(h, p);
+	expect_refused(t, NULL, KOS_CRED_MALFORMED, "only grants");
+	free(t);
+}
+
+/* No path but kos_cred_issue_grant() yields a "share:" item —
+ * not refresh (a "*:*" or "*:*payments*" client is the attacker), not
+ * administrative issue, not registration, not enrollment. */
+static void test_share_scope_refused(void)
+{
+	char secret[KOS_CRED_SECRET_LEN + 1], *t, *r = NULL;
+	const char *share = "share:kos-share/payments/1/low/2";
+
+	add_client("wild-1", "*:*");
+	add_client("wild-2", "*:*payments*");
+	t = issue("wild-1", NULL, NULL);
+	CU_ASSERT_EQUAL(kos_cred_refresh(ca, t, NULL, share, &r, NULL), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "share:"));
+	CU_ASSERT_PTR_NULL(r);
+	/* hidden among other items */
+	CU_ASSERT_EQUAL(
+	    kos_cred_refresh(ca, t, NULL, "decrypt:a share:kos-share/x/1/s/1", &r, NULL),
+	    KOS_E_POLICY);
+	CU_ASSERT_PTR_NULL(r);
+	kos_cred_free(t);
+	t = issue("wild-2", NULL, NULL);
+	CU_ASSERT_EQUAL(kos_cred_refresh(ca, t, NULL, share, &r, NULL), KOS_E_POLICY);
+	CU_ASSERT_PTR_NULL(r);
+	kos_cred_free(t);
+	/* administrative issue */
+	CU_ASSERT_EQUAL(kos_cred_issue(ca, "wild-1", share, NULL, &r), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "share:"));
+	CU_ASSERT_PTR_NULL(r);
+	/* registration, so no enrollment either */
+	CU_ASSERT_EQUAL(kos_client_add(ca, "wild-3", share, secret), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "share:"));
+	CU_ASSERT_EQUAL(kos_client_add(ca, "wild-3", "decrypt:x share:kos-share/x/1/s/1", secret),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_get(ca, "wild-3", &(kos_client_info){0}), KOS_E_NOTFOUND);
+}
+
+/* A store written before grants were a kind may hold a registered "share:"
+ * scope: enrollment (and issue with the registered scope) still yields no
+ * credential carrying it, and the secret is not spent by the refusal. */
+static void test_enroll_share_scope_refused(void)
+{
+	struct kos_store_cred_client *c = calloc(1, sizeof(*c));
+	struct kos_store_enrollment e = {0};
+	const char *secret = "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE";
+	char *t = NULL;
+
+	CU_ASSERT_FATAL(c != NULL);
+	CU_ASSERT_EQUAL_FATAL(strlen(secret), KOS_CRED_SECRET_LEN);
+	snprintf(c->name, sizeof(c->name), "legacy-1");
+	snprintf(c->scope, sizeof(c->scope), "decrypt:x share:kos-share/x/1/s/1");
+	c->created = clock_now;
+	SHA256((const unsigned char *)secret, KOS_CRED_SECRET_LEN, e.hash);
+	snprintf(e.client, sizeof(e.client), "legacy-1");
+	e.created = clock_now;
+	e.expires = clock_now + 3600 * SEC;
+	CU_ASSERT_EQUAL_FATAL(kos_store_cred_client_add(st, c, &e), KOS_OK);
+	free(c);
+	CU_ASSERT_EQUAL(kos_cred_enroll(ca, secret, &t), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "share:"));
+	CU_ASSERT_PTR_NULL(t);
+	CU_ASSERT_EQUAL(kos_cred_issue(ca, "legacy-1", NULL, NULL, &t), KOS_E_POLICY);
+	CU_ASSERT_PTR_NULL(t);
+	/* a narrower scope without the item is still issued */
+	CU_ASSERT_EQUAL(kos_cred_issue(ca, "legacy-1", "decrypt:x", NULL, &t), KOS_OK);
+	kos_cred_free(t);
+}
+
+/* A grant's exp has no leeway (the CA's test clock). */
+static void test_grant_expiry_exact(void)
+{
+	kos_cred_claims c;
+	char *g = NULL;
+
+	CU_ASSERT_FATAL(pol->credentials.leeway > 0);
+	add_client("exp-1", "decrypt:x");
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "exp-1", "kos-share:x:1:s:1", NULL, 30 * SEC, &g), KOS_OK);
+	expect_valid(g, NULL, &c);
+	CU_ASSERT_EQUAL(c.exp - c.iat, 30 * SEC);
+	clock_now = c.exp - SEC;
+	expect_valid(g, NULL, NULL);
+	clock_now = c.exp;
+	expect_refused(g, NULL, KOS_CRED_EXPIRED, "expired");
+	clock_now = c.exp + pol->credentials.leeway - SEC;
+	expect_refused(g, NULL, KOS_CRED_EXPIRED, "expired");
+	/* a KMS front's verifier (JWKS only) judges it the same */
+	{
+		char *jwks = NULL;
+		kos_cred_reason why = KOS_CRED_VALID;
+		kos_ca *v = NULL;
+
+		CU_ASSERT_EQUAL_FATAL(kos_ca_jwks(ca, &jwks), KOS_OK);
+		CU_ASSERT_EQUAL_FATAL(kos_ca_new_from_jwks(pol, jwks, &v), KOS_OK);
+		kos_ca_set_clock(v, test_clock, NULL);
+		clock_now = c.exp - SEC;
+		CU_ASSERT_EQUAL(kos_cred_verify(v, g, NULL, NULL, &why), KOS_OK);
+		clock_now = c.exp + SEC;
+		CU_ASSERT_EQUAL(kos_cred_verify(v, g, NULL, NULL, &why), KOS_E_INTEGRITY);
+		CU_ASSERT_EQUAL(why, KOS_CRED_EXPIRED);
+		kos_ca_free(v);
+		kos_free(jwks);
+	}
+	clock_now = c.iat;
+	kos_cred_free(g);
+}
+
+/* A grant is bound like the requester's credential. */
+static void test_grant_bound(void)
+{
+	uint8_t der_hash[32];
+	char x5t[KOS_CRED_X5T_LEN + 1], other[KOS_CRED_X5T_LEN + 1], *g = NULL;
+	kos_cred_claims c;
+
+	SHA256((const uint8_t *)"the requester's certificate", 27, der_hash);
+	CU_ASSERT_EQUAL_FATAL(kos_b64url_encode(der_hash, 32, x5t, sizeof(x5t)), KOS_OK);
+	SHA256((const uint8_t *)"someone else's", 14, der_hash);
+	CU_ASSERT_EQUAL_FATAL(kos_b64url_encode(der_hash, 32, other, sizeof(other)), KOS_OK);
+	add_client("bound-1", "decrypt:x");
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "bound-1", "kos-share:x:1:s:1", x5t, 10 * SEC, &g), KOS_OK);
+	expect_valid(g, x5t, &c);
+	CU_ASSERT_STRING_EQUAL(c.x5t, x5t);
+	expect_refused(g, NULL, KOS_CRED_WRONG_CERT, "none was presented");
+	expect_refused(g, other, KOS_CRED_WRONG_CERT, "another client certificate");
+	kos_cred_free(g);
+	g = NULL;
+	/* "" is a bearer requester's, and a bad thumbprint the caller's error */
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_cred_issue_grant(ca, "bound-1", "kos-share:x:1:s:1", "", 10 * SEC, &g), KOS_OK);
+	expect_valid(g, other, &c);
+	CU_ASSERT_STRING_EQUAL(c.x5t, "");
+	kos_cred_free(g);
+	g = NULL;
+	CU_ASSERT_EQUAL(
+	    kos_cred_issue_grant(ca, "bound-1", "kos-share:x:1:s:1", "short", 10 * SEC, &g),
+	    KOS_E_INVALID);
+	CU_ASSERT_PTR_NULL(g);
+}
+
+/* The cache keeps a digest of the whole token, not its text,
+ * and a token that differs from a cached one in any byte (here one of its
+ * signature) is verified afresh and refused. */
+static void test_cache_digest_covers_token(void)
+{
+	char *t = issue("web-1", NULL, NULL), *bad;
+	size_t len = strlen(t), i;
+
+	expect_valid(t, NULL, NULL);
+	expect_valid(t, NULL, NULL); /* now from the cache */
+	/* a byte inside the signature (not its last character, whose low bits
+	 * base64url leaves unused), then the payload and the header */
+	{
+		size_t at[3];
+
+		at[0] = len - 10;
+		at[1] = (size_t)(strchr(t, '.') - t) + 3;
+		at[2] = 5;
+		for (i = 0; i < 3; i++) {
+			bad = kos_strdup(t);
+			CU_ASSERT_FATAL(bad != NULL);
+			bad[at[i]] = bad[at[i]] == 'A' ? 'B' : 'A';
+			CU_ASSERT_EQUAL(kos_cred_verify(ca, bad, NULL, NULL, NULL),
+					KOS_E_INTEGRITY);
+			free(bad);
+		}
+	}
+	/* the cached entry still serves the genuine token (struct cache_entry
+	 * has no field that could hold its text) */
+	expect_valid(t, NULL, NULL);
+	kos_cred_free(t);
 }
 
 static void test_deny_refused(void)
@@ -1666,6 +1894,12 @@ int main(void)
 	    KOS_TEST(test_refresh),
 	    KOS_TEST(test_lifetimes_by_threat),
 	    KOS_TEST(test_grant_not_refreshable),
+	    KOS_TEST(test_grant_kind),
+	    KOS_TEST(test_share_scope_refused),
+	    KOS_TEST(test_enroll_share_scope_refused),
+	    KOS_TEST(test_grant_expiry_exact),
+	    KOS_TEST(test_grant_bound),
+	    KOS_TEST(test_cache_digest_covers_token),
 	    KOS_TEST(test_deny_refused),
 	    KOS_TEST(test_threat_automatic),
 	    KOS_TEST(test_verify_only_handle),

@@ -87,6 +87,42 @@ static void test_within(void)
 	CU_ASSERT_FALSE(kos_scope_within("decrypt:payments/db", "bad"));
 }
 
+/* No wildcard, of action or resource, allows the grant action;
+ * only the literal item does, and nothing narrows into one. */
+static void test_share_not_wildcarded(void)
+{
+	const char *id = "kos-share/payments/1/low/2";
+
+	CU_ASSERT_FALSE(kos_scope_allows("*:*", "share", id));
+	CU_ASSERT_FALSE(kos_scope_allows("*:*payments*", "share", id));
+	CU_ASSERT_FALSE(kos_scope_allows("share:*", "share", id));
+	CU_ASSERT_FALSE(kos_scope_allows("share:kos-share/payments/*", "share", id));
+	CU_ASSERT_FALSE(kos_scope_allows("*:kos-share/payments/1/low/2", "share", id));
+	CU_ASSERT_TRUE(kos_scope_allows("share:kos-share/payments/1/low/2", "share", id));
+	CU_ASSERT_FALSE(kos_scope_allows("share:kos-share/payments/1/low/2", "share",
+					 "kos-share/payments/1/low/3"));
+	CU_ASSERT_FALSE(kos_scope_allows("share:kos-share/payments/1/low/2", "share",
+					 "kos-share/payments/1/low/2x"));
+	/* the wildcards keep their meaning for every other action */
+	CU_ASSERT_TRUE(kos_scope_allows("*:*", "decrypt", id));
+	CU_ASSERT_TRUE(kos_scope_allows("*:*payments*", "sign", id));
+	/* a refresh to a grant's scope is never within a wildcard */
+	CU_ASSERT_FALSE(kos_scope_within("share:kos-share/payments/1/low/2", "*:*"));
+	CU_ASSERT_FALSE(kos_scope_within("share:kos-share/payments/1/low/2", "*:*payments*"));
+	CU_ASSERT_FALSE(kos_scope_within("share:*", "*:*"));
+	CU_ASSERT_FALSE(kos_scope_within("share:*", "share:*"));
+	CU_ASSERT_FALSE(kos_scope_within("decrypt:a share:x", "decrypt:* *:*"));
+	CU_ASSERT_TRUE(kos_scope_within("share:x", "share:x decrypt:y"));
+	CU_ASSERT_TRUE(kos_scope_within("decrypt:payments", "*:*"));
+	/* which scopes hold the grant action at all */
+	CU_ASSERT_TRUE(kos_scope_has_grant_item("share:x"));
+	CU_ASSERT_TRUE(kos_scope_has_grant_item("decrypt:a  share:*"));
+	CU_ASSERT_FALSE(kos_scope_has_grant_item("*:*"));
+	CU_ASSERT_FALSE(kos_scope_has_grant_item("shares:x sharex:y decrypt:share"));
+	CU_ASSERT_FALSE(kos_scope_has_grant_item("bad"));
+	CU_ASSERT_FALSE(kos_scope_has_grant_item(NULL));
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -94,6 +130,7 @@ int main(void)
 		KOS_TEST(test_invalid_scopes),
 		KOS_TEST(test_allows),
 		KOS_TEST(test_within),
+		KOS_TEST(test_share_not_wildcarded),
 	};
 
 	return kos_test_run("scope", NULL, NULL, cases, KOS_ARRAY_SIZE(cases));

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -407,6 +408,14 @@ int main(int argc, char **argv)
 	struct kosd d = { .sock_fd = -1 };
 	struct timeval flush_tv = { 0, KOSD_FLUSH_MS * 1000 };
 	int opt, rc = KOSD_FAIL;
+
+	/* kosd holds PINs, shares, DEKs and credentials: no core dump and no
+	 * ptrace by other users of the machine, before any of them is read */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		fprintf(stderr, "kosd: cannot make the process non-dumpable: %s\n",
+			strerror(errno));
+		return KOSD_FAIL;
+	}
 
 	while ((opt = getopt_long(argc, argv, "c:r:fhV", opts, NULL)) != -1) {
 		switch (opt) {

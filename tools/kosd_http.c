@@ -579,6 +579,20 @@ static bool authenticate(struct kosd_req *r)
 	/* a cnf-bound credential needs the certificate it names, so it is
 	 * refused on the Unix socket (no certificate, x5t NULL) */
 	rv = kos_cred_verify(r->d->ca, h, kosd_req_x5t(r), &r->claims, &reason);
+	/* a grant opens the share route and nothing else, and the share route
+	 * takes nothing but a grant (DESIGN.md 4); the ledger names the holder */
+	if (rv == KOS_OK &&
+	    (r->claims.kind == KOS_CRED_KIND_GRANT) != (r->route == KOSD_R_SHARE_FETCH)) {
+		r->authed = true;
+		if (r->route == KOSD_R_SHARE_FETCH)
+			kosd_reply_error(r, 403, "out_of_scope",
+					 "out of scope: a share is fetched only with a grant");
+		else
+			kosd_reply_error(r, 401, "invalid_credential",
+					 "invalid credential: a grant is accepted only by "
+					 "POST /v1/shares/fetch");
+		return false;
+	}
 	if (rv == KOS_OK) {
 		r->authed = true;
 		return true;

@@ -1,9 +1,11 @@
 /* kosd's KMS front (DESIGN.md 2): POST /v1/shares/fetch serves one Shamir
- * share to the holder of a grant for exactly that share — a short-lived
- * credential signed by the CA whose scope is "share:SHARE_ID", issued with
- * the share references of a medium-tier key request (kosd_routes.c).
- * kosd_http.c has verified the grant as a credential (signature, expiry,
- * revocation); this file checks that it names this share and nothing more.
+ * share to the holder of a grant for exactly that share — a token of kind
+ * grant ("kos_kind": "grant", which only kos_cred_issue_grant() writes)
+ * signed by the CA whose scope is "share:SHARE_ID", issued with the share
+ * references of a medium-tier key request (kosd_routes.c). kosd_http.c has
+ * verified it (signature, expiry with no leeway, revocation, the
+ * certificate its cnf names) and refused any other kind; this file checks
+ * again that it is a grant, and that it names this share and nothing more.
  *
  * The same route is all a KMS front serves (kosd --role kms): a kosd on the
  * host of some KMS tokens, with the CA's public keys (a JWKS) and no state
@@ -42,7 +44,7 @@ void kosd_route_share_fetch(struct kosd_req *r)
 	for (char *p = want + 6; *p != '\0'; p++)
 		if (*p == ':')
 			*p = '/';
-	if (strcmp(r->claims.scope, want) != 0) {
+	if (r->claims.kind != KOS_CRED_KIND_GRANT || strcmp(r->claims.scope, want) != 0) {
 		kosd_reply_error(r, 403, "out_of_scope",
 				 "out of scope: a grant for exactly this share is needed");
 		return;

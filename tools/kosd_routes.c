@@ -379,7 +379,7 @@ static json_t *refs_json(struct kosd_req *r, const kos_access_result *res)
 		kos_rv rv;
 
 		rv = kos_cred_issue_grant(r->d->ca, r->claims.sub, res->refs[i].share_id,
-					  KOSD_GRANT_LIFETIME, &grant);
+					  r->claims.x5t, KOSD_GRANT_LIFETIME, &grant);
 		if (rv != KOS_OK) {
 			json_decref(arr);
 			kosd_reply_rv(r, rv, "grant");

@@ -44,6 +44,14 @@ typedef enum kos_cred_reason {
 	KOS_CRED_ERROR,		 /* not judged: a store or memory failure */
 } kos_cred_reason;
 
+/* What a verified token is (its "kos_kind" claim, kos-credential(5)): a
+ * credential, or a grant for one share that only kos_cred_issue_grant()
+ * makes and only the share route (POST /v1/shares/fetch) accepts. */
+typedef enum kos_cred_kind {
+	KOS_CRED_KIND_CREDENTIAL = 0, /* no "kos_kind" claim */
+	KOS_CRED_KIND_GRANT,	      /* "kos_kind": "grant" */
+} kos_cred_kind;
+
 /* What a valid credential says. Times are microseconds since the epoch
  * (whole seconds in the token). */
 typedef struct kos_cred_claims {
@@ -56,6 +64,7 @@ typedef struct kos_cred_claims {
 	char x5t[KOS_CRED_X5T_LEN + 1]; /* cnf x5t#S256, "" for a bearer credential */
 	kos_usec iat, nbf, exp;
 	kos_usec auth_time; /* first issuance of the refresh chain */
+	kos_cred_kind kind; /* a grant is never accepted as a credential */
 } kos_cred_claims;
 
 /* A CA key as listed by kos_ca_list(). */
@@ -187,37 +196,48 @@ KOS_API kos_rv kos_cred_enroll_bound(kos_ca *ca, const char *secret, const char 
 /* Issues a credential for a registered client directly (administrators):
  * scope NULL for the registered scope, else one within it; x5t (may be NULL)
  * binds it to the TLS client certificate with that SHA-256 thumbprint
- * (base64url). Errors: KOS_E_NOTFOUND (client, CA key), KOS_E_INVALID,
+ * (base64url). A scope with a "share:" item is refused (KOS_E_INVALID: only
+ * grants carry one). Errors: KOS_E_NOTFOUND (client, CA key), KOS_E_INVALID,
  * KOS_E_POLICY, token and store errors. */
 KOS_API kos_rv kos_cred_issue(kos_ca *ca, const char *client, const char *scope, const char *x5t,
 			      char **token);
-/* A grant for a KMS front (DESIGN.md 2): a credential of client whose scope
- * is exactly "share:SHARE_ID" with each ':' of SHARE_ID written as '/'
- * (a scope resource holds no ':'; a SHARE_ID with '/' is refused), expiring after lifetime (whole seconds, at
- * least 1; never later than the client's own credential would). The client
- * must be registered and usable; its registered scope need not name the
- * share (kosd decided the delivery). Errors: KOS_E_INVALID (arguments, a
- * share id that makes no scope), as kos_cred_issue() otherwise. */
+/* A grant for a KMS front (DESIGN.md 2, 4): a token of kind
+ * KOS_CRED_KIND_GRANT for client whose scope is exactly "share:SHARE_ID"
+ * with each ':' of SHARE_ID written as '/' (a scope resource holds no ':';
+ * a SHARE_ID with '/' is refused), expiring after lifetime (whole seconds,
+ * at least 1; never later than the client's own credential would) with no
+ * verification leeway. x5t (NULL or "" for none) is the cnf of the
+ * credential the key request came with: the grant is bound to that
+ * certificate as the requester's credential is. The client must be
+ * registered and usable; its registered scope need not name the share
+ * (kosd decided the delivery). Nothing else issues a "share:" item.
+ * Errors: KOS_E_INVALID (arguments, a share id that makes no scope, an x5t
+ * not of 43 base64url characters), as kos_cred_issue() otherwise. */
 KOS_API kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id,
-				    kos_usec lifetime, char **token);
+				    const char *x5t, kos_usec lifetime, char **token);
 /* A valid credential buys a fresh one for the same client with the same or
  * (scope not NULL) a narrower scope and the same certificate binding (x5t:
  * the certificate presented, as for kos_cred_verify()). The chain that
  * started at the first issuance (auth_time) never outlives the policy's
  * credentials.max_chain: past it, refresh is refused and the client enrolls
  * again. Refused (KOS_E_INTEGRITY, reason set) for an invalid, expired or
- * revoked credential; KOS_E_POLICY for a wider scope, a chain too old, a
- * disabled client or tier deny. reason may be NULL. */
+ * revoked credential; KOS_E_POLICY for a wider scope, a scope with a
+ * "share:" item, a grant (never refreshed), a chain too old, a disabled
+ * client or tier deny. reason may be NULL. */
 KOS_API kos_rv kos_cred_refresh(kos_ca *ca, const char *token, const char *x5t, const char *scope,
 				char **new_token, kos_cred_reason *reason);
 /* THE check every front-end makes: size (KOS_CRED_MAX), base64url and JSON
  * form, alg ES256 and a known kid (pinned here, never taken from the token),
  * the signature (through libjwt), iss and aud against the policy, exp, nbf
- * and iat with the policy's leeway, revocation, and the certificate binding
+ * and iat with the policy's leeway (a grant's exp with none), revocation, the
+ * kind's form (a grant has one "share:" item, a credential none), and the
+ * certificate binding
  * (x5t: the presented certificate's thumbprint, NULL when there is none; a
  * bound credential needs the matching one, a bearer one accepts any). A
- * credential verified once is cached (by a keyed hash and its whole text)
- * until it expires: repeats cost no signature check and no store access.
+ * credential verified once is cached (by a keyed digest, HMAC-SHA256, of its
+ * whole text: the text itself is not kept) until it expires: repeats cost
+ * no signature check and no store access. claims->kind says which kind it
+ * is; the caller refuses a grant where a credential is due and vice versa.
  * Returns KOS_OK and fills claims (may be NULL), or KOS_E_INTEGRITY with
  * *reason (may be NULL) and kos_last_error() "REASON: detail" (never the
  * credential); other errors are failures of the store or memory (reason
