@@ -154,10 +154,22 @@ struct kosd_req {
 	char who[KOS_LEDGER_CLIENT_MAX + 1];
 	const char *tier; /* static, for the log; NULL when no decision */
 	double start;	  /* monotonic seconds */
+	/* the request line's target as the client sent it, for the log, when
+	 * kosd_gate gave evhttp another one (a request refused unread) */
+	const char *logged_uri;
 };
 
 /* --- kosd.c --- */
+/* Logs one line; control and non-ASCII bytes in it are written as \xHH. */
 void kosd_log(struct kosd *d, const char *fmt, ...) KOS_PRINTF(2, 3);
+/* How kosd_log_escape writes a byte as \xHH: LINE escapes control and
+ * non-ASCII bytes; QUOTED (a field inside "...") also backslash and '"';
+ * BARE (a field ended by a space) also space and '='. */
+enum kosd_esc { KOSD_ESC_LINE, KOSD_ESC_QUOTED, KOSD_ESC_BARE };
+/* Escapes len bytes of in into out (cap bytes, always NUL-terminated; a
+ * longer text is cut at a whole character); returns the length written.
+ * The one escaping of outside input that reaches the log. */
+size_t kosd_log_escape(char *out, size_t cap, const char *in, size_t len, enum kosd_esc how);
 /* Loads the policy again and hands it to every module; a bad one is refused
  * (logged, and its first problem in *why, may be NULL) and the old one kept. */
 kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len);

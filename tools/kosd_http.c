@@ -265,30 +265,40 @@ static void tls_peer_name(struct kosd_req *r, char *buf, size_t len)
 	snprintf(buf, len, "tls:%s:%u", addr != NULL ? addr : "?", (unsigned)port);
 }
 
+/* One line per request. Every field is escaped (kosd_log_escape): the
+ * path, the client's names and the certificate's subject come from outside,
+ * and a CR, LF or space in them must not forge a field or a record. */
 static void log_request(struct kosd_req *r, double secs)
 {
-	char peer[64] = "-";
-	const char *uri = evhttp_request_get_uri(r->req);
-	const char *q;
-	int ulen;
+	char raw[64] = "-", peer[4 * sizeof(raw)], path[4 * 200 + 1], client[4 * 64 + 1];
+	char jti[4 * 32 + 1], cert[4 * sizeof(r->subject)];
+	const char *uri = r->logged_uri != NULL ? r->logged_uri : evhttp_request_get_uri(r->req);
+	const char *q, *sub = r->authed ? r->claims.sub : "-";
+	size_t ulen;
 
 	if (r->have_peer)
-		snprintf(peer, sizeof(peer), "pid=%ld,uid=%ld", (long)r->pid, (long)r->uid);
+		snprintf(raw, sizeof(raw), "pid=%ld,uid=%ld", (long)r->pid, (long)r->uid);
 	else if (r->have_cert)
-		tls_peer_name(r, peer, sizeof(peer));
+		tls_peer_name(r, raw, sizeof(raw));
+	kosd_log_escape(peer, sizeof(peer), raw, strlen(raw), KOSD_ESC_BARE);
 	/* the query string is never logged; paths hold only route and key names */
-	q = uri != NULL ? strchr(uri, '?') : NULL;
-	ulen = uri == NULL ? 1 : (int)(q != NULL ? (size_t)(q - uri) : strlen(uri));
+	if (uri == NULL)
+		uri = "-";
+	q = strchr(uri, '?');
+	ulen = q != NULL ? (size_t)(q - uri) : strlen(uri);
 	if (ulen > 200)
 		ulen = 200;
-	/* the subject is RFC 2253-escaped (kosd_tls_peer): no quote or
-	 * control character of its own ends the field */
+	kosd_log_escape(path, sizeof(path), uri, ulen, KOSD_ESC_BARE);
+	kosd_log_escape(client, sizeof(client), sub, strlen(sub), KOSD_ESC_BARE);
+	kosd_log_escape(jti, sizeof(jti), r->authed ? r->claims.jti : "-",
+			strlen(r->authed ? r->claims.jti : "-"), KOSD_ESC_BARE);
+	kosd_log_escape(cert, sizeof(cert), r->subject, r->have_cert ? strlen(r->subject) : 0,
+			KOSD_ESC_QUOTED);
 	kosd_log(r->d,
-		 "peer=%s client=%s route=%s path=%.*s status=%d tier=%s latency_ms=%.3f jti=%s%s%s%s",
-		 peer, r->authed ? r->claims.sub : "-", kosd_route_name(r->route), ulen,
-		 uri != NULL ? uri : "-", r->status, r->tier != NULL ? r->tier : "-", secs * 1000.0,
-		 r->authed ? r->claims.jti : "-", r->have_cert ? " cert=\"" : "",
-		 r->have_cert ? r->subject : "", r->have_cert ? "\"" : "");
+		 "peer=%s client=%s route=%s path=%s status=%d tier=%s latency_ms=%.3f jti=%s%s%s%s",
+		 peer, client, kosd_route_name(r->route), path, r->status,
+		 r->tier != NULL ? r->tier : "-", secs * 1000.0, jti, r->have_cert ? " cert=\"" : "",
+		 cert, r->have_cert ? "\"" : "");
 }
 
 static const char *reason_phrase(int status);
