@@ -39,7 +39,7 @@ size_t kosd_log_escape(char *out, size_t cap, const char *in, size_t len, enum k
 		if (how != KOSD_ESC_LINE)
 			esc = esc || c == '\\' || c == '"';
 		if (how == KOSD_ESC_BARE)
-			esc = esc || c == ' ' || c == '=';
+			esc = esc || c == ' ';
 		if (o + (esc ? 4 : 1) >= cap)
 			break;
 		if (esc) {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -236,6 +237,17 @@ static const struct route_spec *match(const char *path, enum evhttp_cmd_type met
 	return found;
 }
 
+size_t kosd_body_cap(const struct kosd *d, enum evhttp_cmd_type method, const char *path)
+{
+	char name[KOS_KEY_NAME_MAX + 1];
+	bool bad_name, known;
+	const struct route_spec *s = match(path, method, name, &bad_name, &known);
+
+	if (s == NULL || !s->body)
+		return 0;
+	return s->data ? d->listen.max_data_body : d->listen.max_body;
+}
+
 /* --- answers ------------------------------------------------------------ */
 
 static double mono_now(void)
@@ -387,6 +399,9 @@ static const char *reason_phrase(int status)
 	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
 	case 422: return "Unprocessable Entity";
 	case 503: return "Service Unavailable";
 	default: return "Internal Server Error";
@@ -616,6 +631,13 @@ struct kosd_conn {
 	 * listen.timeout: evhttp's own timeouts restart with every byte, so a
 	 * client trickling a byte a second would hold its connection for ever */
 	struct event *deadline;
+	struct kosd_gate *gate; /* NULL when it could not be made: served nothing */
+	/* the peer, for listen.max_connections_per_peer: a Unix uid or a TCP
+	 * address (without the port); budgeted once counted against it */
+	bool budgeted;
+	int family;
+	uid_t uid;
+	unsigned char addr[16];
 	struct kosd_conn *prev, *next;
 };
 
@@ -689,7 +711,10 @@ bool kosd_http_sending(const struct kosd *d)
 
 	for (c = d->conns; c != NULL; c = c->next) {
 		bev = c->evcon != NULL ? evhttp_connection_get_bufferevent(c->evcon) : NULL;
-		if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		/* the gate passes answers on to its transport at once */
+		if (bev != NULL && (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+				    evbuffer_get_length(bufferevent_get_output(
+					kosd_gate_transport(bev))) > 0))
 			return true;
 	}
 	return false;
@@ -743,6 +768,66 @@ static void conn_expired(evutil_socket_t fd, short what, void *arg)
 		conn_forget(c);
 }
 
+/* Who is at the other end of c: the uid of a Unix peer, the address of a
+ * TCP one. False when neither can be known (then no budget applies). */
+static bool peer_key(struct kosd_conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct ucred uc;
+	socklen_t ulen = sizeof(uc);
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return false;
+	c->family = ss.ss_family;
+	if (ss.ss_family == AF_UNIX) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ulen) != 0)
+			return false;
+		c->uid = uc.uid;
+		return true;
+	}
+	len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		memcpy(c->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	else if (ss.ss_family == AF_INET6)
+		memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	else
+		return false;
+	c->family = ss.ss_family;
+	return true;
+}
+
+/* listen.max_connections_per_peer: one peer may not hold every connection.
+ * A connection past its peer's budget has its first request answered 503
+ * in JSON and is closed (the gate discards what it sends). A walk of at
+ * most max_connections records, as conn_served's. */
+static void budget(struct kosd *d, struct kosd_conn *c)
+{
+	const struct kosd_conn *o;
+	unsigned n = 0;
+
+	if (!peer_key(c))
+		return;
+	for (o = d->conns; o != NULL; o = o->next) {
+		if (o == c || !o->budgeted || o->family != c->family)
+			continue;
+		if (c->family == AF_UNIX ? o->uid == c->uid
+					 : memcmp(o->addr, c->addr, sizeof(c->addr)) == 0)
+			n++;
+	}
+	if (n < d->listen.max_connections_per_peer) {
+		c->budgeted = true;
+		return;
+	}
+	d->conns_refused++;
+	kosd_gate_refuse(c->gate, 503, "too_many_connections",
+			 "this peer holds as many connections as it may "
+			 "(listen.max_connections_per_peer)");
+}
+
 /* Runs once the accepting callback has returned: evhttp has made the
  * evhttp_connection and set it as its bufferevent's callback argument
  * (libevent 2.0 to 2.2 all do; checked below through the public getter).
@@ -769,6 +854,10 @@ static void adopt(evutil_socket_t fd, short what, void *arg)
 		c->evcon = cbarg;
 		evhttp_connection_set_closecb(c->evcon, conn_closed, c);
 		bufferevent_decref(c->bev);
+		if (c->gate != NULL) {
+			kosd_gate_set_evcon(c->gate, c->evcon);
+			budget(d, c);
+		}
 	}
 }
 
@@ -784,26 +873,30 @@ struct bufferevent *kosd_conn_accepted(struct kosd *d, struct bufferevent *bev)
 	if (c == NULL)
 		return bev;
 	c->d = d;
-	c->bev = bev;
 	c->deadline = evtimer_new(d->base, conn_expired, c);
 	if (c->deadline == NULL) {
 		free(c);
 		return bev;
 	}
-	bufferevent_incref(bev);
+	/* every request passes the gate; without one (out of memory) serve()
+	 * refuses what arrives */
+	c->bev = kosd_gate_new(d, bev, &c->gate);
+	if (c->bev == NULL)
+		c->bev = bev;
+	bufferevent_incref(c->bev);
 	LIST_LINK(d->conns, c);
 	d->n_conns++;
 	arm_deadline(c);
 	event_active(d->ev_adopt, EV_TIMEOUT, 0);
 	/* disabling the listener here also ends its accept loop */
 	gate(d);
-	return bev;
+	return c->bev;
 }
 
 /* The connection of a request being served: its deadline starts again, for
  * the answer and the next request on it. A walk of at most max_connections
  * records: evhttp 2.1 keeps no user pointer on a connection. */
-static void conn_served(struct kosd *d, struct evhttp_request *req)
+static struct kosd_conn *conn_served(struct kosd *d, struct evhttp_request *req)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct kosd_conn *c;
@@ -811,9 +904,10 @@ static void conn_served(struct kosd *d, struct evhttp_request *req)
 	for (c = d->conns; c != NULL && evcon != NULL; c = c->next) {
 		if (c->evcon == evcon) {
 			arm_deadline(c);
-			return;
+			return c;
 		}
 	}
+	return NULL;
 }
 
 static struct bufferevent *plain_bev(struct event_base *base, void *arg)
@@ -908,7 +1002,7 @@ static struct evconnlistener *full_listener(struct kosd *d, struct evconnlistene
 
 /* --- dispatch ----------------------------------------------------------- */
 
-static bool parse_body(struct kosd_req *r, const struct route_spec *s)
+static bool parse_body(struct kosd_req *r, const struct route_spec *s, const struct kosd_verdict *v)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
 	size_t len = evbuffer_get_length(in);
@@ -916,6 +1010,19 @@ static bool parse_body(struct kosd_req *r, const struct route_spec *s)
 	json_error_t jerr;
 	unsigned char *p;
 
+	/* kosd_gate left it unread */
+	if (v->withheld) {
+		if (!s->body)
+			kosd_reply_error(r, 413, "too_large", "this route takes no body");
+		else if (v->anon && v->cap < cap)
+			kosd_reply_error(r, 413, "too_large",
+					 "without a credential the body may be at most %zu bytes",
+					 v->cap);
+		else
+			kosd_reply_error(r, 413, "too_large", "the body is larger than %zu bytes",
+					 v->cap);
+		return false;
+	}
 	if (len > cap) {
 		kosd_reply_error(r, 413, "too_large", "the body is larger than %zu bytes", cap);
 		return false;
@@ -977,6 +1084,8 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	const struct route_spec *s;
+	struct kosd_verdict v;
+	struct kosd_conn *c;
 	bool bad_name, known;
 
 	r.start = mono_now();
@@ -989,7 +1098,20 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 		kosd_reply_error(&r, 403, "tls_required", "a TLS client certificate is required");
 		return;
 	}
-	conn_served(d, req);
+	c = conn_served(d, req);
+	/* step 0: what kosd_gate decided before evhttp read anything */
+	if (c == NULL || c->gate == NULL || !kosd_gate_take(c->gate, &v)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		kosd_reply_error(&r, 503, "unavailable", "out of memory");
+		return;
+	}
+	/* (kosd_gate closes the connection after a refusal's answer) */
+	if (v.substituted)
+		r.logged_uri = v.target;
+	if (v.status != 0) {
+		kosd_reply_error(&r, v.status, v.code, "%s", v.message);
+		return;
+	}
 	if (path == NULL || path[0] == '\0')
 		path = "/";
 	s = match(path, evhttp_request_get_command(req), r.name, &bad_name, &known);
@@ -1021,7 +1143,7 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	}
 	if (s->auth && !authenticate(&r))
 		goto out;
-	if (!parse_body(&r, s))
+	if (!parse_body(&r, s, &v))
 		goto out;
 	dispatch(&r);
 out:
@@ -1107,17 +1229,20 @@ static void set_up(struct kosd *d, struct evhttp *http, void (*cb)(struct evhttp
 {
 	struct timeval tv;
 
-	/* evhttp answers a body over this itself (413, not JSON), from its
-	 * Content-Length before reading it; routes with smaller limits answer
-	 * with JSON. evhttp's timeout closes idle connections; conn_expired
-	 * bounds each request as a whole. */
+	/* kosd_gate admits each body within its route's cap and sets that cap
+	 * on the connection; this is only the largest. evhttp's timeout closes
+	 * idle connections; conn_expired bounds each request as a whole. */
 	evhttp_set_max_body_size(http, (ev_ssize_t)d->listen.max_data_body);
 	evhttp_set_max_headers_size(http, KOS_CRED_MAX + 8192);
 	tv.tv_sec = (time_t)(d->listen.timeout / KOS_USEC_PER_SEC);
 	tv.tv_usec = (suseconds_t)(d->listen.timeout % KOS_USEC_PER_SEC);
 	evhttp_set_timeout_tv(http, &tv);
+	/* every method evhttp knows reaches serve(), which answers 405 in
+	 * JSON; kosd_gate refuses the others (501) */
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(http, "application/json");
 	evhttp_set_gencb(http, cb, d);
 }
