@@ -111,6 +111,10 @@ api GET "/v1/x%0d%0a2026-01-01T00:00:00.000Z%20kosd%5b1%5d:%20peer=-%20client=ad
 want 404 "a percent-encoded CR LF path"
 raw crlf "GET /v1/y\r\n2026-01-01T00:00:00.000Z kosd[1]: peer=- $forged HTTP/1.1\r\nHost: kos\r\n\r\n"
 check "a raw CR LF in the path is refused" status_is 400
+# a bare CR stays inside evhttp's request line: on a terminal the forged
+# record would overwrite the real one
+raw cr "GET /v1/w\r2026-01-01T00:00:00.000Z\x09kosd[1]:\x09client=admin\x09route=admin_revoke\x09status=200 HTTP/1.1\r\nHost: kos\r\n\r\n"
+check "a raw CR in the path is refused" status_is 400
 raw esc "GET /v1/z\e[2J\e]0;owned\x07 HTTP/1.1\r\nHost: kos\r\n\r\n"
 check "a raw ESC in the path is refused" status_is 400
 raw quote "GET /v1/a\"b\\\\c HTTP/1.1\r\nHost: kos\r\n\r\n"
@@ -119,6 +123,7 @@ check "no forged record in the log" sh -c "! grep -q '^2026-01-01T00:00:00' '$lo
 check "no forged admin_revoke line" sh -c "! grep 'route=admin_revoke' '$log' | grep -qv 'route=unknown\|route=health'"
 check "no ESC byte in the log" sh -c "! grep -q \"\$(printf '\\033')\" '$log'"
 check "no CR in the log" sh -c "! grep -q \"\$(printf '\\r')\" '$log'"
+check "the CR is logged escaped" grep -qF 'path=/v1/w\x0d2026-01-01T00:00:00.000Z\x09kosd[1]:\x09client' "$log"
 check "the raw path is logged escaped" grep -qF 'path=/v1/z\x1b[2J\x1b]0;owned\x07 ' "$log"
 check "the percent-encoded path stays one field" grep -q 'path=/v1/x%0d%0a2026' "$log"
 check "quotes and backslashes are escaped" grep -qF 'path=/v1/a\x22b\x5c\x5cc ' "$log"
