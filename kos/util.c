@@ -291,7 +291,8 @@ static int b64_value(int c)
 kos_rv kos_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
 {
 	size_t pad = 0, bytes, i, o = 0;
-	int bad = 0, v[4], k;
+	unsigned u[4];
+	int bad = 0, v, k;
 
 	if (len % 4 != 0)
 		return kos_error_set(KOS_E_PARSE, "base64: the length %zu is not a multiple of 4", len);
@@ -308,19 +309,20 @@ kos_rv kos_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
 		size_t take = i + 4 == len ? 4 - pad : 4;
 
 		for (k = 0; k < 4; k++) {
-			v[k] = (size_t)k < take ? b64_value((unsigned char)in[i + (size_t)k]) : 0;
-			bad |= v[k];
+			v = (size_t)k < take ? b64_value((unsigned char)in[i + (size_t)k]) : 0;
+			bad |= v;
+			u[k] = (unsigned)v & 63;
 		}
-		out[o++] = (uint8_t)(v[0] << 2 | v[1] >> 4);
+		out[o++] = (uint8_t)(u[0] << 2 | u[1] >> 4);
 		if (take > 2)
-			out[o++] = (uint8_t)((v[1] & 15) << 4 | v[2] >> 2);
+			out[o++] = (uint8_t)((u[1] & 15) << 4 | u[2] >> 2);
 		if (take > 3)
-			out[o++] = (uint8_t)((v[2] & 3) << 6 | v[3]);
+			out[o++] = (uint8_t)((u[2] & 3) << 6 | u[3]);
 		/* canonical: the bits the padding leaves unused are zero */
 		if (take == 2)
-			bad |= -((v[1] & 15) != 0);
+			bad |= -(int)((u[1] & 15) != 0);
 		else if (take == 3)
-			bad |= -((v[2] & 3) != 0);
+			bad |= -(int)((u[2] & 3) != 0);
 	}
 	if (bad < 0) {
 		OPENSSL_cleanse(out, o);
