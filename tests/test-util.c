@@ -210,6 +210,8 @@ static void test_config_listen(void)
 	CU_ASSERT_EQUAL(l.timeout, 30 * KOS_USEC_PER_SEC);
 	CU_ASSERT_EQUAL(l.max_body, 1024 * 1024);
 	CU_ASSERT_EQUAL(l.max_data_body, 96 * 1024 * 1024);
+	CU_ASSERT_EQUAL(l.max_anon_body, 16 * 1024);
+	CU_ASSERT_EQUAL(l.max_connections_per_peer, 192);
 	CU_ASSERT_PTR_NULL(l.tcp_host);
 	CU_ASSERT_EQUAL(l.tcp_port, 0);
 	CU_ASSERT_PTR_NULL(l.tls_cert);
@@ -228,8 +230,36 @@ static void test_config_listen(void)
 	CU_ASSERT_EQUAL(l.timeout, 5 * KOS_USEC_PER_SEC);
 	CU_ASSERT_EQUAL(l.max_body, 4096);
 	CU_ASSERT_EQUAL(l.max_data_body, 8192);
+	/* three quarters of max_connections by default */
+	CU_ASSERT_EQUAL(l.max_connections_per_peer, 6);
 	CU_ASSERT_PTR_NULL(l.tcp_host);
 	kos_config_free(conf);
+
+	/* the body without a credential, and the per-peer budget */
+	path = write_file("peer.conf",
+			  "store = \"a\";\npolicy = \"b\";\n"
+			  "listen = { max_connections = 8; max_connections_per_peer = 2;\n"
+			  "  max_anon_body = 2048; };\n");
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
+	kos_config_get_listen(conf, &l);
+	CU_ASSERT_EQUAL(l.max_connections_per_peer, 2);
+	CU_ASSERT_EQUAL(l.max_anon_body, 2048);
+	kos_config_free(conf);
+	path = write_file("peer2.conf",
+			  "store = \"a\";\npolicy = \"b\";\n"
+			  "listen = { max_connections_per_peer = 9;\n  max_connections = 8; };\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	snprintf(expect, sizeof(expect),
+		 "%s:3: listen: max_connections_per_peer must not exceed max_connections (8)", path);
+	CU_ASSERT_PTR_NOT_NULL(diag != NULL ? strstr(diag, expect) : NULL);
+	kos_free(diag);
+	diag = NULL;
+	path = write_file("peer3.conf", "store = \"a\";\npolicy = \"b\";\n"
+					"listen = { max_anon_body = 100; };\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL(diag != NULL ? strstr(diag, "listen: max_anon_body: must be within") : NULL);
+	kos_free(diag);
+	diag = NULL;
 
 	/* TCP with TLS: paths against kos.conf's directory, an absolute one kept */
 	path = write_file("tls.conf",
