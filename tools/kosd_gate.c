@@ -67,6 +67,7 @@ struct kosd_gate {
 	struct evbuffer_cb_entry *sent_cb;
 	enum gate_state state;
 	uint64_t body_left;
+	size_t scanned; /* bytes of a header block already searched for its end */
 	bool pending; /* a verdict waits for serve() */
 	bool inject;  /* a refusal's stand-in request is still to be handed over */
 	bool close_after; /* the client asked to close after this request */
@@ -367,12 +368,14 @@ static void emit(struct evbuffer *dst, const char *head, size_t len, bool zero_l
 }
 
 /* Where a header block ends in buf[0..len): the offset after its empty
- * line, or 0 when it has not all arrived. */
-static size_t head_end(const unsigned char *buf, size_t len)
+ * line, or 0 when it has not all arrived. The search starts at from (the
+ * bytes before it were searched when they arrived: a trickling client
+ * costs each byte once). */
+static size_t head_end(const unsigned char *buf, size_t len, size_t from)
 {
 	size_t i;
 
-	for (i = 0; i < len; i++) {
+	for (i = from; i < len; i++) {
 		if (buf[i] != '\n' || i == 0)
 			continue;
 		if (buf[i - 1] == '\n')
@@ -425,8 +428,9 @@ static bool run(struct kosd_gate *g, struct evbuffer *src, struct evbuffer *dst)
 			refuse(g, 503, "unavailable", "out of memory");
 			continue;
 		}
-		end = head_end(buf, n);
+		end = head_end(buf, n, g->scanned);
 		if (end == 0) {
+			g->scanned = n;
 			if (have < KOSD_GATE_HEAD_MAX)
 				return moved;
 			snprintf(g->v.target, sizeof(g->v.target), "-");
@@ -434,6 +438,7 @@ static bool run(struct kosd_gate *g, struct evbuffer *src, struct evbuffer *dst)
 			refuse(g, 431, "headers_too_large", "the request line and headers are too large");
 			continue;
 		}
+		g->scanned = 0;
 		if (buf[0] == '\r' || buf[0] == '\n') {
 			snprintf(g->v.target, sizeof(g->v.target), "-");
 			g->v.substituted = true;
