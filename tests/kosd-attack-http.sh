@@ -97,6 +97,7 @@ while ! grep -q '^open' "$kos_tmp/hold" 2>/dev/null && [ $i -lt 100 ]; do
 	sleep 0.02
 	i=$((i + 1))
 done
+sleep 0.2 # kosd has accepted them
 api GET /v1/health
 want 503 "past max_connections_per_peer a connection is refused"
 grep_out '"error":"too_many_connections"' "in JSON"

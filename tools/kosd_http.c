@@ -836,13 +836,17 @@ static void budget(struct kosd *d, struct kosd_conn *c)
 static void adopt(evutil_socket_t fd, short what, void *arg)
 {
 	struct kosd *d = arg;
-	struct kosd_conn *c, *next;
+	struct kosd_conn *c, *prev;
 	void *cbarg;
 
 	(void)fd;
 	(void)what;
-	for (c = d->conns; c != NULL; c = next) {
-		next = c->next;
+	/* oldest first (the list is newest first), so a peer's budget goes to
+	 * its connections in the order they came */
+	for (c = d->conns; c != NULL && c->next != NULL; c = c->next)
+		;
+	for (; c != NULL; c = prev) {
+		prev = c->prev;
 		if (c->evcon != NULL)
 			continue;
 		cbarg = NULL;
