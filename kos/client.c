@@ -123,35 +123,26 @@ static char *b64_encode(const uint8_t *data, size_t len, size_t *out_len)
 	return p;
 }
 
-/* Decodes a standard padded base64 string; *out is freed with
- * kos_secret_free(*out, *len + 1) (one spare byte so an empty result is
- * still an allocation). */
+/* Decodes a standard padded base64 string in its canonical form only
+ * (kos_b64_decode); *out is freed with kos_secret_free(*out, *len + 1) (one
+ * spare byte so an empty result is still an allocation). */
 static kos_rv b64_decode(const char *s, size_t n, uint8_t **out, size_t *len)
 {
-	size_t pad = 0, cap;
+	size_t cap = n / 4 * 3 + 1;
 	uint8_t *buf;
-	int got;
 
 	*out = NULL;
 	*len = 0;
-	if (n % 4 != 0 || n > (size_t)INT_MAX || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-							   "abcdefghijklmnopqrstuvwxyz0123456789+/=") != n)
-		return kos_error_set(KOS_E_PARSE, "kosd sent malformed base64");
-	if (n >= 1 && s[n - 1] == '=')
-		pad++;
-	if (n >= 2 && s[n - 2] == '=')
-		pad++;
-	cap = n / 4 * 3 + 1;
 	buf = malloc(cap);
 	if (buf == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
-	got = n == 0 ? 0 : EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
-	if (got < 0 || (size_t)got < pad) {
+	*len = cap; /* what buf holds, and then what was written */
+	if (kos_b64_decode(s, n, buf, len) != KOS_OK) {
 		kos_secret_free(buf, cap);
+		*len = 0;
 		return kos_error_set(KOS_E_PARSE, "kosd sent malformed base64");
 	}
 	*out = buf;
-	*len = (size_t)got - pad;
 	return KOS_OK;
 }
 

@@ -57,6 +57,7 @@ struct kos_config {
 #define KOS_LISTEN_DEFAULT_BODY (1024 * 1024)
 /* base64 of the 64 MiB envelope limit plus the JSON around it */
 #define KOS_LISTEN_DEFAULT_DATA_BODY (96 * 1024 * 1024)
+#define KOS_LISTEN_DEFAULT_ANON_BODY (16 * 1024)
 #define KOS_LISTEN_MAX_DATA_BODY (1024 * 1024 * 1024)
 #define KOS_LISTEN_SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
 #define KOS_CONFIG_MAX_FRONTS 255
@@ -667,7 +668,7 @@ static void parse_tls(kos_diag *d, const char *path, config_setting_t *g, kos_co
 
 static void parse_listen(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
 {
-	config_setting_t *tcp = NULL, *tls = NULL;
+	config_setting_t *tcp = NULL, *tls = NULL, *per_peer = NULL;
 	kos_listen_config *l = &conf->listen;
 	config_setting_t *m;
 	long long v;
@@ -719,6 +720,15 @@ static void parse_listen(kos_diag *d, const char *path, config_setting_t *s, kos
 			v = l->max_connections;
 			listen_int(d, path, m, key, 1, 65536, &v);
 			l->max_connections = (unsigned)v;
+		} else if (strcmp(key, "max_connections_per_peer") == 0) {
+			v = l->max_connections_per_peer;
+			listen_int(d, path, m, key, 1, 65536, &v);
+			l->max_connections_per_peer = (unsigned)v;
+			per_peer = m;
+		} else if (strcmp(key, "max_anon_body") == 0) {
+			v = (long long)l->max_anon_body;
+			listen_int(d, path, m, key, 1024, KOS_LISTEN_MAX_DATA_BODY, &v);
+			l->max_anon_body = (size_t)v;
 		} else if (strcmp(key, "max_body") == 0) {
 			v = (long long)l->max_body;
 			listen_int(d, path, m, key, 1024, KOS_LISTEN_MAX_DATA_BODY, &v);
@@ -753,6 +763,13 @@ static void parse_listen(kos_diag *d, const char *path, config_setting_t *s, kos
 	if (l->max_body > l->max_data_body)
 		kos_diag_add(d, path, config_setting_source_line(s),
 			     "listen: max_body must not exceed max_data_body");
+	/* one peer must not be able to hold every connection */
+	if (per_peer == NULL)
+		l->max_connections_per_peer = l->max_connections - l->max_connections / 4;
+	else if (l->max_connections_per_peer > l->max_connections)
+		kos_diag_add(d, path, config_setting_source_line(per_peer),
+			     "listen: max_connections_per_peer must not exceed max_connections (%u)",
+			     l->max_connections);
 	/* kosd speaks plain HTTP only where the kernel names the peer (the
 	 * Unix socket): over TCP the client certificate is the channel's
 	 * authentication (DESIGN.md 3, step 1) */
@@ -1011,6 +1028,8 @@ kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 	conf->listen.timeout = 30 * KOS_USEC_PER_SEC;
 	conf->listen.max_body = KOS_LISTEN_DEFAULT_BODY;
 	conf->listen.max_data_body = KOS_LISTEN_DEFAULT_DATA_BODY;
+	conf->listen.max_anon_body = KOS_LISTEN_DEFAULT_ANON_BODY;
+	conf->listen.max_connections_per_peer = 256 - 256 / 4;
 	root = config_root_setting(&cfg);
 	for (i = 0; (s = config_setting_get_elem(root, (unsigned)i)) != NULL; i++) {
 		const char *name = config_setting_name(s);

@@ -266,3 +266,70 @@ kos_rv kos_hex_decode(const char *in, size_t hexlen, uint8_t *out)
 		return kos_error_set(KOS_E_PARSE, "not a hex digit");
 	return KOS_OK;
 }
+
+/* -1 (all bits set) when lo <= c <= hi, else 0, without a branch: both
+ * differences are negative only inside the range (c is 0..255). */
+static int ct_in(int c, int lo, int hi)
+{
+	return ((lo - 1 - c) & (c - hi - 1)) >> 8;
+}
+
+/* The value 0..63 of a base64 character, or -1; no branch or table look-up
+ * on c, as the text is often a secret. */
+static int b64_value(int c)
+{
+	int v = -1;
+
+	v += ct_in(c, 'A', 'Z') & (c - 'A' + 1);
+	v += ct_in(c, 'a', 'z') & (c - 'a' + 27);
+	v += ct_in(c, '0', '9') & (c - '0' + 53);
+	v += ct_in(c, '+', '+') & 63;
+	v += ct_in(c, '/', '/') & 64;
+	return v;
+}
+
+kos_rv kos_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
+{
+	size_t pad = 0, bytes, i, o = 0;
+	unsigned u[4];
+	int bad = 0, v, k;
+
+	if (len % 4 != 0)
+		return kos_error_set(KOS_E_PARSE, "base64: the length %zu is not a multiple of 4", len);
+	/* padding is public (it gives the length): branching on it is fine */
+	if (len >= 4 && in[len - 1] == '=')
+		pad = in[len - 2] == '=' ? 2 : 1;
+	bytes = len / 4 * 3 - pad;
+	if (bytes > *out_len)
+		return kos_error_set(KOS_E_RANGE, "base64: %zu bytes do not fit in %zu", bytes,
+				     *out_len);
+	for (i = 0; i < len; i += 4) {
+		/* the last group's padding characters count as zero bits; any
+		 * other '=' is outside the alphabet and sets bad */
+		size_t take = i + 4 == len ? 4 - pad : 4;
+
+		for (k = 0; k < 4; k++) {
+			v = (size_t)k < take ? b64_value((unsigned char)in[i + (size_t)k]) : 0;
+			bad |= v;
+			u[k] = (unsigned)v & 63;
+		}
+		out[o++] = (uint8_t)(u[0] << 2 | u[1] >> 4);
+		if (take > 2)
+			out[o++] = (uint8_t)((u[1] & 15) << 4 | u[2] >> 2);
+		if (take > 3)
+			out[o++] = (uint8_t)((u[2] & 3) << 6 | u[3]);
+		/* canonical: the bits the padding leaves unused are zero */
+		if (take == 2)
+			bad |= -(int)((u[1] & 15) != 0);
+		else if (take == 3)
+			bad |= -(int)((u[2] & 3) != 0);
+	}
+	if (bad < 0) {
+		OPENSSL_cleanse(out, o);
+		return kos_error_set(KOS_E_PARSE, "base64: not canonical base64 (alphabet A-Z a-z "
+						  "0-9 + /, '=' only as the last one or two "
+						  "characters, unused bits zero)");
+	}
+	*out_len = bytes;
+	return KOS_OK;
+}

@@ -4,10 +4,11 @@
  *   kosd-conn SOCKET N WAIT [DATA [TRICKLE_MS]]
  *
  * Opens N connections (exit 2 if one is refused by the kernel), writes DATA
- * to each (\r and \n written as escapes), then, every TRICKLE_MS when given,
- * one byte more. It prints "open N" once connected, and when the server has
- * closed all N or WAIT seconds have passed, "closed K of N after S s" and
- * "first: LINE" with the first line the first connection received. */
+ * to each (\r, \n, \e and \xHH written as escapes), then, every TRICKLE_MS
+ * when given, one byte more. It prints "open N" once connected, and when the
+ * server has closed all N or WAIT seconds have passed, "closed K of N after
+ * S s" and "first: LINE" with the first line the first connection received;
+ * with KOSD_CONN_OUT=FILE in the environment, FILE gets all it received. */
 #include "config.h"
 
 #include <errno.h>
@@ -31,15 +32,21 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* DATA with \r and \n turned into CR and LF, in place. */
+/* DATA with \r, \n, \e and \xHH turned into CR, LF, ESC and the byte,
+ * in place. */
 static size_t unescape(char *s)
 {
 	size_t i, o = 0;
+	unsigned v;
 
 	for (i = 0; s[i] != '\0'; i++) {
-		if (s[i] == '\\' && (s[i + 1] == 'r' || s[i + 1] == 'n')) {
-			s[o++] = s[i + 1] == 'r' ? '\r' : '\n';
+		if (s[i] == '\\' && (s[i + 1] == 'r' || s[i + 1] == 'n' || s[i + 1] == 'e')) {
+			s[o++] = s[i + 1] == 'r' ? '\r' : s[i + 1] == 'n' ? '\n' : '\033';
 			i++;
+		} else if (s[i] == '\\' && s[i + 1] == 'x' && s[i + 2] != '\0' && s[i + 3] != '\0' &&
+			   sscanf(s + i + 2, "%2x", &v) == 1) {
+			s[o++] = (char)v;
+			i += 3;
 		} else {
 			s[o++] = s[i];
 		}
@@ -57,6 +64,8 @@ int main(int argc, char **argv)
 	int n, i, open_n, trickle = 0;
 	double wait, start, next_byte;
 	char *data = NULL;
+	const char *dump = getenv("KOSD_CONN_OUT");
+	FILE *all = NULL;
 
 	if (argc < 4 || argc > 6) {
 		fprintf(stderr, "usage: kosd-conn SOCKET N WAIT [DATA [TRICKLE_MS]]\n");
@@ -75,6 +84,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (dump != NULL && (all = fopen(dump, "w")) == NULL) {
+		fprintf(stderr, "kosd-conn: %s: %s\n", dump, strerror(errno));
+		return 2;
+	}
 	memcpy(sa.sun_path, argv[1], strlen(argv[1]) + 1);
 	for (i = 0; i < n; i++) {
 		pfd[i].fd = socket(AF_UNIX, SOCK_STREAM, 0);
@@ -102,6 +115,8 @@ int main(int argc, char **argv)
 			if (pfd[i].fd < 0 || pfd[i].revents == 0)
 				continue;
 			got = read(pfd[i].fd, buf, sizeof(buf));
+			if (got > 0 && i == 0 && all != NULL)
+				fwrite(buf, 1, (size_t)got, all);
 			if (got > 0 && i == 0 && first_len < sizeof(first) - 1) {
 				size_t take = (size_t)got;
 
@@ -124,6 +139,8 @@ int main(int argc, char **argv)
 			next_byte += trickle / 1000.0;
 		}
 	}
+	if (all != NULL)
+		fclose(all);
 	first[strcspn(first, "\r\n")] = '\0';
 	printf("closed %d of %d after %.1f s\nfirst: %s\n", n - open_n, n, now() - start, first);
 	return 0;

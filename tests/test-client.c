@@ -17,6 +17,8 @@
 #include "tests/kos-test.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -25,10 +27,14 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -1104,6 +1110,116 @@ static void test_sign_and_pubkey(void)
 	kos_client_free(c);
 }
 
+/* A server on a Unix socket that answers one request 200 with answer, run
+ * in a thread; stands for a kosd whose answers are not what kosd sends. */
+struct fake_kosd {
+	struct event_base *base;
+	struct evhttp *http;
+	const char *answer;
+	pthread_t thread;
+};
+
+static void fake_answer(struct evhttp_request *req, void *arg)
+{
+	struct fake_kosd *f = arg;
+	struct evbuffer *b = evbuffer_new();
+	struct timeval linger = { 0, 200000 };
+
+	evbuffer_add_printf(b, "%s", f->answer);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "application/json");
+	evhttp_send_reply(req, 200, "OK", b);
+	evbuffer_free(b);
+	/* long enough for the answer to leave */
+	event_base_loopexit(f->base, &linger);
+}
+
+static void *fake_run(void *arg)
+{
+	struct fake_kosd *f = arg;
+
+	event_base_dispatch(f->base);
+	return NULL;
+}
+
+static bool fake_start(struct fake_kosd *f, const char *path, const char *answer)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	memset(f, 0, sizeof(*f));
+	f->answer = answer;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return false;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (fd < 0)
+		return false;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 8) != 0 ||
+	    evutil_make_socket_nonblocking(fd) != 0 || (f->base = event_base_new()) == NULL ||
+	    (f->http = evhttp_new(f->base)) == NULL || evhttp_accept_socket(f->http, fd) != 0) {
+		close(fd);
+		return false;
+	}
+	evhttp_set_gencb(f->http, fake_answer, f);
+	return pthread_create(&f->thread, NULL, fake_run, f) == 0;
+}
+
+static void fake_stop(struct fake_kosd *f)
+{
+	pthread_join(f->thread, NULL);
+	evhttp_free(f->http);
+	event_base_free(f->base);
+}
+
+/* base64 in kosd's answers is taken in its canonical form only: padding
+ * only at the end, the unused bits zero, whole quanta */
+static void test_answers_canonical_base64(void)
+{
+	static const struct {
+		const char *answer;
+		kos_rv rv;
+	} cases[] = {
+		{ "{\"signature\":\"QQ==\"}", KOS_OK },
+		{ "{\"signature\":\"QR==\"}", KOS_E_PARSE },  /* unused bits set */
+		{ "{\"signature\":\"QUI=QUI=\"}", KOS_E_PARSE }, /* padding inside */
+		{ "{\"signature\":\"QQ\"}", KOS_E_PARSE },	  /* unpadded */
+		{ "{\"signature\":\"QU I=\"}", KOS_E_PARSE },	  /* a space */
+		{ "{\"signature\":\"Q===\"}", KOS_E_PARSE },  /* three pads */
+	};
+	static const uint8_t msg[] = "to be signed";
+	char path[700], cred[700];
+	size_t i;
+
+	snprintf(path, sizeof(path), "%s/fake.sock", kos_test_tmpdir());
+	snprintf(cred, sizeof(cred), "%s/eve.cred", kos_test_tmpdir());
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		kos_client *c = NULL;
+		uint8_t *sig = NULL;
+		size_t sig_len = 0;
+		struct fake_kosd f;
+		kos_rv rv;
+
+		CU_ASSERT_FATAL(fake_start(&f, path, cases[i].answer));
+		CU_ASSERT_EQUAL_FATAL(kos_client_new(path, &c), KOS_OK);
+		CU_ASSERT_EQUAL_FATAL(kos_client_set_credential_file(c, cred), KOS_OK);
+		rv = kos_client_sign(c, "signer-1", KOS_SIG_DEFAULT, msg, sizeof(msg), &sig,
+				     &sig_len);
+		CU_ASSERT_EQUAL(rv, cases[i].rv);
+		if (cases[i].rv == KOS_OK) {
+			CU_ASSERT_EQUAL(sig_len, 1);
+			CU_ASSERT(sig != NULL && sig[0] == 'A');
+		} else {
+			CU_ASSERT_PTR_NULL(sig);
+			CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "malformed base64"));
+		}
+		kos_free(sig);
+		kos_client_free(c);
+		fake_stop(&f);
+	}
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -1121,6 +1237,7 @@ int main(void)
 		KOS_TEST(test_revoked_credential),
 		KOS_TEST(test_refusals),
 		KOS_TEST(test_sign_and_pubkey),
+		KOS_TEST(test_answers_canonical_base64),
 	};
 
 	return kos_test_run("client", suite_init, suite_cleanup, cases,

@@ -1,4 +1,4 @@
-/* Tests of the common helpers: durations, hex, error details, kos.conf. */
+/* Tests of the common helpers: durations, hex, base64, error details, kos.conf. */
 #include "config.h"
 
 #include "kos/internal.h"
@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <openssl/evp.h>
 
 static const char *write_file(const char *name, const char *text)
 {
@@ -208,6 +210,8 @@ static void test_config_listen(void)
 	CU_ASSERT_EQUAL(l.timeout, 30 * KOS_USEC_PER_SEC);
 	CU_ASSERT_EQUAL(l.max_body, 1024 * 1024);
 	CU_ASSERT_EQUAL(l.max_data_body, 96 * 1024 * 1024);
+	CU_ASSERT_EQUAL(l.max_anon_body, 16 * 1024);
+	CU_ASSERT_EQUAL(l.max_connections_per_peer, 192);
 	CU_ASSERT_PTR_NULL(l.tcp_host);
 	CU_ASSERT_EQUAL(l.tcp_port, 0);
 	CU_ASSERT_PTR_NULL(l.tls_cert);
@@ -226,8 +230,36 @@ static void test_config_listen(void)
 	CU_ASSERT_EQUAL(l.timeout, 5 * KOS_USEC_PER_SEC);
 	CU_ASSERT_EQUAL(l.max_body, 4096);
 	CU_ASSERT_EQUAL(l.max_data_body, 8192);
+	/* three quarters of max_connections by default */
+	CU_ASSERT_EQUAL(l.max_connections_per_peer, 6);
 	CU_ASSERT_PTR_NULL(l.tcp_host);
 	kos_config_free(conf);
+
+	/* the body without a credential, and the per-peer budget */
+	path = write_file("peer.conf",
+			  "store = \"a\";\npolicy = \"b\";\n"
+			  "listen = { max_connections = 8; max_connections_per_peer = 2;\n"
+			  "  max_anon_body = 2048; };\n");
+	CU_ASSERT_EQUAL_FATAL(kos_config_load(path, &conf, NULL), KOS_OK);
+	kos_config_get_listen(conf, &l);
+	CU_ASSERT_EQUAL(l.max_connections_per_peer, 2);
+	CU_ASSERT_EQUAL(l.max_anon_body, 2048);
+	kos_config_free(conf);
+	path = write_file("peer2.conf",
+			  "store = \"a\";\npolicy = \"b\";\n"
+			  "listen = { max_connections_per_peer = 9;\n  max_connections = 8; };\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	snprintf(expect, sizeof(expect),
+		 "%s:3: listen: max_connections_per_peer must not exceed max_connections (8)", path);
+	CU_ASSERT_PTR_NOT_NULL(diag != NULL ? strstr(diag, expect) : NULL);
+	kos_free(diag);
+	diag = NULL;
+	path = write_file("peer3.conf", "store = \"a\";\npolicy = \"b\";\n"
+					"listen = { max_anon_body = 100; };\n");
+	CU_ASSERT_EQUAL(kos_config_load(path, &conf, &diag), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL(diag != NULL ? strstr(diag, "listen: max_anon_body: must be within") : NULL);
+	kos_free(diag);
+	diag = NULL;
 
 	/* TCP with TLS: paths against kos.conf's directory, an absolute one kept */
 	path = write_file("tls.conf",
@@ -358,6 +390,72 @@ static void test_read_file_cap(void)
 	CU_ASSERT_EQUAL(kos_read_file("/nonexistent", 9, &data, &len), KOS_E_IO);
 }
 
+/* RFC 4648 section 10's vectors, and every byte string of up to 3 bytes of
+ * a few values: decoding the encoding gives the bytes back. */
+static void test_b64_round_trip(void)
+{
+	static const char *const vec[][2] = {
+		{ "", "" },	     { "f", "Zg==" },	  { "fo", "Zm8=" },	{ "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" },
+	};
+	uint8_t buf[16], raw[3];
+	unsigned char txt[8];
+	size_t i, n, len;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(vec); i++) {
+		n = sizeof(buf);
+		CU_ASSERT_EQUAL(kos_b64_decode(vec[i][1], strlen(vec[i][1]), buf, &n), KOS_OK);
+		CU_ASSERT_EQUAL(n, strlen(vec[i][0]));
+		CU_ASSERT(memcmp(buf, vec[i][0], n) == 0);
+	}
+	for (len = 1; len <= 3; len++) {
+		for (i = 0; i < 256; i++) {
+			memset(raw, (int)i, sizeof(raw));
+			raw[0] = (uint8_t)(255 - i);
+			EVP_EncodeBlock(txt, raw, (int)len);
+			n = sizeof(buf);
+			CU_ASSERT_EQUAL_FATAL(kos_b64_decode((char *)txt, 4, buf, &n), KOS_OK);
+			CU_ASSERT_EQUAL(n, len);
+			CU_ASSERT(memcmp(buf, raw, len) == 0);
+		}
+	}
+	/* the whole alphabet */
+	n = sizeof(buf);
+	CU_ASSERT_EQUAL(kos_b64_decode("+/09AZaz", 8, buf, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, 6);
+	CU_ASSERT(buf[0] == 0xfb && buf[1] == 0xfd && buf[2] == 0x3d);
+}
+
+/* Texts OpenSSL's lenient decoder takes but that are not the one canonical
+ * encoding of any bytes: padding inside, only padding, unused bits set,
+ * whitespace, another alphabet, a length that is not a multiple of 4. */
+static void test_b64_refusals(void)
+{
+	static const char *const bad[] = {
+		"QQ==QQ==", "====", "QR==", "QUF=", "QUI=x===", "Q===", "QQ=A", "QQ= ", " QQ=",
+		"QQ==\n", "Zm9v\n", "Zm 9v", "Zm9-", "Zm9_", "Zm9", "Zm9vY", "Zm9v=", "Zm9v====",
+		"=Zm9", "Z=9v", "\x80m9v",
+	};
+	uint8_t buf[16];
+	size_t i, n;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(bad); i++) {
+		n = sizeof(buf);
+		memset(buf, 0x55, sizeof(buf));
+		CU_ASSERT_EQUAL(kos_b64_decode(bad[i], strlen(bad[i]), buf, &n), KOS_E_PARSE);
+		CU_ASSERT_EQUAL(n, sizeof(buf));
+	}
+	/* NUL inside the text given with its length */
+	n = sizeof(buf);
+	CU_ASSERT_EQUAL(kos_b64_decode("Zm\0v", 4, buf, &n), KOS_E_PARSE);
+	/* too small an output is a range error, before anything is written */
+	n = 2;
+	CU_ASSERT_EQUAL(kos_b64_decode("Zm9v", 4, buf, &n), KOS_E_RANGE);
+	n = 3;
+	CU_ASSERT_EQUAL(kos_b64_decode("Zm9v", 4, buf, &n), KOS_OK);
+	CU_ASSERT_NSTRING_EQUAL(buf, "foo", 3);
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -372,6 +470,8 @@ int main(void)
 		KOS_TEST(test_config_listen),
 		KOS_TEST(test_config_default_path),
 		KOS_TEST(test_read_file_cap),
+		KOS_TEST(test_b64_round_trip),
+		KOS_TEST(test_b64_refusals),
 	};
 
 	return kos_test_run("util", NULL, NULL, cases, KOS_ARRAY_SIZE(cases));

@@ -26,16 +26,55 @@
 /* kos_ca_new_from_jwks() takes up to 64 KiB */
 #define KOSD_JWKS_MAX 65536
 
+size_t kosd_log_escape(char *out, size_t cap, const char *in, size_t len, enum kosd_esc how)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, o = 0;
+
+	if (cap == 0)
+		return 0;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)in[i];
+		bool esc = c < 0x20 || c >= 0x7f;
+
+		if (how != KOSD_ESC_LINE)
+			esc = esc || c == '\\' || c == '"';
+		if (how == KOSD_ESC_BARE)
+			esc = esc || c == ' ';
+		if (o + (esc ? 4 : 1) >= cap)
+			break;
+		if (esc) {
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* Every line passes through kosd_log_escape: whatever a message carries
+ * from outside (a path, a name in an error's detail), it cannot end the
+ * line, forge another record or reach a terminal as an escape sequence.
+ * Callers escape their fields as well (KOSD_ESC_BARE or _QUOTED), so a
+ * field cannot forge another field within the line either. */
 void kosd_log(struct kosd *d, const char *fmt, ...)
 {
-	char msg[1024], ts[32];
+	char raw[4096], msg[4 * sizeof(raw)], ts[32];
 	struct tm tm;
 	struct timespec now;
 	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		return;
+	kosd_log_escape(msg, sizeof(msg), raw, strlen(raw), KOSD_ESC_LINE);
 	if (d != NULL && d->use_syslog) {
 		syslog(LOG_INFO, "%s", msg);
 		return;

@@ -161,10 +161,22 @@ struct kosd_req {
 	char target[KOS_LEDGER_RESOURCE_MAX + 1];
 	const char *tier; /* static, for the log; NULL when no decision */
 	double start;	  /* monotonic seconds */
+	/* the request line's target as the client sent it, for the log, when
+	 * kosd_gate gave evhttp another one (a request refused unread) */
+	const char *logged_uri;
 };
 
 /* --- kosd.c --- */
+/* Logs one line; control and non-ASCII bytes in it are written as \xHH. */
 void kosd_log(struct kosd *d, const char *fmt, ...) KOS_PRINTF(2, 3);
+/* How kosd_log_escape writes a byte as \xHH: LINE escapes control and
+ * non-ASCII bytes; QUOTED (a field inside "...") also backslash and '"';
+ * BARE (a field ended by a space) also space. */
+enum kosd_esc { KOSD_ESC_LINE, KOSD_ESC_QUOTED, KOSD_ESC_BARE };
+/* Escapes len bytes of in into out (cap bytes, always NUL-terminated; a
+ * longer text is cut at a whole character); returns the length written.
+ * The one escaping of outside input that reaches the log. */
+size_t kosd_log_escape(char *out, size_t cap, const char *in, size_t len, enum kosd_esc how);
 /* Loads the policy again and hands it to every module; a bad one is refused
  * (logged, and its first problem in *why, may be NULL) and the old one kept. */
 kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len);
@@ -216,6 +228,40 @@ const char *kosd_req_x5t(const struct kosd_req *r);
 /* The source of a request for what nobody authenticated: "uid:N" on the
  * Unix socket, "tls:ADDRESS" on TCP. */
 void kosd_req_source(const struct kosd_req *r, char *buf, size_t len);
+/* --- kosd_gate.c: request framing and body caps before evhttp reads --- */
+struct kosd_gate;
+/* What the gate decided about the request evhttp hands serve() next. */
+struct kosd_verdict {
+	int status;	    /* 0: admitted; else refused unread, answer code */
+	char code[32];	    /* the refusal's error code */
+	char message[128];  /* and its message */
+	bool withheld;	    /* its body was over cap and not read: 413 at the body step */
+	bool close;	    /* the answer must close the connection */
+	bool anon;	    /* it came without an Authorization: Bearer credential */
+	bool substituted;   /* evhttp got a stand-in: target is what the client sent */
+	uint64_t declared;  /* its Content-Length */
+	size_t cap;	    /* the body it may have */
+	char target[201];   /* the request target as sent (at most 200 bytes) */
+};
+/* Wraps a connection's transport (a socket or TLS bufferevent) in the gate;
+ * the result is the bufferevent evhttp uses and owns (freeing it frees
+ * under and the gate). NULL when out of memory. */
+struct bufferevent *kosd_gate_new(struct kosd *d, struct bufferevent *under,
+				  struct kosd_gate **out);
+/* The connection evhttp made around the gate's bufferevent. */
+void kosd_gate_set_evcon(struct kosd_gate *g, struct evhttp_connection *evcon);
+/* Refuses the connection's first request with status, code and msg (static
+ * strings), and everything after it. */
+void kosd_gate_refuse(struct kosd_gate *g, int status, const char *code, const char *msg);
+/* serve()'s step 0: the verdict on the request being served, into *v; the
+ * gate then reads the connection's next request. False when the gate has
+ * none (the request did not come through it). */
+bool kosd_gate_take(struct kosd_gate *g, struct kosd_verdict *v);
+/* The transport under a gate's bufferevent (bev itself for another). */
+struct bufferevent *kosd_gate_transport(struct bufferevent *bev);
+/* kosd_http.c: the body a route allows (0 for none, no route or the wrong
+ * method), before the credential's cap. */
+size_t kosd_body_cap(const struct kosd *d, enum evhttp_cmd_type method, const char *path);
 
 /* --- kosd_tls.c: the TCP listener, TLS 1.3 with client certificates --- */
 /* Loads listen.tls's certificate, key and client CA into d->tls_ctx; -1

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -236,6 +237,17 @@ static const struct route_spec *match(const char *path, enum evhttp_cmd_type met
 	return found;
 }
 
+size_t kosd_body_cap(const struct kosd *d, enum evhttp_cmd_type method, const char *path)
+{
+	char name[KOS_KEY_NAME_MAX + 1];
+	bool bad_name, known;
+	const struct route_spec *s = match(path, method, name, &bad_name, &known);
+
+	if (s == NULL || !s->body)
+		return 0;
+	return s->data ? d->listen.max_data_body : d->listen.max_body;
+}
+
 /* --- answers ------------------------------------------------------------ */
 
 static double mono_now(void)
@@ -265,30 +277,40 @@ static void tls_peer_name(struct kosd_req *r, char *buf, size_t len)
 	snprintf(buf, len, "tls:%s:%u", addr != NULL ? addr : "?", (unsigned)port);
 }
 
+/* One line per request. Every field is escaped (kosd_log_escape): the
+ * path, the client's names and the certificate's subject come from outside,
+ * and a CR, LF or space in them must not forge a field or a record. */
 static void log_request(struct kosd_req *r, double secs)
 {
-	char peer[64] = "-";
-	const char *uri = evhttp_request_get_uri(r->req);
-	const char *q;
-	int ulen;
+	char raw[64] = "-", peer[4 * sizeof(raw)], path[4 * 200 + 1], client[4 * 64 + 1];
+	char jti[4 * 32 + 1], cert[4 * sizeof(r->subject)];
+	const char *uri = r->logged_uri != NULL ? r->logged_uri : evhttp_request_get_uri(r->req);
+	const char *q, *sub = r->authed ? r->claims.sub : "-";
+	size_t ulen;
 
 	if (r->have_peer)
-		snprintf(peer, sizeof(peer), "pid=%ld,uid=%ld", (long)r->pid, (long)r->uid);
+		snprintf(raw, sizeof(raw), "pid=%ld,uid=%ld", (long)r->pid, (long)r->uid);
 	else if (r->have_cert)
-		tls_peer_name(r, peer, sizeof(peer));
+		tls_peer_name(r, raw, sizeof(raw));
+	kosd_log_escape(peer, sizeof(peer), raw, strlen(raw), KOSD_ESC_BARE);
 	/* the query string is never logged; paths hold only route and key names */
-	q = uri != NULL ? strchr(uri, '?') : NULL;
-	ulen = uri == NULL ? 1 : (int)(q != NULL ? (size_t)(q - uri) : strlen(uri));
+	if (uri == NULL)
+		uri = "-";
+	q = strchr(uri, '?');
+	ulen = q != NULL ? (size_t)(q - uri) : strlen(uri);
 	if (ulen > 200)
 		ulen = 200;
-	/* the subject is RFC 2253-escaped (kosd_tls_peer): no quote or
-	 * control character of its own ends the field */
+	kosd_log_escape(path, sizeof(path), uri, ulen, KOSD_ESC_BARE);
+	kosd_log_escape(client, sizeof(client), sub, strlen(sub), KOSD_ESC_BARE);
+	kosd_log_escape(jti, sizeof(jti), r->authed ? r->claims.jti : "-",
+			strlen(r->authed ? r->claims.jti : "-"), KOSD_ESC_BARE);
+	kosd_log_escape(cert, sizeof(cert), r->subject, r->have_cert ? strlen(r->subject) : 0,
+			KOSD_ESC_QUOTED);
 	kosd_log(r->d,
-		 "peer=%s client=%s route=%s path=%.*s status=%d tier=%s latency_ms=%.3f jti=%s%s%s%s",
-		 peer, r->authed ? r->claims.sub : "-", kosd_route_name(r->route), ulen,
-		 uri != NULL ? uri : "-", r->status, r->tier != NULL ? r->tier : "-", secs * 1000.0,
-		 r->authed ? r->claims.jti : "-", r->have_cert ? " cert=\"" : "",
-		 r->have_cert ? r->subject : "", r->have_cert ? "\"" : "");
+		 "peer=%s client=%s route=%s path=%s status=%d tier=%s latency_ms=%.3f jti=%s%s%s%s",
+		 peer, client, kosd_route_name(r->route), path, r->status,
+		 r->tier != NULL ? r->tier : "-", secs * 1000.0, jti, r->have_cert ? " cert=\"" : "",
+		 cert, r->have_cert ? "\"" : "");
 }
 
 static const char *reason_phrase(int status);
@@ -399,6 +421,9 @@ static const char *reason_phrase(int status)
 	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
 	case 422: return "Unprocessable Entity";
 	case 429: return "Too Many Requests";
 	case 503: return "Service Unavailable";
@@ -503,10 +528,9 @@ const char *kosd_body_string(struct kosd_req *r, const char *key, bool required,
 bool kosd_body_b64(struct kosd_req *r, const char *key, uint8_t **out, size_t *len)
 {
 	const char *s;
-	size_t n, cap, pad = 0;
+	size_t n, cap;
 	uint8_t *buf;
 	bool failed;
-	int got;
 
 	*out = NULL;
 	*len = 0;
@@ -514,29 +538,22 @@ bool kosd_body_b64(struct kosd_req *r, const char *key, uint8_t **out, size_t *l
 	if (s == NULL)
 		return false;
 	n = strlen(s);
-	/* EVP_DecodeBlock takes an int and skips whitespace: refuse both */
-	if (n % 4 != 0 || n > (size_t)INT32_MAX || strpbrk(s, " \t\r\n") != NULL) {
-		kosd_reply_error(r, 400, "bad_base64", "\"%s\" is not base64", key);
-		return false;
-	}
-	if (n >= 1 && s[n - 1] == '=')
-		pad++;
-	if (n >= 2 && s[n - 2] == '=')
-		pad++;
+	/* canonical base64 only (kos_b64_decode): one byte string has one text,
+	 * so nothing smuggles bytes past a check made on the text */
 	cap = n / 4 * 3 + 1;
 	buf = malloc(cap);
 	if (buf == NULL) {
 		kosd_reply_error(r, 503, "unavailable", "out of memory");
 		return false;
 	}
-	got = n == 0 ? 0 : EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
-	if (got < 0 || (size_t)got < pad) {
+	*len = cap;
+	if (kos_b64_decode(s, n, buf, len) != KOS_OK) {
 		kos_secret_free(buf, cap);
-		kosd_reply_error(r, 400, "bad_base64", "\"%s\" is not base64", key);
+		*len = 0;
+		kosd_reply_error(r, 400, "bad_base64", "\"%s\" is not canonical base64", key);
 		return false;
 	}
 	*out = buf;
-	*len = (size_t)got - pad;
 	return true;
 }
 
@@ -651,6 +668,13 @@ struct kosd_conn {
 	 * listen.timeout: evhttp's own timeouts restart with every byte, so a
 	 * client trickling a byte a second would hold its connection for ever */
 	struct event *deadline;
+	struct kosd_gate *gate; /* NULL when it could not be made: served nothing */
+	/* the peer, for listen.max_connections_per_peer: a Unix uid or a TCP
+	 * address (without the port); budgeted once counted against it */
+	bool budgeted;
+	int family;
+	uid_t uid;
+	unsigned char addr[16];
 	struct kosd_conn *prev, *next;
 };
 
@@ -724,7 +748,10 @@ bool kosd_http_sending(const struct kosd *d)
 
 	for (c = d->conns; c != NULL; c = c->next) {
 		bev = c->evcon != NULL ? evhttp_connection_get_bufferevent(c->evcon) : NULL;
-		if (bev != NULL && evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		/* the gate passes answers on to its transport at once */
+		if (bev != NULL && (evbuffer_get_length(bufferevent_get_output(bev)) > 0 ||
+				    evbuffer_get_length(bufferevent_get_output(
+					kosd_gate_transport(bev))) > 0))
 			return true;
 	}
 	return false;
@@ -778,6 +805,66 @@ static void conn_expired(evutil_socket_t fd, short what, void *arg)
 		conn_forget(c);
 }
 
+/* Who is at the other end of c: the uid of a Unix peer, the address of a
+ * TCP one. False when neither can be known (then no budget applies). */
+static bool peer_key(struct kosd_conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	struct ucred uc;
+	socklen_t ulen = sizeof(uc);
+
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return false;
+	c->family = ss.ss_family;
+	if (ss.ss_family == AF_UNIX) {
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ulen) != 0)
+			return false;
+		c->uid = uc.uid;
+		return true;
+	}
+	len = sizeof(ss);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		memcpy(c->addr, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+	else if (ss.ss_family == AF_INET6)
+		memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+	else
+		return false;
+	c->family = ss.ss_family;
+	return true;
+}
+
+/* listen.max_connections_per_peer: one peer may not hold every connection.
+ * A connection past its peer's budget has its first request answered 503
+ * in JSON and is closed (the gate discards what it sends). A walk of at
+ * most max_connections records, as conn_served's. */
+static void budget(struct kosd *d, struct kosd_conn *c)
+{
+	const struct kosd_conn *o;
+	unsigned n = 0;
+
+	if (!peer_key(c))
+		return;
+	for (o = d->conns; o != NULL; o = o->next) {
+		if (o == c || !o->budgeted || o->family != c->family)
+			continue;
+		if (c->family == AF_UNIX ? o->uid == c->uid
+					 : memcmp(o->addr, c->addr, sizeof(c->addr)) == 0)
+			n++;
+	}
+	if (n < d->listen.max_connections_per_peer) {
+		c->budgeted = true;
+		return;
+	}
+	d->conns_refused++;
+	kosd_gate_refuse(c->gate, 503, "too_many_connections",
+			 "this peer holds as many connections as it may "
+			 "(listen.max_connections_per_peer)");
+}
+
 /* Runs once the accepting callback has returned: evhttp has made the
  * evhttp_connection and set it as its bufferevent's callback argument
  * (libevent 2.0 to 2.2 all do; checked below through the public getter).
@@ -786,13 +873,17 @@ static void conn_expired(evutil_socket_t fd, short what, void *arg)
 static void adopt(evutil_socket_t fd, short what, void *arg)
 {
 	struct kosd *d = arg;
-	struct kosd_conn *c, *next;
+	struct kosd_conn *c, *prev;
 	void *cbarg;
 
 	(void)fd;
 	(void)what;
-	for (c = d->conns; c != NULL; c = next) {
-		next = c->next;
+	/* oldest first (the list is newest first), so a peer's budget goes to
+	 * its connections in the order they came */
+	for (c = d->conns; c != NULL && c->next != NULL; c = c->next)
+		;
+	for (; c != NULL; c = prev) {
+		prev = c->prev;
 		if (c->evcon != NULL)
 			continue;
 		cbarg = NULL;
@@ -804,6 +895,10 @@ static void adopt(evutil_socket_t fd, short what, void *arg)
 		c->evcon = cbarg;
 		evhttp_connection_set_closecb(c->evcon, conn_closed, c);
 		bufferevent_decref(c->bev);
+		if (c->gate != NULL) {
+			kosd_gate_set_evcon(c->gate, c->evcon);
+			budget(d, c);
+		}
 	}
 }
 
@@ -819,26 +914,30 @@ struct bufferevent *kosd_conn_accepted(struct kosd *d, struct bufferevent *bev)
 	if (c == NULL)
 		return bev;
 	c->d = d;
-	c->bev = bev;
 	c->deadline = evtimer_new(d->base, conn_expired, c);
 	if (c->deadline == NULL) {
 		free(c);
 		return bev;
 	}
-	bufferevent_incref(bev);
+	/* every request passes the gate; without one (out of memory) serve()
+	 * refuses what arrives */
+	c->bev = kosd_gate_new(d, bev, &c->gate);
+	if (c->bev == NULL)
+		c->bev = bev;
+	bufferevent_incref(c->bev);
 	LIST_LINK(d->conns, c);
 	d->n_conns++;
 	arm_deadline(c);
 	event_active(d->ev_adopt, EV_TIMEOUT, 0);
 	/* disabling the listener here also ends its accept loop */
 	gate(d);
-	return bev;
+	return c->bev;
 }
 
 /* The connection of a request being served: its deadline starts again, for
  * the answer and the next request on it. A walk of at most max_connections
  * records: evhttp 2.1 keeps no user pointer on a connection. */
-static void conn_served(struct kosd *d, struct evhttp_request *req)
+static struct kosd_conn *conn_served(struct kosd *d, struct evhttp_request *req)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	struct kosd_conn *c;
@@ -846,9 +945,10 @@ static void conn_served(struct kosd *d, struct evhttp_request *req)
 	for (c = d->conns; c != NULL && evcon != NULL; c = c->next) {
 		if (c->evcon == evcon) {
 			arm_deadline(c);
-			return;
+			return c;
 		}
 	}
+	return NULL;
 }
 
 static struct bufferevent *plain_bev(struct event_base *base, void *arg)
@@ -943,7 +1043,7 @@ static struct evconnlistener *full_listener(struct kosd *d, struct evconnlistene
 
 /* --- dispatch ----------------------------------------------------------- */
 
-static bool parse_body(struct kosd_req *r, const struct route_spec *s)
+static bool parse_body(struct kosd_req *r, const struct route_spec *s, const struct kosd_verdict *v)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
 	size_t len = evbuffer_get_length(in);
@@ -951,6 +1051,19 @@ static bool parse_body(struct kosd_req *r, const struct route_spec *s)
 	json_error_t jerr;
 	unsigned char *p;
 
+	/* kosd_gate left it unread */
+	if (v->withheld) {
+		if (!s->body)
+			kosd_reply_error(r, 413, "too_large", "this route takes no body");
+		else if (v->anon && v->cap < cap)
+			kosd_reply_error(r, 413, "too_large",
+					 "without a credential the body may be at most %zu bytes",
+					 v->cap);
+		else
+			kosd_reply_error(r, 413, "too_large", "the body is larger than %zu bytes",
+					 v->cap);
+		return false;
+	}
 	if (len > cap) {
 		kosd_reply_error(r, 413, "too_large", "the body is larger than %zu bytes", cap);
 		return false;
@@ -1012,6 +1125,8 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	const struct route_spec *s;
+	struct kosd_verdict v;
+	struct kosd_conn *c;
 	bool bad_name, known;
 
 	r.start = mono_now();
@@ -1024,7 +1139,20 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 		kosd_reply_error(&r, 403, "tls_required", "a TLS client certificate is required");
 		return;
 	}
-	conn_served(d, req);
+	c = conn_served(d, req);
+	/* step 0: what kosd_gate decided before evhttp read anything */
+	if (c == NULL || c->gate == NULL || !kosd_gate_take(c->gate, &v)) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		kosd_reply_error(&r, 503, "unavailable", "out of memory");
+		return;
+	}
+	/* (kosd_gate closes the connection after a refusal's answer) */
+	if (v.substituted)
+		r.logged_uri = v.target;
+	if (v.status != 0) {
+		kosd_reply_error(&r, v.status, v.code, "%s", v.message);
+		return;
+	}
 	if (path == NULL || path[0] == '\0')
 		path = "/";
 	s = match(path, evhttp_request_get_command(req), r.name, &bad_name, &known);
@@ -1056,7 +1184,7 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	}
 	if (s->auth && !authenticate(&r))
 		goto out;
-	if (!parse_body(&r, s))
+	if (!parse_body(&r, s, &v))
 		goto out;
 	dispatch(&r);
 out:
@@ -1142,17 +1270,20 @@ static void set_up(struct kosd *d, struct evhttp *http, void (*cb)(struct evhttp
 {
 	struct timeval tv;
 
-	/* evhttp answers a body over this itself (413, not JSON), from its
-	 * Content-Length before reading it; routes with smaller limits answer
-	 * with JSON. evhttp's timeout closes idle connections; conn_expired
-	 * bounds each request as a whole. */
+	/* kosd_gate admits each body within its route's cap and sets that cap
+	 * on the connection; this is only the largest. evhttp's timeout closes
+	 * idle connections; conn_expired bounds each request as a whole. */
 	evhttp_set_max_body_size(http, (ev_ssize_t)d->listen.max_data_body);
 	evhttp_set_max_headers_size(http, KOS_CRED_MAX + 8192);
 	tv.tv_sec = (time_t)(d->listen.timeout / KOS_USEC_PER_SEC);
 	tv.tv_usec = (suseconds_t)(d->listen.timeout % KOS_USEC_PER_SEC);
 	evhttp_set_timeout_tv(http, &tv);
+	/* every method evhttp knows reaches serve(), which answers 405 in
+	 * JSON; kosd_gate refuses the others (501) */
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE);
+						 EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						 EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+						 EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(http, "application/json");
 	evhttp_set_gencb(http, cb, d);
 }

@@ -198,7 +198,9 @@ void kosd_tls_free(struct kosd *d)
 bool kosd_tls_peer(struct kosd_req *r)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(r->req);
-	struct bufferevent *bev = c != NULL ? evhttp_connection_get_bufferevent(c) : NULL;
+	/* the TLS bufferevent sits under kosd_gate's filter */
+	struct bufferevent *bev =
+		c != NULL ? kosd_gate_transport(evhttp_connection_get_bufferevent(c)) : NULL;
 	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
 	X509 *cert;
 	BIO *mem;

@@ -56,6 +56,15 @@ KOS_API void kos_secret_free(void *p, size_t len);
 /* Frees a non-secret buffer libkos handed out; p may be NULL. */
 KOS_API void kos_free(void *p);
 
+/* Decodes standard base64 (RFC 4648 section 4) in its canonical form only:
+ * a length that is a multiple of 4, characters of A-Z a-z 0-9 + /, '=' only
+ * as the last one or two characters, the bits it leaves unused zero, so
+ * encoding the bytes again gives the text back. out holds *out_len bytes
+ * (len / 4 * 3 is always enough); on success *out_len is the bytes written.
+ * Constant time in the characters' values (for secrets). Errors:
+ * KOS_E_PARSE (out wiped), KOS_E_RANGE (out too small). Thread-safe. */
+KOS_API kos_rv kos_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
+
 /* The current wall-clock time. */
 KOS_API kos_usec kos_now(void);
 

@@ -40,6 +40,13 @@ typedef struct kos_listen_config {
 	kos_usec timeout;	  /* a request's read and write timeout; default 30 s */
 	size_t max_body;	  /* request body cap; default 1 MiB */
 	size_t max_data_body;	  /* cap for encrypt and decrypt bodies; default 96 MiB */
+	/* cap for the body of a request without a credential (no
+	 * Authorization: Bearer), whatever its route; default 16 KiB (kosd
+	 * applies at most max_body) */
+	size_t max_anon_body;
+	/* connections one peer (a Unix uid, a TCP address) may hold; default
+	 * three quarters of max_connections, at least 1 */
+	unsigned max_connections_per_peer;
 	/* TCP, always with TLS 1.3 and a required client certificate: the
 	 * address (an IPv6 one without brackets) and port; NULL and 0 when
 	 * kos.conf names no tcp listener. */
