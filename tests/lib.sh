@@ -54,6 +54,29 @@ check() {
 	if "$@"; then pass "$desc"; else fail "$desc"; fi
 }
 
+# setup DESCRIPTION CMD...: a step that prepares a test (an installation, a
+# client, an enrollment), not a claim about the product: nothing is counted
+# when it works; when it fails, why is printed and one failure counted, so a
+# broken setup still fails the test. Output in $out and $err, as run.
+setup() {
+	desc=$1
+	shift
+	run "$@"
+	[ "$status" -eq 0 ] || fail "setup: $desc (exit $status)"
+}
+
+# wait_for SECONDS CMD...: runs CMD every 50 ms until it succeeds (true) or
+# SECONDS have passed (false): a condition awaited with a deadline, never a
+# fixed sleep.
+wait_for() {
+	_wf_end=$(($(date +%s) + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -le "$_wf_end" ] || return 1
+		sleep 0.05
+	done
+}
+
 # softhsm_leaks_ignored: LeakSanitizer skips SoftHSM 2.6.1's own leaks (in
 # C_SignInit, see tests/test-signer.c); leaks of kos are still reported.
 softhsm_leaks_ignored() {
