@@ -24,12 +24,14 @@ fail() {
 }
 
 # run CMD...: runs CMD with stdin from /dev/null unless redirected by the
-# caller, output to $out and $err; sets $status.
+# caller, output to $out and $err; sets $status. The caller's set -e is
+# kept as it was.
 run() {
+	case $- in *e*) _run_e=1 ;; *) _run_e=0 ;; esac
 	set +e
 	"$@" >"$out" 2>"$err"
 	status=$?
-	set -e
+	[ "$_run_e" -eq 0 ] || set -e
 }
 
 # expect STATUS DESCRIPTION CMD...: runs CMD and checks its exit status.
