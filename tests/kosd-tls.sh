@@ -196,15 +196,13 @@ check "kosd presents its certificate" test "$(server_cn)" = server
 cp "$c/server-next.pem" "$d/server.pem"
 cp "$c/server-next.key" "$d/server.key"
 kill -HUP "$kpid"
-sleep 0.3
+check "the reload is logged" wait_for 10 grep -q "TLS certificate .*server.pem, key and client CA .* reloaded" "$log"
 check "SIGHUP: the new certificate is presented" test "$(server_cn)" = server-next
-check "the reload is logged" grep -q "TLS certificate .*server.pem, key and client CA .* reloaded" "$log"
 tls alice /v1/keys "$ADM"
 want 200 "requests go on with the new certificate"
 printf 'not a certificate\n' > "$d/server.pem"
 kill -HUP "$kpid"
-sleep 0.3
-check "a broken certificate on SIGHUP is refused" grep -q "TLS files not reloaded" "$log"
+check "a broken certificate on SIGHUP is refused" wait_for 10 grep -q "TLS files not reloaded" "$log"
 check "and the one loaded before is still presented" test "$(server_cn)" = server-next
 cp "$c/server-next.pem" "$d/server.pem"
 
