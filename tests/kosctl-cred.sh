@@ -36,7 +36,7 @@ for s in set show check; do expect 0 "threat $s --help" "$K" threat "$s" --help;
 expect 0 "help credential" "$K" help credential
 grep_out "revoke" "help credential lists revoke"
 
-expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
+setup "init" "$K" init --dir "$d" --policy "$P/default.policy"
 export KOS_CONF="$d/kos.conf"
 
 expect 2 "client add without --scope" "$K" client add web

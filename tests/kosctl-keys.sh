@@ -34,7 +34,7 @@ expect 0 "fsck --help" "$K" fsck --help
 grep_out "usage: kosctl fsck \[--repair\]" "fsck --help prints the usage"
 expect 0 "help fsck" "$K" help fsck
 
-expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
+setup "init" "$K" init --dir "$d" --policy "$P/default.policy"
 export KOS_CONF="$d/kos.conf"
 
 expect 2 "create without a name" "$K" key create

@@ -31,10 +31,10 @@ sed -e 's/prior = 60.0;/prior = 90.0;/' \
 	-e 's/^    latency = 1.0;/    latency = 0.0;/' -e 's/^    usage = 1.0;/    usage = 0.0;/' \
 	-e 's/^    anomaly = 2.0;/    anomaly = 0.0;/' -e 's/^    reputation = 1.0;/    reputation = 0.0;/' \
 	-e 's/recovery = 1.0; };/recovery = 0.0; };/' "$P/default.policy" > "$kos_tmp/test.policy"
-expect 0 "init" "$K" init --dir "$d" --policy "$kos_tmp/test.policy"
+setup "init" "$K" init --dir "$d" --policy "$kos_tmp/test.policy"
 export KOS_CONF="$d/kos.conf"
-expect 0 "ca init" "$K" ca init
-expect 0 "the first admin is added on the store" "$K" client add admin --scope "admin:*"
+setup "ca init" "$K" ca init
+setup "the first admin is added on the store" "$K" client add admin --scope "admin:*"
 cp "$out" "$kos_tmp/admin.secret"
 
 # --- without kosd ---
@@ -72,12 +72,12 @@ for c in hi med low den; do
 		--scope "encrypt:payments decrypt:payments sign:sig"
 	cp "$out" "$kos_tmp/$c.secret"
 	run ks "$c" credential enroll - < "$kos_tmp/$c.secret"
-	check "enroll $c" test "$status" -eq 0
+	setup "enroll $c" test "$status" -eq 0
 done
 expect 0 "client add narrow" ks admin client add narrow --scope "decrypt:other"
 cp "$out" "$kos_tmp/narrow.secret"
 run ks narrow credential enroll - < "$kos_tmp/narrow.secret"
-check "enroll narrow" test "$status" -eq 0
+setup "enroll narrow" test "$status" -eq 0
 expect 0 "client add with --json" ks admin --json client add j --scope "decrypt:x"
 grep_out '"secret"' "the secret is in the JSON"
 expect 1 "a client cannot create keys" ks hi key create other

@@ -48,7 +48,7 @@ closed_within() {
 }
 
 check "the connection helper is built" test -x "$C"
-expect 0 "init" "$K" init --dir "$d"
+setup "init" "$K" init --dir "$d"
 sed -i 's/^listen = .*/listen = { unix = "kosd.sock"; unix_mode = "0600"; max_body = 1024; max_data_body = 2048; timeout = "2s"; max_connections = 4; };/' "$d/kos.conf"
 "$D" --config "$d/kos.conf" 2>>"$log" &
 kpid=$!

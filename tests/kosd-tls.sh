@@ -51,11 +51,11 @@ check "the server's next certificate" mkcert clients-ca server-next \
 	"$(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth')"
 
 # --- an installation with both listeners ---
-expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
+setup "init" "$K" init --dir "$d" --policy "$P/default.policy"
 export KOS_CONF="$d/kos.conf"
-expect 0 "ca init" "$K" ca init
-expect 0 "admin client" "$K" client add admin --scope "admin:* key:*"
-expect 0 "enroll the admin" "$K" credential enroll "$(cat "$out")"
+setup "ca init" "$K" ca init
+setup "admin client" "$K" client add admin --scope "admin:* key:*"
+setup "enroll the admin" "$K" credential enroll "$(cat "$out")"
 ADM=$(cat "$out")
 expect 0 "client alice" "$K" client add alice --scope "key:*"
 expect 0 "client carol, to enroll over TLS" "$K" client add carol --scope "key:*"

@@ -40,15 +40,15 @@ sed -e 's/prior = 60.0;/prior = 90.0;/' \
 	-e 's/^    latency = 1.0;/    latency = 0.0;/' -e 's/^    usage = 1.0;/    usage = 0.0;/' \
 	-e 's/^    anomaly = 2.0;/    anomaly = 0.0;/' -e 's/^    reputation = 1.0;/    reputation = 0.0;/' \
 	-e 's/recovery = 1.0; };/recovery = 0.0; };/' "$P/default.policy" > "$kos_tmp/test.policy"
-expect 0 "the test policy is valid" "$K" policy check "$kos_tmp/test.policy"
-expect 0 "init" "$K" init --dir "$d" --policy "$kos_tmp/test.policy"
+setup "the test policy is valid" "$K" policy check "$kos_tmp/test.policy"
+setup "init" "$K" init --dir "$d" --policy "$kos_tmp/test.policy"
 check "kos.conf names the socket" grep -q '^listen = { unix = "kosd.sock"' "$d/kos.conf"
 sed -i 's/^listen = .*/listen = { unix = "kosd.sock"; unix_mode = "0600"; max_body = 65536; max_data_body = 1048576; timeout = "5s"; max_connections = 64; };/' "$d/kos.conf"
 export KOS_CONF="$d/kos.conf"
-expect 0 "ca init" "$K" ca init
-expect 0 "admin client" "$K" client add admin --scope "admin:* encrypt:* decrypt:* key:* sign:*"
+setup "ca init" "$K" ca init
+setup "admin client" "$K" client add admin --scope "admin:* encrypt:* decrypt:* key:* sign:*"
 asec=$(cat "$out")
-expect 0 "enroll the admin" "$K" credential enroll "$asec"
+setup "enroll the admin" "$K" credential enroll "$asec"
 ADM=$(cat "$out")
 check "the admin credential" test -n "$ADM"
 
