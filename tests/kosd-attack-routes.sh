@@ -2,13 +2,14 @@
 # kosd's routes attacked as an attacker would, over the Unix socket: every
 # admin area called with a credential holding another admin area; the
 # service routes with another service's credential and token; a grant for
-# one share used for another; credentials that expired, are not yet valid,
-# were revoked, re-signed with a wrong EC key, with alg HS256 keyed with the
-# CA public key's PEM, with alg none, edited under their old signature,
-# signed by a retired CA key past its verification window, and a
-# certificate-bound (cnf) credential without its certificate. Each refusal
-# is checked by its status and its JSON error code, and the state it would
-# have changed is read back with an admin:* credential.
+# one share used for another share and another version; credentials that
+# expired, are not yet valid, were revoked, re-signed with a wrong EC key,
+# with alg HS256 keyed with the CA public key's PEM, with alg none, edited
+# under their old signature, signed by a retired CA key past its
+# verification window, and a certificate-bound (cnf) credential without its
+# certificate. Each refusal is checked by its status and its JSON error
+# code, and the state it would have changed is read back with an admin:*
+# credential.
 . "${srcdir:-.}/tests/lib.sh"
 # no set -e: a refusal that fails to come must not stop the remaining checks
 
@@ -207,7 +208,7 @@ refused 422 invalid_token "an expired service token"
 api POST /v1/services/validate "$(cat "$kos_tmp/sb.cred")" "{\"token\":\"$(cat "$kos_tmp/future.tok")\",\"service\":\"billing\"}"
 refused 422 invalid_token "a service token not yet valid"
 
-# --- a grant for one share fetches no other ---
+# --- a grant for one share fetches no other share, of no other version ---
 # the prior is high: integrity failures bring user@example to medium
 i=0
 while [ $i -lt 6 ]; do
@@ -235,6 +236,21 @@ refused 403 out_of_scope "admin:* is no grant"
 api POST /v1/shares/fetch "$g1" "{\"share_id\":\"$id1\"}"
 want 200 "the control: the grant fetches its own share"
 grep_out "\"share_id\":\"$id1\"" "the control: that share"
+# another version: the grants of version 2 fetch none of version 1's shares
+api POST /v1/admin/keys/payments/rotate "$ADM" '{}'
+setup "a second version of payments" test "$code" = 200
+api POST /v1/keys/payments/request "$USR" '{}'
+grep_out '"version":2' "the request answers version 2"
+sed 's/},{/}\n{/g' "$out" | sed -n 's/.*"share_id":"\([^"]*\)".*"grant":"\([^"]*\)".*/\1 \2/p' > "$kos_tmp/refs2"
+id3=$(sed -n '1s/ .*//p' "$kos_tmp/refs2")
+g3=$(sed -n '1s/.* //p' "$kos_tmp/refs2")
+check "version 2 has shares of its own" test -n "$id3" -a "$id3" != "$id1" -a "$id3" != "$id2"
+api POST /v1/shares/fetch "$g3" "{\"share_id\":\"$id1\"}"
+refused 403 out_of_scope "a grant of version 2 for a share of version 1"
+api POST /v1/shares/fetch "$g1" "{\"share_id\":\"$id3\"}"
+refused 403 out_of_scope "a grant of version 1 for a share of version 2"
+api POST /v1/shares/fetch "$g3" "{\"share_id\":\"$id3\"}"
+want 200 "the control: version 2's grant fetches its share"
 
 # --- credentials that expired, are not yet valid, or were revoked ---
 api POST /v1/admin/threat "$ADM" '{"level":"critical","reason":"short credentials"}'
