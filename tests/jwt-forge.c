@@ -303,7 +303,7 @@ static int print_pem(const char *jwks_file, const char *kid)
 int main(int argc, char **argv)
 {
 	json_t *header, *payload;
-	char *hs, *ps, *ss, *input, *tok, *d1, *d2, *sig_text = NULL;
+	char *hs, *ps, *ss, *input, *tok, *d1, *d2, *sig_text = NULL, *hs_new = NULL, *ps_new = NULL;
 	char sign = 0, *sign_arg = NULL;
 	int edited_h = 0, edited_p = 0, flip = 0, opt;
 	unsigned char raw[64];
@@ -377,9 +377,9 @@ int main(int argc, char **argv)
 		edited_h = 1;
 	}
 	if (edited_h)
-		hs = part_text(header);
+		hs = hs_new = part_text(header);
 	if (edited_p)
-		ps = part_text(payload);
+		ps = ps_new = part_text(payload);
 	input = malloc(strlen(hs) + strlen(ps) + 2);
 	if (input == NULL)
 		die("%s", "out of memory");
@@ -425,5 +425,10 @@ int main(int argc, char **argv)
 	printf("%s.%s\n", input, sig_text);
 	json_decref(header);
 	json_decref(payload);
+	free(sig_text);
+	free(input);
+	free(hs_new);
+	free(ps_new);
+	free(tok);
 	return 0;
 }
