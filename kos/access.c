@@ -110,10 +110,11 @@ static kos_rv admit(kos_access *acc, const char *client, const char *scope, cons
 }
 
 /* Whether version (0: the current one) of key name exists and may be
- * used: between its minimum version and its current one. */
+ * used: between its minimum version and its current one, and not retired.
+ * The error says which of the two it is not. */
 struct version_arg {
 	uint32_t version;
-	bool found;
+	bool found, retired;
 };
 
 static int version_of(const kos_key_version_info *v, void *varg)
@@ -122,24 +123,30 @@ static int version_of(const kos_key_version_info *v, void *varg)
 
 	if (v->version != a->version)
 		return 0;
-	a->found = !v->retired;
+	a->found = true;
+	a->retired = v->retired;
 	return 1;
 }
 
 static kos_rv usable_version(kos_access *acc, const kos_key_info *info, uint32_t version,
 			     uint32_t *out)
 {
-	struct version_arg a = { version != 0 ? version : info->current, false };
+	struct version_arg a = { version != 0 ? version : info->current, false, false };
 	kos_rv rv;
 
-	if (a.version < info->min_version || a.version > info->current)
-		return kos_error_set(KOS_E_NOTFOUND, "key %s has no usable version %u", info->name,
+	if (a.version > info->current || a.version == 0)
+		return kos_error_set(KOS_E_NOTFOUND, "key %s has no version %u", info->name,
 				     (unsigned)a.version);
-	rv = kos_key_versions(acc->keys, info->name, version_of, &a);
-	if (rv != KOS_OK && rv != 1)
+	if (a.version < info->min_version)
+		a.found = a.retired = true;
+	else if ((rv = kos_key_versions(acc->keys, info->name, version_of, &a)) != KOS_OK &&
+		 rv != 1)
 		return rv;
 	if (!a.found)
 		return kos_error_set(KOS_E_NOTFOUND, "key %s has no version %u", info->name,
+				     (unsigned)a.version);
+	if (a.retired)
+		return kos_error_set(KOS_E_NOTFOUND, "key %s version %u is retired", info->name,
 				     (unsigned)a.version);
 	*out = a.version;
 	return KOS_OK;

@@ -195,3 +195,20 @@ int kos_test_token_dir(const char *inst, const char *name, char *out, size_t len
 	closedir(dir);
 	return found;
 }
+
+int kos_test_streq(const char *a, const char *b)
+{
+	return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+CU_BOOL kos_test_str_eq_report(const char *actual, const char *expected, const char *what,
+			       const char *file, int line)
+{
+	if (kos_test_streq(actual, expected))
+		return CU_TRUE;
+	fprintf(stderr, "%s:%d: %s is %s%s%s, expected %s%s%s\n", file, line, what,
+		actual != NULL ? "\"" : "", actual != NULL ? actual : "NULL",
+		actual != NULL ? "\"" : "", expected != NULL ? "\"" : "",
+		expected != NULL ? expected : "NULL", expected != NULL ? "\"" : "");
+	return CU_FALSE;
+}

@@ -43,4 +43,18 @@ int kos_test_write_policy(const char *path, const char *const (*edits)[2], size_
 /* Path of a file in the source tree (for data files), from $srcdir. */
 const char *kos_test_srcpath(const char *rel);
 
+/* 1 when both strings are there and equal; a NULL is unequal to anything. */
+int kos_test_streq(const char *a, const char *b);
+
+/* CU_ASSERT_STRING_EQUAL for a string that may be missing (a JSON member,
+ * a header): a NULL fails the assertion, and prints both sides, instead of
+ * crashing the program and losing the cases after it. */
+#define KOS_ASSERT_STR_EQ(actual, expected)                                                        \
+	CU_assertImplementation(kos_test_str_eq_report((actual), (expected), #actual, __FILE__,    \
+						       __LINE__),                                 \
+				__LINE__, "KOS_ASSERT_STR_EQ(" #actual ", " #expected ")", __FILE__,     \
+				"", CU_FALSE)
+CU_BOOL kos_test_str_eq_report(const char *actual, const char *expected, const char *what,
+			       const char *file, int line);
+
 #endif

@@ -34,7 +34,7 @@ expect 0 "fsck --help" "$K" fsck --help
 grep_out "usage: kosctl fsck \[--repair\]" "fsck --help prints the usage"
 expect 0 "help fsck" "$K" help fsck
 
-expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
+setup "init" "$K" init --dir "$d" --policy "$P/default.policy"
 export KOS_CONF="$d/kos.conf"
 
 expect 2 "create without a name" "$K" key create
@@ -103,6 +103,7 @@ grep_err "cannot rebuild" "the failure says why"
 for n in kms1 kms2 kms3; do grep_err "$n" "the lost token $n is named"; done
 found kms1 kms2 kms3
 expect 0 "decrypt once the tokens are back" "$K" key decrypt --context order-1 < "$t/env1"
+check "the plaintext is right once they are back" cmp -s "$out" "$t/plain"
 
 # --- rotation and retirement ---
 expect 0 "rotate" "$K" key rotate payments
@@ -112,7 +113,9 @@ cp "$out" "$t/env2"
 check "the new envelope names version 2" \
 	test "$(od -An -tx1 -j 14 -N 4 "$t/env2" | tr -d ' ')" = 00000002
 expect 0 "the old envelope still decrypts" "$K" key decrypt --context order-1 < "$t/env1"
+check "to the plaintext" cmp -s "$out" "$t/plain"
 expect 0 "the new one decrypts" "$K" key decrypt --context order-2 < "$t/env2"
+check "to the plaintext too" cmp -s "$out" "$t/plain"
 expect 1 "the current version cannot be retired" "$K" key retire payments --version 2
 grep_err "current version" "the refusal says why"
 expect 0 "retire version 1" "$K" key retire payments --version 1

@@ -58,7 +58,7 @@ expect 2 "verify --head with a non-hex hash" "$K" ledger verify --head "5:$(prin
 expect 2 "show --head (verify's option only)" "$K" ledger show --head "5:$(printf '%064d' 0)"
 
 # --- an empty ledger ---
-expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
+setup "init" "$K" init --dir "$d" --policy "$P/default.policy"
 export KOS_CONF="$d/kos.conf"
 expect 0 "verify an empty ledger" "$K" ledger verify
 grep_out "^ledger: 0 entries, chain intact, head 0 $zeros$" "an empty ledger is intact"

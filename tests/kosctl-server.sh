@@ -31,10 +31,10 @@ sed -e 's/prior = 60.0;/prior = 90.0;/' \
 	-e 's/^    latency = 1.0;/    latency = 0.0;/' -e 's/^    usage = 1.0;/    usage = 0.0;/' \
 	-e 's/^    anomaly = 2.0;/    anomaly = 0.0;/' -e 's/^    reputation = 1.0;/    reputation = 0.0;/' \
 	-e 's/recovery = 1.0; };/recovery = 0.0; };/' "$P/default.policy" > "$kos_tmp/test.policy"
-expect 0 "init" "$K" init --dir "$d" --policy "$kos_tmp/test.policy"
+setup "init" "$K" init --dir "$d" --policy "$kos_tmp/test.policy"
 export KOS_CONF="$d/kos.conf"
-expect 0 "ca init" "$K" ca init
-expect 0 "the first admin is added on the store" "$K" client add admin --scope "*:*"
+setup "ca init" "$K" ca init
+setup "the first admin is added on the store" "$K" client add admin --scope "*:*"
 cp "$out" "$kos_tmp/admin.secret"
 
 # --- without kosd ---
@@ -72,12 +72,12 @@ for c in hi med low den; do
 		--scope "encrypt:payments decrypt:payments sign:sig"
 	cp "$out" "$kos_tmp/$c.secret"
 	run ks "$c" credential enroll - < "$kos_tmp/$c.secret"
-	check "enroll $c" test "$status" -eq 0
+	setup "enroll $c" test "$status" -eq 0
 done
 expect 0 "client add narrow" ks admin client add narrow --scope "decrypt:other"
 cp "$out" "$kos_tmp/narrow.secret"
 run ks narrow credential enroll - < "$kos_tmp/narrow.secret"
-check "enroll narrow" test "$status" -eq 0
+setup "enroll narrow" test "$status" -eq 0
 expect 0 "client add with --json" ks admin --json client add j --scope "decrypt:x"
 grep_out '"secret"' "the secret is in the JSON"
 expect 1 "a client cannot create keys" ks hi key create other
@@ -156,6 +156,8 @@ expect 0 "key retire through kosd" ks admin key retire payments --version 1
 grep_out "retired payments version 1" "retire prints the version"
 run ks low key decrypt --context c1 < "$kos_tmp/env1"
 check "a retired version no longer decrypts" test "$status" -eq 1
+grep_err "(not_found).*version 1 is retired" "the reason: the version is retired"
+check "and no plaintext" test ! -s "$out"
 run ks low key decrypt --context c1 < "$kos_tmp/env2"
 check "version 2 decrypts" test "$status" -eq 0
 expect 1 "retire the current version" ks admin key retire payments --version 2
@@ -179,13 +181,14 @@ cp "$kos_tmp/good.policy" "$d/kos.policy"
 cp "$kos_tmp/med.cred" "$kos_tmp/med.old"
 expect 0 "refresh the credential file" ks med credential refresh
 grep_err "refreshed; the credential is in" "refresh says where"
-check "the file holds a new credential" sh -c "! cmp -s '$kos_tmp/med.cred' '$kos_tmp/med.old'"
+check "the file holds a new credential" sh -c "test -s '$kos_tmp/med.cred' && test -s '$kos_tmp/med.old' && ! cmp -s '$kos_tmp/med.cred' '$kos_tmp/med.old'"
 expect 0 "the refreshed credential works" ks med key decrypt --context c1 < "$kos_tmp/env2"
 expect 0 "refresh to a narrower scope prints it" ks med credential refresh --scope "decrypt:payments"
 cp "$out" "$kos_tmp/narrowed.cred"
-check "the file is untouched by a narrowed refresh" sh -c "! cmp -s '$kos_tmp/med.cred' '$kos_tmp/narrowed.cred'"
+check "the file is untouched by a narrowed refresh" sh -c "test -s '$kos_tmp/med.cred' && grep -q '^ey' '$kos_tmp/narrowed.cred' && ! cmp -s '$kos_tmp/med.cred' '$kos_tmp/narrowed.cred'"
 run ks narrowed key encrypt payments < "$kos_tmp/plain"
 check "the narrowed credential cannot encrypt" test "$status" -eq 1
+grep_err "(out_of_scope)" "the narrowed credential: out of scope"
 expect 1 "refresh to a wider scope" ks med credential refresh --scope "admin:*"
 expect 0 "refresh of a given token" "$K" --server "unix:$S" credential refresh - < "$kos_tmp/med.cred"
 check "a credential is printed" grep -q '^ey' "$out"
@@ -213,7 +216,11 @@ expect 1 "a server of another scheme" "$K" --config "$d/bad2.conf" kms list
 grep_err "bad2.conf:[0-9]*: server:" "the scheme is refused"
 
 # --- forged and revoked credentials ---
-printf '%sx\n' "$(cat "$kos_tmp/low.cred")" > "$kos_tmp/forged.cred"
+# a real forgery: low's credential widened to admin:*, under its own
+# signature (the form is valid; the signature no longer matches)
+run "${top_builddir:-.}/tests/jwt-forge" -s scope="admin:*" "$(cat "$kos_tmp/low.cred")"
+cp "$out" "$kos_tmp/forged.cred"
+check "the forgery is a well-formed JWS" grep -q '^ey[A-Za-z0-9_-]*\.ey[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$' "$kos_tmp/forged.cred"
 run ks forged key decrypt --context c1 < "$kos_tmp/env2"
 check "a forged credential is refused" test "$status" -eq 1
 grep_err "(invalid_credential)" "the reason is invalid credential"
@@ -226,6 +233,7 @@ expect 1 "a client cannot revoke" ks low credential revoke --client med
 expect 0 "revoke by time through kosd" ks admin credential revoke --before now
 run ks low key decrypt --context c1 < "$kos_tmp/env2"
 check "revoked by time" test "$status" -eq 1
+grep_err "(revoked)" "revoked by time: the reason is revoked"
 
 # --- stop ---
 kill -TERM "$kpid"

@@ -32,7 +32,7 @@ expect 2 "rotate --at without --due" "$K" service rotate payments --at +1d
 expect 2 "an unknown option" "$K" service list --bogus
 expect 2 "an unknown subcommand" "$K" service frobnicate
 
-expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
+setup "init" "$K" init --dir "$d" --policy "$P/default.policy"
 export KOS_CONF="$d/kos.conf"
 
 # --- register, token, validate ---

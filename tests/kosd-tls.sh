@@ -51,11 +51,11 @@ check "the server's next certificate" mkcert clients-ca server-next \
 	"$(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth')"
 
 # --- an installation with both listeners ---
-expect 0 "init" "$K" init --dir "$d" --policy "$P/default.policy"
+setup "init" "$K" init --dir "$d" --policy "$P/default.policy"
 export KOS_CONF="$d/kos.conf"
-expect 0 "ca init" "$K" ca init
-expect 0 "admin client" "$K" client add admin --scope "*:*"
-expect 0 "enroll the admin" "$K" credential enroll "$(cat "$out")"
+setup "ca init" "$K" ca init
+setup "admin client" "$K" client add admin --scope "*:*"
+setup "enroll the admin" "$K" credential enroll "$(cat "$out")"
 ADM=$(cat "$out")
 expect 0 "client alice" "$K" client add alice --scope "key:*"
 expect 0 "client carol, to enroll over TLS" "$K" client add carol --scope "key:*"
@@ -196,15 +196,13 @@ check "kosd presents its certificate" test "$(server_cn)" = server
 cp "$c/server-next.pem" "$d/server.pem"
 cp "$c/server-next.key" "$d/server.key"
 kill -HUP "$kpid"
-sleep 0.3
+check "the reload is logged" wait_for 10 grep -q "TLS certificate .*server.pem, key and client CA .* reloaded" "$log"
 check "SIGHUP: the new certificate is presented" test "$(server_cn)" = server-next
-check "the reload is logged" grep -q "TLS certificate .*server.pem, key and client CA .* reloaded" "$log"
 tls alice /v1/keys "$ADM"
 want 200 "requests go on with the new certificate"
 printf 'not a certificate\n' > "$d/server.pem"
 kill -HUP "$kpid"
-sleep 0.3
-check "a broken certificate on SIGHUP is refused" grep -q "TLS files not reloaded" "$log"
+check "a broken certificate on SIGHUP is refused" wait_for 10 grep -q "TLS files not reloaded" "$log"
 check "and the one loaded before is still presented" test "$(server_cn)" = server-next
 cp "$c/server-next.pem" "$d/server.pem"
 

@@ -40,15 +40,15 @@ sed -e 's/prior = 60.0;/prior = 90.0;/' \
 	-e 's/^    latency = 1.0;/    latency = 0.0;/' -e 's/^    usage = 1.0;/    usage = 0.0;/' \
 	-e 's/^    anomaly = 2.0;/    anomaly = 0.0;/' -e 's/^    reputation = 1.0;/    reputation = 0.0;/' \
 	-e 's/recovery = 1.0; };/recovery = 0.0; };/' "$P/default.policy" > "$kos_tmp/test.policy"
-expect 0 "the test policy is valid" "$K" policy check "$kos_tmp/test.policy"
-expect 0 "init" "$K" init --dir "$d" --policy "$kos_tmp/test.policy"
+setup "the test policy is valid" "$K" policy check "$kos_tmp/test.policy"
+setup "init" "$K" init --dir "$d" --policy "$kos_tmp/test.policy"
 check "kos.conf names the socket" grep -q '^listen = { unix = "kosd.sock"' "$d/kos.conf"
 sed -i 's/^listen = .*/listen = { unix = "kosd.sock"; unix_mode = "0600"; max_body = 65536; max_data_body = 1048576; timeout = "5s"; max_connections = 64; };/' "$d/kos.conf"
 export KOS_CONF="$d/kos.conf"
-expect 0 "ca init" "$K" ca init
-expect 0 "admin client" "$K" client add admin --scope "*:*"
+setup "ca init" "$K" ca init
+setup "admin client" "$K" client add admin --scope "*:*"
 asec=$(cat "$out")
-expect 0 "enroll the admin" "$K" credential enroll "$asec"
+setup "enroll the admin" "$K" credential enroll "$asec"
 ADM=$(cat "$out")
 check "the admin credential" test -n "$ADM"
 
@@ -78,8 +78,14 @@ want 401 "no credential"
 grep_out '"error":"invalid_credential"' "the refusal is a JSON error"
 api GET /v1/keys "not.a.credential"
 want 401 "a malformed credential"
-api GET /v1/keys "${ADM}x"
+# a real forgery: the admin's credential with one bit of its signature
+# flipped (valid form, a signature that does not verify)
+run "${top_builddir:-.}/tests/jwt-forge" -f "$ADM"
+forged=$(cat "$out")
+check "the forgery is a well-formed JWS" sh -c "test '$forged' != '$ADM' && echo '$forged' | grep -q '^ey[A-Za-z0-9_-]*\.ey[A-Za-z0-9_-]*\.[A-Za-z0-9_-]\{86\}$'"
+api GET /v1/keys "$forged"
 want 401 "a forged credential"
+grep_out '"message":"invalid credential"' "a forged credential: invalid credential, not a missing one"
 
 # --- admin routes ---
 api POST /v1/admin/keys "$ADM" '{"name":"payments"}'
@@ -237,7 +243,7 @@ check "observations are batched ($q in $b transactions)" test "$b" -lt "$q"
 cp "$d/kos.policy" "$kos_tmp/good.policy"
 printf 'version = 1;\ntiers = { high = "x"; };\n' > "$d/kos.policy"
 kill -HUP "$kpid"
-sleep 0.3
+wait_for 10 grep -q "kos.policy:2:" "$log" || true
 api GET /v1/health
 want 200 "a broken policy on SIGHUP: still serving"
 check "the refusal is logged with FILE:LINE" grep -q "kos.policy:2:" "$log"
@@ -246,9 +252,9 @@ grep_out '"delivery":"shares"' "the old policy still decides"
 api POST /v1/admin/policy/reload "$ADM" '{}'
 want 422 "reload by route refuses it too"
 cp "$kos_tmp/good.policy" "$d/kos.policy"
+reloads=$(grep -c "policy reloaded" "$log" || true)
 kill -HUP "$kpid"
-sleep 0.3
-check "a good policy is reloaded" grep -q "policy reloaded" "$log"
+check "a good policy is reloaded" wait_for 10 sh -c "test \$(grep -c 'policy reloaded' '$log') -gt $reloads"
 
 # --- SIGTERM lets an answer being read leave, and flushes the observations ---
 head -c 600000 /dev/urandom | base64 -w0 > "$kos_tmp/big.b64"
@@ -258,6 +264,12 @@ want 200 "encrypt 600 KB"
 { printf '{"envelope":"'; field envelope | tr -d '\n'; printf '","context":"big"}'; } > "$kos_tmp/bigdec.json"
 # the 800 KB answer is still leaving when SIGTERM comes: its reader waits
 # 2 s before it reads past what the pipe and the socket hold
+decrypts() {
+	api GET /metrics
+	sed -n 's/^kosd_requests_total{route="decrypt",status="200"} //p' "$out"
+}
+dec0=$(decrypts)
+decrypt_answered() { test "$(decrypts)" -gt "${dec0:-0}"; }
 {
 	curl -s --max-time 30 --unix-socket "$S" -H "Authorization: Bearer $ADM" \
 		-H 'Content-Type: application/json' --data-binary "@$kos_tmp/bigdec.json" \
@@ -265,7 +277,7 @@ want 200 "encrypt 600 KB"
 	echo $? > "$kos_tmp/bigdec.rc"
 } | { sleep 2; cat > "$kos_tmp/bigdec.out"; } &
 cpid=$!
-sleep 0.5
+check "the big decrypt is answered" wait_for 10 decrypt_answered
 before=$(observations med)
 for i in 1 2 3; do api POST /v1/keys/payments/request "$T_med" '{}'; done
 kill -TERM "$kpid"

@@ -24,12 +24,14 @@ fail() {
 }
 
 # run CMD...: runs CMD with stdin from /dev/null unless redirected by the
-# caller, output to $out and $err; sets $status.
+# caller, output to $out and $err; sets $status. The caller's set -e is
+# kept as it was.
 run() {
+	case $- in *e*) _run_e=1 ;; *) _run_e=0 ;; esac
 	set +e
 	"$@" >"$out" 2>"$err"
 	status=$?
-	set -e
+	[ "$_run_e" -eq 0 ] || set -e
 }
 
 # expect STATUS DESCRIPTION CMD...: runs CMD and checks its exit status.
@@ -52,6 +54,29 @@ check() {
 	desc=$1
 	shift
 	if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+
+# setup DESCRIPTION CMD...: a step that prepares a test (an installation, a
+# client, an enrollment), not a claim about the product: nothing is counted
+# when it works; when it fails, why is printed and one failure counted, so a
+# broken setup still fails the test. Output in $out and $err, as run.
+setup() {
+	desc=$1
+	shift
+	run "$@"
+	[ "$status" -eq 0 ] || fail "setup: $desc (exit $status)"
+}
+
+# wait_for SECONDS CMD...: runs CMD every 50 ms until it succeeds (true) or
+# SECONDS have passed (false): a condition awaited with a deadline, never a
+# fixed sleep.
+wait_for() {
+	_wf_end=$(($(date +%s) + $1))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		[ "$(date +%s)" -le "$_wf_end" ] || return 1
+		sleep 0.05
+	done
 }
 
 # softhsm_leaks_ignored: LeakSanitizer skips SoftHSM 2.6.1's own leaks (in

@@ -538,7 +538,7 @@ static void test_enroll(void)
 		CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "no credential"));
 	}
 	CU_ASSERT_EQUAL(kos_client_enroll(c, "not-a-secret-at-all", NULL), KOS_E_INTEGRITY);
-	CU_ASSERT_STRING_EQUAL(kos_client_last_code(c), "invalid_secret");
+	KOS_ASSERT_STR_EQ(kos_client_last_code(c), "invalid_secret");
 	CU_ASSERT_EQUAL_FATAL(kos_client_enroll(c, secret_of("eve"), path), KOS_OK);
 	CU_ASSERT(kos_client_credential_expires(c) > kos_now());
 	CU_ASSERT_EQUAL_FATAL(stat(path, &sb), 0);
@@ -747,7 +747,7 @@ static void test_kms_front_grants(void)
 	st_code = curl_json(sock, "POST", "/v1/keys/payments/request", cred, "{}", &ans);
 	CU_ASSERT_EQUAL_FATAL(st_code, 200);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(ans);
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(ans, "delivery")), "shares");
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(ans, "delivery")), "shares");
 	json_array_foreach(json_object_get(ans, "refs"), i, ref)
 	{
 		const char *id = json_string_value(json_object_get(ref, "share_id"));
@@ -757,8 +757,8 @@ static void test_kms_front_grants(void)
 		CU_ASSERT_PTR_NOT_NULL(json_string_value(json_object_get(ref, "kms_token")));
 		CU_ASSERT_PTR_NULL(json_object_get(ref, "token"));
 		if (id != NULL && strcmp(id, front_narrow) == 0) {
-			CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(ref, "kms_token")),
-					       front_token);
+			KOS_ASSERT_STR_EQ(json_string_value(json_object_get(ref, "kms_token")),
+					  front_token);
 			CU_ASSERT_PTR_NOT_NULL(kms);
 			if (kms != NULL) {
 				CU_ASSERT_EQUAL(strncmp(kms, "unix:/", 6), 0);
@@ -784,7 +784,7 @@ static void test_kms_front_grants(void)
 	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/shares/fetch", grant_main,
 				  fetch_body(front_narrow), &doc),
 			403);
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(doc, "error")), "out_of_scope");
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(doc, "error")), "out_of_scope");
 	json_decref(doc);
 	CU_ASSERT_EQUAL(curl_json(kms_sock, "POST", "/v1/shares/fetch", grant_front,
 				  fetch_body(front_wide), &doc),
@@ -829,10 +829,10 @@ static void test_kms_front_refuses_other_routes(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(cred);
 	cred[strcspn(cred, "\n")] = '\0';
 	CU_ASSERT_EQUAL(curl_json(kms_sock, "GET", "/v1/health", NULL, NULL, &doc), 200);
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(doc, "role")), "kms");
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(doc, "role")), "kms");
 	json_decref(doc);
 	CU_ASSERT_EQUAL(curl_json(sock, "GET", "/v1/health", NULL, NULL, &doc), 200);
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(doc, "role")), "main");
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(doc, "role")), "main");
 	json_decref(doc);
 	CU_ASSERT_EQUAL(curl_json(kms_sock, "GET", "/metrics", NULL, NULL, &doc), 200);
 	json_decref(doc);
@@ -962,10 +962,22 @@ static void test_refresh_writes_back(void)
 	kos_client_get_stats(c, &s);
 	CU_ASSERT_EQUAL(s.refreshes, 0);
 
-	/* past 2/3 of its lifetime the next call refreshes it first */
-	usleep(3200000);
-	CU_ASSERT_EQUAL(kos_client_keys(c, has_key, found), KOS_OK);
-	kos_client_get_stats(c, &s);
+	/* past 2/3 of its lifetime (issued at exp0 - 4 s, whole seconds),
+	 * less up to 1/10 of it of jitter (kos-client(3)), the next call
+	 * refreshes it first, and not before: calls until the refresh, at
+	 * most until the credential expires */
+	for (;;) {
+		kos_usec t = kos_now();
+
+		CU_ASSERT_EQUAL_FATAL(kos_client_keys(c, has_key, found), KOS_OK);
+		kos_client_get_stats(c, &s);
+		if (s.refreshes > 0) {
+			CU_ASSERT(t >= exp0 - 4 * KOS_USEC_PER_SEC / 3 - 4 * KOS_USEC_PER_SEC / 10);
+			break;
+		}
+		CU_ASSERT_FATAL(kos_now() < exp0);
+		usleep(50000);
+	}
 	CU_ASSERT_EQUAL(s.refreshes, 1);
 	CU_ASSERT_EQUAL(s.save_failures, 0);
 	CU_ASSERT(kos_client_credential_expires(c) > exp0);

@@ -301,12 +301,12 @@ static EVP_PKEY *jwks_key(const char *kid)
 	keys = json_object_get(doc, "keys");
 	json_array_foreach(keys, i, k)
 	{
-		if (strcmp(json_string_value(json_object_get(k, "kid")), kid) != 0)
+		if (!kos_test_streq(json_string_value(json_object_get(k, "kid")), kid))
 			continue;
-		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(k, "kty")), "EC");
-		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(k, "crv")), "P-256");
-		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(k, "alg")), "ES256");
-		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(k, "use")), "sig");
+		KOS_ASSERT_STR_EQ(json_string_value(json_object_get(k, "kty")), "EC");
+		KOS_ASSERT_STR_EQ(json_string_value(json_object_get(k, "crv")), "P-256");
+		KOS_ASSERT_STR_EQ(json_string_value(json_object_get(k, "alg")), "ES256");
+		KOS_ASSERT_STR_EQ(json_string_value(json_object_get(k, "use")), "sig");
 		pkey = jwk_key(json_string_value(json_object_get(k, "x")),
 			       json_string_value(json_object_get(k, "y")));
 	}
@@ -411,15 +411,15 @@ static void test_token_format(void)
 	p = part(t, 1, &pl);
 	claims = json_loads((char *)p, JSON_REJECT_DUPLICATES, NULL);
 	CU_ASSERT_FATAL(claims != NULL);
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(claims, "iss")), "kos");
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(claims, "sub")), "web-1");
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(claims, "aud")), "kos");
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(claims, "iss")), "kos");
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(claims, "sub")), "web-1");
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(claims, "aud")), "kos");
 	CU_ASSERT(json_is_integer(json_object_get(claims, "iat")));
 	CU_ASSERT(json_is_integer(json_object_get(claims, "nbf")));
 	CU_ASSERT(json_is_integer(json_object_get(claims, "exp")));
 	CU_ASSERT(json_is_integer(json_object_get(claims, "auth_time")));
 	CU_ASSERT_EQUAL(json_string_length(json_object_get(claims, "jti")), 22);
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(claims, "scope")), SCOPE);
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(claims, "scope")), SCOPE);
 	CU_ASSERT_PTR_NULL(json_object_get(claims, "cnf"));
 	s = part(t, 2, &sl);
 	CU_ASSERT_EQUAL(sl, 64);
@@ -444,8 +444,8 @@ static void test_jwks_interoperates(void)
 	pem = pem_of(pkey);
 	CU_ASSERT_EQUAL(jwt_decode(&jwt, t, (unsigned char *)pem, (int)strlen(pem)), 0);
 	CU_ASSERT_EQUAL(jwt_get_alg(jwt), JWT_ALG_ES256);
-	CU_ASSERT_STRING_EQUAL(jwt_get_grant(jwt, "sub"), "web-1");
-	CU_ASSERT_STRING_EQUAL(jwt_get_header(jwt, "kid"), kid1);
+	KOS_ASSERT_STR_EQ(jwt_get_grant(jwt, "sub"), "web-1");
+	KOS_ASSERT_STR_EQ(jwt_get_header(jwt, "kid"), kid1);
 	jwt_free(jwt);
 	/* and neither takes a changed payload */
 	bad = kos_strdup(t);
@@ -1123,6 +1123,7 @@ static void test_revocation_seen_by_another_process(void)
 struct hammer {
 	const char *token;
 	_Atomic int *revoked; /* set once the revocation returned */
+	_Atomic int early_valid; /* valid answers before it (from the cache) */
 	int late_valid;	      /* valid answers after that: must stay 0 */
 	int errors;
 };
@@ -1141,6 +1142,8 @@ static void *hammer_fn(void *arg)
 
 		if (rv == KOS_OK && after)
 			h->late_valid++;
+		else if (rv == KOS_OK)
+			atomic_fetch_add(&h->early_valid, 1);
 		else if (rv != KOS_OK && rv != KOS_E_INTEGRITY)
 			h->errors++;
 		after_count += after;
@@ -1160,10 +1163,19 @@ static void test_revocation_under_load(void)
 
 	expect_valid(t, NULL, &c);
 	for (int i = 0; i < 3; i++) {
-		h[i] = (struct hammer){t, &revoked, 0, 0};
+		h[i] = (struct hammer){ t, &revoked, 0, 0, 0 };
 		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, hammer_fn, &h[i]), 0);
 	}
-	usleep(2000);
+	/* the revocation lands while every thread is answered from the cache:
+	 * each has had a valid answer (deadline 10 s) */
+	for (kos_usec end = kos_now() + 10 * KOS_USEC_PER_SEC; kos_now() < end;) {
+		if (atomic_load(&h[0].early_valid) > 0 && atomic_load(&h[1].early_valid) > 0 &&
+		    atomic_load(&h[2].early_valid) > 0)
+			break;
+		usleep(1000);
+	}
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(atomic_load(&h[i].early_valid) > 0);
 	CU_ASSERT_EQUAL(kos_cred_revoke_jti(ca, c.jti), KOS_OK);
 	atomic_store(&revoked, 1);
 	for (int i = 0; i < 3; i++) {

@@ -655,8 +655,8 @@ static void test_token_format_documented(void)
 	token_payload(tok, payload, sizeof(payload));
 	j = json_loads(payload, 0, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(j);
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "svc")), "fmt");
-	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "op")), "decrypt");
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(j, "svc")), "fmt");
+	KOS_ASSERT_STR_EQ(json_string_value(json_object_get(j, "op")), "decrypt");
 	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "win")), 1700000000 / 300);
 	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "wlen")), 300);
 	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "sv")), 1);

@@ -450,11 +450,21 @@ static void test_combine_refuses_null(void)
 
 static void test_shares_clear_accepts_null(void)
 {
-	kos_share s = { 0 };
+	kos_share s[2] = { { 0 }, { 0 } };
 
 	kos_shares_clear(NULL, 3);
-	kos_shares_clear(&s, 1);
-	CU_ASSERT_PTR_NULL(s.y);
+	/* a set from a split: each share's y freed and the fields zeroed */
+	s[0].x = 7;
+	s[0].len = 16;
+	s[0].y = malloc(16);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s[0].y);
+	memset(s[0].y, 0xa5, 16);
+	s[1].x = 9;
+	kos_shares_clear(s, 2);
+	CU_ASSERT_PTR_NULL(s[0].y);
+	CU_ASSERT_EQUAL(s[0].x, 0);
+	CU_ASSERT_EQUAL(s[0].len, 0);
+	CU_ASSERT_EQUAL(s[1].x, 0);
 }
 
 /* --- text form --- */

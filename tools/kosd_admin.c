@@ -70,14 +70,16 @@ static const char *registered_scope(struct kosd_req *r, const char *name, char *
 	return buf;
 }
 
-/* Administration of client name: the administrator must hold every scope
- * the client holds (so admin:clients cannot reset an admin:* client's
- * secret), and never acts on itself when mutating. */
+/* Administration of client name: a change (mutates) needs an administrator
+ * that holds every scope the client holds (so admin:clients cannot reset an
+ * admin:* client's secret) and is not the client itself; reading the
+ * client's record or trust needs the area only. */
 static bool need_admin_of(struct kosd_req *r, const char *area, const char *name, bool mutates)
 {
 	char scope[KOS_SCOPE_MAX + 1];
 
-	return admit_admin(r, area, name, registered_scope(r, name, scope, sizeof(scope)),
+	return admit_admin(r, area, name,
+			   mutates ? registered_scope(r, name, scope, sizeof(scope)) : NULL,
 			   mutates);
 }
 

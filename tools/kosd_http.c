@@ -1271,12 +1271,14 @@ static void set_up(struct kosd *d, struct evhttp *http, void (*cb)(struct evhttp
 	struct timeval tv;
 
 	/* kosd_gate admits each body within its route's cap and sets that cap
-	 * on the connection; this is only the largest. evhttp's timeout closes
-	 * idle connections; conn_expired bounds each request as a whole. */
+	 * on the connection; this is only the largest. conn_expired closes a
+	 * connection whose request, answer or idle wait outlasts the timeout
+	 * (and counts it); evhttp's own timeout, which sees no bytes that
+	 * kosd_gate still holds, is only a backstop at twice that. */
 	evhttp_set_max_body_size(http, (ev_ssize_t)d->listen.max_data_body);
 	evhttp_set_max_headers_size(http, KOS_CRED_MAX + 8192);
-	tv.tv_sec = (time_t)(d->listen.timeout / KOS_USEC_PER_SEC);
-	tv.tv_usec = (suseconds_t)(d->listen.timeout % KOS_USEC_PER_SEC);
+	tv.tv_sec = (time_t)(2 * d->listen.timeout / KOS_USEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(2 * d->listen.timeout % KOS_USEC_PER_SEC);
 	evhttp_set_timeout_tv(http, &tv);
 	/* every method evhttp knows reaches serve(), which answers 405 in
 	 * JSON; kosd_gate refuses the others (501) */
