@@ -9,22 +9,7 @@
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
-K=${KOSCTL:-./kosctl}
-D=${KOSD:-./kosd}
-P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
-d="$kos_tmp/inst"
-S="$d/kosd.sock"
-log="$kos_tmp/kosd.log"
-unset KOS_CONF KOS_SERVER KOS_CREDENTIAL KOS_CREDENTIAL_FILE
-
-softhsm_leaks_ignored
-
-# ks CRED ARGS...: kosctl through kosd with the credential file CRED.
-ks() {
-	_c=$1
-	shift
-	"$K" --server "unix:$S" --credential-file "$kos_tmp/$_c.cred" "$@"
-}
+kosd_env
 
 # --- an installation; trust = the integrity factor alone, starting at 90 ---
 sed -e 's/prior = 60.0;/prior = 90.0;/' \

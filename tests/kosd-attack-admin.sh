@@ -15,22 +15,8 @@
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
-K=${KOSCTL:-./kosctl}
-D=${KOSD:-./kosd}
-P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
-d="$kos_tmp/inst"
-S="$d/kosd.sock"
-log="$kos_tmp/kosd.log"
-unset KOS_CONF KOS_SERVER KOS_CREDENTIAL KOS_CREDENTIAL_FILE
+kosd_env
 
-softhsm_leaks_ignored
-
-# ks CLIENT ARGS...: kosctl through kosd with CLIENT's credential file
-ks() {
-	_c=$1
-	shift
-	"$K" --server "unix:$S" --credential-file "$kos_tmp/$_c.cred" "$@"
-}
 # code_is CODE DESCRIPTION: the last answer's JSON error code
 code_is() { grep_out "\"error\":\"$1\"" "$2: $1"; }
 # add NAME SCOPE: registers NAME through kosd and enrolls it (credential in

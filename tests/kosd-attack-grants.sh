@@ -11,16 +11,8 @@
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
-K=${KOSCTL:-./kosctl}
-D=${KOSD:-./kosd}
-P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
-d="$kos_tmp/inst"
-S="$d/kosd.sock"
+kosd_env
 c="$kos_tmp/pki"
-log="$kos_tmp/kosd.log"
-unset KOS_CONF KOS_SERVER KOS_CREDENTIAL KOS_CREDENTIAL_FILE
-
-softhsm_leaks_ignored
 
 # --- a throwaway PKI (as tests/kosd-tls.sh): a client CA, the server's
 # certificate and two clients ---

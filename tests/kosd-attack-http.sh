@@ -9,16 +9,8 @@
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
-K=${KOSCTL:-./kosctl}
-D=${KOSD:-./kosd}
+kosd_env
 C=${KOSD_CONN:-${top_builddir:-.}/tests/kosd-conn}
-P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
-d="$kos_tmp/inst"
-S="$d/kosd.sock"
-log="$kos_tmp/kosd.log"
-unset KOS_CONF
-
-softhsm_leaks_ignored
 
 rss() { ps -o rss= -p "$kpid" | tr -d ' '; }
 # raw NAME DATA: one request written as it is (kosd-conn's escapes), the

@@ -13,24 +13,9 @@
 . "${srcdir:-.}/tests/lib.sh"
 # no set -e: a refusal that fails to come must not stop the remaining checks
 
-K=${KOSCTL:-./kosctl}
-D=${KOSD:-./kosd}
+kosd_env
 F=${top_builddir:-.}/tests/jwt-forge
-P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
-d="$kos_tmp/inst"
-S="$d/kosd.sock"
-log="$kos_tmp/kosd.log"
 SOFTHSM=/usr/lib/softhsm/libsofthsm2.so
-unset KOS_CONF KOS_SERVER KOS_CREDENTIAL KOS_CREDENTIAL_FILE
-
-softhsm_leaks_ignored
-
-# ks CRED ARGS...: kosctl through kosd with the credential file CRED.
-ks() {
-	_c=$1
-	shift
-	"$K" --server "unix:$S" --credential-file "$kos_tmp/$_c.cred" "$@"
-}
 
 # refused STATUS CODE DESCRIPTION: the last answer is a JSON refusal with
 # this status and error code

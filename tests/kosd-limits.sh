@@ -7,15 +7,8 @@
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
-K=${KOSCTL:-./kosctl}
-D=${KOSD:-./kosd}
+kosd_env
 C=${KOSD_CONN:-${top_builddir:-.}/tests/kosd-conn}
-d="$kos_tmp/inst"
-S="$d/kosd.sock"
-log="$kos_tmp/kosd.log"
-unset KOS_CONF
-
-softhsm_leaks_ignored
 
 # api METHOD PATH [BODY]: the answer in $out, the status in $code.
 api() {

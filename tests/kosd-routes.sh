@@ -8,23 +8,7 @@
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
-K=${KOSCTL:-./kosctl}
-D=${KOSD:-./kosd}
-P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
-d="$kos_tmp/inst"
-S="$d/kosd.sock"
-log="$kos_tmp/kosd.log"
-unset KOS_CONF KOS_SERVER KOS_CREDENTIAL KOS_CREDENTIAL_FILE
-
-softhsm_leaks_ignored
-
-
-# ks CRED ARGS...: kosctl through kosd with the credential file CRED.
-ks() {
-	_c=$1
-	shift
-	"$K" --server "unix:$S" --credential-file "$kos_tmp/$_c.cred" "$@"
-}
+kosd_env
 
 # same DESCRIPTION LOCAL REMOTE: two files hold the same JSON, once the
 # times that moved between the runs (and the trust ceilings, which rise
@@ -409,7 +393,6 @@ want 403 "remove with admin:keys only"
 grep_out '"error":"out_of_scope"' "remove with admin:keys only: out_of_scope"
 api POST /v1/admin/services/nosuch/remove "$ADM" '{}'
 want 404 "remove an unknown service"
-
 
 # --- kosctl through kosd: the same JSON as on the store ---
 # a trust read through kosd writes its queued observations first, so the

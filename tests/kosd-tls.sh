@@ -10,16 +10,8 @@
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
-K=${KOSCTL:-./kosctl}
-D=${KOSD:-./kosd}
-P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
-d="$kos_tmp/inst"
-S="$d/kosd.sock"
+kosd_env
 c="$kos_tmp/pki"
-log="$kos_tmp/kosd.log"
-unset KOS_CONF
-
-softhsm_leaks_ignored
 
 # --- a throwaway PKI: a client CA, the server's certificate, two clients
 # of that CA and one of another CA ---

@@ -10,15 +10,7 @@
 . "${srcdir:-.}/tests/lib.sh"
 set -e
 
-K=${KOSCTL:-./kosctl}
-D=${KOSD:-./kosd}
-P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
-d="$kos_tmp/inst"
-S="$d/kosd.sock"
-log="$kos_tmp/kosd.log"
-unset KOS_CONF
-
-softhsm_leaks_ignored
+kosd_env
 
 num() { sed -n "s/.*\"$1\":\([0-9][0-9]*\).*/\1/p" "$out"; }
 

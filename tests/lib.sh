@@ -90,6 +90,29 @@ softhsm_leaks_ignored() {
 
 # --- kosd over its Unix socket $S (kosd binary $D, installation $d, log $log)
 
+# kosd_env: the names a test of kosd uses: K (kosctl), D (kosd), P (the
+# policies), d (the installation), S (kosd's socket in it), log (kosd's
+# standard error); no client setting of the caller's environment applies,
+# and SoftHSM's own leaks are not reported.
+kosd_env() {
+	K=${KOSCTL:-./kosctl}
+	D=${KOSD:-./kosd}
+	P=${KOS_POLICY_DIR:-${srcdir:-.}/policy}
+	d="$kos_tmp/inst"
+	S="$d/kosd.sock"
+	log="$kos_tmp/kosd.log"
+	unset KOS_CONF KOS_SERVER KOS_CREDENTIAL KOS_CREDENTIAL_FILE
+	softhsm_leaks_ignored
+}
+
+# ks CLIENT ARGS...: kosctl through kosd with the credential file
+# $kos_tmp/CLIENT.cred
+ks() {
+	_c=$1
+	shift
+	"$K" --server "unix:$S" --credential-file "$kos_tmp/$_c.cred" "$@"
+}
+
 # api METHOD PATH [TOKEN [BODY]]: the answer in $out, the status in $code.
 # A BODY starting with @ names a file.
 api() {

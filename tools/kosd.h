@@ -211,6 +211,12 @@ void kosd_reply_error(struct kosd_req *r, int status, const char *code, const ch
     KOS_PRINTF(4, 5);
 /* Maps a libkos failure to a status and error code and replies. */
 void kosd_reply_rv(struct kosd_req *r, kos_rv rv, const char *what);
+/* Steps 3 and 4 of the pipeline (kos_pipeline_admit) for r's credential:
+ * rq's client and scope are set from its claims, the rest is the caller's.
+ * True when allowed; else false after replying 403 with the refusal's code
+ * (out_of_scope naming need, or rq's action:resource when need is NULL)
+ * or an error. Sets r->tier for the log. */
+bool kosd_admit(struct kosd_req *r, kos_request *rq, const char *need);
 
 /* Body access: a string member (NULL after replying 400 when required and
  * missing or of the wrong type), optional when !required (NULL when absent). */

@@ -20,37 +20,15 @@
 static bool admit_admin(struct kosd_req *r, const char *area, const char *target,
 			const char *grant_scope, bool mutates)
 {
-	kos_request rq = { .client = r->claims.sub,
-			   .scope = r->claims.scope,
-			   .action = "admin",
+	kos_request rq = { .action = "admin",
 			   .resource = area,
 			   .target = target,
 			   .grant_scope = grant_scope,
 			   .mutates = mutates };
-	kos_decision dec;
-	kos_rv rv;
 
 	if (target != NULL)
 		snprintf(r->target, sizeof(r->target), "%s", target);
-	rv = kos_pipeline_admit(r->d->pipeline, &rq, &dec);
-	if (rv != KOS_OK) {
-		kosd_reply_rv(r, rv, "admission");
-		return false;
-	}
-	r->tier = kos_tier_name(dec.tier);
-	if (dec.allowed)
-		return true;
-	if (strcmp(dec.code, "out_of_scope") == 0)
-		kosd_reply_error(r, 403, dec.code, "out of scope: admin:%s needed", area);
-	else if (strcmp(dec.code, "beyond_scope") == 0)
-		kosd_reply_error(r, 403, dec.code,
-				 "beyond the granter's scope: a scope given or acted upon must lie "
-				 "within the administrator's own");
-	else if (strcmp(dec.code, "self_administration") == 0)
-		kosd_reply_error(r, 403, dec.code, "a client does not administer itself");
-	else
-		kosd_reply_error(r, 403, dec.code, "%s", dec.reason);
-	return false;
+	return kosd_admit(r, &rq, NULL);
 }
 
 static bool need_admin(struct kosd_req *r, const char *area)

@@ -525,6 +525,36 @@ const char *kosd_body_string(struct kosd_req *r, const char *key, bool required,
 	return json_string_value(v);
 }
 
+bool kosd_admit(struct kosd_req *r, kos_request *rq, const char *need)
+{
+	kos_decision dec;
+	kos_rv rv;
+
+	rq->client = r->claims.sub;
+	rq->scope = r->claims.scope;
+	rv = kos_pipeline_admit(r->d->pipeline, rq, &dec);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "admission");
+		return false;
+	}
+	r->tier = kos_tier_name(dec.tier);
+	if (dec.allowed)
+		return true;
+	if (strcmp(dec.code, "out_of_scope") == 0 && (need != NULL || rq->action != NULL))
+		kosd_reply_error(r, 403, dec.code, "out of scope: %s%s%s needed",
+				 need != NULL ? need : rq->action, need != NULL ? "" : ":",
+				 need != NULL ? "" : rq->resource != NULL ? rq->resource : "");
+	else if (strcmp(dec.code, "beyond_scope") == 0)
+		kosd_reply_error(r, 403, dec.code,
+				 "beyond the granter's scope: a scope given or acted upon must lie "
+				 "within the administrator's own");
+	else if (strcmp(dec.code, "self_administration") == 0)
+		kosd_reply_error(r, 403, dec.code, "a client does not administer itself");
+	else
+		kosd_reply_error(r, 403, dec.code, "%s", dec.reason);
+	return false;
+}
+
 bool kosd_body_b64(struct kosd_req *r, const char *key, uint8_t **out, size_t *len)
 {
 	const char *s;

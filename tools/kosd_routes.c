@@ -157,23 +157,9 @@ static int list_one(const kos_key_info *k, void *varg)
  * itself) and trust above deny. False after replying. */
 static bool admit(struct kosd_req *r, const char *action, const char *resource)
 {
-	kos_request rq = { .client = r->claims.sub,
-			   .scope = r->claims.scope,
-			   .action = action,
-			   .resource = resource };
-	kos_decision dec;
-	kos_rv rv;
+	kos_request rq = { .action = action, .resource = resource };
 
-	rv = kos_pipeline_admit(r->d->pipeline, &rq, &dec);
-	if (rv != KOS_OK) {
-		kosd_reply_rv(r, rv, "admission");
-		return false;
-	}
-	r->tier = kos_tier_name(dec.tier);
-	if (dec.allowed)
-		return true;
-	kosd_reply_error(r, 403, dec.code, "%s", dec.reason);
-	return false;
+	return kosd_admit(r, &rq, NULL);
 }
 
 void kosd_route_keys(struct kosd_req *r)

@@ -21,26 +21,9 @@ static kos_usec mono_usec(void)
  * deny. False after replying 403 with the reason (or an error). */
 static bool admit(struct kosd_req *r, const char *action, const char *resource, const char *need)
 {
-	kos_request rq = { .client = r->claims.sub,
-			   .scope = r->claims.scope,
-			   .action = action,
-			   .resource = resource };
-	kos_decision dec;
-	kos_rv rv;
+	kos_request rq = { .action = action, .resource = resource };
 
-	rv = kos_pipeline_admit(r->d->pipeline, &rq, &dec);
-	if (rv != KOS_OK) {
-		kosd_reply_rv(r, rv, "admission");
-		return false;
-	}
-	r->tier = kos_tier_name(dec.tier);
-	if (dec.allowed)
-		return true;
-	if (strcmp(dec.code, "out_of_scope") == 0)
-		kosd_reply_error(r, 403, dec.code, "out of scope: %s needed", need);
-	else
-		kosd_reply_error(r, 403, dec.code, "%s", dec.reason);
-	return false;
+	return kosd_admit(r, &rq, need);
 }
 
 /* A whole number of seconds from a member, as microseconds; 0 when absent.
