@@ -143,6 +143,9 @@ run ks low key decrypt --context c1 < "$kos_tmp/env1"
 check "a retired version no longer decrypts" test "$status" -eq 1
 grep_err "(not_found).*version 1 is retired" "the reason: the version is retired"
 check "and no plaintext" test ! -s "$out"
+api POST /v1/keys/payments/request "$(cat "$kos_tmp/low.cred")" '{"version":1}'
+want 404 "a low key request for the retired version is refused"
+grep_out '"error":"not_found".*version 1 is retired' "the refusal says the version is retired"
 run ks low key decrypt --context c1 < "$kos_tmp/env2"
 check "version 2 decrypts" test "$status" -eq 0
 expect 1 "retire the current version" ks admin key retire payments --version 2
