@@ -1,19 +1,18 @@
 /* kos.conf: the service's configuration file (libconfig syntax). */
 #include "config.h"
 
-#include "kos/internal.h"
+#include "kos/conffile.h"
 
-#include <libconfig.h>
 #include <p11-kit/uri.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <stddef.h>
 
 #define KOS_CONFIG_MAX_SIZE (1024 * 1024)
 /* 255 KMS tokens (the most a Shamir set can use) plus the other roles. */
 #define KOS_CONFIG_MAX_TOKENS 512
-#define KOS_CONFIG_MAX_ENV 64
-#define KOS_CONFIG_MAX_VALUE 4096
+#define KOS_CONFIG_MAX_ENV    64
+#define KOS_CONFIG_MAX_VALUE  4096
 
 struct kos_config_token {
 	char *name;
@@ -58,16 +57,16 @@ struct kos_config {
 /* base64 of the 64 MiB envelope limit plus the JSON around it */
 #define KOS_LISTEN_DEFAULT_DATA_BODY (96 * 1024 * 1024)
 #define KOS_LISTEN_DEFAULT_ANON_BODY (16 * 1024)
-#define KOS_LISTEN_MAX_DATA_BODY (1024 * 1024 * 1024)
-#define KOS_LISTEN_SUN_PATH_MAX 107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
-#define KOS_CONFIG_MAX_FRONTS 255
-#define KOS_FRONT_ADDRESS_MAX 255
+#define KOS_LISTEN_MAX_DATA_BODY     (1024 * 1024 * 1024)
+#define KOS_LISTEN_SUN_PATH_MAX	     107 /* sizeof(sockaddr_un.sun_path) - 1 on Linux */
+#define KOS_CONFIG_MAX_FRONTS	     255
+#define KOS_FRONT_ADDRESS_MAX	     255
 
 static const char *const role_names[KOS_TOKEN_ROLE_COUNT] = {
-	[KOS_TOKEN_ROLE_KMS] = "kms",
-	[KOS_TOKEN_ROLE_SIGNER] = "signer",
-	[KOS_TOKEN_ROLE_CA] = "ca",
-	[KOS_TOKEN_ROLE_TRUSTNODE] = "trustnode",
+    [KOS_TOKEN_ROLE_KMS] = "kms",
+    [KOS_TOKEN_ROLE_SIGNER] = "signer",
+    [KOS_TOKEN_ROLE_CA] = "ca",
+    [KOS_TOKEN_ROLE_TRUSTNODE] = "trustnode",
 };
 
 const char *kos_token_role_name(kos_token_role role)
@@ -184,46 +183,52 @@ void kos_config_free(kos_config *conf)
 	free(conf);
 }
 
-static void string_setting(kos_diag *d, const char *path, config_setting_t *s, const char *name, bool is_store,
+static void string_setting(kos_cf *cf, const config_setting_t *s, const char *name, bool is_store,
 			   char **out)
 {
 	const char *v;
 
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		kos_diag_add(d, path, config_setting_source_line(s), "%s: must be a string", name);
+		kos_cf_problem(cf, kos_cf_line(s), "%s: must be a string", name);
 		return;
 	}
 	v = config_setting_get_string(s);
 	if (v == NULL || v[0] == '\0') {
-		kos_diag_add(d, path, config_setting_source_line(s), "%s: must not be empty", name);
+		kos_cf_problem(cf, kos_cf_line(s), "%s: must not be empty", name);
 		return;
 	}
-	*out = is_store ? resolve(path, v) : resolve_path(path, v);
+	*out = is_store ? resolve(cf->file, v) : resolve_path(cf->file, v);
 	if (*out == NULL)
-		d->oom = true;
+		cf->oom = true;
 }
 
 /* server: the kosd kosctl talks to (kosctl(1)): a socket path or
  * "unix:PATH" (made absolute against kos.conf's directory, kept as
  * "unix:/ABSOLUTE"), or "https://HOST:PORT" kept as written. */
-static void parse_server(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+static int take_server(kos_cf *cf, const config_setting_t *s, const char *path,
+		       const struct kos_cf_key *k, void *base)
 {
-	int line = config_setting_source_line(s);
+	kos_config *conf = base;
+	int line = kos_cf_line(s);
 	const char *v, *host, *colon;
 	char *abs = NULL, *end = NULL;
 	unsigned long port = 0;
+	unsigned before = cf->count;
 
+	(void)path;
+	(void)k;
 	free(conf->server);
 	conf->server = NULL;
 	if (config_setting_type(s) != CONFIG_TYPE_STRING ||
 	    (v = config_setting_get_string(s)) == NULL || v[0] == '\0') {
-		kos_diag_add(d, path, line, "server: must be a non-empty string (\"kosd.sock\", "
-					    "\"unix:PATH\" or \"https://HOST:PORT\")");
-		return;
+		kos_cf_problem(cf, line,
+			       "server: must be a non-empty string (\"kosd.sock\", "
+			       "\"unix:PATH\" or \"https://HOST:PORT\")");
+		return -1;
 	}
 	if (strlen(v) > 255 || strpbrk(v, " \t\r\n\"'\\") != NULL) {
-		kos_diag_add(d, path, line, "server: at most 255 characters, no blanks or quotes");
-		return;
+		kos_cf_problem(cf, line, "server: at most 255 characters, no blanks or quotes");
+		return -1;
 	}
 	if (strncmp(v, "https://", 8) == 0) {
 		host = v + 8;
@@ -231,41 +236,43 @@ static void parse_server(kos_diag *d, const char *path, config_setting_t *s, kos
 		if (colon != NULL && colon > host && strpbrk(host, "/@?#") == NULL)
 			port = strtoul(colon + 1, &end, 10);
 		if (port < 1 || port > 65535 || end == colon + 1 || *end != '\0') {
-			kos_diag_add(d, path, line, "server: must be \"https://HOST:PORT\"");
-			return;
+			kos_cf_problem(cf, line, "server: must be \"https://HOST:PORT\"");
+			return -1;
 		}
 		if ((conf->server = kos_strdup(v)) == NULL)
-			d->oom = true;
-		return;
+			cf->oom = true;
+		return -1;
 	}
 	if (strstr(v, "://") != NULL) {
-		kos_diag_add(d, path, line,
-			     "server: must be a socket path, \"unix:PATH\" or \"https://HOST:PORT\"");
-		return;
+		kos_cf_problem(
+		    cf, line,
+		    "server: must be a socket path, \"unix:PATH\" or \"https://HOST:PORT\"");
+		return -1;
 	}
 	if (strncmp(v, "unix:", 5) == 0)
 		v += 5;
 	if (v[0] == '\0') {
-		kos_diag_add(d, path, line, "server: unix: the socket path is empty");
-		return;
+		kos_cf_problem(cf, line, "server: unix: the socket path is empty");
+		return -1;
 	}
-	abs = resolve_path(path, v);
+	abs = resolve_path(cf->file, v);
 	if (abs == NULL) {
-		d->oom = true;
-		return;
+		cf->oom = true;
+		return -1;
 	}
 	if (strlen(abs) > KOS_LISTEN_SUN_PATH_MAX) {
-		kos_diag_add(d, path, line,
-			     "server: the socket path is longer than %d characters once made "
-			     "absolute",
-			     KOS_LISTEN_SUN_PATH_MAX);
+		kos_cf_problem(cf, line,
+			       "server: the socket path is longer than %d characters once made "
+			       "absolute",
+			       KOS_LISTEN_SUN_PATH_MAX);
 	} else if ((conf->server = malloc(strlen(abs) + 6)) == NULL) {
-		d->oom = true;
+		cf->oom = true;
 	} else {
 		memcpy(conf->server, "unix:", 5);
 		memcpy(conf->server + 5, abs, strlen(abs) + 1);
 	}
 	free(abs);
+	return cf->count == before ? kos_cf_line(s) : -1;
 }
 
 static bool name_char(char c)
@@ -287,32 +294,28 @@ static bool env_name_ok(const char *s)
 }
 
 /* The string value of member key of group g, or NULL after reporting why. */
-static const char *member_string(kos_diag *d, const char *path, config_setting_t *g,
-				 const char *tok, const char *key)
+static const char *member_string(kos_cf *cf, const config_setting_t *g, const char *tok,
+				 const char *key)
 {
 	config_setting_t *s = config_setting_get_member(g, key);
 	const char *v;
 
 	if (s == NULL) {
-		kos_diag_add(d, path, config_setting_source_line(g), "token %s: %s: missing", tok,
-			     key);
+		kos_cf_problem(cf, kos_cf_line(g), "token %s: %s: missing", tok, key);
 		return NULL;
 	}
 	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
-		kos_diag_add(d, path, config_setting_source_line(s), "token %s: %s: must be a string",
-			     tok, key);
+		kos_cf_problem(cf, kos_cf_line(s), "token %s: %s: must be a string", tok, key);
 		return NULL;
 	}
 	v = config_setting_get_string(s);
 	if (v == NULL || v[0] == '\0') {
-		kos_diag_add(d, path, config_setting_source_line(s), "token %s: %s: must not be empty",
-			     tok, key);
+		kos_cf_problem(cf, kos_cf_line(s), "token %s: %s: must not be empty", tok, key);
 		return NULL;
 	}
 	if (strlen(v) > KOS_CONFIG_MAX_VALUE) {
-		kos_diag_add(d, path, config_setting_source_line(s),
-			     "token %s: %s: longer than %d characters", tok, key,
-			     KOS_CONFIG_MAX_VALUE);
+		kos_cf_problem(cf, kos_cf_line(s), "token %s: %s: longer than %d characters", tok,
+			       key, KOS_CONFIG_MAX_VALUE);
 		return NULL;
 	}
 	return v;
@@ -321,73 +324,77 @@ static const char *member_string(kos_diag *d, const char *path, config_setting_t
 /* A token URI must parse, must name a token (an empty "pkcs11:" would match
  * whichever token comes first) and must not carry a PIN: PINs come from the
  * pin setting, whose file permissions are checked. */
-static void check_uri(kos_diag *d, const char *path, int line, const char *tok, const char *v)
+static void check_uri(kos_cf *cf, int line, const char *tok, const char *v)
 {
 	P11KitUri *uri = p11_kit_uri_new();
 	CK_TOKEN_INFO *ti;
 	int r;
 
 	if (uri == NULL) {
-		d->oom = true;
+		cf->oom = true;
 		return;
 	}
 	r = p11_kit_uri_parse(v, P11_KIT_URI_FOR_TOKEN, uri);
 	if (r != P11_KIT_URI_OK) {
-		kos_diag_add(d, path, line, "token %s: uri: %s", tok, p11_kit_uri_message(r));
+		kos_cf_problem(cf, line, "token %s: uri: %s", tok, p11_kit_uri_message(r));
 		goto out;
 	}
 	if (p11_kit_uri_any_unrecognized(uri)) {
-		kos_diag_add(d, path, line,
-			     "token %s: uri: has attributes that do not select a token (use token=, "
-			     "serial=, model=, manufacturer=)",
-			     tok);
+		kos_cf_problem(
+		    cf, line,
+		    "token %s: uri: has attributes that do not select a token (use token=, "
+		    "serial=, model=, manufacturer=)",
+		    tok);
 		goto out;
 	}
 	if (p11_kit_uri_get_pin_value(uri) != NULL || p11_kit_uri_get_pin_source(uri) != NULL) {
-		kos_diag_add(d, path, line, "token %s: uri: must not carry a PIN (use pin = \"file:...\")",
-			     tok);
+		kos_cf_problem(cf, line,
+			       "token %s: uri: must not carry a PIN (use pin = \"file:...\")", tok);
 		goto out;
 	}
 	ti = p11_kit_uri_get_token_info(uri);
 	if (ti->label[0] == 0 && ti->manufacturerID[0] == 0 && ti->model[0] == 0 &&
 	    ti->serialNumber[0] == 0)
-		kos_diag_add(d, path, line,
-			     "token %s: uri: names no token (give token=, serial=, model= or "
-			     "manufacturer=)",
-			     tok);
+		kos_cf_problem(cf, line,
+			       "token %s: uri: names no token (give token=, serial=, model= or "
+			       "manufacturer=)",
+			       tok);
 out:
 	p11_kit_uri_free(uri);
 }
 
-static void parse_token(kos_diag *d, const char *path, config_setting_t *g, kos_config *conf)
+/* The members of a token, and of a kms_fronts entry: by name only, as
+ * parse_token() and take_fronts() check each member against the others. */
+static const struct kos_cf_key token_keys[] = {
+    {.name = "name"}, {.name = "module"}, {.name = "uri"},
+    {.name = "pin"},  {.name = "role"},	  KOS_CF_END,
+};
+static const struct kos_cf_key front_keys[] = {
+    {.name = "tokens"},
+    {.name = "address"},
+    KOS_CF_END,
+};
+
+static void parse_token(kos_cf *cf, const config_setting_t *g, kos_config *conf)
 {
-	static const char *const keys[] = { "name", "module", "uri", "pin", "role" };
 	struct kos_config_token *t = &conf->tokens[conf->n_tokens];
-	config_setting_t *m;
+	const config_setting_t *m;
 	const char *name, *module, *uri, *pin, *role;
-	char label[KOS_TOKEN_NAME_MAX + 8];
-	unsigned i, before = d->count;
+	char label[KOS_TOKEN_NAME_MAX + 8], where[32];
+	unsigned before = cf->count;
 	size_t k;
 
 	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-		kos_diag_add(d, path, config_setting_source_line(g),
-			     "tokens: each entry must be a group { name = ...; ... }");
+		kos_cf_problem(cf, kos_cf_line(g),
+			       "tokens: each entry must be a group { name = ...; ... }");
 		return;
 	}
-	for (i = 0; (m = config_setting_get_elem(g, i)) != NULL; i++) {
-		const char *key = config_setting_name(m);
-
-		for (k = 0; k < KOS_ARRAY_SIZE(keys); k++)
-			if (strcmp(key, keys[k]) == 0)
-				break;
-		if (k == KOS_ARRAY_SIZE(keys))
-			kos_diag_add(d, path, config_setting_source_line(m),
-				     "tokens: unknown setting '%s'", key);
-	}
+	snprintf(where, sizeof(where), "tokens[%zu]", conf->n_tokens);
+	kos_cf_refuse_unknown(cf, g, where, token_keys);
 
 	/* Messages name the token by its name when it has a usable one. */
 	snprintf(label, sizeof(label), "#%zu", conf->n_tokens + 1);
-	name = member_string(d, path, g, label, "name");
+	name = member_string(cf, g, label, "name");
 	if (name != NULL) {
 		size_t n = strlen(name), j;
 		bool ok = n <= KOS_TOKEN_NAME_MAX;
@@ -396,58 +403,58 @@ static void parse_token(kos_diag *d, const char *path, config_setting_t *g, kos_
 			ok = name_char(name[j]);
 		m = config_setting_get_member(g, "name");
 		if (!ok) {
-			kos_diag_add(d, path, config_setting_source_line(m),
-				     "token %s: name: 1 to %d of a-z, 0-9, '_' and '-'", label,
-				     KOS_TOKEN_NAME_MAX);
+			kos_cf_problem(cf, kos_cf_line(m),
+				       "token %s: name: 1 to %d of a-z, 0-9, '_' and '-'", label,
+				       KOS_TOKEN_NAME_MAX);
 			name = NULL;
 		} else {
 			snprintf(label, sizeof(label), "%s", name);
 			for (k = 0; k < conf->n_tokens; k++) {
 				if (conf->tokens[k].name != NULL &&
 				    strcmp(conf->tokens[k].name, name) == 0) {
-					kos_diag_add(d, path, config_setting_source_line(m),
-						     "token %s: name: used twice", name);
+					kos_cf_problem(cf, kos_cf_line(m),
+						       "token %s: name: used twice", name);
 					name = NULL;
 					break;
 				}
 			}
 		}
 	}
-	module = member_string(d, path, g, label, "module");
+	module = member_string(cf, g, label, "module");
 	if (module != NULL && module[0] != '/') {
-		kos_diag_add(d, path, config_setting_source_line(config_setting_get_member(g, "module")),
-			     "token %s: module: must be an absolute path", label);
+		kos_cf_problem(cf, kos_cf_line(config_setting_get_member(g, "module")),
+			       "token %s: module: must be an absolute path", label);
 		module = NULL;
 	}
-	uri = member_string(d, path, g, label, "uri");
+	uri = member_string(cf, g, label, "uri");
 	if (uri != NULL) {
-		unsigned c = d->count;
+		unsigned c = cf->count;
 
-		check_uri(d, path, config_setting_source_line(config_setting_get_member(g, "uri")),
-			  label, uri);
-		if (d->count != c)
+		check_uri(cf, kos_cf_line(config_setting_get_member(g, "uri")), label, uri);
+		if (cf->count != c)
 			uri = NULL;
 	}
-	pin = member_string(d, path, g, label, "pin");
+	pin = member_string(cf, g, label, "pin");
 	if (pin != NULL) {
-		int line = config_setting_source_line(config_setting_get_member(g, "pin"));
+		int line = kos_cf_line(config_setting_get_member(g, "pin"));
 
 		if (strncmp(pin, "file:", 5) == 0 && pin[5] != '\0') {
 			/* resolved below */
 		} else if (strncmp(pin, "env:", 4) == 0 && env_name_ok(pin + 4)) {
 			/* kept as written */
 		} else {
-			kos_diag_add(d, path, line,
-				     "token %s: pin: must be \"file:PATH\" or \"env:NAME\" (the PIN "
-				     "itself does not belong in kos.conf)",
-				     label);
+			kos_cf_problem(
+			    cf, line,
+			    "token %s: pin: must be \"file:PATH\" or \"env:NAME\" (the PIN "
+			    "itself does not belong in kos.conf)",
+			    label);
 			pin = NULL;
 		}
 	}
-	role = member_string(d, path, g, label, "role");
+	role = member_string(cf, g, label, "role");
 	if (role != NULL && kos_token_role_parse(role, &t->role) != KOS_OK) {
-		kos_diag_add(d, path, config_setting_source_line(config_setting_get_member(g, "role")),
-			     "token %s: role: must be kms, signer, ca or trustnode", label);
+		kos_cf_problem(cf, kos_cf_line(config_setting_get_member(g, "role")),
+			       "token %s: role: must be kms, signer, ca or trustnode", label);
 		role = NULL;
 	}
 	kos_error_clear();
@@ -455,13 +462,13 @@ static void parse_token(kos_diag *d, const char *path, config_setting_t *g, kos_
 	 * is reported too; a file with problems is never handed out. */
 	conf->n_tokens++;
 	if (name != NULL && (t->name = kos_strdup(name)) == NULL)
-		d->oom = true;
-	if (d->count != before)
+		cf->oom = true;
+	if (cf->count != before)
 		return;
 	t->module = kos_strdup(module);
 	t->uri = kos_strdup(uri);
 	if (strncmp(pin, "file:", 5) == 0) {
-		char *abs = resolve_path(path, pin + 5);
+		char *abs = resolve_path(cf->file, pin + 5);
 
 		if (abs != NULL) {
 			t->pin = malloc(strlen(abs) + 6);
@@ -473,121 +480,116 @@ static void parse_token(kos_diag *d, const char *path, config_setting_t *g, kos_
 		t->pin = kos_strdup(pin);
 	}
 	if (t->module == NULL || t->uri == NULL || t->pin == NULL)
-		d->oom = true;
+		cf->oom = true;
 }
 
-static void parse_tokens(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+static int take_tokens(kos_cf *cf, const config_setting_t *s, const char *path,
+		       const struct kos_cf_key *k, void *base)
 {
-	config_setting_t *g;
+	kos_config *conf = base;
+	const config_setting_t *g;
 	unsigned i, n;
+	unsigned before = cf->count;
 
+	(void)path;
+	(void)k;
 	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
-		kos_diag_add(d, path, config_setting_source_line(s),
-			     "tokens: must be a list ( { name = ...; ... }, ... )");
-		return;
+		kos_cf_problem(cf, kos_cf_line(s),
+			       "tokens: must be a list ( { name = ...; ... }, ... )");
+		return -1;
 	}
 	n = (unsigned)config_setting_length(s);
 	if (n > KOS_CONFIG_MAX_TOKENS) {
-		kos_diag_add(d, path, config_setting_source_line(s), "tokens: more than %d",
-			     KOS_CONFIG_MAX_TOKENS);
-		return;
+		kos_cf_problem(cf, kos_cf_line(s), "tokens: more than %d", KOS_CONFIG_MAX_TOKENS);
+		return -1;
 	}
 	conf->tokens = calloc(n ? n : 1, sizeof(*conf->tokens));
 	if (conf->tokens == NULL) {
-		d->oom = true;
-		return;
+		cf->oom = true;
+		return -1;
 	}
 	for (i = 0; (g = config_setting_get_elem(s, i)) != NULL; i++)
-		parse_token(d, path, g, conf);
+		parse_token(cf, g, conf);
+	return cf->count == before ? kos_cf_line(s) : -1;
 }
 
-static void parse_env(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+static int take_env(kos_cf *cf, const config_setting_t *s, const char *path,
+		    const struct kos_cf_key *k, void *base)
 {
-	config_setting_t *m;
+	kos_config *conf = base;
+	const config_setting_t *m;
 	unsigned i, n;
+	unsigned before = cf->count;
 
+	(void)path;
+	(void)k;
 	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-		kos_diag_add(d, path, config_setting_source_line(s),
-			     "environment: must be a group { NAME = \"value\"; ... }");
-		return;
+		kos_cf_problem(cf, kos_cf_line(s),
+			       "environment: must be a group { NAME = \"value\"; ... }");
+		return -1;
 	}
 	n = (unsigned)config_setting_length(s);
 	if (n > KOS_CONFIG_MAX_ENV) {
-		kos_diag_add(d, path, config_setting_source_line(s), "environment: more than %d variables",
-			     KOS_CONFIG_MAX_ENV);
-		return;
+		kos_cf_problem(cf, kos_cf_line(s), "environment: more than %d variables",
+			       KOS_CONFIG_MAX_ENV);
+		return -1;
 	}
 	conf->env = calloc(n ? n : 1, sizeof(*conf->env));
 	if (conf->env == NULL) {
-		d->oom = true;
-		return;
+		cf->oom = true;
+		return -1;
 	}
 	for (i = 0; (m = config_setting_get_elem(s, i)) != NULL; i++) {
 		const char *name = config_setting_name(m), *v;
 		struct kos_config_env *e = &conf->env[conf->n_env];
-		int line = config_setting_source_line(m);
+		int line = kos_cf_line(m);
 
 		if (!env_name_ok(name)) {
-			kos_diag_add(d, path, line, "environment: '%s' is not a variable name", name);
+			kos_cf_problem(cf, line, "environment: '%s' is not a variable name", name);
 			continue;
 		}
 		if (config_setting_type(m) != CONFIG_TYPE_STRING) {
-			kos_diag_add(d, path, line, "environment: %s: must be a string", name);
+			kos_cf_problem(cf, line, "environment: %s: must be a string", name);
 			continue;
 		}
 		v = config_setting_get_string(m);
 		if (v == NULL || strlen(v) > KOS_CONFIG_MAX_VALUE) {
-			kos_diag_add(d, path, line, "environment: %s: longer than %d characters", name,
-				     KOS_CONFIG_MAX_VALUE);
+			kos_cf_problem(cf, line, "environment: %s: longer than %d characters", name,
+				       KOS_CONFIG_MAX_VALUE);
 			continue;
 		}
 		e->name = kos_strdup(name);
 		/* Only an explicit ./ or ../ marks a path: other values (log levels,
 		 * host names, bare file names) are the module's business. */
 		if (strncmp(v, "./", 2) == 0 || strncmp(v, "../", 3) == 0)
-			e->value = resolve_path(path, v);
+			e->value = resolve_path(cf->file, v);
 		else
 			e->value = kos_strdup(v);
 		conf->n_env++;
 		if (e->name == NULL || e->value == NULL)
-			d->oom = true;
+			cf->oom = true;
 	}
-}
-
-/* An integer member of the listen group within [lo, hi]. */
-static void listen_int(kos_diag *d, const char *path, config_setting_t *m, const char *key,
-		       long long lo, long long hi, long long *out)
-{
-	long long v;
-
-	if (config_setting_type(m) != CONFIG_TYPE_INT && config_setting_type(m) != CONFIG_TYPE_INT64) {
-		kos_diag_add(d, path, config_setting_source_line(m), "listen: %s: must be an integer",
-			     key);
-		return;
-	}
-	v = config_setting_get_int64(m);
-	if (v < lo || v > hi) {
-		kos_diag_add(d, path, config_setting_source_line(m),
-			     "listen: %s: must be within %lld..%lld", key, lo, hi);
-		return;
-	}
-	*out = v;
+	return cf->count == before ? kos_cf_line(s) : -1;
 }
 
 /* listen.tcp: "HOST:PORT" or "[IPV6]:PORT"; the host is kept without
  * brackets. A host name is allowed (kosd resolves it at start). */
-static void parse_tcp(kos_diag *d, const char *path, config_setting_t *m, kos_config *conf)
+static int take_tcp(kos_cf *cf, const config_setting_t *m, const char *path,
+		    const struct kos_cf_key *k, void *base)
 {
+	kos_config *conf = base;
 	const char *v, *colon, *host;
 	size_t hlen;
 	char *end = NULL;
 	unsigned long port;
-	int line = config_setting_source_line(m);
+	int line = kos_cf_line(m);
 
+	(void)path;
+	(void)k;
 	v = config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m) : NULL;
 	if (v == NULL || strlen(v) > 300) {
-		kos_diag_add(d, path, line, "listen: tcp: must be a string \"HOST:PORT\"");
-		return;
+		kos_cf_problem(cf, line, "listen: tcp: must be a string \"HOST:PORT\"");
+		return -1;
 	}
 	host = v;
 	if (v[0] == '[') {
@@ -604,244 +606,216 @@ static void parse_tcp(kos_diag *d, const char *path, config_setting_t *m, kos_co
 			colon = NULL;
 	}
 	if (colon == NULL || hlen == 0) {
-		kos_diag_add(d, path, line,
-			     "listen: tcp: must be \"HOST:PORT\" (\"127.0.0.1:8443\", "
-			     "\"[::1]:8443\")");
-		return;
+		kos_cf_problem(cf, line,
+			       "listen: tcp: must be \"HOST:PORT\" (\"127.0.0.1:8443\", "
+			       "\"[::1]:8443\")");
+		return -1;
 	}
-	if (colon[1] < '0' || colon[1] > '9' || (port = strtoul(colon + 1, &end, 10), *end != '\0') ||
-	    port < 1 || port > 65535) {
-		kos_diag_add(d, path, line, "listen: tcp: the port must be within 1..65535");
-		return;
+	if (colon[1] < '0' || colon[1] > '9' ||
+	    (port = strtoul(colon + 1, &end, 10), *end != '\0') || port < 1 || port > 65535) {
+		kos_cf_problem(cf, line, "listen: tcp: the port must be within 1..65535");
+		return -1;
 	}
 	free(conf->listen_tcp_host);
 	conf->listen_tcp_host = malloc(hlen + 1);
 	if (conf->listen_tcp_host == NULL) {
-		d->oom = true;
-		return;
+		cf->oom = true;
+		return -1;
 	}
 	memcpy(conf->listen_tcp_host, host, hlen);
 	conf->listen_tcp_host[hlen] = '\0';
 	conf->listen.tcp_port = (unsigned)port;
+	return line;
 }
 
-/* listen.tls: the server's certificate and key and the client CA, each a
- * path resolved against kos.conf's directory. Their contents are checked
- * by kosd at start, where an unreadable file is named. */
-static void parse_tls(kos_diag *d, const char *path, config_setting_t *g, kos_config *conf)
+/* A path (resolved against kos.conf's directory) into the char * at k->off. */
+static int take_path(kos_cf *cf, const config_setting_t *s, const char *path,
+		     const struct kos_cf_key *k, void *base)
 {
-	static const char *const keys[] = { "cert", "key", "client_ca" };
-	char **outs[] = { &conf->tls_cert, &conf->tls_key, &conf->tls_client_ca };
-	char label[32];
-	config_setting_t *m;
-	unsigned i;
-	size_t k;
+	char **out = (char **)(void *)((char *)base + k->off);
+	unsigned before = cf->count;
 
-	if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-		kos_diag_add(d, path, config_setting_source_line(g),
-			     "listen: tls: must be a group { cert = \"server.pem\"; key = "
-			     "\"server.key\"; client_ca = \"clients-ca.pem\"; }");
-		return;
-	}
-	for (i = 0; (m = config_setting_get_elem(g, i)) != NULL; i++) {
-		const char *key = config_setting_name(m);
-
-		for (k = 0; k < KOS_ARRAY_SIZE(keys); k++)
-			if (strcmp(key, keys[k]) == 0)
-				break;
-		if (k == KOS_ARRAY_SIZE(keys))
-			kos_diag_add(d, path, config_setting_source_line(m),
-				     "listen: tls: unknown setting '%s'", key);
-	}
-	for (k = 0; k < KOS_ARRAY_SIZE(keys); k++) {
-		m = config_setting_get_member(g, keys[k]);
-		snprintf(label, sizeof(label), "listen: tls: %s", keys[k]);
-		if (m == NULL) {
-			kos_diag_add(d, path, config_setting_source_line(g), "%s: missing", label);
-			continue;
-		}
-		free(*outs[k]);
-		*outs[k] = NULL;
-		string_setting(d, path, m, label, false, outs[k]);
-	}
+	free(*out);
+	*out = NULL;
+	string_setting(cf, s, path, false, out);
+	return cf->count == before ? kos_cf_line(s) : -1;
 }
 
-static void parse_listen(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+/* store: a path resolved like take_path(), or a store URI (resolve()). */
+static int take_store(kos_cf *cf, const config_setting_t *s, const char *path,
+		      const struct kos_cf_key *k, void *base)
 {
-	config_setting_t *tcp = NULL, *tls = NULL, *per_peer = NULL;
+	kos_config *conf = base;
+	unsigned before = cf->count;
+
+	(void)k;
+	string_setting(cf, s, path, true, &conf->store);
+	return cf->count == before ? kos_cf_line(s) : -1;
+}
+
+static int take_unix(kos_cf *cf, const config_setting_t *s, const char *path,
+		     const struct kos_cf_key *k, void *base)
+{
+	kos_config *conf = base;
+	int line = take_path(cf, s, path, k, base);
+
+	if (conf->listen_unix != NULL && strlen(conf->listen_unix) > KOS_LISTEN_SUN_PATH_MAX) {
+		kos_cf_problem(cf, line,
+			       "%s: the socket path is longer than %d characters once made "
+			       "absolute",
+			       path, KOS_LISTEN_SUN_PATH_MAX);
+		free(conf->listen_unix);
+		conf->listen_unix = NULL;
+		return -1;
+	}
+	return line;
+}
+
+static int take_unix_mode(kos_cf *cf, const config_setting_t *s, const char *path,
+			  const struct kos_cf_key *k, void *base)
+{
+	kos_config *conf = base;
+	int line = kos_cf_line(s);
+	const char *str;
+	char *end = NULL;
+	unsigned long mode;
+
+	(void)k;
+	str = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+	/* a string: libconfig reads 0660 as decimal 660 */
+	if (str == NULL || str[0] != '0' || strlen(str) > 4 ||
+	    (mode = strtoul(str, &end, 8), *end != '\0') || mode > 0777) {
+		kos_cf_problem(cf, line, "%s: must be an octal mode string such as \"0660\"", path);
+		return -1;
+	}
+	if (mode & 0002) {
+		kos_cf_problem(cf, line, "%s: must not let others write (connect)", path);
+		return -1;
+	}
+	conf->listen.unix_mode = (unsigned)mode;
+	return line;
+}
+
+#define C(f)	 offsetof(struct kos_config, f)
+#define CSIZE(f) sizeof(((struct kos_config *)NULL)->f)
+#define PATH_KEY(n, f, fl, why)                                                                    \
+	{                                                                                          \
+		.name = (n), .kind = KOS_CF_KIND_FN, .flags = (fl), .fn = take_path, .off = C(f),  \
+		.missing = (why)                                                                   \
+	}
+
+/* listen.tls: the server's certificate and key and the client CA. Their
+ * contents are checked by kosd at start, where an unreadable file is named. */
+static const struct kos_cf_key tls_keys[] = {
+    PATH_KEY("cert", tls_cert, KOS_CF_REQUIRED, NULL),
+    PATH_KEY("key", tls_key, KOS_CF_REQUIRED, NULL),
+    PATH_KEY("client_ca", tls_client_ca, KOS_CF_REQUIRED, NULL),
+    KOS_CF_END,
+};
+
+/* Members of listen that take part in its cross-checks. */
+enum { L_NONE = 0, L_PER_PEER, L_COUNT };
+
+static const struct kos_cf_key listen_keys[] = {
+    {.name = "unix", .kind = KOS_CF_KIND_FN, .fn = take_unix, .off = C(listen_unix)},
+    KOS_CF_FN("unix_mode", take_unix_mode, 0, L_NONE),
+    KOS_CF_INT("max_connections", C(listen.max_connections), CSIZE(listen.max_connections), 1,
+	       65536, 0, L_NONE),
+    KOS_CF_INT("max_connections_per_peer", C(listen.max_connections_per_peer),
+	       CSIZE(listen.max_connections_per_peer), 1, 65536, 0, L_PER_PEER),
+    KOS_CF_INT("max_anon_body", C(listen.max_anon_body), CSIZE(listen.max_anon_body), 1024,
+	       KOS_LISTEN_MAX_DATA_BODY, 0, L_NONE),
+    KOS_CF_INT("max_body", C(listen.max_body), CSIZE(listen.max_body), 1024,
+	       KOS_LISTEN_MAX_DATA_BODY, 0, L_NONE),
+    KOS_CF_INT("max_data_body", C(listen.max_data_body), CSIZE(listen.max_data_body), 1024,
+	       KOS_LISTEN_MAX_DATA_BODY, 0, L_NONE),
+    KOS_CF_DUR_RANGE("timeout", C(listen.timeout), KOS_USEC_PER_SEC, 3600 * KOS_USEC_PER_SEC, 0,
+		     L_NONE),
+    KOS_CF_FN("tcp", take_tcp, 0, L_NONE),
+    KOS_CF_GROUP("tls", tls_keys, L_NONE),
+    KOS_CF_END,
+};
+
+static int take_listen(kos_cf *cf, const config_setting_t *s, const char *path,
+		       const struct kos_cf_key *k, void *base)
+{
+	kos_config *conf = base;
 	kos_listen_config *l = &conf->listen;
-	config_setting_t *m;
-	long long v;
-	unsigned i;
+	const config_setting_t *tcp, *tls;
+	int lines[L_COUNT] = {0};
+	unsigned before = cf->count;
 
+	(void)k;
 	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-		kos_diag_add(d, path, config_setting_source_line(s),
-			     "listen: must be a group { unix = \"kosd.sock\"; ... }");
-		return;
+		kos_cf_problem(cf, kos_cf_line(s),
+			       "listen: must be a group { unix = \"kosd.sock\"; ... }");
+		return -1;
 	}
-	for (i = 0; (m = config_setting_get_elem(s, i)) != NULL; i++) {
-		const char *key = config_setting_name(m), *str;
-		int line = config_setting_source_line(m);
-
-		if (strcmp(key, "unix") == 0) {
-			free(conf->listen_unix);
-			conf->listen_unix = NULL;
-			string_setting(d, path, m, "listen: unix", false, &conf->listen_unix);
-			if (conf->listen_unix != NULL &&
-			    strlen(conf->listen_unix) > KOS_LISTEN_SUN_PATH_MAX) {
-				kos_diag_add(d, path, line,
-					     "listen: unix: the socket path is longer than %d "
-					     "characters once made absolute",
-					     KOS_LISTEN_SUN_PATH_MAX);
-				free(conf->listen_unix);
-				conf->listen_unix = NULL;
-			}
-		} else if (strcmp(key, "unix_mode") == 0) {
-			char *end = NULL;
-			unsigned long mode;
-
-			str = config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m)
-									  : NULL;
-			/* a string: libconfig reads 0660 as decimal 660 */
-			if (str == NULL || str[0] != '0' || strlen(str) > 4 ||
-			    (mode = strtoul(str, &end, 8), *end != '\0') || mode > 0777) {
-				kos_diag_add(d, path, line,
-					     "listen: unix_mode: must be an octal mode string such as "
-					     "\"0660\"");
-				continue;
-			}
-			if (mode & 0002) {
-				kos_diag_add(d, path, line,
-					     "listen: unix_mode: must not let others write (connect)");
-				continue;
-			}
-			l->unix_mode = (unsigned)mode;
-		} else if (strcmp(key, "max_connections") == 0) {
-			v = l->max_connections;
-			listen_int(d, path, m, key, 1, 65536, &v);
-			l->max_connections = (unsigned)v;
-		} else if (strcmp(key, "max_connections_per_peer") == 0) {
-			v = l->max_connections_per_peer;
-			listen_int(d, path, m, key, 1, 65536, &v);
-			l->max_connections_per_peer = (unsigned)v;
-			per_peer = m;
-		} else if (strcmp(key, "max_anon_body") == 0) {
-			v = (long long)l->max_anon_body;
-			listen_int(d, path, m, key, 1024, KOS_LISTEN_MAX_DATA_BODY, &v);
-			l->max_anon_body = (size_t)v;
-		} else if (strcmp(key, "max_body") == 0) {
-			v = (long long)l->max_body;
-			listen_int(d, path, m, key, 1024, KOS_LISTEN_MAX_DATA_BODY, &v);
-			l->max_body = (size_t)v;
-		} else if (strcmp(key, "max_data_body") == 0) {
-			v = (long long)l->max_data_body;
-			listen_int(d, path, m, key, 1024, KOS_LISTEN_MAX_DATA_BODY, &v);
-			l->max_data_body = (size_t)v;
-		} else if (strcmp(key, "timeout") == 0) {
-			kos_usec t;
-
-			str = config_setting_type(m) == CONFIG_TYPE_STRING ? config_setting_get_string(m)
-									  : NULL;
-			if (str == NULL || kos_duration_parse(str, &t) != KOS_OK ||
-			    t < KOS_USEC_PER_SEC || t > 3600 * KOS_USEC_PER_SEC) {
-				kos_diag_add(d, path, line,
-					     "listen: timeout: must be a duration from \"1s\" to \"1h\"");
-				kos_error_clear();
-				continue;
-			}
-			l->timeout = t;
-		} else if (strcmp(key, "tcp") == 0) {
-			tcp = m;
-			parse_tcp(d, path, m, conf);
-		} else if (strcmp(key, "tls") == 0) {
-			tls = m;
-			parse_tls(d, path, m, conf);
-		} else {
-			kos_diag_add(d, path, line, "listen: unknown setting '%s'", key);
-		}
-	}
+	kos_cf_walk(cf, s, path, listen_keys, conf, lines);
+	tcp = config_setting_get_member(s, "tcp");
+	tls = config_setting_get_member(s, "tls");
 	if (l->max_body > l->max_data_body)
-		kos_diag_add(d, path, config_setting_source_line(s),
-			     "listen: max_body must not exceed max_data_body");
+		kos_cf_problem(cf, kos_cf_line(s),
+			       "listen: max_body must not exceed max_data_body");
 	/* one peer must not be able to hold every connection */
-	if (per_peer == NULL)
+	if (lines[L_PER_PEER] == 0)
 		l->max_connections_per_peer = l->max_connections - l->max_connections / 4;
-	else if (l->max_connections_per_peer > l->max_connections)
-		kos_diag_add(d, path, config_setting_source_line(per_peer),
-			     "listen: max_connections_per_peer must not exceed max_connections (%u)",
-			     l->max_connections);
+	else if (lines[L_PER_PEER] > 0 && l->max_connections_per_peer > l->max_connections)
+		kos_cf_problem(cf, lines[L_PER_PEER],
+			       "listen: max_connections_per_peer must not exceed max_connections "
+			       "(%u)",
+			       l->max_connections);
 	/* kosd speaks plain HTTP only where the kernel names the peer (the
 	 * Unix socket): over TCP the client certificate is the channel's
 	 * authentication (DESIGN.md 3, step 1) */
 	if (tcp != NULL && tls == NULL)
-		kos_diag_add(d, path, config_setting_source_line(tcp),
-			     "listen: tcp: needs a tls group (kosd serves TCP with TLS 1.3 and "
-			     "client certificates only)");
+		kos_cf_problem(cf, kos_cf_line(tcp),
+			       "listen: tcp: needs a tls group (kosd serves TCP with TLS 1.3 and "
+			       "client certificates only)");
 	if (tls != NULL && tcp == NULL)
-		kos_diag_add(d, path, config_setting_source_line(tls),
-			     "listen: tls: no tcp listener to use it (add tcp = \"HOST:PORT\")");
+		kos_cf_problem(cf, kos_cf_line(tls),
+			       "listen: tls: no tcp listener to use it (add tcp = \"HOST:PORT\")");
+	return cf->count == before ? kos_cf_line(s) : -1;
 }
 
 /* kms: this file configures a KMS front (kosd --role kms), which verifies
  * grants with the CA's public keys alone: jwks names the JWKS document
  * "kosctl ca jwks" prints. */
-static void parse_kms(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
-{
-	config_setting_t *m;
-	unsigned i;
-
-	if (config_setting_type(s) != CONFIG_TYPE_GROUP) {
-		kos_diag_add(d, path, config_setting_source_line(s),
-			     "kms: must be a group { jwks = \"ca.jwks\"; }");
-		return;
-	}
-	for (i = 0; (m = config_setting_get_elem(s, i)) != NULL; i++) {
-		const char *key = config_setting_name(m);
-
-		if (strcmp(key, "jwks") == 0) {
-			free(conf->kms_jwks);
-			conf->kms_jwks = NULL;
-			string_setting(d, path, m, "kms: jwks", false, &conf->kms_jwks);
-		} else {
-			kos_diag_add(d, path, config_setting_source_line(m),
-				     "kms: unknown setting '%s'", key);
-		}
-	}
-	if (conf->kms_jwks == NULL && config_setting_get_member(s, "jwks") == NULL)
-		kos_diag_add(d, path, config_setting_source_line(s),
-			     "kms: jwks: missing (the CA's public keys, from kosctl ca jwks)");
-}
+static const struct kos_cf_key kms_keys[] = {
+    PATH_KEY("jwks", kms_jwks, KOS_CF_REQUIRED, " (the CA's public keys, from kosctl ca jwks)"),
+    KOS_CF_END,
+};
 
 /* A front's address: "unix:PATH" (made absolute against kos.conf's
  * directory) or "https://HOST:PORT" with nothing after the port. NULL after
  * reporting why. */
-static char *front_address(kos_diag *d, const char *path, int line, const char *v)
+static char *front_address(kos_cf *cf, int line, const char *v)
 {
 	char *abs, *out;
 
 	if (strlen(v) > KOS_FRONT_ADDRESS_MAX || strpbrk(v, " \t\r\n\"'\\") != NULL) {
-		kos_diag_add(d, path, line,
-			     "kms_fronts: address: at most %d characters, no blanks or quotes",
-			     KOS_FRONT_ADDRESS_MAX);
+		kos_cf_problem(cf, line,
+			       "kms_fronts: address: at most %d characters, no blanks or quotes",
+			       KOS_FRONT_ADDRESS_MAX);
 		return NULL;
 	}
 	if (strncmp(v, "unix:", 5) == 0 && v[5] != '\0') {
-		abs = resolve_path(path, v + 5);
+		abs = resolve_path(cf->file, v + 5);
 		if (abs == NULL) {
-			d->oom = true;
+			cf->oom = true;
 			return NULL;
 		}
 		if (strlen(abs) > KOS_LISTEN_SUN_PATH_MAX) {
-			kos_diag_add(d, path, line,
-				     "kms_fronts: address: the socket path is longer than %d "
-				     "characters once made absolute",
-				     KOS_LISTEN_SUN_PATH_MAX);
+			kos_cf_problem(cf, line,
+				       "kms_fronts: address: the socket path is longer than %d "
+				       "characters once made absolute",
+				       KOS_LISTEN_SUN_PATH_MAX);
 			free(abs);
 			return NULL;
 		}
 		out = malloc(strlen(abs) + 6);
 		if (out == NULL)
-			d->oom = true;
+			cf->oom = true;
 		else
 			sprintf(out, "unix:%s", abs);
 		free(abs);
@@ -858,102 +832,105 @@ static char *front_address(kos_diag *d, const char *path, int line, const char *
 		    port >= 1 && port <= 65535) {
 			out = kos_strdup(v);
 			if (out == NULL)
-				d->oom = true;
+				cf->oom = true;
 			return out;
 		}
 	}
-	kos_diag_add(d, path, line,
-		     "kms_fronts: address: must be \"unix:PATH\" or \"https://HOST:PORT\"");
+	kos_cf_problem(cf, line,
+		       "kms_fronts: address: must be \"unix:PATH\" or \"https://HOST:PORT\"");
 	return NULL;
 }
 
 /* kms_fronts: which KMS front serves the shares of which KMS tokens, so
  * kosd can tell clients where to fetch each share. */
-static void parse_fronts(kos_diag *d, const char *path, config_setting_t *s, kos_config *conf)
+static int take_fronts(kos_cf *cf, const config_setting_t *s, const char *path,
+		       const struct kos_cf_key *k, void *base)
 {
-	config_setting_t *g, *m;
+	kos_config *conf = base;
+	const config_setting_t *g;
+	char where[32];
 	unsigned i, j, n;
+	unsigned before = cf->count;
 
+	(void)path;
+	(void)k;
 	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
-		kos_diag_add(d, path, config_setting_source_line(s),
-			     "kms_fronts: must be a list ( { tokens = [\"kms4\"]; address = "
-			     "\"unix:kms.sock\"; }, ... )");
-		return;
+		kos_cf_problem(cf, kos_cf_line(s),
+			       "kms_fronts: must be a list ( { tokens = [\"kms4\"]; address = "
+			       "\"unix:kms.sock\"; }, ... )");
+		return -1;
 	}
 	n = (unsigned)config_setting_length(s);
 	if (n > KOS_CONFIG_MAX_FRONTS) {
-		kos_diag_add(d, path, config_setting_source_line(s), "kms_fronts: more than %d",
-			     KOS_CONFIG_MAX_FRONTS);
-		return;
+		kos_cf_problem(cf, kos_cf_line(s), "kms_fronts: more than %d",
+			       KOS_CONFIG_MAX_FRONTS);
+		return -1;
 	}
 	conf->fronts = calloc(n ? n : 1, sizeof(*conf->fronts));
 	if (conf->fronts == NULL) {
-		d->oom = true;
-		return;
+		cf->oom = true;
+		return -1;
 	}
 	for (i = 0; (g = config_setting_get_elem(s, i)) != NULL; i++) {
 		struct kos_config_front *f = &conf->fronts[conf->n_fronts];
-		config_setting_t *toks, *addr;
-		int line = config_setting_source_line(g);
+		const config_setting_t *toks, *addr;
+		int line = kos_cf_line(g);
 		unsigned nt;
 
 		if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
-			kos_diag_add(d, path, line,
-				     "kms_fronts: each entry must be a group { tokens = [...]; "
-				     "address = \"...\"; }");
+			kos_cf_problem(cf, line,
+				       "kms_fronts: each entry must be a group { tokens = [...]; "
+				       "address = \"...\"; }");
 			continue;
 		}
-		for (j = 0; (m = config_setting_get_elem(g, j)) != NULL; j++)
-			if (strcmp(config_setting_name(m), "tokens") != 0 &&
-			    strcmp(config_setting_name(m), "address") != 0)
-				kos_diag_add(d, path, config_setting_source_line(m),
-					     "kms_fronts: unknown setting '%s'",
-					     config_setting_name(m));
+		snprintf(where, sizeof(where), "kms_fronts[%u]", i);
+		kos_cf_refuse_unknown(cf, g, where, front_keys);
 		addr = config_setting_get_member(g, "address");
 		if (addr == NULL || config_setting_type(addr) != CONFIG_TYPE_STRING) {
-			kos_diag_add(d, path, addr != NULL ? (int)config_setting_source_line(addr) : line,
-				     "kms_fronts: address: missing or not a string");
+			kos_cf_problem(cf, addr != NULL ? (int)kos_cf_line(addr) : line,
+				       "kms_fronts: address: missing or not a string");
 			continue;
 		}
 		toks = config_setting_get_member(g, "tokens");
 		if (toks == NULL || config_setting_type(toks) != CONFIG_TYPE_ARRAY ||
 		    config_setting_length(toks) < 1) {
-			kos_diag_add(d, path, toks != NULL ? (int)config_setting_source_line(toks) : line,
-				     "kms_fronts: tokens: must be a non-empty array of token names");
+			kos_cf_problem(
+			    cf, toks != NULL ? (int)kos_cf_line(toks) : line,
+			    "kms_fronts: tokens: must be a non-empty array of token names");
 			continue;
 		}
 		f->line = line;
-		f->address = front_address(d, path, config_setting_source_line(addr),
-					   config_setting_get_string(addr));
+		f->address = front_address(cf, kos_cf_line(addr), config_setting_get_string(addr));
 		conf->n_fronts++;
 		if (f->address == NULL)
 			continue;
 		nt = (unsigned)config_setting_length(toks);
 		f->tokens = calloc(nt, sizeof(*f->tokens));
 		if (f->tokens == NULL) {
-			d->oom = true;
+			cf->oom = true;
 			continue;
 		}
 		for (j = 0; j < nt; j++) {
 			const char *t = config_setting_get_string_elem(toks, (int)j);
 
 			if (t == NULL || t[0] == '\0' || strlen(t) > KOS_TOKEN_NAME_MAX) {
-				kos_diag_add(d, path, config_setting_source_line(toks),
-					     "kms_fronts: tokens: each must be a token name");
+				kos_cf_problem(cf, kos_cf_line(toks),
+					       "kms_fronts: tokens: each must be a token name");
 				continue;
 			}
 			f->tokens[f->n_tokens] = kos_strdup(t);
 			if (f->tokens[f->n_tokens] == NULL)
-				d->oom = true;
+				cf->oom = true;
 			else
 				f->n_tokens++;
 		}
 	}
+	return cf->count == before ? kos_cf_line(s) : -1;
 }
 
 /* Once every setting is read (tokens may come after kms_fronts): each
  * token a front names is a KMS token of this file, named by one front only. */
-static void check_fronts(kos_diag *d, const char *path, kos_config *conf)
+static void check_fronts(kos_cf *cf, kos_config *conf)
 {
 	size_t i, j, k, l;
 
@@ -973,26 +950,46 @@ static void check_fronts(kos_diag *d, const char *path, kos_config *conf)
 					    strcmp(conf->fronts[k].tokens[l], f->tokens[j]) == 0)
 						twice = true;
 			if (!kms)
-				kos_diag_add(d, path, f->line,
-					     "kms_fronts: token %s: not a token with role kms in "
-					     "this file",
-					     f->tokens[j]);
+				kos_cf_problem(cf, f->line,
+					       "kms_fronts: token %s: not a token with role kms in "
+					       "this file",
+					       f->tokens[j]);
 			else if (twice)
-				kos_diag_add(d, path, f->line,
-					     "kms_fronts: token %s: named by two fronts",
-					     f->tokens[j]);
+				kos_cf_problem(cf, f->line,
+					       "kms_fronts: token %s: named by two fronts",
+					       f->tokens[j]);
 		}
 	}
 }
 
+/* kos.conf holds a few settings per token: far fewer than this even with
+ * KOS_CONFIG_MAX_TOKENS tokens and KOS_CONFIG_MAX_FRONTS fronts. */
+static const struct kos_cf_format conf_format = {
+    .a = "kos.conf",
+    .the = "kos.conf",
+    .sep = ": ",
+    .max_bytes = KOS_CONFIG_MAX_SIZE,
+    .max_settings = 4000,
+    .settings_hint = "kos.conf has a few per token",
+};
+
+static const struct kos_cf_key root_keys[] = {
+    KOS_CF_FN("store", take_store, 0, 0),
+    PATH_KEY("policy", policy, KOS_CF_REQUIRED, " (the policy file)"),
+    KOS_CF_FN("server", take_server, 0, 0),
+    KOS_CF_FN("tokens", take_tokens, 0, 0),
+    KOS_CF_FN("environment", take_env, 0, 0),
+    KOS_CF_FN("listen", take_listen, 0, 0),
+    KOS_CF_GROUP("kms", kms_keys, 0),
+    KOS_CF_FN("kms_fronts", take_fronts, 0, 0),
+    KOS_CF_END,
+};
+
 kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 {
-	kos_diag d = { 0 };
-	config_t cfg;
-	config_setting_t *root, *s;
 	struct kos_config *conf = NULL;
-	struct stat sb;
-	int i;
+	const config_setting_t *root;
+	kos_cf cf;
 	kos_rv rv;
 
 	*out = NULL;
@@ -1000,24 +997,9 @@ kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 		*diag_out = NULL;
 	if (path == NULL)
 		return kos_error_set(KOS_E_INVALID, "no configuration file given");
-	if (stat(path, &sb) != 0)
-		return kos_error_set(KOS_E_IO, "%s: cannot read: %m", path);
-	if (!S_ISREG(sb.st_mode))
-		return kos_error_set(KOS_E_IO, "%s: not a regular file", path);
-	if (sb.st_size > KOS_CONFIG_MAX_SIZE)
-		return kos_error_set(KOS_E_IO, "%s: larger than %d bytes", path, KOS_CONFIG_MAX_SIZE);
-
-	config_init(&cfg);
-	if (!config_read_file(&cfg, path)) {
-		if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
-			rv = kos_error_set(KOS_E_IO, "%s: cannot read", path);
-			goto out;
-		}
-		kos_diag_add(&d, config_error_file(&cfg) ? config_error_file(&cfg) : path,
-			     config_error_line(&cfg), "%s", config_error_text(&cfg));
-		rv = KOS_E_POLICY;
+	rv = kos_cf_open(&cf, path, &conf_format);
+	if (rv != KOS_OK)
 		goto out;
-	}
 	conf = calloc(1, sizeof(*conf));
 	if (conf == NULL || (conf->path = kos_strdup(path)) == NULL) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
@@ -1030,52 +1012,28 @@ kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 	conf->listen.max_data_body = KOS_LISTEN_DEFAULT_DATA_BODY;
 	conf->listen.max_anon_body = KOS_LISTEN_DEFAULT_ANON_BODY;
 	conf->listen.max_connections_per_peer = 256 - 256 / 4;
-	root = config_root_setting(&cfg);
-	for (i = 0; (s = config_setting_get_elem(root, (unsigned)i)) != NULL; i++) {
-		const char *name = config_setting_name(s);
-
-		if (strcmp(name, "store") == 0)
-			string_setting(&d, path, s, name, true, &conf->store);
-		else if (strcmp(name, "policy") == 0)
-			string_setting(&d, path, s, name, false, &conf->policy);
-		else if (strcmp(name, "server") == 0)
-			parse_server(&d, path, s, conf);
-		else if (strcmp(name, "tokens") == 0)
-			parse_tokens(&d, path, s, conf);
-		else if (strcmp(name, "environment") == 0)
-			parse_env(&d, path, s, conf);
-		else if (strcmp(name, "listen") == 0)
-			parse_listen(&d, path, s, conf);
-		else if (strcmp(name, "kms") == 0)
-			parse_kms(&d, path, s, conf);
-		else if (strcmp(name, "kms_fronts") == 0)
-			parse_fronts(&d, path, s, conf);
-		else
-			kos_diag_add(&d, path, config_setting_source_line(s), "unknown setting '%s'",
-				     name);
-	}
-	check_fronts(&d, path, conf);
+	root = kos_cf_root(&cf);
+	kos_cf_walk(&cf, root, "", root_keys, conf, NULL);
+	check_fronts(&cf, conf);
 	/* a KMS front (the kms group) keeps no state: it needs no store */
-	if (conf->store == NULL && conf->kms_jwks == NULL &&
+	if (conf->store == NULL && config_setting_get_member(root, "store") == NULL &&
 	    config_setting_get_member(root, "kms") == NULL)
-		kos_diag_add(&d, path, 1, "store: missing (the state store location)");
-	if (conf->policy == NULL)
-		kos_diag_add(&d, path, 1, "policy: missing (the policy file)");
-	if (d.oom) {
+		kos_cf_problem(&cf, 1, "store: missing (the state store location)");
+	if (cf.oom) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto out;
 	}
-	rv = d.count ? KOS_E_POLICY : KOS_OK;
+	rv = cf.count != 0 ? KOS_E_POLICY : KOS_OK;
 out:
-	config_destroy(&cfg);
+	if (rv == KOS_E_POLICY)
+		rv = kos_cf_finish(&cf, diag_out);
+	kos_cf_close(&cf);
 	if (rv == KOS_OK) {
 		*out = conf;
+		kos_error_clear();
 		return KOS_OK;
 	}
 	kos_config_free(conf);
-	if (d.count != 0)
-		return kos_diag_finish(&d, diag_out, rv);
-	free(d.buf);
 	return rv;
 }
 

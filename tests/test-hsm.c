@@ -364,7 +364,9 @@ static void test_config_token_refusals(void)
 	CU_ASSERT(has_line(diag, path, 10, "token g: uri: must not carry a PIN"));
 	CU_ASSERT(has_line(diag, path, 11, "token h: uri: names no token"));
 	CU_ASSERT(has_line(diag, path, 12, "token i: pin:"));
-	CU_ASSERT(has_line(diag, path, 12, "unknown setting 'color'"));
+	CU_ASSERT(has_line(diag, path, 12,
+			   "tokens[8]: color: unknown setting (known here: name, module, uri, "
+			   "pin, role)"));
 	CU_ASSERT(has_line(diag, path, 13, "token j: module: missing"));
 	CU_ASSERT(has_line(diag, path, 14, "token k: uri:"));
 	CU_ASSERT(has_line(diag, path, 14, "token k: pin:"));
@@ -451,8 +453,9 @@ static void test_config_kms_fronts(void)
 	CU_ASSERT(has_line(diag, path, 9, "kms_fronts: address: must be"));
 	CU_ASSERT(has_line(diag, path, 10, "kms_fronts: address: must be"));
 	CU_ASSERT(has_line(diag, path, 11, "kms_fronts: tokens: must be a non-empty array"));
-	CU_ASSERT(has_line(diag, path, 11, "kms_fronts: unknown setting 'color'"));
-	CU_ASSERT(has_line(diag, path, 12, "kms: unknown setting 'keys'"));
+	CU_ASSERT(has_line(diag, path, 11,
+			   "kms_fronts[5]: color: unknown setting (known here: tokens, address)"));
+	CU_ASSERT(has_line(diag, path, 12, "kms: keys: unknown setting (known here: jwks)"));
 	CU_ASSERT(has_line(diag, path, 12, "kms: jwks: missing"));
 	kos_free(diag);
 

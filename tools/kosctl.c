@@ -21,6 +21,7 @@ static const struct kosctl_cmd commands[] = {
 	{ "key", kosctl_cmd_key, "create, rotate, retire and use keys" },
 	{ "fsck", kosctl_cmd_fsck, "find and remove what an interrupted key change left" },
 	{ "ledger", kosctl_cmd_ledger, "show and verify the decision ledger (offline)" },
+	{ "config", kosctl_cmd_config, "check configuration files (as kosd -t)" },
 	{ "policy", kosctl_cmd_policy, "check policy files" },
 	{ "shamir", kosctl_cmd_shamir, "split a secret into shares and combine them" },
 	{ "trust", kosctl_cmd_trust, "show and record clients' trust" },

@@ -136,6 +136,7 @@ int kosctl_cmd_kms(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_fsck(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_ledger(struct kosctl_ctx *ctx, int argc, char **argv);
+int kosctl_cmd_config(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_policy(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_shamir(struct kosctl_ctx *ctx, int argc, char **argv);
 int kosctl_cmd_trust(struct kosctl_ctx *ctx, int argc, char **argv);

@@ -75,6 +75,10 @@ void kosd_log(struct kosd *d, const char *fmt, ...)
 	if (n < 0)
 		return;
 	kosd_log_escape(msg, sizeof(msg), raw, strlen(raw), KOSD_ESC_LINE);
+	if (d != NULL && d->check_only) {
+		fprintf(stderr, "kosd: %s\n", msg);
+		return;
+	}
 	if (d != NULL && d->use_syslog) {
 		syslog(LOG_INFO, "%s", msg);
 		return;
@@ -90,6 +94,11 @@ static void log_diag(struct kosd *d, const char *diag)
 {
 	const char *p = diag, *nl;
 
+	/* kosd -t prints FILE:LINE: first, as a compiler does, for editors */
+	if (d->check_only) {
+		fputs(diag, stderr);
+		return;
+	}
 	while (p != NULL && *p != '\0') {
 		nl = strchr(p, '\n');
 		kosd_log(d, "%.*s", nl != NULL ? (int)(nl - p) : (int)strlen(p), p);
@@ -299,7 +308,9 @@ static kos_rv ledger_sink(void *arg, const kos_ledger_entry *e)
 	return kosd_ledger_add(arg, e);
 }
 
-static int open_all(struct kosd *d)
+/* The configuration and the policy it names: loaded at start, and all
+ * that kosd -t checks with the CA's JWKS of a KMS front. */
+static int load_files(struct kosd *d)
 {
 	char *diag = NULL;
 	kos_rv rv;
@@ -309,7 +320,7 @@ static int open_all(struct kosd *d)
 		if (diag != NULL)
 			log_diag(d, diag);
 		else
-			kosd_log(d, "%s: %s", d->config_path, kos_last_error());
+			kosd_log(d, "%s", kos_last_error()); /* names the file */
 		kos_free(diag);
 		kosd_log(d, "cannot load the configuration (use --config FILE or KOS_CONF)");
 		return -1;
@@ -324,6 +335,27 @@ static int open_all(struct kosd *d)
 		kos_free(diag);
 		return -1;
 	}
+	return 0;
+}
+
+/* kosd -t: loads and checks what start-up would read from files, and
+ * opens no token, store or socket. */
+static int check_files(struct kosd *d)
+{
+	if (load_files(d) != 0)
+		return KOSD_FAIL;
+	if (d->kms_role && jwks_ca(d, d->policy, &d->ca) != 0)
+		return KOSD_FAIL;
+	printf("kosd: configuration %s ok\n", d->config_path);
+	return KOSD_OK;
+}
+
+static int open_all(struct kosd *d)
+{
+	kos_rv rv;
+
+	if (load_files(d) != 0)
+		return -1;
 	if (d->kms_role)
 		return open_kms(d);
 	if ((rv = kos_store_open(kos_config_get0_store(d->conf), &d->store)) != KOS_OK) {
@@ -415,6 +447,7 @@ static void close_all(struct kosd *d)
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: kosd [--config FILE] [--role main|kms] [--foreground] [--syslog]\n"
+		   "       kosd -t [--config FILE] [--role main|kms]\n"
 		   "\n"
 		   "The kos service: serves the HTTP API of kos-api(7) on the Unix socket\n"
 		   "kos.conf names (listen = { unix = \"kosd.sock\"; }) and, with tcp and tls\n"
@@ -428,6 +461,11 @@ static void usage(FILE *f)
 		   "                     kos.conf, verifying grants with kms.jwks alone\n"
 		   "  -f, --foreground   stay in the foreground (the only mode for now)\n"
 		   "      --syslog       log to syslog instead of standard error\n"
+		   "  -t, --test         check kos.conf and the policy it names (for a KMS\n"
+		   "                     front also kms.jwks) and exit: 0 with \"kosd:\n"
+		   "                     configuration FILE ok\", else 1 with each problem\n"
+		   "                     as FILE:LINE: message; starts nothing, opens no\n"
+		   "                     token, store or socket\n"
 		   "  -h, --help         show this help\n"
 		   "  -V, --version      show the version\n",
 		   KOS_SYSCONFDIR "/kos/kos.conf");
@@ -440,6 +478,7 @@ int main(int argc, char **argv)
 		{ "role", required_argument, NULL, 'r' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "syslog", no_argument, NULL, 's' },
+		{ "test", no_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -456,7 +495,7 @@ int main(int argc, char **argv)
 		return KOSD_FAIL;
 	}
 
-	while ((opt = getopt_long(argc, argv, "c:r:fhV", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:r:fthV", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			d.config_path = optarg;
@@ -474,6 +513,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			d.use_syslog = true;
+			break;
+		case 't':
+			d.check_only = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -493,6 +535,13 @@ int main(int argc, char **argv)
 	}
 	if (d.config_path == NULL)
 		d.config_path = kos_config_default_path();
+	if (d.check_only) {
+		/* answers the administrator at the terminal, not the log */
+		d.use_syslog = false;
+		rc = check_files(&d);
+		close_all(&d);
+		return rc;
+	}
 	if (d.use_syslog)
 		openlog("kosd", LOG_PID, LOG_DAEMON);
 	/* before any JSON exists, libkos's included */

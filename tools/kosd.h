@@ -81,6 +81,7 @@ struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct kosd {
 	const char *config_path;
 	bool use_syslog;
+	bool check_only; /* kosd -t: messages plain on stderr, nothing started */
 	/* --role kms: a KMS front that serves shares of its own tokens and
 	 * verifies grants with the CA's public keys (kos.conf kms.jwks); it
 	 * has no store, trust, keys or access (all NULL) and ca is a JWKS
