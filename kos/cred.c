@@ -13,7 +13,8 @@
  * nothing more; header and claims are read with jansson, the segments with
  * the canonical base64url decoder (kos/jws.c), so one token has one text.
  * (JOSE libraries that believe the header's alg, libjwt 1.10 among them,
- * take an HS256 token keyed with the public key's PEM text.)
+ * take an HS256 token keyed with the public key's PEM text; tests/test-jose.c
+ * holds kos's credentials against libjwt as a second implementation.)
  *
  * The cache holds only credentials that verified (so nobody can fill it
  * with junk): found and matched by HMAC-SHA256 of the whole text under a
