@@ -163,7 +163,7 @@ static kos_rv jwk_key(json_t *jwk, size_t i, struct ca_pub *k)
 		   *use = NULL;
 	uint8_t spki[sizeof(prefix) + 64];
 	size_t n;
-	char xx[44], yy[44], *pem = NULL;
+	char xx[44], yy[44];
 	kos_rv rv;
 
 	if (json_unpack(jwk, "{s:s, s:s, s:s, s:s, s:s, s?s, s?s}", "kty", &kty, "crv", &crv, "x",
@@ -189,19 +189,26 @@ static kos_rv jwk_key(json_t *jwk, size_t i, struct ca_pub *k)
 	    strcmp(yy, y) != 0)
 		return kos_error_set(KOS_E_PARSE, "JWKS key #%zu (kid %s): not a P-256 point",
 				     i + 1, kid);
-	rv = kos_spki_to_pem(spki, sizeof(spki), &pem);
-	if (rv != KOS_OK)
-		return rv;
-	if (strlen(pem) >= sizeof(k->pem)) {
-		kos_free(pem);
-		return kos_error_set(KOS_E_PARSE, "JWKS key #%zu: PEM too long", i + 1);
-	}
 	memset(k, 0, sizeof(*k));
+	rv = kos_es256_key(spki, sizeof(spki), &k->pkey);
+	if (rv != KOS_OK)
+		return kos_error_set(rv, "JWKS key #%zu (kid %s): not a P-256 key", i + 1, kid);
 	memcpy(k->kid, kid, KOS_CA_KID_LEN + 1);
-	k->pem_len = strlen(pem);
-	memcpy(k->pem, pem, k->pem_len + 1);
-	kos_free(pem);
+	memcpy(k->spki, spki, sizeof(spki));
+	k->spki_len = sizeof(spki);
 	return KOS_OK;
+}
+
+/* Frees a copy of n keys (their references to the parsed keys). */
+static void keys_free(struct ca_pub *keys, size_t n)
+{
+	size_t i;
+
+	if (keys == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		EVP_PKEY_free(keys[i].pkey);
+	free(keys);
 }
 
 kos_rv kos_ca_new_from_jwks(const kos_policy *pol, const char *jwks, kos_ca **out)
@@ -210,7 +217,7 @@ kos_rv kos_ca_new_from_jwks(const kos_policy *pol, const char *jwks, kos_ca **ou
 	struct ca_pub *pub = NULL;
 	json_error_t jerr;
 	kos_ca *ca = NULL;
-	size_t i, n;
+	size_t i, n = 0;
 	kos_rv rv;
 
 	if (out == NULL)
@@ -258,7 +265,7 @@ kos_rv kos_ca_new_from_jwks(const kos_policy *pol, const char *jwks, kos_ca **ou
 	atomic_store(&ca->loaded, 1);
 	*out = ca;
 out:
-	free(pub);
+	keys_free(pub, n);
 	json_decref(doc);
 	return rv;
 }
@@ -275,7 +282,7 @@ void kos_ca_free(kos_ca *ca)
 		return;
 	kos_ca_cache_clear(ca);
 	free(ca->slots);
-	free(ca->keys);
+	keys_free(ca->keys, ca->n_keys);
 	kos_ca_revoked_free(&ca->revoked);
 	pthread_rwlock_destroy(&ca->lock);
 	pthread_mutex_destroy(&ca->sync_lock);
@@ -372,6 +379,25 @@ static kos_rv load_revoked(kos_ca *ca, struct ca_revoked *r)
 	return KOS_OK;
 }
 
+/* The parsed key of kid with this SPKI in the copy in force, with a new
+ * reference; NULL when the copy has none. Caller holds ca->sync_lock, the
+ * only writer of ca->keys. */
+static EVP_PKEY *key_reuse(const kos_ca *ca, const struct kos_store_ca_key *row)
+{
+	size_t i;
+
+	for (i = 0; i < ca->n_keys; i++) {
+		const struct ca_pub *k = &ca->keys[i];
+
+		if (strcmp(k->kid, row->kid) == 0 && k->spki_len == row->spki_len &&
+		    memcmp(k->spki, row->spki, row->spki_len) == 0 && EVP_PKEY_up_ref(k->pkey) == 1)
+			return k->pkey;
+	}
+	return NULL;
+}
+
+/* The store's CA keys as a new copy; keys the copy in force holds already
+ * are shared with it, the others parsed. Caller holds ca->sync_lock. */
 static kos_rv load_keys(kos_ca *ca, struct ca_pub **out, size_t *n_out)
 {
 	struct kos_store_ca_key *rows = NULL;
@@ -392,21 +418,23 @@ static kos_rv load_keys(kos_ca *ca, struct ca_pub **out, size_t *n_out)
 		}
 	}
 	for (i = 0; i < n; i++) {
-		char *pem = NULL;
+		EVP_PKEY *pkey = NULL;
 
-		rv = kos_spki_to_pem(rows[i].spki, rows[i].spki_len, &pem);
-		if (rv != KOS_OK || strlen(pem) >= sizeof(keys[k].pem)) {
+		if (rows[i].spki_len > sizeof(keys[k].spki))
+			continue;
+		pkey = key_reuse(ca, &rows[i]);
+		if (pkey == NULL &&
+		    kos_es256_key(rows[i].spki, rows[i].spki_len, &pkey) != KOS_OK) {
 			/* a key kos cannot read verifies nothing; the others still do */
-			kos_free(pem);
-			rv = KOS_OK;
+			kos_error_clear();
 			continue;
 		}
 		snprintf(keys[k].kid, sizeof(keys[k].kid), "%s", rows[i].kid);
 		snprintf(keys[k].token, sizeof(keys[k].token), "%s", rows[i].token);
-		keys[k].pem_len = strlen(pem);
-		memcpy(keys[k].pem, pem, keys[k].pem_len + 1);
+		memcpy(keys[k].spki, rows[i].spki, rows[i].spki_len);
+		keys[k].spki_len = rows[i].spki_len;
+		keys[k].pkey = pkey;
 		keys[k].expires = rows[i].retired != 0 ? rows[i].expires : 0;
-		kos_free(pem);
 		k++;
 	}
 	free(rows);
@@ -421,7 +449,7 @@ kos_rv kos_ca_sync(kos_ca *ca, bool force)
 	int64_t mono = kos_ca_mono(), interval = atomic_load(&ca->interval);
 	struct ca_revoked revoked, old_revoked;
 	struct ca_pub *keys = NULL, *old_keys;
-	size_t n_keys = 0;
+	size_t n_keys = 0, old_n;
 	kos_rv rv;
 
 	/* a JWKS verifier: its keys are fixed and it knows no revocations */
@@ -443,11 +471,12 @@ kos_rv kos_ca_sync(kos_ca *ca, bool force)
 			goto out;
 		rv = load_revoked(ca, &revoked);
 		if (rv != KOS_OK) {
-			free(keys);
+			keys_free(keys, n_keys);
 			goto out;
 		}
 		pthread_rwlock_wrlock(&ca->lock);
 		old_keys = ca->keys;
+		old_n = ca->n_keys;
 		old_revoked = ca->revoked;
 		ca->keys = keys;
 		ca->n_keys = n_keys;
@@ -455,7 +484,9 @@ kos_rv kos_ca_sync(kos_ca *ca, bool force)
 		/* a revoked credential or one of a forgotten key leaves every cache */
 		kos_ca_cache_recheck(ca);
 		pthread_rwlock_unlock(&ca->lock);
-		free(old_keys);
+		/* a verification still holding one of the old keys has its own
+		 * reference */
+		keys_free(old_keys, old_n);
 		kos_ca_revoked_free(&old_revoked);
 		ca->revision = rev;
 	}

@@ -29,12 +29,19 @@
 #define KOS_THREAT_EVAL_INTERVAL (60 * KOS_USEC_PER_SEC)
 #define KOS_CA_CHECK_DEFAULT	 KOS_USEC_PER_SEC
 
-/* A CA public key in memory. */
+/* DER SubjectPublicKeyInfo of a P-256 key: 91 bytes. */
+#define KOS_CA_SPKI_MAX 128
+
+/* A CA public key in memory, parsed once per kid: a new copy of the store's
+ * keys takes the EVP_PKEY of the old one when kid and SPKI are the same
+ * (kos_ca_sync), so only a rotation parses a key. The key is only read:
+ * verifications take a reference under ca->lock and use it without. */
 struct ca_pub {
 	char kid[KOS_CA_KID_LEN + 1];
 	char token[KOS_TOKEN_NAME_MAX + 1]; /* where the key pair is, for signing */
-	char pem[256];			    /* PEM SubjectPublicKeyInfo for libjwt */
-	size_t pem_len;
+	uint8_t spki[KOS_CA_SPKI_MAX];	    /* as the store holds it */
+	size_t spki_len;
+	EVP_PKEY *pkey;	  /* a P-256 key (kos_es256_key) */
 	kos_usec expires; /* 0: the current key */
 };
 

@@ -1,17 +1,20 @@
 /* Credentials: issuance (HSM-signed JWS, ES256), enrollment, refresh,
  * verification with its cache, and revocation (kos-credential(5)).
  *
- * Signing: libjwt cannot sign with a key inside a token, so the JWS is
- * assembled here: base64url(header) "." base64url(claims), hashed with
- * SHA-256 and signed with CKM_ECDSA by the CA key in the ca token, whose raw
- * r||s is the JWS ES256 signature as it stands.
+ * Signing: the JWS is assembled here: base64url(header) "." base64url(claims),
+ * hashed with SHA-256 and signed with CKM_ECDSA by the CA key in the ca
+ * token, whose raw r||s is the JWS ES256 signature as it stands.
  *
  * Verification trusts nothing the token says about how to verify it: the
- * algorithm is pinned to ES256 and the kid must name a CA key this store
- * knows before libjwt is asked to check the signature with that key's PEM
- * (libjwt 1.10 believes the header's alg, so an HS256 token keyed with the
- * public key's PEM text would pass it; and it checks no times). Everything
- * libjwt leaves out is checked here.
+ * algorithm is kos's, ES256, and the header must say so; the kid must name a
+ * CA key this store knows, and the signature is checked with OpenSSL on
+ * that key, parsed once when the key entered the in-memory copy (kos/ca.h).
+ * The header must be the one kos writes, {"alg":"ES256","typ":"JWT","kid"},
+ * nothing more; header and claims are read with jansson, the segments with
+ * the canonical base64url decoder (kos/jws.c), so one token has one text.
+ * (JOSE libraries that believe the header's alg, libjwt 1.10 among them,
+ * take an HS256 token keyed with the public key's PEM text; tests/test-jose.c
+ * holds kos's credentials against libjwt as a second implementation.)
  *
  * The cache holds only credentials that verified (so nobody can fill it
  * with junk): found and matched by HMAC-SHA256 of the whole text under a
@@ -35,7 +38,6 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <jwt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -48,8 +50,7 @@
 /* A JOSE header kos writes is about 80 bytes. */
 #define HEADER_MAX 1024
 /* NumericDate values accepted: up to the year 9999. */
-#define TIME_MAX_SEC  INT64_C(253402300799)
-#define ES256_SIG_LEN 64
+#define TIME_MAX_SEC INT64_C(253402300799)
 
 const char *kos_cred_reason_name(kos_cred_reason reason)
 {
@@ -438,8 +439,11 @@ out:
 	return rv;
 }
 
-/* Header: alg must be ES256 (whatever else it says), kid a CA key's. */
-static kos_rv check_header(const char *seg, size_t len, char kid[KOS_CA_KID_LEN + 1],
+/* Header: alg must be ES256, kid a CA key's. *exact: it says exactly what
+ * kos writes (alg, typ "JWT" and the kid, no other member), which the caller
+ * requires once the signature verified, so that a changed header reads as
+ * the forgery it is. */
+static kos_rv check_header(const char *seg, size_t len, char kid[KOS_CA_KID_LEN + 1], bool *exact,
 			   kos_cred_reason *why)
 {
 	json_t *h = NULL, *alg, *k, *typ;
@@ -478,6 +482,8 @@ static kos_rv check_header(const char *seg, size_t len, char kid[KOS_CA_KID_LEN 
 		goto out;
 	}
 	memcpy(kid, json_string_value(k), KOS_CA_KID_LEN + 1);
+	/* alg, kid and a typ of "JWT" (jansson refuses a NUL inside a string) */
+	*exact = typ != NULL && json_object_size(h) == 3;
 out:
 	json_decref(h);
 	return rv;
@@ -569,21 +575,22 @@ out:
 }
 
 /* Everything but revocation, on a credential not in the cache: form,
- * header, signature (libjwt), claims, times, binding. Caller holds no lock;
- * ca->pol and the keys are read under the read lock. */
+ * header, signature, claims, times, binding. Caller holds no lock; ca->pol
+ * and the keys are read under the read lock, and the key is used with a
+ * reference of its own, so a sync meanwhile frees nothing in use. */
 static kos_rv verify_full(kos_ca *ca, const char *token, size_t len, const char *x5t, kos_usec now,
 			  kos_cred_claims *c, kos_cred_reason *why)
 {
 	const char *dot1, *dot2;
 	const struct ca_pub *key;
 	json_t *payload = NULL;
-	char kid[KOS_CA_KID_LEN + 1], pem[sizeof(((struct ca_pub *)NULL)->pem)];
-	uint8_t sig[ES256_SIG_LEN + 3];
-	size_t sig_len = sizeof(sig), pem_len, i;
-	kos_usec key_expires;
-	jwt_t *jwt = NULL;
+	char kid[KOS_CA_KID_LEN + 1];
+	uint8_t sig[KOS_ES256_SIG_LEN + 3];
+	size_t sig_len = sizeof(sig), i;
+	kos_usec key_expires = 0;
+	EVP_PKEY *pkey = NULL;
+	bool exact = false;
 	kos_rv rv;
-	int jrc;
 
 	for (i = 0; i < len; i++) {
 		char ch = token[i];
@@ -598,24 +605,25 @@ static kos_rv verify_full(kos_ca *ca, const char *token, size_t len, const char 
 	if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL)
 		return refuse(why, KOS_CRED_MALFORMED,
 			      "not three dot-separated parts (JWS compact)");
-	rv = check_header(token, (size_t)(dot1 - token), kid, why);
+	rv = check_header(token, (size_t)(dot1 - token), kid, &exact, why);
 	if (rv != KOS_OK)
 		return rv;
 	rv = kos_b64url_decode(dot2 + 1, len - (size_t)(dot2 + 1 - token), sig, &sig_len);
-	if (rv != KOS_OK || sig_len != ES256_SIG_LEN)
-		return refuse(why, KOS_CRED_MALFORMED, "signature is not 64 bytes of base64url");
-	/* the form of the payload before libjwt reads it: duplicate names,
-	 * which jansson's default (and so libjwt) resolves silently, are refused */
+	if (rv != KOS_OK || sig_len != KOS_ES256_SIG_LEN) {
+		rv = refuse(why, KOS_CRED_MALFORMED, "signature is not 64 bytes of base64url");
+		goto out;
+	}
+	/* duplicate names, which jansson's default resolves silently, are
+	 * refused */
 	rv = segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1), KOS_CRED_MAX, "payload", &payload,
 			  why);
 	if (rv != KOS_OK)
-		return rv;
+		goto out;
 
 	pthread_rwlock_rdlock(&ca->lock);
 	key = key_find(ca, kid);
-	if (key != NULL) {
-		pem_len = key->pem_len;
-		memcpy(pem, key->pem, pem_len + 1);
+	if (key != NULL && EVP_PKEY_up_ref(key->pkey) == 1) {
+		pkey = key->pkey;
 		key_expires = key->expires;
 	}
 	pthread_rwlock_unlock(&ca->lock);
@@ -623,20 +631,32 @@ static kos_rv verify_full(kos_ca *ca, const char *token, size_t len, const char 
 		rv = refuse(why, KOS_CRED_UNKNOWN_KID, "kid %s is not a key of this CA", kid);
 		goto out;
 	}
+	if (pkey == NULL) {
+		*why = KOS_CRED_ERROR;
+		rv = kos_error_set(KOS_E_CRYPTO, "cannot take a reference to CA key %s", kid);
+		goto out;
+	}
 	if (key_expires != 0 && now >= key_expires) {
 		rv = refuse(why, KOS_CRED_UNKNOWN_KID, "CA key %s no longer verifies", kid);
 		goto out;
 	}
 
-	jrc = jwt_decode(&jwt, token, (const unsigned char *)pem, (int)pem_len);
-	if (jrc != 0 || jwt == NULL) {
+	/* ES256 because kos says so: the header's alg was only checked to
+	 * agree */
+	rv = kos_es256_verify(pkey, (const uint8_t *)token, (size_t)(dot2 - token), sig);
+	if (rv == KOS_E_INTEGRITY) {
 		rv = refuse(why, KOS_CRED_BAD_SIGNATURE, "signature does not verify with CA key %s",
 			    kid);
 		goto out;
 	}
-	/* pinned again on what libjwt itself used */
-	if (jwt_get_alg(jwt) != JWT_ALG_ES256) {
-		rv = refuse(why, KOS_CRED_BAD_ALG, "libjwt verified another algorithm than ES256");
+	if (rv != KOS_OK) {
+		*why = KOS_CRED_ERROR;
+		goto out;
+	}
+	if (!exact) {
+		rv = refuse(why, KOS_CRED_MALFORMED,
+			    "header is not the one kos writes ({\"alg\":\"ES256\",\"typ\":"
+			    "\"JWT\",\"kid\":...})");
 		goto out;
 	}
 
@@ -649,7 +669,8 @@ static kos_rv verify_full(kos_ca *ca, const char *token, size_t len, const char 
 					    c->x5t, x5t, now, why);
 	pthread_rwlock_unlock(&ca->lock);
 out:
-	jwt_free(jwt);
+	OPENSSL_cleanse(sig, sizeof(sig));
+	EVP_PKEY_free(pkey);
 	json_decref(payload);
 	return rv;
 }
@@ -919,7 +940,7 @@ static kos_rv issue(kos_ca *ca, const struct issue_req *r, char **token)
 			     (const uint8_t *)out, strlen(out), &sig, &sig_len);
 	if (rv != KOS_OK)
 		goto out;
-	if (sig_len != ES256_SIG_LEN) {
+	if (sig_len != KOS_ES256_SIG_LEN) {
 		rv = kos_error_set(KOS_E_CRYPTO, "CA key %s gave a %zu-byte signature", kid,
 				   sig_len);
 		goto out;

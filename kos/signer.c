@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include "kos/signer.h"
+#include "kos/jws.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -891,40 +892,6 @@ static bool pick_mechanism(const struct key_kind *kind, kos_sig_alg *alg, CK_MEC
 	}
 }
 
-/* r||s (two halves of n bytes) to X9.62 DER, in a buffer freed with free(). */
-static kos_rv ecdsa_raw_to_der(const uint8_t *raw, size_t n, uint8_t **der, size_t *der_len)
-{
-	ECDSA_SIG *es = ECDSA_SIG_new();
-	BIGNUM *r = BN_bin2bn(raw, (int)(n / 2), NULL);
-	BIGNUM *s = BN_bin2bn(raw + n / 2, (int)(n / 2), NULL);
-	unsigned char *p;
-	uint8_t *buf = NULL;
-	kos_rv rv = KOS_E_NOMEM;
-	int len;
-
-	if (es == NULL || r == NULL || s == NULL || ECDSA_SIG_set0(es, r, s) != 1)
-		goto out;
-	r = s = NULL; /* owned by es now */
-	len = i2d_ECDSA_SIG(es, NULL);
-	if (len <= 0 || (buf = malloc((size_t)len)) == NULL)
-		goto out;
-	p = buf;
-	if (i2d_ECDSA_SIG(es, &p) != len) {
-		rv = KOS_E_CRYPTO;
-		goto out;
-	}
-	*der = buf;
-	*der_len = (size_t)len;
-	buf = NULL;
-	rv = KOS_OK;
-out:
-	free(buf);
-	BN_free(r);
-	BN_free(s);
-	ECDSA_SIG_free(es);
-	return rv;
-}
-
 kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
 		       kos_sig_alg alg, const uint8_t *data, size_t len, uint8_t **sig,
 		       size_t *sig_len)
@@ -980,7 +947,7 @@ kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *
 			       "C_Sign with '%s' returned %lu bytes, not %lu", label,
 			       (unsigned long)o.sig_len, (unsigned long)o.want->sig_len);
 	if (rv == KOS_OK && alg == KOS_SIG_ECDSA_DER) {
-		rv = ecdsa_raw_to_der(o.sig, o.sig_len, sig, sig_len);
+		rv = kos_ecdsa_raw_to_der(o.sig, o.sig_len, sig, sig_len);
 		if (rv != KOS_OK)
 			rv = kos_error_set(rv, "ECDSA signature to DER failed");
 		free(o.sig);

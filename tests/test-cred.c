@@ -1,6 +1,7 @@
 /* The credential authority against a real installation (SoftHSM ca token,
  * SQLite store): credentials round-trip and verify with libjwt and plain
- * OpenSSL from the JWKS; every refusal the issue lists; enrollment and its
+ * OpenSSL from the JWKS; every refusal the issue lists, and a header that is
+ * not kos's under a good signature; CA keys parsed once per kid; enrollment and its
  * replay; refresh and the chain bound; revocation by jti, client and time,
  * seen by a second process; rotation; lifetimes by tier and threat level;
  * the automatic threat level. */
@@ -810,6 +811,46 @@ static void test_tampered(void)
 	kos_cred_free(t);
 }
 
+/* The header must say what kos writes and nothing more, even under a good
+ * signature: without typ, with a member more, a kid or typ with a NUL
+ * inside (no JSON to jansson's reader); the same members in another order
+ * are the same header. */
+static void test_header_exact(void)
+{
+	static const struct {
+		const char *before, *after, *words;
+	} bad[] = {
+	    {"{\"alg\":\"ES256\",\"kid\":\"", "\"}", "not the one kos writes"},
+	    {"{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"", "\",\"x5u\":\"https://x/\"}",
+	     "not the one kos writes"},
+	    {"{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"", "\",\"jwk\":{}}",
+	     "not the one kos writes"},
+	    {"{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"", "\\u0000x\"}", "not a JSON object"},
+	    {"{\"alg\":\"ES256\",\"typ\":\"JWT\\u0000\",\"kid\":\"", "\"}", "not a JSON object"},
+	};
+	char h[300], p[600], *t;
+	size_t i;
+
+	payload(p, sizeof(p), "kos", "\"kos\"", "");
+	for (i = 0; i < KOS_ARRAY_SIZE(bad); i++) {
+		snprintf(h, sizeof(h), "%s%s%s", bad[i].before, current_kid(), bad[i].after);
+		t = sign_raw(h, p);
+		expect_refused(t, NULL, KOS_CRED_MALFORMED, bad[i].words);
+		free(t);
+	}
+	/* the control: the same payload under kos's header, and under its
+	 * members in another order */
+	header(h, sizeof(h));
+	t = sign_raw(h, p);
+	expect_valid(t, NULL, NULL);
+	free(t);
+	snprintf(h, sizeof(h), "{\"kid\":\"%s\", \"typ\":\"JWT\", \"alg\":\"ES256\"}",
+		 current_kid());
+	t = sign_raw(h, p);
+	expect_valid(t, NULL, NULL);
+	free(t);
+}
+
 static void test_oversized(void)
 {
 	char *big = malloc(KOS_CRED_MAX + 2);
@@ -948,17 +989,40 @@ static void test_cnf_binding(void)
 
 /* --- revocation --- */
 
+/* The parsed key of kid in the authority's copy (NULL: none), and the copy. */
+static EVP_PKEY *parsed_key(const char *kid, const struct ca_pub **copy)
+{
+	EVP_PKEY *k = NULL;
+
+	pthread_rwlock_rdlock(&ca->lock);
+	for (size_t i = 0; i < ca->n_keys; i++)
+		if (strcmp(ca->keys[i].kid, kid) == 0)
+			k = ca->keys[i].pkey;
+	if (copy != NULL)
+		*copy = ca->keys;
+	pthread_rwlock_unlock(&ca->lock);
+	return k;
+}
+
 static void test_revoked_by_jti(void)
 {
 	char *t = issue("web-1", NULL, NULL), *u = issue("web-1", NULL, NULL);
+	const struct ca_pub *copy_before, *copy_after;
+	EVP_PKEY *key_before;
 	kos_cred_claims c;
 
 	expect_valid(t, NULL, &c);
 	expect_valid(u, NULL, NULL);
+	key_before = parsed_key(c.kid, &copy_before);
+	CU_ASSERT_PTR_NOT_NULL(key_before);
 	CU_ASSERT_EQUAL_FATAL(kos_cred_revoke_jti(ca, c.jti), KOS_OK);
 	expect_refused(t, NULL, KOS_CRED_REVOKED, c.jti);
 	/* only that one */
 	expect_valid(u, NULL, NULL);
+	/* the revocation made a new copy of the keys, and the key was not
+	 * parsed again for it */
+	CU_ASSERT_PTR_EQUAL(parsed_key(c.kid, &copy_after), key_before);
+	CU_ASSERT_PTR_NOT_EQUAL(copy_after, copy_before);
 	CU_ASSERT_EQUAL(kos_cred_revoke_jti(ca, "short"), KOS_E_INVALID);
 	kos_cred_free(t);
 	kos_cred_free(u);
@@ -1201,7 +1265,7 @@ static void test_rotation(void)
 	char before[KOS_CA_KID_LEN + 1], after[KOS_CA_KID_LEN + 1];
 	char *old, *new_t, *long_lived, h[200], p[600];
 	kos_cred_claims c;
-	EVP_PKEY *k;
+	EVP_PKEY *k, *old_key;
 	int n = 0;
 
 	snprintf(before, sizeof(before), "%s", current_kid());
@@ -1216,9 +1280,15 @@ static void test_rotation(void)
 		 (long long)(clock_now / SEC + 30 * 86400), (long long)(clock_now / SEC));
 	long_lived = sign_raw(h, p);
 	expect_valid(long_lived, NULL, NULL);
+	old_key = parsed_key(before, NULL);
+	CU_ASSERT_PTR_NOT_NULL(old_key);
 	CU_ASSERT_EQUAL_FATAL(kos_ca_rotate(ca, after), KOS_OK);
 	CU_ASSERT_STRING_NOT_EQUAL(before, after);
 	CU_ASSERT_STRING_EQUAL(current_kid(), after);
+	/* the rotation parsed the new key only */
+	CU_ASSERT_PTR_EQUAL(parsed_key(before, NULL), old_key);
+	CU_ASSERT_PTR_NOT_NULL(parsed_key(after, NULL));
+	CU_ASSERT_PTR_NOT_EQUAL(parsed_key(after, NULL), old_key);
 	new_t = issue("web-1", NULL, NULL);
 	expect_valid(new_t, NULL, &c);
 	CU_ASSERT_STRING_EQUAL(c.kid, after);
@@ -1247,6 +1317,9 @@ static void test_rotation(void)
 	n = 0;
 	CU_ASSERT_EQUAL(kos_ca_list(ca, count_keys, &n), KOS_OK);
 	CU_ASSERT_EQUAL(n, 2);
+	/* and its parsed key leaves the copy */
+	CU_ASSERT_EQUAL(kos_ca_sync(ca, true), KOS_OK);
+	CU_ASSERT_PTR_NULL(parsed_key(before, NULL));
 	{
 		size_t tok;
 		uint8_t *spki = NULL;
@@ -1891,6 +1964,7 @@ int main(void)
 	    KOS_TEST(test_alg_none),
 	    KOS_TEST(test_hs256_with_public_key),
 	    KOS_TEST(test_tampered),
+	    KOS_TEST(test_header_exact),
 	    KOS_TEST(test_oversized),
 	    KOS_TEST(test_malformed),
 	    KOS_TEST(test_cnf_binding),

@@ -32,9 +32,9 @@
 
 /* --- JSON memory: request bodies and answers carry secrets -------------- */
 
-/* jansson frees without a size, and libjwt and libkos, sharing jansson's
- * process-wide allocator, release some of its blocks with free(): so blocks
- * stay plain malloc() ones and are wiped over their usable size. */
+/* jansson frees without a size, and libkos, sharing jansson's process-wide
+ * allocator, releases some of its blocks (json_dumps() text) with free():
+ * so blocks stay plain malloc() ones and are wiped over their usable size. */
 void *kosd_json_alloc(size_t n)
 {
 	return malloc(n);

@@ -227,8 +227,9 @@ KOS_API kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *
 KOS_API kos_rv kos_cred_refresh(kos_ca *ca, const char *token, const char *x5t, const char *scope,
 				char **new_token, kos_cred_reason *reason);
 /* THE check every front-end makes: size (KOS_CRED_MAX), base64url and JSON
- * form, alg ES256 and a known kid (pinned here, never taken from the token),
- * the signature (through libjwt), iss and aud against the policy, exp, nbf
+ * form, the header kos writes (alg ES256, typ JWT, a known kid: the
+ * algorithm pinned here, never taken from the token), the signature (OpenSSL,
+ * on the kid's key parsed once), iss and aud against the policy, exp, nbf
  * and iat with the policy's leeway (a grant's exp with none), revocation, the
  * kind's form (a grant has one "share:" item, a credential none), and the
  * certificate binding
