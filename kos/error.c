@@ -34,9 +34,15 @@ const char *kos_last_error(void)
 	return kos_error_detail;
 }
 
+/* Formatted apart first: an argument may be kos_last_error() itself (a
+ * detail prefixed with context), which vsnprintf must not write over
+ * while it reads it. */
 kos_rv kos_error_vset(kos_rv rv, const char *fmt, va_list ap)
 {
-	vsnprintf(kos_error_detail, sizeof(kos_error_detail), fmt, ap);
+	char buf[sizeof(kos_error_detail)];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	memcpy(kos_error_detail, buf, strlen(buf) + 1);
 	return rv;
 }
 

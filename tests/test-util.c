@@ -114,6 +114,11 @@ static void test_strerror_and_detail(void)
 	CU_ASSERT_STRING_EQUAL(kos_strerror(-999), "unknown error");
 	CU_ASSERT_EQUAL(kos_error_set(KOS_E_PARSE, "line %d", 7), KOS_E_PARSE);
 	CU_ASSERT_STRING_EQUAL(kos_last_error(), "line 7");
+	/* the detail itself as an argument: context put before it */
+	kos_error_set(KOS_E_PARSE, "file %s: %s", "f.conf", kos_last_error());
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "file f.conf: line 7");
+	kos_error_set(KOS_E_PARSE, "%s (and more)", kos_last_error());
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "file f.conf: line 7 (and more)");
 	kos_error_clear();
 	CU_ASSERT_STRING_EQUAL(kos_last_error(), "");
 }
