@@ -17,19 +17,6 @@ c="$kos_tmp/pki"
 # --- a throwaway PKI (as tests/kosd-tls.sh): a client CA, the server's
 # certificate and two clients ---
 mkdir -p "$c"
-ossl() { openssl "$@" >>"$kos_tmp/openssl.log" 2>&1; }
-mkca() {
-	ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-		-subj "/O=kos test/CN=$1" -keyout "$c/$1.key" -out "$c/$1.pem" \
-		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign"
-}
-mkcert() {
-	printf '%s\n' "$3" > "$c/$2.ext"
-	ossl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-subj "/O=kos test/CN=$2" -keyout "$c/$2.key" -out "$c/$2.csr"
-	ossl x509 -req -in "$c/$2.csr" -CA "$c/$1.pem" -CAkey "$c/$1.key" -CAcreateserial \
-		-days 1 -extfile "$c/$2.ext" -out "$c/$2.pem"
-}
 check "a client CA" mkca clients-ca
 check "the server's certificate" mkcert clients-ca server \
 	"$(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth')"

@@ -16,21 +16,6 @@ c="$kos_tmp/pki"
 # --- a throwaway PKI: a client CA, the server's certificate, two clients
 # of that CA and one of another CA ---
 mkdir -p "$c"
-ossl() { openssl "$@" >>"$kos_tmp/openssl.log" 2>&1; }
-# mkca NAME
-mkca() {
-	ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-		-subj "/O=kos test/CN=$1" -keyout "$c/$1.key" -out "$c/$1.pem" \
-		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign"
-}
-# mkcert CA NAME EXTENSIONS
-mkcert() {
-	printf '%s\n' "$3" > "$c/$2.ext"
-	ossl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-		-subj "/O=kos test/CN=$2" -keyout "$c/$2.key" -out "$c/$2.csr"
-	ossl x509 -req -in "$c/$2.csr" -CA "$c/$1.pem" -CAkey "$c/$1.key" -CAcreateserial \
-		-days 1 -extfile "$c/$2.ext" -out "$c/$2.pem"
-}
 client_ext='extendedKeyUsage=clientAuth'
 check "a client CA" mkca clients-ca
 check "another CA" mkca other-ca

@@ -105,6 +105,23 @@ kosd_env() {
 	softhsm_leaks_ignored
 }
 
+# --- a throwaway PKI in $c (set c before use) ---
+ossl() { openssl "$@" >>"$kos_tmp/openssl.log" 2>&1; }
+# mkca NAME: a CA certificate $c/NAME.pem and its key
+mkca() {
+	ossl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj "/O=kos test/CN=$1" -keyout "$c/$1.key" -out "$c/$1.pem" \
+		-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign"
+}
+# mkcert CA NAME EXTENSIONS: $c/NAME.pem signed by CA, with the extensions
+mkcert() {
+	printf '%s\n' "$3" > "$c/$2.ext"
+	ossl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-subj "/O=kos test/CN=$2" -keyout "$c/$2.key" -out "$c/$2.csr"
+	ossl x509 -req -in "$c/$2.csr" -CA "$c/$1.pem" -CAkey "$c/$1.key" -CAcreateserial \
+		-days 1 -extfile "$c/$2.ext" -out "$c/$2.pem"
+}
+
 # ks CLIENT ARGS...: kosctl through kosd with the credential file
 # $kos_tmp/CLIENT.cred
 ks() {
