@@ -92,7 +92,7 @@ static kos_rv admit(kos_access *acc, const char *client, const char *scope, cons
 
 	*go = false;
 	memset(res, 0, sizeof(*res));
-	if (!kos_client_name_valid(client))
+	if (!kos_principal_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
 	if (name != NULL && !kos_key_name_valid(name))
 		return kos_error_set(KOS_E_INVALID, "invalid key name");
@@ -241,7 +241,7 @@ kos_rv kos_access_decrypt(kos_access *acc, const char *client, const char *scope
 	if (acc == NULL || res == NULL)
 		return kos_error_set(KOS_E_INVALID, "no access handle or result");
 	memset(res, 0, sizeof(*res));
-	if (!kos_client_name_valid(client))
+	if (!kos_principal_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
 	rv = kos_envelope_parse(env, env_len, &info);
 	if (rv != KOS_OK) {

@@ -14,7 +14,7 @@
 #include "config.h"
 
 #include "kos/ca.h"
-#include "kos/jws.h"
+#include "common/jws.h"
 #include "kos/signer.h"
 
 #include <inttypes.h>
@@ -744,7 +744,7 @@ out:
 
 static kos_rv check_name(const char *name)
 {
-	if (!kos_client_name_valid(name))
+	if (!kos_principal_name_valid(name))
 		return kos_error_set(KOS_E_INVALID,
 				     "invalid client name (1 to 64 of A-Z a-z 0-9 . _ @ -, not "
 				     "starting with . or -)");
@@ -770,7 +770,7 @@ static kos_rv new_secret(kos_ca *ca, const char *client, char secret[KOS_CRED_SE
 	return KOS_OK;
 }
 
-kos_rv kos_client_add(kos_ca *ca, const char *name, const char *scope,
+kos_rv kos_ca_client_add(kos_ca *ca, const char *name, const char *scope,
 		      char secret[KOS_CRED_SECRET_LEN + 1])
 {
 	struct kos_store_cred_client *c;
@@ -778,7 +778,7 @@ kos_rv kos_client_add(kos_ca *ca, const char *name, const char *scope,
 	kos_rv rv;
 
 	if (ca == NULL || name == NULL || scope == NULL || secret == NULL)
-		return kos_error_set(KOS_E_INVALID, "kos_client_add: missing argument");
+		return kos_error_set(KOS_E_INVALID, "kos_ca_client_add: missing argument");
 	if (ca->st == NULL)
 		return kos_ca_no_store();
 	secret[0] = '\0';
@@ -809,13 +809,13 @@ kos_rv kos_client_add(kos_ca *ca, const char *name, const char *scope,
 	return rv;
 }
 
-kos_rv kos_client_secret(kos_ca *ca, const char *name, char secret[KOS_CRED_SECRET_LEN + 1])
+kos_rv kos_ca_client_secret(kos_ca *ca, const char *name, char secret[KOS_CRED_SECRET_LEN + 1])
 {
 	struct kos_store_enrollment e;
 	kos_rv rv;
 
 	if (ca == NULL || name == NULL || secret == NULL)
-		return kos_error_set(KOS_E_INVALID, "kos_client_secret: missing argument");
+		return kos_error_set(KOS_E_INVALID, "kos_ca_client_secret: missing argument");
 	if (ca->st == NULL)
 		return kos_ca_no_store();
 	secret[0] = '\0';
@@ -829,7 +829,7 @@ kos_rv kos_client_secret(kos_ca *ca, const char *name, char secret[KOS_CRED_SECR
 	return rv;
 }
 
-static void client_info(const struct kos_store_cred_client *c, kos_client_info *info)
+static void client_info(const struct kos_store_cred_client *c, kos_ca_client_info *info)
 {
 	memset(info, 0, sizeof(*info));
 	snprintf(info->name, sizeof(info->name), "%s", c->name);
@@ -839,13 +839,13 @@ static void client_info(const struct kos_store_cred_client *c, kos_client_info *
 	info->secret_expires = c->secret_expires;
 }
 
-kos_rv kos_client_get(kos_ca *ca, const char *name, kos_client_info *info)
+kos_rv kos_ca_client_get(kos_ca *ca, const char *name, kos_ca_client_info *info)
 {
 	struct kos_store_cred_client *c;
 	kos_rv rv;
 
 	if (ca == NULL || name == NULL || info == NULL)
-		return kos_error_set(KOS_E_INVALID, "kos_client_get: missing argument");
+		return kos_error_set(KOS_E_INVALID, "kos_ca_client_get: missing argument");
 	if (ca->st == NULL)
 		return kos_ca_no_store();
 	rv = check_name(name);
@@ -861,15 +861,15 @@ kos_rv kos_client_get(kos_ca *ca, const char *name, kos_client_info *info)
 	return rv;
 }
 
-kos_rv kos_client_list(kos_ca *ca, int (*fn)(const kos_client_info *info, void *arg), void *arg)
+kos_rv kos_ca_client_list(kos_ca *ca, int (*fn)(const kos_ca_client_info *info, void *arg), void *arg)
 {
 	struct kos_store_cred_client *rows = NULL;
-	kos_client_info *info;
+	kos_ca_client_info *info;
 	size_t n = 0, i;
 	kos_rv rv;
 
 	if (ca == NULL || fn == NULL)
-		return kos_error_set(KOS_E_INVALID, "kos_client_list: missing argument");
+		return kos_error_set(KOS_E_INVALID, "kos_ca_client_list: missing argument");
 	if (ca->st == NULL)
 		return kos_ca_no_store();
 	info = malloc(sizeof(*info));
@@ -889,12 +889,12 @@ kos_rv kos_client_list(kos_ca *ca, int (*fn)(const kos_client_info *info, void *
 	return rv;
 }
 
-kos_rv kos_client_set_disabled(kos_ca *ca, const char *name, int disabled)
+kos_rv kos_ca_client_set_disabled(kos_ca *ca, const char *name, int disabled)
 {
 	kos_rv rv;
 
 	if (ca == NULL || name == NULL)
-		return kos_error_set(KOS_E_INVALID, "kos_client_set_disabled: missing argument");
+		return kos_error_set(KOS_E_INVALID, "kos_ca_client_set_disabled: missing argument");
 	if (ca->st == NULL)
 		return kos_ca_no_store();
 	rv = check_name(name);

@@ -11,7 +11,7 @@
  * that key, parsed once when the key entered the in-memory copy (kos/ca.h).
  * The header must be the one kos writes, {"alg":"ES256","typ":"JWT","kid"},
  * nothing more; header and claims are read with jansson, the segments with
- * the canonical base64url decoder (kos/jws.c), so one token has one text.
+ * the canonical base64url decoder (common/jws.c), so one token has one text.
  * (JOSE libraries that believe the header's alg, libjwt 1.10 among them,
  * take an HS256 token keyed with the public key's PEM text; tests/test-jose.c
  * holds kos's credentials against libjwt as a second implementation.)
@@ -28,7 +28,7 @@
 #include "config.h"
 
 #include "kos/ca.h"
-#include "kos/jws.h"
+#include "common/jws.h"
 #include "kos/signer.h"
 
 #include <stdarg.h>
@@ -505,7 +505,7 @@ static kos_rv check_claims(const kos_ca *ca, json_t *p, kos_cred_claims *c, kos_
 	    (rv = json_time(p, "exp", &c->exp, why)) != KOS_OK ||
 	    (rv = json_time(p, "auth_time", &c->auth_time, why)) != KOS_OK)
 		goto out;
-	if (!kos_client_name_valid(c->sub) || !kos_b64url_is(c->jti, KOS_CRED_JTI_LEN) ||
+	if (!kos_principal_name_valid(c->sub) || !kos_b64url_is(c->jti, KOS_CRED_JTI_LEN) ||
 	    kos_scope_validate(c->scope) != KOS_OK) {
 		rv = refuse(why, KOS_CRED_MALFORMED, "claim sub, jti or scope malformed");
 		goto out;
@@ -988,7 +988,7 @@ kos_rv kos_cred_issue(kos_ca *ca, const char *client, const char *scope, const c
 		return kos_error_set(KOS_E_INVALID, "kos_cred_issue: missing argument");
 	if (ca->st == NULL)
 		return kos_ca_no_store();
-	if (!kos_client_name_valid(client))
+	if (!kos_principal_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
 	if (x5t != NULL && !kos_b64url_is(x5t, KOS_CRED_X5T_LEN))
 		return kos_error_set(KOS_E_INVALID,
@@ -1037,7 +1037,7 @@ kos_rv kos_cred_issue_grant(kos_ca *ca, const char *client, const char *share_id
 		return kos_error_set(KOS_E_INVALID, "kos_cred_issue_grant: bad argument");
 	if (ca->st == NULL)
 		return kos_ca_no_store();
-	if (!kos_client_name_valid(client))
+	if (!kos_principal_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
 	if (x5t != NULL && x5t[0] != '\0' && !kos_b64url_is(x5t, KOS_CRED_X5T_LEN))
 		return kos_error_set(KOS_E_INVALID,
@@ -1267,7 +1267,7 @@ kos_rv kos_cred_revoke_client(kos_ca *ca, const char *client)
 	struct kos_store_cred_client *c;
 	kos_rv rv;
 
-	if (ca == NULL || client == NULL || !kos_client_name_valid(client))
+	if (ca == NULL || client == NULL || !kos_principal_name_valid(client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
 	if (ca->st == NULL)
 		return kos_ca_no_store();

@@ -2,52 +2,11 @@
 #ifndef KOS_INTERNAL_H
 #define KOS_INTERNAL_H
 
-#include <kos/kos.h>
+#include "common/internal.h"
+#include <kos/server.h>
 
 #include <stdarg.h>
 #include <stdbool.h>
-
-#define KOS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-/* --- errors (error.c) --- */
-
-/* Sets this thread's error detail and returns rv, so a failure reads
- * `return kos_error_set(KOS_E_PARSE, "bad share: %s", why);`. Never pass a secret. */
-kos_rv kos_error_set(kos_rv rv, const char *fmt, ...) KOS_PRINTF(2, 3);
-kos_rv kos_error_vset(kos_rv rv, const char *fmt, va_list ap) KOS_PRINTF(2, 0);
-void kos_error_clear(void);
-
-/* --- diagnostics list for FILE:LINE reports (util.c) --- */
-
-typedef struct kos_diag {
-	char *buf;       /* "FILE:LINE: message\n" lines */
-	size_t len, cap;
-	unsigned count;
-	bool oom;
-} kos_diag;
-
-void kos_diag_add(kos_diag *d, const char *file, int line, const char *fmt, ...)
-	KOS_PRINTF(4, 5);
-/* Hands the text over to *out (may be NULL: then freed) and sets the thread's
- * error detail to the first line; returns rv. */
-kos_rv kos_diag_finish(kos_diag *d, char **out, kos_rv rv);
-
-/* --- small helpers (util.c) --- */
-
-char *kos_strdup(const char *s);
-/* Reads a whole file of at most max bytes; KOS_E_RANGE when larger. */
-kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len);
-
-/* Constant-time lowercase hex: no branch or table look-up on the data. */
-void kos_hex_encode(const uint8_t *in, size_t len, char *out /* 2*len+1 */);
-/* Returns KOS_E_PARSE on an odd length or a non-hex digit (lowercase or
- * uppercase accepted); constant time in the digits' values. */
-kos_rv kos_hex_decode(const char *in, size_t hexlen, uint8_t *out /* hexlen/2 */);
-
-/* --- GF(2^8) arithmetic (shamir.c), constant time --- */
-
-uint8_t kos_gf256_mul(uint8_t a, uint8_t b);
-uint8_t kos_gf256_inv(uint8_t a); /* inv(0) = 0 */
 
 /* --- policy (policy.c) --- */
 

@@ -66,82 +66,6 @@ struct cache_entry {
 	uint8_t dek[KOS_DEK_LEN];
 };
 
-/* --- names ------------------------------------------------------------------ */
-
-static const char *const type_names[] = {
-    [KOS_KEY_DEK] = "dek",	     [KOS_KEY_EC_P256] = "ec-p256",   [KOS_KEY_ED25519] = "ed25519",
-    [KOS_KEY_RSA_2048] = "rsa-2048", [KOS_KEY_RSA_3072] = "rsa-3072",
-};
-
-static const char *const alg_names[] = {
-    [KOS_SIG_DEFAULT] = "default",     [KOS_SIG_ECDSA_RAW] = "ecdsa",
-    [KOS_SIG_ECDSA_DER] = "ecdsa-der", [KOS_SIG_ED25519] = "ed25519",
-    [KOS_SIG_RSA_PKCS1] = "rsa-pkcs1", [KOS_SIG_RSA_PSS] = "rsa-pss",
-};
-
-const char *kos_key_type_name(kos_key_type t)
-{
-	if ((unsigned)t < KOS_ARRAY_SIZE(type_names))
-		return type_names[t];
-	return "unknown";
-}
-
-kos_rv kos_key_type_parse(const char *s, kos_key_type *out)
-{
-	size_t i;
-
-	for (i = 0; s != NULL && i < KOS_ARRAY_SIZE(type_names); i++) {
-		if (strcmp(s, type_names[i]) == 0) {
-			*out = (kos_key_type)i;
-			return KOS_OK;
-		}
-	}
-	return kos_error_set(KOS_E_INVALID,
-			     "unknown key type '%.32s' (dek, ec-p256, ed25519, rsa-2048, rsa-3072)",
-			     s != NULL ? s : "");
-}
-
-const char *kos_sig_alg_name(kos_sig_alg a)
-{
-	if ((unsigned)a < KOS_ARRAY_SIZE(alg_names))
-		return alg_names[a];
-	return "unknown";
-}
-
-kos_rv kos_sig_alg_parse(const char *s, kos_sig_alg *out)
-{
-	size_t i;
-
-	for (i = 0; s != NULL && i < KOS_ARRAY_SIZE(alg_names); i++) {
-		if (strcmp(s, alg_names[i]) == 0) {
-			*out = (kos_sig_alg)i;
-			return KOS_OK;
-		}
-	}
-	return kos_error_set(KOS_E_INVALID,
-			     "unknown signature algorithm '%.32s' (default, ecdsa, ecdsa-der, "
-			     "ed25519, rsa-pkcs1, rsa-pss)",
-			     s != NULL ? s : "");
-}
-
-static bool name_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-';
-}
-
-int kos_key_name_valid(const char *name)
-{
-	size_t i;
-
-	if (name == NULL || name[0] == '\0' || name[0] == '.' || name[0] == '-')
-		return 0;
-	for (i = 0; name[i] != '\0'; i++)
-		if (i >= KOS_KEY_NAME_MAX || !name_char(name[i]))
-			return 0;
-	return 1;
-}
-
 kos_rv kos_keys_check_name(const char *name)
 {
 	char shown[80];
@@ -937,7 +861,7 @@ kos_rv kos_key_create(kos_keys *keys, const char *name, kos_key_type type)
 	rv = kos_keys_check_name(name);
 	if (rv != KOS_OK)
 		return rv;
-	if ((unsigned)type >= KOS_ARRAY_SIZE(type_names))
+	if ((unsigned)type >= KOS_KEY_TYPE_COUNT)
 		return kos_error_set(KOS_E_INVALID, "unknown key type %d", (int)type);
 	/* a clear answer before any work; the store checks again atomically */
 	if (kos_store_key_get(keys->st, name, &key) == KOS_OK)
@@ -1171,7 +1095,7 @@ kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, const uin
 	*sig_len = 0;
 	if (keys == NULL || (data == NULL && len > 0))
 		return kos_error_set(KOS_E_INVALID, "no key service or no data");
-	if ((unsigned)alg >= KOS_ARRAY_SIZE(alg_names))
+	if ((unsigned)alg >= KOS_SIG_ALG_COUNT)
 		return kos_error_set(KOS_E_INVALID, "unknown signature algorithm %d", (int)alg);
 	rv = kos_keys_check_name(name);
 	if (rv == KOS_OK)

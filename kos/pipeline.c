@@ -72,7 +72,7 @@ static void observe(kos_pipeline *p, const char *client, kos_event ev, double va
 
 void kos_pipeline_observe(kos_pipeline *p, const char *client, kos_usec latency_us, kos_rv rv)
 {
-	if (p == NULL || !kos_client_name_valid(client))
+	if (p == NULL || !kos_principal_name_valid(client))
 		return;
 	if (latency_us >= 0)
 		observe(p, client, KOS_EVENT_LATENCY, (double)latency_us / 1000.0);
@@ -102,7 +102,7 @@ kos_rv kos_pipeline_admit(kos_pipeline *p, const kos_request *rq, kos_decision *
 	memset(d, 0, sizeof(*d));
 	if (p == NULL || rq == NULL)
 		return kos_error_set(KOS_E_INVALID, "no pipeline or request");
-	if (!kos_client_name_valid(rq->client))
+	if (!kos_principal_name_valid(rq->client))
 		return kos_error_set(KOS_E_INVALID, "invalid client name");
 	if (rq->scope == NULL ||
 	    (rq->action != NULL && !kos_scope_allows(rq->scope, rq->action, rq->resource))) {

@@ -9,7 +9,7 @@
 #include "config.h"
 
 #include "kos/internal.h"
-#include "kos/jws.h"
+#include "common/jws.h"
 #include "kos/seedwrap.h"
 #include "kos/store_backend.h"
 

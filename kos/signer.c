@@ -4,7 +4,7 @@
 #include "config.h"
 
 #include "kos/signer.h"
-#include "kos/jws.h"
+#include "common/jws.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>

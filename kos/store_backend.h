@@ -354,7 +354,7 @@ kos_rv kos_store_sqlite_open(const char *path, kos_store **out);
 kos_rv kos_store_mem_open(kos_store **out);
 
 /* The wrappers callers use; same contracts as the ops above. The client name
- * must already be valid (kos_client_name_valid). */
+ * must already be valid (kos_principal_name_valid). */
 kos_rv kos_store_trust_get(kos_store *st, const char *client, struct kos_trust_state *out);
 kos_rv kos_store_trust_update(kos_store *st, const char *client, kos_trust_update_fn fn, void *arg);
 kos_rv kos_store_trust_update_batch(kos_store *st, size_t n, const char *const *clients,

@@ -558,7 +558,7 @@ static kos_rv check_observation(const kos_observation *obs)
 
 static kos_rv check_client(const char *client)
 {
-	if (!kos_client_name_valid(client))
+	if (!kos_principal_name_valid(client))
 		return kos_error_set(KOS_E_INVALID,
 				     "invalid client name (1 to 64 of A-Z a-z 0-9 . _ @ -, not "
 				     "starting with . or -)");
@@ -700,24 +700,6 @@ kos_rv kos_trust_forget(kos_trust *tr, const char *client)
 	if (rv != KOS_OK)
 		return rv;
 	return kos_store_trust_delete(tr->st, client);
-}
-
-int kos_client_name_valid(const char *name)
-{
-	size_t i;
-
-	if (name == NULL || name[0] == '\0' || name[0] == '.' || name[0] == '-')
-		return 0;
-	for (i = 0; name[i] != '\0'; i++) {
-		char c = name[i];
-
-		if (i >= 64)
-			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '@' || c == '-'))
-			return 0;
-	}
-	return 1;
 }
 
 const char *kos_tier_name(kos_tier t)

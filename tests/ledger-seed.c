@@ -8,7 +8,7 @@
  * 2026-01-01T00:00:00Z plus i seconds. */
 #include "config.h"
 
-#include <kos/kos.h>
+#include <kos/server.h>
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -334,7 +334,7 @@ static int suite_init(void)
 	    kos_key_create(keys, "signer-1", KOS_KEY_EC_P256) != KOS_OK)
 		goto fail;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (kos_client_add(admin, names[i], SCOPE, secrets[i]) != KOS_OK)
+		if (kos_ca_client_add(admin, names[i], SCOPE, secrets[i]) != KOS_OK)
 			goto fail;
 	/* tiers before enrollment, so credentials get their tier's lifetime:
 	 * hugo high (observed once, so he is known), mia and rita medium (4 s),
@@ -489,6 +489,7 @@ static void test_transport_failures(void)
 	CU_ASSERT_EQUAL_FATAL(kos_client_new(path, &c), KOS_OK);
 	CU_ASSERT_EQUAL(kos_client_health(c, NULL, 0), KOS_E_IO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "cannot reach kosd"));
+	CU_ASSERT_EQUAL(kos_client_last_refusal(c), KOS_CLIENT_REFUSAL_UNAVAILABLE);
 	/* TLS files that are not there are named at once */
 	CU_ASSERT_EQUAL(kos_client_set_tls(c, "c.pem", "k.pem", "ca.pem"), KOS_E_IO);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "c.pem"));
@@ -539,6 +540,7 @@ static void test_enroll(void)
 	}
 	CU_ASSERT_EQUAL(kos_client_enroll(c, "not-a-secret-at-all", NULL), KOS_E_INTEGRITY);
 	KOS_ASSERT_STR_EQ(kos_client_last_code(c), "invalid_secret");
+	CU_ASSERT_EQUAL(kos_client_last_refusal(c), KOS_CLIENT_REFUSAL_CREDENTIAL);
 	CU_ASSERT_EQUAL_FATAL(kos_client_enroll(c, secret_of("eve"), path), KOS_OK);
 	CU_ASSERT(kos_client_credential_expires(c) > kos_now());
 	CU_ASSERT_EQUAL_FATAL(stat(path, &sb), 0);
@@ -1034,6 +1036,7 @@ static void test_revoked_credential(void)
 	CU_ASSERT_EQUAL(rv, KOS_E_INTEGRITY);
 	CU_ASSERT_STRING_EQUAL(kos_last_error(), "revoked");
 	CU_ASSERT_STRING_EQUAL(kos_client_last_code(c), "revoked");
+	CU_ASSERT_EQUAL(kos_client_last_refusal(c), KOS_CLIENT_REFUSAL_REVOKED);
 	/* nor can it be refreshed */
 	CU_ASSERT_EQUAL(kos_client_refresh(c), KOS_E_INTEGRITY);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "revoked"));
@@ -1051,6 +1054,7 @@ static void test_refusals(void)
 					   &env_len),
 			KOS_E_POLICY);
 	CU_ASSERT_STRING_EQUAL(kos_client_last_code(c), "out_of_scope");
+	CU_ASSERT_EQUAL(kos_client_last_refusal(c), KOS_CLIENT_REFUSAL_OUT_OF_SCOPE);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "out of scope"));
 	/* a name the library refuses before sending it */
 	CU_ASSERT_EQUAL(kos_client_encrypt(c, "../x", NULL, (const uint8_t *)"a", 1, &env,
@@ -1060,11 +1064,13 @@ static void test_refusals(void)
 
 	/* trust too low: dan falls to deny */
 	CU_ASSERT_EQUAL_FATAL(encrypt_text(c, "dan's", "d", &env, &env_len), KOS_OK);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(c), KOS_CLIENT_REFUSAL_NONE);
 	CU_ASSERT_EQUAL(integrity_failures("dan", 3), KOS_OK);
 	CU_ASSERT_EQUAL(tier_of("dan"), KOS_TIER_DENY);
 	CU_ASSERT_EQUAL(kos_client_decrypt(c, "d", env, env_len, &pt, &len), KOS_E_POLICY);
 	CU_ASSERT_STRING_EQUAL(kos_last_error(), "trust too low");
 	CU_ASSERT_STRING_EQUAL(kos_client_last_code(c), "trust_too_low");
+	CU_ASSERT_EQUAL(kos_client_last_refusal(c), KOS_CLIENT_REFUSAL_TRUST_TOO_LOW);
 	CU_ASSERT_PTR_NULL(pt);
 	kos_free(env);
 	kos_client_free(c);

@@ -10,7 +10,7 @@
 #include "kos/ca.h"
 #include "kos/hsm.h"
 #include "kos/internal.h"
-#include "kos/jws.h"
+#include "common/jws.h"
 #include "kos/signer.h"
 #include "kos/store_backend.h"
 #include "tests/kos-test.h"
@@ -235,7 +235,7 @@ static void add_client(const char *name, const char *scope)
 {
 	char secret[KOS_CRED_SECRET_LEN + 1];
 
-	CU_ASSERT_EQUAL_FATAL(kos_client_add(ca, name, scope, secret), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_add(ca, name, scope, secret), KOS_OK);
 	OPENSSL_cleanse(secret, sizeof(secret));
 }
 
@@ -505,7 +505,7 @@ static void test_jwks_verifier(void)
 	CU_ASSERT_EQUAL(why, KOS_CRED_EXPIRED);
 	clock_now -= 3600 * SEC;
 	/* it has no store: it issues, registers and revokes nothing */
-	CU_ASSERT_EQUAL(kos_client_add(v, "jwks-x", "key:*", secret), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_ca_client_add(v, "jwks-x", "key:*", secret), KOS_E_INVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "no state store"));
 	CU_ASSERT_EQUAL(kos_cred_issue(v, "web-1", NULL, NULL, &u), KOS_E_INVALID);
 	CU_ASSERT_EQUAL(
@@ -672,7 +672,7 @@ static void test_unknown_kid(void)
 	{
 		char secret[KOS_CRED_SECRET_LEN + 1];
 
-		CU_ASSERT_EQUAL_FATAL(kos_client_add(other, "web-1", SCOPE, secret), KOS_OK);
+		CU_ASSERT_EQUAL_FATAL(kos_ca_client_add(other, "web-1", SCOPE, secret), KOS_OK);
 	}
 	CU_ASSERT_EQUAL_FATAL(kos_cred_issue(other, "web-1", NULL, NULL, &forged), KOS_OK);
 	CU_ASSERT_EQUAL(kos_cred_verify(other, forged, NULL, NULL, NULL), KOS_OK);
@@ -1348,7 +1348,7 @@ static void test_enrollment_bound(void)
 
 	SHA256((const uint8_t *)"a certificate", 13, der_hash);
 	CU_ASSERT_EQUAL_FATAL(kos_b64url_encode(der_hash, 32, x5t, sizeof(x5t)), KOS_OK);
-	CU_ASSERT_EQUAL_FATAL(kos_client_add(ca, "tls-enrollee", "key:*", secret), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_add(ca, "tls-enrollee", "key:*", secret), KOS_OK);
 	CU_ASSERT_EQUAL(kos_cred_enroll_bound(ca, secret, "short", &t), KOS_E_INVALID);
 	CU_ASSERT_PTR_NULL(t);
 	CU_ASSERT_EQUAL_FATAL(kos_cred_enroll_bound(ca, secret, x5t, &t), KOS_OK);
@@ -1359,7 +1359,7 @@ static void test_enrollment_bound(void)
 	kos_cred_free(t);
 	t = NULL;
 	/* an empty thumbprint is a bearer credential, as with kos_cred_enroll */
-	CU_ASSERT_EQUAL_FATAL(kos_client_secret(ca, "tls-enrollee", secret), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_secret(ca, "tls-enrollee", secret), KOS_OK);
 	CU_ASSERT_EQUAL_FATAL(kos_cred_enroll_bound(ca, secret, "", &t), KOS_OK);
 	expect_valid(t, NULL, &c);
 	CU_ASSERT_STRING_EQUAL(c.x5t, "");
@@ -1370,17 +1370,17 @@ static void test_enrollment(void)
 {
 	char secret[KOS_CRED_SECRET_LEN + 1], again[KOS_CRED_SECRET_LEN + 1], *t = NULL;
 	kos_trust_info before, after;
-	kos_client_info info;
+	kos_ca_client_info info;
 	kos_cred_claims c;
 
-	CU_ASSERT_EQUAL_FATAL(kos_client_add(ca, "enrollee", "sign:ca-2026 decrypt:db", secret),
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_add(ca, "enrollee", "sign:ca-2026 decrypt:db", secret),
 			      KOS_OK);
 	CU_ASSERT_EQUAL(strlen(secret), KOS_CRED_SECRET_LEN);
-	CU_ASSERT_EQUAL_FATAL(kos_client_get(ca, "enrollee", &info), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_get(ca, "enrollee", &info), KOS_OK);
 	CU_ASSERT_EQUAL(info.secret_expires, clock_now + pol->credentials.enrollment);
-	CU_ASSERT_EQUAL(kos_client_add(ca, "enrollee", "sign:x", again), KOS_E_EXISTS);
-	CU_ASSERT_EQUAL(kos_client_add(ca, "-bad", "sign:x", again), KOS_E_INVALID);
-	CU_ASSERT_EQUAL(kos_client_add(ca, "fine", "sign x", again), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_ca_client_add(ca, "enrollee", "sign:x", again), KOS_E_EXISTS);
+	CU_ASSERT_EQUAL(kos_ca_client_add(ca, "-bad", "sign:x", again), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_ca_client_add(ca, "fine", "sign x", again), KOS_E_INVALID);
 
 	CU_ASSERT_EQUAL_FATAL(kos_cred_enroll(ca, secret, &t), KOS_OK);
 	expect_valid(t, NULL, &c);
@@ -1389,7 +1389,7 @@ static void test_enrollment(void)
 	CU_ASSERT_EQUAL(c.auth_time, c.iat);
 	kos_cred_free(t);
 	t = NULL;
-	CU_ASSERT_EQUAL_FATAL(kos_client_get(ca, "enrollee", &info), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_get(ca, "enrollee", &info), KOS_OK);
 	CU_ASSERT_EQUAL(info.secret_expires, 0);
 
 	/* the replay: refused, and no observation of that client, whose
@@ -1411,8 +1411,8 @@ static void test_enrollment(void)
 	CU_ASSERT_EQUAL(kos_cred_enroll(ca, "short", &t), KOS_E_INTEGRITY);
 
 	/* a new secret works once; an expired one never */
-	CU_ASSERT_EQUAL_FATAL(kos_client_secret(ca, "enrollee", secret), KOS_OK);
-	CU_ASSERT_EQUAL_FATAL(kos_client_secret(ca, "enrollee", again), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_secret(ca, "enrollee", secret), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_secret(ca, "enrollee", again), KOS_OK);
 	/* the first was replaced by the second */
 	CU_ASSERT_EQUAL(kos_cred_enroll(ca, secret, &t), KOS_E_INTEGRITY);
 	advance(pol->credentials.enrollment);
@@ -1421,7 +1421,7 @@ static void test_enrollment(void)
 	advance(-pol->credentials.enrollment);
 	CU_ASSERT_EQUAL_FATAL(kos_cred_enroll(ca, again, &t), KOS_OK);
 	kos_cred_free(t);
-	CU_ASSERT_EQUAL(kos_client_secret(ca, "nobody", secret), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_ca_client_secret(ca, "nobody", secret), KOS_E_NOTFOUND);
 	OPENSSL_cleanse(secret, sizeof(secret));
 	OPENSSL_cleanse(again, sizeof(again));
 }
@@ -1486,11 +1486,11 @@ static void test_refresh(void)
 	CU_ASSERT_EQUAL(kos_cred_refresh(ca, t0, NULL, NULL, &t2, &why), KOS_E_INTEGRITY);
 	CU_ASSERT_EQUAL(why, KOS_CRED_REVOKED);
 	/* a disabled client gets none */
-	CU_ASSERT_EQUAL(kos_client_set_disabled(ca, "refresher", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_ca_client_set_disabled(ca, "refresher", 1), KOS_OK);
 	CU_ASSERT_EQUAL(kos_cred_refresh(ca, t1, NULL, NULL, &t2, &why), KOS_E_POLICY);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "disabled"));
 	CU_ASSERT_EQUAL(kos_cred_issue(ca, "refresher", NULL, NULL, &t2), KOS_E_POLICY);
-	CU_ASSERT_EQUAL(kos_client_set_disabled(ca, "refresher", 0), KOS_OK);
+	CU_ASSERT_EQUAL(kos_ca_client_set_disabled(ca, "refresher", 0), KOS_OK);
 	CU_ASSERT_EQUAL(kos_cred_refresh(ca, t1, NULL, NULL, &t2, &why), KOS_OK);
 
 	kos_ca_set_policy(ca, pol);
@@ -1646,11 +1646,11 @@ static void test_share_scope_refused(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "share:"));
 	CU_ASSERT_PTR_NULL(r);
 	/* registration, so no enrollment either */
-	CU_ASSERT_EQUAL(kos_client_add(ca, "wild-3", share, secret), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_ca_client_add(ca, "wild-3", share, secret), KOS_E_INVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "share:"));
-	CU_ASSERT_EQUAL(kos_client_add(ca, "wild-3", "decrypt:x share:kos-share/x/1/s/1", secret),
+	CU_ASSERT_EQUAL(kos_ca_client_add(ca, "wild-3", "decrypt:x share:kos-share/x/1/s/1", secret),
 			KOS_E_INVALID);
-	CU_ASSERT_EQUAL(kos_client_get(ca, "wild-3", &(kos_client_info){0}), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_ca_client_get(ca, "wild-3", &(kos_ca_client_info){0}), KOS_E_NOTFOUND);
 }
 
 /* A store written before grants were a kind may hold a registered "share:"
@@ -1808,12 +1808,12 @@ static void test_deny_refused(void)
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "trust too low"));
 	CU_ASSERT_PTR_NULL(r);
 	/* nor through enrollment, and the secret is not spent by the refusal */
-	CU_ASSERT_EQUAL_FATAL(kos_client_secret(ca, "denied", secret), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_secret(ca, "denied", secret), KOS_OK);
 	CU_ASSERT_EQUAL(kos_cred_enroll(ca, secret, &r), KOS_E_POLICY);
 	{
-		kos_client_info ci;
+		kos_ca_client_info ci;
 
-		CU_ASSERT_EQUAL(kos_client_get(ca, "denied", &ci), KOS_OK);
+		CU_ASSERT_EQUAL(kos_ca_client_get(ca, "denied", &ci), KOS_OK);
 		CU_ASSERT_NOT_EQUAL(ci.secret_expires, 0);
 	}
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -1903,7 +1903,7 @@ static void test_verify_only_handle(void)
 	CU_ASSERT_EQUAL(kos_cred_issue(v, "web-1", NULL, NULL, &u), KOS_E_INVALID);
 	CU_ASSERT_PTR_NULL(u);
 	/* clients and secrets need no token */
-	CU_ASSERT_EQUAL(kos_client_add(v, "no-token", "decrypt:x", secret), KOS_OK);
+	CU_ASSERT_EQUAL(kos_ca_client_add(v, "no-token", "decrypt:x", secret), KOS_OK);
 	kos_ca_free(v);
 	CU_ASSERT_EQUAL(kos_ca_new(NULL, st, NULL, tr, &v), KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_cred_verify(ca, NULL, NULL, NULL, NULL), KOS_E_INVALID);

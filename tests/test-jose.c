@@ -14,7 +14,7 @@
 
 #include "kos/hsm.h"
 #include "kos/internal.h"
-#include "kos/jws.h"
+#include "common/jws.h"
 #include "kos/signer.h"
 #include "tests/kos-test.h"
 
@@ -212,7 +212,7 @@ static int suite_init(void)
 	    kos_store_open(kos_config_get0_store(conf), &st) != KOS_OK ||
 	    kos_hsm_open(conf, 0, &hsm) != KOS_OK || kos_trust_new(pol, st, &tr) != KOS_OK ||
 	    kos_ca_new(pol, st, hsm, tr, &ca) != KOS_OK || kos_ca_init(ca, kid1) != KOS_OK ||
-	    kos_client_add(ca, "web-1", SCOPE, secret) != KOS_OK)
+	    kos_ca_client_add(ca, "web-1", SCOPE, secret) != KOS_OK)
 		goto fail;
 	OPENSSL_cleanse(secret, sizeof(secret));
 	/* jwt-forge runs with SoftHSM's leaks ignored, as the shell tests do
@@ -357,12 +357,12 @@ static void test_libjwt_takes_what_kos_issues(void)
 	    kos_cred_issue_grant(ca, "web-1", "kos-share:k:1:narrow:3", x5t, 30 * SEC, &g), KOS_OK);
 	expect_both_take("bound grant", g, x5t);
 	kos_cred_free(g);
-	CU_ASSERT_EQUAL_FATAL(kos_client_add(ca, "enrollee", "key:payments", secret), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_add(ca, "enrollee", "key:payments", secret), KOS_OK);
 	CU_ASSERT_EQUAL_FATAL(kos_cred_enroll(ca, secret, &e), KOS_OK);
 	expect_both_take("enrolled", e, NULL);
 	kos_cred_free(e);
 	e = NULL;
-	CU_ASSERT_EQUAL_FATAL(kos_client_secret(ca, "enrollee", secret), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_ca_client_secret(ca, "enrollee", secret), KOS_OK);
 	CU_ASSERT_EQUAL_FATAL(kos_cred_enroll_bound(ca, secret, x5t, &e), KOS_OK);
 	expect_both_take("enrolled over TLS", e, x5t);
 	kos_cred_free(e);

@@ -482,7 +482,7 @@ static int suite_init(void)
 		goto out;
 	for (size_t i = 0; i < N_CLIENTS; i++) {
 		client_name(i, name, sizeof(name));
-		if (kos_client_add(ca, name, "encrypt:load decrypt:load", secret) != KOS_OK ||
+		if (kos_ca_client_add(ca, name, "encrypt:load decrypt:load", secret) != KOS_OK ||
 		    kos_cred_enroll(ca, secret, &creds[i]) != KOS_OK)
 			goto out;
 	}

@@ -650,13 +650,13 @@ static void test_invalid_inputs(void)
 	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "newcomer", &after), KOS_E_NOTFOUND);
 
 	for (i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
-		CU_ASSERT_FALSE(kos_client_name_valid(bad_names[i]));
+		CU_ASSERT_FALSE(kos_principal_name_valid(bad_names[i]));
 		CU_ASSERT_EQUAL(kos_trust_observe(f.tr, bad_names[i], &ok, NULL), KOS_E_INVALID);
 		CU_ASSERT_EQUAL(kos_trust_get(f.tr, bad_names[i], &after), KOS_E_INVALID);
 		CU_ASSERT_EQUAL(kos_trust_forget(f.tr, bad_names[i]), KOS_E_INVALID);
 	}
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "client name"));
-	CU_ASSERT_FALSE(kos_client_name_valid(NULL));
+	CU_ASSERT_FALSE(kos_principal_name_valid(NULL));
 	CU_ASSERT_EQUAL(kos_trust_observe(f.tr, NULL, &ok, NULL), KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_trust_observe(f.tr, "victim", NULL, NULL), KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "victim", NULL), KOS_E_INVALID);
@@ -664,10 +664,10 @@ static void test_invalid_inputs(void)
 	same_info(&before, &after);
 
 	/* the edges of what is valid */
-	CU_ASSERT_TRUE(kos_client_name_valid("a"));
-	CU_ASSERT_TRUE(kos_client_name_valid("svc@host.example_1-x"));
-	CU_ASSERT_TRUE(kos_client_name_valid("_x"));
-	CU_ASSERT_TRUE(kos_client_name_valid(
+	CU_ASSERT_TRUE(kos_principal_name_valid("a"));
+	CU_ASSERT_TRUE(kos_principal_name_valid("svc@host.example_1-x"));
+	CU_ASSERT_TRUE(kos_principal_name_valid("_x"));
+	CU_ASSERT_TRUE(kos_principal_name_valid(
 	    "0123456789012345678901234567890123456789012345678901234567890123"));
 	CU_ASSERT_EQUAL(observe(&f,
 				"0123456789012345678901234567890123456789012345678901234567890123",

@@ -8,7 +8,7 @@
 #define KOS_CLIENT_H
 
 #include <kos/common.h>
-#include <kos/keys.h>
+#include <kos/names.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,6 +34,24 @@ typedef enum kos_client_path {
 	KOS_CLIENT_PATH_SHARES, /* medium tier: rebuilt from k shares */
 	KOS_CLIENT_PATH_SERVER, /* low tier: decrypted by kosd */
 } kos_client_path;
+
+/* Why kosd refused the last call (kos_client_last_refusal()): one value per
+ * kind of answer a front-end maps (the PKCS#11 module to a CK_RV, the
+ * provider to a reason), beside the exact code kos_client_last_code() gives. */
+typedef enum kos_client_refusal {
+	KOS_CLIENT_REFUSAL_NONE = 0,	 /* not refused: success, or a local error */
+	KOS_CLIENT_REFUSAL_REVOKED,	 /* the credential (or its client) is revoked */
+	KOS_CLIENT_REFUSAL_EXPIRED,	 /* the credential expired and was not refreshed */
+	KOS_CLIENT_REFUSAL_CREDENTIAL,	 /* no, a malformed or a forged credential, or
+					    one bound to another certificate */
+	KOS_CLIENT_REFUSAL_OUT_OF_SCOPE, /* the credential's scope does not reach it */
+	KOS_CLIENT_REFUSAL_TRUST_TOO_LOW, /* the client's trust is below the threshold */
+	KOS_CLIENT_REFUSAL_DENY,	 /* the policy refuses this tier the operation */
+	KOS_CLIENT_REFUSAL_UNAVAILABLE,	 /* kosd unreachable, busy or its backend down */
+	KOS_CLIENT_REFUSAL_NOT_FOUND,	 /* no such key, version, client or share */
+	KOS_CLIENT_REFUSAL_INVALID,	 /* the request itself was refused as malformed */
+	KOS_CLIENT_REFUSAL_OTHER,	 /* any other refusal (see the code) */
+} kos_client_refusal;
 
 /* Counters of one handle, for monitoring and tests. */
 typedef struct kos_client_stats {
@@ -145,6 +163,10 @@ KOS_API void kos_client_get_stats(const kos_client *c, kos_client_stats *stats);
  * "out_of_scope", ...) or "" when the last call was not refused by kosd;
  * valid until the handle's next call. kos_last_error() holds the message. */
 KOS_API const char *kos_client_last_code(const kos_client *c);
+/* The kind of kosd's last refusal, or KOS_CLIENT_REFUSAL_UNAVAILABLE when the
+ * last call could not reach kosd or a KMS front; KOS_CLIENT_REFUSAL_NONE when
+ * it succeeded or failed before asking. Valid until the handle's next call. */
+KOS_API kos_client_refusal kos_client_last_refusal(const kos_client *c);
 
 /* Calls any route of kos-api(7) not covered above (the administrative
  * routes, a refresh to a narrower scope): method "GET" with json_in NULL, or

@@ -17,7 +17,7 @@
 #include "kos/hsm.h"
 #include "kos/internal.h"
 #include "tests/bench/bench.h"
-#include "kos/jws.h"
+#include "common/jws.h"
 #include "kos/signer.h"
 #include "kos/store_backend.h"
 
@@ -261,7 +261,7 @@ int main(int argc, char **argv)
 	    kos_ca_new(pol, st, b.hsm, tr, &b.ca) != KOS_OK)
 		goto out;
 	if (kos_ca_init(b.ca, NULL) != KOS_OK ||
-	    kos_client_add(b.ca, "bench", "decrypt:payments/* encrypt:payments/* sign:ca-2026",
+	    kos_ca_client_add(b.ca, "bench", "decrypt:payments/* encrypt:payments/* sign:ca-2026",
 			   secret) != KOS_OK ||
 	    kos_cred_issue(b.ca, "bench", NULL, NULL, &b.token) != KOS_OK ||
 	    kos_store_ca_key_current(st, &key) != KOS_OK ||

@@ -825,7 +825,7 @@ int main(int argc, char **argv)
 		goto fail;
 	for (i = 0; i < MAX_CLIENTS; i++) {
 		snprintf(name, sizeof(name), "bench-%d", i);
-		if (kos_client_add(ca, name, "decrypt:bench sign:" SIGN_KEY, secret) != KOS_OK ||
+		if (kos_ca_client_add(ca, name, "decrypt:bench sign:" SIGN_KEY, secret) != KOS_OK ||
 		    kos_cred_enroll(ca, secret, &creds[i]) != KOS_OK)
 			goto fail;
 	}

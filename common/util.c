@@ -1,0 +1,335 @@
+/* Small helpers: memory, files, durations, diagnostics, constant-time hex. */
+#include "config.h"
+
+#include "common/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+
+void kos_secret_free(void *p, size_t len)
+{
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, len);
+	free(p);
+}
+
+void kos_free(void *p)
+{
+	free(p);
+}
+
+kos_usec kos_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (kos_usec)ts.tv_sec * KOS_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+char *kos_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+
+	if (d != NULL)
+		memcpy(d, s, n);
+	return d;
+}
+
+kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len)
+{
+	FILE *f = NULL;
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+	kos_rv rv;
+
+	*data = NULL;
+	*len = 0;
+	f = fopen(path, "rb");
+	if (f == NULL)
+		return kos_error_set(KOS_E_IO, "%s: %s", path, strerror(errno));
+	for (;;) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			char *nb;
+
+			if (ncap > max + 1)
+				ncap = max + 1;
+			if (ncap <= cap) {
+				rv = kos_error_set(KOS_E_RANGE, "%s: larger than %zu bytes", path, max);
+				goto out;
+			}
+			nb = realloc(buf, ncap + 1);
+			if (nb == NULL) {
+				rv = kos_error_set(KOS_E_NOMEM, "out of memory reading %s", path);
+				goto out;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		size_t got = fread(buf + n, 1, cap - n, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		rv = kos_error_set(KOS_E_IO, "%s: read error", path);
+		goto out;
+	}
+	if (n > max) {
+		rv = kos_error_set(KOS_E_RANGE, "%s: larger than %zu bytes", path, max);
+		goto out;
+	}
+	buf[n] = '\0';
+	*data = buf;
+	*len = n;
+	buf = NULL;
+	rv = KOS_OK;
+out:
+	free(buf);
+	fclose(f);
+	return rv;
+}
+
+kos_rv kos_duration_parse(const char *s, kos_usec *out)
+{
+	static const struct {
+		const char *unit;
+		kos_usec mult;
+	} units[] = {
+		{ "ms", 1000 },
+		{ "s", KOS_USEC_PER_SEC },
+		{ "m", 60 * KOS_USEC_PER_SEC },
+		{ "h", 3600 * KOS_USEC_PER_SEC },
+		{ "d", 86400 * KOS_USEC_PER_SEC },
+	};
+	const char *p = s;
+	uint64_t v = 0;
+	size_t i;
+
+	if (s == NULL || *p < '0' || *p > '9')
+		return kos_error_set(KOS_E_PARSE, "a duration is a whole number with a unit (ms, s, m, h, d)");
+	while (*p >= '0' && *p <= '9') {
+		if (v > (uint64_t)INT64_MAX / 10)
+			return kos_error_set(KOS_E_PARSE, "duration too large");
+		v = v * 10 + (uint64_t)(*p - '0');
+		p++;
+	}
+	for (i = 0; i < KOS_ARRAY_SIZE(units); i++) {
+		if (strcmp(p, units[i].unit) == 0) {
+			if (v > (uint64_t)(INT64_MAX / units[i].mult))
+				return kos_error_set(KOS_E_PARSE, "duration too large");
+			*out = (kos_usec)v * units[i].mult;
+			return KOS_OK;
+		}
+	}
+	if (*p == '\0')
+		return kos_error_set(KOS_E_PARSE, "duration without a unit (ms, s, m, h, d)");
+	return kos_error_set(KOS_E_PARSE, "unknown duration unit (ms, s, m, h, d)");
+}
+
+void kos_duration_format(kos_usec d, char *buf, size_t len)
+{
+	static const struct {
+		const char *unit;
+		kos_usec mult;
+	} units[] = {
+		{ "d", 86400 * KOS_USEC_PER_SEC },
+		{ "h", 3600 * KOS_USEC_PER_SEC },
+		{ "m", 60 * KOS_USEC_PER_SEC },
+		{ "s", KOS_USEC_PER_SEC },
+		{ "ms", 1000 },
+	};
+	size_t i;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(units); i++) {
+		if (d != 0 && d % units[i].mult == 0) {
+			snprintf(buf, len, "%lld%s", (long long)(d / units[i].mult), units[i].unit);
+			return;
+		}
+	}
+	snprintf(buf, len, "%lldus", (long long)d);
+}
+
+void kos_diag_add(kos_diag *d, const char *file, int line, const char *fmt, ...)
+{
+	char msg[512];
+	int n;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	d->count++;
+	if (d->oom)
+		return;
+	for (;;) {
+		size_t room = d->cap - d->len;
+
+		n = snprintf(d->buf ? d->buf + d->len : NULL, d->buf ? room : 0,
+			     "%s:%d: %s\n", file, line, msg);
+		if (n < 0) {
+			d->oom = true;
+			return;
+		}
+		if (d->buf != NULL && (size_t)n < room) {
+			d->len += (size_t)n;
+			return;
+		}
+		size_t ncap = d->cap * 2 + (size_t)n + 64;
+		char *nb = realloc(d->buf, ncap);
+
+		if (nb == NULL) {
+			d->oom = true;
+			return;
+		}
+		d->buf = nb;
+		d->cap = ncap;
+	}
+}
+
+kos_rv kos_diag_finish(kos_diag *d, char **out, kos_rv rv)
+{
+	if (d->buf != NULL && d->len > 0) {
+		size_t first = strcspn(d->buf, "\n");
+
+		kos_error_set(rv, "%.*s", (int)first, d->buf);
+	}
+	if (out != NULL) {
+		*out = d->buf;
+	} else {
+		free(d->buf);
+	}
+	d->buf = NULL;
+	d->len = d->cap = 0;
+	return rv;
+}
+
+/* Nibble to hex digit without a branch or table on the value:
+ * 0..9 -> '0'..'9', 10..15 -> 'a'..'f'. */
+static char hex_digit(unsigned v)
+{
+	/* (9 - v) >> 8 is all ones when v > 9 */
+	unsigned over9 = ((9u - v) >> 8) & 1u;
+
+	return (char)('0' + v + over9 * ('a' - '0' - 10));
+}
+
+void kos_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = hex_digit(in[i] >> 4);
+		out[2 * i + 1] = hex_digit(in[i] & 0xf);
+	}
+	out[2 * len] = '\0';
+}
+
+/* Returns the value of hex digit c in the low 4 bits, and bit 8 set when c is
+ * not a hex digit; masks instead of branches on c. */
+static unsigned hex_value(unsigned char c)
+{
+	unsigned ch = c;
+	unsigned num = ((ch - '0') | ('9' - ch)) >> 31;          /* 0 when digit */
+	unsigned low = ((ch - 'a') | ('f' - ch)) >> 31;          /* 0 when a-f */
+	unsigned up = ((ch - 'A') | ('F' - ch)) >> 31;           /* 0 when A-F */
+	unsigned val = ((ch - '0') & (num - 1u)) |
+		       ((ch - 'a' + 10) & (low - 1u)) |
+		       ((ch - 'A' + 10) & (up - 1u));
+
+	return (val & 0xfu) | ((num & low & up) << 8);
+}
+
+kos_rv kos_hex_decode(const char *in, size_t hexlen, uint8_t *out)
+{
+	unsigned bad = 0;
+	size_t i;
+
+	if (hexlen % 2 != 0)
+		return kos_error_set(KOS_E_PARSE, "odd number of hex digits");
+	for (i = 0; i < hexlen / 2; i++) {
+		unsigned hi = hex_value((unsigned char)in[2 * i]);
+		unsigned lo = hex_value((unsigned char)in[2 * i + 1]);
+
+		bad |= (hi | lo) & 0x100u;
+		out[i] = (uint8_t)(((hi & 0xfu) << 4) | (lo & 0xfu));
+	}
+	if (bad)
+		return kos_error_set(KOS_E_PARSE, "not a hex digit");
+	return KOS_OK;
+}
+
+/* -1 (all bits set) when lo <= c <= hi, else 0, without a branch: both
+ * differences are negative only inside the range (c is 0..255). */
+static int ct_in(int c, int lo, int hi)
+{
+	return ((lo - 1 - c) & (c - hi - 1)) >> 8;
+}
+
+/* The value 0..63 of a base64 character, or -1; no branch or table look-up
+ * on c, as the text is often a secret. */
+static int b64_value(int c)
+{
+	int v = -1;
+
+	v += ct_in(c, 'A', 'Z') & (c - 'A' + 1);
+	v += ct_in(c, 'a', 'z') & (c - 'a' + 27);
+	v += ct_in(c, '0', '9') & (c - '0' + 53);
+	v += ct_in(c, '+', '+') & 63;
+	v += ct_in(c, '/', '/') & 64;
+	return v;
+}
+
+kos_rv kos_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
+{
+	size_t pad = 0, bytes, i, o = 0;
+	unsigned u[4];
+	int bad = 0, v, k;
+
+	if (len % 4 != 0)
+		return kos_error_set(KOS_E_PARSE, "base64: the length %zu is not a multiple of 4", len);
+	/* padding is public (it gives the length): branching on it is fine */
+	if (len >= 4 && in[len - 1] == '=')
+		pad = in[len - 2] == '=' ? 2 : 1;
+	bytes = len / 4 * 3 - pad;
+	if (bytes > *out_len)
+		return kos_error_set(KOS_E_RANGE, "base64: %zu bytes do not fit in %zu", bytes,
+				     *out_len);
+	for (i = 0; i < len; i += 4) {
+		/* the last group's padding characters count as zero bits; any
+		 * other '=' is outside the alphabet and sets bad */
+		size_t take = i + 4 == len ? 4 - pad : 4;
+
+		for (k = 0; k < 4; k++) {
+			v = (size_t)k < take ? b64_value((unsigned char)in[i + (size_t)k]) : 0;
+			bad |= v;
+			u[k] = (unsigned)v & 63;
+		}
+		out[o++] = (uint8_t)(u[0] << 2 | u[1] >> 4);
+		if (take > 2)
+			out[o++] = (uint8_t)((u[1] & 15) << 4 | u[2] >> 2);
+		if (take > 3)
+			out[o++] = (uint8_t)((u[2] & 3) << 6 | u[3]);
+		/* canonical: the bits the padding leaves unused are zero */
+		if (take == 2)
+			bad |= -(int)((u[1] & 15) != 0);
+		else if (take == 3)
+			bad |= -(int)((u[2] & 3) != 0);
+	}
+	if (bad < 0) {
+		OPENSSL_cleanse(out, o);
+		return kos_error_set(KOS_E_PARSE, "base64: not canonical base64 (alphabet A-Z a-z "
+						  "0-9 + /, '=' only as the last one or two "
+						  "characters, unused bits zero)");
+	}
+	*out_len = bytes;
+	return KOS_OK;
+}

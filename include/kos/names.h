@@ -1,0 +1,55 @@
+/* Names, kinds and limits kos's clients and kosd share: key types, signature
+ * forms, key and client (principal) names, the credential size. Thread
+ * safety: every function is pure. */
+#ifndef KOS_NAMES_H
+#define KOS_NAMES_H
+
+#include <kos/common.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kos_key_type {
+	KOS_KEY_DEK = 0,       /* 256-bit AES data key, shared across KMS tokens */
+	KOS_KEY_EC_P256 = 1,
+	KOS_KEY_ED25519 = 2,
+	KOS_KEY_RSA_2048 = 3,
+	KOS_KEY_RSA_3072 = 4,
+} kos_key_type;
+#define KOS_KEY_TYPE_COUNT 5
+
+/* Signature forms. KOS_SIG_DEFAULT: ECDSA raw r||s for P-256, Ed25519, and
+ * RSA PKCS#1 v1.5 for RSA. Digests are SHA-256 (kos hashes the data). */
+typedef enum kos_sig_alg {
+	KOS_SIG_DEFAULT = 0,
+	KOS_SIG_ECDSA_RAW,    /* r||s, 64 bytes: the JWS ES256 form */
+	KOS_SIG_ECDSA_DER,    /* X9.62 DER, what OpenSSL verifies */
+	KOS_SIG_ED25519,
+	KOS_SIG_RSA_PKCS1,    /* RSASSA-PKCS1-v1_5 with SHA-256 */
+	KOS_SIG_RSA_PSS,      /* RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt */
+} kos_sig_alg;
+#define KOS_SIG_ALG_COUNT 6
+
+#define KOS_KEY_NAME_MAX 64     /* names: 1..64 of [A-Za-z0-9._-], not starting with '.' or '-' */
+#define KOS_DEK_LEN 32
+#define KOS_KCV_LEN 8
+
+#define KOS_CRED_MAX 8192 /* largest credential accepted, in bytes */
+#define KOS_PRINCIPAL_NAME_MAX 64 /* client names: 1..64 of [A-Za-z0-9._@-], not starting with '.' or '-' */
+
+/* "dek", "ec-p256", ...; "unknown" for a value outside the enum. */
+KOS_API const char *kos_key_type_name(kos_key_type t);
+/* KOS_E_INVALID (with the accepted names in the detail) for an unknown name. */
+KOS_API kos_rv kos_key_type_parse(const char *s, kos_key_type *out);
+KOS_API const char *kos_sig_alg_name(kos_sig_alg a);
+KOS_API kos_rv kos_sig_alg_parse(const char *s, kos_sig_alg *out);
+/* 1 when name is a valid key name (KOS_KEY_NAME_MAX), else 0. */
+KOS_API int kos_key_name_valid(const char *name);
+/* 1 when name is a valid client name (KOS_PRINCIPAL_NAME_MAX), else 0. */
+KOS_API int kos_principal_name_valid(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,988 @@
+/* kosctl key: create, list, show, rotate, retire and use keys; kosctl fsck.
+ *
+ * Plaintext, envelopes and signatures go through stdin and stdout as binary;
+ * plaintext lives in buffers wiped before release and is written with
+ * write(2), so no copy stays in a stdio buffer (as kosctl shamir does). */
+#include "config.h"
+
+#include "tools/kosctl/kosctl.h"
+#include "tools/common/kosjson.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define JSON_FLAGS JSON_INDENT(2)
+/* Envelope header and tag around the largest plaintext (kos-envelope(5)). */
+#define ENVELOPE_MAX (KOS_ENVELOPE_MAX_PLAINTEXT + 22 + KOS_ENVELOPE_NAME_MAX + 16)
+#define SIGN_MAX     (64u * 1024 * 1024)
+
+static int write_all(const void *buf, size_t len)
+{
+	const unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(STDOUT_FILENO, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			kosctl_err("error writing standard output: %s", strerror(errno));
+			return KOSCTL_FAIL;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return KOSCTL_OK;
+}
+
+/* Unbuffered, so the input (plaintext) is not also left in stdio's buffer. */
+static kos_rv read_stdin(size_t max, unsigned char **buf, size_t *len, size_t *cap)
+{
+	setvbuf(stdin, NULL, _IONBF, 0);
+	return kosctl_read_all(stdin, max, buf, len, cap);
+}
+
+static int usage_hint(const char *group, const char *sub)
+{
+	if (sub != NULL)
+		kosctl_err("try 'kosctl %s %s --help'", group, sub);
+	else
+		kosctl_err("try 'kosctl %s --help'", group);
+	return KOSCTL_USAGE;
+}
+
+static int bad_option(const char *what, int opt, char **argv)
+{
+	const char *arg = argv[optind - 1];
+
+	if (opt == ':')
+		kosctl_err("%s: option '%s' needs a value", what, arg);
+	else if (optopt != 0)
+		kosctl_err("%s: unknown option '-%c'", what, optopt);
+	else
+		kosctl_err("%s: unknown option '%s'", what, arg);
+	return KOSCTL_USAGE;
+}
+
+/* The options every key subcommand may take; each accepts a subset. */
+struct opts {
+	const char *type, *context, *alg;
+	uint32_t version;
+	bool have_version, due, repair;
+	const char *name; /* the one positional argument, when taken */
+};
+
+enum {
+	O_TYPE = 't',
+	O_CONTEXT = 'c',
+	O_ALG = 'a',
+	O_VERSION = 'V',
+	O_DUE = 'd',
+	O_REPAIR = 'r',
+	O_HELP = 'h'
+};
+
+static bool parse_version(const char *s, uint32_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] < '0' || s[i] > '9' || i >= 10)
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == 0 || v == 0 || v > UINT32_MAX)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* Parses argv for subcommand sub with the options in allowed (letters of
+ * the enum) and, when want_name, one NAME. Returns -1 to go on, else the
+ * exit status (help printed, or a usage error). */
+static int parse(const char *group, const char *sub, void (*usage)(FILE *), const char *allowed,
+		 int want_name, int argc, char **argv, struct opts *o)
+{
+	static const struct option all[] = {
+	    {"type", required_argument, NULL, O_TYPE},
+	    {"context", required_argument, NULL, O_CONTEXT},
+	    {"alg", required_argument, NULL, O_ALG},
+	    {"version", required_argument, NULL, O_VERSION},
+	    {"due", no_argument, NULL, O_DUE},
+	    {"repair", no_argument, NULL, O_REPAIR},
+	    {"help", no_argument, NULL, O_HELP},
+	    {NULL, 0, NULL, 0},
+	};
+	struct option mine[sizeof(all) / sizeof(all[0])];
+	char what[64], shortopts[32] = ":";
+	size_t i, n = 0;
+	int opt;
+
+	if (sub != NULL)
+		snprintf(what, sizeof(what), "%s %s", group, sub);
+	else
+		snprintf(what, sizeof(what), "%s", group);
+	for (i = 0; all[i].name != NULL; i++) {
+		if (strchr(allowed, all[i].val) == NULL && all[i].val != O_HELP)
+			continue;
+		mine[n++] = all[i];
+	}
+	memset(&mine[n], 0, sizeof(mine[n]));
+	/* short forms: -t -c -a -V -h; --due and --repair have none */
+	for (i = 0; allowed[i] != '\0'; i++) {
+		if (allowed[i] == O_DUE || allowed[i] == O_REPAIR)
+			continue;
+		snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts),
+			 "%c:", allowed[i]);
+	}
+	snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts), "h");
+	memset(o, 0, sizeof(*o));
+	opterr = 0;
+	while ((opt = getopt_long(argc, argv, shortopts, mine, NULL)) != -1) {
+		switch (opt) {
+		case O_TYPE:
+			o->type = optarg;
+			break;
+		case O_CONTEXT:
+			o->context = optarg;
+			break;
+		case O_ALG:
+			o->alg = optarg;
+			break;
+		case O_VERSION:
+			if (!parse_version(optarg, &o->version)) {
+				kosctl_err("%s: --version wants a version number (1 or more), not "
+					   "'%.40s'",
+					   what, optarg);
+				return usage_hint(group, sub);
+			}
+			o->have_version = true;
+			break;
+		case O_DUE:
+			o->due = true;
+			break;
+		case O_REPAIR:
+			o->repair = true;
+			break;
+		case O_HELP:
+			usage(stdout);
+			return KOSCTL_OK;
+		default:
+			bad_option(what, opt, argv);
+			return usage_hint(group, sub);
+		}
+	}
+	if (want_name && optind < argc)
+		o->name = argv[optind++];
+	if (optind < argc) {
+		kosctl_err("%s: unexpected argument '%.80s'", what, argv[optind]);
+		return usage_hint(group, sub);
+	}
+	if (want_name == 1 && o->name == NULL) {
+		kosctl_err("%s: which key? (NAME missing)", what);
+		return usage_hint(group, sub);
+	}
+	if (o->name != NULL && !kos_key_name_valid(o->name)) {
+		kosctl_err("%s: invalid key name '%.80s' (1 to %d of A-Z a-z 0-9 . _ -, not "
+			   "starting with . or -)",
+			   what, o->name, KOS_KEY_NAME_MAX);
+		return usage_hint(group, sub);
+	}
+	return -1;
+}
+
+static void format_time(kos_usec t, char *buf, size_t len)
+{
+	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
+	struct tm tm;
+
+	if (t <= 0 || gmtime_r(&s, &tm) == NULL ||
+	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "-");
+}
+
+static int print_json(json_t *v)
+{
+	return kosctl_print_json(v, JSON_FLAGS);
+}
+
+/* Through kosd (kosctl_remote()) the client handle, else the key service
+ * on the store and tokens; *remote says which. */
+static int need(struct kosctl_ctx *ctx, bool *remote)
+{
+	*remote = kosctl_remote(ctx);
+	return *remote ? kosctl_need_client(ctx, false) : kosctl_need_keys(ctx);
+}
+
+static void report(struct kosctl_ctx *ctx, bool remote, kos_rv rv, const char *what)
+{
+	if (remote)
+		kosctl_err_remote(ctx, rv, what);
+	else
+		kosctl_err_rv(rv, what);
+}
+
+/* --- create ------------------------------------------------------------------ */
+
+static void create_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key create NAME [--type TYPE]\n"
+		   "\n"
+		   "Creates key NAME at version 1. A data key (dek, the default) is 256 random\n"
+		   "bits split with Shamir's scheme into one share set per share set of the\n"
+		   "policy, each share on its own KMS token; a signing key is a key pair made\n"
+		   "inside the signer token that never leaves it. All or nothing: a failure\n"
+		   "leaves no trace (see 'kosctl fsck' after a crash).\n"
+		   "\n"
+		   "options:\n"
+		   "  -t, --type TYPE  dek, ec-p256, ed25519, rsa-2048 or rsa-3072 (default dek)\n"
+		   "  -h, --help       show this help\n");
+}
+
+static int cmd_create(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	kos_key_type type = KOS_KEY_DEK;
+	kos_key_info info;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "create", create_usage, "t", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.type != NULL && kos_key_type_parse(o.type, &type) != KOS_OK) {
+		kosctl_err("key create: %s", kos_last_error());
+		return usage_hint("key", "create");
+	}
+	if (kosctl_remote(ctx)) {
+		json_t *ans = NULL;
+
+		if (kosctl_call(
+			ctx, "key create", "POST", "/v1/admin/keys",
+			json_pack("{s:s, s:s}", "name", o.name, "type", kos_key_type_name(type)),
+			&ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		printf("created %s (%s), version %lld\n", o.name, kos_key_type_name(type),
+		       (long long)json_integer_value(json_object_get(ans, "version")));
+		json_decref(ans);
+		return KOSCTL_OK;
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_create(ctx->keys, o.name, type);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key create");
+		return KOSCTL_FAIL;
+	}
+	if (kos_key_get_info(ctx->keys, o.name, &info) == KOS_OK)
+		printf("created %s (%s), version %u\n", o.name, kos_key_type_name(type),
+		       info.current);
+	return KOSCTL_OK;
+}
+
+/* --- list ---------------------------------------------------------------------- */
+
+static void list_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key list\n"
+		   "\n"
+		   "Lists every key: name, type, current version, oldest version not retired,\n"
+		   "versions not retired, and when the current version was made. With --json\n"
+		   "(global option), a JSON array.\n"
+		   "\n"
+		   "options:\n"
+		   "  -h, --help  show this help\n");
+}
+
+static json_t *info_json(const kos_key_info *info)
+{
+	char created[32], rotated[32];
+
+	format_time(info->created, created, sizeof(created));
+	format_time(info->rotated, rotated, sizeof(rotated));
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "name", info->name, "type",
+			 kos_key_type_name(info->type), "current", (json_int_t)info->current,
+			 "min_version", (json_int_t)info->min_version, "active_versions",
+			 (json_int_t)info->versions, "created", created, "rotated", rotated);
+}
+
+static int list_one(const kos_key_info *info, void *arg)
+{
+	json_t *arr = arg;
+	char rotated[32];
+
+	if (arr != NULL)
+		return json_array_append_new(arr, info_json(info)) == 0 ? 0 : KOS_E_NOMEM;
+	format_time(info->rotated, rotated, sizeof(rotated));
+	if (info->current == 0)
+		printf("%-24s %-9s %7s %7s %8s %s\n", info->name, kos_key_type_name(info->type),
+		       "-", "-", "0", "(incomplete: see kosctl fsck)");
+	else
+		printf("%-24s %-9s %7u %7u %8u %s\n", info->name, kos_key_type_name(info->type),
+		       info->current, info->min_version, info->versions, rotated);
+	return 0;
+}
+
+/* A key kosd lists: what the credential's scope reaches. */
+static int list_remote_one(const kos_client_key *k, void *arg)
+{
+	json_t *arr = arg;
+
+	if (arr != NULL)
+		return json_array_append_new(
+			   arr, json_pack("{s:s, s:s, s:I, s:I, s:I}", "name", k->name, "type",
+					  k->type, "current", (json_int_t)k->current, "min_version",
+					  (json_int_t)k->min_version, "active_versions",
+					  (json_int_t)k->versions)) == 0
+			   ? 0
+			   : KOS_E_NOMEM;
+	printf("%-24s %-9s %7u %7u %8u %s\n", k->name, k->type, k->current, k->min_version,
+	       k->versions, "-");
+	return 0;
+}
+
+static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	json_t *arr = NULL;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key", "list", list_usage, "", 0, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (ctx->json) {
+		arr = json_array();
+		if (arr == NULL) {
+			kosctl_err("out of memory building JSON");
+			return KOSCTL_FAIL;
+		}
+	} else {
+		printf("%-24s %-9s %7s %7s %8s %s\n", "NAME", "TYPE", "CURRENT", "MIN", "VERSIONS",
+		       "ROTATED");
+	}
+	if (remote)
+		rv = kos_client_keys(ctx->client, list_remote_one, arr);
+	else
+		rv = kos_key_list(ctx->keys, list_one, arr);
+	if (rv != KOS_OK) {
+		json_decref(arr);
+		report(ctx, remote, rv, "key list");
+		return KOSCTL_FAIL;
+	}
+	return arr != NULL ? print_json(arr) : KOSCTL_OK;
+}
+
+/* --- show ---------------------------------------------------------------------- */
+
+static void show_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key show NAME\n"
+		   "\n"
+		   "Shows key NAME and every version: its state, when it was made, and for a\n"
+		   "data key its key check value (kos-keys(7)) and share sets, each with n, k\n"
+		   "and the token of every share; for a signing key the token and label of\n"
+		   "its key pair. Through kosd when a server is set (scope admin:keys), else\n"
+		   "from the state store. With --json (global option), one JSON object.\n"
+		   "\n"
+		   "options:\n"
+		   "  -h, --help  show this help\n");
+}
+
+/* What 'key show' prints, from kosj_key_show()'s JSON (the store's or
+ * kosd's). */
+static void print_key(const json_t *o)
+{
+	const json_t *versions = json_object_get(o, "versions"), *v;
+	bool dek = strcmp(kosctl_jstr(o, "type"), "dek") == 0;
+	size_t i, j, k;
+
+	printf("name: %s\ntype: %s\ncreated: %s\n", kosctl_jstr(o, "name"), kosctl_jstr(o, "type"),
+	       kosctl_jstr(o, "created"));
+	if (kosctl_jint(o, "current") != 0)
+		printf("current: %lld\n", kosctl_jint(o, "current"));
+	else
+		printf("current: none (incomplete: see kosctl fsck)\n");
+	json_array_foreach(versions, i, v) {
+		const json_t *sets = json_object_get(v, "sets"), *set;
+
+		if (!dek) {
+			printf("version %lld: %s, created %s", kosctl_jint(v, "version"),
+			       kosctl_jstr(v, "state"), kosctl_jstr(v, "created"));
+			if (strcmp(kosctl_jstr(v, "state"), "retired") != 0 &&
+			    json_object_get(v, "token") != NULL)
+				printf(", key pair %s on token %s", kosctl_jstr(v, "label"),
+				       kosctl_jstr(v, "token"));
+			printf("\n");
+			continue;
+		}
+		printf("version %lld: %s, created %s, kcv %s\n", kosctl_jint(v, "version"),
+		       kosctl_jstr(v, "state"), kosctl_jstr(v, "created"), kosctl_jstr(v, "kcv"));
+		json_array_foreach(sets, j, set) {
+			const json_t *shares = json_object_get(set, "shares"), *sh;
+
+			printf("  set %s: %lld of %lld: ", kosctl_jstr(set, "name"),
+			       kosctl_jint(set, "k"), kosctl_jint(set, "n"));
+			if (json_array_size(shares) == 0)
+				printf("(shares destroyed)");
+			json_array_foreach(shares, k, sh)
+				printf("%s%s (x=%lld)", k ? ", " : "", kosctl_jstr(sh, "token"),
+				       kosctl_jint(sh, "x"));
+			printf("\n");
+		}
+	}
+}
+
+static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	json_t *obj = NULL;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "show", show_usage, "", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_remote(ctx)) {
+		char path[128];
+
+		snprintf(path, sizeof(path), "/v1/admin/keys/%s", o.name);
+		if (kosctl_call(ctx, "key show", "GET", path, NULL, &obj) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+	} else {
+		if (kosctl_need_keys(ctx) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rv = kosj_key_show(ctx->keys, o.name, &obj);
+		if (rv != KOS_OK) {
+			if (rv == KOS_E_NOMEM)
+				kosctl_err("key show: out of memory building JSON");
+			else
+				kosctl_err_rv(rv, "key show");
+			return KOSCTL_FAIL;
+		}
+	}
+	if (ctx->json)
+		return print_json(obj);
+	print_key(obj);
+	json_decref(obj);
+	return KOSCTL_OK;
+}
+
+/* --- rotate and retire ------------------------------------------------------------ */
+
+static void rotate_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key rotate NAME\n"
+		   "       kosctl key rotate --due\n"
+		   "\n"
+		   "Makes a new current version of NAME (all or nothing, as create). Older\n"
+		   "versions keep decrypting (and their public keys stay) until retired. With\n"
+		   "--due, rotates every key whose current version is older than the policy's\n"
+		   "rotation interval for its type (rotation.dek, rotation.signing) and prints\n"
+		   "each.\n"
+		   "\n"
+		   "options:\n"
+		   "      --due   rotate what the policy says is due\n"
+		   "  -h, --help  show this help\n");
+}
+
+static void rotated(const char *name, uint32_t version, void *arg)
+{
+	(*(unsigned *)arg)++;
+	printf("rotated %s: version %u\n", name, version);
+}
+
+static int cmd_rotate(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	unsigned count = 0;
+	uint32_t version = 0;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "rotate", rotate_usage, "d", 2, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.due == (o.name != NULL)) {
+		kosctl_err("key rotate: give either NAME or --due");
+		return usage_hint("key", "rotate");
+	}
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+		json_t *ans = NULL;
+
+		if (o.due) {
+			json_t *v;
+			size_t i;
+
+			if (kosctl_call(ctx, "key rotate --due", "POST", "/v1/admin/keys/rotate-due",
+					json_object(), &ans) != KOSCTL_OK)
+				return KOSCTL_FAIL;
+			json_array_foreach (json_object_get(ans, "rotated"), i, v)
+				rotated(kosctl_jstr(v, "name"), (uint32_t)kosctl_jint(v, "version"),
+					&count);
+			if (count == 0)
+				printf("nothing is due\n");
+			json_decref(ans);
+			return KOSCTL_OK;
+		}
+		snprintf(path, sizeof(path), "/v1/admin/keys/%s/rotate", o.name);
+		if (kosctl_call(ctx, "key rotate", "POST", path, json_object(), &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		rotated(o.name, (uint32_t)json_integer_value(json_object_get(ans, "version")),
+			&count);
+		json_decref(ans);
+		return KOSCTL_OK;
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (o.due) {
+		rv = kos_keys_rotate_due(ctx->keys, rotated, &count);
+		if (rv == KOS_OK && count == 0)
+			printf("nothing is due\n");
+	} else {
+		rv = kos_key_rotate(ctx->keys, o.name, &version);
+		if (rv == KOS_OK)
+			rotated(o.name, version, &count);
+	}
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key rotate");
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+static void retire_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key retire NAME --version V\n"
+		   "\n"
+		   "Retires version V of NAME (not the current one): its shares (data key) or\n"
+		   "its key pair (signing key) are destroyed on the tokens, and envelopes of\n"
+		   "that version can no longer be decrypted. A signing key's public key stays\n"
+		   "available ('kosctl key pubkey NAME --version V').\n"
+		   "\n"
+		   "options:\n"
+		   "  -V, --version V  the version to retire\n"
+		   "  -h, --help       show this help\n");
+}
+
+static int cmd_retire(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key", "retire", retire_usage, "V", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (!o.have_version) {
+		kosctl_err("key retire: which version? (--version V)");
+		return usage_hint("key", "retire");
+	}
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+
+		snprintf(path, sizeof(path), "/v1/admin/keys/%s/retire", o.name);
+		if (kosctl_call(ctx, "key retire", "POST", path,
+				json_pack("{s:I}", "version", (json_int_t)o.version),
+				NULL) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		printf("retired %s version %u\n", o.name, o.version);
+		return KOSCTL_OK;
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_retire(ctx->keys, o.name, o.version);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key retire");
+		return KOSCTL_FAIL;
+	}
+	printf("retired %s version %u\n", o.name, o.version);
+	return KOSCTL_OK;
+}
+
+/* --- encrypt and decrypt ------------------------------------------------------------ */
+
+static void encrypt_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kosctl key encrypt NAME [--context STR]\n"
+		"\n"
+		"Encrypts standard input (at most %u bytes) with the current version of\n"
+		"data key NAME and writes the envelope (kos-envelope(5), binary) on\n"
+		"standard output. The context is authenticated, not stored: decryption\n"
+		"needs the same one.\n"
+		"\n"
+		"options:\n"
+		"  -c, --context STR  additional authenticated data (up to %d bytes)\n"
+		"  -h, --help         show this help\n",
+		KOS_ENVELOPE_MAX_PLAINTEXT, KOS_ENVELOPE_CONTEXT_MAX);
+}
+
+static int cmd_encrypt(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	unsigned char *buf = NULL;
+	uint8_t *env = NULL;
+	size_t len = 0, cap = 0, env_len = 0;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key", "encrypt", encrypt_usage, "c", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.context != NULL && strlen(o.context) > KOS_ENVELOPE_CONTEXT_MAX) {
+		kosctl_err("key encrypt: the context is longer than %d bytes",
+			   KOS_ENVELOPE_CONTEXT_MAX);
+		return usage_hint("key", "encrypt");
+	}
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (read_stdin(KOS_ENVELOPE_MAX_PLAINTEXT, &buf, &len, &cap) != KOS_OK)
+		return KOSCTL_FAIL; /* kosctl_read_all() said why */
+	if (remote) {
+		rv = kos_client_encrypt(ctx->client, o.name, o.context, buf, len, &env, &env_len);
+	} else {
+		kos_access_result res;
+
+		if (kosctl_need_access(ctx) != KOSCTL_OK) {
+			kos_secret_free(buf, cap);
+			return KOSCTL_FAIL;
+		}
+		rv = kos_access_encrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, o.name,
+						o.context, buf, len, &res);
+		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
+			kos_secret_free(buf, cap);
+			return kosctl_refused(ctx, &res, "key encrypt");
+		}
+		if (rv == KOS_OK) {
+			ctx->tier = kos_tier_name(res.tier);
+			/* the envelope is no secret: handed over as it is */
+			env = res.data;
+			env_len = res.data_len;
+			res.data = NULL;
+		}
+		kos_access_result_clear(&res);
+	}
+	kos_secret_free(buf, cap);
+	if (rv != KOS_OK) {
+		report(ctx, remote, rv, "key encrypt");
+		return KOSCTL_FAIL;
+	}
+	rc = write_all(env, env_len);
+	kos_secret_free(env, env_len);
+	return rc;
+}
+
+static void decrypt_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key decrypt [--context STR]\n"
+		   "\n"
+		   "Decrypts an envelope (kos-envelope(5)) read on standard input and writes\n"
+		   "the plaintext on standard output. The envelope names its key and version.\n"
+		   "A wrong context or a changed envelope fails with 'integrity check failed'\n"
+		   "and writes nothing.\n"
+		   "\n"
+		   "options:\n"
+		   "  -c, --context STR  the context given at encryption\n"
+		   "  -h, --help         show this help\n");
+}
+
+/* --verbose through kosd: which path the tier took (kos-client(3)). */
+static void decrypt_path_note(struct kosctl_ctx *ctx, kos_rv rv)
+{
+	kos_client_stats st;
+	const char *what;
+
+	kos_client_get_stats(ctx->client, &st);
+	switch (st.last_path) {
+	case KOS_CLIENT_PATH_CACHE:
+		what = "cache (a DEK cached by this process)";
+		break;
+	case KOS_CLIENT_PATH_DEK:
+		what = "dek (tier high: kosd delivered the DEK; decrypted here)";
+		break;
+	case KOS_CLIENT_PATH_SHARES:
+		what = "shares (tier medium: the DEK was rebuilt here from shares fetched "
+		       "with grants)";
+		break;
+	case KOS_CLIENT_PATH_SERVER:
+		what = "server (tier low: kosd decrypted; the DEK never left it)";
+		break;
+	default:
+		what = "none (refused before a key was delivered)";
+		break;
+	}
+	if (st.last_path == KOS_CLIENT_PATH_SHARES)
+		fprintf(stderr, "kosctl: path: %s; %llu share%s fetched%s\n", what,
+			(unsigned long long)st.shares_fetched, st.shares_fetched == 1 ? "" : "s",
+			rv == KOS_OK ? "" : "; then it failed");
+	else
+		fprintf(stderr, "kosctl: path: %s%s\n", what,
+			rv == KOS_OK || st.last_path == KOS_CLIENT_PATH_NONE ? ""
+									     : "; then it failed");
+}
+
+static int cmd_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	unsigned char *buf = NULL;
+	uint8_t *pt = NULL;
+	size_t len = 0, cap = 0, pt_len = 0;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key", "decrypt", decrypt_usage, "c", 0, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (read_stdin(ENVELOPE_MAX, &buf, &len, &cap) != KOS_OK)
+		return KOSCTL_FAIL;
+	if (remote) {
+		rv = kos_client_decrypt(ctx->client, o.context, buf, len, &pt, &pt_len);
+	} else {
+		kos_access_result res;
+
+		/* server-side, as for a client of kosd: tier deny is refused */
+		if (kosctl_need_access(ctx) != KOSCTL_OK) {
+			kos_secret_free(buf, cap);
+			return KOSCTL_FAIL;
+		}
+		rv = kos_access_decrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, o.context,
+						buf, len, &res);
+		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
+			kos_secret_free(buf, cap);
+			return kosctl_refused(ctx, &res, "key decrypt");
+		}
+		if (rv == KOS_OK) {
+			ctx->tier = kos_tier_name(res.tier);
+			pt = res.data;
+			pt_len = res.data_len;
+			res.data = NULL;
+		}
+		kos_access_result_clear(&res);
+	}
+	kos_secret_free(buf, cap);
+	if (remote && ctx->verbose)
+		decrypt_path_note(ctx, rv);
+	if (remote && rv != KOS_OK) {
+		kosctl_err_remote(ctx, rv, "key decrypt");
+		return KOSCTL_FAIL;
+	}
+	if (rv == KOS_E_INTEGRITY) {
+		kosctl_err("key decrypt: %s: %s", kos_strerror(rv), kos_last_error());
+		return KOSCTL_FAIL;
+	}
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key decrypt");
+		return KOSCTL_FAIL;
+	}
+	rc = write_all(pt, pt_len);
+	kos_secret_free(pt, pt_len);
+	return rc;
+}
+
+/* --- sign and pubkey ------------------------------------------------------------- */
+
+static void sign_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kosctl key sign NAME [--alg ALG]\n"
+		"\n"
+		"Signs standard input (at most %u bytes) inside the signer token with the\n"
+		"current version of signing key NAME and writes the signature (binary) on\n"
+		"standard output. ECDSA and RSA sign the SHA-256 digest of the data.\n"
+		"\n"
+		"options:\n"
+		"  -a, --alg ALG  default (ecdsa for ec-p256, ed25519, rsa-pkcs1 for RSA),\n"
+		"                 ecdsa (raw r||s, 64 bytes, as JWS ES256), ecdsa-der (what\n"
+		"                 'openssl dgst -verify' reads), ed25519, rsa-pkcs1, rsa-pss\n"
+		"  -h, --help     show this help\n",
+		SIGN_MAX);
+}
+
+static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	kos_sig_alg alg = KOS_SIG_DEFAULT;
+	unsigned char *buf = NULL;
+	uint8_t *sig = NULL;
+	size_t len = 0, cap = 0, sig_len = 0;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key", "sign", sign_usage, "a", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.alg != NULL && kos_sig_alg_parse(o.alg, &alg) != KOS_OK) {
+		kosctl_err("key sign: %s", kos_last_error());
+		return usage_hint("key", "sign");
+	}
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (read_stdin(SIGN_MAX, &buf, &len, &cap) != KOS_OK)
+		return KOSCTL_FAIL;
+	if (remote) {
+		rv = kos_client_sign(ctx->client, o.name, alg, buf, len, &sig, &sig_len);
+	} else {
+		kos_access_result res;
+
+		if (kosctl_need_access(ctx) != KOSCTL_OK) {
+			kos_secret_free(buf, cap);
+			return KOSCTL_FAIL;
+		}
+		rv = kos_access_sign(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, o.name, alg,
+					     buf, len, &res);
+		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
+			kos_secret_free(buf, cap);
+			return kosctl_refused(ctx, &res, "key sign");
+		}
+		if (rv == KOS_OK) {
+			ctx->tier = kos_tier_name(res.tier);
+			sig = res.data;
+			sig_len = res.data_len;
+			res.data = NULL;
+		}
+		kos_access_result_clear(&res);
+	}
+	kos_secret_free(buf, cap);
+	if (rv != KOS_OK) {
+		report(ctx, remote, rv, "key sign");
+		return KOSCTL_FAIL;
+	}
+	rc = write_all(sig, sig_len);
+	kos_secret_free(sig, sig_len);
+	return rc;
+}
+
+static void pubkey_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key pubkey NAME [--version V]\n"
+		   "\n"
+		   "Writes the public key of signing key NAME (default: the current version;\n"
+		   "retired versions too) as PEM SubjectPublicKeyInfo on standard output. It\n"
+		   "comes from the state store: no token is contacted.\n"
+		   "\n"
+		   "options:\n"
+		   "  -V, --version V  the version (default: current)\n"
+		   "  -h, --help       show this help\n");
+}
+
+static int cmd_pubkey(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	char *pem = NULL;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key", "pubkey", pubkey_usage, "V", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.have_version && kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+		json_t *ans = NULL;
+
+		/* the client library asks for the current version only */
+		snprintf(path, sizeof(path), "/v1/keys/%s/pubkey?version=%" PRIu32, o.name,
+			 o.version);
+		if (kosctl_call(ctx, "key pubkey", "GET", path, NULL, &ans) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		fputs(kosctl_jstr(ans, "pem"), stdout);
+		json_decref(ans);
+		return KOSCTL_OK;
+	}
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (remote)
+		rv = kos_client_pubkey(ctx->client, o.name, &pem);
+	else
+		rv = kos_key_pubkey_pem(ctx->keys, o.name, o.have_version ? o.version : 0, &pem);
+	if (rv != KOS_OK) {
+		report(ctx, remote, rv, "key pubkey");
+		return KOSCTL_FAIL;
+	}
+	fputs(pem, stdout);
+	kos_free(pem);
+	return KOSCTL_OK;
+}
+
+int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct kosctl_cmd cmds[] = {
+	    {"create", cmd_create, "create a data key or a signing key"},
+	    {"list", cmd_list, "list the keys"},
+	    {"show", cmd_show, "show a key's versions, check values and share locations"},
+	    {"rotate", cmd_rotate, "make a new current version (or every one due)"},
+	    {"retire", cmd_retire, "retire an old version, destroying its shares or key pair"},
+	    {"encrypt", cmd_encrypt, "encrypt standard input into an envelope"},
+	    {"decrypt", cmd_decrypt, "decrypt an envelope from standard input"},
+	    {"sign", cmd_sign, "sign standard input inside the signer token"},
+	    {"pubkey", cmd_pubkey, "print a signing key's public key as PEM"},
+	    {NULL, NULL, NULL},
+	};
+
+	return kosctl_dispatch(ctx, "key", cmds, argc, argv);
+}
+
+/* --- fsck ------------------------------------------------------------------------ */
+
+static void fsck_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl fsck [--repair]\n"
+		   "\n"
+		   "Looks for what an interrupted key creation or rotation leaves: versions\n"
+		   "in the state store that never completed, and kos share objects or key\n"
+		   "pairs on the tokens that no active version owns (a retired version's\n"
+		   "objects a token was down for, too). A version another live process is\n"
+		   "still making is left alone. Prints one line per finding; with --repair,\n"
+		   "destroys those objects and removes those versions.\n"
+		   "\n"
+		   "options:\n"
+		   "      --repair  remove what is found\n"
+		   "  -h, --help    show this help\n"
+		   "\n"
+		   "Exit status: 0 nothing found, or everything found repaired; 1 something\n"
+		   "found and not repaired (or a failure); 2 usage error.\n");
+}
+
+static void fsck_line(const char *line, void *arg)
+{
+	(void)arg;
+	printf("%s\n", line);
+}
+
+int kosctl_cmd_fsck(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	unsigned found = 0;
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("fsck", NULL, fsck_usage, "r", 0, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_keys_fsck(ctx->keys, o.repair, fsck_line, NULL, &found);
+	fflush(stdout);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "fsck");
+		return KOSCTL_FAIL;
+	}
+	if (found == 0) {
+		printf("fsck: clean\n");
+		return KOSCTL_OK;
+	}
+	if (o.repair) {
+		printf("fsck: %u finding%s repaired\n", found, found == 1 ? "" : "s");
+		return KOSCTL_OK;
+	}
+	kosctl_err("fsck: %u finding%s; run 'kosctl fsck --repair' to remove %s", found,
+		   found == 1 ? "" : "s", found == 1 ? "it" : "them");
+	return KOSCTL_FAIL;
+}

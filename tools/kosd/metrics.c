@@ -1,0 +1,154 @@
+/* kosd's metrics in the Prometheus text format: requests by route and
+ * status, a latency histogram, decisions by tier and delivery, and the
+ * observation queue. */
+#include "config.h"
+
+#include "tools/kosd/kosd.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const int statuses[] = { 200, 400, 401, 403, 404, 405, 409, 413, 422, 500, 503 };
+#define N_STATUS (sizeof(statuses) / sizeof(statuses[0]) + 1) /* + "other" */
+
+static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+				  0.05,	  0.1,	 0.25,	 0.5,	1.0,  2.5 };
+#define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+static const char *const delivery_names[] = { "refused", "dek", "shares", "server" };
+
+struct kosd_metrics {
+	uint64_t requests[KOSD_R_COUNT][N_STATUS];
+	uint64_t hist[N_BUCKETS]; /* non-cumulative: the first bucket that holds it */
+	uint64_t count;
+	double sum;
+	uint64_t decisions[4][4]; /* tier x delivery */
+};
+
+struct kosd_metrics *kosd_metrics_new(void)
+{
+	return calloc(1, sizeof(struct kosd_metrics));
+}
+
+void kosd_metrics_free(struct kosd_metrics *m)
+{
+	free(m);
+}
+
+void kosd_metrics_request(struct kosd_metrics *m, enum kosd_route route, int status,
+			  double seconds)
+{
+	size_t i, s = N_STATUS - 1;
+
+	if ((unsigned)route >= KOSD_R_COUNT)
+		route = KOSD_R_UNKNOWN;
+	for (i = 0; i < N_STATUS - 1; i++)
+		if (statuses[i] == status)
+			s = i;
+	m->requests[route][s]++;
+	for (i = 0; i < N_BUCKETS; i++) {
+		if (seconds <= buckets[i]) {
+			m->hist[i]++;
+			break;
+		}
+	}
+	m->count++;
+	m->sum += seconds;
+}
+
+void kosd_metrics_decision(struct kosd_metrics *m, kos_tier tier, kos_delivery delivery)
+{
+	if ((unsigned)tier < 4 && (unsigned)delivery < 4)
+		m->decisions[tier][delivery]++;
+}
+
+char *kosd_metrics_render(struct kosd *d)
+{
+	struct kosd_metrics *m = d->metrics;
+	uint64_t cum = 0, queued, written, batches;
+	char *buf = NULL;
+	size_t len = 0, r, s, i;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL)
+		return NULL;
+	fputs("# HELP kosd_requests_total HTTP requests by route and status.\n"
+	      "# TYPE kosd_requests_total counter\n",
+	      f);
+	for (r = 0; r < KOSD_R_COUNT; r++) {
+		for (s = 0; s < N_STATUS; s++) {
+			char code[8];
+
+			if (m->requests[r][s] == 0)
+				continue;
+			if (s < N_STATUS - 1)
+				snprintf(code, sizeof(code), "%d", statuses[s]);
+			else
+				snprintf(code, sizeof(code), "other");
+			fprintf(f, "kosd_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
+				kosd_route_name((enum kosd_route)r), code,
+				(unsigned long long)m->requests[r][s]);
+		}
+	}
+	fputs("# HELP kosd_request_duration_seconds Time from routing to the answer.\n"
+	      "# TYPE kosd_request_duration_seconds histogram\n",
+	      f);
+	for (i = 0; i < N_BUCKETS; i++) {
+		cum += m->hist[i];
+		fprintf(f, "kosd_request_duration_seconds_bucket{le=\"%g\"} %llu\n", buckets[i],
+			(unsigned long long)cum);
+	}
+	fprintf(f, "kosd_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+		(unsigned long long)m->count);
+	fprintf(f, "kosd_request_duration_seconds_sum %.6f\n", m->sum);
+	fprintf(f, "kosd_request_duration_seconds_count %llu\n", (unsigned long long)m->count);
+	fputs("# HELP kosd_decisions_total Key decisions by trust tier and delivery.\n"
+	      "# TYPE kosd_decisions_total counter\n",
+	      f);
+	for (r = 0; r < 4; r++)
+		for (s = 0; s < 4; s++)
+			fprintf(f, "kosd_decisions_total{tier=\"%s\",delivery=\"%s\"} %llu\n",
+				kos_tier_name((kos_tier)r), delivery_names[s],
+				(unsigned long long)m->decisions[r][s]);
+	kosd_obs_stats(d->obs, &queued, &written, &batches);
+	fprintf(f,
+		"# HELP kosd_observations_queued_total Trust observations queued.\n"
+		"# TYPE kosd_observations_queued_total counter\n"
+		"kosd_observations_queued_total %llu\n"
+		"# HELP kosd_observations_written_total Queued observations written to the store.\n"
+		"# TYPE kosd_observations_written_total counter\n"
+		"kosd_observations_written_total %llu\n"
+		"# HELP kosd_observation_batches_total Store transactions that wrote them.\n"
+		"# TYPE kosd_observation_batches_total counter\n"
+		"kosd_observation_batches_total %llu\n"
+		"# HELP kosd_connections Open connections, counted against the cap.\n"
+		"# TYPE kosd_connections gauge\n"
+		"kosd_connections %zu\n"
+		"# HELP kosd_connections_refused_total Connections refused at the cap.\n"
+		"# TYPE kosd_connections_refused_total counter\n"
+		"kosd_connections_refused_total %llu\n"
+		"# HELP kosd_connections_expired_total Connections closed at the request deadline.\n"
+		"# TYPE kosd_connections_expired_total counter\n"
+		"kosd_connections_expired_total %llu\n",
+		(unsigned long long)queued, (unsigned long long)written,
+		(unsigned long long)batches, d->n_conns, (unsigned long long)d->conns_refused,
+		(unsigned long long)d->conns_expired);
+	kosd_ledger_stats(d->ledger, &queued, &written, &batches);
+	fprintf(f,
+		"# HELP kosd_ledger_entries_queued_total Decisions queued for the ledger.\n"
+		"# TYPE kosd_ledger_entries_queued_total counter\n"
+		"kosd_ledger_entries_queued_total %llu\n"
+		"# HELP kosd_ledger_entries_written_total Queued decisions written to the ledger.\n"
+		"# TYPE kosd_ledger_entries_written_total counter\n"
+		"kosd_ledger_entries_written_total %llu\n"
+		"# HELP kosd_ledger_batches_total Store transactions that wrote them.\n"
+		"# TYPE kosd_ledger_batches_total counter\n"
+		"kosd_ledger_batches_total %llu\n",
+		(unsigned long long)queued, (unsigned long long)written,
+		(unsigned long long)batches);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}

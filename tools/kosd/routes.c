@@ -1,0 +1,487 @@
+/* kosd's client routes: health, metrics, credentials, and the key
+ * operations, each steps 3-6 of the pipeline through kos_access (DESIGN.md
+ * 3) after http.c authenticated the caller (steps 1-2). */
+#include "config.h"
+
+#include "tools/kosd/kosd.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+void kosd_route_health(struct kosd_req *r)
+{
+	kosd_reply_json(r, 200,
+			json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "status", "ok", "version",
+				  PACKAGE_VERSION, "role", kosd_role_name(r->d), "policy",
+				  kos_policy_get0_path(r->d->policy), "pending_observations",
+				  (json_int_t)kosd_obs_pending(r->d->obs), "pending_ledger",
+				  (json_int_t)kosd_ledger_pending(r->d->ledger)));
+}
+
+void kosd_route_metrics(struct kosd_req *r)
+{
+	char *text = kosd_metrics_render(r->d);
+
+	if (text == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	kosd_reply_text(r, 200, "text/plain; version=0.0.4", text);
+	free(text);
+}
+
+/* {"credential", "client", "expires"} for a credential just issued. */
+static void reply_credential(struct kosd_req *r, char *token)
+{
+	kos_cred_claims c;
+	json_t *o;
+	kos_rv rv;
+
+	/* a refreshed credential keeps its cnf: it verifies with the
+	 * certificate of the connection it was asked for on */
+	rv = kos_cred_verify(r->d->ca, token, kosd_req_x5t(r), &c, NULL);
+	if (rv != KOS_OK) {
+		kos_cred_free(token);
+		kosd_reply_rv(r, rv, "credential");
+		return;
+	}
+	if (!r->authed)
+		snprintf(r->who, sizeof(r->who), "%s", c.sub);
+	o = json_pack("{s:s, s:s, s:I, s:s}", "credential", token, "client", c.sub, "expires",
+		      (json_int_t)(c.exp / KOS_USEC_PER_SEC), "scope", c.scope);
+	kos_cred_free(token);
+	kosd_reply_json(r, 200, o);
+}
+
+void kosd_route_enroll(struct kosd_req *r)
+{
+	const char *secret;
+	char *token = NULL;
+	bool failed;
+	kos_rv rv;
+
+	char source[64];
+
+	/* a sender that failed too often proves nothing more this window */
+	kosd_req_source(r, source, sizeof(source));
+	if (kosd_source_blocked(r->d, source)) {
+		kosd_reply_error(r, 429, "too_many_failures",
+				 "too many failed attempts from this sender: try again later");
+		return;
+	}
+	secret = kosd_body_string(r, "secret", true, &failed);
+	if (secret == NULL)
+		return;
+	/* over TLS the credential is bound to the certificate presented */
+	rv = kos_cred_enroll_bound(r->d->ca, secret, kosd_req_x5t(r), &token);
+	if (rv == KOS_E_INTEGRITY) {
+		kosd_reply_error(r, 401, "invalid_secret",
+				 "unknown, expired or already used enrollment secret");
+		return;
+	}
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "enroll");
+		return;
+	}
+	reply_credential(r, token);
+}
+
+void kosd_route_refresh(struct kosd_req *r)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+	kos_cred_reason reason = KOS_CRED_ERROR;
+	const char *scope;
+	char *token = NULL;
+	bool failed;
+	kos_rv rv;
+
+	scope = kosd_body_string(r, "scope", false, &failed);
+	if (failed)
+		return;
+	/* authenticate() checked the header's form */
+	rv = kos_cred_refresh(r->d->ca, h + 7, kosd_req_x5t(r), scope, &token, &reason);
+	if (rv == KOS_E_INTEGRITY) {
+		kosd_reply_error(r, 401, reason == KOS_CRED_REVOKED ? "revoked" : "invalid_credential",
+				 "%s", kos_cred_reason_name(reason));
+		return;
+	}
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "refresh");
+		return;
+	}
+	reply_credential(r, token);
+}
+
+static bool scope_covers_key(const char *scope, const char *name)
+{
+	static const char *const actions[] = { "encrypt", "decrypt", "key", "sign", "pubkey" };
+	size_t i;
+
+	for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (kos_scope_allows(scope, actions[i], name))
+			return true;
+	return false;
+}
+
+struct list_arg {
+	const char *scope;
+	json_t *arr;
+	bool oom;
+};
+
+static int list_one(const kos_key_info *k, void *varg)
+{
+	struct list_arg *a = varg;
+	json_t *o;
+
+	if (!scope_covers_key(a->scope, k->name))
+		return 0;
+	o = json_pack("{s:s, s:s, s:I, s:I, s:I}", "name", k->name, "type",
+		      kos_key_type_name(k->type), "current", (json_int_t)k->current,
+		      "min_version", (json_int_t)k->min_version, "versions",
+		      (json_int_t)k->versions);
+	if (o == NULL || json_array_append_new(a->arr, o) != 0) {
+		a->oom = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* Steps 3 and 4 of the pipeline for a route kos_access does not serve:
+ * action:resource in scope (action NULL: a listing that filters by scope
+ * itself) and trust above deny. False after replying. */
+static bool admit(struct kosd_req *r, const char *action, const char *resource)
+{
+	kos_request rq = { .action = action, .resource = resource };
+
+	return kosd_admit(r, &rq, NULL);
+}
+
+void kosd_route_keys(struct kosd_req *r)
+{
+	struct list_arg a = { r->claims.scope, NULL, false };
+	kos_rv rv;
+
+	if (!admit(r, NULL, NULL))
+		return;
+	a.arr = json_array();
+	if (a.arr == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return;
+	}
+	rv = kos_key_list(r->d->keys, list_one, &a);
+	if (a.oom || (rv != KOS_OK && rv != 1)) {
+		json_decref(a.arr);
+		if (a.oom)
+			kosd_reply_error(r, 503, "unavailable", "out of memory");
+		else
+			kosd_reply_rv(r, rv, "keys");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:o}", "keys", a.arr));
+}
+
+/* ?version=V of the request (0 when absent: the current version); false
+ * after replying 400 to anything but a decimal 1..UINT32_MAX. */
+static bool query_version(struct kosd_req *r, uint32_t *out)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq params;
+	const char *v;
+	unsigned long long n;
+	char *end;
+	bool ok = true;
+
+	*out = 0;
+	if (q == NULL || q[0] == '\0')
+		return true;
+	/* evhttp_parse_query_str initialises params and clears them on failure */
+	if (evhttp_parse_query_str(q, &params) != 0) {
+		kosd_reply_error(r, 400, "bad_request", "unreadable query string");
+		return false;
+	}
+	v = evhttp_find_header(&params, "version");
+	if (v != NULL) {
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < 1 ||
+		    n > UINT32_MAX) {
+			kosd_reply_error(r, 400, "wrong_type", "version must be an integer >= 1");
+			ok = false;
+		} else {
+			*out = (uint32_t)n;
+		}
+	}
+	evhttp_clear_headers(&params);
+	return ok;
+}
+
+void kosd_route_pubkey(struct kosd_req *r)
+{
+	uint32_t version;
+	char *pem = NULL;
+	kos_rv rv;
+
+	if (!kos_scope_allows(r->claims.scope, "sign", r->name) &&
+	    !kos_scope_allows(r->claims.scope, "pubkey", r->name)) {
+		/* admitted as a pubkey request, so the violation is observed */
+		(void)admit(r, "pubkey", r->name);
+		return;
+	}
+	if (!admit(r, kos_scope_allows(r->claims.scope, "pubkey", r->name) ? "pubkey" : "sign",
+		   r->name))
+		return;
+	if (!query_version(r, &version))
+		return;
+	rv = kos_key_pubkey_pem(r->d->keys, r->name, version, &pem);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "pubkey");
+		return;
+	}
+	if (version != 0)
+		kosd_reply_json(r, 200, json_pack("{s:s, s:I, s:s}", "name", r->name, "version",
+						  (json_int_t)version, "pem", pem));
+	else
+		kosd_reply_json(r, 200, json_pack("{s:s, s:s}", "name", r->name, "pem", pem));
+	kos_free(pem);
+}
+
+/* A refusal of the access module: 403 with its reason. */
+static void reply_refused(struct kosd_req *r, const kos_access_result *res)
+{
+	const char *reason = res->reason != NULL ? res->reason : "refused";
+	const char *code = strcmp(reason, "out of scope") == 0	  ? "out_of_scope"
+			   : strcmp(reason, "trust too low") == 0 ? "trust_too_low"
+								  : "refused";
+
+	kosd_reply_error(r, 403, code, "%s", reason);
+}
+
+/* Records the decision; true when the operation went ahead. */
+static bool decided(struct kosd_req *r, kos_rv rv, const kos_access_result *res, const char *what)
+{
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, what);
+		return false;
+	}
+	r->tier = kos_tier_name(res->tier);
+	kosd_metrics_decision(r->d->metrics, res->tier, res->delivery);
+	if (res->delivery == KOS_DELIVER_REFUSED) {
+		reply_refused(r, res);
+		return false;
+	}
+	return true;
+}
+
+void kosd_route_encrypt(struct kosd_req *r)
+{
+	kos_access_result res;
+	const char *context;
+	uint8_t *pt = NULL;
+	size_t len = 0;
+	bool failed;
+	kos_rv rv;
+
+	memset(&res, 0, sizeof(res));
+	context = kosd_body_string(r, "context", false, &failed);
+	if (failed || !kosd_body_b64(r, "plaintext", &pt, &len))
+		goto out;
+	rv = kos_access_encrypt(r->d->access, r->claims.sub, r->claims.scope, r->name, context, pt,
+				len, &res);
+	if (!decided(r, rv, &res, "encrypt"))
+		goto out;
+	kosd_reply_json(r, 200,
+			json_pack("{s:o, s:s, s:I}", "envelope", kosd_b64_json(res.data, res.data_len),
+				  "key", r->name, "version", (json_int_t)res.version));
+out:
+	kos_access_result_clear(&res);
+	kos_secret_free(pt, len);
+}
+
+void kosd_route_decrypt(struct kosd_req *r)
+{
+	kos_access_result res;
+	const char *context;
+	uint8_t *env = NULL;
+	size_t len = 0;
+	bool failed;
+	kos_rv rv;
+
+	memset(&res, 0, sizeof(res));
+	context = kosd_body_string(r, "context", false, &failed);
+	if (failed || !kosd_body_b64(r, "envelope", &env, &len))
+		goto out;
+	rv = kos_access_decrypt(r->d->access, r->claims.sub, r->claims.scope, context, env, len,
+				&res);
+	if (!decided(r, rv, &res, "decrypt"))
+		goto out;
+	kosd_reply_json(r, 200,
+			json_pack("{s:o, s:I}", "plaintext", kosd_b64_json(res.data, res.data_len),
+				  "version", (json_int_t)res.version));
+out:
+	kos_access_result_clear(&res);
+	kos_secret_free(env, len);
+}
+
+/* An optional non-negative integer member up to max; false after replying. */
+static bool body_uint(struct kosd_req *r, const char *key, json_int_t max, uint32_t *out)
+{
+	json_t *v = json_object_get(r->body, key);
+
+	*out = 0;
+	if (v == NULL || json_is_null(v))
+		return true;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max) {
+		kosd_reply_error(r, 400, "wrong_type", "\"%s\" must be an integer 0..%lld", key,
+				 (long long)max);
+		return false;
+	}
+	*out = (uint32_t)json_integer_value(v);
+	return true;
+}
+
+/* Each reference with its grant: a credential of the caller for exactly
+ * that share, valid for seconds, and where to fetch it: the KMS front that
+ * kos.conf's kms_fronts names for its token, or (no "kms") this kosd
+ * (kms.c serves it). NULL after replying. */
+static json_t *refs_json(struct kosd_req *r, const kos_access_result *res)
+{
+	json_t *arr = json_array();
+	size_t i;
+
+	if (arr == NULL) {
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		return NULL;
+	}
+	for (i = 0; i < res->n_refs; i++) {
+		char *grant = NULL;
+		json_t *o;
+		kos_rv rv;
+
+		rv = kos_cred_issue_grant(r->d->ca, r->claims.sub, res->refs[i].share_id,
+					  r->claims.x5t, KOSD_GRANT_LIFETIME, &grant);
+		if (rv != KOS_OK) {
+			json_decref(arr);
+			kosd_reply_rv(r, rv, "grant");
+			return NULL;
+		}
+		const char *kms = kos_config_kms_front(r->d->conf, res->refs[i].kms_token);
+
+		o = json_pack("{s:s, s:s, s:i, s:s}", "kms_token", res->refs[i].kms_token, "share_id",
+			      res->refs[i].share_id, "x", (int)res->refs[i].x, "grant", grant);
+		kos_cred_free(grant);
+		if (o != NULL && kms != NULL && json_object_set_new(o, "kms", json_string(kms)) != 0) {
+			json_decref(o);
+			o = NULL;
+		}
+		if (o == NULL || json_array_append_new(arr, o) != 0) {
+			json_decref(arr);
+			kosd_reply_error(r, 503, "unavailable", "out of memory");
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+struct kcv_arg {
+	uint32_t version;
+	char hex[2 * KOS_KCV_LEN + 1];
+};
+
+static int kcv_of(const kos_key_version_info *v, void *varg)
+{
+	struct kcv_arg *a = varg;
+
+	if (v->version != a->version)
+		return 0;
+	for (size_t i = 0; i < KOS_KCV_LEN; i++)
+		snprintf(a->hex + 2 * i, 3, "%02x", v->kcv[i]);
+	return 1;
+}
+
+void kosd_route_request(struct kosd_req *r)
+{
+	kos_access_result res;
+	uint32_t version;
+	json_t *o = NULL;
+	kos_rv rv;
+
+	memset(&res, 0, sizeof(res));
+	if (!body_uint(r, "version", UINT32_MAX, &version))
+		return;
+	rv = kos_access_key(r->d->access, r->claims.sub, r->claims.scope, r->name, version, &res);
+	if (!decided(r, rv, &res, "request"))
+		goto out;
+	switch (res.delivery) {
+	case KOS_DELIVER_DEK:
+		o = json_pack("{s:s, s:s, s:o, s:I, s:I}", "delivery", "dek", "tier", "high", "dek",
+			      kosd_b64_json(res.dek, sizeof(res.dek)), "version",
+			      (json_int_t)res.version, "cache_seconds",
+			      (json_int_t)(kos_policy_key_cache(r->d->policy) / KOS_USEC_PER_SEC));
+		break;
+	case KOS_DELIVER_SHARES: {
+		/* the key check value lets the client check its reconstruction */
+		struct kcv_arg ka = { .version = res.version, .hex = "" };
+		json_t *refs;
+
+		rv = kos_key_versions(r->d->keys, r->name, kcv_of, &ka);
+		if (rv != 1 || ka.hex[0] == '\0') {
+			kosd_reply_rv(r, rv == KOS_OK ? KOS_E_NOTFOUND : rv, "key check value");
+			goto out;
+		}
+		refs = refs_json(r, &res);
+		if (refs == NULL)
+			goto out;
+		o = json_pack("{s:s, s:s, s:s, s:i, s:I, s:s, s:o}", "delivery", "shares", "tier",
+			      "medium", "set", res.share_set, "k", (int)res.k, "version",
+			      (json_int_t)res.version, "kcv", ka.hex, "refs", refs);
+		break;
+	}
+	default:
+		o = json_pack("{s:s, s:s, s:I, s:s}", "delivery", "server", "tier",
+			      kos_tier_name(res.tier), "version", (json_int_t)res.version, "message",
+			      "server-side only: use /v1/decrypt");
+		break;
+	}
+	kosd_reply_json(r, 200, o);
+out:
+	kos_access_result_clear(&res);
+}
+
+void kosd_route_sign(struct kosd_req *r)
+{
+	kos_sig_alg alg = KOS_SIG_DEFAULT;
+	kos_access_result res;
+	const char *alg_s;
+	uint8_t *data = NULL;
+	size_t len = 0;
+	bool failed;
+	kos_rv rv;
+
+	memset(&res, 0, sizeof(res));
+	alg_s = kosd_body_string(r, "alg", false, &failed);
+	if (failed)
+		goto out;
+	if (alg_s != NULL && kos_sig_alg_parse(alg_s, &alg) != KOS_OK) {
+		kosd_reply_error(r, 400, "bad_request", "unknown signature algorithm");
+		goto out;
+	}
+	if (!kosd_body_b64(r, "data", &data, &len))
+		goto out;
+	rv = kos_access_sign(r->d->access, r->claims.sub, r->claims.scope, r->name, alg, data, len,
+			     &res);
+	if (!decided(r, rv, &res, "sign"))
+		goto out;
+	kosd_reply_json(r, 200,
+			json_pack("{s:o, s:s, s:I}", "signature", kosd_b64_json(res.data, res.data_len),
+				  "alg", kos_sig_alg_name(alg), "version", (json_int_t)res.version));
+out:
+	kos_access_result_clear(&res);
+	kos_secret_free(data, len);
+}
