@@ -123,6 +123,18 @@ void kos_cf_join(char *out, size_t len, const char *path, const char *sep, const
 		snprintf(out, len, "%s%s%s", path, sep, name);
 }
 
+void kos_cf_check_file(kos_cf *cf, int line, const char *what, const char *path)
+{
+	struct stat sb;
+
+	if (!cf->check_files || path == NULL)
+		return;
+	if (stat(path, &sb) != 0 || access(path, R_OK) != 0)
+		kos_cf_problem(cf, line, "%s: %s: %s", what, path, strerror(errno));
+	else if (!S_ISREG(sb.st_mode))
+		kos_cf_problem(cf, line, "%s: %s: not a regular file", what, path);
+}
+
 const char *kos_cf_type(const config_setting_t *s)
 {
 	switch (config_setting_type(s)) {

@@ -31,6 +31,7 @@ typedef struct kos_cf {
 	unsigned count;	    /* every problem found, listed or not */
 	int first_unlisted; /* line of the first problem past the listed ones */
 	bool oom;
+	bool check_files; /* files named are checked now, not when used (kosd -t) */
 	/* Lines holding an integer literal libconfig truncated (already
 	 * reported): integer settings there are not judged a second time. */
 	int overflow_line[16];
@@ -57,6 +58,9 @@ void kos_cf_problem(kos_cf *cf, int line, const char *fmt, ...) KOS_PRINTF(3, 4)
 
 /* The setting's line, at least 1. */
 int kos_cf_line(const config_setting_t *s);
+/* With cf->check_files: a problem at line unless path is a regular file
+ * this process can read (what names the setting, e.g. "listen.tls.cert"). */
+void kos_cf_check_file(kos_cf *cf, int line, const char *what, const char *path);
 /* "a group", "an integer", ... for "must be X, not Y" messages. */
 const char *kos_cf_type(const config_setting_t *s);
 /* s with control characters as '?', cut to len - 1: safe in a one-line message. */

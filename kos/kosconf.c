@@ -380,7 +380,7 @@ static void parse_token(kos_cf *cf, const config_setting_t *g, kos_config *conf)
 	struct kos_config_token *t = &conf->tokens[conf->n_tokens];
 	const config_setting_t *m;
 	const char *name, *module, *uri, *pin, *role;
-	char label[KOS_TOKEN_NAME_MAX + 8], where[32];
+	char label[KOS_TOKEN_NAME_MAX + 8], where[32], what[KOS_TOKEN_NAME_MAX + 24];
 	unsigned before = cf->count;
 	size_t k;
 
@@ -467,9 +467,13 @@ static void parse_token(kos_cf *cf, const config_setting_t *g, kos_config *conf)
 		return;
 	t->module = kos_strdup(module);
 	t->uri = kos_strdup(uri);
+	snprintf(what, sizeof(what), "token %s: module", label);
+	kos_cf_check_file(cf, kos_cf_line(config_setting_get_member(g, "module")), what, module);
 	if (strncmp(pin, "file:", 5) == 0) {
 		char *abs = resolve_path(cf->file, pin + 5);
 
+		snprintf(what, sizeof(what), "token %s: pin", label);
+		kos_cf_check_file(cf, kos_cf_line(config_setting_get_member(g, "pin")), what, abs);
 		if (abs != NULL) {
 			t->pin = malloc(strlen(abs) + 6);
 			if (t->pin != NULL)
@@ -641,6 +645,18 @@ static int take_path(kos_cf *cf, const config_setting_t *s, const char *path,
 	return cf->count == before ? kos_cf_line(s) : -1;
 }
 
+/* A path like take_path() naming a file kos reads (TLS files, the policy,
+ * the JWKS): with cf->check_files it must be readable now. */
+static int take_file(kos_cf *cf, const config_setting_t *s, const char *path,
+		     const struct kos_cf_key *k, void *base)
+{
+	int line = take_path(cf, s, path, k, base);
+
+	if (line > 0)
+		kos_cf_check_file(cf, line, path, *(char **)(void *)((char *)base + k->off));
+	return line;
+}
+
 /* store: a path resolved like take_path(), or a store URI (resolve()). */
 static int take_store(kos_cf *cf, const config_setting_t *s, const char *path,
 		      const struct kos_cf_key *k, void *base)
@@ -700,7 +716,7 @@ static int take_unix_mode(kos_cf *cf, const config_setting_t *s, const char *pat
 #define CSIZE(f) sizeof(((struct kos_config *)NULL)->f)
 #define PATH_KEY(n, f, fl, why)                                                                    \
 	{                                                                                          \
-		.name = (n), .kind = KOS_CF_KIND_FN, .flags = (fl), .fn = take_path, .off = C(f),  \
+		.name = (n), .kind = KOS_CF_KIND_FN, .flags = (fl), .fn = take_file, .off = C(f),  \
 		.missing = (why)                                                                   \
 	}
 
@@ -987,6 +1003,11 @@ static const struct kos_cf_key root_keys[] = {
 
 kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 {
+	return kos_config_load_ex(path, 0, out, diag_out);
+}
+
+kos_rv kos_config_load_ex(const char *path, unsigned flags, kos_config **out, char **diag_out)
+{
 	struct kos_config *conf = NULL;
 	const config_setting_t *root;
 	kos_cf cf;
@@ -1000,6 +1021,7 @@ kos_rv kos_config_load(const char *path, kos_config **out, char **diag_out)
 	rv = kos_cf_open(&cf, path, &conf_format);
 	if (rv != KOS_OK)
 		goto out;
+	cf.check_files = (flags & KOS_CONFIG_CHECK_FILES) != 0;
 	conf = calloc(1, sizeof(*conf));
 	if (conf == NULL || (conf->path = kos_strdup(path)) == NULL) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");

@@ -16,6 +16,12 @@ typedef struct kos_config kos_config;
  * *diag as "FILE:LINE: message\n" lines. Relative paths inside the file are
  * taken relative to the file's directory. Errors: KOS_E_IO, KOS_E_POLICY. */
 KOS_API kos_rv kos_config_load(const char *path, kos_config **conf, char **diag);
+/* kos_config_load() with flags: KOS_CONFIG_CHECK_FILES also reports every
+ * file the configuration names for reading (token modules, PIN files, TLS
+ * files, the policy, the JWKS) that is missing, unreadable by this process
+ * or not a regular file, as kosd -t and kosctl config check want. */
+#define KOS_CONFIG_CHECK_FILES 1u
+KOS_API kos_rv kos_config_load_ex(const char *path, unsigned flags, kos_config **conf, char **diag);
 KOS_API void kos_config_free(kos_config *conf);
 
 /* The default location: $KOS_CONF, else SYSCONFDIR/kos/kos.conf. */

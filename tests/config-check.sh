@@ -15,9 +15,12 @@ cat >"$d/good.conf" <<CONF
 store = "state.db";
 policy = "default.policy";
 listen = { unix = "kosd.sock"; max_connections = 100; };
-tokens = ( { name = "kms1"; role = "kms"; module = "$d/no-such-module.so";
+tokens = ( { name = "kms1"; role = "kms"; module = "$d/module.so";
              uri = "pkcs11:token=kos-kms1"; pin = "file:kms1.pin"; } );
 CONF
+# files a check only needs to find readable: their contents are start-up's
+: >"$d/module.so"
+echo 1234 >"$d/kms1.pin"
 
 # --- a good configuration ---
 expect 0 "kosd -t passes a good configuration" "$D" -t --config "$d/good.conf"
@@ -53,6 +56,17 @@ bad unknown-in-group 3 "listen: tls: crl: unknown setting (known here: cert, key
 bad type 1 "store: must be a string" 'store = 5;\npolicy = "default.policy";\n'
 bad syntax 3 "syntax error" "${H}listen = { unix = ; };\n"
 bad no-policy 1 "policy: missing (the policy file)" 'store = "state.db";\n'
+
+# files the configuration names for reading must be there
+T='tokens = ( { name = "t1"; role = "kms"; module = "'
+bad no-module 3 "token t1: module: $d/gone.so: No such file or directory" \
+	"${H}${T}$d/gone.so\";\n uri = \"pkcs11:token=t1\"; pin = \"file:kms1.pin\"; } );\n"
+bad no-pin-file 5 "token t1: pin: $d/gone.pin: No such file or directory" \
+	"${H}${T}$d/module.so\";\n uri = \"pkcs11:token=t1\";\n pin = \"file:gone.pin\"; } );\n"
+bad module-directory 3 "token t1: module: $d: not a regular file" \
+	"${H}${T}$d\";\n uri = \"pkcs11:token=t1\"; pin = \"file:kms1.pin\"; } );\n"
+bad no-tls-key 4 "listen: tls: key: $d/gone.key: No such file or directory" \
+	"${H}listen = { tcp = \"127.0.0.1:1\"; tls = { cert = \"kms1.pin\";\n key = \"gone.key\"; client_ca = \"kms1.pin\"; }; };\n"
 
 # every problem of a file, in file order
 printf '%b' "${H}colour = 1;\nlisten = { max_body = 10; };\n" >"$d/two.conf"

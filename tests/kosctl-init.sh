@@ -38,6 +38,12 @@ check "every PIN file is mode 0600" test "$bad_modes" -eq 0
 check "the PIN directory is mode 0700" test "$(stat -c %a "$d/pins")" = 700
 check "kos.conf holds no PIN" sh -c "! grep -q -f '$d/pins/kms1.pin' '$d/kos.conf'"
 check "PINs differ between tokens" sh -c "! cmp -s '$d/pins/kms1.pin' '$d/pins/kms2.pin'"
+D=${KOSD:-./kosd}
+expect 0 "kosd -t passes the installation init made" "$D" -t -c "$d/kos.conf"
+mv "$d/pins/kms2.pin" "$kos_tmp/kms2.pin"
+expect 1 "kosd -t fails when a PIN file is gone" "$D" -t -c "$d/kos.conf"
+grep_err "token kms2: pin: $d/pins/kms2.pin: No such file or directory" "and names it"
+mv "$kos_tmp/kms2.pin" "$d/pins/kms2.pin"
 
 # --- kms list ---
 expect 0 "kms list" "$K" --config "$d/kos.conf" kms list

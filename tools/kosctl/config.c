@@ -18,8 +18,10 @@ static void check_usage(FILE *f)
 		   "\n"
 		   "Validates configuration files (kos.conf(5)) and the policy each names\n"
 		   "(kos-policy(5)), as kosd -t does, without opening a token, the state store\n"
-		   "or a socket. Prints \"FILE: ok\" for each valid file; every problem of an\n"
-		   "invalid one, or of its policy, goes to standard error as FILE:LINE: message.\n"
+		   "or a socket, but checking that every file it names for reading (token\n"
+		   "modules, PIN files, TLS files, the policy) is there and readable. Prints\n"
+		   "\"FILE: ok\" for each valid file; every problem of an invalid one, or of its\n"
+		   "policy, goes to standard error as FILE:LINE: message.\n"
 		   "\n"
 		   "Exit status: 0 all files valid, 1 any invalid or unreadable, 2 usage error.\n");
 }
@@ -42,7 +44,7 @@ static int check_one(const char *path)
 	char *diag = NULL;
 	int rc;
 
-	if (kos_config_load(path, &conf, &diag) != KOS_OK)
+	if (kos_config_load_ex(path, KOS_CONFIG_CHECK_FILES, &conf, &diag) != KOS_OK)
 		return report(diag);
 	if (kos_policy_load(kos_config_get0_policy(conf), &pol, &diag) != KOS_OK) {
 		rc = report(diag);

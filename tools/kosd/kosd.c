@@ -315,7 +315,9 @@ static int load_files(struct kosd *d)
 	char *diag = NULL;
 	kos_rv rv;
 
-	rv = kos_config_load(d->config_path, &d->conf, &diag);
+	/* kosd -t also names every file it would fail to read at start */
+	rv = kos_config_load_ex(d->config_path, d->check_only ? KOS_CONFIG_CHECK_FILES : 0,
+				&d->conf, &diag);
 	if (rv != KOS_OK) {
 		if (diag != NULL)
 			log_diag(d, diag);
@@ -462,9 +464,11 @@ static void usage(FILE *f)
 		   "  -f, --foreground   stay in the foreground (the only mode for now)\n"
 		   "      --syslog       log to syslog instead of standard error\n"
 		   "  -t, --test         check kos.conf and the policy it names (for a KMS\n"
-		   "                     front also kms.jwks) and exit: 0 with \"kosd:\n"
-		   "                     configuration FILE ok\", else 1 with each problem\n"
-		   "                     as FILE:LINE: message; starts nothing, opens no\n"
+		   "                     front also kms.jwks), and that every file they\n"
+		   "                     name for reading (modules, PIN and TLS files) is\n"
+		   "                     readable, and exit: 0 with \"kosd: configuration\n"
+		   "                     FILE ok\", else 1 with each problem as\n"
+		   "                     FILE:LINE: message; starts nothing, opens no\n"
 		   "                     token, store or socket\n"
 		   "  -h, --help         show this help\n"
 		   "  -V, --version      show the version\n",
