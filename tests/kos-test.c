@@ -212,3 +212,32 @@ CU_BOOL kos_test_str_eq_report(const char *actual, const char *expected, const c
 		expected != NULL ? expected : "NULL", expected != NULL ? "\"" : "");
 	return CU_FALSE;
 }
+
+int kos_test_inst_open(char *inst, size_t len, unsigned hsm_flags, kos_config **conf,
+		       kos_policy **pol, kos_store **st, kos_hsm **hsm)
+{
+	char path[600];
+	char *diag = NULL;
+
+	snprintf(inst, len, "%s/inst", kos_test_tmpdir());
+	snprintf(path, sizeof(path), "%s/kos.conf", inst);
+	if (kos_devinit(inst, 0, kos_test_srcpath("policy/default.policy"), NULL) != KOS_OK ||
+	    (conf != NULL && kos_config_load(path, conf, &diag) != KOS_OK) ||
+	    (pol != NULL && kos_policy_load(kos_config_get0_policy(*conf), pol, &diag) != KOS_OK) ||
+	    (st != NULL && kos_store_open(kos_config_get0_store(*conf), st) != KOS_OK) ||
+	    (hsm != NULL && kos_hsm_open(*conf, hsm_flags, hsm) != KOS_OK)) {
+		fprintf(stderr, "set-up: %s\n", diag != NULL ? diag : kos_last_error());
+		kos_free(diag);
+		return 1;
+	}
+	return 0;
+}
+
+int kos_test_inst_close(kos_config *conf, kos_policy *pol, kos_store *st, kos_hsm *hsm)
+{
+	kos_hsm_free(hsm);
+	kos_store_free(st);
+	kos_policy_free(pol);
+	kos_config_free(conf);
+	return 0;
+}

@@ -40,6 +40,21 @@ int kos_test_token_dir(const char *inst, const char *name, char *out, size_t len
  * errors. Tests derive their policies from the shipped one this way. */
 int kos_test_write_policy(const char *path, const char *const (*edits)[2], size_t n);
 
+/* A development installation made by kos_devinit() in TMPDIR/inst (its
+ * directory copied to inst, len bytes), and the handles a suite opens on it:
+ * each of conf, pol, st, hsm may be NULL when the suite does not want it
+ * (pol, st and hsm need conf). hsm_flags go to kos_hsm_open(). Returns 0,
+ * or 1 after printing "set-up: WHY" (a suite init's return value). */
+struct kos_config;
+struct kos_policy;
+struct kos_store;
+struct kos_hsm;
+int kos_test_inst_open(char *inst, size_t len, unsigned hsm_flags, struct kos_config **conf,
+		       struct kos_policy **pol, struct kos_store **st, struct kos_hsm **hsm);
+/* Frees what kos_test_inst_open() opened (NULL-safe); returns 0. */
+int kos_test_inst_close(struct kos_config *conf, struct kos_policy *pol, struct kos_store *st,
+			struct kos_hsm *hsm);
+
 /* Path of a file in the source tree (for data files), from $srcdir. */
 const char *kos_test_srcpath(const char *rel);
 

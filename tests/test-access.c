@@ -24,18 +24,12 @@ static uint8_t dek[KOS_DEK_LEN];
 
 static int suite_init(void)
 {
-	char path[600];
 	uint32_t v;
 
-	snprintf(inst, sizeof(inst), "%s/inst", kos_test_tmpdir());
-	if (kos_devinit(inst, 0, kos_test_srcpath("policy/default.policy"), NULL) != KOS_OK)
-		goto fail;
-	snprintf(path, sizeof(path), "%s/kos.conf", inst);
-	if (kos_config_load(path, &conf, NULL) != KOS_OK ||
-	    kos_policy_load(kos_config_get0_policy(conf), &pol, NULL) != KOS_OK ||
-	    kos_store_open(kos_config_get0_store(conf), &st) != KOS_OK ||
-	    kos_hsm_open(conf, 0, &hsm) != KOS_OK || kos_keys_new(pol, st, hsm, &keys) != KOS_OK ||
-	    kos_trust_new(pol, st, &tr) != KOS_OK || kos_access_new(keys, tr, &acc) != KOS_OK)
+	if (kos_test_inst_open(inst, sizeof(inst), 0, &conf, &pol, &st, &hsm) != 0)
+		return 1;
+	if (kos_keys_new(pol, st, hsm, &keys) != KOS_OK || kos_trust_new(pol, st, &tr) != KOS_OK ||
+	    kos_access_new(keys, tr, &acc) != KOS_OK)
 		goto fail;
 	if (kos_key_create(keys, "payments", KOS_KEY_DEK) != KOS_OK ||
 	    kos_key_dek(keys, "payments", 0, dek, &v) != KOS_OK)
@@ -51,11 +45,7 @@ static int suite_cleanup(void)
 	kos_access_free(acc);
 	kos_trust_free(tr);
 	kos_keys_free(keys);
-	kos_hsm_free(hsm);
-	kos_store_free(st);
-	kos_policy_free(pol);
-	kos_config_free(conf);
-	return 0;
+	return kos_test_inst_close(conf, pol, st, hsm);
 }
 
 static void observe_n(const char *client, kos_event ev, double value, int n)

@@ -203,15 +203,10 @@ static int suite_init(void)
 	FILE *f;
 	char *pem;
 
-	snprintf(inst, sizeof(inst), "%s/inst", kos_test_tmpdir());
-	if (kos_devinit(inst, 0, kos_test_srcpath("policy/default.policy"), NULL) != KOS_OK)
-		goto fail;
-	snprintf(path, sizeof(path), "%s/kos.conf", inst);
-	if (kos_config_load(path, &conf, NULL) != KOS_OK ||
-	    kos_policy_load(kos_config_get0_policy(conf), &pol, NULL) != KOS_OK ||
-	    kos_store_open(kos_config_get0_store(conf), &st) != KOS_OK ||
-	    kos_hsm_open(conf, 0, &hsm) != KOS_OK || kos_trust_new(pol, st, &tr) != KOS_OK ||
-	    kos_ca_new(pol, st, hsm, tr, &ca) != KOS_OK || kos_ca_init(ca, kid1) != KOS_OK ||
+	if (kos_test_inst_open(inst, sizeof(inst), 0, &conf, &pol, &st, &hsm) != 0)
+		return 1;
+	if (kos_trust_new(pol, st, &tr) != KOS_OK || kos_ca_new(pol, st, hsm, tr, &ca) != KOS_OK ||
+	    kos_ca_init(ca, kid1) != KOS_OK ||
 	    kos_ca_client_add(ca, "web-1", SCOPE, secret) != KOS_OK)
 		goto fail;
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -261,11 +256,7 @@ static int suite_cleanup(void)
 	kos_ca_free(ca);
 	kos_trust_free(tr);
 	kos_signer_forget(hsm);
-	kos_hsm_free(hsm);
-	kos_store_free(st);
-	kos_policy_free(pol);
-	kos_config_free(conf);
-	return 0;
+	return kos_test_inst_close(conf, pol, st, hsm);
 }
 
 /* kos and libjwt both take token (bound: to x5t) and read the same claims

@@ -49,16 +49,9 @@ static void real_time(void)
 
 static int suite_init(void)
 {
-	char path[700];
-
-	snprintf(inst, sizeof(inst), "%s/inst", kos_test_tmpdir());
-	if (kos_devinit(inst, 0, kos_test_srcpath("policy/default.policy"), NULL) != KOS_OK)
-		goto fail;
-	snprintf(path, sizeof(path), "%s/kos.conf", inst);
-	if (kos_config_load(path, &conf, NULL) != KOS_OK ||
-	    kos_store_open(kos_config_get0_store(conf), &st) != KOS_OK ||
-	    kos_hsm_open(conf, KOS_HSM_OPEN_STRICT, &hsm) != KOS_OK ||
-	    kos_hsm_token_find(hsm, "ca", &ca_tok) != KOS_OK ||
+	if (kos_test_inst_open(inst, sizeof(inst), KOS_HSM_OPEN_STRICT, &conf, NULL, &st, &hsm) != 0)
+		return 1;
+	if (kos_hsm_token_find(hsm, "ca", &ca_tok) != KOS_OK ||
 	    kos_services_new(st, hsm, &svc) != KOS_OK)
 		goto fail;
 	return 0;
@@ -70,10 +63,7 @@ fail:
 static int suite_cleanup(void)
 {
 	kos_services_free(svc);
-	kos_hsm_free(hsm);
-	kos_store_free(st);
-	kos_config_free(conf);
-	return 0;
+	return kos_test_inst_close(conf, NULL, st, hsm);
 }
 
 /* --- helpers ------------------------------------------------------------------ */
