@@ -63,6 +63,15 @@ check "the client calls nothing of the server ($(tr '\n' ' ' < "$kos_tmp/up"))" 
 check "libkos-common depends on libcrypto only" \
 	grep -q -x -e "dependency_libs=' *-lcrypto *\( -lm\)\{0,1\} *'" "$top/libkos-common.la"
 
+# what an application's build asks pkg-config for
+if command -v pkg-config >/dev/null 2>&1; then
+	run env PKG_CONFIG_PATH="$top" pkg-config --libs kos-client
+	grep_out "lkos-client" "pkg-config --libs kos-client names the library"
+	run env PKG_CONFIG_PATH="$top" pkg-config --static --libs kos-client
+	grep_out "lcurl" "its static link names libcurl"
+	check "and no server library" sh -c '! grep -q -e "-l\(sqlite3\|config\|event\|p11-kit\)" "$1"' - "$out"
+fi
+
 # a program of the installed API alone
 bin="$top/tests/.libs/client-abi"
 [ -f "$bin" ] || bin="$abi"
