@@ -411,26 +411,71 @@ static int check_client(const char *sub, const char *name)
 
 /* Prints a new secret: on standard output alone (for scripts), the note on
  * standard error. */
+/* A one-time enrollment secret of client name: {client, secret, expires}
+ * with --json, else the secret on standard output and a note on standard
+ * error. expires is NULL for kosd's answer to client add, which names none. */
+static int show_secret(struct kosctl_ctx *ctx, const char *name, const char *secret,
+		       const char *expires)
+{
+	int rc = KOSCTL_OK;
+
+	if (ctx->json && expires != NULL) {
+		rc = print_json(json_pack("{s:s, s:s, s:s}", "client", name, "secret", secret,
+					  "expires", expires));
+	} else if (ctx->json) {
+		rc = print_json(json_pack("{s:s, s:s}", "client", name, "secret", secret));
+	} else {
+		if (expires != NULL)
+			fprintf(stderr,
+				"kosctl: the one-time enrollment secret of client %s (shown once; "
+				"valid until %s; 'kosctl credential enroll -' exchanges it):\n",
+				name, expires);
+		else
+			fprintf(stderr,
+				"kosctl: the one-time enrollment secret of client %s (shown once; "
+				"'kosctl --server ... credential enroll -' exchanges it):\n",
+				name);
+		if (printf("%s\n", secret) < 0)
+			rc = KOSCTL_FAIL;
+	}
+	return rc;
+}
+
 static int print_secret(struct kosctl_ctx *ctx, const char *name, char *secret)
 {
 	kos_ca_client_info info;
 	char expires[32] = "?";
-	int rc = KOSCTL_OK;
+	int rc;
 
 	if (kos_ca_client_get(ctx->ca, name, &info) == KOS_OK)
 		format_time(info.secret_expires, expires, sizeof(expires));
-	if (ctx->json) {
-		rc = print_json(json_pack("{s:s, s:s, s:s}", "client", name, "secret", secret,
-					  "expires", expires));
-	} else {
-		fprintf(stderr,
-			"kosctl: the one-time enrollment secret of client %s (shown once; valid "
-			"until %s; 'kosctl credential enroll -' exchanges it):\n",
-			name, expires);
-		if (printf("%s\n", secret) < 0)
-			rc = KOSCTL_FAIL;
-	}
+	rc = show_secret(ctx, name, secret, expires);
 	explicit_bzero(secret, KOS_CRED_SECRET_LEN + 1);
+	return rc;
+}
+
+/* A secret through kosd: POST path with body (taken); kosd's answer holds
+ * the secret, and its expiry when expires. */
+static int secret_remote(struct kosctl_ctx *ctx, const char *what, const char *path, json_t *body,
+			 const char *name, bool expires)
+{
+	json_t *ans = NULL;
+	const char *secret;
+	int rc;
+
+	if (kosctl_call(ctx, what, "POST", path, body, &ans) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	secret = json_string_value(json_object_get(ans, "secret"));
+	if (secret == NULL) {
+		kosctl_err("%s: kosd's answer holds no secret", what);
+		rc = KOSCTL_FAIL;
+	} else {
+		rc = show_secret(ctx, name, secret,
+				 expires ? kosctl_jstr(ans, "expires") : NULL);
+	}
+	fflush(stdout);
+	kosctl_json_wipe(ans, "secret");
+	json_decref(ans);
 	return rc;
 }
 
@@ -451,31 +496,8 @@ static void client_add_usage(FILE *f)
 /* client add through kosd: POST /v1/admin/clients. */
 static int client_add_remote(struct kosctl_ctx *ctx, const char *name, const char *scope)
 {
-	json_t *ans = NULL;
-	const char *secret;
-	int rc = KOSCTL_OK;
-
-	if (kosctl_call(ctx, "client add", "POST", "/v1/admin/clients",
-			json_pack("{s:s, s:s}", "name", name, "scope", scope), &ans) != KOSCTL_OK)
-		return KOSCTL_FAIL;
-	secret = json_string_value(json_object_get(ans, "secret"));
-	if (secret == NULL) {
-		kosctl_err("client add: kosd's answer holds no secret");
-		rc = KOSCTL_FAIL;
-	} else if (ctx->json) {
-		rc = print_json(json_pack("{s:s, s:s}", "client", name, "secret", secret));
-	} else {
-		fprintf(stderr,
-			"kosctl: the one-time enrollment secret of client %s (shown once; "
-			"'kosctl --server ... credential enroll -' exchanges it):\n",
-			name);
-		if (printf("%s\n", secret) < 0)
-			rc = KOSCTL_FAIL;
-	}
-	fflush(stdout);
-	kosctl_json_wipe(ans, "secret");
-	json_decref(ans);
-	return rc;
+	return secret_remote(ctx, "client add", "/v1/admin/clients",
+			     json_pack("{s:s, s:s}", "name", name, "scope", scope), name, false);
 }
 
 static int cmd_client_add(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -530,32 +552,9 @@ static void client_secret_usage(FILE *f)
 static int client_secret_remote(struct kosctl_ctx *ctx, const char *name)
 {
 	char path[64 + KOS_KEY_NAME_MAX];
-	json_t *ans = NULL;
-	const char *secret;
-	int rc = KOSCTL_OK;
 
 	snprintf(path, sizeof(path), "/v1/admin/clients/%s/secret", name);
-	if (kosctl_call(ctx, "client secret", "POST", path, json_object(), &ans) != KOSCTL_OK)
-		return KOSCTL_FAIL;
-	secret = json_string_value(json_object_get(ans, "secret"));
-	if (secret == NULL) {
-		kosctl_err("client secret: kosd's answer holds no secret");
-		rc = KOSCTL_FAIL;
-	} else if (ctx->json) {
-		rc = print_json(json_pack("{s:s, s:s, s:s}", "client", name, "secret", secret,
-					  "expires", kosctl_jstr(ans, "expires")));
-	} else {
-		fprintf(stderr,
-			"kosctl: the one-time enrollment secret of client %s (shown once; valid "
-			"until %s; 'kosctl credential enroll -' exchanges it):\n",
-			name, kosctl_jstr(ans, "expires"));
-		if (printf("%s\n", secret) < 0)
-			rc = KOSCTL_FAIL;
-	}
-	fflush(stdout);
-	kosctl_json_wipe(ans, "secret");
-	json_decref(ans);
-	return rc;
+	return secret_remote(ctx, "client secret", path, json_object(), name, true);
 }
 
 static int cmd_client_secret(struct kosctl_ctx *ctx, int argc, char **argv)

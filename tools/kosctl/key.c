@@ -608,6 +608,91 @@ static int cmd_retire(struct kosctl_ctx *ctx, int argc, char **argv)
 
 /* --- encrypt and decrypt ------------------------------------------------------------ */
 
+/* One data operation on standard input's bytes: through kosd, or here
+ * through kos_access as a named local administrator. Both take the same
+ * pipeline, so only the call differs. */
+enum data_op { DATA_ENCRYPT, DATA_DECRYPT, DATA_SIGN };
+
+struct data_req {
+	enum data_op op;
+	const char *what; /* "key encrypt", for messages */
+	const char *name, *context;
+	kos_sig_alg alg;
+	const uint8_t *in;
+	size_t len;
+};
+
+/* Runs q; on success *out (kos_secret_free) holds the envelope, plaintext
+ * or signature. *done is -1 to go on with rv, else the exit status (the
+ * local access could not be opened, or the pipeline refused: reported). */
+static kos_rv data_run(struct kosctl_ctx *ctx, bool remote, const struct data_req *q,
+		       uint8_t **out, size_t *out_len, int *done)
+{
+	kos_access_result res;
+	kos_rv rv;
+
+	*done = -1;
+	if (remote) {
+		switch (q->op) {
+		case DATA_ENCRYPT:
+			return kos_client_encrypt(ctx->client, q->name, q->context, q->in, q->len,
+						  out, out_len);
+		case DATA_DECRYPT:
+			return kos_client_decrypt(ctx->client, q->context, q->in, q->len, out,
+						  out_len);
+		default:
+			return kos_client_sign(ctx->client, q->name, q->alg, q->in, q->len, out,
+					       out_len);
+		}
+	}
+	/* server-side, as for a client of kosd: tier deny is refused */
+	if (kosctl_need_access(ctx) != KOSCTL_OK) {
+		*done = KOSCTL_FAIL;
+		return KOS_E_INVALID;
+	}
+	switch (q->op) {
+	case DATA_ENCRYPT:
+		rv = kos_access_encrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, q->name,
+					q->context, q->in, q->len, &res);
+		break;
+	case DATA_DECRYPT:
+		rv = kos_access_decrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, q->context,
+					q->in, q->len, &res);
+		break;
+	default:
+		rv = kos_access_sign(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, q->name, q->alg,
+				     q->in, q->len, &res);
+		break;
+	}
+	if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
+		*done = kosctl_refused(ctx, &res, q->what);
+	} else if (rv == KOS_OK) {
+		ctx->tier = kos_tier_name(res.tier);
+		/* handed over as it is (an envelope or signature is no secret, a
+		 * plaintext is wiped by the caller's kos_secret_free) */
+		*out = res.data;
+		*out_len = res.data_len;
+		res.data = NULL;
+	}
+	kos_access_result_clear(&res);
+	return rv;
+}
+
+/* The end of encrypt and sign: rv reported, or out written. */
+static int data_written(struct kosctl_ctx *ctx, bool remote, kos_rv rv, const char *what,
+			uint8_t *out, size_t out_len)
+{
+	int rc;
+
+	if (rv != KOS_OK) {
+		report(ctx, remote, rv, what);
+		return KOSCTL_FAIL;
+	}
+	rc = write_all(out, out_len);
+	kos_secret_free(out, out_len);
+	return rc;
+}
+
 static void encrypt_usage(FILE *f)
 {
 	fprintf(f,
@@ -629,6 +714,7 @@ static int cmd_encrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 	unsigned char *buf = NULL;
 	uint8_t *env = NULL;
 	size_t len = 0, cap = 0, env_len = 0;
+	struct data_req q;
 	struct opts o;
 	bool remote;
 	kos_rv rv;
@@ -645,38 +731,13 @@ static int cmd_encrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 		return KOSCTL_FAIL;
 	if (read_stdin(KOS_ENVELOPE_MAX_PLAINTEXT, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL; /* kosctl_read_all() said why */
-	if (remote) {
-		rv = kos_client_encrypt(ctx->client, o.name, o.context, buf, len, &env, &env_len);
-	} else {
-		kos_access_result res;
-
-		if (kosctl_need_access(ctx) != KOSCTL_OK) {
-			kos_secret_free(buf, cap);
-			return KOSCTL_FAIL;
-		}
-		rv = kos_access_encrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, o.name,
-						o.context, buf, len, &res);
-		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
-			kos_secret_free(buf, cap);
-			return kosctl_refused(ctx, &res, "key encrypt");
-		}
-		if (rv == KOS_OK) {
-			ctx->tier = kos_tier_name(res.tier);
-			/* the envelope is no secret: handed over as it is */
-			env = res.data;
-			env_len = res.data_len;
-			res.data = NULL;
-		}
-		kos_access_result_clear(&res);
-	}
+	q = (struct data_req){ .op = DATA_ENCRYPT, .what = "key encrypt", .name = o.name,
+			       .context = o.context, .in = buf, .len = len };
+	rv = data_run(ctx, remote, &q, &env, &env_len, &rc);
 	kos_secret_free(buf, cap);
-	if (rv != KOS_OK) {
-		report(ctx, remote, rv, "key encrypt");
-		return KOSCTL_FAIL;
-	}
-	rc = write_all(env, env_len);
-	kos_secret_free(env, env_len);
-	return rc;
+	if (rc >= 0)
+		return rc;
+	return data_written(ctx, remote, rv, q.what, env, env_len);
 }
 
 static void decrypt_usage(FILE *f)
@@ -733,6 +794,7 @@ static int cmd_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 	unsigned char *buf = NULL;
 	uint8_t *pt = NULL;
 	size_t len = 0, cap = 0, pt_len = 0;
+	struct data_req q;
 	struct opts o;
 	bool remote;
 	kos_rv rv;
@@ -744,31 +806,12 @@ static int cmd_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 		return KOSCTL_FAIL;
 	if (read_stdin(ENVELOPE_MAX, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL;
-	if (remote) {
-		rv = kos_client_decrypt(ctx->client, o.context, buf, len, &pt, &pt_len);
-	} else {
-		kos_access_result res;
-
-		/* server-side, as for a client of kosd: tier deny is refused */
-		if (kosctl_need_access(ctx) != KOSCTL_OK) {
-			kos_secret_free(buf, cap);
-			return KOSCTL_FAIL;
-		}
-		rv = kos_access_decrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, o.context,
-						buf, len, &res);
-		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
-			kos_secret_free(buf, cap);
-			return kosctl_refused(ctx, &res, "key decrypt");
-		}
-		if (rv == KOS_OK) {
-			ctx->tier = kos_tier_name(res.tier);
-			pt = res.data;
-			pt_len = res.data_len;
-			res.data = NULL;
-		}
-		kos_access_result_clear(&res);
-	}
+	q = (struct data_req){ .op = DATA_DECRYPT, .what = "key decrypt", .context = o.context,
+			       .in = buf, .len = len };
+	rv = data_run(ctx, remote, &q, &pt, &pt_len, &rc);
 	kos_secret_free(buf, cap);
+	if (rc >= 0)
+		return rc;
 	if (remote && ctx->verbose)
 		decrypt_path_note(ctx, rv);
 	if (remote && rv != KOS_OK) {
@@ -813,6 +856,7 @@ static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
 	unsigned char *buf = NULL;
 	uint8_t *sig = NULL;
 	size_t len = 0, cap = 0, sig_len = 0;
+	struct data_req q;
 	struct opts o;
 	bool remote;
 	kos_rv rv;
@@ -828,37 +872,13 @@ static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
 		return KOSCTL_FAIL;
 	if (read_stdin(SIGN_MAX, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL;
-	if (remote) {
-		rv = kos_client_sign(ctx->client, o.name, alg, buf, len, &sig, &sig_len);
-	} else {
-		kos_access_result res;
-
-		if (kosctl_need_access(ctx) != KOSCTL_OK) {
-			kos_secret_free(buf, cap);
-			return KOSCTL_FAIL;
-		}
-		rv = kos_access_sign(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, o.name, alg,
-					     buf, len, &res);
-		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
-			kos_secret_free(buf, cap);
-			return kosctl_refused(ctx, &res, "key sign");
-		}
-		if (rv == KOS_OK) {
-			ctx->tier = kos_tier_name(res.tier);
-			sig = res.data;
-			sig_len = res.data_len;
-			res.data = NULL;
-		}
-		kos_access_result_clear(&res);
-	}
+	q = (struct data_req){ .op = DATA_SIGN, .what = "key sign", .name = o.name, .alg = alg,
+			       .in = buf, .len = len };
+	rv = data_run(ctx, remote, &q, &sig, &sig_len, &rc);
 	kos_secret_free(buf, cap);
-	if (rv != KOS_OK) {
-		report(ctx, remote, rv, "key sign");
-		return KOSCTL_FAIL;
-	}
-	rc = write_all(sig, sig_len);
-	kos_secret_free(sig, sig_len);
-	return rc;
+	if (rc >= 0)
+		return rc;
+	return data_written(ctx, remote, rv, q.what, sig, sig_len);
 }
 
 static void pubkey_usage(FILE *f)

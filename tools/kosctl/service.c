@@ -210,6 +210,41 @@ static int print_json(json_t *v)
 
 /* --- register / ops / remove ------------------------------------------------------ */
 
+/* A change to service name: through kosd (POST /v1/admin/services, or
+ * /v1/admin/services/NAME/SUB with SUB given, with body, which is taken), or
+ * here with local(). Both take the same pipeline and answer alike, so the
+ * caller prints what changed either way. */
+static int change(struct kosctl_ctx *ctx, struct opts *o, const char *what, const char *sub,
+		  const char *name, json_t *body,
+		  kos_rv (*local)(kos_services *sv, const char *name, const char *ops))
+{
+	char path[64 + KOS_SERVICE_NAME_MAX];
+	kos_rv rv;
+
+	if (kosctl_remote(ctx)) {
+		if (sub != NULL)
+			snprintf(path, sizeof(path), "/v1/admin/services/%s/%s", name, sub);
+		else
+			snprintf(path, sizeof(path), "/v1/admin/services");
+		return kosctl_call(ctx, what, "POST", path, body, NULL);
+	}
+	json_decref(body);
+	if (load(ctx, o) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = local(ctx->services, name, o->ops);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, what);
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+static kos_rv remove_local(kos_services *sv, const char *name, const char *ops)
+{
+	(void)ops;
+	return kos_service_remove(sv, name);
+}
+
 static void register_usage(FILE *f)
 {
 	fprintf(f,
@@ -231,7 +266,6 @@ static int cmd_register(struct kosctl_ctx *ctx, int argc, char **argv)
 	const char *name;
 	struct opts o;
 	bool done;
-	kos_rv rv;
 	int rc;
 
 	rc = parse_options("register", register_usage, allowed, argc, argv, &o, &done);
@@ -240,20 +274,10 @@ static int cmd_register(struct kosctl_ctx *ctx, int argc, char **argv)
 	if (one_name("register", argc, argv, &name) != KOSCTL_OK ||
 	    check_ops("register", o.ops) != KOSCTL_OK)
 		return KOSCTL_USAGE;
-	if (kosctl_remote(ctx)) {
-		if (kosctl_call(ctx, "service register", "POST", "/v1/admin/services",
-				json_pack("{s:s, s:s}", "name", name, "ops", o.ops), NULL) != KOSCTL_OK)
-			return KOSCTL_FAIL;
-		printf("service %s registered: operations %s, seed version 1\n", name, o.ops);
-		return KOSCTL_OK;
-	}
-	if (load(ctx, &o) != KOSCTL_OK)
+	if (change(ctx, &o, "service register", NULL, name,
+		   json_pack("{s:s, s:s}", "name", name, "ops", o.ops),
+		   kos_service_register) != KOSCTL_OK)
 		return KOSCTL_FAIL;
-	rv = kos_service_register(ctx->services, name, o.ops);
-	if (rv != KOS_OK) {
-		kosctl_err_rv(rv, "service register");
-		return KOSCTL_FAIL;
-	}
 	printf("service %s registered: operations %s, seed version 1\n", name, o.ops);
 	return KOSCTL_OK;
 }
@@ -276,7 +300,6 @@ static int cmd_ops(struct kosctl_ctx *ctx, int argc, char **argv)
 	const char *name;
 	struct opts o;
 	bool done;
-	kos_rv rv;
 	int rc;
 
 	rc = parse_options("ops", ops_usage, allowed, argc, argv, &o, &done);
@@ -284,22 +307,9 @@ static int cmd_ops(struct kosctl_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (one_name("ops", argc, argv, &name) != KOSCTL_OK || check_ops("ops", o.ops) != KOSCTL_OK)
 		return KOSCTL_USAGE;
-	if (kosctl_remote(ctx)) {
-		char path[64 + KOS_SERVICE_NAME_MAX];
-
-		snprintf(path, sizeof(path), "/v1/admin/services/%s/ops", name);
-		if (kosctl_call(ctx, "service ops", "POST", path, json_pack("{s:s}", "ops", o.ops),
-				NULL) != KOSCTL_OK)
-			return KOSCTL_FAIL;
-	} else {
-		if (load(ctx, &o) != KOSCTL_OK)
-			return KOSCTL_FAIL;
-		rv = kos_service_set_ops(ctx->services, name, o.ops);
-		if (rv != KOS_OK) {
-			kosctl_err_rv(rv, "service ops");
-			return KOSCTL_FAIL;
-		}
-	}
+	if (change(ctx, &o, "service ops", "ops", name, json_pack("{s:s}", "ops", o.ops),
+		   kos_service_set_ops) != KOSCTL_OK)
+		return KOSCTL_FAIL;
 	printf("service %s: operations %s\n", name, o.ops);
 	return KOSCTL_OK;
 }
@@ -320,7 +330,6 @@ static int cmd_remove(struct kosctl_ctx *ctx, int argc, char **argv)
 	const char *name;
 	struct opts o;
 	bool done;
-	kos_rv rv;
 	int rc;
 
 	rc = parse_options("remove", remove_usage, allowed, argc, argv, &o, &done);
@@ -328,22 +337,9 @@ static int cmd_remove(struct kosctl_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (one_name("remove", argc, argv, &name) != KOSCTL_OK)
 		return KOSCTL_USAGE;
-	if (kosctl_remote(ctx)) {
-		char path[64 + KOS_SERVICE_NAME_MAX];
-
-		snprintf(path, sizeof(path), "/v1/admin/services/%s/remove", name);
-		if (kosctl_call(ctx, "service remove", "POST", path, json_object(), NULL) !=
-		    KOSCTL_OK)
-			return KOSCTL_FAIL;
-	} else {
-		if (load(ctx, &o) != KOSCTL_OK)
-			return KOSCTL_FAIL;
-		rv = kos_service_remove(ctx->services, name);
-		if (rv != KOS_OK) {
-			kosctl_err_rv(rv, "service remove");
-			return KOSCTL_FAIL;
-		}
-	}
+	if (change(ctx, &o, "service remove", "remove", name, json_object(), remove_local) !=
+	    KOSCTL_OK)
+		return KOSCTL_FAIL;
 	printf("service %s removed\n", name);
 	return KOSCTL_OK;
 }

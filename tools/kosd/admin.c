@@ -81,7 +81,7 @@ static bool given_scope_ok(struct kosd_req *r, const char *scope, const char *wh
 	return true;
 }
 
-static void admin_clients(struct kosd_req *r)
+void kosd_admin_clients(struct kosd_req *r)
 {
 	char secret[KOS_CRED_SECRET_LEN + 1];
 	const char *name, *scope;
@@ -104,7 +104,7 @@ static void admin_clients(struct kosd_req *r)
 	OPENSSL_cleanse(secret, sizeof(secret));
 }
 
-static void admin_revoke(struct kosd_req *r)
+void kosd_admin_revoke(struct kosd_req *r)
 {
 	const char *jti, *client;
 	json_t *before = json_object_get(r->body, "before");
@@ -153,7 +153,7 @@ static void admin_revoke(struct kosd_req *r)
 				  jti != NULL ? "jti" : client != NULL ? "client" : "before"));
 }
 
-static void admin_client_disable(struct kosd_req *r, int disabled)
+static void client_set_disabled(struct kosd_req *r, int disabled)
 {
 	kos_rv rv;
 
@@ -167,7 +167,17 @@ static void admin_client_disable(struct kosd_req *r, int disabled)
 	kosd_reply_json(r, 200, json_pack("{s:s, s:b}", "client", r->name, "disabled", disabled));
 }
 
-static void admin_client_show(struct kosd_req *r)
+void kosd_admin_client_disable(struct kosd_req *r)
+{
+	client_set_disabled(r, 1);
+}
+
+void kosd_admin_client_enable(struct kosd_req *r)
+{
+	client_set_disabled(r, 0);
+}
+
+void kosd_admin_client_show(struct kosd_req *r)
 {
 	kos_ca_client_info info;
 	kos_rv rv;
@@ -183,7 +193,7 @@ static void admin_client_show(struct kosd_req *r)
 }
 
 /* A new one-time enrollment secret; an unused earlier one stops working. */
-static void admin_client_secret(struct kosd_req *r)
+void kosd_admin_client_secret(struct kosd_req *r)
 {
 	char secret[KOS_CRED_SECRET_LEN + 1];
 	kos_ca_client_info info;
@@ -209,7 +219,7 @@ static void admin_client_secret(struct kosd_req *r)
 
 /* The new key signs from now on; the old one verifies until the
  * credentials it signed expire (kos_ca_rotate()). */
-static void admin_ca_rotate(struct kosd_req *r)
+void kosd_admin_ca_rotate(struct kosd_req *r)
 {
 	char kid[KOS_CA_KID_LEN + 1];
 	kos_rv rv;
@@ -236,7 +246,7 @@ static int ca_one(const kos_ca_key_info *k, void *varg)
 	return json_array_append_new(a->arr, kosj_ca_key(k, a->now)) == 0 ? 0 : KOS_E_NOMEM;
 }
 
-static void admin_ca_list(struct kosd_req *r)
+void kosd_admin_ca_list(struct kosd_req *r)
 {
 	struct ca_arg a = { kos_now(), NULL };
 	kos_rv rv;
@@ -258,7 +268,7 @@ static void admin_ca_list(struct kosd_req *r)
 
 /* A credential for a registered client, as kosctl credential issue makes
  * on the store: the administrator hands it over out of band. */
-static void admin_cred_issue(struct kosd_req *r)
+void kosd_admin_cred_issue(struct kosd_req *r)
 {
 	const char *client, *scope, *cnf;
 	char *token = NULL;
@@ -303,7 +313,7 @@ static int revocation_one(const kos_revocation_info *info, void *arg)
 	return json_array_append_new(arg, kosj_revocation_info(info)) == 0 ? 0 : KOS_E_NOMEM;
 }
 
-static void admin_revocations(struct kosd_req *r)
+void kosd_admin_revocations(struct kosd_req *r)
 {
 	json_t *arr;
 	kos_rv rv;
@@ -323,7 +333,7 @@ static void admin_revocations(struct kosd_req *r)
 	kosd_reply_json(r, 200, json_pack("{s:o}", "revocations", arr));
 }
 
-static void admin_prune(struct kosd_req *r)
+void kosd_admin_prune(struct kosd_req *r)
 {
 	uint64_t removed = 0;
 	kos_rv rv;
@@ -338,7 +348,7 @@ static void admin_prune(struct kosd_req *r)
 	kosd_reply_json(r, 200, json_pack("{s:I}", "removed", (json_int_t)removed));
 }
 
-static void admin_keys(struct kosd_req *r)
+void kosd_admin_keys(struct kosd_req *r)
 {
 	kos_key_type type = KOS_KEY_DEK;
 	const char *name, *type_s;
@@ -370,7 +380,7 @@ static void admin_keys(struct kosd_req *r)
 					  kos_key_type_name(type), "version", 1));
 }
 
-static void admin_rotate(struct kosd_req *r)
+void kosd_admin_rotate(struct kosd_req *r)
 {
 	uint32_t v = 0;
 	kos_rv rv;
@@ -401,7 +411,7 @@ static void due_one(const char *name, uint32_t version, void *varg)
 
 /* Rotations already made stay made when a later one fails: the answer
  * names them even then, so the operator sees which keys moved. */
-static void admin_rotate_due(struct kosd_req *r)
+void kosd_admin_rotate_due(struct kosd_req *r)
 {
 	struct due_arg a = { NULL, false };
 	kos_rv rv;
@@ -428,7 +438,7 @@ static void admin_rotate_due(struct kosd_req *r)
 	kosd_reply_json(r, 200, json_pack("{s:o}", "rotated", a.arr));
 }
 
-static void admin_retire(struct kosd_req *r)
+void kosd_admin_retire(struct kosd_req *r)
 {
 	json_t *v;
 	kos_rv rv;
@@ -454,7 +464,7 @@ static void admin_retire(struct kosd_req *r)
 					  json_integer_value(v)));
 }
 
-static void admin_threat(struct kosd_req *r)
+void kosd_admin_threat(struct kosd_req *r)
 {
 	const char *level_s, *reason;
 	kos_threat level;
@@ -480,7 +490,7 @@ static void admin_threat(struct kosd_req *r)
 	kosd_reply_json(r, 200, json_pack("{s:s}", "level", kos_threat_name(level)));
 }
 
-static void admin_reload(struct kosd_req *r)
+void kosd_admin_reload(struct kosd_req *r)
 {
 	char why[512];
 
@@ -501,7 +511,7 @@ static int client_one(const kos_ca_client_info *c, void *arg)
 	return json_array_append_new(arg, kosj_client_info(c)) == 0 ? 0 : KOS_E_NOMEM;
 }
 
-static void admin_client_list(struct kosd_req *r)
+void kosd_admin_client_list(struct kosd_req *r)
 {
 	json_t *arr;
 	kos_rv rv;
@@ -534,7 +544,7 @@ static int trust_one(const kos_trust_info *info, void *arg)
 	return json_array_append_new(arg, kosj_trust_info(info)) == 0 ? 0 : KOS_E_NOMEM;
 }
 
-static void admin_trust_list(struct kosd_req *r)
+void kosd_admin_trust_list(struct kosd_req *r)
 {
 	json_t *arr;
 	kos_rv rv;
@@ -555,7 +565,7 @@ static void admin_trust_list(struct kosd_req *r)
 	kosd_reply_json(r, 200, json_pack("{s:o}", "clients", arr));
 }
 
-static void admin_trust_get(struct kosd_req *r)
+void kosd_admin_trust_get(struct kosd_req *r)
 {
 	kos_trust_info info;
 	kos_rv rv;
@@ -587,7 +597,7 @@ static bool body_u64(struct kosd_req *r, const char *key, uint64_t *out)
 	return true;
 }
 
-static void admin_trust_observe(struct kosd_req *r)
+void kosd_admin_trust_observe(struct kosd_req *r)
 {
 	kos_observation obs = { 0 };
 	kos_trust_info info;
@@ -636,7 +646,7 @@ static void admin_trust_observe(struct kosd_req *r)
 	kosd_reply_json(r, 200, kosj_trust_info(&info));
 }
 
-static void admin_trust_forget(struct kosd_req *r)
+void kosd_admin_trust_forget(struct kosd_req *r)
 {
 	kos_rv rv;
 
@@ -654,7 +664,7 @@ static void admin_trust_forget(struct kosd_req *r)
 
 /* The level as kosctl threat check prints it, plus "raised". The trust
  * state it counts includes every request kosd has served. */
-static void admin_threat_check(struct kosd_req *r)
+void kosd_admin_threat_check(struct kosd_req *r)
 {
 	kos_threat_info info;
 	int raised = 0;
@@ -678,7 +688,7 @@ static void admin_threat_check(struct kosd_req *r)
 	kosd_reply_json(r, 200, o);
 }
 
-static void admin_key_show(struct kosd_req *r)
+void kosd_admin_key_show(struct kosd_req *r)
 {
 	json_t *obj = NULL;
 	kos_rv rv;
@@ -693,7 +703,7 @@ static void admin_key_show(struct kosd_req *r)
 	kosd_reply_json(r, 200, obj);
 }
 
-static void admin_threat_get(struct kosd_req *r)
+void kosd_admin_threat_get(struct kosd_req *r)
 {
 	kos_threat_info info;
 	kos_rv rv;
@@ -710,7 +720,7 @@ static void admin_threat_get(struct kosd_req *r)
 
 /* The backend tokens as kosd's own handle sees them: the call statistics
  * are kosd's, which is what an operator watching it wants. */
-static void admin_kms(struct kosd_req *r)
+void kosd_admin_kms(struct kosd_req *r)
 {
 	size_t i, n = kos_hsm_token_count(r->d->hsm), down = 0;
 	json_int_t calls = 0, failures = 0;
@@ -745,7 +755,7 @@ static void admin_kms(struct kosd_req *r)
 
 /* --- services --- */
 
-static void admin_service_register(struct kosd_req *r)
+void kosd_admin_service_register(struct kosd_req *r)
 {
 	const char *name, *ops;
 	bool failed;
@@ -770,7 +780,7 @@ static void admin_service_register(struct kosd_req *r)
 			json_pack("{s:s, s:s, s:i}", "name", name, "ops", ops, "seed_version", 1));
 }
 
-static void admin_service_rotate(struct kosd_req *r)
+void kosd_admin_service_rotate(struct kosd_req *r)
 {
 	json_t *breach;
 	uint32_t v = 0;
@@ -798,7 +808,7 @@ static int service_one(const kos_service_info *info, void *arg)
 	return json_array_append_new(arg, kosj_service_info(info)) == 0 ? 0 : KOS_E_NOMEM;
 }
 
-static void admin_service_list(struct kosd_req *r)
+void kosd_admin_service_list(struct kosd_req *r)
 {
 	json_t *arr;
 	kos_rv rv;
@@ -818,7 +828,7 @@ static void admin_service_list(struct kosd_req *r)
 	kosd_reply_json(r, 200, json_pack("{s:o}", "services", arr));
 }
 
-static void admin_service_show(struct kosd_req *r)
+void kosd_admin_service_show(struct kosd_req *r)
 {
 	kos_service_info info;
 	kos_rv rv;
@@ -833,7 +843,7 @@ static void admin_service_show(struct kosd_req *r)
 	kosd_reply_json(r, 200, kosj_service_info(&info));
 }
 
-static void admin_service_ops(struct kosd_req *r)
+void kosd_admin_service_ops(struct kosd_req *r)
 {
 	const char *ops;
 	bool failed;
@@ -856,7 +866,7 @@ static void admin_service_ops(struct kosd_req *r)
 }
 
 /* Every token of the service stops validating: its seed is gone. */
-static void admin_service_remove(struct kosd_req *r)
+void kosd_admin_service_remove(struct kosd_req *r)
 {
 	kos_rv rv;
 
@@ -868,43 +878,4 @@ static void admin_service_remove(struct kosd_req *r)
 		return;
 	}
 	kosd_reply_json(r, 200, json_pack("{s:s}", "removed", r->name));
-}
-
-void kosd_route_admin(struct kosd_req *r)
-{
-	switch (r->route) {
-	case KOSD_R_ADMIN_CLIENTS: admin_clients(r); break;
-	case KOSD_R_ADMIN_REVOKE: admin_revoke(r); break;
-	case KOSD_R_ADMIN_KEYS: admin_keys(r); break;
-	case KOSD_R_ADMIN_ROTATE: admin_rotate(r); break;
-	case KOSD_R_ADMIN_RETIRE: admin_retire(r); break;
-	case KOSD_R_ADMIN_THREAT: admin_threat(r); break;
-	case KOSD_R_ADMIN_RELOAD: admin_reload(r); break;
-	case KOSD_R_ADMIN_CLIENT_LIST: admin_client_list(r); break;
-	case KOSD_R_ADMIN_TRUST_LIST: admin_trust_list(r); break;
-	case KOSD_R_ADMIN_TRUST_GET: admin_trust_get(r); break;
-	case KOSD_R_ADMIN_TRUST_OBSERVE: admin_trust_observe(r); break;
-	case KOSD_R_ADMIN_KEY_SHOW: admin_key_show(r); break;
-	case KOSD_R_ADMIN_THREAT_GET: admin_threat_get(r); break;
-	case KOSD_R_ADMIN_KMS: admin_kms(r); break;
-	case KOSD_R_ADMIN_SVC_REGISTER: admin_service_register(r); break;
-	case KOSD_R_ADMIN_SVC_ROTATE: admin_service_rotate(r); break;
-	case KOSD_R_ADMIN_ROTATE_DUE: admin_rotate_due(r); break;
-	case KOSD_R_ADMIN_TRUST_FORGET: admin_trust_forget(r); break;
-	case KOSD_R_ADMIN_CRED_ISSUE: admin_cred_issue(r); break;
-	case KOSD_R_ADMIN_REVOCATIONS: admin_revocations(r); break;
-	case KOSD_R_ADMIN_PRUNE: admin_prune(r); break;
-	case KOSD_R_ADMIN_CLIENT_DISABLE: admin_client_disable(r, 1); break;
-	case KOSD_R_ADMIN_CLIENT_ENABLE: admin_client_disable(r, 0); break;
-	case KOSD_R_ADMIN_CA_ROTATE: admin_ca_rotate(r); break;
-	case KOSD_R_ADMIN_CA_LIST: admin_ca_list(r); break;
-	case KOSD_R_ADMIN_THREAT_CHECK: admin_threat_check(r); break;
-	case KOSD_R_ADMIN_SVC_LIST: admin_service_list(r); break;
-	case KOSD_R_ADMIN_SVC_SHOW: admin_service_show(r); break;
-	case KOSD_R_ADMIN_SVC_OPS: admin_service_ops(r); break;
-	case KOSD_R_ADMIN_SVC_REMOVE: admin_service_remove(r); break;
-	case KOSD_R_ADMIN_CLIENT_SHOW: admin_client_show(r); break;
-	case KOSD_R_ADMIN_CLIENT_SECRET: admin_client_secret(r); break;
-	default: kosd_reply_error(r, 404, "not_found", "no such route"); break;
-	}
 }

@@ -28,8 +28,6 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
 /* --- JSON memory: request bodies and answers carry secrets -------------- */
 
 /* jansson frees without a size, and libkos, sharing jansson's process-wide
@@ -46,206 +44,6 @@ void kosd_json_release(void *ptr)
 		return;
 	OPENSSL_cleanse(ptr, malloc_usable_size(ptr));
 	free(ptr);
-}
-
-/* --- routes ------------------------------------------------------------- */
-
-static const char *const route_names[KOSD_R_COUNT] = {
-	[KOSD_R_UNKNOWN] = "unknown",		[KOSD_R_HEALTH] = "health",
-	[KOSD_R_METRICS] = "metrics",		[KOSD_R_ENROLL] = "enroll",
-	[KOSD_R_REFRESH] = "refresh",		[KOSD_R_KEYS] = "keys",
-	[KOSD_R_PUBKEY] = "pubkey",		[KOSD_R_ENCRYPT] = "encrypt",
-	[KOSD_R_DECRYPT] = "decrypt",		[KOSD_R_REQUEST] = "request",
-	[KOSD_R_SIGN] = "sign",			[KOSD_R_ADMIN_CLIENTS] = "admin_clients",
-	[KOSD_R_ADMIN_REVOKE] = "admin_revoke", [KOSD_R_ADMIN_KEYS] = "admin_keys",
-	[KOSD_R_ADMIN_ROTATE] = "admin_rotate", [KOSD_R_ADMIN_RETIRE] = "admin_retire",
-	[KOSD_R_ADMIN_THREAT] = "admin_threat", [KOSD_R_ADMIN_RELOAD] = "admin_reload",
-	[KOSD_R_SHARE_FETCH] = "share_fetch",	[KOSD_R_SVC_TOKEN] = "service_token",
-	[KOSD_R_SVC_VALIDATE] = "service_validate", [KOSD_R_CA_JWKS] = "ca_jwks",
-	[KOSD_R_ADMIN_CLIENT_LIST] = "admin_client_list",
-	[KOSD_R_ADMIN_TRUST_LIST] = "admin_trust_list",
-	[KOSD_R_ADMIN_TRUST_GET] = "admin_trust_get",
-	[KOSD_R_ADMIN_TRUST_OBSERVE] = "admin_trust_observe",
-	[KOSD_R_ADMIN_KEY_SHOW] = "admin_key_show", [KOSD_R_ADMIN_THREAT_GET] = "admin_threat_get",
-	[KOSD_R_ADMIN_KMS] = "admin_kms",	[KOSD_R_ADMIN_SVC_REGISTER] = "admin_service_register",
-	[KOSD_R_ADMIN_SVC_ROTATE] = "admin_service_rotate",
-	[KOSD_R_ADMIN_ROTATE_DUE] = "admin_rotate_due",
-	[KOSD_R_ADMIN_TRUST_FORGET] = "admin_trust_forget",
-	[KOSD_R_ADMIN_CRED_ISSUE] = "admin_credential_issue",
-	[KOSD_R_ADMIN_REVOCATIONS] = "admin_revocations",
-	[KOSD_R_ADMIN_PRUNE] = "admin_prune",
-	[KOSD_R_ADMIN_CLIENT_DISABLE] = "admin_client_disable",
-	[KOSD_R_ADMIN_CLIENT_ENABLE] = "admin_client_enable",
-	[KOSD_R_ADMIN_CA_ROTATE] = "admin_ca_rotate",
-	[KOSD_R_ADMIN_CA_LIST] = "admin_ca_list",
-	[KOSD_R_ADMIN_THREAT_CHECK] = "admin_threat_check",
-	[KOSD_R_ADMIN_SVC_LIST] = "admin_service_list",
-	[KOSD_R_ADMIN_SVC_SHOW] = "admin_service_show",
-	[KOSD_R_ADMIN_SVC_OPS] = "admin_service_ops",
-	[KOSD_R_ADMIN_SVC_REMOVE] = "admin_service_remove",
-	[KOSD_R_ADMIN_CLIENT_SHOW] = "admin_client_show",
-	[KOSD_R_ADMIN_CLIENT_SECRET] = "admin_client_secret",
-};
-
-const char *kosd_route_name(enum kosd_route r)
-{
-	return (unsigned)r < KOSD_R_COUNT ? route_names[r] : "unknown";
-}
-
-struct route_spec {
-	const char *path; /* exact path, or NULL for keyed routes */
-	const char *prefix, *suffix; /* keyed: PREFIX{name}SUFFIX */
-	enum evhttp_cmd_type method;
-	enum kosd_route route;
-	bool auth;	/* needs a bearer credential */
-	bool data;	/* body may be up to max_data_body */
-	bool body;	/* has a JSON body */
-};
-
-static const struct route_spec routes[] = {
-	{ "/v1/health", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_HEALTH, false, false, false },
-	{ "/metrics", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_METRICS, false, false, false },
-	{ "/v1/credentials/enroll", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ENROLL, false, false, true },
-	{ "/v1/credentials/refresh", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_REFRESH, true, false, true },
-	{ "/v1/keys", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_KEYS, true, false, false },
-	{ "/v1/decrypt", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_DECRYPT, true, true, true },
-	{ NULL, "/v1/keys/", "/pubkey", EVHTTP_REQ_GET, KOSD_R_PUBKEY, true, false, false },
-	{ NULL, "/v1/keys/", "/encrypt", EVHTTP_REQ_POST, KOSD_R_ENCRYPT, true, true, true },
-	{ NULL, "/v1/keys/", "/request", EVHTTP_REQ_POST, KOSD_R_REQUEST, true, false, true },
-	{ NULL, "/v1/keys/", "/sign", EVHTTP_REQ_POST, KOSD_R_SIGN, true, true, true },
-	{ "/v1/admin/clients", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_CLIENTS, true, false, true },
-	{ "/v1/admin/revoke", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_REVOKE, true, false, true },
-	{ "/v1/admin/keys", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_KEYS, true, false, true },
-	{ NULL, "/v1/admin/keys/", "/rotate", EVHTTP_REQ_POST, KOSD_R_ADMIN_ROTATE, true, false, true },
-	{ NULL, "/v1/admin/keys/", "/retire", EVHTTP_REQ_POST, KOSD_R_ADMIN_RETIRE, true, false, true },
-	{ "/v1/admin/threat", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_THREAT, true, false, true },
-	{ "/v1/shares/fetch", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_SHARE_FETCH, true, false, true },
-	{ "/v1/admin/policy/reload", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_RELOAD, true, false,
-	  true },
-	{ "/v1/services/validate", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_SVC_VALIDATE, true, false, true },
-	{ NULL, "/v1/services/", "/token", EVHTTP_REQ_POST, KOSD_R_SVC_TOKEN, true, false, true },
-	{ "/v1/ca/jwks", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_CA_JWKS, false, false, false },
-	{ "/v1/admin/clients", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_CLIENT_LIST, true, false, false },
-	{ "/v1/admin/trust", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_TRUST_LIST, true, false, false },
-	{ NULL, "/v1/admin/trust/", "", EVHTTP_REQ_GET, KOSD_R_ADMIN_TRUST_GET, true, false, false },
-	{ NULL, "/v1/admin/trust/", "/observe", EVHTTP_REQ_POST, KOSD_R_ADMIN_TRUST_OBSERVE, true, false,
-	  true },
-	{ NULL, "/v1/admin/keys/", "", EVHTTP_REQ_GET, KOSD_R_ADMIN_KEY_SHOW, true, false, false },
-	{ "/v1/admin/threat", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_THREAT_GET, true, false, false },
-	{ "/v1/admin/kms", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_KMS, true, false, false },
-	{ "/v1/admin/services", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_SVC_REGISTER, true, false,
-	  true },
-	{ NULL, "/v1/admin/services/", "/rotate", EVHTTP_REQ_POST, KOSD_R_ADMIN_SVC_ROTATE, true, false,
-	  true },
-	{ "/v1/admin/keys/rotate-due", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_ROTATE_DUE, true, false,
-	  true },
-	{ NULL, "/v1/admin/trust/", "/forget", EVHTTP_REQ_POST, KOSD_R_ADMIN_TRUST_FORGET, true, false,
-	  true },
-	{ "/v1/admin/credentials", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_CRED_ISSUE, true, false,
-	  true },
-	{ "/v1/admin/revocations", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_REVOCATIONS, true, false,
-	  false },
-	{ "/v1/admin/revocations/prune", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_PRUNE, true, false,
-	  true },
-	{ NULL, "/v1/admin/clients/", "/disable", EVHTTP_REQ_POST, KOSD_R_ADMIN_CLIENT_DISABLE, true,
-	  false, true },
-	{ NULL, "/v1/admin/clients/", "/enable", EVHTTP_REQ_POST, KOSD_R_ADMIN_CLIENT_ENABLE, true,
-	  false, true },
-	{ NULL, "/v1/admin/clients/", "", EVHTTP_REQ_GET, KOSD_R_ADMIN_CLIENT_SHOW, true, false, false },
-	{ NULL, "/v1/admin/clients/", "/secret", EVHTTP_REQ_POST, KOSD_R_ADMIN_CLIENT_SECRET, true,
-	  false, true },
-	{ "/v1/admin/ca/rotate", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_CA_ROTATE, true, false, true },
-	{ "/v1/admin/ca", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_CA_LIST, true, false, false },
-	{ "/v1/admin/threat/check", NULL, NULL, EVHTTP_REQ_POST, KOSD_R_ADMIN_THREAT_CHECK, true, false,
-	  true },
-	{ "/v1/admin/services", NULL, NULL, EVHTTP_REQ_GET, KOSD_R_ADMIN_SVC_LIST, true, false, false },
-	{ NULL, "/v1/admin/services/", "", EVHTTP_REQ_GET, KOSD_R_ADMIN_SVC_SHOW, true, false, false },
-	{ NULL, "/v1/admin/services/", "/ops", EVHTTP_REQ_POST, KOSD_R_ADMIN_SVC_OPS, true, false,
-	  true },
-	{ NULL, "/v1/admin/services/", "/remove", EVHTTP_REQ_POST, KOSD_R_ADMIN_SVC_REMOVE, true, false,
-	  true },
-};
-
-/* The {name} of a keyed route is a client name on the trust routes, a
- * service name on the service routes, a key name elsewhere. */
-static bool name_valid(enum kosd_route route, const char *name)
-{
-	switch (route) {
-	case KOSD_R_ADMIN_TRUST_GET:
-	case KOSD_R_ADMIN_TRUST_OBSERVE:
-	case KOSD_R_ADMIN_TRUST_FORGET:
-	case KOSD_R_ADMIN_CLIENT_DISABLE:
-	case KOSD_R_ADMIN_CLIENT_ENABLE:
-	case KOSD_R_ADMIN_CLIENT_SHOW:
-	case KOSD_R_ADMIN_CLIENT_SECRET: return kos_principal_name_valid(name) != 0;
-	case KOSD_R_SVC_TOKEN:
-	case KOSD_R_ADMIN_SVC_ROTATE:
-	case KOSD_R_ADMIN_SVC_SHOW:
-	case KOSD_R_ADMIN_SVC_OPS:
-	case KOSD_R_ADMIN_SVC_REMOVE: return kos_service_name_valid(name) != 0;
-	default: return kos_key_name_valid(name) != 0;
-	}
-}
-
-/* Matches path against the routes. Returns the route, NULL with *bad_name
- * set when a keyed route matched but its name is not a key name (a '/',
- * "..", an escape), or NULL for no route; *path_known is set when the path
- * matched with another method. */
-static const struct route_spec *match(const char *path, enum evhttp_cmd_type method, char *name,
-				      bool *bad_name, bool *path_known)
-{
-	const struct route_spec *found = NULL;
-	size_t i, plen = strlen(path);
-
-	*bad_name = false;
-	*path_known = false;
-	name[0] = '\0';
-	for (i = 0; i < ARRAY_SIZE(routes); i++) {
-		const struct route_spec *s = &routes[i];
-
-		if (s->path != NULL) {
-			if (strcmp(path, s->path) != 0)
-				continue;
-		} else {
-			size_t pre = strlen(s->prefix), suf = strlen(s->suffix), nlen;
-
-			if (plen < pre + suf || strncmp(path, s->prefix, pre) != 0 ||
-			    strcmp(path + plen - suf, s->suffix) != 0)
-				continue;
-			nlen = plen - pre - suf;
-			if (nlen == 0 || nlen > KOS_KEY_NAME_MAX) {
-				*bad_name = true;
-				continue;
-			}
-			memcpy(name, path + pre, nlen);
-			name[nlen] = '\0';
-			if (!name_valid(s->route, name)) {
-				*bad_name = true;
-				continue;
-			}
-		}
-		*path_known = true;
-		if (s->method == method) {
-			found = s;
-			break;
-		}
-	}
-	/* a path some route knows is a 405 even when a wider {name} route
-	 * could not take it as a name */
-	if (found != NULL || *path_known)
-		*bad_name = false;
-	return found;
-}
-
-size_t kosd_body_cap(const struct kosd *d, enum evhttp_cmd_type method, const char *path)
-{
-	char name[KOS_KEY_NAME_MAX + 1];
-	bool bad_name, known;
-	const struct route_spec *s = match(path, method, name, &bad_name, &known);
-
-	if (s == NULL || !s->body)
-		return 0;
-	return s->data ? d->listen.max_data_body : d->listen.max_body;
 }
 
 /* --- answers ------------------------------------------------------------ */
@@ -308,7 +106,7 @@ static void log_request(struct kosd_req *r, double secs)
 			KOSD_ESC_QUOTED);
 	kosd_log(r->d,
 		 "peer=%s client=%s route=%s path=%s status=%d tier=%s latency_ms=%.3f jti=%s%s%s%s",
-		 peer, client, kosd_route_name(r->route), path, r->status,
+		 peer, client, r->route->name, path, r->status,
 		 r->tier != NULL ? r->tier : "-", secs * 1000.0, jti, r->have_cert ? " cert=\"" : "",
 		 cert, r->have_cert ? "\"" : "");
 }
@@ -316,12 +114,11 @@ static void log_request(struct kosd_req *r, double secs)
 static const char *reason_phrase(int status);
 
 /* Whether a route's answers are decisions the ledger records: everything
- * but the public, read-only routes (health, metrics, the CA's JWKS). A KMS
- * front keeps no ledger. */
+ * but the public, read-only routes (health, metrics, the CA's JWKS) and
+ * what no route took. A KMS front keeps no ledger. */
 static bool recorded(const struct kosd_req *r)
 {
-	return r->d->ledger != NULL && r->route != KOSD_R_UNKNOWN && r->route != KOSD_R_HEALTH &&
-	       r->route != KOSD_R_METRICS && r->route != KOSD_R_CA_JWKS;
+	return r->d->ledger != NULL && (r->route->flags & KOSD_RF_UNLEDGERED) == 0;
 }
 
 void kosd_req_source(const struct kosd_req *r, char *buf, size_t len)
@@ -364,17 +161,17 @@ static void record(struct kosd_req *r)
 	reason[i] = '\0';
 	if (!r->authed && r->who[0] == '\0') {
 		kosd_req_source(r, source, sizeof(source));
-		kosd_source_failed(r->d, source, kosd_route_name(r->route), reason);
+		kosd_source_failed(r->d, source, r->route->name, reason);
 		return;
 	}
 	client = r->authed ? r->claims.sub : r->who;
 	resource = r->target[0] != '\0' ? r->target : r->name[0] != '\0' ? r->name : "-";
 	/* serve() refused the request had the queue been full */
-	if (kos_pipeline_record(r->d->pipeline, client, kosd_route_name(r->route), resource,
+	if (kos_pipeline_record(r->d->pipeline, client, r->route->name, resource,
 				r->tier != NULL ? r->tier : "-", outcome, reason,
 				r->authed ? r->claims.jti : "-") != KOS_OK)
 		kosd_log(r->d, "ledger: could not queue the decision on %s",
-			 kosd_route_name(r->route));
+			 r->route->name);
 }
 
 /* Ends the request: text (len bytes) is the body; a secret one was made by
@@ -628,10 +425,10 @@ static bool authenticate(struct kosd_req *r)
 	rv = kos_cred_verify(r->d->ca, h, kosd_req_x5t(r), &r->claims, &reason);
 	/* a grant opens the share route and nothing else, and the share route
 	 * takes nothing but a grant (DESIGN.md 4); the ledger names the holder */
-	if (rv == KOS_OK &&
-	    (r->claims.kind == KOS_CRED_KIND_GRANT) != (r->route == KOSD_R_SHARE_FETCH)) {
+	if (rv == KOS_OK && (r->claims.kind == KOS_CRED_KIND_GRANT) !=
+				    ((r->route->flags & KOSD_RF_GRANT) != 0)) {
 		r->authed = true;
-		if (r->route == KOSD_R_SHARE_FETCH)
+		if ((r->route->flags & KOSD_RF_GRANT) != 0)
 			kosd_reply_error(r, 403, "out_of_scope",
 					 "out of scope: a share is fetched only with a grant");
 		else
@@ -1073,17 +870,21 @@ static struct evconnlistener *full_listener(struct kosd *d, struct evconnlistene
 
 /* --- dispatch ----------------------------------------------------------- */
 
-static bool parse_body(struct kosd_req *r, const struct route_spec *s, const struct kosd_verdict *v)
+static bool parse_body(struct kosd_req *r, const struct kosd_verdict *v)
 {
 	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
 	size_t len = evbuffer_get_length(in);
-	size_t cap = s->data ? r->d->listen.max_data_body : r->d->listen.max_body;
+	bool body = (r->route->flags & KOSD_RF_BODY) != 0;
+	/* a route without a body is held to listen.max_body, as every route
+	 * but the data routes always was */
+	size_t cap = (r->route->flags & KOSD_RF_DATA) == KOSD_RF_DATA ? r->d->listen.max_data_body
+									: r->d->listen.max_body;
 	json_error_t jerr;
 	unsigned char *p;
 
 	/* kosd_gate left it unread */
 	if (v->withheld) {
-		if (!s->body)
+		if (!body)
 			kosd_reply_error(r, 413, "too_large", "this route takes no body");
 		else if (v->anon && v->cap < cap)
 			kosd_reply_error(r, 413, "too_large",
@@ -1098,7 +899,7 @@ static bool parse_body(struct kosd_req *r, const struct route_spec *s, const str
 		kosd_reply_error(r, 413, "too_large", "the body is larger than %zu bytes", cap);
 		return false;
 	}
-	if (!s->body)
+	if (!body)
 		return true;
 	if (len == 0) {
 		r->body = json_object();
@@ -1128,33 +929,12 @@ static bool parse_body(struct kosd_req *r, const struct route_spec *s, const str
 	return true;
 }
 
-static void dispatch(struct kosd_req *r)
-{
-	switch (r->route) {
-	case KOSD_R_HEALTH: kosd_route_health(r); break;
-	case KOSD_R_METRICS: kosd_route_metrics(r); break;
-	case KOSD_R_ENROLL: kosd_route_enroll(r); break;
-	case KOSD_R_REFRESH: kosd_route_refresh(r); break;
-	case KOSD_R_KEYS: kosd_route_keys(r); break;
-	case KOSD_R_PUBKEY: kosd_route_pubkey(r); break;
-	case KOSD_R_ENCRYPT: kosd_route_encrypt(r); break;
-	case KOSD_R_DECRYPT: kosd_route_decrypt(r); break;
-	case KOSD_R_REQUEST: kosd_route_request(r); break;
-	case KOSD_R_SIGN: kosd_route_sign(r); break;
-	case KOSD_R_SHARE_FETCH: kosd_route_share_fetch(r); break;
-	case KOSD_R_SVC_TOKEN:
-	case KOSD_R_SVC_VALIDATE: kosd_route_services(r); break;
-	case KOSD_R_CA_JWKS: kosd_route_jwks(r); break;
-	default: kosd_route_admin(r); break;
-	}
-}
-
 static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 {
-	struct kosd_req r = { .d = d, .req = req, .route = KOSD_R_UNKNOWN };
+	struct kosd_req r = { .d = d, .req = req, .route = KOSD_ROUTE_UNKNOWN };
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	const struct route_spec *s;
+	const struct kosd_route *s;
 	struct kosd_verdict v;
 	struct kosd_conn *c;
 	bool bad_name, known;
@@ -1185,7 +965,7 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	}
 	if (path == NULL || path[0] == '\0')
 		path = "/";
-	s = match(path, evhttp_request_get_command(req), r.name, &bad_name, &known);
+	s = kosd_route_match(path, evhttp_request_get_command(req), r.name, &bad_name, &known);
 	if (s == NULL) {
 		if (bad_name)
 			kosd_reply_error(&r, 400, "invalid_name",
@@ -1200,23 +980,22 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	}
 	/* a KMS front has no store, keys or trust: it knows its share route
 	 * and its own health, and no other route exists there */
-	if (d->kms_role && s->route != KOSD_R_HEALTH && s->route != KOSD_R_METRICS &&
-	    s->route != KOSD_R_SHARE_FETCH) {
+	if (d->kms_role && (s->flags & KOSD_RF_KMS) == 0) {
 		kosd_reply_error(&r, 404, "not_found", "no such route on a KMS front");
 		goto out;
 	}
-	r.route = s->route;
+	r.route = s;
 	/* no decision that could not be recorded */
 	if (recorded(&r) && kosd_ledger_full(d->ledger)) {
 		r.unrecorded = true;
 		kosd_reply_error(&r, 503, "unavailable", "the ledger cannot be written: try later");
 		goto out;
 	}
-	if (s->auth && !authenticate(&r))
+	if ((s->flags & KOSD_RF_CRED) != 0 && !authenticate(&r))
 		goto out;
-	if (!parse_body(&r, s, &v))
+	if (!parse_body(&r, &v))
 		goto out;
-	dispatch(&r);
+	s->handler(&r);
 out:
 	json_decref(r.body);
 	OPENSSL_cleanse(&r.claims, sizeof(r.claims));
@@ -1324,6 +1103,10 @@ int kosd_http_start(struct kosd *d)
 {
 	int fd;
 
+	/* a table that routes one path twice, or names two routes alike,
+	 * would serve or count requests other than as written */
+	if (kosd_routes_check(d) != 0)
+		return -1;
 	if (d->listen.unix_path == NULL && d->listen.tcp_host == NULL) {
 		kosd_log(d, "%s: no listener: set listen = { unix = \"kosd.sock\"; }",
 			 kos_config_get0_path(d->conf));

@@ -18,57 +18,34 @@
 /* Exit status. */
 enum { KOSD_OK = 0, KOSD_FAIL = 1, KOSD_USAGE = 2 };
 
-/* Routes, for dispatch, logs and metrics. */
-enum kosd_route {
-	KOSD_R_UNKNOWN = 0,
-	KOSD_R_HEALTH,
-	KOSD_R_METRICS,
-	KOSD_R_ENROLL,
-	KOSD_R_REFRESH,
-	KOSD_R_KEYS,
-	KOSD_R_PUBKEY,
-	KOSD_R_ENCRYPT,
-	KOSD_R_DECRYPT,
-	KOSD_R_REQUEST,
-	KOSD_R_SIGN,
-	KOSD_R_ADMIN_CLIENTS,
-	KOSD_R_ADMIN_REVOKE,
-	KOSD_R_ADMIN_KEYS,
-	KOSD_R_ADMIN_ROTATE,
-	KOSD_R_ADMIN_RETIRE,
-	KOSD_R_ADMIN_THREAT,
-	KOSD_R_ADMIN_RELOAD,
-	KOSD_R_SHARE_FETCH,
-	KOSD_R_SVC_TOKEN,
-	KOSD_R_SVC_VALIDATE,
-	KOSD_R_CA_JWKS,
-	KOSD_R_ADMIN_CLIENT_LIST,
-	KOSD_R_ADMIN_TRUST_LIST,
-	KOSD_R_ADMIN_TRUST_GET,
-	KOSD_R_ADMIN_TRUST_OBSERVE,
-	KOSD_R_ADMIN_KEY_SHOW,
-	KOSD_R_ADMIN_THREAT_GET,
-	KOSD_R_ADMIN_KMS,
-	KOSD_R_ADMIN_SVC_REGISTER,
-	KOSD_R_ADMIN_SVC_ROTATE,
-	KOSD_R_ADMIN_ROTATE_DUE,
-	KOSD_R_ADMIN_TRUST_FORGET,
-	KOSD_R_ADMIN_CRED_ISSUE,
-	KOSD_R_ADMIN_REVOCATIONS,
-	KOSD_R_ADMIN_PRUNE,
-	KOSD_R_ADMIN_CLIENT_DISABLE,
-	KOSD_R_ADMIN_CLIENT_ENABLE,
-	KOSD_R_ADMIN_CA_ROTATE,
-	KOSD_R_ADMIN_CA_LIST,
-	KOSD_R_ADMIN_THREAT_CHECK,
-	KOSD_R_ADMIN_SVC_LIST,
-	KOSD_R_ADMIN_SVC_SHOW,
-	KOSD_R_ADMIN_SVC_OPS,
-	KOSD_R_ADMIN_SVC_REMOVE,
-	KOSD_R_ADMIN_CLIENT_SHOW,
-	KOSD_R_ADMIN_CLIENT_SECRET,
-	KOSD_R_COUNT
+struct kosd_req;
+
+/* What a route is and takes (table.c). */
+enum kosd_route_flag {
+	KOSD_RF_CRED = 1 << 0,		      /* needs a bearer credential */
+	KOSD_RF_GRANT = 1 << 1,		      /* takes a grant, the only route that does */
+	KOSD_RF_BODY = 1 << 2,		      /* a JSON body of at most listen.max_body */
+	KOSD_RF_DATA = KOSD_RF_BODY | 1 << 3, /* ... of at most listen.max_data_body */
+	KOSD_RF_KMS = 1 << 4,		      /* served by a KMS front too */
+	KOSD_RF_UNLEDGERED = 1 << 5,	      /* public and read-only: no decision to record */
 };
+
+/* One route: METHOD PATH, where PATH is exact or holds one {key},
+ * {client} or {service} (kos_key_name_valid, kos_principal_name_valid,
+ * kos_service_name_valid), which the request finds in its name. */
+struct kosd_route {
+	enum evhttp_cmd_type method;
+	const char *path;
+	void (*handler)(struct kosd_req *r);
+	const char *name; /* in metrics, the log and the ledger */
+	unsigned flags;	  /* enum kosd_route_flag */
+};
+
+/* The routes; a row's index is its id and row 0 is the unknown route (no
+ * path, no handler), so kosd_routes[0].name is "unknown". */
+extern const struct kosd_route kosd_routes[];
+extern const size_t kosd_n_routes;
+#define KOSD_ROUTE_UNKNOWN (&kosd_routes[0])
 
 struct kosd_conn;
 struct kosd_refusal;
@@ -138,7 +115,7 @@ struct kosd {
 struct kosd_req {
 	struct kosd *d;
 	struct evhttp_request *req;
-	enum kosd_route route;
+	const struct kosd_route *route; /* KOSD_ROUTE_UNKNOWN until matched */
 	/* the {name} of the path (a key, client or service name), "" when none */
 	char name[KOS_KEY_NAME_MAX + 1];
 	json_t *body;			 /* the request's JSON object, NULL before parsing */
@@ -200,7 +177,6 @@ struct bufferevent *kosd_conn_accepted(struct kosd *d, struct bufferevent *bev);
 void kosd_http_close_listeners(struct kosd *d);
 /* True while some connection still has answer bytes to send. */
 bool kosd_http_sending(const struct kosd *d);
-const char *kosd_route_name(enum kosd_route r);
 
 /* Replies (and ends the request): JSON answer with status, taking obj; an
  * answer holding a secret is wiped once sent. */
@@ -266,9 +242,23 @@ void kosd_gate_refuse(struct kosd_gate *g, int status, const char *code, const c
 bool kosd_gate_take(struct kosd_gate *g, struct kosd_verdict *v);
 /* The transport under a gate's bufferevent (bev itself for another). */
 struct bufferevent *kosd_gate_transport(struct bufferevent *bev);
-/* http.c: the body a route allows (0 for none, no route or the wrong
+/* table.c: the body a route allows (0 for none, no route or the wrong
  * method), before the credential's cap. */
 size_t kosd_body_cap(const struct kosd *d, enum evhttp_cmd_type method, const char *path);
+
+/* --- table.c: the routes --- */
+/* The route of METHOD path, its {name} copied to name (KOS_KEY_NAME_MAX + 1
+ * bytes). NULL when none: *bad_name when a {name} route's name is not valid
+ * there (a '/', "..", an escape), *path_known when another method's route
+ * has the path (a 405). */
+const struct kosd_route *kosd_route_match(const char *path, enum evhttp_cmd_type method,
+					  char *name, bool *bad_name, bool *path_known);
+/* The body route s allows, before the credential's cap. */
+size_t kosd_route_body_cap(const struct kosd *d, const struct kosd_route *s);
+/* Checks the table: names unique and short enough for the ledger, paths
+ * of known kinds, handlers, flags that agree, and no path two routes of
+ * one method take. -1 after logging each row that is wrong. */
+int kosd_routes_check(struct kosd *d);
 
 /* --- tls.c: the TCP listener, TLS 1.3 with client certificates --- */
 /* Loads listen.tls's certificate, key and client CA into d->tls_ctx; -1
@@ -286,7 +276,8 @@ void kosd_tls_free(struct kosd *d);
  * connection is not TLS or carries no verified certificate. */
 bool kosd_tls_peer(struct kosd_req *r);
 
-/* --- routes.c / admin.c --- */
+/* --- the handlers of the routes (table.c) --- */
+/* routes.c */
 void kosd_route_health(struct kosd_req *r);
 void kosd_route_metrics(struct kosd_req *r);
 void kosd_route_enroll(struct kosd_req *r);
@@ -297,10 +288,43 @@ void kosd_route_encrypt(struct kosd_req *r);
 void kosd_route_decrypt(struct kosd_req *r);
 void kosd_route_request(struct kosd_req *r);
 void kosd_route_sign(struct kosd_req *r);
-void kosd_route_admin(struct kosd_req *r);
 /* services.c: service tokens (issue, validate) and the CA's JWKS */
-void kosd_route_services(struct kosd_req *r);
+void kosd_route_service_token(struct kosd_req *r);
+void kosd_route_service_validate(struct kosd_req *r);
 void kosd_route_jwks(struct kosd_req *r);
+/* admin.c */
+void kosd_admin_clients(struct kosd_req *r);
+void kosd_admin_revoke(struct kosd_req *r);
+void kosd_admin_client_disable(struct kosd_req *r);
+void kosd_admin_client_enable(struct kosd_req *r);
+void kosd_admin_client_show(struct kosd_req *r);
+void kosd_admin_client_secret(struct kosd_req *r);
+void kosd_admin_ca_rotate(struct kosd_req *r);
+void kosd_admin_ca_list(struct kosd_req *r);
+void kosd_admin_cred_issue(struct kosd_req *r);
+void kosd_admin_revocations(struct kosd_req *r);
+void kosd_admin_prune(struct kosd_req *r);
+void kosd_admin_keys(struct kosd_req *r);
+void kosd_admin_rotate(struct kosd_req *r);
+void kosd_admin_rotate_due(struct kosd_req *r);
+void kosd_admin_retire(struct kosd_req *r);
+void kosd_admin_threat(struct kosd_req *r);
+void kosd_admin_reload(struct kosd_req *r);
+void kosd_admin_client_list(struct kosd_req *r);
+void kosd_admin_trust_list(struct kosd_req *r);
+void kosd_admin_trust_get(struct kosd_req *r);
+void kosd_admin_trust_observe(struct kosd_req *r);
+void kosd_admin_trust_forget(struct kosd_req *r);
+void kosd_admin_threat_check(struct kosd_req *r);
+void kosd_admin_key_show(struct kosd_req *r);
+void kosd_admin_threat_get(struct kosd_req *r);
+void kosd_admin_kms(struct kosd_req *r);
+void kosd_admin_service_register(struct kosd_req *r);
+void kosd_admin_service_rotate(struct kosd_req *r);
+void kosd_admin_service_list(struct kosd_req *r);
+void kosd_admin_service_show(struct kosd_req *r);
+void kosd_admin_service_ops(struct kosd_req *r);
+void kosd_admin_service_remove(struct kosd_req *r);
 
 /* --- kms.c: the KMS front --- */
 /* How long a grant issued with share references is valid. */
@@ -347,7 +371,7 @@ void kosd_sources_flush(struct kosd *d, bool all);
 /* --- metrics.c --- */
 struct kosd_metrics *kosd_metrics_new(void);
 void kosd_metrics_free(struct kosd_metrics *m);
-void kosd_metrics_request(struct kosd_metrics *m, enum kosd_route route, int status,
+void kosd_metrics_request(struct kosd_metrics *m, const struct kosd_route *route, int status,
 			  double seconds);
 void kosd_metrics_decision(struct kosd_metrics *m, kos_tier tier, kos_delivery delivery);
 /* The Prometheus text exposition; free(). NULL when out of memory. */

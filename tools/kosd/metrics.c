@@ -18,7 +18,7 @@ static const double buckets[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 static const char *const delivery_names[] = { "refused", "dek", "shares", "server" };
 
 struct kosd_metrics {
-	uint64_t requests[KOSD_R_COUNT][N_STATUS];
+	uint64_t (*requests)[N_STATUS]; /* by route id (kosd_routes) */
 	uint64_t hist[N_BUCKETS]; /* non-cumulative: the first bucket that holds it */
 	uint64_t count;
 	double sum;
@@ -27,25 +27,37 @@ struct kosd_metrics {
 
 struct kosd_metrics *kosd_metrics_new(void)
 {
-	return calloc(1, sizeof(struct kosd_metrics));
+	struct kosd_metrics *m = calloc(1, sizeof(*m));
+
+	if (m == NULL)
+		return NULL;
+	m->requests = calloc(kosd_n_routes, sizeof(*m->requests));
+	if (m->requests == NULL) {
+		free(m);
+		return NULL;
+	}
+	return m;
 }
 
 void kosd_metrics_free(struct kosd_metrics *m)
 {
+	if (m == NULL)
+		return;
+	free(m->requests);
 	free(m);
 }
 
-void kosd_metrics_request(struct kosd_metrics *m, enum kosd_route route, int status,
+void kosd_metrics_request(struct kosd_metrics *m, const struct kosd_route *route, int status,
 			  double seconds)
 {
-	size_t i, s = N_STATUS - 1;
+	/* every request's route is a row of kosd_routes, the unknown one at
+	 * least */
+	size_t i, s = N_STATUS - 1, id = route != NULL ? (size_t)(route - kosd_routes) : 0;
 
-	if ((unsigned)route >= KOSD_R_COUNT)
-		route = KOSD_R_UNKNOWN;
 	for (i = 0; i < N_STATUS - 1; i++)
 		if (statuses[i] == status)
 			s = i;
-	m->requests[route][s]++;
+	m->requests[id][s]++;
 	for (i = 0; i < N_BUCKETS; i++) {
 		if (seconds <= buckets[i]) {
 			m->hist[i]++;
@@ -75,7 +87,7 @@ char *kosd_metrics_render(struct kosd *d)
 	fputs("# HELP kosd_requests_total HTTP requests by route and status.\n"
 	      "# TYPE kosd_requests_total counter\n",
 	      f);
-	for (r = 0; r < KOSD_R_COUNT; r++) {
+	for (r = 0; r < kosd_n_routes; r++) {
 		for (s = 0; s < N_STATUS; s++) {
 			char code[8];
 
@@ -86,7 +98,7 @@ char *kosd_metrics_render(struct kosd *d)
 			else
 				snprintf(code, sizeof(code), "other");
 			fprintf(f, "kosd_requests_total{route=\"%s\",status=\"%s\"} %llu\n",
-				kosd_route_name((enum kosd_route)r), code,
+				kosd_routes[r].name, code,
 				(unsigned long long)m->requests[r][s]);
 		}
 	}

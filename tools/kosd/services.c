@@ -45,7 +45,7 @@ static bool body_seconds(struct kosd_req *r, const char *key, kos_usec max, kos_
 	return true;
 }
 
-static void service_token(struct kosd_req *r)
+void kosd_route_service_token(struct kosd_req *r)
 {
 	kos_usec window, ttl;
 	char *token = NULL;
@@ -81,7 +81,7 @@ static void service_token(struct kosd_req *r)
 	kosd_reply_json(r, 200, o);
 }
 
-static void service_validate(struct kosd_req *r)
+void kosd_route_service_validate(struct kosd_req *r)
 {
 	const char *token, *op, *service;
 	kos_service_claims c;
@@ -130,14 +130,6 @@ static void service_validate(struct kosd_req *r)
 		break;
 	default: kosd_reply_rv(r, rv, "service validate"); break;
 	}
-}
-
-void kosd_route_services(struct kosd_req *r)
-{
-	if (r->route == KOSD_R_SVC_TOKEN)
-		service_token(r);
-	else
-		service_validate(r);
 }
 
 void kosd_route_jwks(struct kosd_req *r)
