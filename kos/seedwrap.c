@@ -124,34 +124,21 @@ struct wrap_op {
 	bool tag_failed;
 };
 
-static CK_RV find_wrap_keys(kos_hsm_session *s, const uint8_t *id, CK_OBJECT_HANDLE *objs,
-			    CK_ULONG max, CK_ULONG *n)
-{
-	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-	CK_KEY_TYPE type = CKK_AES;
-	CK_ATTRIBUTE tmpl[] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_KEY_TYPE, &type, sizeof(type)},
-	    {CKA_LABEL, (void *)KOS_SERVICE_WRAP_LABEL, sizeof(KOS_SERVICE_WRAP_LABEL) - 1},
-	    {CKA_ID, (void *)id, WRAP_ID_LEN},
-	};
-	CK_RV crv, fin;
+static const CK_OBJECT_CLASS wrap_class = CKO_SECRET_KEY;
+static const CK_KEY_TYPE wrap_type = CKK_AES;
 
-	*n = 0;
-	crv = s->f->C_FindObjectsInit(s->h, tmpl, id != NULL ? 4 : 3);
-	if (crv != CKR_OK) {
-		s->func = "C_FindObjectsInit";
-		return crv;
-	}
-	crv = s->f->C_FindObjects(s->h, objs, max, n);
-	if (crv != CKR_OK)
-		s->func = "C_FindObjects";
-	fin = s->f->C_FindObjectsFinal(s->h);
-	if (crv == CKR_OK && fin != CKR_OK) {
-		s->func = "C_FindObjectsFinal";
-		crv = fin;
-	}
-	return crv;
+/* Fills t with the template of kos wrapping keys: all of them, or (id not
+ * NULL) the one with that CKA_ID; returns its length. */
+static CK_ULONG wrap_template(CK_ATTRIBUTE t[4], const uint8_t *id)
+{
+	t[0] = (CK_ATTRIBUTE){CKA_CLASS, (void *)&wrap_class, sizeof(wrap_class)};
+	t[1] = (CK_ATTRIBUTE){CKA_KEY_TYPE, (void *)&wrap_type, sizeof(wrap_type)};
+	t[2] = (CK_ATTRIBUTE){CKA_LABEL, (void *)KOS_SERVICE_WRAP_LABEL,
+			      sizeof(KOS_SERVICE_WRAP_LABEL) - 1};
+	if (id == NULL)
+		return 3;
+	t[3] = (CK_ATTRIBUTE){CKA_ID, (void *)id, WRAP_ID_LEN};
+	return 4;
 }
 
 /* Reads key's CKA_ID and checks it is a kos wrapping key: AES-256,
@@ -230,12 +217,13 @@ static CK_RV generate_wrap_key(kos_hsm_session *s, struct wrap_op *o, CK_OBJECT_
 static CK_RV pick_wrap_key(kos_hsm_session *s, struct wrap_op *o, CK_OBJECT_HANDLE *key)
 {
 	CK_OBJECT_HANDLE objs[WRAP_FIND_MAX];
+	CK_ATTRIBUTE tmpl[4];
 	uint8_t id[WRAP_ID_LEN];
 	bool have = false;
 	CK_ULONG n, i;
 	CK_RV crv;
 
-	crv = find_wrap_keys(s, NULL, objs, WRAP_FIND_MAX, &n);
+	crv = kos_hsm_find(s, tmpl, wrap_template(tmpl, NULL), objs, WRAP_FIND_MAX, &n);
 	if (crv != CKR_OK)
 		return crv;
 	if (n == 0) {
@@ -336,7 +324,8 @@ static CK_RV open_op(kos_hsm_session *s, void *arg)
 {
 	struct wrap_op *o = arg;
 	CK_MECHANISM mech = {CKM_AES_GCM, &o->gcm, sizeof(o->gcm)};
-	CK_OBJECT_HANDLE objs[2], key = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+	CK_ATTRIBUTE tmpl[4];
 	uint8_t id[WRAP_ID_LEN];
 	bool cached, decrypting;
 	CK_ULONG n;
@@ -347,7 +336,7 @@ static CK_RV open_op(kos_hsm_session *s, void *arg)
 	cached = cache_lookup(o->sw, o->tok, s->generation, o->id, &key);
 	for (;;) {
 		if (!cached) {
-			crv = find_wrap_keys(s, o->id, objs, 2, &n);
+			crv = kos_hsm_find_one(s, tmpl, wrap_template(tmpl, o->id), &key, &n);
 			if (crv != CKR_OK)
 				return crv;
 			if (n != 1) {
@@ -359,7 +348,6 @@ static CK_RV open_op(kos_hsm_session *s, void *arg)
 						  KOS_SERVICE_WRAP_LABEL);
 				return CKR_OK;
 			}
-			key = objs[0];
 			crv = check_wrap_key(s, o, key, id);
 			if (crv != CKR_OK || o->err != KOS_OK)
 				return crv;

@@ -25,7 +25,6 @@
 #define KEY_ID_LEN    16
 #define SPKI_MAX      16384 /* far above any supported key; caps kos_spki_to_pem() */
 #define ATTR_MAX      512   /* EC parameters, points, RSA-3072 moduli fit */
-#define FIND_BATCH    64
 #define CACHE_BUCKETS 256
 #define CACHE_MAX     4096  /* entries; past it the cache starts afresh */
 
@@ -322,34 +321,14 @@ uint64_t kos_signer_lookup_count(void)
 
 /* --- token helpers ---------------------------------------------------------- */
 
-/* Finds up to max key objects of class cls labelled label with kos's CKA_ID;
- * always ends the find so the session goes back to the pool clean. */
-static CK_RV find_keys(kos_hsm_session *s, CK_OBJECT_CLASS cls, const char *label,
-		       const uint8_t id[KEY_ID_LEN], CK_OBJECT_HANDLE *objs, CK_ULONG max,
-		       CK_ULONG *n)
+/* Fills t with the template of kos's key objects of class *cls labelled
+ * label, with kos's CKA_ID id for the label. */
+static void key_template(CK_ATTRIBUTE t[3], const CK_OBJECT_CLASS *cls, const char *label,
+			 const uint8_t id[KEY_ID_LEN])
 {
-	CK_ATTRIBUTE tmpl[] = {
-		{ CKA_CLASS, &cls, sizeof(cls) },
-		{ CKA_LABEL, (void *)label, strlen(label) },
-		{ CKA_ID, (void *)id, KEY_ID_LEN },
-	};
-	CK_RV crv, fin;
-
-	*n = 0;
-	crv = s->f->C_FindObjectsInit(s->h, tmpl, KOS_ARRAY_SIZE(tmpl));
-	if (crv != CKR_OK) {
-		s->func = "C_FindObjectsInit";
-		return crv;
-	}
-	crv = s->f->C_FindObjects(s->h, objs, max, n);
-	if (crv != CKR_OK)
-		s->func = "C_FindObjects";
-	fin = s->f->C_FindObjectsFinal(s->h);
-	if (crv == CKR_OK && fin != CKR_OK) {
-		s->func = "C_FindObjectsFinal";
-		crv = fin;
-	}
-	return crv;
+	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, (void *)cls, sizeof(*cls) };
+	t[1] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
+	t[2] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, KEY_ID_LEN };
 }
 
 /* Reads one attribute into buf (cap bytes); *len receives its length.
@@ -610,7 +589,7 @@ static CK_RV gen_op(kos_hsm_session *s, void *arg)
 	CK_ATTRIBUTE in_use = { CKA_LABEL, (void *)o->label, strlen(o->label) };
 	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
 	CK_OBJECT_HANDLE obj;
-	CK_RV crv, fin;
+	CK_RV crv;
 
 	/* A retry after the session broke keeps the pair already made. */
 	if (o->generated)
@@ -618,19 +597,7 @@ static CK_RV gen_op(kos_hsm_session *s, void *arg)
 
 	/* Any object with the label counts: two objects answering to one label
 	 * would make lookups ambiguous. */
-	crv = s->f->C_FindObjectsInit(s->h, &in_use, 1);
-	if (crv != CKR_OK) {
-		s->func = "C_FindObjectsInit";
-		return crv;
-	}
-	crv = s->f->C_FindObjects(s->h, &obj, 1, &n);
-	if (crv != CKR_OK)
-		s->func = "C_FindObjects";
-	fin = s->f->C_FindObjectsFinal(s->h);
-	if (crv == CKR_OK && fin != CKR_OK) {
-		s->func = "C_FindObjectsFinal";
-		crv = fin;
-	}
+	crv = kos_hsm_find(s, &in_use, 1, &obj, 1, &n);
 	if (crv != CKR_OK)
 		return crv;
 	if (n > 0) {
@@ -773,15 +740,18 @@ struct sign_op {
 static CK_RV lookup_key(kos_hsm_session *s, struct sign_op *o, CK_OBJECT_HANDLE *key,
 			const struct key_kind **kind)
 {
+	static const CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	uint8_t id[KEY_ID_LEN];
-	CK_OBJECT_HANDLE objs[2];
+	CK_ATTRIBUTE tmpl[3];
+	CK_OBJECT_HANDLE obj;
 	CK_ULONG n;
 	CK_RV crv;
 
 	atomic_fetch_add(&lookup_count, 1);
 	if (!key_id(o->label, id))
 		return CKR_FUNCTION_FAILED;
-	crv = find_keys(s, CKO_PRIVATE_KEY, o->label, id, objs, 2, &n);
+	key_template(tmpl, &cls, o->label, id);
+	crv = kos_hsm_find_one(s, tmpl, KOS_ARRAY_SIZE(tmpl), &obj, &n);
 	if (crv != CKR_OK)
 		return crv;
 	if (n == 0) {
@@ -794,8 +764,8 @@ static CK_RV lookup_key(kos_hsm_session *s, struct sign_op *o, CK_OBJECT_HANDLE 
 				   "more than one private key labelled '%s'", o->label);
 		return CKR_OK;
 	}
-	*key = objs[0];
-	return key_kind_of(s, objs[0], kind);
+	*key = obj;
+	return key_kind_of(s, obj, kind);
 }
 
 static CK_RV sign_op(kos_hsm_session *s, void *arg)
@@ -973,14 +943,17 @@ struct pub_op {
 
 static CK_RV pub_op(kos_hsm_session *s, void *arg)
 {
+	static const CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
 	struct pub_op *o = arg;
-	CK_OBJECT_HANDLE objs[2];
+	CK_ATTRIBUTE tmpl[3];
+	CK_OBJECT_HANDLE obj;
 	CK_RV crv;
 
-	crv = find_keys(s, CKO_PUBLIC_KEY, o->label, o->id, objs, 2, &o->found);
+	key_template(tmpl, &cls, o->label, o->id);
+	crv = kos_hsm_find_one(s, tmpl, KOS_ARRAY_SIZE(tmpl), &obj, &o->found);
 	if (crv != CKR_OK || o->found != 1)
 		return crv;
-	return read_public(s, objs[0], &o->pa);
+	return read_public(s, obj, &o->pa);
 }
 
 kos_rv kos_signer_pubkey(kos_hsm *hsm, size_t tok, const char *label, uint8_t **spki,
@@ -1021,28 +994,16 @@ static CK_RV destroy_op(kos_hsm_session *s, void *arg)
 {
 	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
 	struct destroy_op *o = arg;
-	CK_OBJECT_HANDLE objs[8];
-	CK_ULONG n, i;
+	CK_ATTRIBUTE tmpl[3];
 	size_t c;
 	CK_RV crv;
 
-	/* Destroying inside a find is not allowed: find a batch, then destroy
-	 * it. The private half goes first: a lone public key is harmless. */
+	/* The private half goes first: a lone public key is harmless. */
 	for (c = 0; c < KOS_ARRAY_SIZE(classes); c++) {
-		do {
-			crv = find_keys(s, classes[c], o->label, o->id, objs, KOS_ARRAY_SIZE(objs),
-					&n);
-			if (crv != CKR_OK)
-				return crv;
-			for (i = 0; i < n; i++) {
-				crv = s->f->C_DestroyObject(s->h, objs[i]);
-				if (crv != CKR_OK) {
-					s->func = "C_DestroyObject";
-					return crv;
-				}
-				o->destroyed++;
-			}
-		} while (n == KOS_ARRAY_SIZE(objs));
+		key_template(tmpl, &classes[c], o->label, o->id);
+		crv = kos_hsm_destroy(s, tmpl, KOS_ARRAY_SIZE(tmpl), &o->destroyed);
+		if (crv != CKR_OK)
+			return crv;
 	}
 	return CKR_OK;
 }
@@ -1087,8 +1048,9 @@ static void list_reset(struct list_op *o)
 }
 
 /* Keeps obj's label when it has the prefix and kos's CKA_ID for it. */
-static CK_RV list_each(kos_hsm_session *s, struct list_op *o, CK_OBJECT_HANDLE obj)
+static CK_RV list_each(kos_hsm_session *s, CK_OBJECT_HANDLE obj, void *arg)
 {
+	struct list_op *o = arg;
 	char label[KOS_HSM_LABEL_MAX + 1];
 	uint8_t id[KEY_ID_LEN], want[KEY_ID_LEN];
 	CK_ATTRIBUTE t[] = {
@@ -1137,35 +1099,14 @@ static CK_RV list_op(kos_hsm_session *s, void *arg)
 	 * fsck to remove it. */
 	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
 	struct list_op *o = arg;
-	CK_OBJECT_HANDLE objs[FIND_BATCH];
-	CK_ULONG n, i;
-	CK_RV crv = CKR_OK, fin;
+	CK_RV crv = CKR_OK;
 	size_t c;
 
 	list_reset(o);
 	for (c = 0; c < KOS_ARRAY_SIZE(classes) && crv == CKR_OK; c++) {
-		CK_OBJECT_CLASS cls = classes[c];
-		CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+		CK_ATTRIBUTE tmpl = { CKA_CLASS, (void *)&classes[c], sizeof(classes[c]) };
 
-		crv = s->f->C_FindObjectsInit(s->h, &tmpl, 1);
-		if (crv != CKR_OK) {
-			s->func = "C_FindObjectsInit";
-			return crv;
-		}
-		do {
-			crv = s->f->C_FindObjects(s->h, objs, KOS_ARRAY_SIZE(objs), &n);
-			if (crv != CKR_OK) {
-				s->func = "C_FindObjects";
-				break;
-			}
-			for (i = 0; i < n && crv == CKR_OK; i++)
-				crv = list_each(s, o, objs[i]);
-		} while (crv == CKR_OK && n > 0);
-		fin = s->f->C_FindObjectsFinal(s->h);
-		if (crv == CKR_OK && fin != CKR_OK) {
-			s->func = "C_FindObjectsFinal";
-			crv = fin;
-		}
+		crv = kos_hsm_find_each(s, &tmpl, 1, list_each, o);
 	}
 	return crv;
 }
