@@ -2304,7 +2304,7 @@ static kos_rv ledger_append_in_tx(struct sql_store *s, void *varg)
 
 	rv = ledger_head_locked(s, &seq, head);
 	if (rv == KOS_OK)
-		rv = kos_ledger_link(a->e, a->n, seq, head);
+		rv = kos_ledger_chain_link(a->e, a->n, seq, head);
 	for (i = 0; rv == KOS_OK && i < a->n; i++) {
 		const kos_ledger_entry *e = &a->e[i];
 		const char *text[] = {e->client,  e->action, e->resource, e->tier,
