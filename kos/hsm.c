@@ -272,18 +272,38 @@ static struct hsm_token *token_at(kos_hsm *hsm, size_t tok)
 	return &hsm->tokens[tok];
 }
 
+static kos_rv token_verror(const char *name, kos_rv rv, const char *fmt, va_list ap)
+	KOS_PRINTF(3, 0);
+static kos_rv token_verror(const char *name, kos_rv rv, const char *fmt, va_list ap)
+{
+	char msg[384];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	return kos_error_set(rv, "token %s: %s", name, msg);
+}
+
 /* Sets the thread's detail to "token NAME: ..." and returns rv. */
 static kos_rv token_error(const struct hsm_token *t, kos_rv rv, const char *fmt, ...)
 	KOS_PRINTF(3, 4);
 static kos_rv token_error(const struct hsm_token *t, kos_rv rv, const char *fmt, ...)
 {
-	char msg[384];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rv = token_verror(t->name, rv, fmt, ap);
 	va_end(ap);
-	return kos_error_set(rv, "token %s: %s", t->name, msg);
+	return rv;
+}
+
+kos_rv kos_hsm_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
+{
+	const char *name = kos_hsm_token_get0_name(hsm, tok);
+	va_list ap;
+
+	va_start(ap, fmt);
+	rv = token_verror(name != NULL ? name : "?", rv, fmt, ap);
+	va_end(ap);
+	return rv;
 }
 
 static kos_rv ckr_error(const struct hsm_token *t, const char *func, CK_RV crv)

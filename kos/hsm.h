@@ -83,6 +83,11 @@ const char *kos_hsm_ckr_name(CK_RV rv);
 /* Sets the detail "token NAME: FUNC: CKR_..." and returns kos_hsm_rv(rv);
  * for callers that use get/put themselves. */
 kos_rv kos_hsm_fail(kos_hsm *hsm, size_t tok, const char *func, CK_RV rv);
+/* Sets the detail "token NAME: " and the formatted text ("?" for a token
+ * that is not there) and returns rv: the callers' own refusals about a
+ * token, worded as the layer words its own. */
+kos_rv kos_hsm_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
+	KOS_PRINTF(4, 5);
 
 /* --- finding and destroying objects -----------------------------------------
  * For the functions kos_hsm_run() runs. tmpl (count attributes) is a

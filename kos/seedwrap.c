@@ -10,7 +10,6 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,20 +60,6 @@ void kos_seedwrap_free(kos_seedwrap *sw)
 		return;
 	pthread_mutex_destroy(&sw->lock);
 	free(sw);
-}
-
-static kos_rv sw_error(kos_seedwrap *sw, size_t tok, kos_rv rv, const char *fmt, ...)
-    KOS_PRINTF(4, 5);
-static kos_rv sw_error(kos_seedwrap *sw, size_t tok, kos_rv rv, const char *fmt, ...)
-{
-	const char *name = kos_hsm_token_get0_name(sw->hsm, tok);
-	char msg[384];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return kos_error_set(rv, "token %s: %s", name != NULL ? name : "?", msg);
 }
 
 /* The token that holds the wrapping key: the first of role ca. */
@@ -165,10 +150,11 @@ static CK_RV check_wrap_key(kos_hsm_session *s, struct wrap_op *o, CK_OBJECT_HAN
 	if (crv == CKR_ATTRIBUTE_TYPE_INVALID || crv == CKR_BUFFER_TOO_SMALL ||
 	    (crv == CKR_OK && (t[0].ulValueLen != WRAP_ID_LEN || value_len != 32 || !sensitive ||
 			       extractable || wrap || unwrap || derive))) {
-		o->err = sw_error(o->sw, o->tok, KOS_E_INTEGRITY,
-				  "the key labelled '%s' is not a kos wrapping key (it must be "
-				  "AES-256, sensitive, not extractable, encrypt/decrypt only)",
-				  KOS_SERVICE_WRAP_LABEL);
+		o->err = kos_hsm_error(o->sw->hsm, o->tok, KOS_E_INTEGRITY,
+				       "the key labelled '%s' is not a kos wrapping key (it must "
+				       "be AES-256, sensitive, not extractable, encrypt/decrypt "
+				       "only)",
+				       KOS_SERVICE_WRAP_LABEL);
 		return CKR_OK;
 	}
 	if (crv != CKR_OK)
@@ -228,14 +214,14 @@ static CK_RV pick_wrap_key(kos_hsm_session *s, struct wrap_op *o, CK_OBJECT_HAND
 		return crv;
 	if (n == 0) {
 		if (!o->create) {
-			o->err = sw_error(o->sw, o->tok, KOS_E_NOTFOUND, "no key labelled '%s'",
-					  KOS_SERVICE_WRAP_LABEL);
+			o->err = kos_hsm_error(o->sw->hsm, o->tok, KOS_E_NOTFOUND,
+					       "no key labelled '%s'", KOS_SERVICE_WRAP_LABEL);
 			return CKR_OK;
 		}
 		/* a retry after a broken session finds the key it made */
 		if (o->generated) {
-			o->err = sw_error(o->sw, o->tok, KOS_E_NOTFOUND,
-					  "the wrapping key made a moment ago is gone");
+			o->err = kos_hsm_error(o->sw->hsm, o->tok, KOS_E_NOTFOUND,
+					       "the wrapping key made a moment ago is gone");
 			return CKR_OK;
 		}
 		crv = generate_wrap_key(s, o, &objs[0]);
@@ -340,12 +326,12 @@ static CK_RV open_op(kos_hsm_session *s, void *arg)
 			if (crv != CKR_OK)
 				return crv;
 			if (n != 1) {
-				o->err = sw_error(o->sw, o->tok,
-						  n == 0 ? KOS_E_NOTFOUND : KOS_E_INTEGRITY,
-						  n == 0 ? "the key that wrapped this seed ('%s') "
-							   "is not on the token"
-							 : "two keys '%s' with one CKA_ID",
-						  KOS_SERVICE_WRAP_LABEL);
+				o->err = kos_hsm_error(
+				    o->sw->hsm, o->tok, n == 0 ? KOS_E_NOTFOUND : KOS_E_INTEGRITY,
+				    n == 0 ? "the key that wrapped this seed ('%s') "
+					     "is not on the token"
+					   : "two keys '%s' with one CKA_ID",
+				    KOS_SERVICE_WRAP_LABEL);
 				return CKR_OK;
 			}
 			crv = check_wrap_key(s, o, key, id);
@@ -424,8 +410,9 @@ kos_rv kos_seedwrap_seal(kos_seedwrap *sw, const char *name, uint32_t version,
 	if (rv == KOS_OK)
 		rv = o.err;
 	if (rv == KOS_OK && o.out_len != WRAP_CT_LEN)
-		rv = sw_error(sw, tok, KOS_E_CRYPTO, "C_Encrypt returned %lu bytes, not %d",
-			      (unsigned long)o.out_len, WRAP_CT_LEN);
+		rv = kos_hsm_error(sw->hsm, tok, KOS_E_CRYPTO,
+				   "C_Encrypt returned %lu bytes, not %d", (unsigned long)o.out_len,
+				   WRAP_CT_LEN);
 	if (rv == KOS_OK) {
 		memcpy(wrapped + 1, o.id, WRAP_ID_LEN);
 		memcpy(wrapped + 1 + WRAP_ID_LEN + WRAP_IV_LEN, ct, WRAP_CT_LEN);
@@ -473,12 +460,14 @@ kos_rv kos_seedwrap_open(kos_seedwrap *sw, const char *name, uint32_t version,
 	if (rv == KOS_OK)
 		rv = o.err;
 	if (rv == KOS_OK && o.tag_failed)
-		rv = sw_error(sw, tok, KOS_E_INTEGRITY,
-			      "service %s: the wrapped seed (version %" PRIu32 ") fails its check",
-			      name, version);
+		rv = kos_hsm_error(sw->hsm, tok, KOS_E_INTEGRITY,
+				   "service %s: the wrapped seed (version %" PRIu32 ") fails "
+				   "its check",
+				   name, version);
 	if (rv == KOS_OK && o.out_len != KOS_SERVICE_SEED_LEN)
-		rv = sw_error(sw, tok, KOS_E_CRYPTO, "C_Decrypt returned %lu bytes, not %d",
-			      (unsigned long)o.out_len, KOS_SERVICE_SEED_LEN);
+		rv = kos_hsm_error(sw->hsm, tok, KOS_E_CRYPTO,
+				   "C_Decrypt returned %lu bytes, not %d", (unsigned long)o.out_len,
+				   KOS_SERVICE_SEED_LEN);
 	if (rv == KOS_OK)
 		memcpy(seed, pt, KOS_SERVICE_SEED_LEN);
 	OPENSSL_cleanse(pt, sizeof(pt));

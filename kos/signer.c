@@ -15,7 +15,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -83,21 +82,6 @@ static const struct key_kind *kind_of(kos_key_type type)
 
 /* --- errors ----------------------------------------------------------------- */
 
-/* Sets "token NAME: ..." as the thread's detail and returns rv. */
-static kos_rv tok_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
-	KOS_PRINTF(4, 5);
-static kos_rv tok_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
-{
-	const char *name = kos_hsm_token_get0_name(hsm, tok);
-	char msg[384];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return kos_error_set(rv, "token %s: %s", name != NULL ? name : "?", msg);
-}
-
 /* Checks the arguments every entry point shares. */
 static kos_rv check_args(kos_hsm *hsm, size_t tok, const char *label)
 {
@@ -107,11 +91,12 @@ static kos_rv check_args(kos_hsm *hsm, size_t tok, const char *label)
 		return kos_error_set(KOS_E_RANGE, "no backend token #%zu", tok);
 	n = label != NULL ? strlen(label) : 0;
 	if (n == 0 || n > KOS_HSM_LABEL_MAX)
-		return tok_error(hsm, tok, KOS_E_INVALID, "a key label is 1 to %d bytes",
-				 KOS_HSM_LABEL_MAX);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID, "a key label is 1 to %d bytes",
+				     KOS_HSM_LABEL_MAX);
 	for (i = 0; i < n; i++)
 		if (label[i] < 0x20 || label[i] > 0x7e)
-			return tok_error(hsm, tok, KOS_E_INVALID, "a key label is printable ASCII");
+			return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+					     "a key label is printable ASCII");
 	return KOS_OK;
 }
 
@@ -528,8 +513,8 @@ static kos_rv spki_from_attrs(kos_hsm *hsm, size_t tok, const char *label,
 	kos_rv rv;
 
 	if (pa->kind == NULL)
-		return tok_error(hsm, tok, KOS_E_INVALID,
-				 "public key '%s' is of a type kos does not use", label);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "public key '%s' is of a type kos does not use", label);
 	switch (pa->kind->ckk) {
 	case CKK_EC:
 		if (ec_point(pa->a, pa->a_len, 65, &pt, &n) && pt[0] == 0x04)
@@ -549,13 +534,13 @@ static kos_rv spki_from_attrs(kos_hsm *hsm, size_t tok, const char *label,
 		break;
 	}
 	if (pkey == NULL)
-		return tok_error(hsm, tok, KOS_E_CRYPTO,
-				 "public key '%s': the token's %s key does not decode", label,
-				 pa->kind->name);
+		return kos_hsm_error(hsm, tok, KOS_E_CRYPTO,
+				     "public key '%s': the token's %s key does not decode", label,
+				     pa->kind->name);
 	rv = pkey_to_spki(pkey, spki, spki_len);
 	EVP_PKEY_free(pkey);
 	if (rv != KOS_OK)
-		return tok_error(hsm, tok, rv, "public key '%s': cannot encode it", label);
+		return kos_hsm_error(hsm, tok, rv, "public key '%s': cannot encode it", label);
 	return KOS_OK;
 }
 
@@ -692,8 +677,8 @@ kos_rv kos_signer_generate(kos_hsm *hsm, size_t tok, kos_key_type type, const ch
 	o.kind = kind_of(type);
 	o.label = label;
 	if (o.kind == NULL)
-		return tok_error(hsm, tok, KOS_E_INVALID, "key '%s': not a signing key type (%d)",
-				 label, (int)type);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "key '%s': not a signing key type (%d)", label, (int)type);
 	if (!key_id(label, o.id))
 		return kos_error_set(KOS_E_CRYPTO, "SHA-256 failed");
 	o.pub = o.priv = CK_INVALID_HANDLE;
@@ -701,8 +686,8 @@ kos_rv kos_signer_generate(kos_hsm *hsm, size_t tok, kos_key_type type, const ch
 	cache_drop(hsm, tok, label);
 	rv = kos_hsm_run(hsm, tok, gen_op, &o);
 	if (rv == KOS_OK && o.exists)
-		return tok_error(hsm, tok, KOS_E_EXISTS, "an object labelled '%s' already exists",
-				 label);
+		return kos_hsm_error(hsm, tok, KOS_E_EXISTS,
+				     "an object labelled '%s' already exists", label);
 	if (rv == KOS_OK)
 		rv = spki_from_attrs(hsm, tok, label, &o.pa, spki, spki_len);
 	if (rv != KOS_OK && o.generated) {
@@ -755,13 +740,13 @@ static CK_RV lookup_key(kos_hsm_session *s, struct sign_op *o, CK_OBJECT_HANDLE 
 	if (crv != CKR_OK)
 		return crv;
 	if (n == 0) {
-		o->err = tok_error(o->hsm, o->tok, KOS_E_NOTFOUND, "no private key labelled '%s'",
-				   o->label);
+		o->err = kos_hsm_error(o->hsm, o->tok, KOS_E_NOTFOUND,
+				       "no private key labelled '%s'", o->label);
 		return CKR_OK;
 	}
 	if (n > 1) {
-		o->err = tok_error(o->hsm, o->tok, KOS_E_INTEGRITY,
-				   "more than one private key labelled '%s'", o->label);
+		o->err = kos_hsm_error(o->hsm, o->tok, KOS_E_INTEGRITY,
+				       "more than one private key labelled '%s'", o->label);
 		return CKR_OK;
 	}
 	*key = obj;
@@ -788,9 +773,9 @@ static CK_RV sign_op(kos_hsm_session *s, void *arg)
 				  epoch);
 		}
 		if (kind != o->want) {
-			o->err = tok_error(o->hsm, o->tok, KOS_E_INVALID, "key '%s' is %s, not %s",
-					   o->label, kind != NULL ? kind->name : "of another type",
-					   o->want->name);
+			o->err = kos_hsm_error(
+			    o->hsm, o->tok, KOS_E_INVALID, "key '%s' is %s, not %s", o->label,
+			    kind != NULL ? kind->name : "of another type", o->want->name);
 			return CKR_OK;
 		}
 		crv = s->f->C_SignInit(s->h, &o->mech, key);
@@ -882,16 +867,16 @@ kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *
 		return rv;
 	o.want = kind_of(type);
 	if (o.want == NULL)
-		return tok_error(hsm, tok, KOS_E_INVALID, "key '%s': not a signing key type (%d)",
-				 label, (int)type);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "key '%s': not a signing key type (%d)", label, (int)type);
 	if (!pick_mechanism(o.want, &alg, &o.mech))
-		return tok_error(hsm, tok, KOS_E_INVALID,
-				 "key '%s': %s signatures do not fit a %s key", label,
-				 alg_name(alg), o.want->name);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "key '%s': %s signatures do not fit a %s key", label,
+				     alg_name(alg), o.want->name);
 	if (len > KOS_SIGNER_DATA_MAX)
-		return tok_error(hsm, tok, KOS_E_RANGE,
-				 "key '%s': %zu bytes to sign; at most %u are accepted", label, len,
-				 (unsigned)KOS_SIGNER_DATA_MAX);
+		return kos_hsm_error(hsm, tok, KOS_E_RANGE,
+				     "key '%s': %zu bytes to sign; at most %u are accepted", label,
+				     len, (unsigned)KOS_SIGNER_DATA_MAX);
 	o.hsm = hsm;
 	o.tok = tok;
 	o.label = label;
@@ -913,9 +898,9 @@ kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *
 	if (rv == KOS_OK)
 		rv = o.err;
 	if (rv == KOS_OK && o.sig_len != o.want->sig_len)
-		rv = tok_error(hsm, tok, KOS_E_CRYPTO,
-			       "C_Sign with '%s' returned %lu bytes, not %lu", label,
-			       (unsigned long)o.sig_len, (unsigned long)o.want->sig_len);
+		rv = kos_hsm_error(hsm, tok, KOS_E_CRYPTO,
+				   "C_Sign with '%s' returned %lu bytes, not %lu", label,
+				   (unsigned long)o.sig_len, (unsigned long)o.want->sig_len);
 	if (rv == KOS_OK && alg == KOS_SIG_ECDSA_DER) {
 		rv = kos_ecdsa_raw_to_der(o.sig, o.sig_len, sig, sig_len);
 		if (rv != KOS_OK)
@@ -977,10 +962,11 @@ kos_rv kos_signer_pubkey(kos_hsm *hsm, size_t tok, const char *label, uint8_t **
 	if (rv != KOS_OK)
 		return rv;
 	if (o.found == 0)
-		return tok_error(hsm, tok, KOS_E_NOTFOUND, "no public key labelled '%s'", label);
+		return kos_hsm_error(hsm, tok, KOS_E_NOTFOUND, "no public key labelled '%s'",
+				     label);
 	if (o.found > 1)
-		return tok_error(hsm, tok, KOS_E_INTEGRITY,
-				 "more than one public key labelled '%s'", label);
+		return kos_hsm_error(hsm, tok, KOS_E_INTEGRITY,
+				     "more than one public key labelled '%s'", label);
 	return spki_from_attrs(hsm, tok, label, &o.pa, spki, spki_len);
 }
 
@@ -1025,7 +1011,7 @@ kos_rv kos_signer_destroy(kos_hsm *hsm, size_t tok, const char *label)
 	rv = kos_hsm_run(hsm, tok, destroy_op, &o);
 	cache_drop(hsm, tok, label);
 	if (rv == KOS_OK && o.destroyed == 0)
-		return tok_error(hsm, tok, KOS_E_NOTFOUND, "no key pair labelled '%s'", label);
+		return kos_hsm_error(hsm, tok, KOS_E_NOTFOUND, "no key pair labelled '%s'", label);
 	return rv;
 }
 

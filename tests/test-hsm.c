@@ -765,6 +765,21 @@ static void test_find_and_destroy(void)
 	kos_hsm_free(hsm);
 }
 
+/* A caller's own refusal about a token reads like the layer's. */
+static void test_token_error(void)
+{
+	kos_rv rv;
+	kos_hsm *hsm = open_path(inst_conf, 0, &rv);
+
+	CU_ASSERT_EQUAL_FATAL(rv, KOS_OK);
+	CU_ASSERT_EQUAL(kos_hsm_error(hsm, 1, KOS_E_EXISTS, "label '%s' taken", "x"),
+			KOS_E_EXISTS);
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "token kms2: label 'x' taken");
+	CU_ASSERT_EQUAL(kos_hsm_error(hsm, N_TOKENS, KOS_E_RANGE, "gone"), KOS_E_RANGE);
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "token ?: gone");
+	kos_hsm_free(hsm);
+}
+
 /* --- sessions --------------------------------------------------------------- */
 
 static void test_session_reuse(void)
@@ -1199,6 +1214,7 @@ int main(void)
 		KOS_TEST(test_data_round_trip),
 		KOS_TEST(test_data_object_attributes),
 		KOS_TEST(test_find_and_destroy),
+		KOS_TEST(test_token_error),
 		KOS_TEST(test_session_reuse),
 		KOS_TEST(test_sessions_threads),
 		KOS_TEST(test_broken_session_reopened),
