@@ -1732,8 +1732,8 @@ static kos_rv sql_ca_key_list(kos_store *st, struct kos_store_ca_key **out, size
 	struct sql_store *s = sql_of(st);
 	size_t cap;
 
-	return select_rows(s, s->stmt[ST_CA_LIST], sizeof(**out), read_ca_key, "cannot list CA keys",
-			   (void **)out, n, &cap);
+	return select_rows(s, s->stmt[ST_CA_LIST], sizeof(**out), read_ca_key,
+			   "cannot list CA keys", (void **)out, n, &cap);
 }
 
 static kos_rv sql_ca_key_current(kos_store *st, struct kos_store_ca_key *out)
@@ -1863,8 +1863,8 @@ static kos_rv sql_cred_client_list(kos_store *st, struct kos_store_cred_client *
 	struct sql_store *s = sql_of(st);
 	size_t cap;
 
-	return select_rows(s, s->stmt[ST_CC_LIST], sizeof(**out), read_client, "cannot list clients",
-			   (void **)out, n, &cap);
+	return select_rows(s, s->stmt[ST_CC_LIST], sizeof(**out), read_client,
+			   "cannot list clients", (void **)out, n, &cap);
 }
 
 struct disable_arg {
