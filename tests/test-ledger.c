@@ -156,19 +156,25 @@ static void check_chain(kos_store *st, uint64_t want)
 
 /* --- values --- */
 
-static void test_known_answer(void)
+/* Two entries of a known answer, unlinked. */
+static void known_entries(kos_ledger_entry e[2])
 {
-	kos_store *st = open_store("memory:");
-	kos_ledger_entry e[2];
-	char hex[65];
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	kos_ledger_entry_init(&e[0], T0, "web-1", "decrypt", "payments", "high", "allowed", "",
 			      "3f2a9c");
 	kos_ledger_entry_init(&e[1], T0 + 250000, NULL, "enroll", "", "-", "refused",
 			      "invalid credential", NULL);
-	CU_ASSERT_EQUAL_FATAL(kos_ledger_append(st, e, 2), KOS_OK);
-	/* computed with Python's hashlib from the layout in kos-ledger(5) */
+}
+
+/* The known answer's entries as linked first into a ledger: hashes
+ * computed with Python's hashlib from the layout in kos-ledger(5). */
+static void check_known_answer(const kos_ledger_entry e[2])
+{
+	static const uint8_t zeros[32] = {0};
+	char hex[65];
+
+	CU_ASSERT_EQUAL(e[0].seq, 1);
+	CU_ASSERT_EQUAL(e[1].seq, 2);
+	CU_ASSERT(memcmp(e[0].prev, zeros, 32) == 0);
 	to_hex(e[0].hash, 32, hex);
 	CU_ASSERT_STRING_EQUAL(hex,
 			       "dbac80b4e9f8c2e057659701746802eb94716db370cdead1b4d27b3e74b731dd");
@@ -176,6 +182,17 @@ static void test_known_answer(void)
 	CU_ASSERT_STRING_EQUAL(hex,
 			       "b95480a67d004339ac2a6a850cd8b39d1340b5a3d905ce6fc91f9737d8769ab7");
 	CU_ASSERT(memcmp(e[1].prev, e[0].hash, 32) == 0);
+}
+
+static void test_known_answer(void)
+{
+	kos_store *st = open_store("memory:");
+	kos_ledger_entry e[2];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	known_entries(e);
+	CU_ASSERT_EQUAL_FATAL(kos_ledger_append(st, e, 2), KOS_OK);
+	check_known_answer(e);
 	kos_store_free(st);
 }
 
@@ -187,24 +204,11 @@ static void test_chain_leaf(void)
 	static const uint8_t zeros[32] = {0};
 	kos_ledger_entry e[2], t;
 	uint8_t h[32];
-	char hex[65];
 	size_t k;
 
-	kos_ledger_entry_init(&e[0], T0, "web-1", "decrypt", "payments", "high", "allowed", "",
-			      "3f2a9c");
-	kos_ledger_entry_init(&e[1], T0 + 250000, NULL, "enroll", "", "-", "refused",
-			      "invalid credential", NULL);
+	known_entries(e);
 	CU_ASSERT_EQUAL_FATAL(kos_ledger_chain_link(e, 2, 0, zeros), KOS_OK);
-	CU_ASSERT_EQUAL(e[0].seq, 1);
-	CU_ASSERT_EQUAL(e[1].seq, 2);
-	CU_ASSERT(memcmp(e[0].prev, zeros, 32) == 0);
-	CU_ASSERT(memcmp(e[1].prev, e[0].hash, 32) == 0);
-	to_hex(e[0].hash, 32, hex);
-	CU_ASSERT_STRING_EQUAL(hex,
-			       "dbac80b4e9f8c2e057659701746802eb94716db370cdead1b4d27b3e74b731dd");
-	to_hex(e[1].hash, 32, hex);
-	CU_ASSERT_STRING_EQUAL(hex,
-			       "b95480a67d004339ac2a6a850cd8b39d1340b5a3d905ce6fc91f9737d8769ab7");
+	check_known_answer(e);
 	for (k = 0; k < 2; k++) {
 		CU_ASSERT_EQUAL(kos_ledger_chain_hash(&e[k], h), KOS_OK);
 		CU_ASSERT(memcmp(h, e[k].hash, 32) == 0);
