@@ -272,18 +272,38 @@ static struct hsm_token *token_at(kos_hsm *hsm, size_t tok)
 	return &hsm->tokens[tok];
 }
 
+static kos_rv token_verror(const char *name, kos_rv rv, const char *fmt, va_list ap)
+	KOS_PRINTF(3, 0);
+static kos_rv token_verror(const char *name, kos_rv rv, const char *fmt, va_list ap)
+{
+	char msg[384];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	return kos_error_set(rv, "token %s: %s", name, msg);
+}
+
 /* Sets the thread's detail to "token NAME: ..." and returns rv. */
 static kos_rv token_error(const struct hsm_token *t, kos_rv rv, const char *fmt, ...)
 	KOS_PRINTF(3, 4);
 static kos_rv token_error(const struct hsm_token *t, kos_rv rv, const char *fmt, ...)
 {
-	char msg[384];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	rv = token_verror(t->name, rv, fmt, ap);
 	va_end(ap);
-	return kos_error_set(rv, "token %s: %s", t->name, msg);
+	return rv;
+}
+
+kos_rv kos_hsm_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
+{
+	const char *name = kos_hsm_token_get0_name(hsm, tok);
+	va_list ap;
+
+	va_start(ap, fmt);
+	rv = token_verror(name != NULL ? name : "?", rv, fmt, ap);
+	va_end(ap);
+	return rv;
 }
 
 static kos_rv ckr_error(const struct hsm_token *t, const char *func, CK_RV crv)
@@ -1136,6 +1156,104 @@ kos_rv kos_hsm_token_check(kos_hsm *hsm, size_t tok, int *logged_in)
 	return rv;
 }
 
+/* --- finding and destroying objects ---------------------------------------- */
+
+#define FIND_BATCH    64 /* handles asked for per C_FindObjects */
+#define DESTROY_BATCH 16
+
+/* Ends the find whatever happened in it; a failure of the find itself is
+ * the one to report. */
+static CK_RV find_end(kos_hsm_session *s, CK_RV crv)
+{
+	CK_RV fin = s->f->C_FindObjectsFinal(s->h);
+
+	if (crv == CKR_OK && fin != CKR_OK) {
+		s->func = "C_FindObjectsFinal";
+		crv = fin;
+	}
+	return crv;
+}
+
+CK_RV kos_hsm_find(kos_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG count, CK_OBJECT_HANDLE *objs,
+		   CK_ULONG max, CK_ULONG *n)
+{
+	CK_RV crv;
+
+	*n = 0;
+	crv = s->f->C_FindObjectsInit(s->h, tmpl, count);
+	if (crv != CKR_OK) {
+		s->func = "C_FindObjectsInit";
+		return crv;
+	}
+	crv = s->f->C_FindObjects(s->h, objs, max, n);
+	if (crv != CKR_OK)
+		s->func = "C_FindObjects";
+	return find_end(s, crv);
+}
+
+CK_RV kos_hsm_find_one(kos_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG count,
+		       CK_OBJECT_HANDLE *obj, CK_ULONG *n)
+{
+	/* a second handle is all it takes to tell "one" from "several" */
+	CK_OBJECT_HANDLE objs[2];
+	CK_RV crv;
+
+	crv = kos_hsm_find(s, tmpl, count, objs, KOS_ARRAY_SIZE(objs), n);
+	if (crv == CKR_OK && *n == 1)
+		*obj = objs[0];
+	return crv;
+}
+
+CK_RV kos_hsm_find_each(kos_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG count,
+			kos_hsm_object_fn *each, void *arg)
+{
+	CK_OBJECT_HANDLE objs[FIND_BATCH];
+	CK_ULONG n, i;
+	CK_RV crv;
+
+	crv = s->f->C_FindObjectsInit(s->h, tmpl, count);
+	if (crv != CKR_OK) {
+		s->func = "C_FindObjectsInit";
+		return crv;
+	}
+	do {
+		crv = s->f->C_FindObjects(s->h, objs, KOS_ARRAY_SIZE(objs), &n);
+		if (crv != CKR_OK) {
+			s->func = "C_FindObjects";
+			break;
+		}
+		for (i = 0; i < n && crv == CKR_OK; i++)
+			crv = each(s, objs[i], arg);
+	} while (crv == CKR_OK && n > 0);
+	return find_end(s, crv);
+}
+
+CK_RV kos_hsm_destroy(kos_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG count,
+		      unsigned long *destroyed)
+{
+	CK_OBJECT_HANDLE objs[DESTROY_BATCH];
+	CK_ULONG n, i;
+	CK_RV crv;
+
+	/* Destroying inside a find is not allowed: find a batch, then destroy it. */
+	do {
+		crv = kos_hsm_find(s, tmpl, count, objs, KOS_ARRAY_SIZE(objs), &n);
+		if (crv != CKR_OK)
+			return crv;
+		for (i = 0; i < n; i++) {
+			crv = s->f->C_DestroyObject(s->h, objs[i]);
+			if (crv != CKR_OK) {
+				s->func = "C_DestroyObject";
+				return crv;
+			}
+			(*destroyed)++;
+		}
+	} while (n == KOS_ARRAY_SIZE(objs));
+	return CKR_OK;
+}
+
+/* --- data objects ------------------------------------------------------------ */
+
 static kos_rv check_label(kos_hsm *hsm, size_t tok, const char *label)
 {
 	struct hsm_token *t = token_at(hsm, tok);
@@ -1152,70 +1270,27 @@ static kos_rv check_label(kos_hsm *hsm, size_t tok, const char *label)
 	return KOS_OK;
 }
 
-/* Finds up to max kos data objects (with label, or all when label is NULL);
- * always ends the find so the session goes back to the pool clean. */
-static CK_RV find_objects(kos_hsm_session *s, const char *label, CK_OBJECT_HANDLE *objs,
-			  CK_ULONG max, CK_ULONG *n)
-{
-	CK_OBJECT_CLASS cls = CKO_DATA;
-	CK_ATTRIBUTE tmpl[] = {
-		{ CKA_CLASS, &cls, sizeof(cls) },
-		{ CKA_APPLICATION, (void *)KOS_HSM_APPLICATION, sizeof(KOS_HSM_APPLICATION) - 1 },
-		{ CKA_LABEL, (void *)label, label ? strlen(label) : 0 },
-	};
-	CK_RV crv, fin;
+static const CK_OBJECT_CLASS data_class = CKO_DATA;
 
-	*n = 0;
-	crv = s->f->C_FindObjectsInit(s->h, tmpl, label ? 3 : 2);
-	if (crv != CKR_OK) {
-		s->func = "C_FindObjectsInit";
-		return crv;
-	}
-	crv = s->f->C_FindObjects(s->h, objs, max, n);
-	if (crv != CKR_OK)
-		s->func = "C_FindObjects";
-	fin = s->f->C_FindObjectsFinal(s->h);
-	if (crv == CKR_OK && fin != CKR_OK) {
-		s->func = "C_FindObjectsFinal";
-		crv = fin;
-	}
-	return crv;
+/* Fills t with the template of kos data objects: all of them, or (label not
+ * NULL) those labelled label; returns its length. */
+static CK_ULONG data_template(CK_ATTRIBUTE t[3], const char *label)
+{
+	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, (void *)&data_class, sizeof(data_class) };
+	t[1] = (CK_ATTRIBUTE){ CKA_APPLICATION, (void *)KOS_HSM_APPLICATION,
+			       sizeof(KOS_HSM_APPLICATION) - 1 };
+	if (label == NULL)
+		return 2;
+	t[2] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
+	return 3;
 }
 
-typedef CK_RV object_fn(kos_hsm_session *s, CK_OBJECT_HANDLE obj, void *arg);
-
 /* Calls each(s, handle, arg) for every kos data object; stops at a failure. */
-static CK_RV walk_objects(kos_hsm_session *s, object_fn *each, void *arg)
+static CK_RV walk_objects(kos_hsm_session *s, kos_hsm_object_fn *each, void *arg)
 {
-	CK_OBJECT_CLASS cls = CKO_DATA;
-	CK_ATTRIBUTE tmpl[] = {
-		{ CKA_CLASS, &cls, sizeof(cls) },
-		{ CKA_APPLICATION, (void *)KOS_HSM_APPLICATION, sizeof(KOS_HSM_APPLICATION) - 1 },
-	};
-	CK_OBJECT_HANDLE objs[64];
-	CK_ULONG n, i;
-	CK_RV crv, fin;
+	CK_ATTRIBUTE tmpl[3];
 
-	crv = s->f->C_FindObjectsInit(s->h, tmpl, 2);
-	if (crv != CKR_OK) {
-		s->func = "C_FindObjectsInit";
-		return crv;
-	}
-	do {
-		crv = s->f->C_FindObjects(s->h, objs, KOS_ARRAY_SIZE(objs), &n);
-		if (crv != CKR_OK) {
-			s->func = "C_FindObjects";
-			break;
-		}
-		for (i = 0; i < n && crv == CKR_OK; i++)
-			crv = each(s, objs[i], arg);
-	} while (crv == CKR_OK && n > 0);
-	fin = s->f->C_FindObjectsFinal(s->h);
-	if (crv == CKR_OK && fin != CKR_OK) {
-		s->func = "C_FindObjectsFinal";
-		crv = fin;
-	}
-	return crv;
+	return kos_hsm_find_each(s, tmpl, data_template(tmpl, NULL), each, arg);
 }
 
 struct put_arg {
@@ -1239,11 +1314,12 @@ static CK_RV put_op(kos_hsm_session *s, void *arg)
 		{ CKA_LABEL, (void *)a->label, strlen(a->label) },
 		{ CKA_VALUE, (void *)a->data, a->len },
 	};
+	CK_ATTRIBUTE find[3];
 	CK_OBJECT_HANDLE obj;
 	CK_ULONG n;
 	CK_RV crv;
 
-	crv = find_objects(s, a->label, &obj, 1, &n);
+	crv = kos_hsm_find(s, find, data_template(find, a->label), &obj, 1, &n);
 	if (crv != CKR_OK)
 		return crv;
 	a->exists = n > 0;
@@ -1284,18 +1360,18 @@ struct get_arg {
 static CK_RV get_op(kos_hsm_session *s, void *arg)
 {
 	struct get_arg *a = arg;
-	CK_OBJECT_HANDLE objs[2];
-	CK_ATTRIBUTE attr = { CKA_VALUE, NULL, 0 };
+	CK_ATTRIBUTE attr = { CKA_VALUE, NULL, 0 }, find[3];
+	CK_OBJECT_HANDLE obj;
 	CK_RV crv;
 
 	/* a retry starts afresh */
 	kos_secret_free(a->buf, a->len);
 	a->buf = NULL;
 	a->len = 0;
-	crv = find_objects(s, a->label, objs, 2, &a->found);
+	crv = kos_hsm_find_one(s, find, data_template(find, a->label), &obj, &a->found);
 	if (crv != CKR_OK || a->found != 1)
 		return crv;
-	crv = s->f->C_GetAttributeValue(s->h, objs[0], &attr, 1);
+	crv = s->f->C_GetAttributeValue(s->h, obj, &attr, 1);
 	if (crv != CKR_OK) {
 		s->func = "C_GetAttributeValue";
 		return crv;
@@ -1309,7 +1385,7 @@ static CK_RV get_op(kos_hsm_session *s, void *arg)
 		return CKR_HOST_MEMORY;
 	a->len = attr.ulValueLen;
 	attr.pValue = a->buf;
-	crv = s->f->C_GetAttributeValue(s->h, objs[0], &attr, 1);
+	crv = s->f->C_GetAttributeValue(s->h, obj, &attr, 1);
 	if (crv != CKR_OK || attr.ulValueLen != a->len) {
 		s->func = "C_GetAttributeValue";
 		kos_secret_free(a->buf, a->len);
@@ -1361,25 +1437,9 @@ struct destroy_arg {
 static CK_RV destroy_op(kos_hsm_session *s, void *arg)
 {
 	struct destroy_arg *a = arg;
-	CK_OBJECT_HANDLE objs[16];
-	CK_ULONG n, i;
-	CK_RV crv;
+	CK_ATTRIBUTE tmpl[3];
 
-	/* Destroying inside a find is not allowed: find a batch, then destroy it. */
-	do {
-		crv = find_objects(s, a->label, objs, KOS_ARRAY_SIZE(objs), &n);
-		if (crv != CKR_OK)
-			return crv;
-		for (i = 0; i < n; i++) {
-			crv = s->f->C_DestroyObject(s->h, objs[i]);
-			if (crv != CKR_OK) {
-				s->func = "C_DestroyObject";
-				return crv;
-			}
-			a->destroyed++;
-		}
-	} while (n == KOS_ARRAY_SIZE(objs));
-	return CKR_OK;
+	return kos_hsm_destroy(s, tmpl, data_template(tmpl, a->label), &a->destroyed);
 }
 
 kos_rv kos_hsm_data_destroy(kos_hsm *hsm, size_t tok, const char *label)

@@ -83,6 +83,41 @@ const char *kos_hsm_ckr_name(CK_RV rv);
 /* Sets the detail "token NAME: FUNC: CKR_..." and returns kos_hsm_rv(rv);
  * for callers that use get/put themselves. */
 kos_rv kos_hsm_fail(kos_hsm *hsm, size_t tok, const char *func, CK_RV rv);
+/* Sets the detail "token NAME: " and the formatted text ("?" for a token
+ * that is not there) and returns rv: the callers' own refusals about a
+ * token, worded as the layer words its own. */
+kos_rv kos_hsm_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
+	KOS_PRINTF(4, 5);
+
+/* --- finding and destroying objects -----------------------------------------
+ * For the functions kos_hsm_run() runs. tmpl (count attributes) is a
+ * C_FindObjectsInit template: an object matches when it has every attribute
+ * with exactly that value. Each helper ends the find it starts, so the
+ * session goes back to the pool clean, and sets s->func to the PKCS#11
+ * function that failed. */
+
+/* Finds up to max objects matching tmpl into objs; *n receives how many. */
+CK_RV kos_hsm_find(kos_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG count, CK_OBJECT_HANDLE *objs,
+		   CK_ULONG max, CK_ULONG *n);
+
+/* Looks for the one object matching tmpl: *n is 0 (none), 1 (*obj is it)
+ * or 2 (more than one, *obj undefined), for callers that refuse an
+ * ambiguous match. */
+CK_RV kos_hsm_find_one(kos_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG count,
+		       CK_OBJECT_HANDLE *obj, CK_ULONG *n);
+
+/* Calls each(s, obj, arg) for every object matching tmpl, in batches while
+ * the find is active: each may read attributes, not create or destroy
+ * objects. The first failure (of each or of the find) stops it and is
+ * returned. */
+typedef CK_RV kos_hsm_object_fn(kos_hsm_session *s, CK_OBJECT_HANDLE obj, void *arg);
+CK_RV kos_hsm_find_each(kos_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG count,
+			kos_hsm_object_fn *each, void *arg);
+
+/* Destroys every object matching tmpl and adds how many to *destroyed (so
+ * a retry on a fresh session counts on from what went before). */
+CK_RV kos_hsm_destroy(kos_hsm_session *s, CK_ATTRIBUTE *tmpl, CK_ULONG count,
+		      unsigned long *destroyed);
 
 /* --- data objects --------------------------------------------------------
  * kos keeps opaque bytes (shares, wrapped keys) as PKCS#11 data objects:

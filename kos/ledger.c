@@ -1,56 +1,23 @@
-/* The decision ledger: entry checks, the canonical encoding and hash
- * (kos-ledger(5)), and the chain walk. Storage is the store backends'. */
+/* The decision ledger: entry checks, append, list and the chain walk.
+ * The encoding, hash and linking are kos/ledger_chain.c's; storage is the
+ * store backends'. */
 #include "config.h"
 
+#include "kos/ledger_chain.h"
 #include "kos/store_backend.h"
 
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/evp.h>
-
-/* The encoding's magic and format version (kos-ledger(5)). */
-static const uint8_t ledger_magic[4] = {'K', 'O', 'S', 'L'};
-#define LEDGER_FORMAT 1
 
 /* Entries read per page by list and verify: bounds their memory
  * (about 120 KiB) whatever the ledger's length. */
 #define PAGE 256
 
-/* The text fields in encoding order, with their limits. */
-struct field {
-	const char *name;
-	size_t off, size;
-	bool may_be_empty, spaces;
-};
-
-#define AT(f) offsetof(kos_ledger_entry, f), sizeof(((kos_ledger_entry *)0)->f)
-static const struct field fields[] = {
-    {"client", AT(client), false, false},     {"action", AT(action), false, false},
-    {"resource", AT(resource), false, false}, {"tier", AT(tier), false, false},
-    {"outcome", AT(outcome), false, false},   {"reason", AT(reason), true, true},
-    {"jti", AT(jti), false, false},
-};
-#undef AT
-
-/* The largest encoding: magic, format, seq, at, and each field's length
- * and text. */
-#define ENCODING_MAX                                                                               \
-	(4 + 1 + 8 + 8 + 2 * 7 + KOS_LEDGER_CLIENT_MAX + KOS_LEDGER_ACTION_MAX +                   \
-	 KOS_LEDGER_RESOURCE_MAX + KOS_LEDGER_TIER_MAX + KOS_LEDGER_OUTCOME_MAX +                  \
-	 KOS_LEDGER_REASON_MAX + KOS_LEDGER_JTI_MAX)
-
 static const char *const tiers[] = {"high", "medium", "low", "deny", "-"};
 static const char *const outcomes[] = {"allowed", "refused", "failed"};
 
-static const char *field_text(const kos_ledger_entry *e, const struct field *f)
-{
-	return (const char *)e + f->off;
-}
-
-static bool field_char(unsigned char c, const struct field *f)
+static bool field_char(unsigned char c, const struct kos_ledger_field *f)
 {
 	return c > 0x20 ? c < 0x7f : c == 0x20 && f->spaces;
 }
@@ -73,9 +40,9 @@ static kos_rv entry_check(const kos_ledger_entry *e, size_t i)
 	if (e->at < 0)
 		return kos_error_set(KOS_E_INVALID,
 				     "ledger entry %zu of the batch: time before 1970", i + 1);
-	for (k = 0; k < KOS_ARRAY_SIZE(fields); k++) {
-		const struct field *f = &fields[k];
-		const char *s = field_text(e, f);
+	for (k = 0; k < KOS_LEDGER_FIELDS; k++) {
+		const struct kos_ledger_field *f = &kos_ledger_fields[k];
+		const char *s = kos_ledger_field_text(e, f);
 
 		len = strnlen(s, f->size);
 		if (len == f->size)
@@ -110,70 +77,9 @@ static kos_rv entry_check(const kos_ledger_entry *e, size_t i)
 	return KOS_OK;
 }
 
-static uint8_t *put_u64(uint8_t *p, uint64_t v)
-{
-	int i;
-
-	for (i = 7; i >= 0; i--)
-		*p++ = (uint8_t)(v >> (8 * i));
-	return p;
-}
-
-/* SHA-256(prev || encoding of e's seq, at and fields); prev is e->prev.
- * Texts are taken up to their NUL or their longest length, so a
- * malformed entry read back still hashes (to something else). */
-static kos_rv entry_hash(const kos_ledger_entry *e, uint8_t out[KOS_LEDGER_HASH_LEN])
-{
-	uint8_t buf[KOS_LEDGER_HASH_LEN + ENCODING_MAX], *p = buf;
-	unsigned int mdlen = 0;
-	size_t k;
-
-	memcpy(p, e->prev, KOS_LEDGER_HASH_LEN);
-	p += KOS_LEDGER_HASH_LEN;
-	memcpy(p, ledger_magic, sizeof(ledger_magic));
-	p += sizeof(ledger_magic);
-	*p++ = LEDGER_FORMAT;
-	p = put_u64(p, e->seq);
-	p = put_u64(p, (uint64_t)e->at);
-	for (k = 0; k < KOS_ARRAY_SIZE(fields); k++) {
-		const char *s = field_text(e, &fields[k]);
-		/* within ENCODING_MAX even for an array without its NUL */
-		size_t len = strnlen(s, fields[k].size - 1);
-
-		*p++ = (uint8_t)(len >> 8);
-		*p++ = (uint8_t)len;
-		memcpy(p, s, len);
-		p += len;
-	}
-	if (EVP_Digest(buf, (size_t)(p - buf), out, &mdlen, EVP_sha256(), NULL) != 1 ||
-	    mdlen != KOS_LEDGER_HASH_LEN)
-		return kos_error_set(KOS_E_CRYPTO, "ledger: SHA-256 failed");
-	return KOS_OK;
-}
-
-kos_rv kos_ledger_link(kos_ledger_entry *e, size_t n, uint64_t head_seq,
-		       const uint8_t head_hash[KOS_LEDGER_HASH_LEN])
-{
-	const uint8_t *prev = head_hash;
-	size_t i;
-	kos_rv rv;
-
-	/* seq stays within SQLite's signed 64-bit integers */
-	if (head_seq > (uint64_t)INT64_MAX || n > (uint64_t)INT64_MAX - head_seq)
-		return kos_error_set(KOS_E_RANGE, "ledger: no sequence numbers left");
-	for (i = 0; i < n; i++) {
-		e[i].seq = head_seq + i + 1;
-		memcpy(e[i].prev, prev, KOS_LEDGER_HASH_LEN);
-		rv = entry_hash(&e[i], e[i].hash);
-		if (rv != KOS_OK)
-			return rv;
-		prev = e[i].hash;
-	}
-	return KOS_OK;
-}
-
 /* Copies src into dst (size bytes) keeping only what the field may hold. */
-static void sanitize(char *dst, size_t size, const char *src, const struct field *f)
+static void sanitize(char *dst, size_t size, const char *src,
+		     const struct kos_ledger_field *f)
 {
 	size_t i;
 
@@ -191,16 +97,17 @@ void kos_ledger_entry_init(kos_ledger_entry *e, kos_usec at, const char *client,
 			   const char *resource, const char *tier, const char *outcome,
 			   const char *reason, const char *jti)
 {
-	const char *src[KOS_ARRAY_SIZE(fields)] = {client,  action, resource, tier,
-						   outcome, reason, jti};
+	const char *src[KOS_LEDGER_FIELDS] = {client, action, resource, tier,
+					      outcome, reason, jti};
 	size_t k;
 
 	if (e == NULL)
 		return;
 	memset(e, 0, sizeof(*e));
 	e->at = at;
-	for (k = 0; k < KOS_ARRAY_SIZE(fields); k++)
-		sanitize((char *)e + fields[k].off, fields[k].size, src[k], &fields[k]);
+	for (k = 0; k < KOS_LEDGER_FIELDS; k++)
+		sanitize((char *)e + kos_ledger_fields[k].off, kos_ledger_fields[k].size, src[k],
+			 &kos_ledger_fields[k]);
 }
 
 kos_rv kos_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n)
@@ -327,7 +234,7 @@ static kos_rv check_row(const struct kos_store_ledger_row *r, kos_ledger_check *
 		return bad(out, expect, "prev does not match entry %llu",
 			   (unsigned long long)(expect - 1));
 	}
-	rv = entry_hash(&r->e, h);
+	rv = kos_ledger_chain_hash(&r->e, h);
 	if (rv != KOS_OK)
 		return rv;
 	if (memcmp(h, r->e.hash, sizeof(h)) != 0)

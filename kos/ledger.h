@@ -11,38 +11,12 @@
 #include <kos/common.h>
 #include <kos/store.h>
 
+/* the entry, its limits and its hash chain */
+#include "kos/ledger_chain.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-#define KOS_LEDGER_HASH_LEN 32
-/* The longest text of each field, in bytes (the arrays hold one more). */
-#define KOS_LEDGER_CLIENT_MAX	64
-#define KOS_LEDGER_ACTION_MAX	32
-#define KOS_LEDGER_RESOURCE_MAX 128
-#define KOS_LEDGER_TIER_MAX	7
-#define KOS_LEDGER_OUTCOME_MAX	15
-#define KOS_LEDGER_REASON_MAX	64
-#define KOS_LEDGER_JTI_MAX	64
-
-/* One decision. Text fields are NUL-terminated printable ASCII (0x20 to
- * 0x7e); all but reason are 1.. bytes without spaces, reason is 0.. bytes
- * and may hold spaces. tier is "high", "medium", "low", "deny" or "-";
- * outcome is "allowed", "refused" or "failed". "-" stands for "none" (no
- * authenticated client, no resource, no credential). */
-typedef struct kos_ledger_entry {
-	uint64_t seq; /* set by kos_ledger_append() */
-	kos_usec at;  /* when the decision was made; >= 0 */
-	char client[KOS_LEDGER_CLIENT_MAX + 1];
-	char action[KOS_LEDGER_ACTION_MAX + 1];	    /* "sign", "decrypt", "enroll", ... */
-	char resource[KOS_LEDGER_RESOURCE_MAX + 1]; /* the key, client or service concerned */
-	char tier[KOS_LEDGER_TIER_MAX + 1];
-	char outcome[KOS_LEDGER_OUTCOME_MAX + 1];
-	char reason[KOS_LEDGER_REASON_MAX + 1]; /* why it was refused or failed, or "" */
-	char jti[KOS_LEDGER_JTI_MAX + 1];	/* the credential's id */
-	uint8_t prev[KOS_LEDGER_HASH_LEN];	/* set by append: the previous entry's hash */
-	uint8_t hash[KOS_LEDGER_HASH_LEN];	/* set by append: SHA-256(prev || encoding) */
-} kos_ledger_entry;
 
 /* Fills e for a decision from untrusted text: clears it, sets at, and
  * copies each string with every byte a field may not hold (controls, non-

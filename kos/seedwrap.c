@@ -10,7 +10,6 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,20 +62,6 @@ void kos_seedwrap_free(kos_seedwrap *sw)
 	free(sw);
 }
 
-static kos_rv sw_error(kos_seedwrap *sw, size_t tok, kos_rv rv, const char *fmt, ...)
-    KOS_PRINTF(4, 5);
-static kos_rv sw_error(kos_seedwrap *sw, size_t tok, kos_rv rv, const char *fmt, ...)
-{
-	const char *name = kos_hsm_token_get0_name(sw->hsm, tok);
-	char msg[384];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return kos_error_set(rv, "token %s: %s", name != NULL ? name : "?", msg);
-}
-
 /* The token that holds the wrapping key: the first of role ca. */
 static kos_rv wrap_token(kos_seedwrap *sw, size_t *tok)
 {
@@ -124,34 +109,21 @@ struct wrap_op {
 	bool tag_failed;
 };
 
-static CK_RV find_wrap_keys(kos_hsm_session *s, const uint8_t *id, CK_OBJECT_HANDLE *objs,
-			    CK_ULONG max, CK_ULONG *n)
-{
-	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-	CK_KEY_TYPE type = CKK_AES;
-	CK_ATTRIBUTE tmpl[] = {
-	    {CKA_CLASS, &cls, sizeof(cls)},
-	    {CKA_KEY_TYPE, &type, sizeof(type)},
-	    {CKA_LABEL, (void *)KOS_SERVICE_WRAP_LABEL, sizeof(KOS_SERVICE_WRAP_LABEL) - 1},
-	    {CKA_ID, (void *)id, WRAP_ID_LEN},
-	};
-	CK_RV crv, fin;
+static const CK_OBJECT_CLASS wrap_class = CKO_SECRET_KEY;
+static const CK_KEY_TYPE wrap_type = CKK_AES;
 
-	*n = 0;
-	crv = s->f->C_FindObjectsInit(s->h, tmpl, id != NULL ? 4 : 3);
-	if (crv != CKR_OK) {
-		s->func = "C_FindObjectsInit";
-		return crv;
-	}
-	crv = s->f->C_FindObjects(s->h, objs, max, n);
-	if (crv != CKR_OK)
-		s->func = "C_FindObjects";
-	fin = s->f->C_FindObjectsFinal(s->h);
-	if (crv == CKR_OK && fin != CKR_OK) {
-		s->func = "C_FindObjectsFinal";
-		crv = fin;
-	}
-	return crv;
+/* Fills t with the template of kos wrapping keys: all of them, or (id not
+ * NULL) the one with that CKA_ID; returns its length. */
+static CK_ULONG wrap_template(CK_ATTRIBUTE t[4], const uint8_t *id)
+{
+	t[0] = (CK_ATTRIBUTE){CKA_CLASS, (void *)&wrap_class, sizeof(wrap_class)};
+	t[1] = (CK_ATTRIBUTE){CKA_KEY_TYPE, (void *)&wrap_type, sizeof(wrap_type)};
+	t[2] = (CK_ATTRIBUTE){CKA_LABEL, (void *)KOS_SERVICE_WRAP_LABEL,
+			      sizeof(KOS_SERVICE_WRAP_LABEL) - 1};
+	if (id == NULL)
+		return 3;
+	t[3] = (CK_ATTRIBUTE){CKA_ID, (void *)id, WRAP_ID_LEN};
+	return 4;
 }
 
 /* Reads key's CKA_ID and checks it is a kos wrapping key: AES-256,
@@ -178,10 +150,11 @@ static CK_RV check_wrap_key(kos_hsm_session *s, struct wrap_op *o, CK_OBJECT_HAN
 	if (crv == CKR_ATTRIBUTE_TYPE_INVALID || crv == CKR_BUFFER_TOO_SMALL ||
 	    (crv == CKR_OK && (t[0].ulValueLen != WRAP_ID_LEN || value_len != 32 || !sensitive ||
 			       extractable || wrap || unwrap || derive))) {
-		o->err = sw_error(o->sw, o->tok, KOS_E_INTEGRITY,
-				  "the key labelled '%s' is not a kos wrapping key (it must be "
-				  "AES-256, sensitive, not extractable, encrypt/decrypt only)",
-				  KOS_SERVICE_WRAP_LABEL);
+		o->err = kos_hsm_error(o->sw->hsm, o->tok, KOS_E_INTEGRITY,
+				       "the key labelled '%s' is not a kos wrapping key (it must "
+				       "be AES-256, sensitive, not extractable, encrypt/decrypt "
+				       "only)",
+				       KOS_SERVICE_WRAP_LABEL);
 		return CKR_OK;
 	}
 	if (crv != CKR_OK)
@@ -230,24 +203,25 @@ static CK_RV generate_wrap_key(kos_hsm_session *s, struct wrap_op *o, CK_OBJECT_
 static CK_RV pick_wrap_key(kos_hsm_session *s, struct wrap_op *o, CK_OBJECT_HANDLE *key)
 {
 	CK_OBJECT_HANDLE objs[WRAP_FIND_MAX];
+	CK_ATTRIBUTE tmpl[4];
 	uint8_t id[WRAP_ID_LEN];
 	bool have = false;
 	CK_ULONG n, i;
 	CK_RV crv;
 
-	crv = find_wrap_keys(s, NULL, objs, WRAP_FIND_MAX, &n);
+	crv = kos_hsm_find(s, tmpl, wrap_template(tmpl, NULL), objs, WRAP_FIND_MAX, &n);
 	if (crv != CKR_OK)
 		return crv;
 	if (n == 0) {
 		if (!o->create) {
-			o->err = sw_error(o->sw, o->tok, KOS_E_NOTFOUND, "no key labelled '%s'",
-					  KOS_SERVICE_WRAP_LABEL);
+			o->err = kos_hsm_error(o->sw->hsm, o->tok, KOS_E_NOTFOUND,
+					       "no key labelled '%s'", KOS_SERVICE_WRAP_LABEL);
 			return CKR_OK;
 		}
 		/* a retry after a broken session finds the key it made */
 		if (o->generated) {
-			o->err = sw_error(o->sw, o->tok, KOS_E_NOTFOUND,
-					  "the wrapping key made a moment ago is gone");
+			o->err = kos_hsm_error(o->sw->hsm, o->tok, KOS_E_NOTFOUND,
+					       "the wrapping key made a moment ago is gone");
 			return CKR_OK;
 		}
 		crv = generate_wrap_key(s, o, &objs[0]);
@@ -336,7 +310,8 @@ static CK_RV open_op(kos_hsm_session *s, void *arg)
 {
 	struct wrap_op *o = arg;
 	CK_MECHANISM mech = {CKM_AES_GCM, &o->gcm, sizeof(o->gcm)};
-	CK_OBJECT_HANDLE objs[2], key = CK_INVALID_HANDLE;
+	CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+	CK_ATTRIBUTE tmpl[4];
 	uint8_t id[WRAP_ID_LEN];
 	bool cached, decrypting;
 	CK_ULONG n;
@@ -347,19 +322,18 @@ static CK_RV open_op(kos_hsm_session *s, void *arg)
 	cached = cache_lookup(o->sw, o->tok, s->generation, o->id, &key);
 	for (;;) {
 		if (!cached) {
-			crv = find_wrap_keys(s, o->id, objs, 2, &n);
+			crv = kos_hsm_find_one(s, tmpl, wrap_template(tmpl, o->id), &key, &n);
 			if (crv != CKR_OK)
 				return crv;
 			if (n != 1) {
-				o->err = sw_error(o->sw, o->tok,
-						  n == 0 ? KOS_E_NOTFOUND : KOS_E_INTEGRITY,
-						  n == 0 ? "the key that wrapped this seed ('%s') "
-							   "is not on the token"
-							 : "two keys '%s' with one CKA_ID",
-						  KOS_SERVICE_WRAP_LABEL);
+				o->err = kos_hsm_error(
+				    o->sw->hsm, o->tok, n == 0 ? KOS_E_NOTFOUND : KOS_E_INTEGRITY,
+				    n == 0 ? "the key that wrapped this seed ('%s') "
+					     "is not on the token"
+					   : "two keys '%s' with one CKA_ID",
+				    KOS_SERVICE_WRAP_LABEL);
 				return CKR_OK;
 			}
-			key = objs[0];
 			crv = check_wrap_key(s, o, key, id);
 			if (crv != CKR_OK || o->err != KOS_OK)
 				return crv;
@@ -436,8 +410,9 @@ kos_rv kos_seedwrap_seal(kos_seedwrap *sw, const char *name, uint32_t version,
 	if (rv == KOS_OK)
 		rv = o.err;
 	if (rv == KOS_OK && o.out_len != WRAP_CT_LEN)
-		rv = sw_error(sw, tok, KOS_E_CRYPTO, "C_Encrypt returned %lu bytes, not %d",
-			      (unsigned long)o.out_len, WRAP_CT_LEN);
+		rv = kos_hsm_error(sw->hsm, tok, KOS_E_CRYPTO,
+				   "C_Encrypt returned %lu bytes, not %d", (unsigned long)o.out_len,
+				   WRAP_CT_LEN);
 	if (rv == KOS_OK) {
 		memcpy(wrapped + 1, o.id, WRAP_ID_LEN);
 		memcpy(wrapped + 1 + WRAP_ID_LEN + WRAP_IV_LEN, ct, WRAP_CT_LEN);
@@ -485,12 +460,14 @@ kos_rv kos_seedwrap_open(kos_seedwrap *sw, const char *name, uint32_t version,
 	if (rv == KOS_OK)
 		rv = o.err;
 	if (rv == KOS_OK && o.tag_failed)
-		rv = sw_error(sw, tok, KOS_E_INTEGRITY,
-			      "service %s: the wrapped seed (version %" PRIu32 ") fails its check",
-			      name, version);
+		rv = kos_hsm_error(sw->hsm, tok, KOS_E_INTEGRITY,
+				   "service %s: the wrapped seed (version %" PRIu32 ") fails "
+				   "its check",
+				   name, version);
 	if (rv == KOS_OK && o.out_len != KOS_SERVICE_SEED_LEN)
-		rv = sw_error(sw, tok, KOS_E_CRYPTO, "C_Decrypt returned %lu bytes, not %d",
-			      (unsigned long)o.out_len, KOS_SERVICE_SEED_LEN);
+		rv = kos_hsm_error(sw->hsm, tok, KOS_E_CRYPTO,
+				   "C_Decrypt returned %lu bytes, not %d", (unsigned long)o.out_len,
+				   KOS_SERVICE_SEED_LEN);
 	if (rv == KOS_OK)
 		memcpy(seed, pt, KOS_SERVICE_SEED_LEN);
 	OPENSSL_cleanse(pt, sizeof(pt));

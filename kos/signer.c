@@ -15,7 +15,6 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,7 +24,6 @@
 #define KEY_ID_LEN    16
 #define SPKI_MAX      16384 /* far above any supported key; caps kos_spki_to_pem() */
 #define ATTR_MAX      512   /* EC parameters, points, RSA-3072 moduli fit */
-#define FIND_BATCH    64
 #define CACHE_BUCKETS 256
 #define CACHE_MAX     4096  /* entries; past it the cache starts afresh */
 
@@ -84,21 +82,6 @@ static const struct key_kind *kind_of(kos_key_type type)
 
 /* --- errors ----------------------------------------------------------------- */
 
-/* Sets "token NAME: ..." as the thread's detail and returns rv. */
-static kos_rv tok_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
-	KOS_PRINTF(4, 5);
-static kos_rv tok_error(const kos_hsm *hsm, size_t tok, kos_rv rv, const char *fmt, ...)
-{
-	const char *name = kos_hsm_token_get0_name(hsm, tok);
-	char msg[384];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return kos_error_set(rv, "token %s: %s", name != NULL ? name : "?", msg);
-}
-
 /* Checks the arguments every entry point shares. */
 static kos_rv check_args(kos_hsm *hsm, size_t tok, const char *label)
 {
@@ -108,11 +91,12 @@ static kos_rv check_args(kos_hsm *hsm, size_t tok, const char *label)
 		return kos_error_set(KOS_E_RANGE, "no backend token #%zu", tok);
 	n = label != NULL ? strlen(label) : 0;
 	if (n == 0 || n > KOS_HSM_LABEL_MAX)
-		return tok_error(hsm, tok, KOS_E_INVALID, "a key label is 1 to %d bytes",
-				 KOS_HSM_LABEL_MAX);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID, "a key label is 1 to %d bytes",
+				     KOS_HSM_LABEL_MAX);
 	for (i = 0; i < n; i++)
 		if (label[i] < 0x20 || label[i] > 0x7e)
-			return tok_error(hsm, tok, KOS_E_INVALID, "a key label is printable ASCII");
+			return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+					     "a key label is printable ASCII");
 	return KOS_OK;
 }
 
@@ -322,34 +306,14 @@ uint64_t kos_signer_lookup_count(void)
 
 /* --- token helpers ---------------------------------------------------------- */
 
-/* Finds up to max key objects of class cls labelled label with kos's CKA_ID;
- * always ends the find so the session goes back to the pool clean. */
-static CK_RV find_keys(kos_hsm_session *s, CK_OBJECT_CLASS cls, const char *label,
-		       const uint8_t id[KEY_ID_LEN], CK_OBJECT_HANDLE *objs, CK_ULONG max,
-		       CK_ULONG *n)
+/* Fills t with the template of kos's key objects of class *cls labelled
+ * label, with kos's CKA_ID id for the label. */
+static void key_template(CK_ATTRIBUTE t[3], const CK_OBJECT_CLASS *cls, const char *label,
+			 const uint8_t id[KEY_ID_LEN])
 {
-	CK_ATTRIBUTE tmpl[] = {
-		{ CKA_CLASS, &cls, sizeof(cls) },
-		{ CKA_LABEL, (void *)label, strlen(label) },
-		{ CKA_ID, (void *)id, KEY_ID_LEN },
-	};
-	CK_RV crv, fin;
-
-	*n = 0;
-	crv = s->f->C_FindObjectsInit(s->h, tmpl, KOS_ARRAY_SIZE(tmpl));
-	if (crv != CKR_OK) {
-		s->func = "C_FindObjectsInit";
-		return crv;
-	}
-	crv = s->f->C_FindObjects(s->h, objs, max, n);
-	if (crv != CKR_OK)
-		s->func = "C_FindObjects";
-	fin = s->f->C_FindObjectsFinal(s->h);
-	if (crv == CKR_OK && fin != CKR_OK) {
-		s->func = "C_FindObjectsFinal";
-		crv = fin;
-	}
-	return crv;
+	t[0] = (CK_ATTRIBUTE){ CKA_CLASS, (void *)cls, sizeof(*cls) };
+	t[1] = (CK_ATTRIBUTE){ CKA_LABEL, (void *)label, strlen(label) };
+	t[2] = (CK_ATTRIBUTE){ CKA_ID, (void *)id, KEY_ID_LEN };
 }
 
 /* Reads one attribute into buf (cap bytes); *len receives its length.
@@ -549,8 +513,8 @@ static kos_rv spki_from_attrs(kos_hsm *hsm, size_t tok, const char *label,
 	kos_rv rv;
 
 	if (pa->kind == NULL)
-		return tok_error(hsm, tok, KOS_E_INVALID,
-				 "public key '%s' is of a type kos does not use", label);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "public key '%s' is of a type kos does not use", label);
 	switch (pa->kind->ckk) {
 	case CKK_EC:
 		if (ec_point(pa->a, pa->a_len, 65, &pt, &n) && pt[0] == 0x04)
@@ -570,13 +534,13 @@ static kos_rv spki_from_attrs(kos_hsm *hsm, size_t tok, const char *label,
 		break;
 	}
 	if (pkey == NULL)
-		return tok_error(hsm, tok, KOS_E_CRYPTO,
-				 "public key '%s': the token's %s key does not decode", label,
-				 pa->kind->name);
+		return kos_hsm_error(hsm, tok, KOS_E_CRYPTO,
+				     "public key '%s': the token's %s key does not decode", label,
+				     pa->kind->name);
 	rv = pkey_to_spki(pkey, spki, spki_len);
 	EVP_PKEY_free(pkey);
 	if (rv != KOS_OK)
-		return tok_error(hsm, tok, rv, "public key '%s': cannot encode it", label);
+		return kos_hsm_error(hsm, tok, rv, "public key '%s': cannot encode it", label);
 	return KOS_OK;
 }
 
@@ -610,7 +574,7 @@ static CK_RV gen_op(kos_hsm_session *s, void *arg)
 	CK_ATTRIBUTE in_use = { CKA_LABEL, (void *)o->label, strlen(o->label) };
 	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
 	CK_OBJECT_HANDLE obj;
-	CK_RV crv, fin;
+	CK_RV crv;
 
 	/* A retry after the session broke keeps the pair already made. */
 	if (o->generated)
@@ -618,19 +582,7 @@ static CK_RV gen_op(kos_hsm_session *s, void *arg)
 
 	/* Any object with the label counts: two objects answering to one label
 	 * would make lookups ambiguous. */
-	crv = s->f->C_FindObjectsInit(s->h, &in_use, 1);
-	if (crv != CKR_OK) {
-		s->func = "C_FindObjectsInit";
-		return crv;
-	}
-	crv = s->f->C_FindObjects(s->h, &obj, 1, &n);
-	if (crv != CKR_OK)
-		s->func = "C_FindObjects";
-	fin = s->f->C_FindObjectsFinal(s->h);
-	if (crv == CKR_OK && fin != CKR_OK) {
-		s->func = "C_FindObjectsFinal";
-		crv = fin;
-	}
+	crv = kos_hsm_find(s, &in_use, 1, &obj, 1, &n);
 	if (crv != CKR_OK)
 		return crv;
 	if (n > 0) {
@@ -725,8 +677,8 @@ kos_rv kos_signer_generate(kos_hsm *hsm, size_t tok, kos_key_type type, const ch
 	o.kind = kind_of(type);
 	o.label = label;
 	if (o.kind == NULL)
-		return tok_error(hsm, tok, KOS_E_INVALID, "key '%s': not a signing key type (%d)",
-				 label, (int)type);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "key '%s': not a signing key type (%d)", label, (int)type);
 	if (!key_id(label, o.id))
 		return kos_error_set(KOS_E_CRYPTO, "SHA-256 failed");
 	o.pub = o.priv = CK_INVALID_HANDLE;
@@ -734,8 +686,8 @@ kos_rv kos_signer_generate(kos_hsm *hsm, size_t tok, kos_key_type type, const ch
 	cache_drop(hsm, tok, label);
 	rv = kos_hsm_run(hsm, tok, gen_op, &o);
 	if (rv == KOS_OK && o.exists)
-		return tok_error(hsm, tok, KOS_E_EXISTS, "an object labelled '%s' already exists",
-				 label);
+		return kos_hsm_error(hsm, tok, KOS_E_EXISTS,
+				     "an object labelled '%s' already exists", label);
 	if (rv == KOS_OK)
 		rv = spki_from_attrs(hsm, tok, label, &o.pa, spki, spki_len);
 	if (rv != KOS_OK && o.generated) {
@@ -773,29 +725,32 @@ struct sign_op {
 static CK_RV lookup_key(kos_hsm_session *s, struct sign_op *o, CK_OBJECT_HANDLE *key,
 			const struct key_kind **kind)
 {
+	static const CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
 	uint8_t id[KEY_ID_LEN];
-	CK_OBJECT_HANDLE objs[2];
+	CK_ATTRIBUTE tmpl[3];
+	CK_OBJECT_HANDLE obj;
 	CK_ULONG n;
 	CK_RV crv;
 
 	atomic_fetch_add(&lookup_count, 1);
 	if (!key_id(o->label, id))
 		return CKR_FUNCTION_FAILED;
-	crv = find_keys(s, CKO_PRIVATE_KEY, o->label, id, objs, 2, &n);
+	key_template(tmpl, &cls, o->label, id);
+	crv = kos_hsm_find_one(s, tmpl, KOS_ARRAY_SIZE(tmpl), &obj, &n);
 	if (crv != CKR_OK)
 		return crv;
 	if (n == 0) {
-		o->err = tok_error(o->hsm, o->tok, KOS_E_NOTFOUND, "no private key labelled '%s'",
-				   o->label);
+		o->err = kos_hsm_error(o->hsm, o->tok, KOS_E_NOTFOUND,
+				       "no private key labelled '%s'", o->label);
 		return CKR_OK;
 	}
 	if (n > 1) {
-		o->err = tok_error(o->hsm, o->tok, KOS_E_INTEGRITY,
-				   "more than one private key labelled '%s'", o->label);
+		o->err = kos_hsm_error(o->hsm, o->tok, KOS_E_INTEGRITY,
+				       "more than one private key labelled '%s'", o->label);
 		return CKR_OK;
 	}
-	*key = objs[0];
-	return key_kind_of(s, objs[0], kind);
+	*key = obj;
+	return key_kind_of(s, obj, kind);
 }
 
 static CK_RV sign_op(kos_hsm_session *s, void *arg)
@@ -818,9 +773,9 @@ static CK_RV sign_op(kos_hsm_session *s, void *arg)
 				  epoch);
 		}
 		if (kind != o->want) {
-			o->err = tok_error(o->hsm, o->tok, KOS_E_INVALID, "key '%s' is %s, not %s",
-					   o->label, kind != NULL ? kind->name : "of another type",
-					   o->want->name);
+			o->err = kos_hsm_error(
+			    o->hsm, o->tok, KOS_E_INVALID, "key '%s' is %s, not %s", o->label,
+			    kind != NULL ? kind->name : "of another type", o->want->name);
 			return CKR_OK;
 		}
 		crv = s->f->C_SignInit(s->h, &o->mech, key);
@@ -912,16 +867,16 @@ kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *
 		return rv;
 	o.want = kind_of(type);
 	if (o.want == NULL)
-		return tok_error(hsm, tok, KOS_E_INVALID, "key '%s': not a signing key type (%d)",
-				 label, (int)type);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "key '%s': not a signing key type (%d)", label, (int)type);
 	if (!pick_mechanism(o.want, &alg, &o.mech))
-		return tok_error(hsm, tok, KOS_E_INVALID,
-				 "key '%s': %s signatures do not fit a %s key", label,
-				 alg_name(alg), o.want->name);
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "key '%s': %s signatures do not fit a %s key", label,
+				     alg_name(alg), o.want->name);
 	if (len > KOS_SIGNER_DATA_MAX)
-		return tok_error(hsm, tok, KOS_E_RANGE,
-				 "key '%s': %zu bytes to sign; at most %u are accepted", label, len,
-				 (unsigned)KOS_SIGNER_DATA_MAX);
+		return kos_hsm_error(hsm, tok, KOS_E_RANGE,
+				     "key '%s': %zu bytes to sign; at most %u are accepted", label,
+				     len, (unsigned)KOS_SIGNER_DATA_MAX);
 	o.hsm = hsm;
 	o.tok = tok;
 	o.label = label;
@@ -943,9 +898,9 @@ kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *
 	if (rv == KOS_OK)
 		rv = o.err;
 	if (rv == KOS_OK && o.sig_len != o.want->sig_len)
-		rv = tok_error(hsm, tok, KOS_E_CRYPTO,
-			       "C_Sign with '%s' returned %lu bytes, not %lu", label,
-			       (unsigned long)o.sig_len, (unsigned long)o.want->sig_len);
+		rv = kos_hsm_error(hsm, tok, KOS_E_CRYPTO,
+				   "C_Sign with '%s' returned %lu bytes, not %lu", label,
+				   (unsigned long)o.sig_len, (unsigned long)o.want->sig_len);
 	if (rv == KOS_OK && alg == KOS_SIG_ECDSA_DER) {
 		rv = kos_ecdsa_raw_to_der(o.sig, o.sig_len, sig, sig_len);
 		if (rv != KOS_OK)
@@ -973,14 +928,17 @@ struct pub_op {
 
 static CK_RV pub_op(kos_hsm_session *s, void *arg)
 {
+	static const CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
 	struct pub_op *o = arg;
-	CK_OBJECT_HANDLE objs[2];
+	CK_ATTRIBUTE tmpl[3];
+	CK_OBJECT_HANDLE obj;
 	CK_RV crv;
 
-	crv = find_keys(s, CKO_PUBLIC_KEY, o->label, o->id, objs, 2, &o->found);
+	key_template(tmpl, &cls, o->label, o->id);
+	crv = kos_hsm_find_one(s, tmpl, KOS_ARRAY_SIZE(tmpl), &obj, &o->found);
 	if (crv != CKR_OK || o->found != 1)
 		return crv;
-	return read_public(s, objs[0], &o->pa);
+	return read_public(s, obj, &o->pa);
 }
 
 kos_rv kos_signer_pubkey(kos_hsm *hsm, size_t tok, const char *label, uint8_t **spki,
@@ -1004,10 +962,11 @@ kos_rv kos_signer_pubkey(kos_hsm *hsm, size_t tok, const char *label, uint8_t **
 	if (rv != KOS_OK)
 		return rv;
 	if (o.found == 0)
-		return tok_error(hsm, tok, KOS_E_NOTFOUND, "no public key labelled '%s'", label);
+		return kos_hsm_error(hsm, tok, KOS_E_NOTFOUND, "no public key labelled '%s'",
+				     label);
 	if (o.found > 1)
-		return tok_error(hsm, tok, KOS_E_INTEGRITY,
-				 "more than one public key labelled '%s'", label);
+		return kos_hsm_error(hsm, tok, KOS_E_INTEGRITY,
+				     "more than one public key labelled '%s'", label);
 	return spki_from_attrs(hsm, tok, label, &o.pa, spki, spki_len);
 }
 
@@ -1021,28 +980,16 @@ static CK_RV destroy_op(kos_hsm_session *s, void *arg)
 {
 	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
 	struct destroy_op *o = arg;
-	CK_OBJECT_HANDLE objs[8];
-	CK_ULONG n, i;
+	CK_ATTRIBUTE tmpl[3];
 	size_t c;
 	CK_RV crv;
 
-	/* Destroying inside a find is not allowed: find a batch, then destroy
-	 * it. The private half goes first: a lone public key is harmless. */
+	/* The private half goes first: a lone public key is harmless. */
 	for (c = 0; c < KOS_ARRAY_SIZE(classes); c++) {
-		do {
-			crv = find_keys(s, classes[c], o->label, o->id, objs, KOS_ARRAY_SIZE(objs),
-					&n);
-			if (crv != CKR_OK)
-				return crv;
-			for (i = 0; i < n; i++) {
-				crv = s->f->C_DestroyObject(s->h, objs[i]);
-				if (crv != CKR_OK) {
-					s->func = "C_DestroyObject";
-					return crv;
-				}
-				o->destroyed++;
-			}
-		} while (n == KOS_ARRAY_SIZE(objs));
+		key_template(tmpl, &classes[c], o->label, o->id);
+		crv = kos_hsm_destroy(s, tmpl, KOS_ARRAY_SIZE(tmpl), &o->destroyed);
+		if (crv != CKR_OK)
+			return crv;
 	}
 	return CKR_OK;
 }
@@ -1064,7 +1011,7 @@ kos_rv kos_signer_destroy(kos_hsm *hsm, size_t tok, const char *label)
 	rv = kos_hsm_run(hsm, tok, destroy_op, &o);
 	cache_drop(hsm, tok, label);
 	if (rv == KOS_OK && o.destroyed == 0)
-		return tok_error(hsm, tok, KOS_E_NOTFOUND, "no key pair labelled '%s'", label);
+		return kos_hsm_error(hsm, tok, KOS_E_NOTFOUND, "no key pair labelled '%s'", label);
 	return rv;
 }
 
@@ -1087,8 +1034,9 @@ static void list_reset(struct list_op *o)
 }
 
 /* Keeps obj's label when it has the prefix and kos's CKA_ID for it. */
-static CK_RV list_each(kos_hsm_session *s, struct list_op *o, CK_OBJECT_HANDLE obj)
+static CK_RV list_each(kos_hsm_session *s, CK_OBJECT_HANDLE obj, void *arg)
 {
+	struct list_op *o = arg;
 	char label[KOS_HSM_LABEL_MAX + 1];
 	uint8_t id[KEY_ID_LEN], want[KEY_ID_LEN];
 	CK_ATTRIBUTE t[] = {
@@ -1137,35 +1085,14 @@ static CK_RV list_op(kos_hsm_session *s, void *arg)
 	 * fsck to remove it. */
 	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
 	struct list_op *o = arg;
-	CK_OBJECT_HANDLE objs[FIND_BATCH];
-	CK_ULONG n, i;
-	CK_RV crv = CKR_OK, fin;
+	CK_RV crv = CKR_OK;
 	size_t c;
 
 	list_reset(o);
 	for (c = 0; c < KOS_ARRAY_SIZE(classes) && crv == CKR_OK; c++) {
-		CK_OBJECT_CLASS cls = classes[c];
-		CK_ATTRIBUTE tmpl = { CKA_CLASS, &cls, sizeof(cls) };
+		CK_ATTRIBUTE tmpl = { CKA_CLASS, (void *)&classes[c], sizeof(classes[c]) };
 
-		crv = s->f->C_FindObjectsInit(s->h, &tmpl, 1);
-		if (crv != CKR_OK) {
-			s->func = "C_FindObjectsInit";
-			return crv;
-		}
-		do {
-			crv = s->f->C_FindObjects(s->h, objs, KOS_ARRAY_SIZE(objs), &n);
-			if (crv != CKR_OK) {
-				s->func = "C_FindObjects";
-				break;
-			}
-			for (i = 0; i < n && crv == CKR_OK; i++)
-				crv = list_each(s, o, objs[i]);
-		} while (crv == CKR_OK && n > 0);
-		fin = s->f->C_FindObjectsFinal(s->h);
-		if (crv == CKR_OK && fin != CKR_OK) {
-			s->func = "C_FindObjectsFinal";
-			crv = fin;
-		}
+		crv = kos_hsm_find_each(s, &tmpl, 1, list_each, o);
 	}
 	return crv;
 }

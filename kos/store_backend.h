@@ -12,6 +12,7 @@
 #define KOS_STORE_BACKEND_H
 
 #include "kos/internal.h"
+#include "kos/ledger_chain.h"
 
 #include <kos/cred.h>
 
@@ -188,8 +189,11 @@ const char *kos_revocation_kind_name(enum kos_revocation_kind k);
 
 /* --- the decision ledger (schema version 5) ------------------------------
  * Append-only: entries are written by ledger_append only, never changed or
- * removed by kos. The chain's rules and hash are kos/ledger.c's; a backend
- * stores what it is given and reads back exactly what it has. */
+ * removed by kos. The chain's encoding, hash and linking are
+ * kos/ledger_chain.c's (kos_ledger_chain_link(), called inside the append
+ * transaction); the entry checks are kos/ledger.c's, which calls down into
+ * the backends and is never called by them. A backend stores what it is
+ * given and reads back exactly what it has. */
 
 /* One stored entry as read. malformed: the row cannot be an entry kos
  * wrote (a text too long or not text, a time not an integer, a hash not 32
@@ -198,12 +202,6 @@ struct kos_store_ledger_row {
 	kos_ledger_entry e;
 	bool malformed;
 };
-
-/* Sets seq, prev and hash of e[0..n) as the entries following the head
- * (head_seq, head_hash): pure computation, for backends to call inside
- * their append transaction (ledger.c). Errors: KOS_E_RANGE, KOS_E_CRYPTO. */
-kos_rv kos_ledger_link(kos_ledger_entry *e, size_t n, uint64_t head_seq,
-		       const uint8_t head_hash[KOS_LEDGER_HASH_LEN]);
 
 struct kos_store_ops {
 	const char *name; /* "sqlite", "memory" */
@@ -333,7 +331,7 @@ struct kos_store_ops {
 	kos_rv (*meta_put)(kos_store *st, const char *key, const char *value);
 
 	/* The ledger. */
-	/* Reads the head, kos_ledger_link()s e[0..n) (n > 0, each valid) to
+	/* Reads the head, kos_ledger_chain_link()s e[0..n) (n > 0, each valid) to
 	 * it and writes them, in ONE transaction (across processes for a
 	 * shared backend): all or none. */
 	kos_rv (*ledger_append)(kos_store *st, kos_ledger_entry *e, size_t n);

@@ -1346,7 +1346,7 @@ static kos_rv mem_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n)
 	}
 	if (rv == KOS_OK) {
 		ledger_head_locked(m, &seq, head);
-		rv = kos_ledger_link(e, n, seq, head);
+		rv = kos_ledger_chain_link(e, n, seq, head);
 	}
 	if (rv == KOS_OK) {
 		memcpy(m->ledger + m->n_ledger, e, n * sizeof(*e));

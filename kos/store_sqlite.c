@@ -481,6 +481,214 @@ static uint64_t i2u(int64_t v)
 	return v < 0 ? 0 : (uint64_t)v;
 }
 
+/* --- statements ------------------------------------------------------------
+ * Every statement is prepared once (prepare()) and run through the helpers
+ * here: they step it, retrying SQLITE_BUSY on the first step, read what it
+ * returns, then reset it and clear its bindings (a blob bound SQLITE_STATIC
+ * must not outlive its buffer), and put the database's message in the
+ * detail of a failure. rc is the result of the caller's bindings: a failed
+ * bind is reported like a failed step. */
+
+/* Reads the columns of the row a statement is on into rec; a return other
+ * than KOS_OK (its detail set) refuses the row and ends the query. */
+typedef kos_rv (*row_reader)(sqlite3_stmt *stmt, void *rec);
+
+/* Runs a bound statement that returns no row. */
+static kos_rv exec_bound(struct sql_store *s, sqlite3_stmt *stmt, int rc, const char *what)
+{
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	if (rc != SQLITE_DONE)
+		return db_fail(s, rc, what);
+	return KOS_OK;
+}
+
+/* Runs a bound statement for at most one row, whose columns read (NULL:
+ * none wanted) takes into rec. *found says whether a row came and was
+ * read: no row is no error here, the caller words its own. */
+static kos_rv query_row(struct sql_store *s, sqlite3_stmt *stmt, int rc, row_reader read,
+			void *rec, bool *found, const char *what)
+{
+	kos_rv rv = KOS_OK;
+
+	*found = false;
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	if (rc == SQLITE_ROW) {
+		if (read != NULL)
+			rv = read(stmt, rec);
+		*found = rv == KOS_OK;
+	} else if (rc != SQLITE_DONE) {
+		rv = db_fail(s, rc, what);
+	}
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	return rv;
+}
+
+/* Runs a bound statement through all its rows, each read by each into
+ * arg; the first refusal ends it. Only the first step is retried: a retry
+ * resets the statement, which would then yield its rows again. */
+static kos_rv query_rows(struct sql_store *s, sqlite3_stmt *stmt, int rc, row_reader each,
+			 void *arg, const char *what)
+{
+	kos_rv rv = KOS_OK;
+
+	if (rc == SQLITE_OK)
+		rc = step_retry(stmt);
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt)) {
+		rv = each(stmt, arg);
+		if (rv != KOS_OK)
+			break;
+	}
+	if (rv == KOS_OK && rc != SQLITE_DONE)
+		rv = db_fail(s, rc, what);
+	sqlite3_reset(stmt);
+	sqlite3_clear_bindings(stmt);
+	return rv;
+}
+
+static kos_rv read_int(sqlite3_stmt *stmt, void *rec)
+{
+	*(int64_t *)rec = sqlite3_column_int64(stmt, 0);
+	return KOS_OK;
+}
+
+/* The integer in the first column of a bound statement's one row; 0 when
+ * no row comes. */
+static kos_rv query_int(struct sql_store *s, sqlite3_stmt *stmt, int rc, int64_t *out,
+			const char *what)
+{
+	bool found;
+
+	*out = 0;
+	return query_row(s, stmt, rc, read_int, out, &found, what);
+}
+
+/* Makes room for one more element of size sz in *arr, whose capacity is *cap
+ * and which holds n. */
+static kos_rv grow(void **arr, size_t *cap, size_t n, size_t sz)
+{
+	size_t ncap;
+	void *na;
+
+	if (n < *cap)
+		return KOS_OK;
+	ncap = *cap ? *cap * 2 : 16;
+	if (ncap > SIZE_MAX / sz)
+		return kos_error_set(KOS_E_NOMEM, "state store: too many rows");
+	na = realloc(*arr, ncap * sz);
+	if (na == NULL)
+		return kos_error_set(KOS_E_NOMEM, "state store: out of memory");
+	*arr = na;
+	*cap = ncap;
+	return KOS_OK;
+}
+
+struct collect {
+	void *arr;
+	size_t elem, n, cap;
+	row_reader read;
+};
+
+static kos_rv collect_row(sqlite3_stmt *stmt, void *arg)
+{
+	struct collect *c = arg;
+	unsigned char *rec;
+	kos_rv rv;
+
+	rv = grow(&c->arr, &c->cap, c->n, c->elem);
+	if (rv != KOS_OK)
+		return rv;
+	rec = (unsigned char *)c->arr + c->n * c->elem;
+	memset(rec, 0, c->elem);
+	rv = c->read(stmt, rec);
+	if (rv == KOS_OK)
+		c->n++;
+	return rv;
+}
+
+/* Reads every row of a bound statement into a new array of elem-byte
+ * records, each zeroed and filled by read, under the caller's lock. On
+ * failure nothing is handed out and what was read is wiped. *cap is the
+ * array's capacity in records (to wipe it). */
+static kos_rv select_rows_locked(struct sql_store *s, sqlite3_stmt *stmt, int rc, size_t elem,
+				 row_reader read, const char *what, void **out, size_t *n,
+				 size_t *cap)
+{
+	struct collect c = {NULL, elem, 0, 0, read};
+	kos_rv rv = query_rows(s, stmt, rc, collect_row, &c, what);
+
+	*out = NULL;
+	*n = 0;
+	*cap = 0;
+	if (rv != KOS_OK) {
+		if (c.arr != NULL)
+			OPENSSL_cleanse(c.arr, c.cap * elem);
+		free(c.arr);
+		return rv;
+	}
+	*out = c.arr;
+	*n = c.n;
+	*cap = c.cap;
+	return KOS_OK;
+}
+
+/* select_rows_locked() for a statement without parameters, in one pass
+ * under the handle's lock. */
+static kos_rv select_rows(struct sql_store *s, sqlite3_stmt *stmt, size_t elem, row_reader read,
+			  const char *what, void **out, size_t *n, size_t *cap)
+{
+	kos_rv rv;
+
+	pthread_mutex_lock(&s->lock);
+	rv = select_rows_locked(s, stmt, SQLITE_OK, elem, read, what, out, n, cap);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+/* --- columns --------------------------------------------------------------- */
+
+/* Copies text column col into out (size bytes), cut to fit and
+ * NUL-terminated; NULL reads as "". */
+static void copy_col(sqlite3_stmt *stmt, int col, char *out, size_t size)
+{
+	const unsigned char *t = sqlite3_column_text(stmt, col);
+
+	memset(out, 0, size);
+	if (t != NULL)
+		memcpy(out, t, strnlen((const char *)t, size - 1));
+}
+
+/* Copies blob column col into out when it holds 1..cap bytes. Returns its
+ * length: 0 for NULL or empty, above cap when nothing was copied. */
+static size_t col_blob(sqlite3_stmt *stmt, int col, void *out, size_t cap)
+{
+	const void *blob = sqlite3_column_blob(stmt, col);
+	int len = sqlite3_column_bytes(stmt, col);
+
+	if (blob == NULL || len <= 0)
+		return 0;
+	if ((size_t)len <= cap)
+		memcpy(out, blob, (size_t)len);
+	return (size_t)len;
+}
+
+/* Copies blob column col into out when it holds exactly len bytes. */
+static bool col_blob_exact(sqlite3_stmt *stmt, int col, void *out, size_t len)
+{
+	const void *blob = sqlite3_column_blob(stmt, col);
+
+	if (blob == NULL || sqlite3_column_bytes(stmt, col) != (int)len)
+		return false;
+	memcpy(out, blob, len);
+	return true;
+}
+
+/* --- trust ----------------------------------------------------------------- */
+
 /* Binds ?2..?24 from st (?1 is the client). */
 static int bind_state(sqlite3_stmt *stmt, const struct kos_trust_state *st)
 {
@@ -550,28 +758,33 @@ static void set_client(struct kos_trust_state *st, const char *client)
 	memcpy(st->client, client, strnlen(client, sizeof(st->client) - 1));
 }
 
-/* Loads client into *st inside the caller's transaction; *found says
- * whether it exists. Leaves ST_GET reset. */
+/* A row read into out, which is set afresh for name: name and what the
+ * row holds. */
+struct named_rec {
+	const char *name;
+	void *out;
+};
+
+static kos_rv read_trust_row(sqlite3_stmt *stmt, void *rec)
+{
+	struct named_rec *r = rec;
+	struct kos_trust_state *st = r->out;
+
+	memset(st, 0, sizeof(*st));
+	set_client(st, r->name);
+	read_state(stmt, 0, st);
+	return KOS_OK;
+}
+
+/* Loads client into *st inside the caller's transaction or lock; *found
+ * says whether it exists (when not, *st is untouched). */
 static kos_rv load(struct sql_store *s, const char *client, struct kos_trust_state *st, bool *found)
 {
 	sqlite3_stmt *stmt = s->stmt[ST_GET];
-	kos_rv rv = KOS_OK;
-	int rc;
+	struct named_rec r = {client, st};
 
-	*found = false;
-	rc = sqlite3_bind_text(stmt, 1, client, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		memset(st, 0, sizeof(*st));
-		set_client(st, client);
-		read_state(stmt, 0, st);
-		*found = true;
-	} else if (rc != SQLITE_DONE) {
-		rv = db_fail(s, rc, "cannot read a client");
-	}
-	sqlite3_reset(stmt);
-	return rv;
+	return query_row(s, stmt, sqlite3_bind_text(stmt, 1, client, -1, SQLITE_STATIC),
+			 read_trust_row, &r, found, "cannot read a client");
 }
 
 static kos_rv sql_trust_get(kos_store *st, const char *client, struct kos_trust_state *out)
@@ -612,12 +825,7 @@ static kos_rv update_in_tx(struct sql_store *s, const char *client, kos_trust_up
 	rc = sqlite3_bind_text(stmt, 1, client, -1, SQLITE_STATIC);
 	if (rc == SQLITE_OK)
 		rc = bind_state(stmt, &work);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	sqlite3_reset(stmt);
-	if (rc != SQLITE_DONE)
-		return db_fail(s, rc, "cannot write a client");
-	return KOS_OK;
+	return exec_bound(s, stmt, rc, "cannot write a client");
 }
 
 /* The body of trust_delete, inside the transaction and the lock. */
@@ -625,16 +833,14 @@ static kos_rv delete_in_tx(struct sql_store *s, const char *client, kos_trust_up
 			   void *arg)
 {
 	sqlite3_stmt *stmt = s->stmt[ST_DELETE];
-	int rc;
+	kos_rv rv;
 
 	(void)fn;
 	(void)arg;
-	rc = sqlite3_bind_text(stmt, 1, client, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	sqlite3_reset(stmt);
-	if (rc != SQLITE_DONE)
-		return db_fail(s, rc, "cannot delete a client");
+	rv = exec_bound(s, stmt, sqlite3_bind_text(stmt, 1, client, -1, SQLITE_STATIC),
+			"cannot delete a client");
+	if (rv != KOS_OK)
+		return rv;
 	if (sqlite3_changes(s->db) == 0)
 		return kos_error_set(KOS_E_NOTFOUND, "unknown client '%s'", client);
 	return KOS_OK;
@@ -695,53 +901,23 @@ static kos_rv sql_trust_delete(kos_store *st, const char *client)
 	return in_tx(sql_of(st), delete_in_tx, client, NULL, NULL);
 }
 
+/* A row of ST_LIST: the client, then the TRUST_COLS. */
+static kos_rv read_trust_list_row(sqlite3_stmt *stmt, void *rec)
+{
+	const unsigned char *name = sqlite3_column_text(stmt, 0);
+
+	set_client(rec, name != NULL ? (const char *)name : "");
+	read_state(stmt, 1, rec);
+	return KOS_OK;
+}
+
 static kos_rv sql_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n)
 {
 	struct sql_store *s = sql_of(st);
-	sqlite3_stmt *stmt = s->stmt[ST_LIST];
-	struct kos_trust_state *arr = NULL;
-	size_t k = 0, cap = 0;
-	kos_rv rv = KOS_OK;
-	int rc;
+	size_t cap;
 
-	*out = NULL;
-	*n = 0;
-	pthread_mutex_lock(&s->lock);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		const unsigned char *name = sqlite3_column_text(stmt, 0);
-
-		if (k == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct kos_trust_state *na;
-
-			if (ncap > SIZE_MAX / sizeof(*arr)) {
-				rv = kos_error_set(KOS_E_NOMEM, "too many clients to list");
-				break;
-			}
-			na = realloc(arr, ncap * sizeof(*arr));
-			if (na == NULL) {
-				rv = kos_error_set(KOS_E_NOMEM, "out of memory listing clients");
-				break;
-			}
-			arr = na;
-			cap = ncap;
-		}
-		memset(&arr[k], 0, sizeof(arr[k]));
-		set_client(&arr[k], name != NULL ? (const char *)name : "");
-		read_state(stmt, 1, &arr[k]);
-		k++;
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE)
-		rv = db_fail(s, rc, "cannot list clients");
-	sqlite3_reset(stmt);
-	pthread_mutex_unlock(&s->lock);
-	if (rv != KOS_OK) {
-		free(arr);
-		return rv;
-	}
-	*out = arr;
-	*n = k;
-	return KOS_OK;
+	return select_rows(s, s->stmt[ST_LIST], sizeof(**out), read_trust_list_row,
+			   "cannot list clients", (void **)out, n, &cap);
 }
 
 /* --- keys ------------------------------------------------------------------- */
@@ -783,83 +959,33 @@ static int bind_nv(sqlite3_stmt *stmt, const char *name, uint32_t version)
 	return rc;
 }
 
-/* Steps a bound statement that returns no row, resets it and clears its
- * bindings (a blob bound SQLITE_STATIC must not outlive its buffer). */
-static kos_rv exec_bound(struct sql_store *s, sqlite3_stmt *stmt, int rc, const char *what)
-{
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	if (rc != SQLITE_DONE)
-		return db_fail(s, rc, what);
-	return KOS_OK;
-}
-
-/* One integer from a bound statement returning one row; *found says whether
- * a row came. */
-static kos_rv query_int(struct sql_store *s, sqlite3_stmt *stmt, int rc, int64_t *out, bool *found,
-			const char *what)
-{
-	kos_rv rv = KOS_OK;
-
-	*out = 0;
-	if (found != NULL)
-		*found = false;
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		*out = sqlite3_column_int64(stmt, 0);
-		if (found != NULL)
-			*found = true;
-	} else if (rc != SQLITE_DONE) {
-		rv = db_fail(s, rc, what);
-	}
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	return rv;
-}
-
-static void copy_col(sqlite3_stmt *stmt, int col, char *out, size_t len)
-{
-	const unsigned char *t = sqlite3_column_text(stmt, col);
-
-	memset(out, 0, len);
-	if (t != NULL)
-		memcpy(out, t, strnlen((const char *)t, len - 1));
-}
-
 static kos_rv unknown_key(const char *name)
 {
 	return kos_error_set(KOS_E_NOTFOUND, "unknown key '%s'", name);
 }
 
-/* Reads key name's row; *found says whether it exists. */
+static kos_rv read_key_row(sqlite3_stmt *stmt, void *rec)
+{
+	struct named_rec *r = rec;
+	struct kos_store_key *k = r->out;
+
+	memset(k, 0, sizeof(*k));
+	memcpy(k->name, r->name, strnlen(r->name, sizeof(k->name) - 1));
+	k->type = (kos_key_type)sqlite3_column_int(stmt, 0);
+	k->created = sqlite3_column_int64(stmt, 1);
+	return KOS_OK;
+}
+
+/* Reads key name's row into *out (may be NULL); *found says whether it
+ * exists. */
 static kos_rv load_key(struct sql_store *s, const char *name, struct kos_store_key *out,
 		       bool *found)
 {
 	sqlite3_stmt *stmt = s->stmt[ST_KEY_GET];
-	kos_rv rv = KOS_OK;
-	int rc;
+	struct named_rec r = {name, out};
 
-	*found = false;
-	rc = bind_nv(stmt, name, 0);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		if (out != NULL) {
-			memset(out, 0, sizeof(*out));
-			memcpy(out->name, name, strnlen(name, sizeof(out->name) - 1));
-			out->type = (kos_key_type)sqlite3_column_int(stmt, 0);
-			out->created = sqlite3_column_int64(stmt, 1);
-		}
-		*found = true;
-	} else if (rc != SQLITE_DONE) {
-		rv = db_fail(s, rc, "cannot read a key");
-	}
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	return rv;
+	return query_row(s, stmt, bind_nv(stmt, name, 0), out != NULL ? read_key_row : NULL, &r,
+			 found, "cannot read a key");
 }
 
 static kos_rv state_parse(const unsigned char *t, enum kos_key_state *out)
@@ -875,35 +1001,27 @@ static kos_rv state_parse(const unsigned char *t, enum kos_key_state *out)
 	return kos_error_set(KOS_E_STORE, "state store: a key version in an unknown state");
 }
 
+static kos_rv read_state_row(sqlite3_stmt *stmt, void *rec)
+{
+	return state_parse(sqlite3_column_text(stmt, 0), rec);
+}
+
 /* The state of name/version; *found says whether the version exists. */
 static kos_rv load_state(struct sql_store *s, const char *name, uint32_t version,
 			 enum kos_key_state *state, bool *found)
 {
 	sqlite3_stmt *stmt = s->stmt[ST_VER_STATE];
-	kos_rv rv = KOS_OK;
-	int rc;
 
-	*found = false;
-	rc = bind_nv(stmt, name, version);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW) {
-		rv = state_parse(sqlite3_column_text(stmt, 0), state);
-		*found = rv == KOS_OK;
-	} else if (rc != SQLITE_DONE) {
-		rv = db_fail(s, rc, "cannot read a key version");
-	}
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	return rv;
+	return query_row(s, stmt, bind_nv(stmt, name, version), read_state_row, state, found,
+			 "cannot read a key version");
 }
 
 /* Reads the VER_COLS of the current row into v (name, sets and shares
  * untouched). */
-static kos_rv read_version(sqlite3_stmt *stmt, struct kos_store_version *v)
+static kos_rv read_version(sqlite3_stmt *stmt, void *rec)
 {
-	const void *blob;
-	int len;
+	struct kos_store_version *v = rec;
+	size_t len;
 	kos_rv rv;
 
 	v->version = (uint32_t)sqlite3_column_int64(stmt, 0);
@@ -911,23 +1029,43 @@ static kos_rv read_version(sqlite3_stmt *stmt, struct kos_store_version *v)
 	if (rv != KOS_OK)
 		return rv;
 	v->created = sqlite3_column_int64(stmt, 2);
-	blob = sqlite3_column_blob(stmt, 3);
-	len = sqlite3_column_bytes(stmt, 3);
-	v->has_kcv = blob != NULL && len == KOS_KCV_LEN;
-	if (v->has_kcv)
-		memcpy(v->kcv, blob, KOS_KCV_LEN);
-	blob = sqlite3_column_blob(stmt, 4);
-	len = sqlite3_column_bytes(stmt, 4);
-	if (blob != NULL && len > 0) {
-		if ((size_t)len > sizeof(v->spki))
-			return kos_error_set(KOS_E_STORE, "state store: a public key of %d bytes",
-					     len);
-		memcpy(v->spki, blob, (size_t)len);
-		v->spki_len = (size_t)len;
-	}
+	v->has_kcv = col_blob_exact(stmt, 3, v->kcv, KOS_KCV_LEN);
+	len = col_blob(stmt, 4, v->spki, sizeof(v->spki));
+	if (len > sizeof(v->spki))
+		return kos_error_set(KOS_E_STORE, "state store: a public key of %zu bytes", len);
+	v->spki_len = len;
 	copy_col(stmt, 5, v->token, sizeof(v->token));
 	copy_col(stmt, 6, v->label, sizeof(v->label));
 	copy_col(stmt, 7, v->creator, sizeof(v->creator));
+	return KOS_OK;
+}
+
+/* A row of ST_SETS_GET into the next of v's share sets. */
+static kos_rv read_set_row(sqlite3_stmt *stmt, void *rec)
+{
+	struct kos_store_version *v = rec;
+	struct kos_store_share_set *set;
+
+	if (v->n_sets == KOS_ARRAY_SIZE(v->sets))
+		return kos_error_set(KOS_E_STORE,
+				     "state store: key %s version %u has more "
+				     "than %zu share sets",
+				     v->name, v->version, KOS_ARRAY_SIZE(v->sets));
+	set = &v->sets[v->n_sets++];
+	copy_col(stmt, 0, set->name, sizeof(set->name));
+	set->n = (unsigned)sqlite3_column_int(stmt, 1);
+	set->k = (unsigned)sqlite3_column_int(stmt, 2);
+	return KOS_OK;
+}
+
+static kos_rv read_share_row(sqlite3_stmt *stmt, void *rec)
+{
+	struct kos_store_share *sh = rec;
+
+	copy_col(stmt, 0, sh->set, sizeof(sh->set));
+	sh->x = (uint8_t)sqlite3_column_int(stmt, 1);
+	copy_col(stmt, 2, sh->token, sizeof(sh->token));
+	copy_col(stmt, 3, sh->label, sizeof(sh->label));
 	return KOS_OK;
 }
 
@@ -935,68 +1073,20 @@ static kos_rv read_version(sqlite3_stmt *stmt, struct kos_store_version *v)
 static kos_rv load_shares(struct sql_store *s, struct kos_store_version *v)
 {
 	sqlite3_stmt *stmt = s->stmt[ST_SETS_GET];
-	struct kos_store_share *arr = NULL;
-	size_t n = 0, cap = 0;
-	kos_rv rv = KOS_OK;
-	int rc;
+	struct kos_store_share *arr;
+	size_t n, cap;
+	kos_rv rv;
 
 	v->n_sets = 0;
-	rc = bind_nv(stmt, v->name, v->version);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt)) {
-		struct kos_store_share_set *set;
-
-		if (v->n_sets == KOS_ARRAY_SIZE(v->sets)) {
-			rv = kos_error_set(KOS_E_STORE,
-					   "state store: key %s version %u has more "
-					   "than %zu share sets",
-					   v->name, v->version, KOS_ARRAY_SIZE(v->sets));
-			break;
-		}
-		set = &v->sets[v->n_sets++];
-		copy_col(stmt, 0, set->name, sizeof(set->name));
-		set->n = (unsigned)sqlite3_column_int(stmt, 1);
-		set->k = (unsigned)sqlite3_column_int(stmt, 2);
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE)
-		rv = db_fail(s, rc, "cannot read share sets");
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
+	rv = query_rows(s, stmt, bind_nv(stmt, v->name, v->version), read_set_row, v,
+			"cannot read share sets");
 	if (rv != KOS_OK)
 		return rv;
-
 	stmt = s->stmt[ST_SHARES_GET];
-	rc = bind_nv(stmt, v->name, v->version);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt)) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct kos_store_share *na = realloc(arr, ncap * sizeof(*arr));
-
-			if (na == NULL) {
-				rv = kos_error_set(KOS_E_NOMEM, "out of memory reading shares");
-				break;
-			}
-			arr = na;
-			cap = ncap;
-		}
-		memset(&arr[n], 0, sizeof(arr[n]));
-		copy_col(stmt, 0, arr[n].set, sizeof(arr[n].set));
-		arr[n].x = (uint8_t)sqlite3_column_int(stmt, 1);
-		copy_col(stmt, 2, arr[n].token, sizeof(arr[n].token));
-		copy_col(stmt, 3, arr[n].label, sizeof(arr[n].label));
-		n++;
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE)
-		rv = db_fail(s, rc, "cannot read shares");
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	if (rv != KOS_OK) {
-		free(arr);
+	rv = select_rows_locked(s, stmt, bind_nv(stmt, v->name, v->version), sizeof(*arr),
+				read_share_row, "cannot read shares", (void **)&arr, &n, &cap);
+	if (rv != KOS_OK)
 		return rv;
-	}
 	free(v->shares);
 	v->shares = arr;
 	v->n_shares = n;
@@ -1038,7 +1128,7 @@ static kos_rv begin_in_tx(struct sql_store *s, void *varg)
 			return rv;
 	}
 	stmt = s->stmt[ST_VER_MAX];
-	rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &max, NULL, "cannot read key versions");
+	rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &max, "cannot read key versions");
 	if (rv != KOS_OK)
 		return rv;
 	if (max < 0 || max >= (int64_t)UINT32_MAX)
@@ -1176,8 +1266,7 @@ static kos_rv abort_in_tx(struct sql_store *s, void *varg)
 	if (rv != KOS_OK)
 		return rv;
 	stmt = s->stmt[ST_VER_COUNT];
-	rv =
-	    query_int(s, stmt, bind_nv(stmt, a->name, 0), &left, NULL, "cannot count key versions");
+	rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &left, "cannot count key versions");
 	if (rv != KOS_OK || left > 0)
 		return rv;
 	stmt = s->stmt[ST_KEY_DELETE];
@@ -1215,8 +1304,7 @@ static kos_rv retire_in_tx(struct sql_store *s, void *varg)
 		return kos_error_set(KOS_E_NOTFOUND, "key '%s' version %u is already retired",
 				     a->name, a->version);
 	stmt = s->stmt[ST_VER_CURRENT];
-	rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &current, NULL,
-		       "cannot read key versions");
+	rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &current, "cannot read key versions");
 	if (rv != KOS_OK)
 		return rv;
 	if (current == (int64_t)a->version)
@@ -1251,47 +1339,24 @@ static kos_rv sql_key_get(kos_store *st, const char *name, struct kos_store_key 
 	return rv;
 }
 
+/* A row of ST_KEY_LIST. */
+static kos_rv read_key_list_row(sqlite3_stmt *stmt, void *rec)
+{
+	struct kos_store_key *k = rec;
+
+	copy_col(stmt, 0, k->name, sizeof(k->name));
+	k->type = (kos_key_type)sqlite3_column_int(stmt, 1);
+	k->created = sqlite3_column_int64(stmt, 2);
+	return KOS_OK;
+}
+
 static kos_rv sql_key_list(kos_store *st, struct kos_store_key **out, size_t *n)
 {
 	struct sql_store *s = sql_of(st);
-	sqlite3_stmt *stmt = s->stmt[ST_KEY_LIST];
-	struct kos_store_key *arr = NULL;
-	size_t k = 0, cap = 0;
-	kos_rv rv = KOS_OK;
-	int rc;
+	size_t cap;
 
-	*out = NULL;
-	*n = 0;
-	pthread_mutex_lock(&s->lock);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-		if (k == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct kos_store_key *na = realloc(arr, ncap * sizeof(*arr));
-
-			if (na == NULL) {
-				rv = kos_error_set(KOS_E_NOMEM, "out of memory listing keys");
-				break;
-			}
-			arr = na;
-			cap = ncap;
-		}
-		memset(&arr[k], 0, sizeof(arr[k]));
-		copy_col(stmt, 0, arr[k].name, sizeof(arr[k].name));
-		arr[k].type = (kos_key_type)sqlite3_column_int(stmt, 1);
-		arr[k].created = sqlite3_column_int64(stmt, 2);
-		k++;
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE)
-		rv = db_fail(s, rc, "cannot list keys");
-	sqlite3_reset(stmt);
-	pthread_mutex_unlock(&s->lock);
-	if (rv != KOS_OK) {
-		free(arr);
-		return rv;
-	}
-	*out = arr;
-	*n = k;
-	return KOS_OK;
+	return select_rows(s, s->stmt[ST_KEY_LIST], sizeof(**out), read_key_list_row,
+			   "cannot list keys", (void **)out, n, &cap);
 }
 
 struct version_arg {
@@ -1309,7 +1374,6 @@ static kos_rv version_get_in_tx(struct sql_store *s, void *varg)
 	sqlite3_stmt *stmt;
 	bool found;
 	kos_rv rv;
-	int rc;
 
 	rv = load_key(s, a->name, NULL, &found);
 	if (rv != KOS_OK)
@@ -1320,7 +1384,7 @@ static kos_rv version_get_in_tx(struct sql_store *s, void *varg)
 		int64_t current;
 
 		stmt = s->stmt[ST_VER_CURRENT];
-		rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &current, NULL,
+		rv = query_int(s, stmt, bind_nv(stmt, a->name, 0), &current,
 			       "cannot read key versions");
 		if (rv != KOS_OK)
 			return rv;
@@ -1330,19 +1394,13 @@ static kos_rv version_get_in_tx(struct sql_store *s, void *varg)
 		version = (uint32_t)current;
 	}
 	stmt = s->stmt[ST_VER_GET];
-	rc = bind_nv(stmt, a->name, version);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	if (rc == SQLITE_ROW)
-		rv = read_version(stmt, v);
-	else if (rc == SQLITE_DONE)
-		rv = kos_error_set(KOS_E_NOTFOUND, "key '%s' has no version %u", a->name, version);
-	else
-		rv = db_fail(s, rc, "cannot read a key version");
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
+	rv = query_row(s, stmt, bind_nv(stmt, a->name, version), read_version, v, &found,
+		       "cannot read a key version");
 	if (rv != KOS_OK)
 		return rv;
+	if (!found)
+		return kos_error_set(KOS_E_NOTFOUND, "key '%s' has no version %u", a->name,
+				     version);
 	memcpy(v->name, a->name, strnlen(a->name, sizeof(v->name) - 1));
 	return load_shares(s, v);
 }
@@ -1364,45 +1422,21 @@ static kos_rv versions_in_tx(struct sql_store *s, void *varg)
 {
 	struct version_arg *a = varg;
 	sqlite3_stmt *stmt = s->stmt[ST_VER_LIST];
-	size_t cap = 0, i;
+	size_t cap, i;
 	bool found;
 	kos_rv rv;
-	int rc;
 
 	rv = load_key(s, a->name, NULL, &found);
 	if (rv != KOS_OK)
 		return rv;
 	if (!found)
 		return unknown_key(a->name);
-	rc = bind_nv(stmt, a->name, 0);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_step(stmt);
-	for (; rc == SQLITE_ROW; rc = sqlite3_step(stmt)) {
-		if (a->n == cap) {
-			size_t ncap = cap ? cap * 2 : 4;
-			struct kos_store_version *na = realloc(a->v, ncap * sizeof(*na));
-
-			if (na == NULL) {
-				rv = kos_error_set(KOS_E_NOMEM,
-						   "out of memory listing key versions");
-				break;
-			}
-			a->v = na;
-			cap = ncap;
-		}
-		memset(&a->v[a->n], 0, sizeof(a->v[0]));
-		memcpy(a->v[a->n].name, a->name, strnlen(a->name, sizeof(a->v[0].name) - 1));
-		rv = read_version(stmt, &a->v[a->n]);
-		if (rv != KOS_OK)
-			break;
-		a->n++;
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE)
-		rv = db_fail(s, rc, "cannot list key versions");
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	for (i = 0; rv == KOS_OK && i < a->n; i++)
+	rv = select_rows_locked(s, stmt, bind_nv(stmt, a->name, 0), sizeof(*a->v), read_version,
+				"cannot list key versions", (void **)&a->v, &a->n, &cap);
+	for (i = 0; rv == KOS_OK && i < a->n; i++) {
+		memcpy(a->v[i].name, a->name, strnlen(a->name, sizeof(a->v[i].name) - 1));
 		rv = load_shares(s, &a->v[i]);
+	}
 	return rv;
 }
 
@@ -1424,55 +1458,64 @@ static kos_rv sql_key_versions(kos_store *st, const char *name, struct kos_store
 	return KOS_OK;
 }
 
-static kos_rv sql_share_counts(kos_store *st, void (*fn)(const char *token, uint64_t n, void *arg),
-			       void *arg)
-{
-	struct sql_store *s = sql_of(st);
-	sqlite3_stmt *stmt = s->stmt[ST_SHARE_COUNTS];
+struct share_counts {
 	struct {
 		char token[KOS_TOKEN_NAME_MAX + 1];
 		uint64_t n;
 	} rows[64];
-	size_t k = 0, i;
-	kos_rv rv = KOS_OK;
-	int rc;
+	size_t n;
+};
 
-	/* fn is called outside the lock; more tokens than rows[] holds are
-	 * rare and only make the choice of tokens less even */
+/* More tokens than rows[] holds are rare and only make the choice of
+ * tokens less even: the rest is passed over. */
+static kos_rv read_share_count_row(sqlite3_stmt *stmt, void *rec)
+{
+	struct share_counts *c = rec;
+
+	if (c->n == KOS_ARRAY_SIZE(c->rows))
+		return KOS_OK;
+	copy_col(stmt, 0, c->rows[c->n].token, sizeof(c->rows[c->n].token));
+	c->rows[c->n].n = i2u(sqlite3_column_int64(stmt, 1));
+	c->n++;
+	return KOS_OK;
+}
+
+static kos_rv sql_share_counts(kos_store *st, void (*fn)(const char *token, uint64_t n, void *arg),
+			       void *arg)
+{
+	struct sql_store *s = sql_of(st);
+	struct share_counts c;
+	size_t i;
+	kos_rv rv;
+
+	/* fn is called outside the lock */
+	c.n = 0;
 	pthread_mutex_lock(&s->lock);
-	while ((rc = sqlite3_step(stmt)) == SQLITE_ROW && k < KOS_ARRAY_SIZE(rows)) {
-		copy_col(stmt, 0, rows[k].token, sizeof(rows[k].token));
-		rows[k].n = i2u(sqlite3_column_int64(stmt, 1));
-		k++;
-	}
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		rv = db_fail(s, rc, "cannot count shares");
-	sqlite3_reset(stmt);
+	rv = query_rows(s, s->stmt[ST_SHARE_COUNTS], SQLITE_OK, read_share_count_row, &c,
+			"cannot count shares");
 	pthread_mutex_unlock(&s->lock);
-	for (i = 0; rv == KOS_OK && i < k; i++)
-		fn(rows[i].token, rows[i].n, arg);
+	for (i = 0; rv == KOS_OK && i < c.n; i++)
+		fn(c.rows[i].token, c.rows[i].n, arg);
 	return rv;
 }
 
 /* --- services ---------------------------------------------------------------- */
 
-static void read_service(sqlite3_stmt *stmt, struct kos_service_row *row)
+static kos_rv read_service(sqlite3_stmt *stmt, void *rec)
 {
-	const void *blob;
-	int n;
+	struct kos_service_row *row = rec;
+	size_t n;
 
 	memset(row, 0, sizeof(*row));
 	copy_col(stmt, 0, row->name, sizeof(row->name));
 	copy_col(stmt, 1, row->ops, sizeof(row->ops));
 	row->seed_version = (uint32_t)sqlite3_column_int64(stmt, 2);
-	blob = sqlite3_column_blob(stmt, 3);
-	n = sqlite3_column_bytes(stmt, 3);
-	if (blob != NULL && n > 0 && (size_t)n <= sizeof(row->wrapped_seed)) {
-		memcpy(row->wrapped_seed, blob, (size_t)n);
-		row->wrapped_len = (size_t)n;
-	}
+	n = col_blob(stmt, 3, row->wrapped_seed, sizeof(row->wrapped_seed));
+	if (n <= sizeof(row->wrapped_seed))
+		row->wrapped_len = n;
 	row->created = sqlite3_column_int64(stmt, 4);
 	row->rotated = sqlite3_column_int64(stmt, 5);
+	return KOS_OK;
 }
 
 static kos_rv sql_service_put(kos_store *st, const struct kos_service_row *row)
@@ -1498,11 +1541,7 @@ static kos_rv sql_service_put(kos_store *st, const struct kos_service_row *row)
 		rc = sqlite3_bind_int64(stmt, 5, row->created);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(stmt, 6, row->rotated);
-	if (rc == SQLITE_OK)
-		rc = step_retry(stmt);
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	rv = rc == SQLITE_DONE ? KOS_OK : db_fail(s, rc, "cannot write a service");
+	rv = exec_bound(s, stmt, rc, "cannot write a service");
 	pthread_mutex_unlock(&s->lock);
 	return rv;
 }
@@ -1511,97 +1550,16 @@ static kos_rv sql_service_get(kos_store *st, const char *name, struct kos_servic
 {
 	struct sql_store *s = sql_of(st);
 	sqlite3_stmt *stmt = s->stmt[ST_SVC_GET];
-	kos_rv rv = KOS_OK;
-	int rc;
+	bool found;
+	kos_rv rv;
 
 	pthread_mutex_lock(&s->lock);
-	rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = step_retry(stmt);
-	if (rc == SQLITE_ROW)
-		read_service(stmt, row);
-	else if (rc == SQLITE_DONE)
+	rv = query_row(s, stmt, sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC), read_service,
+		       row, &found, "cannot read a service");
+	pthread_mutex_unlock(&s->lock);
+	if (rv == KOS_OK && !found)
 		rv = kos_error_set(KOS_E_NOTFOUND, "unknown service '%s'", name);
-	else
-		rv = db_fail(s, rc, "cannot read a service");
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	pthread_mutex_unlock(&s->lock);
 	return rv;
-}
-
-/* Makes room for one more element of size sz in *arr, whose capacity is *cap
- * and which holds n. */
-static kos_rv grow(void **arr, size_t *cap, size_t n, size_t sz)
-{
-	size_t ncap;
-	void *na;
-
-	if (n < *cap)
-		return KOS_OK;
-	ncap = *cap ? *cap * 2 : 16;
-	if (ncap > SIZE_MAX / sz)
-		return kos_error_set(KOS_E_NOMEM, "state store: too many rows");
-	na = realloc(*arr, ncap * sz);
-	if (na == NULL)
-		return kos_error_set(KOS_E_NOMEM, "state store: out of memory");
-	*arr = na;
-	*cap = ncap;
-	return KOS_OK;
-}
-
-/* Reads every row stmt yields into a new array of elem-byte records, each
- * filled by read (which may refuse a row); one lock, one pass. On failure
- * nothing is handed out. *cap is the array's capacity in records (to wipe
- * it). what names the rows in the error. */
-typedef kos_rv (*row_reader)(sqlite3_stmt *stmt, void *rec);
-
-static kos_rv select_rows(struct sql_store *s, sqlite3_stmt *stmt, size_t elem, row_reader read,
-			  const char *what, void **out, size_t *n, size_t *cap)
-{
-	unsigned char *arr = NULL;
-	size_t k = 0, c = 0;
-	kos_rv rv = KOS_OK;
-	int rc;
-
-	*out = NULL;
-	*n = 0;
-	*cap = 0;
-	pthread_mutex_lock(&s->lock);
-	while ((rc = step_retry(stmt)) == SQLITE_ROW) {
-		rv = grow((void **)&arr, &c, k, elem);
-		if (rv != KOS_OK)
-			break;
-		memset(arr + k * elem, 0, elem);
-		rv = read(stmt, arr + k * elem);
-		if (rv != KOS_OK)
-			break;
-		k++;
-	}
-	if (rv == KOS_OK && rc != SQLITE_DONE) {
-		char msg[64];
-
-		snprintf(msg, sizeof(msg), "cannot list %s", what);
-		rv = db_fail(s, rc, msg);
-	}
-	sqlite3_reset(stmt);
-	pthread_mutex_unlock(&s->lock);
-	if (rv != KOS_OK) {
-		if (arr != NULL)
-			OPENSSL_cleanse(arr, c * elem);
-		free(arr);
-		return rv;
-	}
-	*out = arr;
-	*n = k;
-	*cap = c;
-	return KOS_OK;
-}
-
-static kos_rv read_service_row(sqlite3_stmt *stmt, void *rec)
-{
-	read_service(stmt, rec);
-	return KOS_OK;
 }
 
 static kos_rv sql_service_list(kos_store *st,
@@ -1613,8 +1571,8 @@ static kos_rv sql_service_list(kos_store *st,
 	kos_rv rv;
 
 	/* read whole, then call fn outside the lock: fn may use the store */
-	rv = select_rows(s, s->stmt[ST_SVC_LIST], sizeof(*rows), read_service_row, "services",
-			 (void **)&rows, &n, &cap);
+	rv = select_rows(s, s->stmt[ST_SVC_LIST], sizeof(*rows), read_service,
+			 "cannot list services", (void **)&rows, &n, &cap);
 	for (i = 0; rv == KOS_OK && i < n; i++) {
 		int r = fn(&rows[i], arg);
 
@@ -1632,20 +1590,12 @@ static kos_rv sql_service_delete(kos_store *st, const char *name)
 	struct sql_store *s = sql_of(st);
 	sqlite3_stmt *stmt = s->stmt[ST_SVC_DELETE];
 	kos_rv rv;
-	int rc;
 
 	pthread_mutex_lock(&s->lock);
-	rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = step_retry(stmt);
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	if (rc != SQLITE_DONE)
-		rv = db_fail(s, rc, "cannot delete a service");
-	else if (sqlite3_changes(s->db) == 0)
+	rv = exec_bound(s, stmt, sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC),
+			"cannot delete a service");
+	if (rv == KOS_OK && sqlite3_changes(s->db) == 0)
 		rv = kos_error_set(KOS_E_NOTFOUND, "unknown service '%s'", name);
-	else
-		rv = KOS_OK;
 	pthread_mutex_unlock(&s->lock);
 	return rv;
 }
@@ -1698,44 +1648,29 @@ static kos_rv run_cred_tx(struct sql_store *s, kos_rv (*body)(struct sql_store *
 	return rv;
 }
 
-static void read_ca_key(sqlite3_stmt *stmt, struct kos_store_ca_key *k)
+static kos_rv read_ca_key(sqlite3_stmt *stmt, void *rec)
 {
-	const void *blob;
-	int n;
+	struct kos_store_ca_key *k = rec;
+	size_t n;
 
 	memset(k, 0, sizeof(*k));
 	copy_col(stmt, 0, k->kid, sizeof(k->kid));
 	copy_col(stmt, 1, k->token, sizeof(k->token));
 	copy_col(stmt, 2, k->label, sizeof(k->label));
-	blob = sqlite3_column_blob(stmt, 3);
-	n = sqlite3_column_bytes(stmt, 3);
-	if (blob != NULL && n > 0 && (size_t)n <= sizeof(k->spki)) {
-		memcpy(k->spki, blob, (size_t)n);
-		k->spki_len = (size_t)n;
-	}
+	n = col_blob(stmt, 3, k->spki, sizeof(k->spki));
+	if (n <= sizeof(k->spki))
+		k->spki_len = n;
 	k->created = sqlite3_column_int64(stmt, 4);
 	k->retired = sqlite3_column_int64(stmt, 5);
 	k->expires = sqlite3_column_int64(stmt, 6);
+	return KOS_OK;
 }
 
 /* The current CA key into *out (may be NULL); *found says whether one exists. */
 static kos_rv load_current(struct sql_store *s, struct kos_store_ca_key *out, bool *found)
 {
-	sqlite3_stmt *stmt = s->stmt[ST_CA_CURRENT];
-	kos_rv rv = KOS_OK;
-	int rc;
-
-	*found = false;
-	rc = step_retry(stmt);
-	if (rc == SQLITE_ROW) {
-		if (out != NULL)
-			read_ca_key(stmt, out);
-		*found = true;
-	} else if (rc != SQLITE_DONE) {
-		rv = db_fail(s, rc, "cannot read the CA key");
-	}
-	sqlite3_reset(stmt);
-	return rv;
+	return query_row(s, s->stmt[ST_CA_CURRENT], SQLITE_OK, out != NULL ? read_ca_key : NULL,
+			 out, found, "cannot read the CA key");
 }
 
 struct install_arg {
@@ -1792,19 +1727,13 @@ static kos_rv sql_ca_key_install(kos_store *st, const struct kos_store_ca_key *k
 	return run_cred_tx(sql_of(st), install_in_tx, &a);
 }
 
-static kos_rv read_ca_key_row(sqlite3_stmt *stmt, void *rec)
-{
-	read_ca_key(stmt, rec);
-	return KOS_OK;
-}
-
 static kos_rv sql_ca_key_list(kos_store *st, struct kos_store_ca_key **out, size_t *n)
 {
 	struct sql_store *s = sql_of(st);
 	size_t cap;
 
-	return select_rows(s, s->stmt[ST_CA_LIST], sizeof(**out), read_ca_key_row, "CA keys",
-			   (void **)out, n, &cap);
+	return select_rows(s, s->stmt[ST_CA_LIST], sizeof(**out), read_ca_key,
+			   "cannot list CA keys", (void **)out, n, &cap);
 }
 
 static kos_rv sql_ca_key_current(kos_store *st, struct kos_store_ca_key *out)
@@ -1838,14 +1767,17 @@ static kos_rv sql_ca_key_delete(kos_store *st, const char *kid)
 	return run_cred_tx(sql_of(st), ca_delete_in_tx, (void *)kid);
 }
 
-static void read_client(sqlite3_stmt *stmt, struct kos_store_cred_client *c)
+static kos_rv read_client(sqlite3_stmt *stmt, void *rec)
 {
+	struct kos_store_cred_client *c = rec;
+
 	memset(c, 0, sizeof(*c));
 	copy_col(stmt, 0, c->name, sizeof(c->name));
 	copy_col(stmt, 1, c->scope, sizeof(c->scope));
 	c->created = sqlite3_column_int64(stmt, 2);
 	c->disabled = sqlite3_column_int(stmt, 3) != 0;
 	c->secret_expires = sqlite3_column_int64(stmt, 4); /* NULL reads as 0 */
+	return KOS_OK;
 }
 
 static kos_rv insert_enrollment(struct sql_store *s, const struct kos_store_enrollment *e)
@@ -1906,23 +1838,9 @@ static kos_rv client_get_locked(struct sql_store *s, const char *name,
 				struct kos_store_cred_client *out, bool *found)
 {
 	sqlite3_stmt *stmt = s->stmt[ST_CC_GET];
-	kos_rv rv = KOS_OK;
-	int rc;
 
-	*found = false;
-	rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = step_retry(stmt);
-	if (rc == SQLITE_ROW) {
-		if (out != NULL)
-			read_client(stmt, out);
-		*found = true;
-	} else if (rc != SQLITE_DONE) {
-		rv = db_fail(s, rc, "cannot read a client");
-	}
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	return rv;
+	return query_row(s, stmt, sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC),
+			 out != NULL ? read_client : NULL, out, found, "cannot read a client");
 }
 
 static kos_rv sql_cred_client_get(kos_store *st, const char *name,
@@ -1940,19 +1858,13 @@ static kos_rv sql_cred_client_get(kos_store *st, const char *name,
 	return rv;
 }
 
-static kos_rv read_client_row(sqlite3_stmt *stmt, void *rec)
-{
-	read_client(stmt, rec);
-	return KOS_OK;
-}
-
 static kos_rv sql_cred_client_list(kos_store *st, struct kos_store_cred_client **out, size_t *n)
 {
 	struct sql_store *s = sql_of(st);
 	size_t cap;
 
-	return select_rows(s, s->stmt[ST_CC_LIST], sizeof(**out), read_client_row, "clients",
-			   (void **)out, n, &cap);
+	return select_rows(s, s->stmt[ST_CC_LIST], sizeof(**out), read_client,
+			   "cannot list clients", (void **)out, n, &cap);
 }
 
 struct disable_arg {
@@ -2008,31 +1920,36 @@ static kos_rv sql_enrollment_add(kos_store *st, const struct kos_store_enrollmen
 	return run_tx(sql_of(st), true, enrollment_add_in_tx, (void *)e);
 }
 
+struct enrollment_rec {
+	uint8_t hash[KOS_STORE_HASH_LEN]; /* a copy: the caller's may be out->hash */
+	struct kos_store_enrollment *out;
+};
+
+static kos_rv read_enrollment(sqlite3_stmt *stmt, void *rec)
+{
+	struct enrollment_rec *r = rec;
+	struct kos_store_enrollment *e = r->out;
+
+	memset(e, 0, sizeof(*e));
+	memcpy(e->hash, r->hash, KOS_STORE_HASH_LEN);
+	copy_col(stmt, 0, e->client, sizeof(e->client));
+	e->created = sqlite3_column_int64(stmt, 1);
+	e->expires = sqlite3_column_int64(stmt, 2);
+	e->used = sqlite3_column_int64(stmt, 3);
+	return KOS_OK;
+}
+
 static kos_rv enrollment_load(struct sql_store *s, const uint8_t *hash,
 			      struct kos_store_enrollment *out, bool *found)
 {
 	sqlite3_stmt *stmt = s->stmt[ST_EN_GET];
-	kos_rv rv = KOS_OK;
-	int rc;
+	struct enrollment_rec r;
 
-	*found = false;
-	rc = sqlite3_bind_blob(stmt, 1, hash, KOS_STORE_HASH_LEN, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = step_retry(stmt);
-	if (rc == SQLITE_ROW) {
-		memset(out, 0, sizeof(*out));
-		memcpy(out->hash, hash, KOS_STORE_HASH_LEN);
-		copy_col(stmt, 0, out->client, sizeof(out->client));
-		out->created = sqlite3_column_int64(stmt, 1);
-		out->expires = sqlite3_column_int64(stmt, 2);
-		out->used = sqlite3_column_int64(stmt, 3);
-		*found = true;
-	} else if (rc != SQLITE_DONE) {
-		rv = db_fail(s, rc, "cannot read an enrollment secret");
-	}
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
-	return rv;
+	memcpy(r.hash, hash, KOS_STORE_HASH_LEN);
+	r.out = out;
+	return query_row(s, stmt,
+			 sqlite3_bind_blob(stmt, 1, r.hash, KOS_STORE_HASH_LEN, SQLITE_STATIC),
+			 read_enrollment, &r, found, "cannot read an enrollment secret");
 }
 
 static kos_rv sql_enrollment_get(kos_store *st, const uint8_t *hash,
@@ -2141,7 +2058,7 @@ static kos_rv sql_revocation_list(kos_store *st, struct kos_store_revocation **o
 	size_t cap;
 
 	return select_rows(s, s->stmt[ST_RV_LIST], sizeof(**out), read_revocation_row,
-			   "revocations", (void **)out, n, &cap);
+			   "cannot list revocations", (void **)out, n, &cap);
 }
 
 struct prune_arg {
@@ -2188,7 +2105,7 @@ static kos_rv sql_cred_revision(kos_store *st, uint64_t *rev)
 	kos_rv rv;
 
 	pthread_mutex_lock(&s->lock);
-	rv = query_int(s, stmt, SQLITE_OK, &v, NULL, "cannot read the credential revision");
+	rv = query_int(s, stmt, SQLITE_OK, &v, "cannot read the credential revision");
 	pthread_mutex_unlock(&s->lock);
 	*rev = rv == KOS_OK ? i2u(v) : 0;
 	return rv;
@@ -2203,32 +2120,31 @@ static uint64_t sql_cred_hint(kos_store *st)
 	return atomic_load_explicit(s->hint, memory_order_acquire);
 }
 
+static kos_rv read_meta_value(sqlite3_stmt *stmt, void *rec)
+{
+	const unsigned char *t = sqlite3_column_text(stmt, 0);
+	char **value = rec;
+
+	*value = kos_strdup(t != NULL ? (const char *)t : "");
+	if (*value == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	return KOS_OK;
+}
+
 static kos_rv sql_meta_get(kos_store *st, const char *key, char **value)
 {
 	struct sql_store *s = sql_of(st);
 	sqlite3_stmt *stmt = s->stmt[ST_META_GET];
-	kos_rv rv = KOS_OK;
-	int rc;
+	bool found;
+	kos_rv rv;
 
 	*value = NULL;
 	pthread_mutex_lock(&s->lock);
-	rc = sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK)
-		rc = step_retry(stmt);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(stmt, 0);
-
-		*value = kos_strdup(t != NULL ? (const char *)t : "");
-		if (*value == NULL)
-			rv = kos_error_set(KOS_E_NOMEM, "out of memory");
-	} else if (rc == SQLITE_DONE) {
-		rv = kos_error_set(KOS_E_NOTFOUND, "state store: no '%s' setting", key);
-	} else {
-		rv = db_fail(s, rc, "cannot read a setting");
-	}
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
+	rv = query_row(s, stmt, sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC),
+		       read_meta_value, value, &found, "cannot read a setting");
 	pthread_mutex_unlock(&s->lock);
+	if (rv == KOS_OK && !found)
+		rv = kos_error_set(KOS_E_NOTFOUND, "state store: no '%s' setting", key);
 	return rv;
 }
 
@@ -2257,32 +2173,41 @@ static kos_rv sql_meta_put(kos_store *st, const char *key, const char *value)
 
 /* --- the ledger ---------------------------------------------------------------- */
 
+struct ledger_head {
+	uint64_t seq;
+	uint8_t *hash;
+	bool hash_ok;
+};
+
+static kos_rv read_ledger_head(sqlite3_stmt *stmt, void *rec)
+{
+	struct ledger_head *h = rec;
+
+	h->seq = i2u(sqlite3_column_int64(stmt, 0));
+	h->hash_ok = col_blob_exact(stmt, 1, h->hash, KOS_LEDGER_HASH_LEN);
+	return KOS_OK;
+}
+
 /* The head's seq and hash (0 and zeros for an empty ledger), inside the
  * caller's lock or transaction. */
 static kos_rv ledger_head_locked(struct sql_store *s, uint64_t *seq, uint8_t *hash)
 {
-	sqlite3_stmt *stmt = s->stmt[ST_LEDGER_HEAD];
-	kos_rv rv = KOS_OK;
-	int rc;
+	struct ledger_head h = {0, hash, false};
+	bool found;
+	kos_rv rv;
 
 	*seq = 0;
 	memset(hash, 0, KOS_LEDGER_HASH_LEN);
-	rc = step_retry(stmt);
-	if (rc == SQLITE_ROW) {
-		const void *blob = sqlite3_column_blob(stmt, 1);
-
-		*seq = i2u(sqlite3_column_int64(stmt, 0));
-		if (blob == NULL || sqlite3_column_bytes(stmt, 1) != KOS_LEDGER_HASH_LEN)
-			rv = kos_error_set(KOS_E_STORE,
-					   "state store %s: ledger entry %llu has no %d-byte hash",
-					   s->path, (unsigned long long)*seq, KOS_LEDGER_HASH_LEN);
-		else
-			memcpy(hash, blob, KOS_LEDGER_HASH_LEN);
-	} else if (rc != SQLITE_DONE) {
-		rv = db_fail(s, rc, "cannot read the ledger's head");
-	}
-	sqlite3_reset(stmt);
-	return rv;
+	rv = query_row(s, s->stmt[ST_LEDGER_HEAD], SQLITE_OK, read_ledger_head, &h, &found,
+		       "cannot read the ledger's head");
+	if (rv != KOS_OK || !found)
+		return rv;
+	*seq = h.seq;
+	if (!h.hash_ok)
+		return kos_error_set(KOS_E_STORE,
+				     "state store %s: ledger entry %llu has no %d-byte hash",
+				     s->path, (unsigned long long)h.seq, KOS_LEDGER_HASH_LEN);
+	return KOS_OK;
 }
 
 struct ledger_arg {
@@ -2304,7 +2229,7 @@ static kos_rv ledger_append_in_tx(struct sql_store *s, void *varg)
 
 	rv = ledger_head_locked(s, &seq, head);
 	if (rv == KOS_OK)
-		rv = kos_ledger_link(a->e, a->n, seq, head);
+		rv = kos_ledger_chain_link(a->e, a->n, seq, head);
 	for (i = 0; rv == KOS_OK && i < a->n; i++) {
 		const kos_ledger_entry *e = &a->e[i];
 		const char *text[] = {e->client,  e->action, e->resource, e->tier,
@@ -2361,22 +2286,28 @@ static bool ledger_text(sqlite3_stmt *stmt, int col, char *out, size_t size)
 
 static bool ledger_hash(sqlite3_stmt *stmt, int col, uint8_t *out)
 {
-	const void *blob;
-
-	if (sqlite3_column_type(stmt, col) != SQLITE_BLOB)
-		return false;
-	blob = sqlite3_column_blob(stmt, col);
-	if (blob == NULL || sqlite3_column_bytes(stmt, col) != KOS_LEDGER_HASH_LEN)
-		return false;
-	memcpy(out, blob, KOS_LEDGER_HASH_LEN);
-	return true;
+	/* the type before any conversion, as in ledger_text() */
+	return sqlite3_column_type(stmt, col) == SQLITE_BLOB &&
+	       col_blob_exact(stmt, col, out, KOS_LEDGER_HASH_LEN);
 }
 
-static void read_ledger_row(sqlite3_stmt *stmt, struct kos_store_ledger_row *r)
+struct ledger_page {
+	struct kos_store_ledger_row *rows;
+	size_t max, n;
+};
+
+static kos_rv read_ledger_row(sqlite3_stmt *stmt, void *rec)
 {
-	kos_ledger_entry *e = &r->e;
+	struct ledger_page *p = rec;
+	struct kos_store_ledger_row *r;
+	kos_ledger_entry *e;
 	bool ok;
 
+	/* LIMIT says max already; this keeps within rows[] whatever it says */
+	if (p->n == p->max)
+		return KOS_OK;
+	r = &p->rows[p->n++];
+	e = &r->e;
 	memset(r, 0, sizeof(*r));
 	e->seq = i2u(sqlite3_column_int64(stmt, 0));
 	ok = sqlite3_column_type(stmt, 1) == SQLITE_INTEGER;
@@ -2391,6 +2322,7 @@ static void read_ledger_row(sqlite3_stmt *stmt, struct kos_store_ledger_row *r)
 	ok &= ledger_hash(stmt, 9, e->prev);
 	ok &= ledger_hash(stmt, 10, e->hash);
 	r->malformed = !ok;
+	return KOS_OK;
 }
 
 static kos_rv sql_ledger_read(kos_store *st, uint64_t from, struct kos_store_ledger_row *rows,
@@ -2398,8 +2330,8 @@ static kos_rv sql_ledger_read(kos_store *st, uint64_t from, struct kos_store_led
 {
 	struct sql_store *s = sql_of(st);
 	sqlite3_stmt *stmt = s->stmt[ST_LEDGER_READ];
-	kos_rv rv = KOS_OK;
-	size_t k = 0;
+	struct ledger_page p = {rows, max, 0};
+	kos_rv rv;
 	int rc;
 
 	*n = 0;
@@ -2408,16 +2340,9 @@ static kos_rv sql_ledger_read(kos_store *st, uint64_t from, struct kos_store_led
 	rc = sqlite3_bind_int64(stmt, 1, u2i(from));
 	if (rc == SQLITE_OK)
 		rc = sqlite3_bind_int64(stmt, 2, u2i(max));
-	if (rc == SQLITE_OK)
-		rc = step_retry(stmt);
-	for (; rc == SQLITE_ROW && k < max; rc = sqlite3_step(stmt))
-		read_ledger_row(stmt, &rows[k++]);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		rv = db_fail(s, rc, "cannot read the ledger");
-	sqlite3_reset(stmt);
-	sqlite3_clear_bindings(stmt);
+	rv = query_rows(s, stmt, rc, read_ledger_row, &p, "cannot read the ledger");
 	pthread_mutex_unlock(&s->lock);
-	*n = rv == KOS_OK ? k : 0;
+	*n = rv == KOS_OK ? p.n : 0;
 	return rv;
 }
 
@@ -2545,37 +2470,52 @@ static kos_rv create_file(const char *path)
  * already holds tables. One statement, hence one snapshot: another process
  * may be creating the store right now, and its tables must not be seen
  * without the version it sets in the same transaction. Writes nothing. */
+struct identity {
+	int version, app_id, objects;
+};
+
+static kos_rv read_identity_row(sqlite3_stmt *stmt, void *rec)
+{
+	struct identity *id = rec;
+
+	id->version = sqlite3_column_int(stmt, 0);
+	id->app_id = sqlite3_column_int(stmt, 1);
+	id->objects = sqlite3_column_int(stmt, 2);
+	return KOS_OK;
+}
+
 static kos_rv read_identity(struct sql_store *s, int *version)
 {
 	static const char sql[] = "SELECT (SELECT user_version FROM pragma_user_version), "
 				  "(SELECT application_id FROM pragma_application_id), "
 				  "(SELECT count(*) FROM sqlite_master)";
+	static const char what[] = "cannot read the schema version";
+	struct identity id = {0, 0, 0};
 	sqlite3_stmt *stmt = NULL;
-	int rc, app_id, objects;
+	bool found;
+	kos_rv rv;
+	int rc;
 
 	rc = sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL);
-	if (rc == SQLITE_OK)
-		rc = step_retry(stmt);
-	if (rc != SQLITE_ROW) {
-		kos_rv rv = db_fail(s, rc, "cannot read the schema version");
-
-		sqlite3_finalize(stmt);
-		return rv;
-	}
-	*version = sqlite3_column_int(stmt, 0);
-	app_id = sqlite3_column_int(stmt, 1);
-	objects = sqlite3_column_int(stmt, 2);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, what);
+	rv = query_row(s, stmt, SQLITE_OK, read_identity_row, &id, &found, what);
 	sqlite3_finalize(stmt);
+	if (rv == KOS_OK && !found)
+		rv = db_fail(s, SQLITE_DONE, what);
+	if (rv != KOS_OK)
+		return rv;
+	*version = id.version;
 	if (*version > KOS_STORE_SCHEMA_VERSION)
 		return kos_error_set(KOS_E_STORE,
 				     "state store %s has schema version %d, newer than this kos "
 				     "understands (%d): upgrade kos",
 				     s->path, *version, KOS_STORE_SCHEMA_VERSION);
-	if (app_id != 0 && app_id != KOS_SQLITE_APP_ID)
+	if (id.app_id != 0 && id.app_id != KOS_SQLITE_APP_ID)
 		return kos_error_set(KOS_E_STORE,
 				     "state store %s: an SQLite database of another application",
 				     s->path);
-	if (*version == 0 && objects != 0)
+	if (*version == 0 && id.objects != 0)
 		return kos_error_set(KOS_E_STORE,
 				     "state store %s: an SQLite database that is not a kos state "
 				     "store",
@@ -2583,31 +2523,44 @@ static kos_rv read_identity(struct sql_store *s, int *version)
 	return KOS_OK;
 }
 
+struct journal_mode {
+	char mode[16];
+	bool null;
+};
+
+static kos_rv read_journal_mode(sqlite3_stmt *stmt, void *rec)
+{
+	struct journal_mode *m = rec;
+
+	m->null = sqlite3_column_type(stmt, 0) == SQLITE_NULL;
+	copy_col(stmt, 0, m->mode, sizeof(m->mode));
+	return KOS_OK;
+}
+
 static kos_rv set_wal(struct sql_store *s)
 {
+	static const char what[] = "cannot set WAL mode";
+	struct journal_mode m = {"", true};
 	sqlite3_stmt *stmt = NULL;
-	const unsigned char *mode;
-	kos_rv rv = KOS_OK;
+	bool found;
+	kos_rv rv;
 	int rc;
 
 	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
 	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "cannot set WAL mode");
+		return db_fail(s, rc, what);
 	/* switching a new file to WAL writes its header under a lock upgrade
-	 * that may answer BUSY at once while another process does the same */
-	rc = step_retry(stmt);
-	if (rc != SQLITE_ROW) {
-		rv = db_fail(s, rc, "cannot set WAL mode");
-		goto out;
-	}
-	mode = sqlite3_column_text(stmt, 0);
-	if (mode == NULL || strcasecmp((const char *)mode, "wal") != 0)
+	 * that may answer BUSY at once while another process does the same;
+	 * query_row() retries it */
+	rv = query_row(s, stmt, SQLITE_OK, read_journal_mode, &m, &found, what);
+	sqlite3_finalize(stmt);
+	if (rv == KOS_OK && !found)
+		rv = db_fail(s, SQLITE_DONE, what);
+	if (rv == KOS_OK && (m.null || strcasecmp(m.mode, "wal") != 0))
 		rv = kos_error_set(KOS_E_STORE,
 				   "state store %s: WAL mode refused (journal mode '%s'); is the "
 				   "file on a network file system?",
-				   s->path, mode != NULL ? (const char *)mode : "?");
-out:
-	sqlite3_finalize(stmt);
+				   s->path, m.null ? "?" : m.mode);
 	return rv;
 }
 

@@ -662,6 +662,124 @@ static void test_data_object_attributes(void)
 	kos_hsm_free(hsm);
 }
 
+/* --- finding and destroying ------------------------------------------------ */
+
+static CK_RV count_object(kos_hsm_session *s, CK_OBJECT_HANDLE obj, void *arg)
+{
+	(void)s;
+	(void)obj;
+	(*(unsigned *)arg)++;
+	return CKR_OK;
+}
+
+static CK_RV fail_third(kos_hsm_session *s, CK_OBJECT_HANDLE obj, void *arg)
+{
+	(void)obj;
+	if (++*(unsigned *)arg < 3)
+		return CKR_OK;
+	s->func = "third";
+	return CKR_FUNCTION_FAILED;
+}
+
+static CK_RV make_object(kos_hsm_session *s, const char *label)
+{
+	CK_OBJECT_CLASS cls = CKO_DATA;
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE t[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_APPLICATION, (void *)"kos-test", 8 },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+		{ CKA_VALUE, (void *)"v", 1 },
+	};
+	CK_OBJECT_HANDLE obj;
+
+	return s->f->C_CreateObject(s->h, t, KOS_ARRAY_SIZE(t), &obj);
+}
+
+/* More objects under one label than the destroy helper takes per batch, so
+ * it has to find again; every helper leaves no find behind, which the next
+ * C_FindObjectsInit on the same session would refuse. */
+static void test_find_and_destroy(void)
+{
+	kos_rv rv;
+	kos_hsm *hsm = open_path(inst_conf, 0, &rv);
+	CK_ATTRIBUTE many = { CKA_LABEL, (void *)"fd-many", 7 };
+	CK_ATTRIBUTE one = { CKA_LABEL, (void *)"fd-one", 6 };
+	CK_ATTRIBUTE none = { CKA_LABEL, (void *)"fd-none", 7 };
+	CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE, objs[8];
+	unsigned long destroyed = 0;
+	unsigned count;
+	CK_ULONG n;
+	kos_hsm_session s;
+	int i, made = 0;
+
+	CU_ASSERT_EQUAL_FATAL(rv, KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_hsm_session_get(hsm, 0, &s), KOS_OK);
+	for (i = 0; i < 20; i++)
+		made += make_object(&s, "fd-many") == CKR_OK;
+	CU_ASSERT_EQUAL_FATAL(made, 20);
+	CU_ASSERT_EQUAL_FATAL(make_object(&s, "fd-one"), CKR_OK);
+
+	/* exactly one: none, one, or "more than one" */
+	CU_ASSERT_EQUAL(kos_hsm_find_one(&s, &one, 1, &obj, &n), CKR_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT(obj != CK_INVALID_HANDLE);
+	CU_ASSERT_EQUAL(kos_hsm_find_one(&s, &many, 1, &obj, &n), CKR_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	CU_ASSERT_EQUAL(kos_hsm_find_one(&s, &none, 1, &obj, &n), CKR_OK);
+	CU_ASSERT_EQUAL(n, 0);
+
+	/* up to max, and every match */
+	CU_ASSERT_EQUAL(kos_hsm_find(&s, &many, 1, objs, 5, &n), CKR_OK);
+	CU_ASSERT_EQUAL(n, 5);
+	count = 0;
+	CU_ASSERT_EQUAL(kos_hsm_find_each(&s, &many, 1, count_object, &count), CKR_OK);
+	CU_ASSERT_EQUAL(count, 20);
+	count = 0;
+	CU_ASSERT_EQUAL(kos_hsm_find_each(&s, &many, 1, fail_third, &count),
+			CKR_FUNCTION_FAILED);
+	CU_ASSERT_EQUAL(count, 3);
+	CU_ASSERT_STRING_EQUAL(s.func, "third");
+
+	/* a refused template names the function */
+	s.func = NULL;
+	CU_ASSERT_NOT_EQUAL(kos_hsm_find(&s, NULL, 1, objs, 1, &n), CKR_OK);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT(s.func != NULL && strcmp(s.func, "C_FindObjectsInit") == 0);
+
+	/* destroy by template: all of them, and only them */
+	CU_ASSERT_EQUAL(kos_hsm_destroy(&s, &many, 1, &destroyed), CKR_OK);
+	CU_ASSERT_EQUAL(destroyed, 20);
+	count = 0;
+	CU_ASSERT_EQUAL(kos_hsm_find_each(&s, &many, 1, count_object, &count), CKR_OK);
+	CU_ASSERT_EQUAL(count, 0);
+	CU_ASSERT_EQUAL(kos_hsm_find_one(&s, &one, 1, &obj, &n), CKR_OK);
+	CU_ASSERT_EQUAL(n, 1);
+	CU_ASSERT_EQUAL(kos_hsm_destroy(&s, &one, 1, &destroyed), CKR_OK);
+	CU_ASSERT_EQUAL(destroyed, 21);
+	CU_ASSERT_EQUAL(kos_hsm_destroy(&s, &one, 1, &destroyed), CKR_OK);
+	CU_ASSERT_EQUAL(destroyed, 21);
+	kos_hsm_session_put(hsm, &s, CKR_OK);
+	kos_hsm_free(hsm);
+}
+
+/* A caller's own refusal about a token reads like the layer's. */
+static void test_token_error(void)
+{
+	kos_rv rv;
+	kos_hsm *hsm = open_path(inst_conf, 0, &rv);
+
+	CU_ASSERT_EQUAL_FATAL(rv, KOS_OK);
+	CU_ASSERT_EQUAL(kos_hsm_error(hsm, 1, KOS_E_EXISTS, "label '%s' taken", "x"),
+			KOS_E_EXISTS);
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "token kms2: label 'x' taken");
+	CU_ASSERT_EQUAL(kos_hsm_error(hsm, N_TOKENS, KOS_E_RANGE, "gone"), KOS_E_RANGE);
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "token ?: gone");
+	kos_hsm_free(hsm);
+}
+
 /* --- sessions --------------------------------------------------------------- */
 
 static void test_session_reuse(void)
@@ -1095,6 +1213,8 @@ int main(void)
 		KOS_TEST(test_open_finds_every_token),
 		KOS_TEST(test_data_round_trip),
 		KOS_TEST(test_data_object_attributes),
+		KOS_TEST(test_find_and_destroy),
+		KOS_TEST(test_token_error),
 		KOS_TEST(test_session_reuse),
 		KOS_TEST(test_sessions_threads),
 		KOS_TEST(test_broken_session_reopened),

@@ -156,19 +156,25 @@ static void check_chain(kos_store *st, uint64_t want)
 
 /* --- values --- */
 
-static void test_known_answer(void)
+/* Two entries of a known answer, unlinked. */
+static void known_entries(kos_ledger_entry e[2])
 {
-	kos_store *st = open_store("memory:");
-	kos_ledger_entry e[2];
-	char hex[65];
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	kos_ledger_entry_init(&e[0], T0, "web-1", "decrypt", "payments", "high", "allowed", "",
 			      "3f2a9c");
 	kos_ledger_entry_init(&e[1], T0 + 250000, NULL, "enroll", "", "-", "refused",
 			      "invalid credential", NULL);
-	CU_ASSERT_EQUAL_FATAL(kos_ledger_append(st, e, 2), KOS_OK);
-	/* computed with Python's hashlib from the layout in kos-ledger(5) */
+}
+
+/* The known answer's entries as linked first into a ledger: hashes
+ * computed with Python's hashlib from the layout in kos-ledger(5). */
+static void check_known_answer(const kos_ledger_entry e[2])
+{
+	static const uint8_t zeros[32] = {0};
+	char hex[65];
+
+	CU_ASSERT_EQUAL(e[0].seq, 1);
+	CU_ASSERT_EQUAL(e[1].seq, 2);
+	CU_ASSERT(memcmp(e[0].prev, zeros, 32) == 0);
 	to_hex(e[0].hash, 32, hex);
 	CU_ASSERT_STRING_EQUAL(hex,
 			       "dbac80b4e9f8c2e057659701746802eb94716db370cdead1b4d27b3e74b731dd");
@@ -176,7 +182,68 @@ static void test_known_answer(void)
 	CU_ASSERT_STRING_EQUAL(hex,
 			       "b95480a67d004339ac2a6a850cd8b39d1340b5a3d905ce6fc91f9737d8769ab7");
 	CU_ASSERT(memcmp(e[1].prev, e[0].hash, 32) == 0);
+}
+
+static void test_known_answer(void)
+{
+	kos_store *st = open_store("memory:");
+	kos_ledger_entry e[2];
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+	known_entries(e);
+	CU_ASSERT_EQUAL_FATAL(kos_ledger_append(st, e, 2), KOS_OK);
+	check_known_answer(e);
 	kos_store_free(st);
+}
+
+/* The chain leaf on its own, without a store: the entries it links have
+ * the known-answer hashes and verify (each hash recomputes, each prev is
+ * the hash before); any changed field, time, seq or prev breaks the hash. */
+static void test_chain_leaf(void)
+{
+	static const uint8_t zeros[32] = {0};
+	kos_ledger_entry e[2], t;
+	uint8_t h[32];
+	size_t k;
+
+	known_entries(e);
+	CU_ASSERT_EQUAL_FATAL(kos_ledger_chain_link(e, 2, 0, zeros), KOS_OK);
+	check_known_answer(e);
+	for (k = 0; k < 2; k++) {
+		CU_ASSERT_EQUAL(kos_ledger_chain_hash(&e[k], h), KOS_OK);
+		CU_ASSERT(memcmp(h, e[k].hash, 32) == 0);
+	}
+
+	/* every text field counts, and so do the numbers and prev */
+	for (k = 0; k < KOS_LEDGER_FIELDS; k++) {
+		t = e[1];
+		((char *)&t + kos_ledger_fields[k].off)[0] ^= 0x01;
+		CU_ASSERT_EQUAL(kos_ledger_chain_hash(&t, h), KOS_OK);
+		CU_ASSERT(memcmp(h, e[1].hash, 32) != 0);
+	}
+	t = e[1];
+	t.at++;
+	CU_ASSERT_EQUAL(kos_ledger_chain_hash(&t, h), KOS_OK);
+	CU_ASSERT(memcmp(h, e[1].hash, 32) != 0);
+	t = e[1];
+	t.seq = 3;
+	CU_ASSERT_EQUAL(kos_ledger_chain_hash(&t, h), KOS_OK);
+	CU_ASSERT(memcmp(h, e[1].hash, 32) != 0);
+	t = e[1];
+	t.prev[31] ^= 0x80;
+	CU_ASSERT_EQUAL(kos_ledger_chain_hash(&t, h), KOS_OK);
+	CU_ASSERT(memcmp(h, e[1].hash, 32) != 0);
+
+	/* after a head; and no sequence numbers past INT64_MAX */
+	t = e[0];
+	CU_ASSERT_EQUAL(kos_ledger_chain_link(&t, 1, 41, e[1].hash), KOS_OK);
+	CU_ASSERT_EQUAL(t.seq, 42);
+	CU_ASSERT(memcmp(t.prev, e[1].hash, 32) == 0);
+	ref_hash(&t, h);
+	CU_ASSERT(memcmp(h, t.hash, 32) == 0);
+	CU_ASSERT_EQUAL(kos_ledger_chain_link(&t, 1, (uint64_t)INT64_MAX, e[1].hash), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(kos_ledger_chain_link(&t, 2, (uint64_t)INT64_MAX - 1, e[1].hash),
+			KOS_E_RANGE);
 }
 
 static void test_append_and_chain(void)
@@ -984,6 +1051,7 @@ int main(void)
 {
 	static const struct kos_test_case cases[] = {
 	    KOS_TEST(test_known_answer),
+	    KOS_TEST(test_chain_leaf),
 	    KOS_TEST(test_append_and_chain),
 	    KOS_TEST(test_validation_sqlite),
 	    KOS_TEST(test_validation_memory),

@@ -768,6 +768,81 @@ static void test_sqlite_interface(void)
 	kos_store_free(st);
 }
 
+static void raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+	CU_ASSERT_EQUAL(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* A missing row is worded by the getter; rows kos cannot have written,
+ * put there with SQL, are refused with KOS_E_STORE by the getter and by
+ * the list, which then hands nothing out. */
+static void test_sqlite_bad_rows(void)
+{
+	const char *path = kos_test_path("rows.db");
+	struct kos_store_key key = {.type = KOS_KEY_DEK, .created = 1000};
+	struct kos_store_version begin, v, *all = NULL;
+	struct kos_store_revocation r, *revs = NULL;
+	struct kos_service_row row;
+	kos_store *st = NULL;
+	uint32_t version = 0;
+	char *value = NULL;
+	size_t n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	memset(&begin, 0, sizeof(begin));
+	begin.created = 2000;
+	snprintf(begin.creator, sizeof(begin.creator), "host:1");
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, &key, "k1", &begin, &version),
+			      KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, NULL, "k1", &begin, &version),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(version, 2);
+	memset(&r, 0, sizeof(r));
+	r.kind = KOS_REVOKE_JTI;
+	snprintf(r.value, sizeof(r.value), "j1");
+	r.created = 1;
+	r.expires = INT64_MAX / 2;
+	CU_ASSERT_EQUAL_FATAL(kos_store_revocation_add(st, &r), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_versions(st, "k1", &all, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, 2);
+	kos_store_versions_free(all, n);
+
+	CU_ASSERT_EQUAL(kos_store_meta_get(st, "nope", &value), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NULL(value);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "no 'nope' setting"));
+	CU_ASSERT_EQUAL(kos_store_service_get(st, "nosvc", &row), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "unknown service 'nosvc'"));
+	CU_ASSERT_EQUAL(kos_store_key_version_get(st, "k1", 7, &v), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "key 'k1' has no version 7"));
+	kos_store_free(st);
+
+	raw_exec(path, "PRAGMA ignore_check_constraints = ON;"
+		       "UPDATE key_versions SET spki = zeroblob(20000) WHERE version = 1;"
+		       "UPDATE key_versions SET state = 'bogus' WHERE version = 2;"
+		       "UPDATE revocations SET kind = 'nobody';");
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_version_get(st, "k1", 1, &v), KOS_E_STORE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "a public key of 20000 bytes"));
+	CU_ASSERT_EQUAL(kos_store_key_version_get(st, "k1", 2, &v), KOS_E_STORE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "unknown state"));
+	all = (void *)&v;
+	n = 99;
+	CU_ASSERT_EQUAL(kos_store_key_versions(st, "k1", &all, &n), KOS_E_STORE);
+	CU_ASSERT_PTR_NULL(all);
+	CU_ASSERT_EQUAL(n, 0);
+	revs = (void *)&r;
+	n = 99;
+	CU_ASSERT_EQUAL(kos_store_revocation_list(st, &revs, &n), KOS_E_STORE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "revocation of unknown kind"));
+	CU_ASSERT_PTR_NULL(revs);
+	CU_ASSERT_EQUAL(n, 0);
+	kos_store_free(st);
+}
+
 static void test_sqlite_create_and_reopen(void)
 {
 	const char *path = kos_test_path("create.db");
@@ -1331,6 +1406,7 @@ int main(void)
 	static const struct kos_test_case cases[] = {
 	    KOS_TEST(test_memory_interface),
 	    KOS_TEST(test_sqlite_interface),
+	    KOS_TEST(test_sqlite_bad_rows),
 	    KOS_TEST(test_sqlite_create_and_reopen),
 	    KOS_TEST(test_migrate_from_v1),
 	    KOS_TEST(test_migrate_from_v5),
