@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -942,9 +941,6 @@ kos_rv kos_client_new(const char *server, kos_client **out)
 {
 	const char *env, *cert, *key;
 	kos_client *c = NULL;
-	long page = sysconf(_SC_PAGESIZE);
-	size_t pg = page > 0 ? (size_t)page : 4096;
-	void *a;
 	kos_rv rv;
 
 	if (out == NULL)
@@ -967,18 +963,8 @@ kos_rv kos_client_new(const char *server, kos_client **out)
 		return rv;
 	}
 	c->cred = malloc(KOS_CRED_MAX + 1);
-	c->cache_bytes = (DEK_SLOTS * sizeof(struct dek_slot) + pg - 1) / pg * pg;
-	a = mmap(NULL, c->cache_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		 0);
-	if (a != MAP_FAILED) {
-		/* mlock may fail under a small RLIMIT_MEMLOCK: the DEKs are
-		 * then still wiped on expiry and free, only not pinned */
-		(void)mlock(a, c->cache_bytes);
-#ifdef MADV_DONTDUMP
-		(void)madvise(a, c->cache_bytes, MADV_DONTDUMP);
-#endif
-		c->cache = a;
-	}
+	c->cache_bytes = DEK_SLOTS * sizeof(struct dek_slot);
+	c->cache = kos_secmem_alloc(c->cache_bytes, KOS_SECMEM_GUARD);
 	if (c->cred == NULL || c->cache == NULL) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto fail;
@@ -1021,11 +1007,7 @@ void kos_client_free(kos_client *c)
 	conn_close(&c->main);
 	for (size_t i = 0; i < KMS_CONNS; i++)
 		conn_close(&c->kms[i]);
-	if (c->cache != NULL) {
-		OPENSSL_cleanse(c->cache, c->cache_bytes);
-		(void)munlock(c->cache, c->cache_bytes);
-		munmap(c->cache, c->cache_bytes);
-	}
+	kos_secmem_free(c->cache);
 	kos_secret_free(c->cred, c->cred != NULL ? KOS_CRED_MAX + 1 : 0);
 	kos_secret_free(c->resp.p, c->resp.cap);
 	free(c->cred_file);

@@ -19,6 +19,23 @@ kos_rv kos_error_set(kos_rv rv, const char *fmt, ...) KOS_PRINTF(2, 3);
 kos_rv kos_error_vset(kos_rv rv, const char *fmt, va_list ap) KOS_PRINTF(2, 0);
 void kos_error_clear(void);
 
+/* --- secret memory (secmem.c) --- */
+
+/* PROT_NONE pages on both sides, the data against the one after: a linear
+ * overrun faults instead of reading or writing a neighbour. */
+#define KOS_SECMEM_GUARD 1u
+
+/* len zeroed bytes in a mapping of their own, left out of core dumps and
+ * locked out of swap (a failed mlock, under a small RLIMIT_MEMLOCK, is
+ * tolerated: the bytes are still wiped on free), 16-byte aligned. flags: 0
+ * or KOS_SECMEM_GUARD. NULL when len is 0 or too large, or mmap fails.
+ * Free with kos_secmem_free(). Thread-safe. */
+void *kos_secmem_alloc(size_t len, unsigned flags);
+/* Wipes (OPENSSL_cleanse), unlocks and unmaps p from kos_secmem_alloc();
+ * NULL is fine. Aborts when the bytes before p were overwritten: the
+ * process's memory is no longer what it thinks it is. */
+void kos_secmem_free(void *p);
+
 /* --- diagnostics list for FILE:LINE reports (util.c) --- */
 
 typedef struct kos_diag {

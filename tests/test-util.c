@@ -1,4 +1,5 @@
-/* Tests of the common helpers: durations, hex, base64, error details, kos.conf. */
+/* Tests of the common helpers: durations, hex, base64, secret memory, error
+ * details, kos.conf. */
 #include "config.h"
 
 #include "kos/internal.h"
@@ -7,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -467,6 +471,113 @@ static void test_b64_refusals(void)
 	CU_ASSERT_NSTRING_EQUAL(buf, "foo", 3);
 }
 
+/* Runs fn(arg) in a child; true when the child died of signal sig. */
+static bool child_dies_of(void (*fn)(void *), void *arg, int sig)
+{
+	int status = 0;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		/* no core file for the expected crash */
+		signal(SIGABRT, SIG_DFL);
+		fn(arg);
+		_exit(0);
+	}
+	CU_ASSERT_FATAL(waitpid(pid, &status, 0) == pid);
+	return WIFSIGNALED(status) && WTERMSIG(status) == sig;
+}
+
+/* The VmFlags line of the mapping of /proc/self/smaps that holds p, or "". */
+static void smaps_flags(const void *p, char *out, size_t len)
+{
+	char line[512];
+	bool in = false;
+	FILE *f = fopen("/proc/self/smaps", "r");
+
+	out[0] = '\0';
+	CU_ASSERT_FATAL(f != NULL);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			snprintf(out, len, "%s", line + 8);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static void write_at(void *arg)
+{
+	*(volatile uint8_t *)arg = 0x55;
+}
+
+static void free_it(void *arg)
+{
+	kos_secmem_free(arg);
+}
+
+static void test_secmem_alloc_free(void)
+{
+	static const size_t sizes[] = { 1, 15, 16, 4095, 4096, 4097, 70000 };
+	char flags[512];
+	size_t i, j;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(sizes); i++) {
+		for (j = 0; j < 2; j++) {
+			uint8_t *p = kos_secmem_alloc(sizes[i], j ? KOS_SECMEM_GUARD : 0);
+			size_t k, nonzero = 0;
+
+			CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+			CU_ASSERT_EQUAL((uintptr_t)p % 16, 0);
+			for (k = 0; k < sizes[i]; k++)
+				nonzero += p[k] != 0;
+			CU_ASSERT_EQUAL(nonzero, 0);
+			memset(p, 0xa5, sizes[i]);
+			/* left out of core dumps: "dd" among the mapping's flags */
+			smaps_flags(p, flags, sizeof(flags));
+			CU_ASSERT_PTR_NOT_NULL(strstr(flags, " dd"));
+			kos_secmem_free(p);
+		}
+	}
+	kos_secmem_free(NULL);
+	CU_ASSERT_PTR_NULL(kos_secmem_alloc(0, 0));
+	CU_ASSERT_PTR_NULL(kos_secmem_alloc(16, 0x80));
+	CU_ASSERT_PTR_NULL(kos_secmem_alloc(SIZE_MAX, 0));
+	CU_ASSERT_PTR_NULL(kos_secmem_alloc(SIZE_MAX / 2, KOS_SECMEM_GUARD));
+}
+
+/* The guard page right after the data faults; a freed region is gone; an
+ * overwritten header stops the process rather than unmapping at random. */
+static void test_secmem_guards(void)
+{
+	uint8_t *p = kos_secmem_alloc(64, KOS_SECMEM_GUARD);
+	uint8_t *q = kos_secmem_alloc(64, 0);
+	uint8_t *r;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+	CU_ASSERT_FALSE(child_dies_of(write_at, p + 63, SIGSEGV));
+	CU_ASSERT_TRUE(child_dies_of(write_at, p + 64, SIGSEGV));
+	/* the data is against the end without guards too */
+	CU_ASSERT_EQUAL(((uintptr_t)q + 64) % (uintptr_t)sysconf(_SC_PAGESIZE), 0);
+	p[-1] ^= 1;
+	CU_ASSERT_TRUE(child_dies_of(free_it, p, SIGABRT));
+	p[-1] ^= 1;
+	kos_secmem_free(p);
+	CU_ASSERT_TRUE(child_dies_of(write_at, p, SIGSEGV));
+	kos_secmem_free(q);
+	r = kos_secmem_alloc(1, KOS_SECMEM_GUARD);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_TRUE(child_dies_of(write_at, r + 16, SIGSEGV));
+	kos_secmem_free(r);
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -483,6 +594,8 @@ int main(void)
 		KOS_TEST(test_read_file_cap),
 		KOS_TEST(test_b64_round_trip),
 		KOS_TEST(test_b64_refusals),
+		KOS_TEST(test_secmem_alloc_free),
+		KOS_TEST(test_secmem_guards),
 	};
 
 	return kos_test_run("util", NULL, NULL, cases, KOS_ARRAY_SIZE(cases));
