@@ -36,15 +36,56 @@ void *kos_secmem_alloc(size_t len, unsigned flags);
  * process's memory is no longer what it thinks it is. */
 void kos_secmem_free(void *p);
 
+/* --- bounded buffer that wipes itself (buf.c) --- */
+
+/* A byte buffer with a maximum length fixed at kos_buf_init(), after the
+ * model of OpenSSH's sshbuf: appends past the maximum fail with KOS_E_RANGE,
+ * growth is overflow-checked and copies, wiping the old storage, and
+ * kos_buf_reset() and kos_buf_uninit() wipe it too, so a secret written
+ * into the buffer leaves no copy behind. A NUL always follows the data once
+ * storage exists, so text can be used as a C string. The first failure is
+ * kept: later calls return it and change nothing, so a run of appends can
+ * be checked once. Caller-owned; not thread-safe. */
+typedef struct kos_buf {
+	char *p;       /* len bytes, then a NUL; NULL before the first append */
+	size_t len, cap, max;
+	kos_rv err;    /* the first failure, or KOS_OK */
+} kos_buf;
+
+void kos_buf_init(kos_buf *b, size_t max);
+/* Wipes and frees the storage; b can be initialised again. */
+void kos_buf_uninit(kos_buf *b);
+/* Wipes the contents and empties b, keeping its storage; clears err. */
+void kos_buf_reset(kos_buf *b);
+/* Makes room for more bytes after the data; *where (may be NULL) is where
+ * they go, valid until the next call; kos_buf_advance() then counts those
+ * of them written. Errors: KOS_E_RANGE (past the maximum), KOS_E_NOMEM, or
+ * the earlier failure. */
+kos_rv kos_buf_reserve(kos_buf *b, size_t more, char **where);
+/* Adds n bytes written at kos_buf_reserve()'s *where (n at most what was
+ * reserved) to the data and terminates it. */
+void kos_buf_advance(kos_buf *b, size_t n);
+kos_rv kos_buf_append(kos_buf *b, const void *data, size_t n);
+/* Records a failure of the caller's own (a part it could not make) as b's,
+ * unless b failed already; returns b's failure. */
+kos_rv kos_buf_fail(kos_buf *b, kos_rv rv);
+kos_rv kos_buf_printf(kos_buf *b, const char *fmt, ...) KOS_PRINTF(2, 3);
+kos_rv kos_buf_vprintf(kos_buf *b, const char *fmt, va_list ap) KOS_PRINTF(2, 0);
+/* Hands the storage over (NUL-terminated; never NULL on success: an empty
+ * buffer gets one byte) and leaves b empty. The caller frees it with
+ * kos_secret_free(p, *cap) (cap may be NULL when the text is not secret:
+ * then free()). Errors: b's failure, KOS_E_NOMEM; nothing is handed over. */
+kos_rv kos_buf_take(kos_buf *b, char **p, size_t *len, size_t *cap);
+
 /* --- diagnostics list for FILE:LINE reports (util.c) --- */
 
 typedef struct kos_diag {
-	char *buf;       /* "FILE:LINE: message\n" lines */
-	size_t len, cap;
+	kos_buf text;    /* "FILE:LINE: message\n" lines */
 	unsigned count;
-	bool oom;
+	bool oom;        /* a line was lost */
 } kos_diag;
 
+void kos_diag_init(kos_diag *d);
 void kos_diag_add(kos_diag *d, const char *file, int line, const char *fmt, ...)
 	KOS_PRINTF(4, 5);
 /* Hands the text over to *out (may be NULL: then freed) and sets the thread's

@@ -45,9 +45,9 @@ char *kos_strdup(const char *s)
 
 kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len)
 {
-	FILE *f = NULL;
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
+	kos_buf b;
+	FILE *f;
+	char *w;
 	kos_rv rv;
 
 	*data = NULL;
@@ -55,27 +55,22 @@ kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len)
 	f = fopen(path, "rb");
 	if (f == NULL)
 		return kos_error_set(KOS_E_IO, "%s: %s", path, strerror(errno));
+	/* one byte over max tells a file that is too large */
+	kos_buf_init(&b, max < SIZE_MAX - 1 ? max + 1 : max);
 	for (;;) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			char *nb;
+		size_t room = 4096, got;
 
-			if (ncap > max + 1)
-				ncap = max + 1;
-			if (ncap <= cap) {
-				rv = kos_error_set(KOS_E_RANGE, "%s: larger than %zu bytes", path, max);
-				goto out;
-			}
-			nb = realloc(buf, ncap + 1);
-			if (nb == NULL) {
-				rv = kos_error_set(KOS_E_NOMEM, "out of memory reading %s", path);
-				goto out;
-			}
-			buf = nb;
-			cap = ncap;
+		if (room > b.max - b.len)
+			room = b.max - b.len;
+		if (room == 0)
+			break;
+		rv = kos_buf_reserve(&b, room, &w);
+		if (rv != KOS_OK) {
+			rv = kos_error_set(KOS_E_NOMEM, "out of memory reading %s", path);
+			goto out;
 		}
-		size_t got = fread(buf + n, 1, cap - n, f);
-		n += got;
+		got = fread(w, 1, room, f);
+		kos_buf_advance(&b, got);
 		if (got == 0)
 			break;
 	}
@@ -83,17 +78,15 @@ kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len)
 		rv = kos_error_set(KOS_E_IO, "%s: read error", path);
 		goto out;
 	}
-	if (n > max) {
+	if (b.len > max) {
 		rv = kos_error_set(KOS_E_RANGE, "%s: larger than %zu bytes", path, max);
 		goto out;
 	}
-	buf[n] = '\0';
-	*data = buf;
-	*len = n;
-	buf = NULL;
-	rv = KOS_OK;
+	rv = kos_buf_take(&b, data, len, NULL);
+	if (rv != KOS_OK)
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory reading %s", path);
 out:
-	free(buf);
+	kos_buf_uninit(&b);
 	fclose(f);
 	return rv;
 }
@@ -158,57 +151,44 @@ void kos_duration_format(kos_usec d, char *buf, size_t len)
 	snprintf(buf, len, "%lldus", (long long)d);
 }
 
+/* Far more than a file's problems take (conffile.c lists at most 100). */
+#define DIAG_MAX ((size_t)1 << 20)
+
+void kos_diag_init(kos_diag *d)
+{
+	memset(d, 0, sizeof(*d));
+	kos_buf_init(&d->text, DIAG_MAX);
+}
+
 void kos_diag_add(kos_diag *d, const char *file, int line, const char *fmt, ...)
 {
 	char msg[512];
-	int n;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	d->count++;
-	if (d->oom)
-		return;
-	for (;;) {
-		size_t room = d->cap - d->len;
-
-		n = snprintf(d->buf ? d->buf + d->len : NULL, d->buf ? room : 0,
-			     "%s:%d: %s\n", file, line, msg);
-		if (n < 0) {
-			d->oom = true;
-			return;
-		}
-		if (d->buf != NULL && (size_t)n < room) {
-			d->len += (size_t)n;
-			return;
-		}
-		size_t ncap = d->cap * 2 + (size_t)n + 64;
-		char *nb = realloc(d->buf, ncap);
-
-		if (nb == NULL) {
-			d->oom = true;
-			return;
-		}
-		d->buf = nb;
-		d->cap = ncap;
-	}
+	if (kos_buf_printf(&d->text, "%s:%d: %s\n", file, line, msg) != KOS_OK)
+		d->oom = true;
 }
 
 kos_rv kos_diag_finish(kos_diag *d, char **out, kos_rv rv)
 {
-	if (d->buf != NULL && d->len > 0) {
-		size_t first = strcspn(d->buf, "\n");
+	char *text = NULL;
 
-		kos_error_set(rv, "%.*s", (int)first, d->buf);
+	if (d->text.len > 0) {
+		size_t first = strcspn(d->text.p, "\n");
+
+		kos_error_set(rv, "%.*s", (int)first, d->text.p);
 	}
 	if (out != NULL) {
-		*out = d->buf;
-	} else {
-		free(d->buf);
+		*out = NULL;
+		/* no text, or none to be had: *out stays NULL, as before */
+		if (d->text.len > 0 && kos_buf_take(&d->text, &text, NULL, NULL) == KOS_OK)
+			*out = text;
 	}
-	d->buf = NULL;
-	d->len = d->cap = 0;
+	kos_buf_uninit(&d->text);
 	return rv;
 }
 

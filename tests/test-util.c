@@ -1,5 +1,5 @@
-/* Tests of the common helpers: durations, hex, base64, secret memory, error
- * details, kos.conf. */
+/* Tests of the common helpers: durations, hex, base64, secret memory,
+ * bounded buffers, error details, kos.conf. */
 #include "config.h"
 
 #include "kos/internal.h"
@@ -578,6 +578,191 @@ static void test_secmem_guards(void)
 	kos_secmem_free(r);
 }
 
+/* free() of the test and of the static libraries goes through here
+ * (-Wl,--wrap=free), so a test can look at a block just before it goes. */
+void __real_free(void *p);
+void __wrap_free(void *p);
+
+/* volatile: the compiler takes free() for a function that cannot reach a
+ * file's static variables */
+static const void *volatile watched;
+static volatile size_t watched_len;
+static volatile int watched_wiped = -1; /* -1: not freed yet; 0: freed with data; 1: wiped */
+
+void __wrap_free(void *p)
+{
+	if (p != NULL && p == watched) {
+		const volatile uint8_t *b = p;
+		unsigned acc = 0;
+		size_t i;
+
+		for (i = 0; i < watched_len; i++)
+			acc |= b[i];
+		watched_wiped = acc == 0;
+		watched = NULL;
+	}
+	__real_free(p);
+}
+
+static void watch(const void *p, size_t len)
+{
+	watched = p;
+	watched_len = len;
+	watched_wiped = -1;
+}
+
+static void test_buf_append_and_take(void)
+{
+	char big[3000], *p = NULL;
+	size_t len = 0, cap = 0, i;
+	kos_buf b;
+
+	kos_buf_init(&b, 1 << 16);
+	CU_ASSERT_PTR_NULL(b.p);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "ab", 2), KOS_OK);
+	CU_ASSERT_EQUAL(kos_buf_printf(&b, "%s-%d", "cd", 42), KOS_OK);
+	CU_ASSERT_EQUAL(b.len, 7);
+	CU_ASSERT_STRING_EQUAL(b.p, "abcd-42");
+	/* growth keeps the data and the NUL after it */
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (char)('a' + i % 26);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, big, sizeof(big)), KOS_OK);
+	CU_ASSERT_EQUAL(kos_buf_printf(&b, "%.*s", (int)sizeof(big), big), KOS_OK);
+	CU_ASSERT_EQUAL(b.len, 7 + 2 * sizeof(big));
+	CU_ASSERT(memcmp(b.p + 7, big, sizeof(big)) == 0);
+	CU_ASSERT(memcmp(b.p + 7 + sizeof(big), big, sizeof(big)) == 0);
+	CU_ASSERT_EQUAL(b.p[b.len], '\0');
+	CU_ASSERT(b.cap > b.len && b.cap <= (1 << 16) + 1);
+	CU_ASSERT_EQUAL(kos_buf_take(&b, &p, &len, &cap), KOS_OK);
+	CU_ASSERT_EQUAL(len, 7 + 2 * sizeof(big));
+	CU_ASSERT(cap > len);
+	CU_ASSERT_PTR_NULL(b.p);
+	CU_ASSERT_EQUAL(b.len, 0);
+	CU_ASSERT_NSTRING_EQUAL(p, "abcd-42abc", 10);
+	kos_secret_free(p, cap);
+	/* an empty buffer still hands over a string */
+	CU_ASSERT_EQUAL(kos_buf_take(&b, &p, &len, NULL), KOS_OK);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(len, 0);
+	CU_ASSERT_STRING_EQUAL(p, "");
+	free(p);
+	kos_buf_uninit(&b);
+}
+
+/* The maximum is the bound on the data, whatever the call; the first
+ * failure sticks until a reset; sizes near SIZE_MAX do not wrap around. */
+static void test_buf_bounds(void)
+{
+	char *w = NULL, *p = (char *)"x";
+	kos_buf b;
+
+	kos_buf_init(&b, 10);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "0123456789", 10), KOS_OK);
+	CU_ASSERT_EQUAL(b.cap, 11);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "x", 1), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(b.len, 10);
+	CU_ASSERT_STRING_EQUAL(b.p, "0123456789");
+	/* sticky: even what would fit now fails */
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "", 0), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(kos_buf_take(&b, &p, NULL, NULL), KOS_E_RANGE);
+	CU_ASSERT_PTR_NULL(p);
+	kos_buf_reset(&b);
+	CU_ASSERT_EQUAL(b.err, KOS_OK);
+	CU_ASSERT_EQUAL(b.len, 0);
+	CU_ASSERT_STRING_EQUAL(b.p, "");
+	CU_ASSERT_EQUAL(kos_buf_printf(&b, "%s", "0123456789"), KOS_OK);
+	kos_buf_reset(&b);
+	CU_ASSERT_EQUAL(kos_buf_printf(&b, "%s", "0123456789A"), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(b.len, 0);
+	CU_ASSERT_STRING_EQUAL(b.p, "");
+	kos_buf_reset(&b);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "01234", 5), KOS_OK);
+	CU_ASSERT_EQUAL(kos_buf_reserve(&b, SIZE_MAX, &w), KOS_E_RANGE);
+	kos_buf_reset(&b);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "01234", 5), KOS_OK);
+	CU_ASSERT_EQUAL(kos_buf_reserve(&b, SIZE_MAX - 3, &w), KOS_E_RANGE);
+	kos_buf_reset(&b);
+	CU_ASSERT_EQUAL(kos_buf_reserve(&b, 10, &w), KOS_OK);
+	CU_ASSERT_EQUAL(kos_buf_reserve(&b, 11, &w), KOS_E_RANGE);
+	kos_buf_reset(&b);
+	/* reserve, write, advance; advance past what there is changes nothing */
+	CU_ASSERT_EQUAL(kos_buf_reserve(&b, 3, &w), KOS_OK);
+	memcpy(w, "xyz", 3);
+	kos_buf_advance(&b, 3);
+	CU_ASSERT_STRING_EQUAL(b.p, "xyz");
+	kos_buf_advance(&b, 100);
+	CU_ASSERT_EQUAL(b.len, 3);
+	CU_ASSERT_EQUAL(kos_buf_fail(&b, KOS_E_NOMEM), KOS_E_NOMEM);
+	CU_ASSERT_EQUAL(kos_buf_fail(&b, KOS_E_PARSE), KOS_E_NOMEM);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "a", 1), KOS_E_NOMEM);
+	kos_buf_uninit(&b);
+	/* a maximum of SIZE_MAX leaves room for the NUL */
+	kos_buf_init(&b, SIZE_MAX);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "a", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_buf_reserve(&b, SIZE_MAX - 1, &w), KOS_E_RANGE);
+	kos_buf_uninit(&b);
+	kos_buf_init(&b, 0);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "a", 1), KOS_E_RANGE);
+	kos_buf_uninit(&b);
+}
+
+/* Growth, reset and uninit leave no copy of the data behind. */
+static void test_buf_wipe(void)
+{
+	char secret[200];
+	volatile char *p;
+	kos_buf b;
+	size_t i, nonzero = 0;
+
+	/* the watch itself sees an unwiped block (volatile: a memset just
+	 * before free() is a dead store the compiler may drop) */
+	p = malloc(16);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	for (i = 0; i < 16; i++)
+		p[i] = 'S';
+	watch((const void *)p, 16);
+	free((void *)p);
+	CU_ASSERT_EQUAL(watched_wiped, 0);
+
+	memset(secret, 'S', sizeof(secret));
+	kos_buf_init(&b, 1 << 20);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, secret, sizeof(secret)), KOS_OK);
+	watch(b.p, b.cap);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, secret, sizeof(secret)), KOS_OK); /* grows */
+	CU_ASSERT_EQUAL(watched_wiped, 1);
+	watch(b.p, b.cap);
+	CU_ASSERT_EQUAL(kos_buf_printf(&b, "%0*d", 4000, 7), KOS_OK); /* grows */
+	CU_ASSERT_EQUAL(watched_wiped, 1);
+	kos_buf_reset(&b);
+	for (i = 0; i < b.cap; i++)
+		nonzero += b.p[i] != 0;
+	CU_ASSERT_EQUAL(nonzero, 0);
+	CU_ASSERT_EQUAL(kos_buf_append(&b, secret, sizeof(secret)), KOS_OK);
+	watch(b.p, b.cap);
+	kos_buf_uninit(&b);
+	CU_ASSERT_EQUAL(watched_wiped, 1);
+	CU_ASSERT_PTR_NULL(b.p);
+}
+
+static void test_diag_lines(void)
+{
+	kos_diag d;
+	char *text = NULL;
+
+	kos_diag_init(&d);
+	kos_diag_add(&d, "a.conf", 3, "bad %s", "thing");
+	kos_diag_add(&d, "a.conf", 7, "worse");
+	CU_ASSERT_EQUAL(d.count, 2);
+	CU_ASSERT_FALSE(d.oom);
+	CU_ASSERT_EQUAL(kos_diag_finish(&d, &text, KOS_E_POLICY), KOS_E_POLICY);
+	CU_ASSERT_STRING_EQUAL(text, "a.conf:3: bad thing\na.conf:7: worse\n");
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "a.conf:3: bad thing");
+	free(text);
+	kos_diag_init(&d);
+	CU_ASSERT_EQUAL(kos_diag_finish(&d, &text, KOS_OK), KOS_OK);
+	CU_ASSERT_PTR_NULL(text);
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -596,6 +781,10 @@ int main(void)
 		KOS_TEST(test_b64_refusals),
 		KOS_TEST(test_secmem_alloc_free),
 		KOS_TEST(test_secmem_guards),
+		KOS_TEST(test_buf_append_and_take),
+		KOS_TEST(test_buf_bounds),
+		KOS_TEST(test_buf_wipe),
+		KOS_TEST(test_diag_lines),
 	};
 
 	return kos_test_run("util", NULL, NULL, cases, KOS_ARRAY_SIZE(cases));

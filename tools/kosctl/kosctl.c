@@ -4,6 +4,8 @@
 
 #include "tools/kosctl/kosctl.h"
 
+#include "common/internal.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -422,64 +424,50 @@ int kosctl_need_ca(struct kosctl_ctx *ctx, bool tokens)
 
 kos_rv kosctl_read_all(FILE *f, size_t max, unsigned char **out, size_t *len, size_t *capp)
 {
-	unsigned char *buf = NULL;
-	size_t n = 0, cap = 0;
+	kos_buf b;
+	char *w;
+	kos_rv rv;
 
 	*out = NULL;
 	*len = 0;
 	*capp = 0;
+	/* one byte over max tells input that is too large; the buffer wipes
+	 * what it held when it grows, as the input may be a secret */
+	kos_buf_init(&b, max < SIZE_MAX - 1 ? max + 1 : max);
 	for (;;) {
-		if (cap - n < 2) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			unsigned char *nb;
+		size_t room = 4096, got;
 
-			if (ncap > max + 2)
-				ncap = max + 2;
-			if (ncap <= cap) {
-				kos_secret_free(buf, cap);
-				kosctl_err("input larger than %zu bytes", max);
-				return KOS_E_RANGE;
-			}
-			/* Grow by copying so the old buffer, which may hold a
-			 * secret, is wiped rather than left to realloc. */
-			nb = malloc(ncap);
-			if (nb == NULL) {
-				kos_secret_free(buf, cap);
-				kosctl_err("out of memory");
-				return KOS_E_NOMEM;
-			}
-			if (buf != NULL)
-				memcpy(nb, buf, n);
-			kos_secret_free(buf, cap);
-			buf = nb;
-			cap = ncap;
+		if (room > b.max - b.len)
+			room = b.max - b.len;
+		if (room == 0)
+			break;
+		rv = kos_buf_reserve(&b, room, &w);
+		if (rv != KOS_OK) {
+			kos_buf_uninit(&b);
+			kosctl_err("out of memory");
+			return KOS_E_NOMEM;
 		}
-		size_t got = fread(buf + n, 1, cap - n - 1, f);
-
-		n += got;
-		if (n > max) {
-			kos_secret_free(buf, cap);
-			kosctl_err("input larger than %zu bytes", max);
-			return KOS_E_RANGE;
-		}
+		got = fread(w, 1, room, f);
+		kos_buf_advance(&b, got);
 		if (got == 0)
 			break;
 	}
+	if (b.len > max) {
+		kos_buf_uninit(&b);
+		kosctl_err("input larger than %zu bytes", max);
+		return KOS_E_RANGE;
+	}
 	if (ferror(f)) {
-		kos_secret_free(buf, cap);
+		kos_buf_uninit(&b);
 		kosctl_err("read error on standard input");
 		return KOS_E_IO;
 	}
-	if (buf == NULL) {
-		buf = calloc(1, 1);
-		if (buf == NULL)
-			return KOS_E_NOMEM;
-		cap = 1;
+	rv = kos_buf_take(&b, (char **)out, len, capp);
+	kos_buf_uninit(&b);
+	if (rv != KOS_OK) {
+		kosctl_err("out of memory");
+		return KOS_E_NOMEM;
 	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	*capp = cap;
 	return KOS_OK;
 }
 
