@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <stdbool.h>
 
+#include <openssl/types.h>
+
 #define KOS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* --- errors (error.c) --- */
@@ -76,6 +78,34 @@ kos_rv kos_buf_vprintf(kos_buf *b, const char *fmt, va_list ap) KOS_PRINTF(2, 0)
  * kos_secret_free(p, *cap) (cap may be NULL when the text is not secret:
  * then free()). Errors: b's failure, KOS_E_NOMEM; nothing is handed over. */
 kos_rv kos_buf_take(kos_buf *b, char **p, size_t *len, size_t *cap);
+
+/* --- AES-256-GCM (aead.c) --- */
+
+#define KOS_AEAD_KEY_LEN 32
+#define KOS_AEAD_IV_LEN	 12
+#define KOS_AEAD_TAG_LEN 16
+
+/* A cipher context for AES-256-GCM, keyed with key when it is not NULL:
+ * for callers that keep the key only in the context (a channel) or reuse a
+ * context (one per thread). NULL when OpenSSL cannot provide one. Free with
+ * EVP_CIPHER_CTX_free(), which cleanses the key schedule. Thread-safe. */
+EVP_CIPHER_CTX *kos_aead_ctx_new(const uint8_t *key);
+
+/* Seals len bytes of in into out (len bytes; may be in) and tag, with the
+ * 12-byte iv and two pieces of additional data, aad then aad2 (either may
+ * be NULL with length 0). ctx: NULL for a context of the call's own, or one
+ * from kos_aead_ctx_new(); key: the 32-byte key, or NULL to use the one ctx
+ * holds. A key given with a caller's ctx is not left in it afterwards.
+ * Returns KOS_OK or KOS_E_CRYPTO, without an error detail: the caller says
+ * what failed. Thread-safe with distinct contexts. */
+kos_rv kos_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
+		     const uint8_t *aad, size_t aad_len, const uint8_t *aad2, size_t aad2_len,
+		     const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag);
+/* Opens what kos_aead_seal() sealed: KOS_OK, KOS_E_INTEGRITY when the tag
+ * does not verify (out is then wiped), or KOS_E_CRYPTO; no error detail. */
+kos_rv kos_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
+		     const uint8_t *aad, size_t aad_len, const uint8_t *aad2, size_t aad2_len,
+		     const uint8_t *in, size_t len, const uint8_t *tag, uint8_t *out);
 
 /* --- diagnostics list for FILE:LINE reports (util.c) --- */
 

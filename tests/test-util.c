@@ -1,5 +1,5 @@
 /* Tests of the common helpers: durations, hex, base64, secret memory,
- * bounded buffers, error details, kos.conf. */
+ * bounded buffers, AES-256-GCM, error details, kos.conf. */
 #include "config.h"
 
 #include "kos/internal.h"
@@ -763,6 +763,128 @@ static void test_diag_lines(void)
 	CU_ASSERT_PTR_NULL(text);
 }
 
+static size_t unhex(const char *h, uint8_t *out)
+{
+	size_t n = strlen(h);
+
+	CU_ASSERT_EQUAL_FATAL(kos_hex_decode(h, n, out), KOS_OK);
+	return n / 2;
+}
+
+/* AES-256 test cases 13, 14 and 16 of the GCM specification (McGrew and
+ * Viega, "The Galois/Counter Mode of Operation", the vectors NIST's GCM
+ * validation starts from). */
+static const struct {
+	const char *k, *iv, *p, *a, *c, *t;
+} gcm_kat[] = {
+	{ "0000000000000000000000000000000000000000000000000000000000000000",
+	  "000000000000000000000000", "", "", "", "530f8afbc74536b9a963b4f1c4cb738b" },
+	{ "0000000000000000000000000000000000000000000000000000000000000000",
+	  "000000000000000000000000", "00000000000000000000000000000000", "",
+	  "cea7403d4d606b6e074ec5d3baf39d18", "d0d1c8a799996bf0265b98b5d48ab919" },
+	{ "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+	  "cafebabefacedbaddecaf888",
+	  "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+	  "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39",
+	  "feedfacedeadbeeffeedfacedeadbeefabaddad2",
+	  "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+	  "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662",
+	  "76fc6ece0f4e1768cddf8853bb2d551b" },
+};
+
+static void test_aead_known_answers(void)
+{
+	uint8_t k[32], iv[12], p[64], a[32], c[64], t[16], out[64], tag[16];
+	EVP_CIPHER_CTX *ctx = kos_aead_ctx_new(NULL);
+	size_t i, pl, al, split;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+	for (i = 0; i < KOS_ARRAY_SIZE(gcm_kat); i++) {
+		unhex(gcm_kat[i].k, k);
+		unhex(gcm_kat[i].iv, iv);
+		pl = unhex(gcm_kat[i].p, p);
+		al = unhex(gcm_kat[i].a, a);
+		CU_ASSERT_EQUAL(unhex(gcm_kat[i].c, c), pl);
+		unhex(gcm_kat[i].t, t);
+		/* the additional data may come in two pieces, split anywhere */
+		for (split = 0; split <= al; split++) {
+			memset(out, 0, sizeof(out));
+			CU_ASSERT_EQUAL(kos_aead_seal(NULL, k, iv, a, split, a + split, al - split, p,
+						      pl, out, tag),
+					KOS_OK);
+			CU_ASSERT(memcmp(out, c, pl) == 0);
+			CU_ASSERT(memcmp(tag, t, 16) == 0);
+		}
+		/* a context of the caller's, used again and again */
+		memset(out, 0, sizeof(out));
+		CU_ASSERT_EQUAL(kos_aead_open(ctx, k, iv, a, al, NULL, 0, c, pl, t, out), KOS_OK);
+		CU_ASSERT(memcmp(out, p, pl) == 0);
+		/* in place */
+		memcpy(out, p, pl);
+		CU_ASSERT_EQUAL(kos_aead_seal(ctx, k, iv, NULL, 0, a, al, out, pl, out, tag),
+				KOS_OK);
+		CU_ASSERT(memcmp(out, c, pl) == 0);
+		CU_ASSERT(memcmp(tag, t, 16) == 0);
+	}
+	EVP_CIPHER_CTX_free(ctx);
+}
+
+static void test_aead_refusals(void)
+{
+	uint8_t k[32], iv[12], p[64], a[32], c[64], t[16], out[64], bad[64];
+	EVP_CIPHER_CTX *ctx;
+	size_t pl, al, i;
+
+	unhex(gcm_kat[2].k, k);
+	unhex(gcm_kat[2].iv, iv);
+	pl = unhex(gcm_kat[2].p, p);
+	al = unhex(gcm_kat[2].a, a);
+	unhex(gcm_kat[2].c, c);
+	unhex(gcm_kat[2].t, t);
+	/* any changed bit of ciphertext, tag, additional data or IV fails,
+	 * and what was decrypted is wiped */
+	for (i = 0; i < pl + 16 + al + 12; i++) {
+		uint8_t cc[64], tt[16], aa[32], ii[12];
+
+		memcpy(cc, c, pl);
+		memcpy(tt, t, 16);
+		memcpy(aa, a, al);
+		memcpy(ii, iv, 12);
+		if (i < pl)
+			cc[i] ^= 0x01;
+		else if (i < pl + 16)
+			tt[i - pl] ^= 0x80;
+		else if (i < pl + 16 + al)
+			aa[i - pl - 16] ^= 0x10;
+		else
+			ii[i - pl - 16 - al] ^= 0x02;
+		memset(out, 0x55, sizeof(out));
+		CU_ASSERT_EQUAL(kos_aead_open(NULL, k, ii, aa, al, NULL, 0, cc, pl, tt, out),
+				KOS_E_INTEGRITY);
+		memset(bad, 0, sizeof(bad));
+		CU_ASSERT(memcmp(out, bad, pl) == 0);
+	}
+	/* the additional data's pieces are not interchangeable with the text */
+	CU_ASSERT_EQUAL(kos_aead_open(NULL, k, iv, a, al - 1, NULL, 0, c, pl, t, out),
+			KOS_E_INTEGRITY);
+	/* no key and no context */
+	CU_ASSERT_EQUAL(kos_aead_seal(NULL, NULL, iv, NULL, 0, NULL, 0, p, pl, out, t), KOS_E_CRYPTO);
+	/* a key given with the caller's context is not left in it, while a
+	 * context keyed once keeps its key */
+	ctx = kos_aead_ctx_new(NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+	CU_ASSERT_EQUAL(kos_aead_open(ctx, k, iv, a, al, NULL, 0, c, pl, t, out), KOS_OK);
+	CU_ASSERT_EQUAL(kos_aead_open(ctx, NULL, iv, a, al, NULL, 0, c, pl, t, out),
+			KOS_E_INTEGRITY);
+	EVP_CIPHER_CTX_free(ctx);
+	ctx = kos_aead_ctx_new(k);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(ctx);
+	CU_ASSERT_EQUAL(kos_aead_open(ctx, NULL, iv, a, al, NULL, 0, c, pl, t, out), KOS_OK);
+	CU_ASSERT(memcmp(out, p, pl) == 0);
+	CU_ASSERT_EQUAL(kos_aead_open(ctx, NULL, iv, a, al, NULL, 0, c, pl, t, out), KOS_OK);
+	EVP_CIPHER_CTX_free(ctx);
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -785,6 +907,8 @@ int main(void)
 		KOS_TEST(test_buf_bounds),
 		KOS_TEST(test_buf_wipe),
 		KOS_TEST(test_diag_lines),
+		KOS_TEST(test_aead_known_answers),
+		KOS_TEST(test_aead_refusals),
 	};
 
 	return kos_test_run("util", NULL, NULL, cases, KOS_ARRAY_SIZE(cases));
