@@ -112,16 +112,18 @@ static kos_usec mono_usec(void)
  * *out_len + 1 bytes; free with kos_secret_free(p, *out_len + 1). */
 static char *b64_encode(const uint8_t *data, size_t len, size_t *out_len)
 {
-	size_t n;
+	size_t n = kos_b64_len(len);
 	char *p;
 
-	if (len > (size_t)INT_MAX / 4 * 3 - 3)
+	if (n == SIZE_MAX)
 		return NULL;
-	n = (len + 2) / 3 * 4;
 	p = malloc(n + 1);
 	if (p == NULL)
 		return NULL;
-	EVP_EncodeBlock((unsigned char *)p, data, (int)len);
+	if (kos_b64_encode(data, len, p, n + 1) != KOS_OK) {
+		free(p);
+		return NULL;
+	}
 	*out_len = n;
 	return p;
 }

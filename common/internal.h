@@ -107,6 +107,30 @@ kos_rv kos_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
 		     const uint8_t *aad, size_t aad_len, const uint8_t *aad2, size_t aad2_len,
 		     const uint8_t *in, size_t len, const uint8_t *tag, uint8_t *out);
 
+/* --- base64 (base64.c); the decoder kos_b64_decode() is in <kos/common.h> --- */
+
+/* Characters standard base64 (RFC 4648 section 4, padded) needs for len
+ * bytes, without the NUL; SIZE_MAX when that does not fit a size_t. */
+size_t kos_b64_len(size_t len);
+/* Encodes len bytes into out (out_len >= kos_b64_len(len) + 1), NUL-
+ * terminated. Constant time in the bytes' values: no branch or table look-
+ * up on them, as they are often a DEK. KOS_E_RANGE when out is too small. */
+kos_rv kos_b64_encode(const uint8_t *in, size_t len, char *out, size_t out_len);
+/* base64url (RFC 4648 section 5, unpadded, as JOSE uses it), the same way
+ * in its alphabet; SIZE_MAX again from kos_b64url_len() when too large. */
+size_t kos_b64url_len(size_t len);
+kos_rv kos_b64url_encode(const uint8_t *in, size_t len, char *out, size_t out_len);
+/* Decodes len characters into out (*out_len: in its size, out the bytes
+ * written). Only the canonical form is accepted: characters of
+ * [A-Za-z0-9_-], no padding, no length of the form 4n+1, unused trailing
+ * bits zero (so one byte string has exactly one encoding). Constant time in
+ * the characters' values. Errors: KOS_E_PARSE (out wiped), KOS_E_RANGE (out
+ * too small). */
+kos_rv kos_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
+/* 1 when s is exactly n characters of the base64url alphabet (then a NUL);
+ * constant time in their values. */
+int kos_b64url_is(const char *s, size_t n);
+
 /* --- diagnostics list for FILE:LINE reports (util.c) --- */
 
 typedef struct kos_diag {

@@ -885,6 +885,122 @@ static void test_aead_refusals(void)
 	EVP_CIPHER_CTX_free(ctx);
 }
 
+/* RFC 4648 section 10's vectors, in both alphabets (base64url unpadded). */
+static void test_b64_encode_vectors(void)
+{
+	static const char *const vec[][3] = {
+		{ "", "", "" },
+		{ "f", "Zg==", "Zg" },
+		{ "fo", "Zm8=", "Zm8" },
+		{ "foo", "Zm9v", "Zm9v" },
+		{ "foob", "Zm9vYg==", "Zm9vYg" },
+		{ "fooba", "Zm9vYmE=", "Zm9vYmE" },
+		{ "foobar", "Zm9vYmFy", "Zm9vYmFy" },
+	};
+	static const uint8_t top[] = { 0xfb, 0xff, 0xbf, 0xf8 };
+	char out[16];
+	size_t i, n;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(vec); i++) {
+		n = strlen(vec[i][0]);
+		CU_ASSERT_EQUAL(kos_b64_len(n), strlen(vec[i][1]));
+		CU_ASSERT_EQUAL(kos_b64url_len(n), strlen(vec[i][2]));
+		memset(out, 'x', sizeof(out));
+		CU_ASSERT_EQUAL(kos_b64_encode((const uint8_t *)vec[i][0], n, out, sizeof(out)),
+				KOS_OK);
+		CU_ASSERT_STRING_EQUAL(out, vec[i][1]);
+		memset(out, 'x', sizeof(out));
+		CU_ASSERT_EQUAL(kos_b64url_encode((const uint8_t *)vec[i][0], n, out, sizeof(out)),
+				KOS_OK);
+		CU_ASSERT_STRING_EQUAL(out, vec[i][2]);
+	}
+	/* 62 and 63, the characters where the alphabets differ */
+	CU_ASSERT_EQUAL(kos_b64_encode(top, sizeof(top), out, sizeof(out)), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(out, "+/+/+A==");
+	CU_ASSERT_EQUAL(kos_b64url_encode(top, sizeof(top), out, sizeof(out)), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(out, "-_-_-A");
+	/* the output must hold the text and its NUL */
+	CU_ASSERT_EQUAL(kos_b64_encode((const uint8_t *)"foob", 4, out, 8), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(kos_b64_encode((const uint8_t *)"foob", 4, out, 9), KOS_OK);
+	CU_ASSERT_EQUAL(kos_b64url_encode((const uint8_t *)"foob", 4, out, 6), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(kos_b64url_encode((const uint8_t *)"foob", 4, out, 7), KOS_OK);
+	CU_ASSERT_EQUAL(kos_b64_encode((const uint8_t *)"", 0, out, 0), KOS_E_RANGE);
+	/* lengths that would not fit a size_t */
+	CU_ASSERT_EQUAL(kos_b64_len(SIZE_MAX), SIZE_MAX);
+	CU_ASSERT_EQUAL(kos_b64url_len(SIZE_MAX), SIZE_MAX);
+	CU_ASSERT_EQUAL(kos_b64_len(SIZE_MAX / 4 * 3), SIZE_MAX);
+	CU_ASSERT_EQUAL(kos_b64_encode((const uint8_t *)"", SIZE_MAX, out, sizeof(out)),
+			KOS_E_RANGE);
+}
+
+/* Every value of every position, against OpenSSL's encoder, and back. */
+static void test_b64_encode_matches(void)
+{
+	uint8_t raw[67], back[67];
+	char ours[96], url[96], want[96];
+	size_t len, i, j, n;
+
+	for (i = 0; i < 256; i++) {
+		for (len = 1; len <= sizeof(raw); len += 1 + (len > 6) * 7) {
+			for (j = 0; j < len; j++)
+				raw[j] = (uint8_t)(i * 7 + j * 131 + (j == len - 1 ? i : 0));
+			raw[len - 1] = (uint8_t)i;
+			EVP_EncodeBlock((unsigned char *)want, raw, (int)len);
+			CU_ASSERT_EQUAL_FATAL(kos_b64_encode(raw, len, ours, sizeof(ours)), KOS_OK);
+			CU_ASSERT_STRING_EQUAL_FATAL(ours, want);
+			CU_ASSERT_EQUAL_FATAL(kos_b64url_encode(raw, len, url, sizeof(url)), KOS_OK);
+			for (j = 0; want[j] != '\0' && want[j] != '='; j++)
+				want[j] = want[j] == '+' ? '-' : want[j] == '/' ? '_' : want[j];
+			want[j] = '\0';
+			CU_ASSERT_STRING_EQUAL_FATAL(url, want);
+			n = sizeof(back);
+			CU_ASSERT_EQUAL_FATAL(kos_b64_decode(ours, strlen(ours), back, &n), KOS_OK);
+			CU_ASSERT_FATAL(n == len && memcmp(back, raw, len) == 0);
+			n = sizeof(back);
+			CU_ASSERT_EQUAL_FATAL(kos_b64url_decode(url, strlen(url), back, &n), KOS_OK);
+			CU_ASSERT_FATAL(n == len && memcmp(back, raw, len) == 0);
+			CU_ASSERT_TRUE(kos_b64url_is(url, strlen(url)));
+		}
+	}
+}
+
+/* base64url's canonical form only: no padding, no other alphabet, no
+ * 4n+1 length, no set unused bits; out is wiped on a refusal. */
+static void test_b64url_refusals(void)
+{
+	static const char *const bad[] = {
+		"Zg==", "Zg=", "Z", "Zm9vY", "Zh", "Zm9", "Zm+v", "Zm/v", "Zm9v\n", " Zm9", "Zm 9",
+		"=Zm9", "Zm9v=", "\x80m9v", "Zm9vYm$",
+	};
+	uint8_t buf[16], zero[16] = { 0 };
+	size_t i, n;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(bad); i++) {
+		n = sizeof(buf);
+		memset(buf, 0x55, sizeof(buf));
+		CU_ASSERT_EQUAL(kos_b64url_decode(bad[i], strlen(bad[i]), buf, &n), KOS_E_PARSE);
+		CU_ASSERT_EQUAL(n, sizeof(buf));
+		if (strlen(bad[i]) % 4 != 1)
+			CU_ASSERT(memcmp(buf, zero, strlen(bad[i]) / 4 * 3) == 0);
+	}
+	n = sizeof(buf);
+	CU_ASSERT_EQUAL(kos_b64url_decode("Zm9v", 4, buf, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, 3);
+	n = 2;
+	CU_ASSERT_EQUAL(kos_b64url_decode("Zm9v", 4, buf, &n), KOS_E_RANGE);
+	n = sizeof(buf);
+	CU_ASSERT_EQUAL(kos_b64url_decode("", 0, buf, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, 0);
+	n = sizeof(buf);
+	CU_ASSERT_EQUAL(kos_b64url_decode("Zm+v", 4, buf, &n), KOS_E_PARSE);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "character 2"));
+	CU_ASSERT_TRUE(kos_b64url_is("azAZ09-_", 8));
+	CU_ASSERT_FALSE(kos_b64url_is("azAZ09+_", 8));
+	CU_ASSERT_FALSE(kos_b64url_is("azAZ09-=", 8));
+	CU_ASSERT_FALSE(kos_b64url_is("azAZ09-_x", 8));
+	CU_ASSERT_FALSE(kos_b64url_is("azAZ", 8));
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -901,6 +1017,9 @@ int main(void)
 		KOS_TEST(test_read_file_cap),
 		KOS_TEST(test_b64_round_trip),
 		KOS_TEST(test_b64_refusals),
+		KOS_TEST(test_b64_encode_vectors),
+		KOS_TEST(test_b64_encode_matches),
+		KOS_TEST(test_b64url_refusals),
 		KOS_TEST(test_secmem_alloc_free),
 		KOS_TEST(test_secmem_guards),
 		KOS_TEST(test_buf_append_and_take),
