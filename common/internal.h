@@ -131,6 +131,21 @@ kos_rv kos_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *out_l
  * constant time in their values. */
 int kos_b64url_is(const char *s, size_t n);
 
+/* --- ISO 8601 times in UTC (time.c) --- */
+
+/* "YYYY-MM-DDTHH:MM:SSZ" and its NUL */
+#define KOS_TIME_LEN 21
+
+/* Formats t, to the second (truncated), as "2026-12-07T10:00:00Z" into buf
+ * (len >= KOS_TIME_LEN). KOS_E_RANGE, buf untouched and no error detail
+ * set (callers format times into their messages), when t is before 1970 or
+ * after 9999, or buf is too small. Thread-safe. */
+kos_rv kos_time_format(kos_usec t, char *buf, size_t len);
+/* Parses exactly that form (years 1970 to 9999, real dates, seconds 0-59,
+ * the Z and nothing after it) into *out. KOS_E_PARSE, with a detail,
+ * otherwise; *out is then untouched. Thread-safe. */
+kos_rv kos_time_parse(const char *s, kos_usec *out);
+
 /* --- diagnostics list for FILE:LINE reports (util.c) --- */
 
 typedef struct kos_diag {

@@ -1,5 +1,5 @@
 /* Tests of the common helpers: durations, hex, base64, secret memory,
- * bounded buffers, AES-256-GCM, error details, kos.conf. */
+ * bounded buffers, AES-256-GCM, ISO 8601 times, error details, kos.conf. */
 #include "config.h"
 
 #include "kos/internal.h"
@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -1001,6 +1002,93 @@ static void test_b64url_refusals(void)
 	CU_ASSERT_FALSE(kos_b64url_is("azAZ", 8));
 }
 
+static void test_time_round_trip(void)
+{
+	static const struct {
+		int64_t secs;
+		const char *text;
+	} vec[] = {
+		{ 0, "1970-01-01T00:00:00Z" },
+		{ 1796637600, "2026-12-07T10:00:00Z" },
+		{ 951868799, "2000-02-29T23:59:59Z" },
+		{ 951868800, "2000-03-01T00:00:00Z" },
+		{ 4107542400, "2100-03-01T00:00:00Z" },
+		{ 253402300799, "9999-12-31T23:59:59Z" },
+	};
+	char buf[KOS_TIME_LEN];
+	kos_usec t;
+	int64_t s;
+	size_t i;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(vec); i++) {
+		CU_ASSERT_EQUAL(kos_time_format(vec[i].secs * KOS_USEC_PER_SEC, buf, sizeof(buf)),
+				KOS_OK);
+		CU_ASSERT_STRING_EQUAL(buf, vec[i].text);
+		t = -1;
+		CU_ASSERT_EQUAL(kos_time_parse(vec[i].text, &t), KOS_OK);
+		CU_ASSERT_EQUAL(t, vec[i].secs * KOS_USEC_PER_SEC);
+	}
+	/* to the second, truncated */
+	CU_ASSERT_EQUAL(kos_time_format(1796637600 * KOS_USEC_PER_SEC + 999999, buf, sizeof(buf)),
+			KOS_OK);
+	CU_ASSERT_STRING_EQUAL(buf, "2026-12-07T10:00:00Z");
+	/* against the C library, from 1970 to past 2400, at odd seconds of
+	 * the day: both ways */
+	for (s = 0; s < INT64_C(14000000000); s += INT64_C(86400) * 13 + 3607) {
+		time_t tt = (time_t)s;
+		struct tm tm;
+		char want[64];
+
+		CU_ASSERT_FATAL(gmtime_r(&tt, &tm) != NULL);
+		strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		CU_ASSERT_EQUAL_FATAL(kos_time_format(s * KOS_USEC_PER_SEC, buf, sizeof(buf)), KOS_OK);
+		CU_ASSERT_STRING_EQUAL_FATAL(buf, want);
+		CU_ASSERT_EQUAL_FATAL(kos_time_parse(want, &t), KOS_OK);
+		CU_ASSERT_EQUAL_FATAL(t, s * KOS_USEC_PER_SEC);
+	}
+}
+
+static void test_time_refusals(void)
+{
+	static const char *const bad[] = {
+		"2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z", "2026-12-07 10:00",
+		"2026-12-07 10:00:00Z", "2026-12-07T10:00:00Zjunk", "2026-12-07T10:00:00Z ",
+		" 2026-12-07T10:00:00Z", "2026-12-07T10:00:00", "2026-12-07T10:00:00z",
+		"2026-12-07t10:00:00Z", "2026-12-07T10:00:00.5Z", "2026-12-07T10:00:00+00:00",
+		"10000-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "0000-01-01T00:00:00Z",
+		"-001-01-01T00:00:00Z", "+2026-12-07T10:00:00Z", "2026-02-29T00:00:00Z",
+		"2100-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-12-00T00:00:00Z",
+		"2026-12-32T00:00:00Z", "2026-12-07T24:00:00Z", "2026-12-07T10:60:00Z",
+		"2026-12-07T10:00:60Z", "2026-1-07T10:00:00Z", "2026-12-7T10:00:00Z",
+		"2026-12-07T1:00:00Z", "20261207T100000Z", "2026-12-07", "", "@1796637600",
+		"2026-12-0xT10:00:00Z", "2026-12-07T10:0 :00Z",
+	};
+	char buf[KOS_TIME_LEN + 4];
+	kos_usec t;
+	size_t i;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(bad); i++) {
+		t = 42;
+		CU_ASSERT_EQUAL(kos_time_parse(bad[i], &t), KOS_E_PARSE);
+		CU_ASSERT_EQUAL(t, 42);
+		CU_ASSERT(kos_last_error()[0] != '\0');
+	}
+	CU_ASSERT_EQUAL(kos_time_parse(NULL, &t), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_time_parse("2024-02-29T12:00:00Z", &t), KOS_OK);
+	CU_ASSERT_EQUAL(kos_time_parse("2026-12-07T10:00:00Z\n", &t), KOS_E_PARSE);
+	/* out of range, or no room: nothing written */
+	memset(buf, 'x', sizeof(buf));
+	CU_ASSERT_EQUAL(kos_time_format(-1, buf, sizeof(buf)), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(kos_time_format(INT64_C(253402300800) * KOS_USEC_PER_SEC, buf,
+					sizeof(buf)),
+			KOS_E_RANGE);
+	CU_ASSERT_EQUAL(kos_time_format(INT64_MAX, buf, sizeof(buf)), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(kos_time_format(0, buf, KOS_TIME_LEN - 1), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(buf[0], 'x');
+	CU_ASSERT_EQUAL(kos_time_format(0, buf, KOS_TIME_LEN), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(buf, "1970-01-01T00:00:00Z");
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -1028,6 +1116,8 @@ int main(void)
 		KOS_TEST(test_diag_lines),
 		KOS_TEST(test_aead_known_answers),
 		KOS_TEST(test_aead_refusals),
+		KOS_TEST(test_time_round_trip),
+		KOS_TEST(test_time_refusals),
 	};
 
 	return kos_test_run("util", NULL, NULL, cases, KOS_ARRAY_SIZE(cases));

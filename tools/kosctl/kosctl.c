@@ -496,7 +496,8 @@ kos_rv kosctl_parse_time(const char *s, kos_usec *out)
 		*out = (kos_usec)v * KOS_USEC_PER_SEC;
 		return KOS_OK;
 	}
-	return KOS_E_PARSE;
+	/* the form kosctl prints times in, so a printed time can be given back */
+	return kos_time_parse(s, out);
 }
 
 int main(int argc, char **argv)
