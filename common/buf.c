@@ -150,6 +150,33 @@ kos_rv kos_buf_printf(kos_buf *b, const char *fmt, ...)
 	return rv;
 }
 
+kos_rv kos_buf_read(kos_buf *b, FILE *f)
+{
+	char *w, extra;
+	size_t room, got;
+	kos_rv rv;
+
+	for (;;) {
+		room = b->max - b->len < 4096 ? b->max - b->len : 4096;
+		if (room == 0) {
+			/* full: one more byte tells input that is too large */
+			if (fread(&extra, 1, 1, f) == 1)
+				return fail(b, KOS_E_RANGE);
+			break;
+		}
+		rv = kos_buf_reserve(b, room, &w);
+		if (rv != KOS_OK)
+			return rv;
+		got = fread(w, 1, room, f);
+		kos_buf_advance(b, got);
+		if (got < room)
+			break;
+	}
+	if (ferror(f))
+		return fail(b, KOS_E_IO);
+	return KOS_OK;
+}
+
 kos_rv kos_buf_take(kos_buf *b, char **p, size_t *len, size_t *cap)
 {
 	kos_rv rv = kos_buf_reserve(b, 0, NULL);

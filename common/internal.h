@@ -8,6 +8,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <openssl/types.h>
 
@@ -73,6 +74,10 @@ kos_rv kos_buf_append(kos_buf *b, const void *data, size_t n);
 kos_rv kos_buf_fail(kos_buf *b, kos_rv rv);
 kos_rv kos_buf_printf(kos_buf *b, const char *fmt, ...) KOS_PRINTF(2, 3);
 kos_rv kos_buf_vprintf(kos_buf *b, const char *fmt, va_list ap) KOS_PRINTF(2, 0);
+/* Appends what is left of f. Errors: KOS_E_RANGE when f holds more than
+ * the maximum allows (what fits is kept), KOS_E_IO on a read error,
+ * KOS_E_NOMEM; no error detail: the caller names the file. */
+kos_rv kos_buf_read(kos_buf *b, FILE *f);
 /* Hands the storage over (NUL-terminated; never NULL on success: an empty
  * buffer gets one byte) and leaves b empty. The caller frees it with
  * kos_secret_free(p, *cap) (cap may be NULL when the text is not secret:

@@ -47,7 +47,6 @@ kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len)
 {
 	kos_buf b;
 	FILE *f;
-	char *w;
 	kos_rv rv;
 
 	*data = NULL;
@@ -55,37 +54,16 @@ kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len)
 	f = fopen(path, "rb");
 	if (f == NULL)
 		return kos_error_set(KOS_E_IO, "%s: %s", path, strerror(errno));
-	/* one byte over max tells a file that is too large */
-	kos_buf_init(&b, max < SIZE_MAX - 1 ? max + 1 : max);
-	for (;;) {
-		size_t room = 4096, got;
-
-		if (room > b.max - b.len)
-			room = b.max - b.len;
-		if (room == 0)
-			break;
-		rv = kos_buf_reserve(&b, room, &w);
-		if (rv != KOS_OK) {
-			rv = kos_error_set(KOS_E_NOMEM, "out of memory reading %s", path);
-			goto out;
-		}
-		got = fread(w, 1, room, f);
-		kos_buf_advance(&b, got);
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rv = kos_error_set(KOS_E_IO, "%s: read error", path);
-		goto out;
-	}
-	if (b.len > max) {
-		rv = kos_error_set(KOS_E_RANGE, "%s: larger than %zu bytes", path, max);
-		goto out;
-	}
-	rv = kos_buf_take(&b, data, len, NULL);
-	if (rv != KOS_OK)
-		rv = kos_error_set(KOS_E_NOMEM, "out of memory reading %s", path);
-out:
+	kos_buf_init(&b, max);
+	rv = kos_buf_read(&b, f);
+	if (rv == KOS_OK)
+		rv = kos_buf_take(&b, data, len, NULL);
+	if (rv == KOS_E_RANGE)
+		kos_error_set(rv, "%s: larger than %zu bytes", path, max);
+	else if (rv == KOS_E_IO)
+		kos_error_set(rv, "%s: read error", path);
+	else if (rv != KOS_OK)
+		kos_error_set(rv, "out of memory reading %s", path);
 	kos_buf_uninit(&b);
 	fclose(f);
 	return rv;

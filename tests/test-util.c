@@ -745,6 +745,51 @@ static void test_buf_wipe(void)
 	CU_ASSERT_PTR_NULL(b.p);
 }
 
+/* A stream read to its end, up to the maximum and not a byte more. */
+static void test_buf_read(void)
+{
+	static char data[10000];
+	size_t i;
+	kos_buf b;
+	FILE *f;
+
+	for (i = 0; i < sizeof(data); i++)
+		data[i] = (char)('a' + i % 23);
+	f = fmemopen(data, sizeof(data), "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	kos_buf_init(&b, sizeof(data));
+	CU_ASSERT_EQUAL(kos_buf_read(&b, f), KOS_OK);
+	CU_ASSERT_EQUAL(b.len, sizeof(data));
+	CU_ASSERT(memcmp(b.p, data, sizeof(data)) == 0);
+	CU_ASSERT_EQUAL(b.p[b.len], '\0');
+	kos_buf_uninit(&b);
+	rewind(f);
+	kos_buf_init(&b, sizeof(data) - 1);
+	CU_ASSERT_EQUAL(kos_buf_read(&b, f), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(b.len, sizeof(data) - 1);
+	kos_buf_uninit(&b);
+	/* appended after what is there */
+	rewind(f);
+	kos_buf_init(&b, 2 * sizeof(data));
+	CU_ASSERT_EQUAL(kos_buf_append(&b, "xy", 2), KOS_OK);
+	CU_ASSERT_EQUAL(kos_buf_read(&b, f), KOS_OK);
+	CU_ASSERT_EQUAL(b.len, sizeof(data) + 2);
+	CU_ASSERT(memcmp(b.p + 2, data, sizeof(data)) == 0);
+	/* at the end: nothing more */
+	CU_ASSERT_EQUAL(kos_buf_read(&b, f), KOS_OK);
+	CU_ASSERT_EQUAL(b.len, sizeof(data) + 2);
+	kos_buf_uninit(&b);
+	fclose(f);
+	f = fmemopen(data, 0, "r");
+	if (f != NULL) {
+		kos_buf_init(&b, 0);
+		CU_ASSERT_EQUAL(kos_buf_read(&b, f), KOS_OK);
+		CU_ASSERT_EQUAL(b.len, 0);
+		kos_buf_uninit(&b);
+		fclose(f);
+	}
+}
+
 static void test_diag_lines(void)
 {
 	kos_diag d;
@@ -1113,6 +1158,7 @@ int main(void)
 		KOS_TEST(test_buf_append_and_take),
 		KOS_TEST(test_buf_bounds),
 		KOS_TEST(test_buf_wipe),
+		KOS_TEST(test_buf_read),
 		KOS_TEST(test_diag_lines),
 		KOS_TEST(test_aead_known_answers),
 		KOS_TEST(test_aead_refusals),

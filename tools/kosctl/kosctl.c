@@ -425,50 +425,24 @@ int kosctl_need_ca(struct kosctl_ctx *ctx, bool tokens)
 kos_rv kosctl_read_all(FILE *f, size_t max, unsigned char **out, size_t *len, size_t *capp)
 {
 	kos_buf b;
-	char *w;
 	kos_rv rv;
 
 	*out = NULL;
 	*len = 0;
 	*capp = 0;
-	/* one byte over max tells input that is too large; the buffer wipes
-	 * what it held when it grows, as the input may be a secret */
-	kos_buf_init(&b, max < SIZE_MAX - 1 ? max + 1 : max);
-	for (;;) {
-		size_t room = 4096, got;
-
-		if (room > b.max - b.len)
-			room = b.max - b.len;
-		if (room == 0)
-			break;
-		rv = kos_buf_reserve(&b, room, &w);
-		if (rv != KOS_OK) {
-			kos_buf_uninit(&b);
-			kosctl_err("out of memory");
-			return KOS_E_NOMEM;
-		}
-		got = fread(w, 1, room, f);
-		kos_buf_advance(&b, got);
-		if (got == 0)
-			break;
-	}
-	if (b.len > max) {
-		kos_buf_uninit(&b);
-		kosctl_err("input larger than %zu bytes", max);
-		return KOS_E_RANGE;
-	}
-	if (ferror(f)) {
-		kos_buf_uninit(&b);
-		kosctl_err("read error on standard input");
-		return KOS_E_IO;
-	}
-	rv = kos_buf_take(&b, (char **)out, len, capp);
+	/* the buffer wipes what it held when it grows: the input may be a secret */
+	kos_buf_init(&b, max);
+	rv = kos_buf_read(&b, f);
+	if (rv == KOS_OK)
+		rv = kos_buf_take(&b, (char **)out, len, capp);
 	kos_buf_uninit(&b);
-	if (rv != KOS_OK) {
+	if (rv == KOS_E_RANGE)
+		kosctl_err("input larger than %zu bytes", max);
+	else if (rv == KOS_E_IO)
+		kosctl_err("read error on standard input");
+	else if (rv != KOS_OK)
 		kosctl_err("out of memory");
-		return KOS_E_NOMEM;
-	}
-	return KOS_OK;
+	return rv;
 }
 
 kos_rv kosctl_parse_time(const char *s, kos_usec *out)
