@@ -54,8 +54,8 @@ kos_rv kos_buf_fail(kos_buf *b, kos_rv rv)
 
 kos_rv kos_buf_reserve(kos_buf *b, size_t more, char **where)
 {
-	size_t need, ncap;
-	char *np;
+	size_t need, ncap, old_cap = b->cap;
+	char *np, *old = b->p;
 
 	if (b->err != KOS_OK)
 		return b->err;
@@ -74,9 +74,9 @@ kos_rv kos_buf_reserve(kos_buf *b, size_t more, char **where)
 		np = malloc(ncap);
 		if (np == NULL)
 			return fail(b, KOS_E_NOMEM);
-		if (b->p != NULL)
-			memcpy(np, b->p, b->len);
-		kos_secret_free(b->p, b->cap);
+		if (old != NULL)
+			memcpy(np, old, b->len);
+		kos_secret_free(old, old_cap);
 		np[b->len] = '\0';
 		b->p = np;
 		b->cap = ncap;
