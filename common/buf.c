@@ -25,15 +25,16 @@ void kos_buf_uninit(kos_buf *b)
 {
 	kos_secret_free(b->p, b->cap);
 	b->p = NULL;
-	b->len = b->cap = 0;
+	b->len = b->cap = b->dirty = 0;
 	b->err = KOS_OK;
 }
 
 void kos_buf_reset(kos_buf *b)
 {
 	if (b->p != NULL) {
-		OPENSSL_cleanse(b->p, b->cap);
+		OPENSSL_cleanse(b->p, b->dirty);
 		b->p[0] = '\0';
+		b->dirty = 1;
 	}
 	b->len = 0;
 	b->err = KOS_OK;
@@ -80,7 +81,11 @@ kos_rv kos_buf_reserve(kos_buf *b, size_t more, char **where)
 		np[b->len] = '\0';
 		b->p = np;
 		b->cap = ncap;
+		b->dirty = b->len + 1;
 	}
+	/* the caller may write all it reserved */
+	if (need > b->dirty)
+		b->dirty = need;
 	if (where != NULL)
 		*where = b->p + b->len;
 	return KOS_OK;
@@ -123,7 +128,14 @@ kos_rv kos_buf_vprintf(kos_buf *b, const char *fmt, va_list ap)
 	va_end(aq);
 	if (n < 0)
 		return fail(b, KOS_E_INVALID);
-	if (b->p != NULL && (size_t)n < b->cap - b->len && (size_t)n <= b->max - b->len) {
+	if (b->p != NULL) {
+		/* what vsnprintf wrote, fitting or not */
+		size_t wrote = (size_t)n < b->cap - b->len ? (size_t)n + 1 : b->cap - b->len;
+
+		if (b->len + wrote > b->dirty)
+			b->dirty = b->len + wrote;
+	}
+	if (b->p != NULL && (size_t)n < b->cap - b->len) {
 		b->len += (size_t)n;
 		return KOS_OK;
 	}
@@ -190,6 +202,6 @@ kos_rv kos_buf_take(kos_buf *b, char **p, size_t *len, size_t *cap)
 	if (cap != NULL)
 		*cap = b->cap;
 	b->p = NULL;
-	b->len = b->cap = 0;
+	b->len = b->cap = b->dirty = 0;
 	return KOS_OK;
 }

@@ -1,4 +1,5 @@
-/* Private declarations of libkos-common (errors, helpers, GF(2^8)), used by
+/* Private declarations of libkos-common (errors, secret memory, buffers,
+ * AES-GCM, base64, times, helpers, GF(2^8)), used by
  * the client library, the server library and the tools; never installed. */
 #ifndef KOS_COMMON_INTERNAL_H
 #define KOS_COMMON_INTERNAL_H
@@ -52,13 +53,15 @@ void kos_secmem_free(void *p);
 typedef struct kos_buf {
 	char *p;       /* len bytes, then a NUL; NULL before the first append */
 	size_t len, cap, max;
+	size_t dirty;  /* bytes of p that may have been written: what a reset wipes */
 	kos_rv err;    /* the first failure, or KOS_OK */
 } kos_buf;
 
 void kos_buf_init(kos_buf *b, size_t max);
 /* Wipes and frees the storage; b can be initialised again. */
 void kos_buf_uninit(kos_buf *b);
-/* Wipes the contents and empties b, keeping its storage; clears err. */
+/* Wipes what was written and empties b, keeping its storage (a reused
+ * buffer costs a wipe of what it held, not of its capacity); clears err. */
 void kos_buf_reset(kos_buf *b);
 /* Makes room for more bytes after the data; *where (may be NULL) is where
  * they go, valid until the next call; kos_buf_advance() then counts those

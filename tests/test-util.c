@@ -676,7 +676,9 @@ static void test_buf_bounds(void)
 	CU_ASSERT_EQUAL(kos_buf_printf(&b, "%s", "0123456789A"), KOS_E_RANGE);
 	CU_ASSERT_EQUAL(b.len, 0);
 	CU_ASSERT_STRING_EQUAL(b.p, "");
+	/* what the printf that did not fit wrote past the data is wiped too */
 	kos_buf_reset(&b);
+	CU_ASSERT(memcmp(b.p, "\0\0\0\0\0\0\0\0\0\0\0", 11) == 0);
 	CU_ASSERT_EQUAL(kos_buf_append(&b, "01234", 5), KOS_OK);
 	CU_ASSERT_EQUAL(kos_buf_reserve(&b, SIZE_MAX, &w), KOS_E_RANGE);
 	kos_buf_reset(&b);
@@ -734,8 +736,9 @@ static void test_buf_wipe(void)
 	watch(b.p, b.cap);
 	CU_ASSERT_EQUAL(kos_buf_printf(&b, "%0*d", 4000, 7), KOS_OK); /* grows */
 	CU_ASSERT_EQUAL(watched_wiped, 1);
+	CU_ASSERT_EQUAL(b.len, 4400);
 	kos_buf_reset(&b);
-	for (i = 0; i < b.cap; i++)
+	for (i = 0; i <= 4400; i++)
 		nonzero += b.p[i] != 0;
 	CU_ASSERT_EQUAL(nonzero, 0);
 	CU_ASSERT_EQUAL(kos_buf_append(&b, secret, sizeof(secret)), KOS_OK);
