@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,8 +39,10 @@
 #include <openssl/rand.h>
 
 #define DEK_SLOTS 32
-/* An answer holds at most a 64 MiB plaintext in base64 plus a little JSON. */
+/* An answer holds at most a 64 MiB plaintext in base64 plus a little JSON;
+ * so does a request. */
 #define RESP_MAX ((size_t)96 * 1024 * 1024)
+#define BODY_MAX RESP_MAX
 #define TIMEOUT_MS 30000L
 #define CONNECT_TIMEOUT_MS 5000L
 #define KCV_INFO "kos-kcv"
@@ -55,8 +56,7 @@ struct dek_slot {
 };
 
 struct rbuf {
-	char *p;
-	size_t len, cap;
+	kos_buf b; /* at most RESP_MAX */
 	bool too_large;
 };
 
@@ -112,16 +112,18 @@ static kos_usec mono_usec(void)
  * *out_len + 1 bytes; free with kos_secret_free(p, *out_len + 1). */
 static char *b64_encode(const uint8_t *data, size_t len, size_t *out_len)
 {
-	size_t n;
+	size_t n = kos_b64_len(len);
 	char *p;
 
-	if (len > (size_t)INT_MAX / 4 * 3 - 3)
+	if (n == SIZE_MAX)
 		return NULL;
-	n = (len + 2) / 3 * 4;
 	p = malloc(n + 1);
 	if (p == NULL)
 		return NULL;
-	EVP_EncodeBlock((unsigned char *)p, data, (int)len);
+	if (kos_b64_encode(data, len, p, n + 1) != KOS_OK) {
+		free(p);
+		return NULL;
+	}
 	*out_len = n;
 	return p;
 }
@@ -165,50 +167,15 @@ static void wipe_member(json_t *o, const char *key)
 /* --- request bodies: built by hand so that secrets land only in buffers
  * this file wipes ---------------------------------------------------------- */
 
-struct body {
-	char *p;
-	size_t len, cap;
-	bool oom;
-};
+/* A body is a kos_buf: a failed part fails the whole body (b->err), which
+ * the caller checks once. */
 
-static void body_reserve(struct body *b, size_t more)
+static void body_raw(kos_buf *b, const char *s, size_t n)
 {
-	size_t ncap;
-	char *np;
-
-	if (b->oom)
-		return;
-	if (more <= b->cap - b->len)
-		return;
-	if (more > SIZE_MAX / 2 - b->len) {
-		b->oom = true;
-		return;
-	}
-	ncap = (b->len + more) * 2 + 64;
-	np = malloc(ncap);
-	if (np == NULL) {
-		b->oom = true;
-		return;
-	}
-	if (b->p != NULL) {
-		memcpy(np, b->p, b->len);
-		kos_secret_free(b->p, b->cap);
-	}
-	b->p = np;
-	b->cap = ncap;
+	(void)kos_buf_append(b, s, n);
 }
 
-static void body_raw(struct body *b, const char *s, size_t n)
-{
-	body_reserve(b, n + 1);
-	if (b->oom)
-		return;
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void body_key(struct body *b, const char *key)
+static void body_key(kos_buf *b, const char *key)
 {
 	body_raw(b, b->len <= 1 ? "\"" : ",\"", b->len <= 1 ? 1 : 2);
 	body_raw(b, key, strlen(key));
@@ -216,7 +183,7 @@ static void body_key(struct body *b, const char *key)
 }
 
 /* A member whose value is not secret: escaped by jansson. */
-static void body_str(struct body *b, const char *key, const char *value)
+static void body_str(kos_buf *b, const char *key, const char *value)
 {
 	json_t *s;
 	char *txt;
@@ -227,7 +194,7 @@ static void body_str(struct body *b, const char *key, const char *value)
 	txt = s != NULL ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
 	json_decref(s);
 	if (txt == NULL) {
-		b->oom = true;
+		kos_buf_fail(b, KOS_E_NOMEM);
 		return;
 	}
 	body_key(b, key);
@@ -237,7 +204,7 @@ static void body_str(struct body *b, const char *key, const char *value)
 
 /* A member of characters that need no escaping (checked by the caller),
  * possibly secret. */
-static void body_plain(struct body *b, const char *key, const char *value, size_t n)
+static void body_plain(kos_buf *b, const char *key, const char *value, size_t n)
 {
 	body_key(b, key);
 	body_raw(b, "\"", 1);
@@ -245,21 +212,21 @@ static void body_plain(struct body *b, const char *key, const char *value, size_
 	body_raw(b, "\"", 1);
 }
 
-static void body_b64(struct body *b, const char *key, const uint8_t *data, size_t len)
+static void body_b64(kos_buf *b, const char *key, const uint8_t *data, size_t len)
 {
 	size_t n = 0;
 	char *t = b64_encode(data, len, &n);
 
 	if (t == NULL) {
-		b->oom = true;
+		kos_buf_fail(b, KOS_E_NOMEM);
 		return;
 	}
-	body_reserve(b, n + strlen(key) + 8);
+	(void)kos_buf_reserve(b, n + strlen(key) + 8, NULL);
 	body_plain(b, key, t, n);
 	kos_secret_free(t, n + 1);
 }
 
-static void body_uint(struct body *b, const char *key, uint32_t v)
+static void body_uint(kos_buf *b, const char *key, uint32_t v)
 {
 	char num[16];
 
@@ -268,30 +235,27 @@ static void body_uint(struct body *b, const char *key, uint32_t v)
 	body_raw(b, num, strlen(num));
 }
 
-static void body_init(struct body *b)
+static void body_init(kos_buf *b)
 {
-	memset(b, 0, sizeof(*b));
+	kos_buf_init(b, BODY_MAX);
 	body_raw(b, "{", 1);
 }
 
-static void body_close(struct body *b)
+static void body_close(kos_buf *b)
 {
 	body_raw(b, "}", 1);
 }
 
-static void body_free(struct body *b)
+static void body_free(kos_buf *b)
 {
-	kos_secret_free(b->p, b->cap);
-	memset(b, 0, sizeof(*b));
+	kos_buf_uninit(b);
 }
 
 /* --- HTTP --------------------------------------------------------------- */
 
 static void rbuf_clear(struct rbuf *r)
 {
-	if (r->p != NULL)
-		OPENSSL_cleanse(r->p, r->len);
-	r->len = 0;
+	kos_buf_reset(&r->b);
 	r->too_large = false;
 }
 
@@ -300,29 +264,10 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
 	struct rbuf *r = arg;
 	size_t n = size * nmemb;
 
-	if (n > RESP_MAX - r->len) {
-		r->too_large = true;
+	if (kos_buf_append(&r->b, data, n) != KOS_OK) {
+		r->too_large = r->b.err == KOS_E_RANGE;
 		return 0;
 	}
-	if (r->len + n + 1 > r->cap) {
-		size_t ncap = (r->len + n + 1) * 2;
-		char *np;
-
-		if (ncap > RESP_MAX + 1)
-			ncap = RESP_MAX + 1;
-		np = malloc(ncap);
-		if (np == NULL)
-			return 0;
-		if (r->p != NULL) {
-			memcpy(np, r->p, r->len);
-			kos_secret_free(r->p, r->cap);
-		}
-		r->p = np;
-		r->cap = ncap;
-	}
-	memcpy(r->p + r->len, data, n);
-	r->len += n;
-	r->p[r->len] = '\0';
 	return n;
 }
 
@@ -411,7 +356,7 @@ static bool add_header(struct curl_slist **list, const char *h)
 /* One request to server k. body may be NULL (GET); bearer (may be NULL) is
  * sent as the credential. On KOS_OK *out (may be NULL) receives the answer's
  * JSON object (json_decref it). */
-static kos_rv http_to(kos_client *c, struct conn *k, const char *path, const struct body *body,
+static kos_rv http_to(kos_client *c, struct conn *k, const char *path, const kos_buf *body,
 		      const char *bearer, json_t **out)
 {
 	char url[320 + KOS_KEY_NAME_MAX];
@@ -485,7 +430,7 @@ static kos_rv http_to(kos_client *c, struct conn *k, const char *path, const str
 	}
 	c->stats.requests++;
 	curl_easy_getinfo(k->curl, CURLINFO_RESPONSE_CODE, &status);
-	doc = c->resp.len > 0 ? json_loadb(c->resp.p, c->resp.len, 0, &jerr) : NULL;
+	doc = c->resp.b.len > 0 ? json_loadb(c->resp.b.p, c->resp.b.len, 0, &jerr) : NULL;
 	if (doc != NULL && !json_is_object(doc)) {
 		json_decref(doc);
 		doc = NULL;
@@ -512,7 +457,7 @@ out:
 	return rv;
 }
 
-static kos_rv http(kos_client *c, const char *path, const struct body *body, const char *bearer,
+static kos_rv http(kos_client *c, const char *path, const kos_buf *body, const char *bearer,
 		   json_t **out)
 {
 	return http_to(c, &c->main, path, body, bearer, out);
@@ -691,7 +636,7 @@ static kos_rv cred_from_answer(kos_client *c, json_t *doc)
  * could not be written back to its file (it is in use all the same). */
 static kos_rv do_refresh(kos_client *c, kos_rv *save_rv)
 {
-	struct body b;
+	kos_buf b;
 	json_t *doc = NULL;
 	kos_rv rv;
 
@@ -700,7 +645,7 @@ static kos_rv do_refresh(kos_client *c, kos_rv *save_rv)
 		return kos_error_set(KOS_E_INVALID, "no credential to refresh");
 	body_init(&b);
 	body_close(&b);
-	if (b.oom) {
+	if (b.err != KOS_OK) {
 		body_free(&b);
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
 	}
@@ -942,9 +887,6 @@ kos_rv kos_client_new(const char *server, kos_client **out)
 {
 	const char *env, *cert, *key;
 	kos_client *c = NULL;
-	long page = sysconf(_SC_PAGESIZE);
-	size_t pg = page > 0 ? (size_t)page : 4096;
-	void *a;
 	kos_rv rv;
 
 	if (out == NULL)
@@ -961,24 +903,15 @@ kos_rv kos_client_new(const char *server, kos_client **out)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	kos_buf_init(&c->resp.b, RESP_MAX);
 	rv = conn_open(c, &c->main, server, true);
 	if (rv != KOS_OK) {
 		free(c);
 		return rv;
 	}
 	c->cred = malloc(KOS_CRED_MAX + 1);
-	c->cache_bytes = (DEK_SLOTS * sizeof(struct dek_slot) + pg - 1) / pg * pg;
-	a = mmap(NULL, c->cache_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		 0);
-	if (a != MAP_FAILED) {
-		/* mlock may fail under a small RLIMIT_MEMLOCK: the DEKs are
-		 * then still wiped on expiry and free, only not pinned */
-		(void)mlock(a, c->cache_bytes);
-#ifdef MADV_DONTDUMP
-		(void)madvise(a, c->cache_bytes, MADV_DONTDUMP);
-#endif
-		c->cache = a;
-	}
+	c->cache_bytes = DEK_SLOTS * sizeof(struct dek_slot);
+	c->cache = kos_secmem_alloc(c->cache_bytes, KOS_SECMEM_GUARD);
 	if (c->cred == NULL || c->cache == NULL) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto fail;
@@ -1021,13 +954,9 @@ void kos_client_free(kos_client *c)
 	conn_close(&c->main);
 	for (size_t i = 0; i < KMS_CONNS; i++)
 		conn_close(&c->kms[i]);
-	if (c->cache != NULL) {
-		OPENSSL_cleanse(c->cache, c->cache_bytes);
-		(void)munlock(c->cache, c->cache_bytes);
-		munmap(c->cache, c->cache_bytes);
-	}
+	kos_secmem_free(c->cache);
 	kos_secret_free(c->cred, c->cred != NULL ? KOS_CRED_MAX + 1 : 0);
-	kos_secret_free(c->resp.p, c->resp.cap);
+	kos_buf_uninit(&c->resp.b);
 	free(c->cred_file);
 	free(c->tls_cert);
 	free(c->tls_key);
@@ -1120,7 +1049,7 @@ kos_usec kos_client_credential_expires(const kos_client *c)
 
 kos_rv kos_client_enroll(kos_client *c, const char *secret, const char *save)
 {
-	struct body b;
+	kos_buf b;
 	json_t *doc = NULL;
 	char *p = NULL;
 	size_t n;
@@ -1138,7 +1067,7 @@ kos_rv kos_client_enroll(kos_client *c, const char *secret, const char *save)
 	body_init(&b);
 	body_plain(&b, "secret", secret, n);
 	body_close(&b);
-	if (b.oom) {
+	if (b.err != KOS_OK) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1257,7 +1186,7 @@ kos_rv kos_client_encrypt(kos_client *c, const char *name, const char *context, 
 			  size_t len, uint8_t **env, size_t *env_len)
 {
 	char path[32 + KOS_KEY_NAME_MAX];
-	struct body b;
+	kos_buf b;
 	json_t *doc = NULL;
 	uint8_t *e = NULL;
 	size_t elen = 0;
@@ -1276,11 +1205,12 @@ kos_rv kos_client_encrypt(kos_client *c, const char *name, const char *context, 
 	if (rv != KOS_OK)
 		return rv;
 	body_init(&b);
-	body_reserve(&b, len / 3 * 4 + 64 + (context != NULL ? 2 * strlen(context) : 0));
+	(void)kos_buf_reserve(&b, len / 3 * 4 + 64 + (context != NULL ? 2 * strlen(context) : 0),
+			      NULL);
 	body_b64(&b, "plaintext", pt != NULL ? pt : (const uint8_t *)"", len);
 	body_str(&b, "context", context);
 	body_close(&b);
-	if (b.oom) {
+	if (b.err != KOS_OK) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1341,7 +1271,7 @@ static kos_rv dek_from_shares(kos_client *c, json_t *doc, uint8_t dek[KOS_DEK_LE
 		json_t *kms = json_object_get(ref, "kms");
 		json_int_t x = json_integer_value(json_object_get(ref, "x"));
 		struct conn *srv = NULL;
-		struct body b;
+		kos_buf b;
 
 		if ((json_int_t)got == k)
 			break;
@@ -1357,7 +1287,7 @@ static kos_rv dek_from_shares(kos_client *c, json_t *doc, uint8_t dek[KOS_DEK_LE
 		body_init(&b);
 		body_str(&b, "share_id", id);
 		body_close(&b);
-		last = b.oom ? kos_error_set(KOS_E_NOMEM, "out of memory")
+		last = b.err != KOS_OK ? kos_error_set(KOS_E_NOMEM, "out of memory")
 			     : http_to(c, srv, "/v1/shares/fetch", &b, json_string_value(grant), &ans);
 		body_free(&b);
 		line = json_object_get(ans, "share");
@@ -1409,16 +1339,18 @@ out:
 static kos_rv decrypt_server(kos_client *c, const char *context, const uint8_t *env,
 			     size_t env_len, uint8_t **pt, size_t *len)
 {
-	struct body b;
+	kos_buf b;
 	json_t *doc = NULL;
 	kos_rv rv;
 
 	body_init(&b);
-	body_reserve(&b, env_len / 3 * 4 + 64 + (context != NULL ? 2 * strlen(context) : 0));
+	(void)kos_buf_reserve(&b,
+			      env_len / 3 * 4 + 64 + (context != NULL ? 2 * strlen(context) : 0),
+			      NULL);
 	body_b64(&b, "envelope", env, env_len);
 	body_str(&b, "context", context);
 	body_close(&b);
-	if (b.oom)
+	if (b.err != KOS_OK)
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 	else
 		rv = http(c, "/v1/decrypt", &b, c->cred, &doc);
@@ -1442,7 +1374,7 @@ kos_rv kos_client_decrypt(kos_client *c, const char *context, const uint8_t *env
 	kos_envelope_info info;
 	uint8_t dek[KOS_DEK_LEN];
 	struct dek_slot *slot;
-	struct body b;
+	kos_buf b;
 	json_t *doc = NULL;
 	const char *delivery;
 	uint8_t *d = NULL;
@@ -1469,7 +1401,7 @@ kos_rv kos_client_decrypt(kos_client *c, const char *context, const uint8_t *env
 	body_init(&b);
 	body_uint(&b, "version", info.key_version);
 	body_close(&b);
-	if (b.oom) {
+	if (b.err != KOS_OK) {
 		body_free(&b);
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
 	}
@@ -1522,7 +1454,7 @@ kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg, const u
 		       size_t len, uint8_t **sig, size_t *sig_len)
 {
 	char path[32 + KOS_KEY_NAME_MAX];
-	struct body b;
+	kos_buf b;
 	json_t *doc = NULL;
 	uint8_t *s = NULL;
 	size_t slen = 0;
@@ -1542,7 +1474,7 @@ kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg, const u
 	if (alg != KOS_SIG_DEFAULT)
 		body_str(&b, "alg", kos_sig_alg_name(alg));
 	body_close(&b);
-	if (b.oom) {
+	if (b.err != KOS_OK) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto out;
 	}
@@ -1631,12 +1563,13 @@ static void wipe_json_strings(json_t *v)
 kos_rv kos_client_call(kos_client *c, const char *method, const char *path, const char *json_in,
 		       char **json_out)
 {
-	struct body b = {0};
 	json_t *doc = NULL, *in = NULL;
 	char *txt = NULL;
 	size_t n, q;
 	kos_rv rv;
+	kos_buf b;
 
+	kos_buf_init(&b, BODY_MAX);
 	if (json_out != NULL)
 		*json_out = NULL;
 	if (c == NULL || method == NULL || path == NULL || json_out == NULL)
@@ -1675,9 +1608,8 @@ kos_rv kos_client_call(kos_client *c, const char *method, const char *path, cons
 	if (rv != KOS_OK)
 		return rv;
 	if (strcmp(method, "POST") == 0) {
-		body_reserve(&b, strlen(json_in != NULL ? json_in : "{}") + 1);
 		body_raw(&b, json_in != NULL ? json_in : "{}", strlen(json_in != NULL ? json_in : "{}"));
-		if (b.oom) {
+		if (b.err != KOS_OK) {
 			rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 			goto out;
 		}

@@ -11,32 +11,19 @@
 #include "common/internal.h"
 #include "common/envelope.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 static const uint8_t envelope_magic[4] = { 'K', 'O', 'S', 'E' };
 
 #define HEADER_FIXED (4 + 1 + 1 + 4 + KOS_ENVELOPE_NONCE_LEN)
 
-/* Fetched once: an implicit fetch per EVP_CIPHER use costs a lock and a
- * lookup per operation in OpenSSL 3. */
-static EVP_CIPHER *gcm_cipher;
-static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
-
-static void gcm_fetch(void)
-{
-	gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-}
-
-static const EVP_CIPHER *gcm(void)
-{
-	pthread_once(&gcm_once, gcm_fetch);
-	return gcm_cipher;
-}
+_Static_assert(KOS_ENVELOPE_KEY_LEN == KOS_AEAD_KEY_LEN &&
+		       KOS_ENVELOPE_NONCE_LEN == KOS_AEAD_IV_LEN &&
+		       KOS_ENVELOPE_TAG_LEN == KOS_AEAD_TAG_LEN,
+	       "an envelope is AES-256-GCM with a 96-bit nonce and a 128-bit tag");
 
 static int name_valid(const char *name, size_t n)
 {
@@ -56,41 +43,6 @@ static int name_valid(const char *name, size_t n)
 static size_t context_len(const char *context)
 {
 	return context != NULL ? strnlen(context, KOS_ENVELOPE_CONTEXT_MAX + 1) : 0;
-}
-
-/* Runs one GCM operation over header+context as AAD. */
-static kos_rv gcm_run(int enc, const uint8_t *key, const uint8_t *nonce, const uint8_t *hdr,
-		      size_t hdr_len, const char *context, size_t ctx_len, const uint8_t *in,
-		      size_t len, uint8_t *out, uint8_t *tag)
-{
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-	const EVP_CIPHER *c = gcm();
-	kos_rv rv = KOS_E_CRYPTO;
-	int n;
-
-	if (ctx == NULL || c == NULL)
-		goto out;
-	if (EVP_CipherInit_ex(ctx, c, NULL, key, nonce, enc) != 1)
-		goto out;
-	if (EVP_CipherUpdate(ctx, NULL, &n, hdr, (int)hdr_len) != 1)
-		goto out;
-	if (ctx_len > 0 &&
-	    EVP_CipherUpdate(ctx, NULL, &n, (const uint8_t *)context, (int)ctx_len) != 1)
-		goto out;
-	if (len > 0 && EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1)
-		goto out;
-	if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, KOS_ENVELOPE_TAG_LEN, tag) != 1)
-		goto out;
-	if (EVP_CipherFinal_ex(ctx, out + len, &n) != 1) {
-		rv = enc ? KOS_E_CRYPTO : KOS_E_INTEGRITY;
-		goto out;
-	}
-	if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, KOS_ENVELOPE_TAG_LEN, tag) != 1)
-		goto out;
-	rv = KOS_OK;
-out:
-	EVP_CIPHER_CTX_free(ctx);
-	return rv;
 }
 
 kos_rv kos_envelope_seal(const uint8_t key[KOS_ENVELOPE_KEY_LEN], const char *key_name,
@@ -144,8 +96,8 @@ kos_rv kos_envelope_seal(const uint8_t key[KOS_ENVELOPE_KEY_LEN], const char *ke
 		free(buf);
 		return kos_error_set(KOS_E_CRYPTO, "no randomness for the nonce");
 	}
-	rv = gcm_run(1, key, p, buf, hdr_len, context, ctx_len, pt, len, buf + hdr_len,
-		     buf + hdr_len + len);
+	rv = kos_aead_seal(NULL, key, p, buf, hdr_len, (const uint8_t *)context, ctx_len, pt, len,
+			   buf + hdr_len, buf + hdr_len + len);
 	if (rv != KOS_OK) {
 		free(buf);
 		return kos_error_set(rv, "AES-256-GCM encryption failed");
@@ -221,8 +173,9 @@ kos_rv kos_envelope_open(const uint8_t key[KOS_ENVELOPE_KEY_LEN], const uint8_t 
 	if (out == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
 	memcpy(tag, env + env_len - KOS_ENVELOPE_TAG_LEN, sizeof(tag));
-	rv = gcm_run(0, key, env + hdr_len - KOS_ENVELOPE_NONCE_LEN, env, hdr_len, context, ctx_len,
-		     env + hdr_len, info.plaintext_len, out, tag);
+	rv = kos_aead_open(NULL, key, env + hdr_len - KOS_ENVELOPE_NONCE_LEN, env, hdr_len,
+			   (const uint8_t *)context, ctx_len, env + hdr_len, info.plaintext_len, tag,
+			   out);
 	if (rv != KOS_OK) {
 		kos_secret_free(out, info.plaintext_len + 1);
 		if (rv == KOS_E_INTEGRITY)

@@ -1,6 +1,7 @@
-/* JOSE building blocks for the credential authority: base64url (RFC 7515
- * section 2, no padding) through OpenSSL's encoder, the JWK form of a P-256
- * public key, and ES256 (RFC 7518 section 3.4) verification with OpenSSL.
+/* JOSE building blocks for the credential authority: the JWK form of a
+ * P-256 public key and ES256 (RFC 7518 section 3.4) verification with
+ * OpenSSL. base64url (RFC 7515 section 2, no padding) is kos_b64url_*() of
+ * common/internal.h.
  * Internal to libkos. Thread safety: no shared state; an EVP_PKEY from
  * kos_es256_key() may verify in several threads at once. */
 #ifndef KOS_JWS_H
@@ -12,20 +13,6 @@
 
 /* The length of a JWS ES256 signature: r||s, 32 bytes each. */
 #define KOS_ES256_SIG_LEN 64
-
-/* Characters base64url needs for len bytes (no padding, no NUL). */
-size_t kos_b64url_len(size_t len);
-
-/* Encodes len bytes into out (kos_b64url_len(len) + 1 bytes, NUL-terminated).
- * Errors: KOS_E_RANGE when out is too small, KOS_E_NOMEM. */
-kos_rv kos_b64url_encode(const uint8_t *in, size_t len, char *out, size_t out_len);
-
-/* Decodes len characters into out (*out_len: in its size, out the bytes
- * written). Only the canonical form is accepted: characters of
- * [A-Za-z0-9_-], no padding, no length of the form 4n+1, unused trailing
- * bits zero (so one byte string has exactly one encoding). Errors:
- * KOS_E_PARSE, KOS_E_RANGE (out too small), KOS_E_NOMEM. */
-kos_rv kos_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *out_len);
 
 /* The affine coordinates of a P-256 public key given as DER
  * SubjectPublicKeyInfo, base64url (43 characters each). KOS_E_PARSE when it
@@ -48,8 +35,5 @@ kos_rv kos_es256_verify(EVP_PKEY *pkey, const uint8_t *input, size_t len,
  * new buffer the caller frees with free(). Errors: KOS_E_NOMEM,
  * KOS_E_CRYPTO. */
 kos_rv kos_ecdsa_raw_to_der(const uint8_t *raw, size_t n, uint8_t **der, size_t *der_len);
-
-/* 1 when s is exactly n characters of the base64url alphabet. */
-int kos_b64url_is(const char *s, size_t n);
 
 #endif

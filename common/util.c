@@ -45,9 +45,8 @@ char *kos_strdup(const char *s)
 
 kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len)
 {
-	FILE *f = NULL;
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
+	kos_buf b;
+	FILE *f;
 	kos_rv rv;
 
 	*data = NULL;
@@ -55,45 +54,17 @@ kos_rv kos_read_file(const char *path, size_t max, char **data, size_t *len)
 	f = fopen(path, "rb");
 	if (f == NULL)
 		return kos_error_set(KOS_E_IO, "%s: %s", path, strerror(errno));
-	for (;;) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			char *nb;
-
-			if (ncap > max + 1)
-				ncap = max + 1;
-			if (ncap <= cap) {
-				rv = kos_error_set(KOS_E_RANGE, "%s: larger than %zu bytes", path, max);
-				goto out;
-			}
-			nb = realloc(buf, ncap + 1);
-			if (nb == NULL) {
-				rv = kos_error_set(KOS_E_NOMEM, "out of memory reading %s", path);
-				goto out;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		size_t got = fread(buf + n, 1, cap - n, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rv = kos_error_set(KOS_E_IO, "%s: read error", path);
-		goto out;
-	}
-	if (n > max) {
-		rv = kos_error_set(KOS_E_RANGE, "%s: larger than %zu bytes", path, max);
-		goto out;
-	}
-	buf[n] = '\0';
-	*data = buf;
-	*len = n;
-	buf = NULL;
-	rv = KOS_OK;
-out:
-	free(buf);
+	kos_buf_init(&b, max);
+	rv = kos_buf_read(&b, f);
+	if (rv == KOS_OK)
+		rv = kos_buf_take(&b, data, len, NULL);
+	if (rv == KOS_E_RANGE)
+		kos_error_set(rv, "%s: larger than %zu bytes", path, max);
+	else if (rv == KOS_E_IO)
+		kos_error_set(rv, "%s: read error", path);
+	else if (rv != KOS_OK)
+		kos_error_set(rv, "out of memory reading %s", path);
+	kos_buf_uninit(&b);
 	fclose(f);
 	return rv;
 }
@@ -158,57 +129,44 @@ void kos_duration_format(kos_usec d, char *buf, size_t len)
 	snprintf(buf, len, "%lldus", (long long)d);
 }
 
+/* Far more than a file's problems take (conffile.c lists at most 100). */
+#define DIAG_MAX ((size_t)1 << 20)
+
+void kos_diag_init(kos_diag *d)
+{
+	memset(d, 0, sizeof(*d));
+	kos_buf_init(&d->text, DIAG_MAX);
+}
+
 void kos_diag_add(kos_diag *d, const char *file, int line, const char *fmt, ...)
 {
 	char msg[512];
-	int n;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	d->count++;
-	if (d->oom)
-		return;
-	for (;;) {
-		size_t room = d->cap - d->len;
-
-		n = snprintf(d->buf ? d->buf + d->len : NULL, d->buf ? room : 0,
-			     "%s:%d: %s\n", file, line, msg);
-		if (n < 0) {
-			d->oom = true;
-			return;
-		}
-		if (d->buf != NULL && (size_t)n < room) {
-			d->len += (size_t)n;
-			return;
-		}
-		size_t ncap = d->cap * 2 + (size_t)n + 64;
-		char *nb = realloc(d->buf, ncap);
-
-		if (nb == NULL) {
-			d->oom = true;
-			return;
-		}
-		d->buf = nb;
-		d->cap = ncap;
-	}
+	if (kos_buf_printf(&d->text, "%s:%d: %s\n", file, line, msg) != KOS_OK)
+		d->oom = true;
 }
 
 kos_rv kos_diag_finish(kos_diag *d, char **out, kos_rv rv)
 {
-	if (d->buf != NULL && d->len > 0) {
-		size_t first = strcspn(d->buf, "\n");
+	char *text = NULL;
 
-		kos_error_set(rv, "%.*s", (int)first, d->buf);
+	if (d->text.len > 0) {
+		size_t first = strcspn(d->text.p, "\n");
+
+		kos_error_set(rv, "%.*s", (int)first, d->text.p);
 	}
 	if (out != NULL) {
-		*out = d->buf;
-	} else {
-		free(d->buf);
+		*out = NULL;
+		/* no text, or none to be had: *out stays NULL, as before */
+		if (d->text.len > 0 && kos_buf_take(&d->text, &text, NULL, NULL) == KOS_OK)
+			*out = text;
 	}
-	d->buf = NULL;
-	d->len = d->cap = 0;
+	kos_buf_uninit(&d->text);
 	return rv;
 }
 
@@ -264,72 +222,5 @@ kos_rv kos_hex_decode(const char *in, size_t hexlen, uint8_t *out)
 	}
 	if (bad)
 		return kos_error_set(KOS_E_PARSE, "not a hex digit");
-	return KOS_OK;
-}
-
-/* -1 (all bits set) when lo <= c <= hi, else 0, without a branch: both
- * differences are negative only inside the range (c is 0..255). */
-static int ct_in(int c, int lo, int hi)
-{
-	return ((lo - 1 - c) & (c - hi - 1)) >> 8;
-}
-
-/* The value 0..63 of a base64 character, or -1; no branch or table look-up
- * on c, as the text is often a secret. */
-static int b64_value(int c)
-{
-	int v = -1;
-
-	v += ct_in(c, 'A', 'Z') & (c - 'A' + 1);
-	v += ct_in(c, 'a', 'z') & (c - 'a' + 27);
-	v += ct_in(c, '0', '9') & (c - '0' + 53);
-	v += ct_in(c, '+', '+') & 63;
-	v += ct_in(c, '/', '/') & 64;
-	return v;
-}
-
-kos_rv kos_b64_decode(const char *in, size_t len, uint8_t *out, size_t *out_len)
-{
-	size_t pad = 0, bytes, i, o = 0;
-	unsigned u[4];
-	int bad = 0, v, k;
-
-	if (len % 4 != 0)
-		return kos_error_set(KOS_E_PARSE, "base64: the length %zu is not a multiple of 4", len);
-	/* padding is public (it gives the length): branching on it is fine */
-	if (len >= 4 && in[len - 1] == '=')
-		pad = in[len - 2] == '=' ? 2 : 1;
-	bytes = len / 4 * 3 - pad;
-	if (bytes > *out_len)
-		return kos_error_set(KOS_E_RANGE, "base64: %zu bytes do not fit in %zu", bytes,
-				     *out_len);
-	for (i = 0; i < len; i += 4) {
-		/* the last group's padding characters count as zero bits; any
-		 * other '=' is outside the alphabet and sets bad */
-		size_t take = i + 4 == len ? 4 - pad : 4;
-
-		for (k = 0; k < 4; k++) {
-			v = (size_t)k < take ? b64_value((unsigned char)in[i + (size_t)k]) : 0;
-			bad |= v;
-			u[k] = (unsigned)v & 63;
-		}
-		out[o++] = (uint8_t)(u[0] << 2 | u[1] >> 4);
-		if (take > 2)
-			out[o++] = (uint8_t)((u[1] & 15) << 4 | u[2] >> 2);
-		if (take > 3)
-			out[o++] = (uint8_t)((u[2] & 3) << 6 | u[3]);
-		/* canonical: the bits the padding leaves unused are zero */
-		if (take == 2)
-			bad |= -(int)((u[1] & 15) != 0);
-		else if (take == 3)
-			bad |= -(int)((u[2] & 3) != 0);
-	}
-	if (bad < 0) {
-		OPENSSL_cleanse(out, o);
-		return kos_error_set(KOS_E_PARSE, "base64: not canonical base64 (alphabet A-Z a-z "
-						  "0-9 + /, '=' only as the last one or two "
-						  "characters, unused bits zero)");
-	}
-	*out_len = bytes;
 	return KOS_OK;
 }

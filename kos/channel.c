@@ -35,13 +35,8 @@ struct kos_channel {
 	unsigned flags;
 };
 
-static EVP_CIPHER *gcm_cipher;
-static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
-
-static void gcm_fetch(void)
-{
-	gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
-}
+_Static_assert(NONCE_LEN == KOS_AEAD_IV_LEN && KOS_CHANNEL_TAG_LEN == KOS_AEAD_TAG_LEN,
+	       "records are AES-256-GCM with a 96-bit nonce and a 128-bit tag");
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -90,9 +85,6 @@ kos_rv kos_channel_new(const uint8_t enc[KOS_SERVICE_KEY_LEN], const uint8_t id[
 	    (role != KOS_CHANNEL_INITIATOR && role != KOS_CHANNEL_RESPONDER) ||
 	    (flags & ~KOS_CHANNEL_IN_ORDER) != 0)
 		return kos_error_set(KOS_E_INVALID, "kos_channel_new: bad arguments");
-	pthread_once(&gcm_once, gcm_fetch);
-	if (gcm_cipher == NULL)
-		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM is not available from OpenSSL");
 	rv = kos_hkdf_sha256(id, KOS_CHANNEL_ID_LEN, enc, KOS_SERVICE_KEY_LEN,
 			     (const uint8_t *)CHANNEL_INFO, strlen(CHANNEL_INFO), key, sizeof(key));
 	if (rv != KOS_OK)
@@ -102,11 +94,9 @@ kos_rv kos_channel_new(const uint8_t enc[KOS_SERVICE_KEY_LEN], const uint8_t id[
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto out;
 	}
-	ch->seal = EVP_CIPHER_CTX_new();
-	ch->open = EVP_CIPHER_CTX_new();
-	if (ch->seal == NULL || ch->open == NULL ||
-	    EVP_EncryptInit_ex(ch->seal, gcm_cipher, NULL, key, NULL) != 1 ||
-	    EVP_DecryptInit_ex(ch->open, gcm_cipher, NULL, key, NULL) != 1) {
+	ch->seal = kos_aead_ctx_new(key);
+	ch->open = kos_aead_ctx_new(key);
+	if (ch->seal == NULL || ch->open == NULL) {
 		rv = kos_error_set(KOS_E_CRYPTO, "cannot set up AES-256-GCM");
 		goto out;
 	}
@@ -160,7 +150,6 @@ kos_rv kos_channel_seal(kos_channel *ch, const uint8_t *in, size_t len, uint8_t 
 {
 	uint8_t *buf, *h;
 	size_t total;
-	int n;
 
 	if (rec == NULL || rec_len == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_channel_seal: no output");
@@ -181,13 +170,8 @@ kos_rv kos_channel_seal(kos_channel *ch, const uint8_t *in, size_t len, uint8_t 
 	h = buf;
 	header(h, ch->send_dir, ch->send_next, (uint32_t)len);
 	/* nonce = direction || counter, which are header bytes 1..12 */
-	if (EVP_EncryptInit_ex(ch->seal, NULL, NULL, NULL, h + 1) != 1 ||
-	    EVP_EncryptUpdate(ch->seal, NULL, &n, h, KOS_CHANNEL_HEADER_LEN) != 1 ||
-	    (len > 0 &&
-	     EVP_EncryptUpdate(ch->seal, buf + KOS_CHANNEL_HEADER_LEN, &n, in, (int)len) != 1) ||
-	    EVP_EncryptFinal_ex(ch->seal, buf + KOS_CHANNEL_HEADER_LEN + len, &n) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ch->seal, EVP_CTRL_GCM_GET_TAG, KOS_CHANNEL_TAG_LEN,
-				buf + KOS_CHANNEL_HEADER_LEN + len) != 1) {
+	if (kos_aead_seal(ch->seal, NULL, h + 1, h, KOS_CHANNEL_HEADER_LEN, NULL, 0, in, len,
+			  buf + KOS_CHANNEL_HEADER_LEN, buf + KOS_CHANNEL_HEADER_LEN + len) != KOS_OK) {
 		free(buf);
 		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM encryption failed");
 	}
@@ -210,7 +194,6 @@ kos_rv kos_channel_open(kos_channel *ch, const uint8_t *rec, size_t rec_len, uin
 	uint32_t dir;
 	size_t want, len;
 	kos_rv rv;
-	int n;
 
 	if (out == NULL || out_len == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_channel_open: no output");
@@ -249,18 +232,14 @@ kos_rv kos_channel_open(kos_channel *ch, const uint8_t *rec, size_t rec_len, uin
 	if (buf == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
 	memcpy(tag, rec + KOS_CHANNEL_HEADER_LEN + len, KOS_CHANNEL_TAG_LEN);
-	if (EVP_DecryptInit_ex(ch->open, NULL, NULL, NULL, rec + 1) != 1 ||
-	    EVP_DecryptUpdate(ch->open, NULL, &n, rec, KOS_CHANNEL_HEADER_LEN) != 1 ||
-	    (len > 0 &&
-	     EVP_DecryptUpdate(ch->open, buf, &n, rec + KOS_CHANNEL_HEADER_LEN, (int)len) != 1) ||
-	    EVP_CIPHER_CTX_ctrl(ch->open, EVP_CTRL_GCM_SET_TAG, KOS_CHANNEL_TAG_LEN, tag) != 1) {
+	rv = kos_aead_open(ch->open, NULL, rec + 1, rec, KOS_CHANNEL_HEADER_LEN, NULL, 0,
+			   rec + KOS_CHANNEL_HEADER_LEN, len, tag, buf);
+	if (rv != KOS_OK) {
 		kos_secret_free(buf, len + 1);
+		if (rv == KOS_E_INTEGRITY)
+			return kos_error_set(rv, "record %" PRIu64 " fails its tag check",
+					     counter);
 		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM decryption failed");
-	}
-	if (EVP_DecryptFinal_ex(ch->open, buf + len, &n) != 1) {
-		kos_secret_free(buf, len + 1);
-		return kos_error_set(KOS_E_INTEGRITY, "record %" PRIu64 " fails its tag check",
-				     counter);
 	}
 	if (counter == UINT64_MAX)
 		ch->recv_done = true;

@@ -76,9 +76,10 @@ static int problem_cmp(const void *a, const void *b)
 
 kos_rv kos_cf_finish(kos_cf *cf, char **out)
 {
-	kos_diag d = {0};
+	kos_diag d;
 	size_t i;
 
+	kos_diag_init(&d);
 	if (cf->n_problems > 1)
 		qsort(cf->problems, cf->n_problems, sizeof(*cf->problems), problem_cmp);
 	for (i = 0; i < cf->n_problems; i++)

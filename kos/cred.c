@@ -88,11 +88,7 @@ void kos_cred_free(char *token)
 
 static void format_time(kos_usec t, char *buf, size_t len)
 {
-	time_t s = (time_t)(t / SEC);
-	struct tm tm;
-
-	if (t < 0 || gmtime_r(&s, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	if (kos_time_format(t, buf, len) != KOS_OK)
 		snprintf(buf, len, "@%lld", (long long)(t / SEC));
 }
 

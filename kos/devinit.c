@@ -536,88 +536,59 @@ static kos_rv write_softhsm_conf(struct devinit *d)
 	return rv;
 }
 
-/* A growable text buffer for kos.conf. */
-struct text {
-	char *buf;
-	size_t len, cap;
-	bool oom;
-};
-
-static void text_add(struct text *t, const char *fmt, ...) KOS_PRINTF(2, 3);
-static void text_add(struct text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(t->buf ? t->buf + t->len : NULL, t->buf ? t->cap - t->len : 0, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			t->oom = true;
-			return;
-		}
-		if (t->buf != NULL && (size_t)n < t->cap - t->len) {
-			t->len += (size_t)n;
-			return;
-		}
-		size_t ncap = t->cap * 2 + (size_t)n + 256;
-		char *nb = realloc(t->buf, ncap);
-
-		if (nb == NULL) {
-			t->oom = true;
-			return;
-		}
-		t->buf = nb;
-		t->cap = ncap;
-	}
-}
+/* kos.conf is a few lines per token; the bound only stops a runaway. */
+#define CONF_TEXT_MAX ((size_t)1 << 20)
 
 static kos_rv write_kos_conf(struct devinit *d, const char *module)
 {
-	struct text t = { 0 };
+	kos_buf t;
 	size_t i;
 	kos_rv rv;
 
-	text_add(&t,
-		 "# kos.conf of a development installation made by kos_devinit (kosctl init).\n"
-		 "# SoftHSM tokens live in %s, their PINs in %s (owner only).\n"
-		 "store = \"%s\";\n"
-		 "policy = \"%s\";\n"
-		 "\n"
-		 "# Set before the PKCS#11 modules are loaded.\n"
-		 "environment = {\n"
-		 "  SOFTHSM2_CONF = \"%s\";\n"
-		 "};\n"
-		 "\n"
-		 "tokens = (\n",
-		 d->path[F_TOKENS], d->path[F_PINS], d->path[F_STATE], d->path[F_POLICY],
-		 d->path[F_SOFTHSM_CONF]);
+	kos_buf_init(&t, CONF_TEXT_MAX);
+	kos_buf_printf(&t,
+		       "# kos.conf of a development installation made by kos_devinit (kosctl init).\n"
+		       "# SoftHSM tokens live in %s, their PINs in %s (owner only).\n"
+		       "store = \"%s\";\n"
+		       "policy = \"%s\";\n"
+		       "\n"
+		       "# Set before the PKCS#11 modules are loaded.\n"
+		       "environment = {\n"
+		       "  SOFTHSM2_CONF = \"%s\";\n"
+		       "};\n"
+		       "\n"
+		       "tokens = (\n",
+		       d->path[F_TOKENS], d->path[F_PINS], d->path[F_STATE], d->path[F_POLICY],
+		       d->path[F_SOFTHSM_CONF]);
 	for (i = 0; i < d->n_tokens; i++) {
 		const struct dev_token *tk = &d->tokens[i];
 
-		text_add(&t,
-			 "  { name = \"%s\"; role = \"%s\"; module = \"%s\";\n"
-			 "    uri = \"pkcs11:token=%s\"; pin = \"file:%s/%s.pin\"; }%s\n",
-			 tk->name, kos_token_role_name(tk->role), module, tk->label,
-			 d->path[F_PINS], tk->name, i + 1 < d->n_tokens ? "," : "");
+		kos_buf_printf(&t,
+			       "  { name = \"%s\"; role = \"%s\"; module = \"%s\";\n"
+			       "    uri = \"pkcs11:token=%s\"; pin = \"file:%s/%s.pin\"; }%s\n",
+			       tk->name, kos_token_role_name(tk->role), module, tk->label,
+			       d->path[F_PINS], tk->name, i + 1 < d->n_tokens ? "," : "");
 	}
-	text_add(&t, ");\n\n");
+	kos_buf_printf(&t, ");\n\n");
 	/* A socket path must fit sockaddr_un (107 characters with the directory). */
 	if (strlen(d->dir) + sizeof("/kosd.sock") - 1 <= 107)
-		text_add(&t, "# kosd's socket, next to this file; only the owner and group may connect.\n"
-			     "listen = { unix = \"kosd.sock\"; unix_mode = \"0660\"; };\n");
+		kos_buf_printf(&t,
+			       "# kosd's socket, next to this file; only the owner and group may "
+			       "connect.\n"
+			       "listen = { unix = \"kosd.sock\"; unix_mode = \"0660\"; };\n");
 	else
-		text_add(&t, "# The directory's name is too long for a socket here: give kosd one with\n"
-			     "# listen = { unix = \"/SHORT/PATH/kosd.sock\"; };\n");
-	if (t.oom) {
-		free(t.buf);
+		kos_buf_printf(&t,
+			       "# The directory's name is too long for a socket here: give kosd one "
+			       "with\n"
+			       "# listen = { unix = \"/SHORT/PATH/kosd.sock\"; };\n");
+	if (t.err != KOS_OK) {
+		kos_buf_uninit(&t);
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
 	}
 	/* Written aside, then linked: kos.conf appears complete or not at all,
 	 * and link() refuses to replace one that appeared meanwhile. */
-	rv = write_new_file(d->path[F_CONF_TMP], 0644, t.buf, t.len);
-	free(t.buf);
+	rv = write_new_file(d->path[F_CONF_TMP], 0644, t.p, t.len);
+	kos_buf_uninit(&t);
 	if (rv != KOS_OK)
 		return rv;
 	d->created[F_CONF_TMP] = true;

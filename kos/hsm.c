@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,8 +70,7 @@ struct hsm_token {
 struct kos_hsm {
 	struct hsm_token *tokens;
 	size_t n_tokens;
-	unsigned char *pins;       /* the PIN region */
-	size_t pins_len;
+	unsigned char *pins;       /* the PIN region (kos_secmem_alloc) */
 	struct hsm_module **mods;  /* one reference each */
 	size_t n_mods;
 };
@@ -358,38 +356,6 @@ static void mark_unusable(struct hsm_token *t, kos_rv rv)
  * wiped before release. Each token has a slot of PIN_SLOT bytes in it. */
 
 #define PIN_SLOT (PIN_MAX + 8) /* room to read a PIN, its line end, and one more */
-
-static size_t pin_region_size(size_t n_tokens)
-{
-	long page = sysconf(_SC_PAGESIZE);
-	size_t p = page > 0 ? (size_t)page : 4096;
-	size_t want = (n_tokens ? n_tokens : 1) * PIN_SLOT;
-
-	return (want + p - 1) / p * p;
-}
-
-static unsigned char *pin_region_alloc(size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	/* Best effort: RLIMIT_MEMLOCK may be small; the wipe still happens. */
-	(void)mlock(p, len);
-#ifdef MADV_DONTDUMP
-	(void)madvise(p, len, MADV_DONTDUMP);
-#endif
-	return p;
-}
-
-static void pin_region_free(unsigned char *p, size_t len)
-{
-	if (p == NULL)
-		return;
-	OPENSSL_cleanse(p, len);
-	(void)munlock(p, len);
-	munmap(p, len);
-}
 
 /* Reads the PIN named by source ("file:PATH" or "env:NAME") into buf, a
  * PIN_SLOT-byte slot of the PIN region, and points t->pin at it. A PIN file
@@ -947,7 +913,7 @@ void kos_hsm_free(kos_hsm *hsm)
 	for (i = 0; i < hsm->n_tokens; i++)
 		token_uninit(&hsm->tokens[i]);
 	free(hsm->tokens);
-	pin_region_free(hsm->pins, hsm->pins_len);
+	kos_secmem_free(hsm->pins);
 	pthread_mutex_lock(&modules_lock);
 	for (i = 0; i < hsm->n_mods; i++)
 		module_put_locked(hsm->mods[i]);
@@ -1009,8 +975,7 @@ kos_rv kos_hsm_open(const kos_config *conf, unsigned flags, kos_hsm **out)
 	rv = load_modules(hsm, conf);
 	if (rv != KOS_OK)
 		goto fail;
-	hsm->pins_len = pin_region_size(n);
-	hsm->pins = pin_region_alloc(hsm->pins_len);
+	hsm->pins = kos_secmem_alloc((n ? n : 1) * PIN_SLOT, KOS_SECMEM_GUARD);
 	if (hsm->pins == NULL) {
 		rv = kos_error_set(KOS_E_NOMEM, "no memory for the PINs");
 		goto fail;

@@ -40,7 +40,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -246,35 +245,6 @@ kos_usec kos_keys_now(kos_keys *keys)
 	return keys->clock(keys->clock_arg);
 }
 
-/* The cache arena: locked out of swap and core dumps, wiped before it goes.
- * mlock may fail under a small RLIMIT_MEMLOCK; the DEKs are then still wiped
- * on every exit path, only not pinned. */
-static struct cache_entry *arena_alloc(size_t *bytes)
-{
-	long page = sysconf(_SC_PAGESIZE);
-	size_t p = page > 0 ? (size_t)page : 4096;
-	size_t len = (CACHE_ENTRIES * sizeof(struct cache_entry) + p - 1) / p * p;
-	void *a = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (a == MAP_FAILED)
-		return NULL;
-	(void)mlock(a, len);
-#ifdef MADV_DONTDUMP
-	(void)madvise(a, len, MADV_DONTDUMP);
-#endif
-	*bytes = len;
-	return a;
-}
-
-static void arena_free(struct cache_entry *a, size_t bytes)
-{
-	if (a == NULL)
-		return;
-	OPENSSL_cleanse(a, bytes);
-	(void)munlock(a, bytes);
-	munmap(a, bytes);
-}
-
 kos_rv kos_keys_new(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_keys **out)
 {
 	kos_keys *keys;
@@ -293,7 +263,9 @@ kos_rv kos_keys_new(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_keys
 		free(keys);
 		return kos_error_set(KOS_E_NOMEM, "cannot create a lock");
 	}
-	keys->cache = arena_alloc(&keys->cache_bytes);
+	/* The cache: locked out of swap and core dumps, wiped before it goes. */
+	keys->cache_bytes = CACHE_ENTRIES * sizeof(struct cache_entry);
+	keys->cache = kos_secmem_alloc(keys->cache_bytes, KOS_SECMEM_GUARD);
 	if (keys->cache == NULL) {
 		pthread_mutex_destroy(&keys->lock);
 		free(keys);
@@ -315,7 +287,7 @@ void kos_keys_free(kos_keys *keys)
 {
 	if (keys == NULL)
 		return;
-	arena_free(keys->cache, keys->cache_bytes);
+	kos_secmem_free(keys->cache);
 	/* the handle may be freed and another one opened at its address */
 	kos_signer_forget(keys->hsm);
 	pthread_mutex_destroy(&keys->lock);

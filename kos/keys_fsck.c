@@ -138,11 +138,8 @@ static bool creation_stale(kos_keys *keys, const struct kos_store_version *v, ko
 
 static void format_time(kos_usec t, char *buf, size_t len)
 {
-	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
-	struct tm tm;
-
-	if (gmtime_r(&s, &tm) == NULL || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "@%lld", (long long)s);
+	if (kos_time_format(t, buf, len) != KOS_OK)
+		snprintf(buf, len, "@%lld", (long long)(t / KOS_USEC_PER_SEC));
 }
 
 /* Walks the store: owned objects, busy and stale versions (reported, and

@@ -431,9 +431,10 @@ kos_rv kos_key_encrypt(kos_keys *keys, const char *name, const char *context, co
 	return rv;
 }
 
-/* AES-256-GCM fetched once, and one cipher context per thread: the cached
- * decryption path allocates nothing but the plaintext. */
-static EVP_CIPHER *gcm_cipher;
+_Static_assert(KOS_DEK_LEN == KOS_AEAD_KEY_LEN, "DEKs are AES-256 keys");
+
+/* One cipher context per thread: the cached decryption path allocates
+ * nothing but the plaintext. */
 static pthread_key_t gcm_ctx_key;
 static bool gcm_ctx_key_ok;
 static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
@@ -445,7 +446,6 @@ static void gcm_ctx_free(void *p)
 
 static void gcm_init(void)
 {
-	gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
 	gcm_ctx_key_ok = pthread_key_create(&gcm_ctx_key, gcm_ctx_free) == 0;
 }
 
@@ -454,16 +454,12 @@ static EVP_CIPHER_CTX *gcm_ctx(void)
 	EVP_CIPHER_CTX *ctx;
 
 	pthread_once(&gcm_once, gcm_init);
-	if (gcm_cipher == NULL || !gcm_ctx_key_ok)
+	if (!gcm_ctx_key_ok)
 		return NULL;
 	ctx = pthread_getspecific(gcm_ctx_key);
 	if (ctx == NULL) {
-		/* The cipher is set once: EVP_DecryptInit_ex() with a cipher
-		 * frees and allocates the provider's context every time; with
-		 * NULL it only sets the key and the nonce. */
-		ctx = EVP_CIPHER_CTX_new();
-		if (ctx != NULL && (EVP_DecryptInit_ex(ctx, gcm_cipher, NULL, NULL, NULL) != 1 ||
-				    pthread_setspecific(gcm_ctx_key, ctx) != 0)) {
+		ctx = kos_aead_ctx_new(NULL);
+		if (ctx != NULL && pthread_setspecific(gcm_ctx_key, ctx) != 0) {
 			EVP_CIPHER_CTX_free(ctx);
 			ctx = NULL;
 		}
@@ -480,11 +476,9 @@ static kos_rv envelope_open(const uint8_t key[KOS_DEK_LEN], const uint8_t *env, 
 	EVP_CIPHER_CTX *ctx = gcm_ctx();
 	size_t n = info->plaintext_len;
 	size_t hdr_len = env_len - n - KOS_ENVELOPE_TAG_LEN;
-	static const uint8_t scrub_key[KOS_DEK_LEN];
 	uint8_t tag[KOS_ENVELOPE_TAG_LEN];
 	uint8_t *out;
-	int got;
-	bool ok;
+	kos_rv rv;
 
 	if (ctx == NULL)
 		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM is not available");
@@ -492,25 +486,20 @@ static kos_rv envelope_open(const uint8_t key[KOS_DEK_LEN], const uint8_t *env, 
 	if (out == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
 	memcpy(tag, env + env_len - KOS_ENVELOPE_TAG_LEN, sizeof(tag));
-	if (EVP_DecryptInit_ex(ctx, NULL, NULL, key, env + hdr_len - KOS_ENVELOPE_NONCE_LEN) != 1 ||
-	    EVP_DecryptUpdate(ctx, NULL, &got, env, (int)hdr_len) != 1 ||
-	    (ctx_len > 0 &&
-	     EVP_DecryptUpdate(ctx, NULL, &got, (const uint8_t *)context, (int)ctx_len) != 1) ||
-	    (n > 0 && EVP_DecryptUpdate(ctx, out, &got, env + hdr_len, (int)n) != 1) ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, KOS_ENVELOPE_TAG_LEN, tag) != 1) {
-		(void)EVP_DecryptInit_ex(ctx, NULL, NULL, scrub_key, NULL);
-		kos_secret_free(out, n + 1);
-		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM decryption failed");
-	}
-	ok = EVP_DecryptFinal_ex(ctx, out + n, &got) == 1;
-	/* the context outlives the call: leave no key schedule of the DEK in it */
-	(void)EVP_DecryptInit_ex(ctx, NULL, NULL, scrub_key, NULL);
-	if (!ok) {
+	/* the context outlives the call: kos_aead_open() leaves no key
+	 * schedule of the DEK in it */
+	rv = kos_aead_open(ctx, key, env + hdr_len - KOS_ENVELOPE_NONCE_LEN, env, hdr_len,
+			   (const uint8_t *)context, ctx_len, env + hdr_len, n, tag, out);
+	if (rv == KOS_E_INTEGRITY) {
 		kos_secret_free(out, n + 1);
 		return kos_error_set(KOS_E_INTEGRITY,
 				     "envelope for %s version %" PRIu32 " failed authentication "
 				     "(wrong key or context, or tampered)",
 				     info->key_name, info->key_version);
+	}
+	if (rv != KOS_OK) {
+		kos_secret_free(out, n + 1);
+		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM decryption failed");
 	}
 	*pt = out;
 	*len = n;

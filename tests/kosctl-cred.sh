@@ -47,6 +47,14 @@ expect 2 "revoke without what" "$K" credential revoke
 expect 2 "revoke with two kinds" "$K" credential revoke --jti x --client y
 grep_err "exactly one" "the conflict is explained"
 expect 2 "revoke --before a bad time" "$K" credential revoke --before yesterday
+grep_err "2026-12-07T10:00:00Z" "the refusal shows the ISO 8601 form"
+expect 2 "revoke --before month 13" "$K" credential revoke --before 2026-13-01T00:00:00Z
+expect 2 "revoke --before without the T and seconds" "$K" credential revoke --before "2026-12-07 10:00"
+expect 2 "revoke --before with text after the Z" \
+	"$K" credential revoke --before 2026-12-07T10:00:00Zjunk
+expect 2 "revoke --before before 1970" "$K" credential revoke --before 1969-12-31T23:59:59Z
+expect 0 "credential revoke --help" "$K" credential revoke --help
+grep_out "2026-12-07T10:00:00Z" "revoke --help shows the ISO 8601 form"
 expect 2 "threat set to an unknown level" "$K" threat set severe
 expect 2 "an unknown option" "$K" credential verify --bogus x
 expect 2 "verify without a credential" "$K" credential verify
@@ -156,6 +164,17 @@ expect 0 "credential revocations" "$K" credential revocations
 grep_out "^jti *$jti1" "the jti revocation is listed"
 grep_out "^client *api" "the client revocation is listed"
 grep_out "^before" "the time revocation is listed"
+# the time as kosctl printed it, given back: ISO 8601 is taken as @EPOCH is
+iso=$(sed -n 's/^before  *-  *\([0-9T:Z-]*\) .*/\1/p' "$out" | head -n 1)
+check "the time revocation is printed in ISO 8601 ($iso)" \
+	sh -c "echo '$iso' | grep -q '^[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z\$'"
+expect 0 "revoke by that ISO 8601 time" "$K" credential revoke --before "$iso"
+expect 0 "newer credentials stay valid after it" "$K" credential verify "$tok_eu"
+expect 0 "credential revocations after it" "$K" credential revocations
+check "every time revocation is up to $iso" \
+	sh -c "! grep '^before' '$out' | grep -v -q -e ' $iso '"
+expect 2 "revoke --before an ISO 8601 time in the future" \
+	"$K" credential revoke --before 9999-12-31T23:59:59Z
 expect 0 "credential prune" "$K" credential prune
 grep_out "^removed [0-9]" "prune says how many went"
 

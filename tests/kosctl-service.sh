@@ -62,6 +62,29 @@ grep_err "expired" "expiry is the reason"
 expect 1 "not yet valid an hour ago" "$K" service validate "$tok" --at -1h
 grep_err "window" "the window is the reason"
 
+# --at in ISO 8601, the form kosctl prints, names the instant @EPOCH does
+# (2030-01-01T00:00:00Z is @1893456000; windows are five minutes)
+expect 0 "token issued at an ISO 8601 time" \
+	"$K" service token payments --op decrypt --at 2030-01-01T00:02:00Z
+tok_iso=$(cat "$out")
+expect 0 "valid a minute later, in ISO 8601" \
+	"$K" service validate "$tok_iso" --at 2030-01-01T00:03:00Z
+expect 0 "valid at the same instant as @EPOCH" "$K" service validate "$tok_iso" --at @1893456180
+expect 1 "expired twenty minutes later" "$K" service validate "$tok_iso" --at 2030-01-01T00:22:00Z
+grep_err "expired" "expiry is the reason"
+expect 1 "not yet valid a window before" "$K" service validate "$tok_iso" --at @1893455880
+expect 1 "not valid now" "$K" service validate "$tok_iso"
+expect 2 "--at with month 13" "$K" service validate "$tok_iso" --at 2026-13-01T00:00:00Z
+grep_err "2026-12-07T10:00:00Z" "the refusal shows the ISO 8601 form"
+expect 2 "--at without the T and seconds" "$K" service validate "$tok_iso" --at "2026-12-07 10:00"
+expect 2 "--at with text after the Z" "$K" service validate "$tok_iso" --at 2030-01-01T00:03:00Zx
+expect 2 "--at on February 30" "$K" service validate "$tok_iso" --at 2030-02-30T00:03:00Z
+expect 2 "--at in year 10000" "$K" service validate "$tok_iso" --at 10000-01-01T00:00:00Z
+for sub in token validate rotate; do
+	expect 0 "service $sub --help" "$K" service "$sub" --help
+	grep_out "2026-12-07T10:00:00Z" "service $sub --help shows the ISO 8601 form"
+done
+
 # tampered: the last MAC character, a payload character, garbage
 last=$(printf '%s' "$tok" | tail -c 1)
 if [ "$last" = A ]; then repl=Q; else repl=A; fi

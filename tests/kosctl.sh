@@ -106,6 +106,31 @@ later=$(score alice --at +30d)
 check "idle decay moves the score back toward the prior ($after -> $later)" \
 	awk -v a="$after" -v b="$later" 'BEGIN { exit !(b > a && b <= 60.0) }'
 check "show --at does not write" test "$(score alice)" = "$after"
+# iso SECONDS: the ISO 8601 UTC form of a time since the epoch (days to a
+# civil date as in H. Hinnant's civil_from_days)
+iso() {
+	awk -v s="$1" 'BEGIN {
+		z = int(s / 86400) + 719468; era = int(z / 146097); doe = z - era * 146097
+		yoe = int((doe - int(doe / 1460) + int(doe / 36524) - int(doe / 146096)) / 365)
+		doy = doe - (365 * yoe + int(yoe / 4) - int(yoe / 100)); mp = int((5 * doy + 2) / 153)
+		d = doy - int((153 * mp + 2) / 5) + 1; m = mp < 10 ? mp + 3 : mp - 9
+		y = yoe + era * 400 + (m <= 2); r = s % 86400
+		printf "%04d-%02d-%02dT%02d:%02d:%02dZ\n", y, m, d, int(r / 3600), int(r / 60) % 60, r % 60
+	}'
+}
+check "iso() itself is right" test "$(iso 1796637600)" = 2026-12-07T10:00:00Z
+t=$(( $(date +%s) + 30 * 86400 ))
+at_iso=$(score alice --at "$(iso "$t")")
+at_epoch=$(score alice --at "@$t")
+check "--at in ISO 8601 is the instant @EPOCH names ($at_iso, $at_epoch)" \
+	test -n "$at_iso" -a "$at_iso" = "$at_epoch"
+check "... thirty days on ($after -> $at_iso)" \
+	awk -v a="$after" -v b="$at_iso" 'BEGIN { exit !(b > a) }'
+expect 2 "--at with month 13" "$K" trust show alice --at 2026-13-01T00:00:00Z
+grep_err "2026-12-07T10:00:00Z" "the refusal shows the ISO 8601 form"
+expect 2 "--at with text after the Z" "$K" trust show alice --at "$(iso "$t")x"
+expect 0 "trust show --help" "$K" trust show --help
+grep_out "2026-12-07T10:00:00Z" "trust show --help shows the ISO 8601 form"
 expect 0 "trust list" "$K" trust list
 grep_out "alice" "list names alice"
 expect 0 "trust list --json" "$K" --json trust list

@@ -3,6 +3,8 @@
 
 #include "tools/common/kosjson.h"
 
+#include "common/internal.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -11,13 +13,9 @@
 
 void kosj_iso_time(kos_usec t, char *buf, size_t len, bool dash_zero)
 {
-	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
-	struct tm tm;
-
 	if (dash_zero && t == 0)
 		snprintf(buf, len, "-");
-	else if (t < 0 || gmtime_r(&s, &tm) == NULL ||
-		 strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+	else if (kos_time_format(t, buf, len) != KOS_OK)
 		snprintf(buf, len, "@%lld", (long long)(t / KOS_USEC_PER_SEC));
 }
 

@@ -3,6 +3,8 @@
 
 #include "tools/common/x5t.h"
 
+#include "common/internal.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,7 +14,7 @@
 
 int tools_x5t_of_cert(X509 *cert, char out[KOS_CRED_X5T_LEN + 1])
 {
-	unsigned char md[32], b64[48];
+	unsigned char md[32];
 	unsigned char *der = NULL;
 	unsigned int mdlen = 0;
 	int len, i;
@@ -24,13 +26,10 @@ int tools_x5t_of_cert(X509 *cert, char out[KOS_CRED_X5T_LEN + 1])
 	OPENSSL_free(der);
 	if (i != 1 || mdlen != sizeof(md))
 		return -1;
-	/* 32 bytes are 44 characters of base64 with one '=': base64url drops
-	 * it and swaps the two alphabet characters that differ */
-	if (EVP_EncodeBlock(b64, md, (int)sizeof(md)) != 44)
+	/* 32 bytes are 43 characters of base64url */
+	if (kos_b64url_len(sizeof(md)) != KOS_CRED_X5T_LEN ||
+	    kos_b64url_encode(md, sizeof(md), out, KOS_CRED_X5T_LEN + 1) != KOS_OK)
 		return -1;
-	for (i = 0; i < KOS_CRED_X5T_LEN; i++)
-		out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
-	out[KOS_CRED_X5T_LEN] = '\0';
 	return 0;
 }
 

@@ -104,19 +104,6 @@ static int positional(const char *group, const char *sub, int argc, char **argv,
 	return -1;
 }
 
-/* ISO 8601 in UTC, to the second; "-" for 0. */
-static void format_time(kos_usec t, char *buf, size_t len)
-{
-	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
-	struct tm tm;
-
-	if (t == 0)
-		snprintf(buf, len, "-");
-	else if (t < 0 || gmtime_r(&s, &tm) == NULL ||
-		 strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "@%lld", (long long)(t / KOS_USEC_PER_SEC));
-}
-
 static int print_json(json_t *v)
 {
 	return kosctl_print_json(v, JSON_FLAGS);
@@ -448,7 +435,7 @@ static int print_secret(struct kosctl_ctx *ctx, const char *name, char *secret)
 	int rc;
 
 	if (kos_ca_client_get(ctx->ca, name, &info) == KOS_OK)
-		format_time(info.secret_expires, expires, sizeof(expires));
+		kosj_iso_time(info.secret_expires, expires, sizeof(expires), true);
 	rc = show_secret(ctx, name, secret, expires);
 	explicit_bzero(secret, KOS_CRED_SECRET_LEN + 1);
 	return rc;
@@ -730,8 +717,8 @@ static int cmd_client_show(struct kosctl_ctx *ctx, int argc, char **argv)
 	}
 	if (ctx->json)
 		return print_json(client_json(&info));
-	format_time(info.created, created, sizeof(created));
-	format_time(info.secret_expires, pending, sizeof(pending));
+	kosj_iso_time(info.created, created, sizeof(created), true);
+	kosj_iso_time(info.secret_expires, pending, sizeof(pending), true);
 	printf("%-16s %s\n", "client:", info.name);
 	printf("%-16s %s\n", "scope:", info.scope);
 	printf("%-16s %s\n", "created:", created);
@@ -824,7 +811,7 @@ static void saved_note(struct kosctl_ctx *ctx, const char *what)
 {
 	char expires[32];
 
-	format_time(kos_client_credential_expires(ctx->client), expires, sizeof(expires));
+	kosj_iso_time(kos_client_credential_expires(ctx->client), expires, sizeof(expires), true);
 	fprintf(stderr, "kosctl: %s; the credential is in %s (expires %s)\n", what, ctx->cred_file,
 		expires);
 }
@@ -1181,8 +1168,9 @@ static void revoke_usage(FILE *f)
 	fprintf(f, "usage: kosctl credential revoke --jti JTI | --client NAME | --before TIME\n"
 		   "\n"
 		   "Revokes one credential (its jti), every credential of a client issued up to\n"
-		   "now, or every credential issued at or before TIME (now, -2h, @EPOCHSECONDS;\n"
-		   "not in the future). Every process sharing the state store refuses them from\n"
+		   "now, or every credential issued at or before TIME (now, -2h, an ISO 8601\n"
+		   "UTC time such as 2026-12-07T10:00:00Z, or @EPOCHSECONDS; not in the\n"
+		   "future). Every process sharing the state store refuses them from\n"
 		   "its next verification on. A revocation is dropped once every credential it\n"
 		   "covers has expired.\n"
 		   "\n"
@@ -1218,7 +1206,9 @@ static int cmd_revoke(struct kosctl_ctx *ctx, int argc, char **argv)
 		return usage_hint("credential", "revoke");
 	}
 	if (o.before != NULL && kosctl_parse_time(o.before, &before) != KOS_OK) {
-		kosctl_err("credential revoke: bad time '%s' (now, -2h, @EPOCHSECONDS)", o.before);
+		kosctl_err("credential revoke: bad time '%s' (now, -2h, 2026-12-07T10:00:00Z, "
+			   "@EPOCHSECONDS)",
+			   o.before);
 		return usage_hint("credential", "revoke");
 	}
 	if (kosctl_remote(ctx)) {

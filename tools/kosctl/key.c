@@ -198,16 +198,6 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	return -1;
 }
 
-static void format_time(kos_usec t, char *buf, size_t len)
-{
-	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
-	struct tm tm;
-
-	if (t <= 0 || gmtime_r(&s, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "-");
-}
-
 static int print_json(json_t *v)
 {
 	return kosctl_print_json(v, JSON_FLAGS);
@@ -304,8 +294,8 @@ static json_t *info_json(const kos_key_info *info)
 {
 	char created[32], rotated[32];
 
-	format_time(info->created, created, sizeof(created));
-	format_time(info->rotated, rotated, sizeof(rotated));
+	kosj_iso_time(info->created, created, sizeof(created), true);
+	kosj_iso_time(info->rotated, rotated, sizeof(rotated), true);
 	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:s, s:s}", "name", info->name, "type",
 			 kos_key_type_name(info->type), "current", (json_int_t)info->current,
 			 "min_version", (json_int_t)info->min_version, "active_versions",
@@ -319,7 +309,7 @@ static int list_one(const kos_key_info *info, void *arg)
 
 	if (arr != NULL)
 		return json_array_append_new(arr, info_json(info)) == 0 ? 0 : KOS_E_NOMEM;
-	format_time(info->rotated, rotated, sizeof(rotated));
+	kosj_iso_time(info->rotated, rotated, sizeof(rotated), true);
 	if (info->current == 0)
 		printf("%-24s %-9s %7s %7s %8s %s\n", info->name, kos_key_type_name(info->type),
 		       "-", "-", "0", "(incomplete: see kosctl fsck)");

@@ -4,6 +4,8 @@
 
 #include "tools/kosctl/kosctl.h"
 
+#include "common/internal.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <pwd.h>
@@ -422,65 +424,25 @@ int kosctl_need_ca(struct kosctl_ctx *ctx, bool tokens)
 
 kos_rv kosctl_read_all(FILE *f, size_t max, unsigned char **out, size_t *len, size_t *capp)
 {
-	unsigned char *buf = NULL;
-	size_t n = 0, cap = 0;
+	kos_buf b;
+	kos_rv rv;
 
 	*out = NULL;
 	*len = 0;
 	*capp = 0;
-	for (;;) {
-		if (cap - n < 2) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			unsigned char *nb;
-
-			if (ncap > max + 2)
-				ncap = max + 2;
-			if (ncap <= cap) {
-				kos_secret_free(buf, cap);
-				kosctl_err("input larger than %zu bytes", max);
-				return KOS_E_RANGE;
-			}
-			/* Grow by copying so the old buffer, which may hold a
-			 * secret, is wiped rather than left to realloc. */
-			nb = malloc(ncap);
-			if (nb == NULL) {
-				kos_secret_free(buf, cap);
-				kosctl_err("out of memory");
-				return KOS_E_NOMEM;
-			}
-			if (buf != NULL)
-				memcpy(nb, buf, n);
-			kos_secret_free(buf, cap);
-			buf = nb;
-			cap = ncap;
-		}
-		size_t got = fread(buf + n, 1, cap - n - 1, f);
-
-		n += got;
-		if (n > max) {
-			kos_secret_free(buf, cap);
-			kosctl_err("input larger than %zu bytes", max);
-			return KOS_E_RANGE;
-		}
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		kos_secret_free(buf, cap);
+	/* the buffer wipes what it held when it grows: the input may be a secret */
+	kos_buf_init(&b, max);
+	rv = kos_buf_read(&b, f);
+	if (rv == KOS_OK)
+		rv = kos_buf_take(&b, (char **)out, len, capp);
+	kos_buf_uninit(&b);
+	if (rv == KOS_E_RANGE)
+		kosctl_err("input larger than %zu bytes", max);
+	else if (rv == KOS_E_IO)
 		kosctl_err("read error on standard input");
-		return KOS_E_IO;
-	}
-	if (buf == NULL) {
-		buf = calloc(1, 1);
-		if (buf == NULL)
-			return KOS_E_NOMEM;
-		cap = 1;
-	}
-	buf[n] = '\0';
-	*out = buf;
-	*len = n;
-	*capp = cap;
-	return KOS_OK;
+	else if (rv != KOS_OK)
+		kosctl_err("out of memory");
+	return rv;
 }
 
 kos_rv kosctl_parse_time(const char *s, kos_usec *out)
@@ -508,7 +470,8 @@ kos_rv kosctl_parse_time(const char *s, kos_usec *out)
 		*out = (kos_usec)v * KOS_USEC_PER_SEC;
 		return KOS_OK;
 	}
-	return KOS_E_PARSE;
+	/* the form kosctl prints times in, so a printed time can be given back */
+	return kos_time_parse(s, out);
 }
 
 int main(int argc, char **argv)

@@ -126,8 +126,9 @@ int kosctl_not_remote(const char *what, const char *why);
  * is returned in *cap (it may hold secrets). */
 kos_rv kosctl_read_all(FILE *f, size_t max, unsigned char **buf, size_t *len, size_t *cap);
 
-/* Parses a time: "now", "+3d"/"-90s" relative to now, or seconds since the
- * epoch ("@1700000000"). */
+/* Parses a time: "now", "+3d"/"-90s" relative to now, an ISO 8601 time in
+ * UTC ("2026-12-07T10:00:00Z", kos_time_parse) or seconds since the epoch
+ * ("@1700000000"). */
 kos_rv kosctl_parse_time(const char *s, kos_usec *out);
 
 /* Groups, one file each. */

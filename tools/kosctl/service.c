@@ -122,8 +122,9 @@ static int parse_options(const char *sub, void (*usage)(FILE *), const int *allo
 		case OPT_AT:
 			if (kosctl_parse_time(optarg, &o->at) != KOS_OK) {
 				kosctl_err(
-				    "service %s: bad time '%s' (now, +3d, -2h, @EPOCHSECONDS)", sub,
-				    optarg);
+				    "service %s: bad time '%s' (now, +3d, -2h, 2026-12-07T10:00:00Z, "
+				    "@EPOCHSECONDS)",
+				    sub, optarg);
 				return usage_hint(sub);
 			}
 			o->have_at = true;
@@ -188,17 +189,6 @@ static int load(struct kosctl_ctx *ctx, struct opts *o)
 	kos_services_set_clock(ctx->services, o->have_at ? fixed_clock : NULL,
 			       o->have_at ? &o->at : NULL);
 	return KOSCTL_OK;
-}
-
-/* ISO 8601 in UTC, to the second. */
-static void format_time(kos_usec t, char *buf, size_t len)
-{
-	time_t s = (time_t)(t / KOS_USEC_PER_SEC);
-	struct tm tm;
-
-	if (t < 0 || gmtime_r(&s, &tm) == NULL ||
-	    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "@%lld", (long long)(t / KOS_USEC_PER_SEC));
 }
 
 static int print_json(json_t *v)
@@ -376,7 +366,7 @@ static int list_one(const kos_service_info *info, void *arg)
 		}
 		return 0;
 	}
-	format_time(info->rotated, rotated, sizeof(rotated));
+	kosj_iso_time(info->rotated, rotated, sizeof(rotated), false);
 	printf("%-24s %7lu  %-20s  %s\n", info->name, (unsigned long)info->seed_version, rotated,
 	       info->ops);
 	return 0;
@@ -516,8 +506,8 @@ static int cmd_show(struct kosctl_ctx *ctx, int argc, char **argv)
 	}
 	if (ctx->json)
 		return print_json(kosj_service_info(&info));
-	format_time(info.created, created, sizeof(created));
-	format_time(info.rotated, rotated, sizeof(rotated));
+	kosj_iso_time(info.created, created, sizeof(created), false);
+	kosj_iso_time(info.rotated, rotated, sizeof(rotated), false);
 	printf("%-14s %s\n", "service:", info.name);
 	printf("%-14s %s\n", "operations:", info.ops);
 	printf("%-14s %lu\n", "seed version:", (unsigned long)info.seed_version);
@@ -542,7 +532,8 @@ static void token_usage(FILE *f)
 		   "  --op OP            the operation (required)\n"
 		   "  --window DURATION  window length, whole seconds from 1s to 1d (default 5m)\n"
 		   "  --ttl DURATION     lifetime (default: the window length)\n"
-		   "  --at TIME          issue as at TIME: now, +3d, -2h, @EPOCHSECONDS\n"
+		   "  --at TIME          issue as at TIME: now, +3d, -2h,\n"
+		   "                     2026-12-07T10:00:00Z (UTC) or @EPOCHSECONDS\n"
 		   "  -h, --help         show this help\n");
 }
 
@@ -627,7 +618,8 @@ static void validate_usage(FILE *f)
 		   "\n"
 		   "options:\n"
 		   "  --op OP     the operation the token must be for\n"
-		   "  --at TIME   validate as at TIME: now, +3d, -2h, @EPOCHSECONDS\n"
+		   "  --at TIME   validate as at TIME: now, +3d, -2h, 2026-12-07T10:00:00Z\n"
+		   "              (UTC) or @EPOCHSECONDS\n"
 		   "  -h, --help  show this help\n");
 }
 
@@ -723,7 +715,8 @@ static void rotate_usage(FILE *f)
 		   "  --due                rotate every service whose seed is older than the\n"
 		   "                       interval\n"
 		   "  --interval DURATION  for --due (default 7d)\n"
-		   "  --at TIME            the time for --due: now, +3d, -2h, @EPOCHSECONDS\n"
+		   "  --at TIME            the time for --due: now, +3d, -2h,\n"
+		   "                       2026-12-07T10:00:00Z (UTC) or @EPOCHSECONDS\n"
 		   "  -h, --help           show this help\n");
 }
 

@@ -68,7 +68,8 @@ static int parse_options(const char *sub, void (*usage)(FILE *), int argc, char 
 		switch (opt) {
 		case 'a':
 			if (kosctl_parse_time(optarg, at) != KOS_OK) {
-				kosctl_err("trust %s: bad time '%s' (now, +3d, -2h, @EPOCHSECONDS)",
+				kosctl_err("trust %s: bad time '%s' (now, +3d, -2h, "
+					   "2026-12-07T10:00:00Z, @EPOCHSECONDS)",
 					   sub, optarg);
 				return usage_hint(sub);
 			}
@@ -163,7 +164,8 @@ static void show_usage(FILE *f)
 		   "last activity (UTC), counters, whether it is flagged anomalous, and the\n"
 		   "ceiling its last penalty set on the score (it rises back to 100 with time,\n"
 		   "see kos-trust(7)). Idle scores decay toward the policy's prior; --at shows\n"
-		   "the trust at TIME: now, +7d or -2h (relative to now), or @EPOCHSECONDS.\n"
+		   "the trust at TIME: now, +7d or -2h (relative to now), an ISO 8601 UTC\n"
+		   "time such as 2026-12-07T10:00:00Z, or @EPOCHSECONDS.\n"
 		   "With a server, through kosd (scope admin:trust), except with --at, which\n"
 		   "reads the store.\n"
 		   "\n"
@@ -231,7 +233,8 @@ static void observe_usage(FILE *f)
 		   "  reputation VALUE  a reputation feed's value, 0..100\n"
 		   "\n"
 		   "options:\n"
-		   "  --at TIME   record at TIME (now, +3d, -2h, @EPOCHSECONDS) instead of now\n"
+		   "  --at TIME   record at TIME (now, +3d, -2h, 2026-12-07T10:00:00Z or\n"
+		   "              @EPOCHSECONDS) instead of now\n"
 		   "  -h, --help  show this help\n");
 }
 
@@ -397,7 +400,8 @@ static void list_usage(FILE *f)
 		   "prints. Through kosd when a server is set and --at is not given.\n"
 		   "\n"
 		   "options:\n"
-		   "  --at TIME   evaluate at TIME (now, +7d, -2h, @EPOCHSECONDS)\n"
+		   "  --at TIME   evaluate at TIME (now, +7d, -2h, 2026-12-07T10:00:00Z or\n"
+		   "              @EPOCHSECONDS)\n"
 		   "  -h, --help  show this help\n");
 }
 

@@ -5,6 +5,8 @@
 
 #include "tools/kosd/kosd.h"
 
+#include "common/internal.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -386,18 +388,21 @@ bool kosd_body_b64(struct kosd_req *r, const char *key, uint8_t **out, size_t *l
 
 json_t *kosd_b64_json(const uint8_t *data, size_t len)
 {
-	size_t cap;
+	size_t n = kos_b64_len(len);
 	char *txt;
 	json_t *j;
 
-	if (len > (size_t)INT32_MAX / 4 * 3 - 3)
+	if (n == SIZE_MAX)
 		return NULL;
-	cap = (len + 2) / 3 * 4 + 1;
-	txt = kosd_json_alloc(cap);
+	/* a DEK or share: encoded in constant time, in memory that is wiped */
+	txt = kosd_json_alloc(n + 1);
 	if (txt == NULL)
 		return NULL;
-	EVP_EncodeBlock((unsigned char *)txt, data, (int)len);
-	j = json_stringn(txt, cap - 1);
+	if (kos_b64_encode(data, len, txt, n + 1) != KOS_OK) {
+		kosd_json_release(txt);
+		return NULL;
+	}
+	j = json_stringn(txt, n);
 	kosd_json_release(txt);
 	return j;
 }

@@ -6,6 +6,8 @@
 
 #include "tools/kosd/kosd.h"
 
+#include "common/internal.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -63,8 +65,7 @@ size_t kosd_log_escape(char *out, size_t cap, const char *in, size_t len, enum k
  * field cannot forge another field within the line either. */
 void kosd_log(struct kosd *d, const char *fmt, ...)
 {
-	char raw[4096], msg[4 * sizeof(raw)], ts[32];
-	struct tm tm;
+	char raw[4096], msg[4 * sizeof(raw)], ts[KOS_TIME_LEN];
 	struct timespec now;
 	va_list ap;
 	int n;
@@ -84,8 +85,10 @@ void kosd_log(struct kosd *d, const char *fmt, ...)
 		return;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (kos_time_format((kos_usec)now.tv_sec * KOS_USEC_PER_SEC, ts, sizeof(ts)) != KOS_OK)
+		snprintf(ts, sizeof(ts), "@%lld", (long long)now.tv_sec);
+	/* milliseconds go before the Z */
+	ts[strcspn(ts, "Z")] = '\0';
 	fprintf(stderr, "%s.%03ldZ kosd[%ld]: %s\n", ts, now.tv_nsec / 1000000L, (long)getpid(),
 		msg);
 }
