@@ -193,8 +193,12 @@ int kos_b64url_is(const char *s, size_t n)
 	int bad = 0;
 	size_t i;
 
-	/* constant time too: a credential's secret is checked with it */
+	/* the length is no secret, and a shorter string must not be read past
+	 * its end; the characters are checked in constant time (a credential's
+	 * secret goes through here) */
+	if (s == NULL || strnlen(s, n + 1) != n)
+		return 0;
 	for (i = 0; i < n; i++)
 		bad |= b64_value((unsigned char)s[i], true);
-	return bad >= 0 && s[n] == '\0';
+	return bad >= 0;
 }
