@@ -1120,17 +1120,29 @@ kos_rv kos_client_health(kos_client *c, char *version, size_t version_len)
 	return rv;
 }
 
-kos_rv kos_client_keys(kos_client *c, int (*fn)(const kos_client_key *key, void *arg), void *arg)
+kos_rv kos_client_keys_find(kos_client *c, const char *name, const char *type,
+			    int (*fn)(const kos_client_key *key, void *arg), void *arg)
 {
+	char path[64 + KOS_KEY_NAME_MAX];
 	json_t *doc = NULL, *arr, *o;
+	kos_key_type kt;
 	size_t i;
 	kos_rv rv;
 
 	if (c == NULL || fn == NULL)
 		return kos_error_set(KOS_E_INVALID, "no client or no callback");
+	if (name != NULL && !kos_key_name_valid(name))
+		return kos_error_set(KOS_E_INVALID, "not a key name");
+	if (type != NULL && (rv = kos_key_type_parse(type, &kt)) != KOS_OK)
+		return rv;
+	/* key names and type names need no escaping in a query */
+	snprintf(path, sizeof(path), "/v1/keys%s%s%s%s%s", name != NULL || type != NULL ? "?" : "",
+		 name != NULL ? "name=" : "", name != NULL ? name : "",
+		 name != NULL && type != NULL ? "&type=" : type != NULL ? "type=" : "",
+		 type != NULL ? type : "");
 	rv = ensure_credential(c);
 	if (rv == KOS_OK)
-		rv = http(c, "/v1/keys", NULL, c->cred, &doc);
+		rv = http(c, path, NULL, c->cred, &doc);
 	if (rv != KOS_OK)
 		return rv;
 	arr = json_object_get(doc, "keys");
@@ -1140,16 +1152,16 @@ kos_rv kos_client_keys(kos_client *c, int (*fn)(const kos_client_key *key, void 
 	}
 	json_array_foreach(arr, i, o) {
 		kos_client_key k;
-		const char *name = json_string_value(json_object_get(o, "name"));
-		const char *type = json_string_value(json_object_get(o, "type"));
+		const char *kname = json_string_value(json_object_get(o, "name"));
+		const char *ktype = json_string_value(json_object_get(o, "type"));
 
 		memset(&k, 0, sizeof(k));
-		if (name == NULL || strlen(name) > KOS_KEY_NAME_MAX) {
+		if (kname == NULL || strlen(kname) > KOS_KEY_NAME_MAX) {
 			rv = kos_error_set(KOS_E_PARSE, "kosd's key list is malformed");
 			break;
 		}
-		snprintf(k.name, sizeof(k.name), "%s", name);
-		snprintf(k.type, sizeof(k.type), "%s", type != NULL ? type : "");
+		snprintf(k.name, sizeof(k.name), "%s", kname);
+		snprintf(k.type, sizeof(k.type), "%s", ktype != NULL ? ktype : "");
 		k.current = (uint32_t)json_integer_value(json_object_get(o, "current"));
 		k.min_version = (uint32_t)json_integer_value(json_object_get(o, "min_version"));
 		k.versions = (uint32_t)json_integer_value(json_object_get(o, "versions"));
@@ -1159,6 +1171,11 @@ kos_rv kos_client_keys(kos_client *c, int (*fn)(const kos_client_key *key, void 
 	}
 	json_decref(doc);
 	return rv;
+}
+
+kos_rv kos_client_keys(kos_client *c, int (*fn)(const kos_client_key *key, void *arg), void *arg)
+{
+	return kos_client_keys_find(c, NULL, NULL, fn, arg);
 }
 
 static kos_rv check_name(const char *name)
@@ -1450,7 +1467,11 @@ out:
 	return rv;
 }
 
-kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg, const uint8_t *data,
+/* POST /v1/keys/NAME/sign with "data" or (digest) "digest"; hash and a
+ * salt length other than KOS_SIG_SALT_DEFAULT are sent when named, so a
+ * plain kos_client_sign() asks exactly what it always did. */
+static kos_rv sign_req(kos_client *c, const char *what, const char *name, kos_sig_alg alg,
+		       const kos_hash *hash, int salt_len, bool digest, const uint8_t *in,
 		       size_t len, uint8_t **sig, size_t *sig_len)
 {
 	char path[32 + KOS_KEY_NAME_MAX];
@@ -1460,19 +1481,33 @@ kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg, const u
 	size_t slen = 0;
 	kos_rv rv;
 
-	if (c == NULL || sig == NULL || sig_len == NULL || (data == NULL && len > 0))
-		return kos_error_set(KOS_E_INVALID, "kos_client_sign: bad arguments");
+	if (c == NULL || sig == NULL || sig_len == NULL || (in == NULL && len > 0))
+		return kos_error_set(KOS_E_INVALID, "%s: bad arguments", what);
 	*sig = NULL;
 	*sig_len = 0;
 	if ((rv = check_name(name)) != KOS_OK)
 		return rv;
+	if ((unsigned)alg >= KOS_SIG_ALG_COUNT)
+		return kos_error_set(KOS_E_INVALID, "%s: unknown signature algorithm %d", what,
+				     (int)alg);
+	if (hash != NULL && kos_hash_len(*hash) == 0)
+		return kos_error_set(KOS_E_INVALID, "%s: unknown hash %d", what, (int)*hash);
+	if (digest && len != kos_hash_len(*hash))
+		return kos_error_set(KOS_E_INVALID, "%s: a %s digest is %zu bytes, not %zu", what,
+				     kos_hash_name(*hash), kos_hash_len(*hash), len);
+	if (salt_len != KOS_SIG_SALT_DEFAULT && salt_len < 0)
+		return kos_error_set(KOS_E_INVALID, "%s: a negative salt length", what);
 	rv = ensure_credential(c);
 	if (rv != KOS_OK)
 		return rv;
 	body_init(&b);
-	body_b64(&b, "data", data != NULL ? data : (const uint8_t *)"", len);
+	body_b64(&b, digest ? "digest" : "data", in != NULL ? in : (const uint8_t *)"", len);
 	if (alg != KOS_SIG_DEFAULT)
 		body_str(&b, "alg", kos_sig_alg_name(alg));
+	if (hash != NULL)
+		body_str(&b, "hash", kos_hash_name(*hash));
+	if (salt_len != KOS_SIG_SALT_DEFAULT)
+		body_uint(&b, "salt_len", (uint32_t)salt_len);
 	body_close(&b);
 	if (b.err != KOS_OK) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
@@ -1492,6 +1527,29 @@ out:
 	json_decref(doc);
 	body_free(&b);
 	return rv;
+}
+
+kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg, const uint8_t *data,
+		       size_t len, uint8_t **sig, size_t *sig_len)
+{
+	return sign_req(c, "kos_client_sign", name, alg, NULL, KOS_SIG_SALT_DEFAULT, false, data,
+			len, sig, sig_len);
+}
+
+kos_rv kos_client_sign_hash(kos_client *c, const char *name, kos_sig_alg alg, kos_hash hash,
+			    int salt_len, const uint8_t *data, size_t len, uint8_t **sig,
+			    size_t *sig_len)
+{
+	return sign_req(c, "kos_client_sign_hash", name, alg, &hash, salt_len, false, data, len,
+			sig, sig_len);
+}
+
+kos_rv kos_client_sign_digest(kos_client *c, const char *name, kos_sig_alg alg, kos_hash hash,
+			      int salt_len, const uint8_t *digest, size_t len, uint8_t **sig,
+			      size_t *sig_len)
+{
+	return sign_req(c, "kos_client_sign_digest", name, alg, &hash, salt_len, true, digest,
+			len, sig, sig_len);
 }
 
 kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem)

@@ -18,7 +18,17 @@ static const char *const alg_names[] = {
     [KOS_SIG_RSA_PKCS1] = "rsa-pkcs1", [KOS_SIG_RSA_PSS] = "rsa-pss",
 };
 
+static const struct {
+	const char *name;
+	size_t len;
+} hashes[] = {
+    [KOS_HASH_SHA256] = { "sha256", 32 },
+    [KOS_HASH_SHA384] = { "sha384", 48 },
+    [KOS_HASH_SHA512] = { "sha512", 64 },
+};
+
 _Static_assert(KOS_ARRAY_SIZE(type_names) == KOS_KEY_TYPE_COUNT, "a name per key type");
+_Static_assert(KOS_ARRAY_SIZE(hashes) == KOS_HASH_COUNT, "a name per hash");
 _Static_assert(KOS_ARRAY_SIZE(alg_names) == KOS_SIG_ALG_COUNT, "a name per signature form");
 
 const char *kos_key_type_name(kos_key_type t)
@@ -63,6 +73,34 @@ kos_rv kos_sig_alg_parse(const char *s, kos_sig_alg *out)
 	return kos_error_set(KOS_E_INVALID,
 			     "unknown signature algorithm '%.32s' (default, ecdsa, ecdsa-der, "
 			     "ed25519, rsa-pkcs1, rsa-pss)",
+			     s != NULL ? s : "");
+}
+
+const char *kos_hash_name(kos_hash h)
+{
+	if ((unsigned)h < KOS_ARRAY_SIZE(hashes))
+		return hashes[h].name;
+	return "unknown";
+}
+
+size_t kos_hash_len(kos_hash h)
+{
+	if ((unsigned)h < KOS_ARRAY_SIZE(hashes))
+		return hashes[h].len;
+	return 0;
+}
+
+kos_rv kos_hash_parse(const char *s, kos_hash *out)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && i < KOS_ARRAY_SIZE(hashes); i++) {
+		if (strcmp(s, hashes[i].name) == 0) {
+			*out = (kos_hash)i;
+			return KOS_OK;
+		}
+	}
+	return kos_error_set(KOS_E_INVALID, "unknown hash '%.32s' (sha256, sha384, sha512)",
 			     s != NULL ? s : "");
 }
 

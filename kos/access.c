@@ -288,25 +288,35 @@ kos_rv kos_access_encrypt(kos_access *acc, const char *client, const char *scope
 	return rv;
 }
 
-kos_rv kos_access_sign(kos_access *acc, const char *client, const char *scope, const char *name,
-		       kos_sig_alg alg, const uint8_t *data, size_t len, kos_access_result *res)
+kos_rv kos_access_sign_with(kos_access *acc, const char *client, const char *scope,
+			    const char *name, const kos_sign_opts *opts, const uint8_t *in,
+			    size_t len, kos_access_result *res)
 {
 	kos_usec start = monotonic_usec();
 	bool go;
 	kos_rv rv;
 
-	if (acc == NULL || res == NULL)
-		return kos_error_set(KOS_E_INVALID, "no access handle or result");
+	if (acc == NULL || res == NULL || opts == NULL)
+		return kos_error_set(KOS_E_INVALID, "no access handle, options or result");
 	rv = admit(acc, client, scope, "sign", name, res, &go);
 	if (rv != KOS_OK || !go)
 		return rv;
 	/* signing happens inside the HSM for every tier that is not deny */
-	rv = kos_key_sign(acc->keys, name, alg, data, len, &res->data, &res->data_len,
-			  &res->version);
+	rv = kos_key_sign_with(acc->keys, name, opts, in, len, &res->data, &res->data_len,
+			       &res->version);
 	if (rv == KOS_OK)
 		res->delivery = KOS_DELIVER_SERVER;
 	observe_outcome(acc, client, start, rv);
 	if (rv != KOS_OK)
 		kos_access_result_clear(res);
 	return rv;
+}
+
+kos_rv kos_access_sign(kos_access *acc, const char *client, const char *scope, const char *name,
+		       kos_sig_alg alg, const uint8_t *data, size_t len, kos_access_result *res)
+{
+	kos_sign_opts opts = KOS_SIGN_OPTS_INIT;
+
+	opts.alg = alg;
+	return kos_access_sign_with(acc, client, scope, name, &opts, data, len, res);
 }

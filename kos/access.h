@@ -64,6 +64,11 @@ KOS_API kos_rv kos_access_encrypt(kos_access *acc, const char *client, const cha
 KOS_API kos_rv kos_access_sign(kos_access *acc, const char *client, const char *scope,
 			       const char *name, kos_sig_alg alg, const uint8_t *data, size_t len,
 			       kos_access_result *res);
+/* kos_access_sign() as opts says (data or a digest; kos_key_sign_with()):
+ * the same scope item, tiers and observations. */
+KOS_API kos_rv kos_access_sign_with(kos_access *acc, const char *client, const char *scope,
+				    const char *name, const kos_sign_opts *opts,
+				    const uint8_t *in, size_t len, kos_access_result *res);
 
 /* Wipes the DEK and frees data; the struct may be reused. */
 KOS_API void kos_access_result_clear(kos_access_result *res);

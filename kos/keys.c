@@ -1055,8 +1055,9 @@ static kos_rv sign_meta_get(kos_keys *keys, const char *name, struct sign_meta *
 	return KOS_OK;
 }
 
-kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, const uint8_t *data,
-		    size_t len, uint8_t **sig, size_t *sig_len, uint32_t *version_out)
+kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sign_opts *opts,
+			 const uint8_t *in, size_t len, uint8_t **sig, size_t *sig_len,
+			 uint32_t *version_out)
 {
 	struct sign_meta m;
 	kos_rv rv;
@@ -1065,19 +1066,31 @@ kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, const uin
 		return kos_error_set(KOS_E_INVALID, "no output for the signature");
 	*sig = NULL;
 	*sig_len = 0;
-	if (keys == NULL || (data == NULL && len > 0))
+	if (keys == NULL || opts == NULL || (in == NULL && len > 0))
 		return kos_error_set(KOS_E_INVALID, "no key service or no data");
-	if ((unsigned)alg >= KOS_SIG_ALG_COUNT)
-		return kos_error_set(KOS_E_INVALID, "unknown signature algorithm %d", (int)alg);
+	if ((unsigned)opts->alg >= KOS_SIG_ALG_COUNT)
+		return kos_error_set(KOS_E_INVALID, "unknown signature algorithm %d",
+				     (int)opts->alg);
+	if ((unsigned)opts->hash >= KOS_HASH_COUNT)
+		return kos_error_set(KOS_E_INVALID, "unknown hash %d", (int)opts->hash);
 	rv = kos_keys_check_name(name);
 	if (rv == KOS_OK)
 		rv = sign_meta_get(keys, name, &m);
 	if (rv != KOS_OK)
 		return rv;
-	rv = kos_signer_sign(keys->hsm, m.tok, m.type, m.label, alg, data, len, sig, sig_len);
+	rv = kos_signer_sign_with(keys->hsm, m.tok, m.type, m.label, opts, in, len, sig, sig_len);
 	if (rv == KOS_OK && version_out != NULL)
 		*version_out = m.version;
 	return rv;
+}
+
+kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, const uint8_t *data,
+		    size_t len, uint8_t **sig, size_t *sig_len, uint32_t *version_out)
+{
+	kos_sign_opts opts = KOS_SIGN_OPTS_INIT;
+
+	opts.alg = alg;
+	return kos_key_sign_with(keys, name, &opts, data, len, sig, sig_len, version_out);
 }
 
 kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem)

@@ -99,6 +99,13 @@ KOS_API kos_rv kos_key_retire(kos_keys *keys, const char *name, uint32_t version
 KOS_API kos_rv kos_key_get_info(kos_keys *keys, const char *name, kos_key_info *info);
 /* In name order; stops at the first non-zero return of fn and returns it. */
 KOS_API kos_rv kos_key_list(kos_keys *keys, int (*fn)(const kos_key_info *info, void *arg), void *arg);
+/* kos_key_list() of the keys named name (NULL: any; else exact, and looked
+ * up by itself, so the cost does not grow with the number of keys) and of
+ * type (negative: any; other types are skipped before their versions are
+ * read). No key matching is not an error: fn is not called. Errors:
+ * KOS_E_INVALID (a name that is not a key name, a type outside the enum). */
+KOS_API kos_rv kos_key_list_filter(kos_keys *keys, const char *name, int type,
+				   int (*fn)(const kos_key_info *info, void *arg), void *arg);
 /* Every complete (active or retired) version of name, oldest first; stops
  * at the first non-zero return of fn and returns it. */
 KOS_API kos_rv kos_key_versions(kos_keys *keys, const char *name,
@@ -158,11 +165,36 @@ KOS_API kos_rv kos_key_share_get(kos_keys *keys, const char *share_id, kos_share
  * other held the share. */
 KOS_API kos_rv kos_key_share_read(kos_hsm *hsm, const char *share_id, kos_share *share);
 
-/* Signs len bytes with the current version of signing key name. *sig is
- * freed with kos_free(). Errors: KOS_E_INVALID (alg does not fit the type),
+/* Signs len bytes with the current version of signing key name (SHA-256
+ * for ECDSA and RSA, RSA-PSS with a 32-byte salt). *sig is freed with
+ * kos_free(). Errors: KOS_E_INVALID (alg does not fit the type),
  * KOS_E_NOTFOUND, token errors. */
 KOS_API kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, const uint8_t *data,
 			    size_t len, uint8_t **sig, size_t *sig_len, uint32_t *version_out);
+
+/* How a signature is made (kos_key_sign_with()); KOS_SIGN_OPTS_INIT is
+ * kos_key_sign()'s. With digest, the input is a digest of hash the caller
+ * computed, signed as it is (what PKCS#11's CKM_ECDSA, CKM_RSA_PKCS and
+ * CKM_RSA_PKCS_PSS take): ECDSA signs it raw, RSA PKCS#1 v1.5 signs the
+ * DigestInfo kos builds for hash around it, RSA-PSS uses MGF1 with hash.
+ * Ed25519 signs the message itself: it takes neither a digest nor a hash
+ * other than the default. */
+typedef struct kos_sign_opts {
+	kos_sig_alg alg;
+	kos_hash hash;
+	int salt_len; /* RSA-PSS only: 0..(modulus bytes - hash length - 2), or
+			 KOS_SIG_SALT_DEFAULT: the hash's length */
+	int digest;   /* 1: the input is a digest of hash; 0: data kos hashes */
+} kos_sign_opts;
+#define KOS_SIGN_OPTS_INIT { KOS_SIG_DEFAULT, KOS_HASH_SHA256, KOS_SIG_SALT_DEFAULT, 0 }
+
+/* kos_key_sign() as opts says. Errors: KOS_E_INVALID (alg does not fit the
+ * type, a digest not of the hash's length, a digest or hash for Ed25519, a
+ * salt length for another form or too long for the key), KOS_E_NOTFOUND,
+ * token errors. Thread-safe. */
+KOS_API kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sign_opts *opts,
+				 const uint8_t *in, size_t len, uint8_t **sig, size_t *sig_len,
+				 uint32_t *version_out);
 /* The public key of name at version (0: current) as PEM
  * (SubjectPublicKeyInfo); retired versions too. Free with kos_free(). */
 KOS_API kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem);

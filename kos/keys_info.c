@@ -1,4 +1,4 @@
-/* Information on keys: what kos_key_get_info(), kos_key_list(),
+/* Information on keys: what kos_key_get_info(), kos_key_list(_filter)(),
  * kos_key_versions() and kos_key_shares() report, read from the state store
  * alone (no token is asked). Part of the key service (kos/keys.c). */
 #include "config.h"
@@ -56,20 +56,35 @@ kos_rv kos_key_get_info(kos_keys *keys, const char *name, kos_key_info *info)
 	return KOS_OK;
 }
 
-kos_rv kos_key_list(kos_keys *keys, int (*fn)(const kos_key_info *info, void *arg), void *arg)
+kos_rv kos_key_list_filter(kos_keys *keys, const char *name, int type,
+			   int (*fn)(const kos_key_info *info, void *arg), void *arg)
 {
 	struct kos_store_key *all = NULL;
+	kos_key_info info;
 	size_t n = 0, i;
 	kos_rv rv;
 
 	if (keys == NULL || fn == NULL)
-		return kos_error_set(KOS_E_INVALID, "kos_key_list: no key service or no callback");
+		return kos_error_set(KOS_E_INVALID,
+				     "kos_key_list_filter: no key service or no callback");
+	if (type >= KOS_KEY_TYPE_COUNT)
+		return kos_error_set(KOS_E_INVALID, "unknown key type %d", type);
+	if (name != NULL) {
+		rv = kos_key_get_info(keys, name, &info);
+		if (rv == KOS_E_NOTFOUND)
+			return KOS_OK;
+		if (rv != KOS_OK)
+			return rv;
+		return type < 0 || info.type == (kos_key_type)type ? fn(&info, arg) : KOS_OK;
+	}
 	rv = kos_store_key_list(keys->st, &all, &n);
 	for (i = 0; rv == KOS_OK && i < n; i++) {
 		struct kos_store_version *v = NULL;
 		size_t nv = 0;
-		kos_key_info info;
 
+		/* before the versions are read: they cost a query per key */
+		if (type >= 0 && all[i].type != (kos_key_type)type)
+			continue;
 		rv = kos_store_key_versions(keys->st, all[i].name, &v, &nv);
 		if (rv == KOS_E_NOTFOUND) {
 			rv = KOS_OK; /* removed since the list was read */
@@ -83,6 +98,11 @@ kos_rv kos_key_list(kos_keys *keys, int (*fn)(const kos_key_info *info, void *ar
 	}
 	free(all);
 	return rv;
+}
+
+kos_rv kos_key_list(kos_keys *keys, int (*fn)(const kos_key_info *info, void *arg), void *arg)
+{
+	return kos_key_list_filter(keys, NULL, -1, fn, arg);
 }
 
 kos_rv kos_key_versions(kos_keys *keys, const char *name,

@@ -100,23 +100,37 @@ static kos_rv check_args(kos_hsm *hsm, size_t tok, const char *label)
 	return KOS_OK;
 }
 
-/* --- SHA-256 ---------------------------------------------------------------
+/* --- digests ---------------------------------------------------------------
  * Fetched once: EVP_sha256() would make OpenSSL 3 look the implementation up
  * again on every signature. */
 
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-static EVP_MD *sha256_md;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static EVP_MD *mds[KOS_HASH_COUNT];
+static const char *const md_names[KOS_HASH_COUNT] = {
+	[KOS_HASH_SHA256] = "SHA2-256",
+	[KOS_HASH_SHA384] = "SHA2-384",
+	[KOS_HASH_SHA512] = "SHA2-512",
+};
 
-static void sha256_init(void)
+static void md_init(void)
 {
-	sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+	size_t i;
+
+	for (i = 0; i < KOS_HASH_COUNT; i++)
+		mds[i] = EVP_MD_fetch(NULL, md_names[i], NULL);
+}
+
+/* out holds kos_hash_len(hash) bytes. */
+static bool digest_of(kos_hash hash, const void *data, size_t len, uint8_t *out)
+{
+	pthread_once(&md_once, md_init);
+	return (unsigned)hash < KOS_HASH_COUNT && mds[hash] != NULL &&
+	       EVP_Digest(data, len, out, NULL, mds[hash], NULL) == 1;
 }
 
 static bool sha256(const void *data, size_t len, uint8_t out[32])
 {
-	pthread_once(&sha256_once, sha256_init);
-	return EVP_Digest(data, len, out, NULL, sha256_md != NULL ? sha256_md : EVP_sha256(),
-			  NULL) == 1;
+	return digest_of(KOS_HASH_SHA256, data, len, out);
 }
 
 /* CKA_ID of a kos key pair: the first 16 bytes of SHA-256(label). */
@@ -807,72 +821,132 @@ static CK_RV sign_op(kos_hsm_session *s, void *arg)
 	return CKR_OK;
 }
 
-/* The mechanism alg uses on a key of kind (resolving KOS_SIG_DEFAULT); false
- * when alg does not fit. */
-static bool pick_mechanism(const struct key_kind *kind, kos_sig_alg *alg, CK_MECHANISM *mech)
-{
-	static const CK_RSA_PKCS_PSS_PARAMS pss = { CKM_SHA256, CKG_MGF1_SHA256, 32 };
+/* DER of DigestInfo up to the digest (RFC 8017 9.2 note 1), per hash. */
+static const struct {
+	CK_MECHANISM_TYPE ckm;
+	CK_RSA_PKCS_MGF_TYPE mgf;
+	uint8_t prefix[19];
+} hash_info[KOS_HASH_COUNT] = {
+	[KOS_HASH_SHA256] = { CKM_SHA256, CKG_MGF1_SHA256,
+			      { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+				0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 } },
+	[KOS_HASH_SHA384] = { CKM_SHA384, CKG_MGF1_SHA384,
+			      { 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+				0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30 } },
+	[KOS_HASH_SHA512] = { CKM_SHA512, CKG_MGF1_SHA512,
+			      { 0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+				0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40 } },
+};
 
-	memset(mech, 0, sizeof(*mech));
+/* What one signature sends to the token. */
+struct sign_plan {
+	CK_MECHANISM mech;
+	CK_RSA_PKCS_PSS_PARAMS pss;
+	uint8_t buf[sizeof(hash_info[0].prefix) + KOS_HASH_MAX_LEN]; /* digest or DigestInfo */
+};
+
+/* The mechanism o asks for on a key of kind (resolving KOS_SIG_DEFAULT in
+ * *alg); NULL when it fits, else why not (for the caller's message). Every
+ * form but Ed25519 signs a digest: kos hashes the data itself, since
+ * SoftHSM and many HSMs offer raw ECDSA only, and one path for data and
+ * digests gives both the same signatures. */
+static const char *pick_mechanism(const struct key_kind *kind, const kos_sign_opts *o,
+				  kos_sig_alg *alg, struct sign_plan *p)
+{
+	bool rsa = kind->type == KOS_KEY_RSA_2048 || kind->type == KOS_KEY_RSA_3072;
+
+	memset(&p->mech, 0, sizeof(p->mech));
+	*alg = o->alg;
 	switch (kind->type) {
 	case KOS_KEY_EC_P256:
 		if (*alg == KOS_SIG_DEFAULT)
 			*alg = KOS_SIG_ECDSA_RAW;
 		if (*alg != KOS_SIG_ECDSA_RAW && *alg != KOS_SIG_ECDSA_DER)
-			return false;
-		mech->mechanism = CKM_ECDSA;
-		return true;
+			return "does not fit";
+		p->mech.mechanism = CKM_ECDSA;
+		break;
 	case KOS_KEY_ED25519:
 		if (*alg == KOS_SIG_DEFAULT)
 			*alg = KOS_SIG_ED25519;
 		if (*alg != KOS_SIG_ED25519)
-			return false;
-		mech->mechanism = CKM_EDDSA;
-		return true;
+			return "does not fit";
+		/* a pure signature: Ed25519ph would be another algorithm */
+		if (o->digest)
+			return "signs the message itself, not a digest: give the data";
+		if (o->hash != KOS_HASH_SHA256)
+			return "signs the message itself and takes no hash";
+		p->mech.mechanism = CKM_EDDSA;
+		break;
 	default:
+		if (!rsa)
+			return "does not fit";
 		if (*alg == KOS_SIG_DEFAULT)
 			*alg = KOS_SIG_RSA_PKCS1;
 		if (*alg == KOS_SIG_RSA_PKCS1) {
-			mech->mechanism = CKM_SHA256_RSA_PKCS;
-			return true;
-		}
-		if (*alg == KOS_SIG_RSA_PSS) {
+			p->mech.mechanism = CKM_RSA_PKCS;
+		} else if (*alg == KOS_SIG_RSA_PSS) {
+			size_t hlen = kos_hash_len(o->hash);
+			size_t em = kind->sig_len; /* RFC 8017 9.1.1: emLen for these sizes */
+
+			if (o->salt_len != KOS_SIG_SALT_DEFAULT &&
+			    (o->salt_len < 0 || (size_t)o->salt_len + hlen + 2 > em))
+				return "takes a salt of at most the modulus' bytes less the hash's "
+				       "and 2";
 			/* modules only read the parameters */
-			mech->mechanism = CKM_SHA256_RSA_PKCS_PSS;
-			mech->pParameter = (void *)&pss;
-			mech->ulParameterLen = sizeof(pss);
-			return true;
+			p->pss.hashAlg = hash_info[o->hash].ckm;
+			p->pss.mgf = hash_info[o->hash].mgf;
+			p->pss.sLen = o->salt_len == KOS_SIG_SALT_DEFAULT ? hlen
+									  : (CK_ULONG)o->salt_len;
+			p->mech.mechanism = CKM_RSA_PKCS_PSS;
+			p->mech.pParameter = &p->pss;
+			p->mech.ulParameterLen = sizeof(p->pss);
+		} else {
+			return "does not fit";
 		}
-		return false;
+		break;
 	}
+	if (*alg != KOS_SIG_RSA_PSS && o->salt_len != KOS_SIG_SALT_DEFAULT)
+		return "takes no salt length (only rsa-pss does)";
+	return NULL;
 }
 
-kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
-		       kos_sig_alg alg, const uint8_t *data, size_t len, uint8_t **sig,
-		       size_t *sig_len)
+kos_rv kos_signer_sign_with(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
+			    const kos_sign_opts *opts, const uint8_t *in, size_t len,
+			    uint8_t **sig, size_t *sig_len)
 {
 	static const uint8_t empty[1];
-	uint8_t digest[32];
+	struct sign_plan plan;
+	kos_sig_alg alg;
 	struct sign_op o;
+	const char *why;
+	size_t hlen;
 	kos_rv rv;
 
-	if (sig == NULL || sig_len == NULL)
+	if (sig == NULL || sig_len == NULL || opts == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_signer_sign: bad arguments");
 	*sig = NULL;
 	*sig_len = 0;
-	if (data == NULL && len > 0)
+	if (in == NULL && len > 0)
 		return kos_error_set(KOS_E_INVALID, "kos_signer_sign: no data");
 	rv = check_args(hsm, tok, label);
 	if (rv != KOS_OK)
 		return rv;
+	if ((unsigned)opts->alg >= KOS_SIG_ALG_COUNT || (unsigned)opts->hash >= KOS_HASH_COUNT)
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "key '%s': unknown signature algorithm or hash", label);
 	o.want = kind_of(type);
 	if (o.want == NULL)
 		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
 				     "key '%s': not a signing key type (%d)", label, (int)type);
-	if (!pick_mechanism(o.want, &alg, &o.mech))
+	why = pick_mechanism(o.want, opts, &alg, &plan);
+	if (why != NULL)
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID, "key '%s': %s with a %s key %s",
+				     label, alg_name(alg), o.want->name, why);
+	hlen = kos_hash_len(opts->hash);
+	if (opts->digest && len != hlen)
 		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
-				     "key '%s': %s signatures do not fit a %s key", label,
-				     alg_name(alg), o.want->name);
+				     "key '%s': a %s digest is %zu bytes, not %zu", label,
+				     kos_hash_name(opts->hash), hlen, len);
 	if (len > KOS_SIGNER_DATA_MAX)
 		return kos_hsm_error(hsm, tok, KOS_E_RANGE,
 				     "key '%s': %zu bytes to sign; at most %u are accepted", label,
@@ -881,14 +955,21 @@ kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *
 	o.tok = tok;
 	o.label = label;
 	o.hash = cache_hash(hsm, tok, label);
-	o.in = len > 0 ? data : empty;
+	o.mech = plan.mech;
+	o.in = len > 0 ? in : empty;
 	o.in_len = len;
-	if (o.mech.mechanism == CKM_ECDSA) {
-		/* SoftHSM and many HSMs offer raw ECDSA only */
-		if (!sha256(o.in, len, digest))
-			return kos_error_set(KOS_E_CRYPTO, "SHA-256 failed");
-		o.in = digest;
-		o.in_len = sizeof(digest);
+	if (o.mech.mechanism != CKM_EDDSA) {
+		/* the digest, after a DigestInfo's prefix for PKCS#1 v1.5 */
+		size_t pre = o.mech.mechanism == CKM_RSA_PKCS ? sizeof(hash_info[0].prefix) : 0;
+
+		if (pre > 0)
+			memcpy(plan.buf, hash_info[opts->hash].prefix, pre);
+		if (opts->digest)
+			memcpy(plan.buf + pre, in, hlen);
+		else if (!digest_of(opts->hash, o.in, len, plan.buf + pre))
+			return kos_error_set(KOS_E_CRYPTO, "%s failed", kos_hash_name(opts->hash));
+		o.in = plan.buf;
+		o.in_len = pre + hlen;
 	}
 	o.sig = malloc(o.want->sig_len);
 	if (o.sig == NULL)
@@ -915,6 +996,16 @@ kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *
 	*sig = o.sig;
 	*sig_len = o.sig_len;
 	return KOS_OK;
+}
+
+kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
+		       kos_sig_alg alg, const uint8_t *data, size_t len, uint8_t **sig,
+		       size_t *sig_len)
+{
+	kos_sign_opts opts = KOS_SIGN_OPTS_INIT;
+
+	opts.alg = alg;
+	return kos_signer_sign_with(hsm, tok, type, label, &opts, data, len, sig, sig_len);
 }
 
 /* --- public key, destroy, list ------------------------------------------------- */

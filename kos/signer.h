@@ -28,19 +28,27 @@ kos_rv kos_signer_generate(kos_hsm *hsm, size_t tok, kos_key_type type, const ch
 			   uint8_t **spki, size_t *spki_len);
 
 /* Signs data with the private key labelled label; alg must fit type
- * (KOS_SIG_DEFAULT picks the type's default). ECDSA hashes with SHA-256 in
- * kos and signs the digest with CKM_ECDSA (raw r||s, converted to DER when
- * asked); Ed25519 uses CKM_EDDSA over the data; RSA uses
- * CKM_SHA256_RSA_PKCS or CKM_SHA256_RSA_PKCS_PSS. Key handles are cached per
- * token and label, so a signature costs one C_Sign (plus C_SignInit); a
- * handle is looked up again after the token's sessions were dropped or when
- * the token says it is invalid. *sig is freed with kos_free().
- * Errors: KOS_E_INVALID (alg does not fit type, or the key on the token is
- * not of type), KOS_E_NOTFOUND, KOS_E_RANGE (len > KOS_SIGNER_DATA_MAX),
- * KOS_E_INTEGRITY (two private keys with the label), token errors. */
+ * (KOS_SIG_DEFAULT picks the type's default): kos_signer_sign_with() with
+ * SHA-256 and, for RSA-PSS, a 32-byte salt. */
 kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
 		       kos_sig_alg alg, const uint8_t *data, size_t len, uint8_t **sig,
 		       size_t *sig_len);
+
+/* Signs in (data, or a digest with opts->digest; see kos_sign_opts) with
+ * the private key labelled label. ECDSA and RSA hash data in kos with
+ * opts->hash and send the token the digest: CKM_ECDSA (raw r||s, converted
+ * to DER when asked), CKM_RSA_PKCS over the DigestInfo kos builds, or
+ * CKM_RSA_PKCS_PSS with the hash, MGF1 of the hash and the salt length;
+ * Ed25519 uses CKM_EDDSA over the data. Key handles are cached per
+ * token and label, so a signature costs one C_Sign (plus C_SignInit); a
+ * handle is looked up again after the token's sessions were dropped or when
+ * the token says it is invalid. *sig is freed with kos_free().
+ * Errors: KOS_E_INVALID (alg, hash, digest length or salt length does not
+ * fit type, or the key on the token is not of type), KOS_E_NOTFOUND,
+ * KOS_E_RANGE (len > KOS_SIGNER_DATA_MAX), KOS_E_INTEGRITY (two private keys with the label), token errors. */
+kos_rv kos_signer_sign_with(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
+			    const kos_sign_opts *opts, const uint8_t *in, size_t len,
+			    uint8_t **sig, size_t *sig_len);
 
 /* Reads the public key of label from the token as DER SubjectPublicKeyInfo,
  * freed with kos_free(). Errors: KOS_E_NOTFOUND, KOS_E_INVALID (a key type

@@ -183,6 +183,32 @@ check "sign (rsa-pkcs1)" test "$status" -eq 0
 expect 0 "openssl verifies the RSA signature" \
 	openssl dgst -sha256 -verify "$t/rsa.pem" -signature "$t/rsa.sig" "$t/data"
 
+# digests signed here as kosd signs them (the same pipeline)
+openssl dgst -sha512 -binary "$t/data" > "$t/data.sha512"
+run "$K" key sign sig-rsa --alg rsa-pss --digest --hash sha512 --salt-len 64 < "$t/data.sha512"
+cp "$out" "$t/pss.sig"
+check "sign a sha512 digest (rsa-pss, salt 64)" test "$status" -eq 0
+expect 0 "openssl verifies the PSS signature of the digest" openssl pkeyutl -verify -pubin \
+	-inkey "$t/rsa.pem" -in "$t/data.sha512" -sigfile "$t/pss.sig" -pkeyopt digest:sha512 \
+	-pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:64 -pkeyopt rsa_mgf1_md:sha512
+expect 1 "the salt length is checked" openssl pkeyutl -verify -pubin -inkey "$t/rsa.pem" \
+	-in "$t/data.sha512" -sigfile "$t/pss.sig" -pkeyopt digest:sha512 \
+	-pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 -pkeyopt rsa_mgf1_md:sha512
+run "$K" key sign sig-ec --alg ecdsa-der --hash sha384 < "$t/data"
+cp "$out" "$t/ec384.sig"
+expect 0 "openssl verifies P-256 over the data by sha384" \
+	openssl dgst -sha384 -verify "$t/ec.pem" -signature "$t/ec384.sig" "$t/data"
+expect 1 "a digest of the wrong length" "$K" key sign sig-ec --digest < "$t/data.sha512"
+expect 1 "Ed25519 takes no digest" "$K" key sign sig-ed --digest --hash sha512 < "$t/data.sha512"
+grep_err "not a digest" "Ed25519: the reason is named"
+expect 0 "key list --name" "$K" key list --name sig-rsa
+check "lists sig-rsa alone" test "$(grep -c -v '^NAME ' "$out")" -eq 1
+expect 0 "key list --type ed25519" "$K" key list --type ed25519
+check "lists the Ed25519 key alone" test "$(grep -c -v '^NAME ' "$out")" -eq 1 -a \
+	"$(sed -n '2s/ .*//p' "$out")" = sig-ed
+expect 0 "key list --name of no key" "$K" key list --name nosuch
+check "lists nothing" test "$(grep -c -v '^NAME ' "$out")" -eq 0
+
 expect 0 "rotate the P-256 key" "$K" key rotate sig-ec
 expect 0 "retire its version 1" "$K" key retire sig-ec --version 1
 run "$K" key pubkey sig-ec --version 1

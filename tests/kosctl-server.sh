@@ -102,6 +102,72 @@ cp "$out" "$kos_tmp/sig.pem"
 grep_out "BEGIN PUBLIC KEY" "the public key is PEM"
 expect 0 "openssl verifies kosd's signature" openssl dgst -sha256 -verify "$kos_tmp/sig.pem" \
 	-signature "$kos_tmp/rel.sig" "$kos_tmp/rel"
+
+# --- digests and hashes through kosd, checked by the openssl CLI ---
+expect 0 "an RSA key through kosd" ks admin key create rsig --type rsa-2048
+expect 0 "an Ed25519 key through kosd" ks admin key create esig --type ed25519
+expect 0 "the RSA public key" ks admin key pubkey rsig
+cp "$out" "$kos_tmp/rsig.pem"
+for h in sha256 sha384 sha512; do
+	openssl dgst "-$h" -binary "$kos_tmp/rel" > "$kos_tmp/rel.$h"
+	run ks hi key sign sig --digest --hash "$h" --alg ecdsa-der < "$kos_tmp/rel.$h"
+	check "sign a $h digest with P-256" test "$status" -eq 0
+	cp "$out" "$kos_tmp/d.sig"
+	expect 0 "openssl verifies the P-256 signature of the $h digest" openssl pkeyutl -verify \
+		-pubin -inkey "$kos_tmp/sig.pem" -in "$kos_tmp/rel.$h" -sigfile "$kos_tmp/d.sig"
+	run ks admin key sign rsig --digest --hash "$h" < "$kos_tmp/rel.$h"
+	cp "$out" "$kos_tmp/d.sig"
+	expect 0 "openssl verifies the PKCS#1 v1.5 signature of the $h digest" openssl pkeyutl \
+		-verify -pubin -inkey "$kos_tmp/rsig.pem" -in "$kos_tmp/rel.$h" \
+		-sigfile "$kos_tmp/d.sig" -pkeyopt "digest:$h"
+	for salt in 32 64; do
+		run ks admin key sign rsig --alg rsa-pss --digest --hash "$h" --salt-len "$salt" \
+			< "$kos_tmp/rel.$h"
+		cp "$out" "$kos_tmp/d.sig"
+		expect 0 "openssl verifies the PSS signature of the $h digest, salt $salt" \
+			openssl pkeyutl -verify -pubin -inkey "$kos_tmp/rsig.pem" \
+			-in "$kos_tmp/rel.$h" -sigfile "$kos_tmp/d.sig" -pkeyopt "digest:$h" \
+			-pkeyopt rsa_padding_mode:pss -pkeyopt "rsa_pss_saltlen:$salt" \
+			-pkeyopt "rsa_mgf1_md:$h"
+	done
+	run ks admin key sign rsig --alg rsa-pss --hash "$h" < "$kos_tmp/rel"
+	cp "$out" "$kos_tmp/d.sig"
+	expect 0 "openssl verifies PSS over the data by $h (salt: the hash's length)" \
+		openssl dgst "-$h" -verify "$kos_tmp/rsig.pem" -sigopt rsa_padding_mode:pss \
+		-sigopt rsa_pss_saltlen:digest -signature "$kos_tmp/d.sig" "$kos_tmp/rel"
+done
+run ks hi key sign sig --digest --hash sha512 < "$kos_tmp/rel.sha384"
+check "a digest of the wrong length is refused" test "$status" -eq 1
+grep_err "a sha512 digest is 64 bytes" "the lengths are named"
+expect 2 "an unknown hash" ks hi key sign sig --digest --hash md5
+run ks admin key sign esig --digest < "$kos_tmp/rel.sha256"
+check "Ed25519 refuses a digest" test "$status" -eq 1
+grep_err "signs the message itself, not a digest" "Ed25519: the reason is named"
+run ks narrow key sign sig --digest < "$kos_tmp/rel.sha256"
+check "a digest out of scope is refused" test "$status" -eq 1
+grep_err "(out_of_scope)" "digest: out of scope"
+api POST /v1/keys/sig/sign "$(cat "$kos_tmp/hi.cred")" '{"digest":"AAAA","hash":"sha256"}'
+want 400 "kosd refuses a digest of the wrong length"
+api POST /v1/keys/sig/sign "$(cat "$kos_tmp/hi.cred")" '{"digest":"AAAA","hash":"sha1"}'
+want 400 "kosd refuses an unknown hash"
+
+# --- key listings filtered by kosd ---
+expect 0 "key list --name through kosd" ks admin key list --name rsig
+check "only rsig is listed" test "$(grep -c -v '^NAME ' "$out")" -eq 1 -a \
+	"$(sed -n '2s/ .*//p' "$out")" = rsig
+expect 0 "key list --type through kosd" ks admin key list --type ec-p256
+check "only EC keys are listed" sh -c "! grep -v -e '^NAME ' -e ' ec-p256 ' '$out'"
+grep_out "^sig " "sig is of them"
+expect 0 "key list --name of no key" ks admin key list --name nosuch
+check "lists nothing" test "$(grep -c -v '^NAME ' "$out")" -eq 0
+expect 0 "key list --name out of scope" ks narrow key list --name sig
+check "a key out of scope is not listed" test "$(grep -c -v '^NAME ' "$out")" -eq 0
+expect 2 "key list --type of no type" ks admin key list --type aes
+api GET "/v1/keys?type=aes" "$(cat "$kos_tmp/hi.cred")"
+want 400 "kosd refuses an unknown type"
+api GET "/v1/keys?name=sig&type=ec-p256" "$(cat "$kos_tmp/hi.cred")"
+want 200 "kosd lists by name and type"
+grep_out '"keys":\[{"name":"sig"' "the answer is sig's"
 expect 0 "pubkey --version through kosd" ks hi key pubkey sig --version 1
 check "the current version's public key" cmp -s "$out" "$kos_tmp/sig.pem"
 expect 2 "pubkey --version 0" ks hi key pubkey sig --version 0
@@ -130,6 +196,14 @@ grep_err "(trust_too_low)" "the reason is trust too low"
 check "and no plaintext" test ! -s "$out"
 run ks den key encrypt payments < "$kos_tmp/plain"
 check "deny cannot encrypt" test "$status" -eq 1
+run ks den key sign sig --digest --hash sha384 < "$kos_tmp/rel.sha384"
+check "deny cannot sign a digest" test "$status" -eq 1
+grep_err "(trust_too_low)" "digest: the reason is trust too low"
+run ks low key sign sig --digest --hash sha384 --alg ecdsa-der < "$kos_tmp/rel.sha384"
+check "low signs a digest inside the HSM" test "$status" -eq 0
+cp "$out" "$kos_tmp/d.sig"
+expect 0 "openssl verifies low's signature" openssl pkeyutl -verify -pubin \
+	-inkey "$kos_tmp/sig.pem" -in "$kos_tmp/rel.sha384" -sigfile "$kos_tmp/d.sig"
 
 # --- lifecycle through kosd ---
 expect 0 "key rotate through kosd" ks admin key rotate payments

@@ -36,7 +36,8 @@ check "exports beyond kos_client_* are the common API's ($(cat "$kos_tmp/extra1"
 	sh -c '! grep -v -x -e kos_strerror -e kos_last_error -e kos_free -e kos_secret_free \
 		-e kos_b64_decode -e kos_now -e kos_duration_parse -e kos_duration_format \
 		-e kos_key_type_name -e kos_key_type_parse -e kos_sig_alg_name -e kos_sig_alg_parse \
-		-e kos_key_name_valid -e kos_principal_name_valid "$1"' - "$kos_tmp/extra"
+		-e kos_key_name_valid -e kos_principal_name_valid -e kos_hash_name \
+		-e kos_hash_parse -e kos_hash_len "$1"' - "$kos_tmp/extra"
 for f in kos_shamir_combine kos_envelope_open kos_error_set kos_keys_new kos_store_open; do
 	if grep -q -x -e "$f" "$kos_tmp/exported"; then
 		fail "$f stays inside"

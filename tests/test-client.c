@@ -38,6 +38,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rsa.h>
 
 /* SoftHSM 2.6.1 leaks in C_SignInit (see tests/test-signer.c). */
 const char *__lsan_default_suppressions(void) __attribute__((visibility("default"), used));
@@ -71,6 +72,13 @@ static char front_narrow[129], main_narrow[129], front_wide[129];
 static const char *const names[] = { "hugo", "mia", "lou", "rita", "rex", "dan", "eve",
 				     "mo",   "tess" };
 static char secrets[sizeof(names) / sizeof(names[0])][KOS_CRED_SECRET_LEN + 1];
+
+/* finder reaches the bulk keys and three signing keys of each kind kos
+ * signs with; dsig signs with signer-1 while its trust falls */
+#define FINDER_SCOPE "decrypt:bulk-* sign:bulk-* sign:signer-1 sign:rsa-1 sign:ed-1"
+#define BULK_KEYS    50 /* bulk-00 .. bulk-49 */
+#define BULK_EC      5  /* of them, bulk-00 .. bulk-04 are EC P-256 keys */
+static char finder_secret[KOS_CRED_SECRET_LEN + 1], digest_secret[KOS_CRED_SECRET_LEN + 1];
 
 static const char *secret_of(const char *name)
 {
@@ -331,7 +339,20 @@ static int suite_init(void)
 	    kos_ca_new(pol, st, hsm, tr, &admin) != KOS_OK || kos_ca_init(admin, NULL) != KOS_OK ||
 	    kos_key_create(keys, "payments", KOS_KEY_DEK) != KOS_OK ||
 	    kos_key_create(keys, "other", KOS_KEY_DEK) != KOS_OK ||
-	    kos_key_create(keys, "signer-1", KOS_KEY_EC_P256) != KOS_OK)
+	    kos_key_create(keys, "signer-1", KOS_KEY_EC_P256) != KOS_OK ||
+	    kos_key_create(keys, "rsa-1", KOS_KEY_RSA_2048) != KOS_OK ||
+	    kos_key_create(keys, "ed-1", KOS_KEY_ED25519) != KOS_OK)
+		goto fail;
+	for (int i = 0; i < BULK_KEYS; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "bulk-%02d", i);
+		if (kos_key_create(keys, name, i < BULK_EC ? KOS_KEY_EC_P256 : KOS_KEY_DEK) !=
+		    KOS_OK)
+			goto fail;
+	}
+	if (kos_ca_client_add(admin, "finder", FINDER_SCOPE, finder_secret) != KOS_OK ||
+	    kos_ca_client_add(admin, "dsig", "sign:signer-1", digest_secret) != KOS_OK)
 		goto fail;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (kos_ca_client_add(admin, names[i], SCOPE, secrets[i]) != KOS_OK)
@@ -1128,6 +1149,299 @@ static void test_sign_and_pubkey(void)
 	kos_client_free(c);
 }
 
+/* --- digests and filtered listings ---------------------------------------------- */
+
+static const EVP_MD *md_of(kos_hash h)
+{
+	return h == KOS_HASH_SHA384 ? EVP_sha384() : h == KOS_HASH_SHA512 ? EVP_sha512()
+									  : EVP_sha256();
+}
+
+/* 1 when sig signs digest dg of hash under pem (EVP_PKEY_verify, as a
+ * PKCS#11 application's verifier): ECDSA (DER), PKCS#1 v1.5 (pss 0) or
+ * PSS with MGF1 of hash and a salt of exactly pss bytes. */
+static int verify_digest(const char *pem, kos_hash hash, int pss, const uint8_t *dg, size_t dlen,
+			 const uint8_t *sig, size_t sig_len)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *pk = b != NULL ? PEM_read_bio_PUBKEY(b, NULL, NULL, NULL) : NULL;
+	EVP_PKEY_CTX *ctx = pk != NULL ? EVP_PKEY_CTX_new(pk, NULL) : NULL;
+	int ok = 0;
+
+	if (ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
+	    EVP_PKEY_CTX_set_signature_md(ctx, md_of(hash)) == 1 &&
+	    (pss == 0 || (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) == 1 &&
+			  EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, pss) == 1 &&
+			  EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md_of(hash)) == 1)))
+		ok = EVP_PKEY_verify(ctx, sig, sig_len, dg, dlen) == 1;
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	BIO_free(b);
+	return ok;
+}
+
+static const uint8_t dmsg[] = "a digest of this is signed";
+
+static size_t digest_of(kos_hash h, uint8_t *out)
+{
+	unsigned int n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(EVP_Digest(dmsg, sizeof(dmsg), out, &n, md_of(h), NULL), 1);
+	return n;
+}
+
+static kos_client *finder(void)
+{
+	kos_client *c = NULL;
+	char path[700];
+
+	/* enrolled once, by the first test that needs it */
+	snprintf(path, sizeof(path), "%s/finder.cred", kos_test_tmpdir());
+	CU_ASSERT_EQUAL_FATAL(kos_client_new(sock, &c), KOS_OK);
+	if (access(path, R_OK) == 0) {
+		CU_ASSERT_EQUAL_FATAL(kos_client_set_credential_file(c, path), KOS_OK);
+	} else {
+		CU_ASSERT_EQUAL_FATAL(kos_client_enroll(c, finder_secret, path), KOS_OK);
+	}
+	return c;
+}
+
+static void test_sign_digest_verifies(void)
+{
+	static const kos_hash hashes[] = { KOS_HASH_SHA256, KOS_HASH_SHA384, KOS_HASH_SHA512 };
+	kos_client *c = finder();
+	char *ec = NULL, *rsa = NULL;
+	uint8_t dg[KOS_HASH_MAX_LEN], *sig = NULL;
+	size_t dlen, sig_len = 0, i;
+
+	CU_ASSERT_EQUAL_FATAL(kos_client_pubkey(c, "signer-1", &ec), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_pubkey(c, "rsa-1", &rsa), KOS_OK);
+	for (i = 0; i < KOS_ARRAY_SIZE(hashes); i++) {
+		kos_hash h = hashes[i];
+		static const int salts[] = { KOS_SIG_SALT_DEFAULT, 32, 64 };
+
+		dlen = digest_of(h, dg);
+		CU_ASSERT_EQUAL_FATAL(kos_client_sign_digest(c, "signer-1", KOS_SIG_ECDSA_DER, h,
+							     KOS_SIG_SALT_DEFAULT, dg, dlen, &sig,
+							     &sig_len),
+				      KOS_OK);
+		CU_ASSERT(verify_digest(ec, h, 0, dg, dlen, sig, sig_len));
+		kos_free(sig);
+		CU_ASSERT_EQUAL_FATAL(kos_client_sign_digest(c, "rsa-1", KOS_SIG_RSA_PKCS1, h,
+							     KOS_SIG_SALT_DEFAULT, dg, dlen, &sig,
+							     &sig_len),
+				      KOS_OK);
+		CU_ASSERT_EQUAL(sig_len, 256);
+		CU_ASSERT(verify_digest(rsa, h, 0, dg, dlen, sig, sig_len));
+		kos_free(sig);
+		for (size_t j = 0; j < KOS_ARRAY_SIZE(salts); j++) {
+			int want = salts[j] == KOS_SIG_SALT_DEFAULT ? (int)dlen : salts[j];
+
+			CU_ASSERT_EQUAL_FATAL(kos_client_sign_digest(c, "rsa-1", KOS_SIG_RSA_PSS, h,
+								     salts[j], dg, dlen, &sig,
+								     &sig_len),
+					      KOS_OK);
+			CU_ASSERT(verify_digest(rsa, h, want, dg, dlen, sig, sig_len));
+			CU_ASSERT(!verify_digest(rsa, h, want + 1, dg, dlen, sig, sig_len));
+			kos_free(sig);
+		}
+		/* data hashed by kosd with h: a signature of the same digest */
+		CU_ASSERT_EQUAL_FATAL(kos_client_sign_hash(c, "rsa-1", KOS_SIG_RSA_PSS, h, 32, dmsg,
+							   sizeof(dmsg), &sig, &sig_len),
+				      KOS_OK);
+		CU_ASSERT(verify_digest(rsa, h, 32, dg, dlen, sig, sig_len));
+		kos_free(sig);
+		CU_ASSERT_EQUAL_FATAL(kos_client_sign_hash(c, "signer-1", KOS_SIG_ECDSA_DER, h,
+							   KOS_SIG_SALT_DEFAULT, dmsg, sizeof(dmsg),
+							   &sig, &sig_len),
+				      KOS_OK);
+		CU_ASSERT(verify_digest(ec, h, 0, dg, dlen, sig, sig_len));
+		kos_free(sig);
+	}
+	kos_free(ec);
+	kos_free(rsa);
+	kos_client_free(c);
+}
+
+static void test_sign_digest_refusals(void)
+{
+	kos_client *c = finder(), *e = NULL;
+	uint8_t dg[KOS_HASH_MAX_LEN] = { 0 }, *sig = NULL;
+	size_t sig_len = 0;
+	char *ans = NULL, path[700];
+
+	/* a digest of another length: refused here, and by kosd */
+	CU_ASSERT_EQUAL(kos_client_sign_digest(c, "signer-1", KOS_SIG_DEFAULT, KOS_HASH_SHA384,
+					       KOS_SIG_SALT_DEFAULT, dg, 32, &sig, &sig_len),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NULL(sig);
+	CU_ASSERT_EQUAL(kos_client_call(c, "POST", "/v1/keys/signer-1/sign",
+					"{\"digest\":\"AAAA\",\"hash\":\"sha256\"}", &ans),
+			KOS_E_INVALID);
+	CU_ASSERT_STRING_EQUAL(kos_client_last_code(c), "bad_request");
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "a sha256 digest is 32 bytes, not 3"));
+	/* an unknown hash, a digest without its hash, both data and digest */
+	CU_ASSERT_EQUAL(kos_client_call(c, "POST", "/v1/keys/signer-1/sign",
+					"{\"data\":\"AAAA\",\"hash\":\"md5\"}", &ans),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "unknown hash"));
+	CU_ASSERT_EQUAL(kos_client_call(c, "POST", "/v1/keys/signer-1/sign",
+					"{\"digest\":\"AAAA\"}", &ans),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_call(c, "POST", "/v1/keys/signer-1/sign",
+					"{\"data\":\"AAAA\",\"digest\":\"AAAA\",\"hash\":\"sha256\"}",
+					&ans),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "exactly one of"));
+	CU_ASSERT_EQUAL(kos_client_sign_digest(c, "signer-1", KOS_SIG_DEFAULT, (kos_hash)9,
+					       KOS_SIG_SALT_DEFAULT, dg, 32, &sig, &sig_len),
+			KOS_E_INVALID);
+	/* Ed25519 signs messages only */
+	CU_ASSERT_EQUAL(kos_client_sign_digest(c, "ed-1", KOS_SIG_DEFAULT, KOS_HASH_SHA256,
+					       KOS_SIG_SALT_DEFAULT, dg, 32, &sig, &sig_len),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "not a digest"));
+	CU_ASSERT_EQUAL(kos_client_last_refusal(c), KOS_CLIENT_REFUSAL_INVALID);
+	CU_ASSERT_EQUAL(kos_client_sign_hash(c, "ed-1", KOS_SIG_DEFAULT, KOS_HASH_SHA512,
+					     KOS_SIG_SALT_DEFAULT, dmsg, sizeof(dmsg), &sig,
+					     &sig_len),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL_FATAL(kos_client_sign(c, "ed-1", KOS_SIG_DEFAULT, dmsg, sizeof(dmsg), &sig,
+					      &sig_len),
+			      KOS_OK);
+	kos_free(sig);
+	sig = NULL;
+	/* a salt the key cannot hold; a salt for PKCS#1 v1.5 */
+	CU_ASSERT_EQUAL(kos_client_sign_digest(c, "rsa-1", KOS_SIG_RSA_PSS, KOS_HASH_SHA256, 223,
+					       dg, 32, &sig, &sig_len),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_sign_digest(c, "rsa-1", KOS_SIG_RSA_PKCS1, KOS_HASH_SHA256, 32,
+					       dg, 32, &sig, &sig_len),
+			KOS_E_INVALID);
+	/* out of scope: eve holds sign:signer-1 only */
+	snprintf(path, sizeof(path), "%s/eve.cred", kos_test_tmpdir());
+	CU_ASSERT_EQUAL_FATAL(kos_client_new(sock, &e), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_set_credential_file(e, path), KOS_OK);
+	CU_ASSERT_EQUAL(kos_client_sign_digest(e, "rsa-1", KOS_SIG_DEFAULT, KOS_HASH_SHA256,
+					       KOS_SIG_SALT_DEFAULT, dg, 32, &sig, &sig_len),
+			KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(e), KOS_CLIENT_REFUSAL_OUT_OF_SCOPE);
+	CU_ASSERT_PTR_NULL(sig);
+	kos_client_free(e);
+	kos_client_free(c);
+}
+
+static void test_sign_digest_follows_the_tier(void)
+{
+	kos_client *c = NULL;
+	uint8_t dg[32] = { 1 }, *sig = NULL;
+	size_t sig_len = 0;
+
+	/* low signs, as data signing does (inside the HSM); deny does not */
+	CU_ASSERT_EQUAL_FATAL(kos_client_new(sock, &c), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_enroll(c, digest_secret, NULL), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(integrity_failures("dsig", 2), KOS_OK);
+	CU_ASSERT_EQUAL(tier_of("dsig"), KOS_TIER_LOW);
+	CU_ASSERT_EQUAL(kos_client_sign_digest(c, "signer-1", KOS_SIG_DEFAULT, KOS_HASH_SHA256,
+					       KOS_SIG_SALT_DEFAULT, dg, 32, &sig, &sig_len),
+			KOS_OK);
+	kos_free(sig);
+	sig = NULL;
+	CU_ASSERT_EQUAL_FATAL(integrity_failures("dsig", 1), KOS_OK);
+	CU_ASSERT_EQUAL(tier_of("dsig"), KOS_TIER_DENY);
+	CU_ASSERT_EQUAL(kos_client_sign_digest(c, "signer-1", KOS_SIG_DEFAULT, KOS_HASH_SHA256,
+					       KOS_SIG_SALT_DEFAULT, dg, 32, &sig, &sig_len),
+			KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(c), KOS_CLIENT_REFUSAL_TRUST_TOO_LOW);
+	CU_ASSERT_PTR_NULL(sig);
+	kos_client_free(c);
+}
+
+struct found {
+	unsigned n;
+	unsigned bulk, dek, other_type;
+	char last[KOS_KEY_NAME_MAX + 1];
+	const char *type; /* when set: every key must be of it */
+};
+
+static int found_one(const kos_client_key *k, void *arg)
+{
+	struct found *f = arg;
+
+	f->n++;
+	if (strncmp(k->name, "bulk-", 5) == 0)
+		f->bulk++;
+	if (strcmp(k->type, "dek") == 0)
+		f->dek++;
+	if (f->type != NULL && strcmp(k->type, f->type) != 0)
+		f->other_type++;
+	snprintf(f->last, sizeof(f->last), "%s", k->name);
+	return 0;
+}
+
+static void test_keys_find_filters_in_kosd(void)
+{
+	kos_client *c = finder();
+	struct found f;
+	kos_client_stats before, after;
+	char *ans = NULL;
+
+	/* everything finder's scope reaches: the bulk keys and its three
+	 * signing keys, not payments or other */
+	memset(&f, 0, sizeof(f));
+	CU_ASSERT_EQUAL_FATAL(kos_client_keys(c, found_one, &f), KOS_OK);
+	CU_ASSERT_EQUAL(f.n, BULK_KEYS + 3);
+	CU_ASSERT_EQUAL(f.bulk, BULK_KEYS);
+	/* one name: exactly that key, in one request */
+	memset(&f, 0, sizeof(f));
+	kos_client_get_stats(c, &before);
+	CU_ASSERT_EQUAL_FATAL(kos_client_keys_find(c, "bulk-37", NULL, found_one, &f), KOS_OK);
+	kos_client_get_stats(c, &after);
+	CU_ASSERT_EQUAL(after.requests - before.requests, 1);
+	CU_ASSERT_EQUAL(f.n, 1);
+	CU_ASSERT_STRING_EQUAL(f.last, "bulk-37");
+	/* a type: only keys of it */
+	memset(&f, 0, sizeof(f));
+	f.type = "ec-p256";
+	CU_ASSERT_EQUAL_FATAL(kos_client_keys_find(c, NULL, "ec-p256", found_one, &f), KOS_OK);
+	CU_ASSERT_EQUAL(f.n, BULK_EC + 1); /* and signer-1 */
+	CU_ASSERT_EQUAL(f.other_type, 0);
+	memset(&f, 0, sizeof(f));
+	f.type = "dek";
+	CU_ASSERT_EQUAL_FATAL(kos_client_keys_find(c, NULL, "dek", found_one, &f), KOS_OK);
+	CU_ASSERT_EQUAL(f.n, BULK_KEYS - BULK_EC);
+	CU_ASSERT_EQUAL(f.other_type, 0);
+	/* both: the key when it is of the type, else nothing */
+	memset(&f, 0, sizeof(f));
+	CU_ASSERT_EQUAL(kos_client_keys_find(c, "rsa-1", "rsa-2048", found_one, &f), KOS_OK);
+	CU_ASSERT_EQUAL(f.n, 1);
+	memset(&f, 0, sizeof(f));
+	CU_ASSERT_EQUAL(kos_client_keys_find(c, "rsa-1", "dek", found_one, &f), KOS_OK);
+	CU_ASSERT_EQUAL(f.n, 0);
+	/* an unknown name is an empty list, not an error */
+	memset(&f, 0, sizeof(f));
+	CU_ASSERT_EQUAL(kos_client_keys_find(c, "no-such-key", NULL, found_one, &f), KOS_OK);
+	CU_ASSERT_EQUAL(f.n, 0);
+	/* a key out of scope never appears, by name or by type */
+	memset(&f, 0, sizeof(f));
+	CU_ASSERT_EQUAL(kos_client_keys_find(c, "payments", NULL, found_one, &f), KOS_OK);
+	CU_ASSERT_EQUAL(f.n, 0);
+	memset(&f, 0, sizeof(f));
+	CU_ASSERT_EQUAL(kos_client_keys_find(c, NULL, "dek", found_one, &f), KOS_OK);
+	CU_ASSERT_EQUAL(f.n, BULK_KEYS - BULK_EC);
+	CU_ASSERT_STRING_NOT_EQUAL(f.last, "payments");
+	CU_ASSERT_STRING_NOT_EQUAL(f.last, "other");
+	/* bad filters: refused here, and by kosd */
+	CU_ASSERT_EQUAL(kos_client_keys_find(c, "a/b", NULL, found_one, &f), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_keys_find(c, NULL, "aes", found_one, &f), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_call(c, "GET", "/v1/keys?type=aes", NULL, &ans), KOS_E_INVALID);
+	CU_ASSERT_STRING_EQUAL(kos_client_last_code(c), "bad_request");
+	CU_ASSERT_EQUAL(kos_client_call(c, "GET", "/v1/keys?name=.x", NULL, &ans), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_call(c, "GET", "/v1/keys?nmae=bulk-1", NULL, &ans),
+			KOS_E_INVALID);
+	kos_client_free(c);
+}
+
 /* A server on a Unix socket that answers one request 200 with answer, run
  * in a thread; stands for a kosd whose answers are not what kosd sends. */
 struct fake_kosd {
@@ -1255,6 +1569,10 @@ int main(void)
 		KOS_TEST(test_revoked_credential),
 		KOS_TEST(test_refusals),
 		KOS_TEST(test_sign_and_pubkey),
+		KOS_TEST(test_sign_digest_verifies),
+		KOS_TEST(test_sign_digest_refusals),
+		KOS_TEST(test_sign_digest_follows_the_tier),
+		KOS_TEST(test_keys_find_filters_in_kosd),
 		KOS_TEST(test_answers_canonical_base64),
 	};
 

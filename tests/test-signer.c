@@ -4,6 +4,7 @@
  * and the private-key handle cache. */
 #include "config.h"
 
+#include "common/jws.h"
 #include "kos/hsm.h"
 #include "kos/internal.h"
 #include "kos/signer.h"
@@ -394,6 +395,229 @@ static void test_sign_empty_message(void)
 	CU_ASSERT_EQUAL(verify(&k, KOS_SIG_ED25519, (const uint8_t *)"", 0, sig, len), 1);
 	kos_free(sig);
 	spki_clear(&k);
+}
+
+/* --- digests and hashes --------------------------------------------------------- */
+
+static const EVP_MD *md_of(kos_hash h)
+{
+	return h == KOS_HASH_SHA384 ? EVP_sha384() : h == KOS_HASH_SHA512 ? EVP_sha512()
+									  : EVP_sha256();
+}
+
+/* 1 when sig (DER for ECDSA) signs digest dg of hash under k, checked with
+ * EVP_PKEY_verify as a PKCS#11 application's verifier does: PKCS#1 v1.5
+ * with hash's DigestInfo, or PSS with MGF1 of hash and exactly salt bytes. */
+static int verify_digest(const struct spki *k, kos_sig_alg alg, kos_hash hash, int salt,
+			 const uint8_t *dg, size_t dlen, const uint8_t *sig, size_t sig_len)
+{
+	const unsigned char *p = k->der;
+	EVP_PKEY *pkey = d2i_PUBKEY(NULL, &p, (long)k->len);
+	EVP_PKEY_CTX *ctx = pkey != NULL ? EVP_PKEY_CTX_new(pkey, NULL) : NULL;
+	int ok = -1;
+
+	if (ctx == NULL || EVP_PKEY_verify_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, md_of(hash)) != 1)
+		goto out;
+	if (alg == KOS_SIG_RSA_PKCS1 && EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1)
+		goto out;
+	if (alg == KOS_SIG_RSA_PSS &&
+	    (EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+	     EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, salt) != 1 ||
+	     EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md_of(hash)) != 1))
+		goto out;
+	ok = EVP_PKEY_verify(ctx, sig, sig_len, dg, dlen) == 1;
+out:
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pkey);
+	CU_ASSERT_FATAL(ok >= 0);
+	return ok;
+}
+
+static void digest_msg(kos_hash h, uint8_t *out, size_t *len)
+{
+	unsigned int n = 0;
+
+	CU_ASSERT_EQUAL_FATAL(EVP_Digest(msg, sizeof(msg), out, &n, md_of(h), NULL), 1);
+	*len = n;
+	CU_ASSERT_EQUAL_FATAL(*len, kos_hash_len(h));
+}
+
+static kos_rv sign_opts(kos_key_type type, const char *label, kos_sig_alg alg, kos_hash hash,
+			int salt, int digest, const uint8_t *in, size_t len, uint8_t **sig,
+			size_t *sig_len)
+{
+	kos_sign_opts o = { alg, hash, salt, digest };
+
+	return kos_signer_sign_with(hsm, tok, type, label, &o, in, len, sig, sig_len);
+}
+
+/* A digest given and the same data hashed by kos both give signatures of
+ * the digest; a changed digest, or PSS checked with another salt length,
+ * does not verify. */
+static void check_digest(const struct spki *k, kos_key_type type, const char *label,
+			 kos_sig_alg alg, kos_hash hash, int salt)
+{
+	int vsalt = salt == KOS_SIG_SALT_DEFAULT ? (int)kos_hash_len(hash) : salt;
+	uint8_t dg[KOS_HASH_MAX_LEN], *sig = NULL, *der = NULL;
+	size_t dlen = 0, sig_len = 0, der_len = 0;
+	int digest;
+
+	digest_msg(hash, dg, &dlen);
+	for (digest = 0; digest <= 1; digest++) {
+		kos_rv rv = sign_opts(type, label, alg, hash, salt, digest, digest ? dg : msg,
+				      digest ? dlen : sizeof(msg), &sig, &sig_len);
+
+		if (rv != KOS_OK)
+			fprintf(stderr, "sign %s: %s\n", label, kos_last_error());
+		CU_ASSERT_EQUAL_FATAL(rv, KOS_OK);
+		if (alg == KOS_SIG_ECDSA_RAW) {
+			CU_ASSERT_EQUAL_FATAL(sig_len, 64);
+			CU_ASSERT_EQUAL_FATAL(kos_ecdsa_raw_to_der(sig, sig_len, &der, &der_len),
+					      KOS_OK);
+			kos_free(sig);
+			sig = der;
+			sig_len = der_len;
+		}
+		CU_ASSERT_EQUAL(verify_digest(k, alg, hash, vsalt, dg, dlen, sig, sig_len), 1);
+		dg[0] ^= 0x01;
+		CU_ASSERT_EQUAL(verify_digest(k, alg, hash, vsalt, dg, dlen, sig, sig_len), 0);
+		dg[0] ^= 0x01;
+		if (alg == KOS_SIG_RSA_PSS)
+			CU_ASSERT_EQUAL(verify_digest(k, alg, hash, vsalt + 1, dg, dlen, sig,
+						      sig_len),
+					0);
+		kos_free(sig);
+		sig = NULL;
+	}
+}
+
+static const kos_hash all_hashes[] = { KOS_HASH_SHA256, KOS_HASH_SHA384, KOS_HASH_SHA512 };
+
+static void test_p256_signs_digests(void)
+{
+	struct spki k = { 0 };
+	size_t i;
+
+	CU_ASSERT_EQUAL_FATAL(kos_signer_pubkey(hsm, tok, "kos-sign:p256:1", &k.der, &k.len),
+			      KOS_OK);
+	for (i = 0; i < KOS_ARRAY_SIZE(all_hashes); i++) {
+		check_digest(&k, KOS_KEY_EC_P256, "kos-sign:p256:1", KOS_SIG_ECDSA_DER,
+			     all_hashes[i], KOS_SIG_SALT_DEFAULT);
+		check_digest(&k, KOS_KEY_EC_P256, "kos-sign:p256:1", KOS_SIG_ECDSA_RAW,
+			     all_hashes[i], KOS_SIG_SALT_DEFAULT);
+	}
+	spki_clear(&k);
+}
+
+static void test_rsa_signs_digests_pkcs1_and_pss(void)
+{
+	struct spki k = { 0 };
+	size_t i;
+
+	CU_ASSERT_EQUAL_FATAL(kos_signer_pubkey(hsm, tok, "kos-sign:rsa2048:1", &k.der, &k.len),
+			      KOS_OK);
+	for (i = 0; i < KOS_ARRAY_SIZE(all_hashes); i++) {
+		kos_hash h = all_hashes[i];
+
+		check_digest(&k, KOS_KEY_RSA_2048, "kos-sign:rsa2048:1", KOS_SIG_RSA_PKCS1, h,
+			     KOS_SIG_SALT_DEFAULT);
+		check_digest(&k, KOS_KEY_RSA_2048, "kos-sign:rsa2048:1", KOS_SIG_RSA_PSS, h,
+			     KOS_SIG_SALT_DEFAULT);
+		check_digest(&k, KOS_KEY_RSA_2048, "kos-sign:rsa2048:1", KOS_SIG_RSA_PSS, h, 32);
+		check_digest(&k, KOS_KEY_RSA_2048, "kos-sign:rsa2048:1", KOS_SIG_RSA_PSS, h, 64);
+	}
+	/* the longest salt RSA-2048 takes with SHA-512: 256 - 64 - 2 */
+	check_digest(&k, KOS_KEY_RSA_2048, "kos-sign:rsa2048:1", KOS_SIG_RSA_PSS, KOS_HASH_SHA512,
+		     190);
+	spki_clear(&k);
+	CU_ASSERT_EQUAL_FATAL(kos_signer_pubkey(hsm, tok, "kos-sign:rsa3072:1", &k.der, &k.len),
+			      KOS_OK);
+	check_digest(&k, KOS_KEY_RSA_3072, "kos-sign:rsa3072:1", KOS_SIG_RSA_PSS, KOS_HASH_SHA384,
+		     48);
+	check_digest(&k, KOS_KEY_RSA_3072, "kos-sign:rsa3072:1", KOS_SIG_RSA_PKCS1,
+		     KOS_HASH_SHA512, KOS_SIG_SALT_DEFAULT);
+	spki_clear(&k);
+}
+
+static void test_pkcs1_digest_and_data_sign_alike(void)
+{
+	uint8_t dg[KOS_HASH_MAX_LEN], *a = NULL, *b = NULL;
+	size_t dlen = 0, alen = 0, blen = 0;
+
+	/* PKCS#1 v1.5 is deterministic: the DigestInfo kos builds around a
+	 * digest is the one it builds around its own hash of the data */
+	digest_msg(KOS_HASH_SHA384, dg, &dlen);
+	CU_ASSERT_EQUAL_FATAL(sign_opts(KOS_KEY_RSA_2048, "kos-sign:rsa2048:1", KOS_SIG_RSA_PKCS1,
+					KOS_HASH_SHA384, KOS_SIG_SALT_DEFAULT, 1, dg, dlen, &a,
+					&alen),
+			      KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(sign_opts(KOS_KEY_RSA_2048, "kos-sign:rsa2048:1", KOS_SIG_RSA_PKCS1,
+					KOS_HASH_SHA384, KOS_SIG_SALT_DEFAULT, 0, msg, sizeof(msg),
+					&b, &blen),
+			      KOS_OK);
+	CU_ASSERT(alen == blen && memcmp(a, b, alen) == 0);
+	kos_free(a);
+	kos_free(b);
+	/* and a salt of 0 makes PSS deterministic */
+	CU_ASSERT_EQUAL_FATAL(sign_opts(KOS_KEY_RSA_2048, "kos-sign:rsa2048:1", KOS_SIG_RSA_PSS,
+					KOS_HASH_SHA384, 0, 1, dg, dlen, &a, &alen),
+			      KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(sign_opts(KOS_KEY_RSA_2048, "kos-sign:rsa2048:1", KOS_SIG_RSA_PSS,
+					KOS_HASH_SHA384, 0, 0, msg, sizeof(msg), &b, &blen),
+			      KOS_OK);
+	CU_ASSERT(alen == blen && memcmp(a, b, alen) == 0);
+	kos_free(a);
+	kos_free(b);
+}
+
+static void expect_refused(kos_key_type type, const char *label, kos_sig_alg alg, kos_hash hash,
+			   int salt, int digest, size_t len, const char *why)
+{
+	uint8_t in[100] = { 0 }, *sig = (uint8_t *)"untouched";
+	size_t sig_len = 9;
+
+	CU_ASSERT_EQUAL(sign_opts(type, label, alg, hash, salt, digest, in, len, &sig, &sig_len),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NULL(sig);
+	CU_ASSERT_EQUAL(sig_len, 0);
+	if (strstr(kos_last_error(), why) == NULL)
+		fprintf(stderr, "wanted '%s' in: %s\n", why, kos_last_error());
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), why));
+}
+
+static void test_digest_refusals(void)
+{
+	const char *ec = "kos-sign:p256:1", *ed = "kos-sign:ed25519:1", *rsa = "kos-sign:rsa2048:1";
+
+	/* a digest of another length than its hash's */
+	expect_refused(KOS_KEY_EC_P256, ec, KOS_SIG_DEFAULT, KOS_HASH_SHA256, KOS_SIG_SALT_DEFAULT,
+		       1, 31, "a sha256 digest is 32 bytes, not 31");
+	expect_refused(KOS_KEY_EC_P256, ec, KOS_SIG_DEFAULT, KOS_HASH_SHA384, KOS_SIG_SALT_DEFAULT,
+		       1, 32, "a sha384 digest is 48 bytes, not 32");
+	expect_refused(KOS_KEY_RSA_2048, rsa, KOS_SIG_RSA_PSS, KOS_HASH_SHA512,
+		       KOS_SIG_SALT_DEFAULT, 1, 48, "a sha512 digest is 64 bytes, not 48");
+	expect_refused(KOS_KEY_RSA_2048, rsa, KOS_SIG_RSA_PKCS1, KOS_HASH_SHA256,
+		       KOS_SIG_SALT_DEFAULT, 1, 0, "a sha256 digest is 32 bytes, not 0");
+	/* an unknown hash */
+	expect_refused(KOS_KEY_EC_P256, ec, KOS_SIG_DEFAULT, (kos_hash)7, KOS_SIG_SALT_DEFAULT, 1,
+		       32, "unknown signature algorithm or hash");
+	/* Ed25519 is pure: no digest, no other hash */
+	expect_refused(KOS_KEY_ED25519, ed, KOS_SIG_DEFAULT, KOS_HASH_SHA256, KOS_SIG_SALT_DEFAULT,
+		       1, 32, "signs the message itself, not a digest");
+	expect_refused(KOS_KEY_ED25519, ed, KOS_SIG_ED25519, KOS_HASH_SHA512, KOS_SIG_SALT_DEFAULT,
+		       0, 10, "takes no hash");
+	/* a salt length for a form without one, or one the key cannot hold */
+	expect_refused(KOS_KEY_EC_P256, ec, KOS_SIG_ECDSA_DER, KOS_HASH_SHA256, 32, 0, 10,
+		       "takes no salt length");
+	expect_refused(KOS_KEY_RSA_2048, rsa, KOS_SIG_RSA_PKCS1, KOS_HASH_SHA256, 32, 1, 32,
+		       "takes no salt length");
+	expect_refused(KOS_KEY_RSA_2048, rsa, KOS_SIG_RSA_PSS, KOS_HASH_SHA256, 223, 1, 32,
+		       "takes a salt of at most");
+	expect_refused(KOS_KEY_RSA_2048, rsa, KOS_SIG_RSA_PSS, KOS_HASH_SHA512, 191, 1, 64,
+		       "takes a salt of at most");
+	expect_refused(KOS_KEY_RSA_2048, rsa, KOS_SIG_RSA_PSS, KOS_HASH_SHA256, -2, 1, 32,
+		       "takes a salt of at most");
 }
 
 /* --- refusals ------------------------------------------------------------------- */
@@ -912,6 +1136,10 @@ int main(void)
 		KOS_TEST(test_rsa3072_generates_and_signs),
 		KOS_TEST(test_pss_signatures_are_randomised),
 		KOS_TEST(test_sign_empty_message),
+		KOS_TEST(test_p256_signs_digests),
+		KOS_TEST(test_rsa_signs_digests_pkcs1_and_pss),
+		KOS_TEST(test_pkcs1_digest_and_data_sign_alike),
+		KOS_TEST(test_digest_refusals),
 		KOS_TEST(test_wrong_alg_for_type_refused),
 		KOS_TEST(test_type_must_match_the_token_key),
 		KOS_TEST(test_generate_refuses_bad_arguments),

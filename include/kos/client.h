@@ -132,6 +132,13 @@ KOS_API kos_rv kos_client_health(kos_client *c, char *version, size_t version_le
  * non-zero return of fn stops and is returned. */
 KOS_API kos_rv kos_client_keys(kos_client *c,
 			       int (*fn)(const kos_client_key *key, void *arg), void *arg);
+/* kos_client_keys() of the keys kosd finds named name (NULL: any; else
+ * exactly) and of type (a kos_key_type_name(), NULL: any): kosd filters, so
+ * one key among thousands costs one small answer. No match calls fn never
+ * and returns KOS_OK. Errors: KOS_E_INVALID (not a key name or type), as
+ * kos_client_keys(). */
+KOS_API kos_rv kos_client_keys_find(kos_client *c, const char *name, const char *type,
+				    int (*fn)(const kos_client_key *key, void *arg), void *arg);
 
 /* Server-side encryption with the current version of DEK name; context (may
  * be NULL) is authenticated (kos-envelope(5)). *env is freed with kos_free(). */
@@ -154,6 +161,26 @@ KOS_API void kos_client_forget_keys(kos_client *c);
  * KOS_SIG_DEFAULT: the key type's default). *sig is freed with kos_free(). */
 KOS_API kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg,
 			       const uint8_t *data, size_t len, uint8_t **sig, size_t *sig_len);
+/* Signs with signing key name inside kosd's HSM as kos_client_sign(), with
+ * the data hashed by hash (ECDSA, RSA) and, for KOS_SIG_RSA_PSS, a salt of
+ * salt_len bytes (KOS_SIG_SALT_DEFAULT: the hash's length); Ed25519 takes
+ * KOS_HASH_SHA256 and the default salt only, and signs the data itself.
+ * *sig is freed with kos_free(). Errors: KOS_E_INVALID (kosd's too: a form,
+ * hash or salt that does not fit the key), kosd's refusals as
+ * kos_client_decrypt(), transport errors. */
+KOS_API kos_rv kos_client_sign_hash(kos_client *c, const char *name, kos_sig_alg alg,
+				    kos_hash hash, int salt_len, const uint8_t *data, size_t len,
+				    uint8_t **sig, size_t *sig_len);
+/* Signs a digest of hash the caller computed (len must be
+ * kos_hash_len(hash)), as PKCS#11's CKM_ECDSA, CKM_RSA_PKCS and
+ * CKM_RSA_PKCS_PSS do: ECDSA over the digest; RSA PKCS#1 v1.5 over the
+ * DigestInfo kosd builds for hash (a PKCS#11 caller that holds a DigestInfo
+ * passes its digest and the hash its prefix names); RSA-PSS with MGF1 of
+ * hash and salt_len as above. Ed25519 keys refuse a digest (KOS_E_INVALID):
+ * they sign messages only. Errors as kos_client_sign_hash(). */
+KOS_API kos_rv kos_client_sign_digest(kos_client *c, const char *name, kos_sig_alg alg,
+				      kos_hash hash, int salt_len, const uint8_t *digest,
+				      size_t len, uint8_t **sig, size_t *sig_len);
 /* The current public key of name as PEM; *pem is freed with kos_free(). */
 KOS_API kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem);
 

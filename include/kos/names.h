@@ -20,16 +20,31 @@ typedef enum kos_key_type {
 #define KOS_KEY_TYPE_COUNT 5
 
 /* Signature forms. KOS_SIG_DEFAULT: ECDSA raw r||s for P-256, Ed25519, and
- * RSA PKCS#1 v1.5 for RSA. Digests are SHA-256 (kos hashes the data). */
+ * RSA PKCS#1 v1.5 for RSA. ECDSA and RSA sign a digest (kos_hash): of the
+ * data, which kos hashes (SHA-256 unless another hash is named), or one the
+ * caller computed; Ed25519 signs the message itself. */
 typedef enum kos_sig_alg {
 	KOS_SIG_DEFAULT = 0,
 	KOS_SIG_ECDSA_RAW,    /* r||s, 64 bytes: the JWS ES256 form */
 	KOS_SIG_ECDSA_DER,    /* X9.62 DER, what OpenSSL verifies */
 	KOS_SIG_ED25519,
-	KOS_SIG_RSA_PKCS1,    /* RSASSA-PKCS1-v1_5 with SHA-256 */
-	KOS_SIG_RSA_PSS,      /* RSASSA-PSS, SHA-256, MGF1-SHA-256, 32-byte salt */
+	KOS_SIG_RSA_PKCS1,    /* RSASSA-PKCS1-v1_5: DigestInfo of the hash, built by kos */
+	KOS_SIG_RSA_PSS,      /* RSASSA-PSS, MGF1 with the same hash, salt as long as
+				 the hash unless another length is given */
 } kos_sig_alg;
 #define KOS_SIG_ALG_COUNT 6
+
+/* The hash an ECDSA or RSA signature is made over. */
+typedef enum kos_hash {
+	KOS_HASH_SHA256 = 0,
+	KOS_HASH_SHA384,
+	KOS_HASH_SHA512,
+} kos_hash;
+#define KOS_HASH_COUNT 3
+#define KOS_HASH_MAX_LEN 64 /* bytes of the longest digest */
+/* RSA-PSS salt length meaning "as long as the hash" (the length PKCS#11
+ * callers and TLS 1.3 use). */
+#define KOS_SIG_SALT_DEFAULT (-1)
 
 #define KOS_KEY_NAME_MAX 64     /* names: 1..64 of [A-Za-z0-9._-], not starting with '.' or '-' */
 #define KOS_DEK_LEN 32
@@ -44,6 +59,12 @@ KOS_API const char *kos_key_type_name(kos_key_type t);
 KOS_API kos_rv kos_key_type_parse(const char *s, kos_key_type *out);
 KOS_API const char *kos_sig_alg_name(kos_sig_alg a);
 KOS_API kos_rv kos_sig_alg_parse(const char *s, kos_sig_alg *out);
+/* "sha256", "sha384", "sha512"; "unknown" for a value outside the enum. */
+KOS_API const char *kos_hash_name(kos_hash h);
+/* KOS_E_INVALID (with the accepted names in the detail) for an unknown name. */
+KOS_API kos_rv kos_hash_parse(const char *s, kos_hash *out);
+/* The digest's length in bytes (32, 48, 64); 0 for a value outside the enum. */
+KOS_API size_t kos_hash_len(kos_hash h);
 /* 1 when name is a valid key name (KOS_KEY_NAME_MAX), else 0. */
 KOS_API int kos_key_name_valid(const char *name);
 /* 1 when name is a valid client name (KOS_PRINCIPAL_NAME_MAX), else 0. */

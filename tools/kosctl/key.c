@@ -72,9 +72,11 @@ static int bad_option(const char *what, int opt, char **argv)
 
 /* The options every key subcommand may take; each accepts a subset. */
 struct opts {
-	const char *type, *context, *alg;
+	const char *type, *context, *alg, *hash;
+	const char *filter; /* --name: the key a listing is of */
 	uint32_t version;
-	bool have_version, due, repair;
+	int salt_len;
+	bool have_version, due, repair, digest;
 	const char *name; /* the one positional argument, when taken */
 };
 
@@ -85,6 +87,10 @@ enum {
 	O_VERSION = 'V',
 	O_DUE = 'd',
 	O_REPAIR = 'r',
+	O_DIGEST = 'D',
+	O_HASH = 'H',
+	O_SALT = 's',
+	O_NAME = 'n',
 	O_HELP = 'h'
 };
 
@@ -117,6 +123,10 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	    {"version", required_argument, NULL, O_VERSION},
 	    {"due", no_argument, NULL, O_DUE},
 	    {"repair", no_argument, NULL, O_REPAIR},
+	    {"digest", no_argument, NULL, O_DIGEST},
+	    {"hash", required_argument, NULL, O_HASH},
+	    {"salt-len", required_argument, NULL, O_SALT},
+	    {"name", required_argument, NULL, O_NAME},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -135,15 +145,17 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 		mine[n++] = all[i];
 	}
 	memset(&mine[n], 0, sizeof(mine[n]));
-	/* short forms: -t -c -a -V -h; --due and --repair have none */
+	/* short forms: -t -c -a -V -H -s -n -h; --due, --repair and --digest
+	 * have none */
 	for (i = 0; allowed[i] != '\0'; i++) {
-		if (allowed[i] == O_DUE || allowed[i] == O_REPAIR)
+		if (allowed[i] == O_DUE || allowed[i] == O_REPAIR || allowed[i] == O_DIGEST)
 			continue;
 		snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts),
 			 "%c:", allowed[i]);
 	}
 	snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts), "h");
 	memset(o, 0, sizeof(*o));
+	o->salt_len = KOS_SIG_SALT_DEFAULT;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, shortopts, mine, NULL)) != -1) {
 		switch (opt) {
@@ -171,6 +183,32 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 		case O_REPAIR:
 			o->repair = true;
 			break;
+		case O_DIGEST:
+			o->digest = true;
+			break;
+		case O_HASH:
+			o->hash = optarg;
+			break;
+		case O_NAME:
+			o->filter = optarg;
+			break;
+		case O_SALT: {
+			uint32_t v;
+
+			/* 0 is a salt length (deterministic PSS), not "none" */
+			if (strcmp(optarg, "0") == 0) {
+				o->salt_len = 0;
+				break;
+			}
+			if (!parse_version(optarg, &v) || v > 4096) {
+				kosctl_err("%s: --salt-len wants a number of bytes (0 to 4096), "
+					   "not '%.40s'",
+					   what, optarg);
+				return usage_hint(group, sub);
+			}
+			o->salt_len = (int)v;
+			break;
+		}
 		case O_HELP:
 			usage(stdout);
 			return KOSCTL_OK;
@@ -280,14 +318,20 @@ static int cmd_create(struct kosctl_ctx *ctx, int argc, char **argv)
 
 static void list_usage(FILE *f)
 {
-	fprintf(f, "usage: kosctl key list\n"
+	fprintf(f, "usage: kosctl key list [--name NAME] [--type TYPE]\n"
 		   "\n"
 		   "Lists every key: name, type, current version, oldest version not retired,\n"
-		   "versions not retired, and when the current version was made. With --json\n"
-		   "(global option), a JSON array.\n"
+		   "versions not retired, and when the current version was made; through kosd,\n"
+		   "the keys the credential's scope reaches. --name and --type list only the\n"
+		   "key of that exact name and the keys of that type, filtered by kosd when a\n"
+		   "server is set (no match: an empty list). With --json (global option), a\n"
+		   "JSON array.\n"
 		   "\n"
 		   "options:\n"
-		   "  -h, --help  show this help\n");
+		   "  -n, --name NAME  only the key NAME\n"
+		   "  -t, --type TYPE  only keys of TYPE (dek, ec-p256, ed25519, rsa-2048,\n"
+		   "                   rsa-3072)\n"
+		   "  -h, --help       show this help\n");
 }
 
 static json_t *info_json(const kos_key_info *info)
@@ -343,10 +387,19 @@ static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
 	struct opts o;
 	bool remote;
 	kos_rv rv;
-	int rc = parse("key", "list", list_usage, "", 0, argc, argv, &o);
+	kos_key_type type = KOS_KEY_DEK;
+	int rc = parse("key", "list", list_usage, "nt", 0, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
+	if (o.filter != NULL && !kos_key_name_valid(o.filter)) {
+		kosctl_err("key list: invalid key name '%.80s'", o.filter);
+		return usage_hint("key", "list");
+	}
+	if (o.type != NULL && kos_key_type_parse(o.type, &type) != KOS_OK) {
+		kosctl_err("key list: %s", kos_last_error());
+		return usage_hint("key", "list");
+	}
 	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (ctx->json) {
@@ -360,9 +413,10 @@ static int cmd_list(struct kosctl_ctx *ctx, int argc, char **argv)
 		       "ROTATED");
 	}
 	if (remote)
-		rv = kos_client_keys(ctx->client, list_remote_one, arr);
+		rv = kos_client_keys_find(ctx->client, o.filter, o.type, list_remote_one, arr);
 	else
-		rv = kos_key_list(ctx->keys, list_one, arr);
+		rv = kos_key_list_filter(ctx->keys, o.filter, o.type != NULL ? (int)type : -1,
+					 list_one, arr);
 	if (rv != KOS_OK) {
 		json_decref(arr);
 		report(ctx, remote, rv, "key list");
@@ -607,7 +661,7 @@ struct data_req {
 	enum data_op op;
 	const char *what; /* "key encrypt", for messages */
 	const char *name, *context;
-	kos_sig_alg alg;
+	kos_sign_opts sign; /* DATA_SIGN */
 	const uint8_t *in;
 	size_t len;
 };
@@ -631,8 +685,13 @@ static kos_rv data_run(struct kosctl_ctx *ctx, bool remote, const struct data_re
 			return kos_client_decrypt(ctx->client, q->context, q->in, q->len, out,
 						  out_len);
 		default:
-			return kos_client_sign(ctx->client, q->name, q->alg, q->in, q->len, out,
-					       out_len);
+			if (q->sign.digest)
+				return kos_client_sign_digest(ctx->client, q->name, q->sign.alg,
+							      q->sign.hash, q->sign.salt_len,
+							      q->in, q->len, out, out_len);
+			return kos_client_sign_hash(ctx->client, q->name, q->sign.alg,
+						    q->sign.hash, q->sign.salt_len, q->in,
+						    q->len, out, out_len);
 		}
 	}
 	/* server-side, as for a client of kosd: tier deny is refused */
@@ -650,8 +709,8 @@ static kos_rv data_run(struct kosctl_ctx *ctx, bool remote, const struct data_re
 					q->in, q->len, &res);
 		break;
 	default:
-		rv = kos_access_sign(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, q->name, q->alg,
-				     q->in, q->len, &res);
+		rv = kos_access_sign_with(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, q->name,
+					  &q->sign, q->in, q->len, &res);
 		break;
 	}
 	if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
@@ -826,23 +885,30 @@ static int cmd_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 static void sign_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: kosctl key sign NAME [--alg ALG]\n"
+		"usage: kosctl key sign NAME [--alg ALG] [--hash HASH] [--digest]\n"
+		"                            [--salt-len N]\n"
 		"\n"
 		"Signs standard input (at most %u bytes) inside the signer token with the\n"
 		"current version of signing key NAME and writes the signature (binary) on\n"
-		"standard output. ECDSA and RSA sign the SHA-256 digest of the data.\n"
+		"standard output. ECDSA and RSA sign the digest of the data by HASH; with\n"
+		"--digest, standard input is that digest (binary, as long as HASH's), which\n"
+		"is signed as it is (RSA PKCS#1 v1.5: in the DigestInfo kos builds for\n"
+		"HASH). Ed25519 signs the data itself and takes no digest.\n"
 		"\n"
 		"options:\n"
-		"  -a, --alg ALG  default (ecdsa for ec-p256, ed25519, rsa-pkcs1 for RSA),\n"
-		"                 ecdsa (raw r||s, 64 bytes, as JWS ES256), ecdsa-der (what\n"
-		"                 'openssl dgst -verify' reads), ed25519, rsa-pkcs1, rsa-pss\n"
-		"  -h, --help     show this help\n",
+		"  -a, --alg ALG     default (ecdsa for ec-p256, ed25519, rsa-pkcs1 for RSA),\n"
+		"                    ecdsa (raw r||s, 64 bytes, as JWS ES256), ecdsa-der (what\n"
+		"                    'openssl dgst -verify' reads), ed25519, rsa-pkcs1, rsa-pss\n"
+		"  -H, --hash HASH   sha256 (default), sha384 or sha512\n"
+		"      --digest      standard input is a digest of HASH, not data\n"
+		"  -s, --salt-len N  rsa-pss: salt bytes (default: HASH's length)\n"
+		"  -h, --help        show this help\n",
 		SIGN_MAX);
 }
 
 static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
 {
-	kos_sig_alg alg = KOS_SIG_DEFAULT;
+	kos_sign_opts so = KOS_SIGN_OPTS_INIT;
 	unsigned char *buf = NULL;
 	uint8_t *sig = NULL;
 	size_t len = 0, cap = 0, sig_len = 0;
@@ -850,19 +916,28 @@ static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
 	struct opts o;
 	bool remote;
 	kos_rv rv;
-	int rc = parse("key", "sign", sign_usage, "a", 1, argc, argv, &o);
+	int rc = parse("key", "sign", sign_usage, "aHDs", 1, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
-	if (o.alg != NULL && kos_sig_alg_parse(o.alg, &alg) != KOS_OK) {
+	if ((o.alg != NULL && kos_sig_alg_parse(o.alg, &so.alg) != KOS_OK) ||
+	    (o.hash != NULL && kos_hash_parse(o.hash, &so.hash) != KOS_OK)) {
 		kosctl_err("key sign: %s", kos_last_error());
 		return usage_hint("key", "sign");
 	}
+	so.digest = o.digest;
+	so.salt_len = o.salt_len;
 	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
-	if (read_stdin(SIGN_MAX, &buf, &len, &cap) != KOS_OK)
+	if (read_stdin(so.digest ? KOS_HASH_MAX_LEN + 1 : SIGN_MAX, &buf, &len, &cap) != KOS_OK)
 		return KOSCTL_FAIL;
-	q = (struct data_req){ .op = DATA_SIGN, .what = "key sign", .name = o.name, .alg = alg,
+	if (so.digest && len != kos_hash_len(so.hash)) {
+		kosctl_err("key sign: a %s digest is %zu bytes; standard input held %zu",
+			   kos_hash_name(so.hash), kos_hash_len(so.hash), len);
+		kos_secret_free(buf, cap);
+		return KOSCTL_FAIL;
+	}
+	q = (struct data_req){ .op = DATA_SIGN, .what = "key sign", .name = o.name, .sign = so,
 			       .in = buf, .len = len };
 	rv = data_run(ctx, remote, &q, &sig, &sig_len, &rc);
 	kos_secret_free(buf, cap);

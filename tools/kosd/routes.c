@@ -10,8 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/queue.h>
+
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+
+/* Above any salt an RSA key of kos's takes (the key's size sets the real
+ * bound, which kos_key_sign_with() checks); caps what is read here. */
+#define SALT_LEN_MAX 4096
 
 void kosd_route_health(struct kosd_req *r)
 {
@@ -162,28 +168,84 @@ static bool admit(struct kosd_req *r, const char *action, const char *resource)
 	return kosd_admit(r, &rq, NULL);
 }
 
+/* ?name=NAME&type=TYPE of a key listing, both optional (*type -1: any);
+ * false after replying 400 to an unreadable query, a parameter of another
+ * name, or a bad value. name points into params, which the caller clears
+ * (evhttp_clear_headers) whatever this returns. */
+static bool query_filter(struct kosd_req *r, struct evkeyvalq *params, const char **name,
+			 int *type)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+	const char *q = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	const struct evkeyval *kv;
+	const char *t;
+	kos_key_type kt;
+
+	*name = NULL;
+	*type = -1;
+	TAILQ_INIT(params);
+	if (q == NULL || q[0] == '\0')
+		return true;
+	if (evhttp_parse_query_str(q, params) != 0) {
+		kosd_reply_error(r, 400, "bad_request", "unreadable query string");
+		return false;
+	}
+	/* a misspelt filter must not widen the answer to every key */
+	TAILQ_FOREACH(kv, params, next) {
+		if (strcmp(kv->key, "name") != 0 && strcmp(kv->key, "type") != 0) {
+			kosd_reply_error(r, 400, "bad_request",
+					 "a key listing filters by name and type only");
+			return false;
+		}
+	}
+	*name = evhttp_find_header(params, "name");
+	if (*name != NULL && !kos_key_name_valid(*name)) {
+		kosd_reply_error(r, 400, "bad_request", "name is not a key name");
+		return false;
+	}
+	t = evhttp_find_header(params, "type");
+	if (t != NULL) {
+		if (kos_key_type_parse(t, &kt) != KOS_OK) {
+			kosd_reply_error(r, 400, "bad_request",
+					 "type must be one of dek, ec-p256, ed25519, rsa-2048, "
+					 "rsa-3072");
+			return false;
+		}
+		*type = (int)kt;
+	}
+	return true;
+}
+
 void kosd_route_keys(struct kosd_req *r)
 {
 	struct list_arg a = { r->claims.scope, NULL, false };
+	struct evkeyvalq params;
+	const char *name;
+	int type;
 	kos_rv rv;
 
 	if (!admit(r, NULL, NULL))
 		return;
+	if (!query_filter(r, &params, &name, &type))
+		goto out;
 	a.arr = json_array();
 	if (a.arr == NULL) {
 		kosd_reply_error(r, 503, "unavailable", "out of memory");
-		return;
+		goto out;
 	}
-	rv = kos_key_list(r->d->keys, list_one, &a);
+	/* a name out of the caller's scope lists nothing, as it would unfiltered */
+	rv = kos_key_list_filter(r->d->keys, name, type, list_one, &a);
 	if (a.oom || (rv != KOS_OK && rv != 1)) {
 		json_decref(a.arr);
 		if (a.oom)
 			kosd_reply_error(r, 503, "unavailable", "out of memory");
 		else
 			kosd_reply_rv(r, rv, "keys");
-		return;
+		goto out;
 	}
 	kosd_reply_json(r, 200, json_pack("{s:o}", "keys", a.arr));
+out:
+	evhttp_clear_headers(&params);
 }
 
 /* ?version=V of the request (0 when absent: the current version); false
@@ -454,34 +516,82 @@ out:
 	kos_access_result_clear(&res);
 }
 
+/* What a sign request asks for: {"data"} or {"digest", "hash"}, and
+ * optionally "alg", "hash" for data and "salt_len" (RSA-PSS). A malformed
+ * request is refused before admission, as a bad "alg" always was. False
+ * after replying 400. */
+static bool sign_opts(struct kosd_req *r, kos_sign_opts *o, bool *named_hash)
+{
+	const char *alg_s, *hash_s;
+	bool has_data = json_object_get(r->body, "data") != NULL;
+	bool failed;
+	uint32_t salt;
+
+	o->digest = json_object_get(r->body, "digest") != NULL;
+	if (has_data == (bool)o->digest) {
+		kosd_reply_error(r, 400, "bad_request",
+				 "give exactly one of \"data\" and \"digest\"");
+		return false;
+	}
+	alg_s = kosd_body_string(r, "alg", false, &failed);
+	if (failed)
+		return false;
+	if (alg_s != NULL && kos_sig_alg_parse(alg_s, &o->alg) != KOS_OK) {
+		kosd_reply_error(r, 400, "bad_request", "unknown signature algorithm");
+		return false;
+	}
+	/* a digest is of the hash its caller names: kos cannot tell */
+	hash_s = kosd_body_string(r, "hash", o->digest, &failed);
+	if (failed)
+		return false;
+	*named_hash = hash_s != NULL;
+	if (hash_s != NULL && kos_hash_parse(hash_s, &o->hash) != KOS_OK) {
+		kosd_reply_error(r, 400, "bad_request",
+				 "unknown hash (sha256, sha384 or sha512)");
+		return false;
+	}
+	if (json_object_get(r->body, "salt_len") != NULL &&
+	    !json_is_null(json_object_get(r->body, "salt_len"))) {
+		if (!body_uint(r, "salt_len", SALT_LEN_MAX, &salt))
+			return false;
+		o->salt_len = (int)salt;
+	}
+	return true;
+}
+
 void kosd_route_sign(struct kosd_req *r)
 {
-	kos_sig_alg alg = KOS_SIG_DEFAULT;
+	kos_sign_opts opts = KOS_SIGN_OPTS_INIT;
 	kos_access_result res;
-	const char *alg_s;
-	uint8_t *data = NULL;
+	bool named_hash = false;
+	uint8_t *in = NULL;
 	size_t len = 0;
-	bool failed;
+	json_t *o;
 	kos_rv rv;
 
 	memset(&res, 0, sizeof(res));
-	alg_s = kosd_body_string(r, "alg", false, &failed);
-	if (failed)
+	if (!sign_opts(r, &opts, &named_hash))
 		goto out;
-	if (alg_s != NULL && kos_sig_alg_parse(alg_s, &alg) != KOS_OK) {
-		kosd_reply_error(r, 400, "bad_request", "unknown signature algorithm");
+	if (!kosd_body_b64(r, opts.digest ? "digest" : "data", &in, &len))
+		goto out;
+	if (opts.digest && len != kos_hash_len(opts.hash)) {
+		kosd_reply_error(r, 400, "bad_request", "a %s digest is %zu bytes, not %zu",
+				 kos_hash_name(opts.hash), kos_hash_len(opts.hash), len);
 		goto out;
 	}
-	if (!kosd_body_b64(r, "data", &data, &len))
-		goto out;
-	rv = kos_access_sign(r->d->access, r->claims.sub, r->claims.scope, r->name, alg, data, len,
-			     &res);
+	rv = kos_access_sign_with(r->d->access, r->claims.sub, r->claims.scope, r->name, &opts,
+				  in, len, &res);
 	if (!decided(r, rv, &res, "sign"))
 		goto out;
-	kosd_reply_json(r, 200,
-			json_pack("{s:o, s:s, s:I}", "signature", kosd_b64_json(res.data, res.data_len),
-				  "alg", kos_sig_alg_name(alg), "version", (json_int_t)res.version));
+	o = json_pack("{s:o, s:s, s:I}", "signature", kosd_b64_json(res.data, res.data_len), "alg",
+		      kos_sig_alg_name(opts.alg), "version", (json_int_t)res.version);
+	if (o != NULL && named_hash &&
+	    json_object_set_new(o, "hash", json_string(kos_hash_name(opts.hash))) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	kosd_reply_json(r, 200, o);
 out:
 	kos_access_result_clear(&res);
-	kos_secret_free(data, len);
+	kos_secret_free(in, len);
 }
