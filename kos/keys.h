@@ -124,6 +124,36 @@ KOS_API kos_rv kos_key_encrypt(kos_keys *keys, const char *name, const char *con
 KOS_API kos_rv kos_key_decrypt(kos_keys *keys, const char *context, const uint8_t *env,
 			       size_t env_len, uint8_t **pt, size_t *len);
 
+/* The caller's parameters of AES-256-GCM (CKM_AES_GCM's CK_GCM_PARAMS):
+ * limits KOS_GCM_* of <kos/names.h>. */
+typedef struct kos_gcm_params {
+	const uint8_t *iv;
+	size_t iv_len;
+	const uint8_t *aad; /* may be NULL with aad_len 0 */
+	size_t aad_len;
+	size_t tag_len;     /* bytes */
+} kos_gcm_params;
+
+/* AES-256-GCM with DEK name and the caller's IV, additional data and tag
+ * length; no envelope: *ct is the ciphertext with the tag appended (len +
+ * tag_len bytes, freed with kos_free()). version 0 or the current one
+ * (another is refused: old versions only decrypt); *version_out (may be
+ * NULL) receives it. The IV is the caller's to never repeat under one
+ * version. Errors: KOS_E_INVALID (parameters, sizes, a signing key, a
+ * version not current), KOS_E_NOTFOUND, rebuild errors as kos_key_dek(). */
+KOS_API kos_rv kos_key_gcm_encrypt(kos_keys *keys, const char *name, uint32_t version,
+				   const kos_gcm_params *p, const uint8_t *pt, size_t len,
+				   uint8_t **ct, size_t *ct_len, uint32_t *version_out);
+/* Opens what kos_key_gcm_encrypt() made with version (required: nothing
+ * names it otherwise); *pt is freed with kos_secret_free(*pt, *len).
+ * Errors: KOS_E_INTEGRITY (the tag does not verify: nothing is handed
+ * out), KOS_E_INVALID (parameters, a ciphertext shorter than its tag, no
+ * version), KOS_E_NOTFOUND (unknown key, version or retired), rebuild
+ * errors as kos_key_dek(). */
+KOS_API kos_rv kos_key_gcm_decrypt(kos_keys *keys, const char *name, uint32_t version,
+				   const kos_gcm_params *p, const uint8_t *ct, size_t ct_len,
+				   uint8_t **pt, size_t *len);
+
 /* The DEK of name at version (0: current) into dek, reconstructed from any
  * k reachable shares of a set and checked against the key check value; from
  * the cache when it holds it (and cached for the policy's keys.cache).
