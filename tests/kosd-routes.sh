@@ -579,6 +579,74 @@ expect 1 "the store has forgotten it" "$K" --local service show mail
 expect 1 "service show of a removed service" ks admin service show mail
 grep_err "(not_found)" "not_found is named"
 
+# --- AES-256-GCM with the caller's IV, AAD and tag length (CKM_AES_GCM) ---
+# IV 00..0b, AAD "header", plaintext "hello gcm"
+G_IV=AAECAwQFBgcICQoL G_AAD=aGVhZGVy G_PT=aGVsbG8gZ2Nt
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"tag_len\":16,\"plaintext\":\"$G_PT\"}"
+want 200 "gcm/encrypt with encrypt:payments"
+grep_out '"version":1' "gcm/encrypt names the version"
+g_ct=$(field ciphertext)
+check "the ciphertext carries the 16-byte tag" \
+	test "$(printf %s "$g_ct" | base64 -d | wc -c)" -eq 25
+api POST /v1/keys/payments/gcm/decrypt "$USR" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"tag_len\":16,\"ciphertext\":\"$g_ct\",\"version\":1}"
+want 200 "gcm/decrypt with decrypt:payments"
+check "gcm/decrypt gives the plaintext back" test "$(field plaintext)" = "$G_PT"
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"tag_len\":12,\"plaintext\":\"$G_PT\"}"
+want 200 "gcm/encrypt with a 12-byte tag"
+check "the 12-byte tag is the 16-byte tag's start" \
+	test "$(field ciphertext | base64 -d | od -An -tx1 | tr -d ' \n')" = \
+	"$(printf %s "$g_ct" | base64 -d | head -c 21 | od -An -tx1 | tr -d ' \n')"
+api POST /v1/keys/payments/gcm/encrypt "$USR" \
+	"{\"iv\":\"$G_IV\",\"plaintext\":\"$G_PT\"}"
+want 403 "gcm/encrypt with decrypt:payments only"
+grep_out '"error":"out_of_scope"' "gcm/encrypt: out_of_scope"
+api POST /v1/keys/payments/gcm/decrypt "$USR" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"ciphertext\":\"$g_ct\"}"
+want 400 "gcm/decrypt without the version"
+grep_out '"version\\" is required' "the version is named as missing"
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"AAECAwQFBgcICQoLDA0ODw==\",\"plaintext\":\"$G_PT\"}"
+want 400 "gcm/encrypt with a 16-byte IV"
+grep_out 'IV must be 12 bytes' "the IV length is named"
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"tag_len\":8,\"plaintext\":\"$G_PT\"}"
+want 400 "gcm/encrypt with an 8-byte tag"
+grep_out 'tag length must be 12 to 16 bytes' "the tag length is named"
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"plaintext\":\"$G_PT\",\"version\":2}"
+want 400 "gcm/encrypt naming a version that is not current"
+api POST /v1/keys/sig/gcm/encrypt "$ADM" "{\"iv\":\"$G_IV\",\"plaintext\":\"$G_PT\"}"
+want 400 "gcm/encrypt with a signing key"
+api POST /v1/keys/nokey/gcm/encrypt "$ADM" "{\"iv\":\"$G_IV\",\"plaintext\":\"$G_PT\"}"
+want 404 "gcm/encrypt with no such key"
+api GET /v1/keys/payments/gcm/encrypt "$ADM"
+want 405 "GET gcm/encrypt"
+# kosctl --server: the same bytes as the route; a wrong AAD writes nothing
+printf 'hello gcm' > "$kos_tmp/g.pt"
+expect 0 "key gcm-encrypt through kosd" ks admin key gcm-encrypt payments \
+	--iv 000102030405060708090a0b --aad 686561646572 < "$kos_tmp/g.pt"
+check "it wrote what the route did" \
+	sh -c "printf %s '$g_ct' | base64 -d | cmp -s - '$out'"
+grep_err "version 1" "gcm-encrypt names the version"
+cp "$out" "$kos_tmp/g.ct"
+expect 0 "key gcm-decrypt through kosd" ks user key gcm-decrypt payments --version 1 \
+	--iv 000102030405060708090a0b --aad 686561646572 < "$kos_tmp/g.ct"
+check "it gives the plaintext back" cmp -s "$out" "$kos_tmp/g.pt"
+expect 1 "key gcm-decrypt with a wrong AAD" ks user key gcm-decrypt payments --version 1 \
+	--iv 000102030405060708090a0b --aad 686561646573 < "$kos_tmp/g.ct"
+grep_err "does not verify" "a wrong AAD: the tag does not verify"
+check "a wrong AAD writes nothing" test ! -s "$out"
+# last: a tampered ciphertext is the caller's integrity failure
+g_bad=$(printf %s "$g_ct" | base64 -d | head -c 24 | base64)
+api POST /v1/keys/payments/gcm/decrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"tag_len\":16,\"ciphertext\":\"$g_bad\",\"version\":1}"
+want 422 "gcm/decrypt with a cut tag"
+grep_out '"error":"integrity"' "a cut tag: integrity"
+check "a cut tag gives no plaintext" sh -c "! grep -q plaintext '$out'"
+
 kill -TERM "$kpid"
 wait "$kpid" || true
 kpid=""

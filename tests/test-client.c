@@ -69,7 +69,7 @@ static char front_narrow[129], main_narrow[129], front_wide[129];
 
 /* enrollment secrets, by client */
 static const char *const names[] = { "hugo", "mia", "lou", "rita", "rex", "dan", "eve",
-				     "mo",   "tess" };
+				     "mo",   "tess", "gus",  "meg", "lin", "gil" };
 static char secrets[sizeof(names) / sizeof(names[0])][KOS_CRED_SECRET_LEN + 1];
 
 static const char *secret_of(const char *name)
@@ -343,7 +343,11 @@ static int suite_init(void)
 			      NULL) != KOS_OK ||
 	    integrity_failures("mia", 1) != KOS_OK || integrity_failures("rita", 1) != KOS_OK ||
 	    integrity_failures("mo", 1) != KOS_OK || integrity_failures("tess", 1) != KOS_OK ||
-	    integrity_failures("lou", 2) != KOS_OK)
+	    integrity_failures("lou", 2) != KOS_OK ||
+	    kos_trust_observe(tr, "gus", &(kos_observation){ .event = KOS_EVENT_SUCCESS },
+			      NULL) != KOS_OK ||
+	    integrity_failures("meg", 1) != KOS_OK || integrity_failures("lin", 2) != KOS_OK ||
+	    integrity_failures("gil", 2) != KOS_OK)
 		goto fail;
 	if (kos_key_shares(keys, "payments", 1, pick_shares, NULL) != KOS_OK ||
 	    front_token[0] == '\0' ||
@@ -1193,6 +1197,173 @@ static void fake_stop(struct fake_kosd *f)
 
 /* base64 in kosd's answers is taken in its canonical form only: padding
  * only at the end, the unused bits zero, whole quanta */
+/* The DEK of payments version 1 as a high-tier client receives it, for
+ * OpenSSL alone to use. */
+static void dek_of_payments(kos_client *c, uint8_t dek[KOS_DEK_LEN])
+{
+	char *ans = NULL;
+	json_t *doc;
+	const char *b64;
+	size_t n = KOS_DEK_LEN;
+
+	CU_ASSERT_EQUAL_FATAL(kos_client_call(c, "POST", "/v1/keys/payments/request",
+					      "{\"version\": 1}", &ans),
+			      KOS_OK);
+	doc = json_loads(ans, 0, NULL);
+	b64 = json_string_value(json_object_get(doc, "dek"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b64);
+	CU_ASSERT_EQUAL(kos_b64_decode(b64, strlen(b64), dek, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, KOS_DEK_LEN);
+	json_decref(doc);
+	kos_secret_free(ans, strlen(ans));
+}
+
+static int raw_gcm(int enc, const uint8_t *key, const kos_client_gcm *p, const uint8_t *in,
+		   size_t len, uint8_t *out)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int n = 0, ok;
+
+	ok = ctx != NULL && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, p->iv, enc) == 1 &&
+	     EVP_CipherUpdate(ctx, NULL, &n, p->aad, (int)p->aad_len) == 1 &&
+	     EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1;
+	if (ok && !enc)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, (int)p->tag_len,
+					 (void *)(in + len)) == 1;
+	ok = ok && EVP_CipherFinal_ex(ctx, out + len, &n) == 1;
+	if (ok && enc)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, (int)p->tag_len, out + len) ==
+		     1;
+	EVP_CIPHER_CTX_free(ctx);
+	return ok;
+}
+
+static void assert_gcm_opens(kos_client *c, const kos_client_gcm *p, const uint8_t *ct,
+			     size_t ct_len, const char *want, kos_client_path path)
+{
+	kos_client_stats s;
+	uint8_t *pt = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(c, "payments", 1, p, ct, ct_len, &pt, &len), KOS_OK);
+	CU_ASSERT(len == strlen(want) && pt != NULL && memcmp(pt, want, len) == 0);
+	kos_client_get_stats(c, &s);
+	CU_ASSERT_EQUAL(s.last_path, path);
+	kos_secret_free(pt, len);
+}
+
+/* CKM_AES_GCM across the tiers: what kosd encrypts for a low-tier client
+ * opens locally with the delivered DEK (high), with the DEK rebuilt from
+ * shares (medium) and with OpenSSL alone, and the other way round; every
+ * changed input is refused on both paths with nothing handed out. */
+static void test_gcm_across_tiers(void)
+{
+	static const char msg[] = "PKCS#11 C_Encrypt with CKM_AES_GCM";
+	uint8_t iv[KOS_GCM_IV_LEN] = "kos-gcm-iv-1", aad[] = "slot 0, object 7";
+	kos_client_gcm p = { iv, sizeof(iv), aad, sizeof(aad), 16 }, q;
+	kos_client *hi = enrolled("gus", NULL), *mid = enrolled("meg", NULL);
+	kos_client *lo = enrolled("lin", NULL), *gil = enrolled("gil", NULL);
+	uint8_t dek[KOS_DEK_LEN], ref[sizeof(msg) + 16];
+	uint8_t *ct_lo = NULL, *ct_hi = NULL, *ct_mid = NULL, *pt = NULL;
+	size_t lo_len = 0, hi_len = 0, mid_len = 0, len = 0;
+	kos_client_stats s;
+	uint32_t v = 0;
+
+	CU_ASSERT_EQUAL(tier_of("gus"), KOS_TIER_HIGH);
+	CU_ASSERT_EQUAL(tier_of("lin"), KOS_TIER_LOW);
+	CU_ASSERT_EQUAL(tier_of("meg"), KOS_TIER_MEDIUM);
+	/* low: kosd encrypts, the DEK stays there */
+	CU_ASSERT_EQUAL_FATAL(kos_client_gcm_encrypt(lo, "payments", &p, (const uint8_t *)msg,
+						     strlen(msg), &ct_lo, &lo_len, &v),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT_EQUAL(lo_len, strlen(msg) + 16);
+	kos_client_get_stats(lo, &s);
+	CU_ASSERT_EQUAL(s.last_path, KOS_CLIENT_PATH_SERVER);
+	CU_ASSERT_EQUAL(s.deks_received, 0);
+	/* high opens it here, medium from shares, OpenSSL with the DEK */
+	assert_gcm_opens(hi, &p, ct_lo, lo_len, msg, KOS_CLIENT_PATH_DEK);
+	assert_gcm_opens(mid, &p, ct_lo, lo_len, msg, KOS_CLIENT_PATH_SHARES);
+	dek_of_payments(hi, dek);
+	CU_ASSERT(raw_gcm(0, dek, &p, ct_lo, strlen(msg), ref));
+	CU_ASSERT(memcmp(ref, msg, strlen(msg)) == 0);
+
+	/* high encrypts from its cache; medium with a 12-byte tag */
+	v = 0;
+	CU_ASSERT_EQUAL_FATAL(kos_client_gcm_encrypt(hi, "payments", &p, (const uint8_t *)msg,
+						     strlen(msg), &ct_hi, &hi_len, &v),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	kos_client_get_stats(hi, &s);
+	CU_ASSERT(s.last_path == KOS_CLIENT_PATH_CACHE || s.last_path == KOS_CLIENT_PATH_DEK);
+	CU_ASSERT_EQUAL(hi_len, lo_len);
+	/* one key, IV and additional data: one ciphertext, whoever computes it */
+	CU_ASSERT(memcmp(ct_hi, ct_lo, lo_len) == 0);
+	q = p;
+	q.tag_len = 12;
+	CU_ASSERT_EQUAL_FATAL(kos_client_gcm_encrypt(mid, "payments", &q, (const uint8_t *)msg,
+						     strlen(msg), &ct_mid, &mid_len, &v),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(mid_len, strlen(msg) + 12);
+	kos_client_get_stats(mid, &s);
+	CU_ASSERT_EQUAL(s.last_path, KOS_CLIENT_PATH_SHARES);
+	assert_gcm_opens(lo, &q, ct_mid, mid_len, msg, KOS_CLIENT_PATH_SERVER);
+	CU_ASSERT(raw_gcm(1, dek, &q, (const uint8_t *)msg, strlen(msg), ref));
+	CU_ASSERT(memcmp(ref, ct_mid, mid_len) == 0);
+
+	/* refused locally: a flipped bit, a wrong AAD, a wrong IV, a cut tag */
+	ct_hi[3] ^= 0x10;
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 1, &p, ct_hi, hi_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "does not verify"));
+	ct_hi[3] ^= 0x10;
+	q = p;
+	q.aad_len = 3;
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 1, &q, ct_hi, hi_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	q = p;
+	q.iv = (const uint8_t *)"kos-gcm-iv-2";
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 1, &q, ct_hi, hi_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 1, &p, ct_hi, hi_len - 1, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT(pt == NULL && len == 0);
+	/* parameters refused before anything is asked */
+	q = p;
+	q.tag_len = 4;
+	CU_ASSERT_EQUAL(kos_client_gcm_encrypt(hi, "payments", &q, (const uint8_t *)msg,
+					       strlen(msg), &pt, &len, NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "tag length"));
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 0, &p, ct_hi, hi_len, &pt, &len),
+			KOS_E_INVALID);
+	/* refused by kosd (a low-tier client of its own: the failure costs
+	 * it trust, as a tampered envelope does), and the refusal named */
+	ct_lo[lo_len - 1] ^= 0x01;
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(gil, "payments", 1, &p, ct_lo, lo_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_STRING_EQUAL(kos_client_last_code(gil), "integrity");
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "does not verify"));
+	CU_ASSERT(pt == NULL && len == 0);
+	kos_client_get_stats(gil, &s);
+	CU_ASSERT_EQUAL(s.last_path, KOS_CLIENT_PATH_SERVER);
+	/* out of scope */
+	CU_ASSERT_EQUAL(kos_client_gcm_encrypt(lo, "other", &p, (const uint8_t *)msg, strlen(msg),
+					       &pt, &len, NULL),
+			KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(lo), KOS_CLIENT_REFUSAL_OUT_OF_SCOPE);
+	CU_ASSERT_PTR_NULL(pt);
+
+	OPENSSL_cleanse(dek, sizeof(dek));
+	kos_free(ct_lo);
+	kos_free(ct_hi);
+	kos_free(ct_mid);
+	kos_client_free(hi);
+	kos_client_free(mid);
+	kos_client_free(lo);
+	kos_client_free(gil);
+}
+
 static void test_answers_canonical_base64(void)
 {
 	static const struct {
@@ -1255,6 +1426,7 @@ int main(void)
 		KOS_TEST(test_revoked_credential),
 		KOS_TEST(test_refusals),
 		KOS_TEST(test_sign_and_pubkey),
+		KOS_TEST(test_gcm_across_tiers),
 		KOS_TEST(test_answers_canonical_base64),
 	};
 

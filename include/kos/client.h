@@ -174,7 +174,7 @@ KOS_API kos_rv kos_client_gcm_encrypt(kos_client *c, const char *name, const kos
 /* Opens what kos_client_gcm_encrypt() (or kosd's gcm/encrypt) made with
  * version (1 or more) of name; *pt is freed with kos_secret_free(*pt,
  * *len). Errors: KOS_E_INTEGRITY (the tag does not verify: a changed bit,
- * another IV, additional data, version or tag length; nothing is handed
+ * another IV, additional data or version, a cut tag; nothing is handed
  * out), KOS_E_INVALID (parameters, a ciphertext shorter than its tag, no
  * version), as kos_client_gcm_encrypt() otherwise. */
 KOS_API kos_rv kos_client_gcm_decrypt(kos_client *c, const char *name, uint32_t version,

@@ -968,7 +968,7 @@ static void gcm_usage(FILE *f, bool enc)
 			   "Decrypts standard input, AES-256-GCM ciphertext with its tag appended\n"
 			   "as gcm-encrypt writes it, with version V of data key NAME, and writes\n"
 			   "the plaintext on standard output. A changed bit, another IV, additional\n"
-			   "data, version or tag length fails with 'integrity check failed' and\n"
+			   "data or version, or a cut tag fails with 'integrity check failed' and\n"
 			   "writes nothing.\n");
 	fprintf(f,
 		"\n"
