@@ -1712,6 +1712,78 @@ kos_rv kos_client_gcm_decrypt(kos_client *c, const char *name, uint32_t version,
 	return gcm_run(c, false, name, version, p, ct, ct_len, pt, len, NULL);
 }
 
+/* --- certificates beside signing keys -------------------------------- */
+
+kos_rv kos_client_cert_get(kos_client *c, const char *name, uint32_t version, uint8_t **der,
+			   size_t *len)
+{
+	char path[64 + KOS_KEY_NAME_MAX];
+	json_t *doc = NULL;
+	uint8_t *d = NULL;
+	size_t n = 0;
+	kos_rv rv;
+
+	if (c == NULL || der == NULL || len == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_client_cert_get: bad arguments");
+	*der = NULL;
+	*len = 0;
+	if ((rv = check_name(name)) != KOS_OK)
+		return rv;
+	rv = ensure_credential(c);
+	if (rv != KOS_OK)
+		return rv;
+	if (version != 0)
+		snprintf(path, sizeof(path), "/v1/keys/%s/certificate?version=%" PRIu32, name,
+			 version);
+	else
+		snprintf(path, sizeof(path), "/v1/keys/%s/certificate", name);
+	rv = http(c, path, NULL, c->cred, &doc);
+	if (rv == KOS_OK)
+		rv = answer_b64(doc, "der", &d, &n);
+	if (rv == KOS_OK && n == 0) {
+		kos_secret_free(d, n + 1);
+		rv = kos_error_set(KOS_E_PARSE, "kosd sent an empty certificate");
+	}
+	if (rv == KOS_OK) {
+		*der = d;
+		*len = n;
+	}
+	json_decref(doc);
+	return rv;
+}
+
+kos_rv kos_client_cert_set(kos_client *c, const char *name, uint32_t version, const uint8_t *der,
+			   size_t len)
+{
+	char path[48 + KOS_KEY_NAME_MAX];
+	json_t *doc = NULL;
+	kos_buf b;
+	kos_rv rv;
+
+	if (c == NULL || der == NULL || len == 0)
+		return kos_error_set(KOS_E_INVALID, "kos_client_cert_set: bad arguments");
+	if ((rv = check_name(name)) != KOS_OK)
+		return rv;
+	rv = ensure_credential(c);
+	if (rv != KOS_OK)
+		return rv;
+	body_init(&b);
+	(void)kos_buf_reserve(&b, len / 3 * 4 + 64, NULL);
+	body_b64(&b, "der", der, len);
+	if (version != 0)
+		body_uint(&b, "version", version);
+	body_close(&b);
+	if (b.err != KOS_OK) {
+		body_free(&b);
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
+	snprintf(path, sizeof(path), "/v1/keys/%s/certificate", name);
+	rv = http(c, path, &b, c->cred, &doc);
+	body_free(&b);
+	json_decref(doc);
+	return rv;
+}
+
 void kos_client_get_stats(const kos_client *c, kos_client_stats *stats)
 {
 	if (stats == NULL)

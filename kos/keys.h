@@ -197,6 +197,25 @@ KOS_API kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, c
  * (SubjectPublicKeyInfo); retired versions too. Free with kos_free(). */
 KOS_API kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem);
 
+/* Certificates beside signing keys (kos-keys(7)): an X.509 certificate in
+ * DER, at most KOS_KEY_CERT_MAX bytes, stored with version (0: current) of
+ * signing key name, replacing the one it had. It must parse as one
+ * certificate with nothing after it and carry that version's public key.
+ * *version_out (may be NULL) receives the version. Errors: KOS_E_INVALID
+ * (not a certificate, another public key, a data key), KOS_E_NOTFOUND (no
+ * such key or active version), KOS_E_STORE. */
+#define KOS_KEY_CERT_MAX 16384
+KOS_API kos_rv kos_key_cert_set(kos_keys *keys, const char *name, uint32_t version,
+				const uint8_t *der, size_t len, uint32_t *version_out);
+/* The certificate of version (0: current; retired versions too) of name;
+ * *der is freed with kos_free(). Errors: KOS_E_NOTFOUND (no such key or
+ * version, or none stored), KOS_E_INVALID (a data key), KOS_E_STORE. */
+KOS_API kos_rv kos_key_cert_get(kos_keys *keys, const char *name, uint32_t version,
+				uint8_t **der, size_t *len, uint32_t *version_out);
+/* A certificate's DER as PEM text ("-----BEGIN CERTIFICATE-----"), freed
+ * with kos_free(). Errors: KOS_E_PARSE, KOS_E_NOMEM. Thread-safe. */
+KOS_API kos_rv kos_key_cert_pem(const uint8_t *der, size_t len, char **pem);
+
 /* Finds what a crash can leave: versions in the store never completed, and
  * kos share or key objects on tokens that no active version owns. A version
  * still being made by a live process (same host, process alive, younger than

@@ -191,6 +191,20 @@ KOS_API kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg,
 /* The current public key of name as PEM; *pem is freed with kos_free(). */
 KOS_API kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem);
 
+/* The X.509 certificate (DER) stored beside version (0: current) of signing
+ * key name; *der is freed with kos_free(). Needs a scope that reaches the
+ * key (sign:, pubkey: or certify:NAME). Errors: KOS_E_NOTFOUND (none
+ * stored, no such key or version), KOS_E_POLICY, transport errors. */
+KOS_API kos_rv kos_client_cert_get(kos_client *c, const char *name, uint32_t version,
+				   uint8_t **der, size_t *len);
+/* Stores an X.509 certificate (DER, at most 16384 bytes) beside version (0:
+ * current) of signing key name, replacing the one it had; kosd checks that
+ * it parses and carries that version's public key. Needs certify:NAME.
+ * Errors: KOS_E_INVALID (not a certificate, another key's, a data key),
+ * KOS_E_NOTFOUND, KOS_E_POLICY, transport errors. */
+KOS_API kos_rv kos_client_cert_set(kos_client *c, const char *name, uint32_t version,
+				   const uint8_t *der, size_t len);
+
 /* The handle's counters. */
 KOS_API void kos_client_get_stats(const kos_client *c, kos_client_stats *stats);
 /* The "error" code of kosd's last refusal ("revoked", "trust_too_low",

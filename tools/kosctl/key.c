@@ -13,6 +13,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -78,6 +82,7 @@ struct opts {
 	uint32_t version;
 	bool have_version, due, repair, pem;
 	const char *name; /* the one positional argument, when taken */
+	const char *file; /* key cert set: the second one */
 };
 
 enum {
@@ -204,12 +209,19 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	}
 	if (want_name && optind < argc)
 		o->name = argv[optind++];
+	/* 3: NAME and FILE */
+	if (want_name == 3 && optind < argc)
+		o->file = argv[optind++];
 	if (optind < argc) {
 		kosctl_err("%s: unexpected argument '%.80s'", what, argv[optind]);
 		return usage_hint(group, sub);
 	}
-	if (want_name == 1 && o->name == NULL) {
+	if ((want_name == 1 || want_name == 3) && o->name == NULL) {
 		kosctl_err("%s: which key? (NAME missing)", what);
+		return usage_hint(group, sub);
+	}
+	if (want_name == 3 && o->file == NULL) {
+		kosctl_err("%s: which file? (FILE missing)", what);
 		return usage_hint(group, sub);
 	}
 	if (o->name != NULL && !kos_key_name_valid(o->name)) {
@@ -1152,6 +1164,171 @@ static int cmd_gcm_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 	return cmd_gcm(ctx, argc, argv, false);
 }
 
+/* --- certificates beside signing keys ----------------------------------------------- */
+
+static void cert_set_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key cert set NAME FILE [--version V]\n"
+		   "\n"
+		   "Stores the X.509 certificate in FILE (DER or PEM; - reads standard input)\n"
+		   "beside signing key NAME (default: its current version), replacing the one\n"
+		   "it had. It must carry that version's public key. Through kosd it needs\n"
+		   "certify:NAME.\n"
+		   "\n"
+		   "options:\n"
+		   "  -V, --version V  the version (default: current)\n"
+		   "  -h, --help       show this help\n");
+}
+
+static void cert_show_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key cert show NAME [--pem] [--version V]\n"
+		   "\n"
+		   "Writes the certificate stored beside signing key NAME (default: its\n"
+		   "current version) on standard output: DER (binary), or PEM with --pem.\n"
+		   "\n"
+		   "options:\n"
+		   "      --pem        PEM text instead of DER\n"
+		   "  -V, --version V  the version (default: current)\n"
+		   "  -h, --help       show this help\n");
+}
+
+/* FILE's certificate as DER into *der (OPENSSL_free()); PEM is converted,
+ * anything else handed on as it is for the key service to judge. */
+static int cert_read(const char *what, const char *file, uint8_t **der, size_t *len)
+{
+	static const char pem_tag[] = "-----BEGIN CERTIFICATE-----";
+	unsigned char *buf = NULL;
+	size_t n = 0, cap = 0;
+	kos_rv rv;
+
+	*der = NULL;
+	*len = 0;
+	if (strcmp(file, "-") == 0) {
+		rv = kosctl_read_all(stdin, 4 * KOS_KEY_CERT_MAX, &buf, &n, &cap);
+	} else {
+		FILE *f = fopen(file, "rb");
+
+		if (f == NULL) {
+			kosctl_err("%s: %s: %s", what, file, strerror(errno));
+			return KOSCTL_FAIL;
+		}
+		rv = kosctl_read_all(f, 4 * KOS_KEY_CERT_MAX, &buf, &n, &cap);
+		fclose(f);
+	}
+	if (rv != KOS_OK)
+		return KOSCTL_FAIL; /* kosctl_read_all() said why */
+	if (n >= sizeof(pem_tag) - 1 && memmem(buf, n, pem_tag, sizeof(pem_tag) - 1) != NULL) {
+		BIO *bio = BIO_new_mem_buf(buf, (int)n);
+		X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+		int dl = x != NULL ? i2d_X509(x, der) : -1;
+
+		X509_free(x);
+		BIO_free(bio);
+		kos_secret_free(buf, cap);
+		if (dl <= 0) {
+			kosctl_err("%s: %s: not a PEM certificate", what, file);
+			return KOSCTL_FAIL;
+		}
+		*len = (size_t)dl;
+		return KOSCTL_OK;
+	}
+	*der = OPENSSL_malloc(n > 0 ? n : 1);
+	if (*der == NULL) {
+		kos_secret_free(buf, cap);
+		kosctl_err("%s: out of memory", what);
+		return KOSCTL_FAIL;
+	}
+	memcpy(*der, buf, n);
+	*len = n;
+	kos_secret_free(buf, cap);
+	return KOSCTL_OK;
+}
+
+static int cmd_cert_set(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	uint8_t *der = NULL;
+	size_t len = 0;
+	uint32_t got = 0;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key cert", "set", cert_set_usage, "V", 3, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (cert_read("key cert set", o.file, &der, &len) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (len == 0) {
+		kosctl_err("key cert set: %s is empty", o.file);
+		OPENSSL_free(der);
+		return KOSCTL_FAIL;
+	}
+	if (remote)
+		rv = kos_client_cert_set(ctx->client, o.name, o.version, der, len);
+	else
+		rv = kos_key_cert_set(ctx->keys, o.name, o.version, der, len, &got);
+	OPENSSL_free(der);
+	if (rv != KOS_OK) {
+		report(ctx, remote, rv, "key cert set");
+		return KOSCTL_FAIL;
+	}
+	if (remote || got == 0)
+		printf("certificate stored for %s\n", o.name);
+	else
+		printf("certificate stored for %s version %" PRIu32 "\n", o.name, got);
+	return KOSCTL_OK;
+}
+
+static int cmd_cert_show(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	uint8_t *der = NULL;
+	char *pem = NULL;
+	size_t len = 0;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key cert", "show", cert_show_usage, "Vp", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (remote)
+		rv = kos_client_cert_get(ctx->client, o.name, o.version, &der, &len);
+	else
+		rv = kos_key_cert_get(ctx->keys, o.name, o.version, &der, &len, NULL);
+	if (rv == KOS_OK && o.pem)
+		rv = kos_key_cert_pem(der, len, &pem);
+	if (rv != KOS_OK) {
+		report(ctx, remote, rv, "key cert show");
+		kos_free(der);
+		return KOSCTL_FAIL;
+	}
+	if (o.pem) {
+		fputs(pem, stdout);
+		rc = KOSCTL_OK;
+	} else {
+		rc = write_all(der, len);
+	}
+	kos_free(pem);
+	kos_free(der);
+	return rc;
+}
+
+static int cmd_cert(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct kosctl_cmd cmds[] = {
+	    {"set", cmd_cert_set, "store a certificate beside a signing key"},
+	    {"show", cmd_cert_show, "print the certificate stored beside a signing key"},
+	    {NULL, NULL, NULL},
+	};
+
+	return kosctl_dispatch(ctx, "key cert", cmds, argc, argv);
+}
+
 int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct kosctl_cmd cmds[] = {
@@ -1166,6 +1343,7 @@ int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv)
 	    {"pubkey", cmd_pubkey, "print a signing key's public key as PEM"},
 	    {"gcm-encrypt", cmd_gcm_encrypt, "AES-256-GCM with a given IV, AAD and tag length"},
 	    {"gcm-decrypt", cmd_gcm_decrypt, "open what gcm-encrypt wrote, with its version"},
+	    {"cert", cmd_cert, "store or show the certificate beside a signing key"},
 	    {NULL, NULL, NULL},
 	};
 

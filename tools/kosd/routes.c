@@ -561,3 +561,68 @@ void kosd_route_gcm_decrypt(struct kosd_req *r)
 {
 	route_gcm(r, false);
 }
+
+/* --- certificates beside signing keys ------------------------------------------------ */
+
+/* Writing needs certify:NAME: a scope of its own, so the holder of a CA's
+ * issuing workflow can attach certificates without signing or managing
+ * keys. */
+void kosd_route_cert_set(struct kosd_req *r)
+{
+	uint8_t *der = NULL;
+	uint32_t version, got = 0;
+	size_t len = 0;
+	kos_rv rv;
+
+	if (!admit(r, "certify", r->name))
+		return;
+	if (!body_uint(r, "version", UINT32_MAX, &version) || !kosd_body_b64(r, "der", &der, &len))
+		goto out;
+	rv = kos_key_cert_set(r->d->keys, r->name, version, der, len, &got);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "certificate");
+		goto out;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s, s:I}", "name", r->name, "version", (json_int_t)got));
+out:
+	kos_free(der);
+}
+
+/* Reading: every scope that reaches the key, as a PKCS#11 client that
+ * may use a key also sees its certificate. */
+void kosd_route_cert_get(struct kosd_req *r)
+{
+	static const char *const actions[] = { "sign", "pubkey", "certify", "key", "encrypt",
+					       "decrypt" };
+	kos_request rq = { .action = "pubkey", .resource = r->name };
+	uint32_t version, got = 0;
+	uint8_t *der = NULL;
+	char *pem = NULL;
+	size_t len = 0, i;
+	kos_rv rv;
+
+	for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (kos_scope_allows(r->claims.scope, actions[i], r->name)) {
+			rq.action = actions[i];
+			break;
+		}
+	/* none: admitted as a pubkey request, so the violation is observed */
+	if (!kosd_admit(r, &rq, i < sizeof(actions) / sizeof(actions[0]) ? NULL
+				: "a scope reaching the key (sign, pubkey or certify)"))
+		return;
+	if (!query_version(r, &version))
+		return;
+	rv = kos_key_cert_get(r->d->keys, r->name, version, &der, &len, &got);
+	if (rv == KOS_OK)
+		rv = kos_key_cert_pem(der, len, &pem);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "certificate");
+		goto out;
+	}
+	kosd_reply_json(r, 200,
+			json_pack("{s:s, s:I, s:o, s:s}", "name", r->name, "version",
+				  (json_int_t)got, "der", kosd_b64_json(der, len), "pem", pem));
+out:
+	kos_free(pem);
+	kos_free(der);
+}
