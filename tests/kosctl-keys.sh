@@ -235,4 +235,34 @@ grep_err "not current" "an old version does not encrypt"
 expect 0 "the old version still decrypts" "$K" key gcm-decrypt gcmk -V 1 -i $G_IV -A 0011 -T 14 < "$t/g.ct"
 expect 1 "the new version does not open it" "$K" key gcm-decrypt gcmk -V 2 -i $G_IV -A 0011 -T 14 < "$t/g.ct"
 
+# --- certificates beside signing keys ---
+expect 0 "key cert --help" "$K" key cert --help
+grep_out "show" "key cert --help lists its subcommands"
+expect 0 "key cert set --help" "$K" key cert set --help
+expect 2 "key cert set without a file" "$K" key cert set sig-ec
+grep_err "FILE missing" "the missing file is named"
+run "$K" key pubkey sig-ec
+cp "$out" "$t/sig-ec.pub"
+setup "a CA key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$t/ca.key"
+setup "a certificate for sig-ec" openssl x509 -new -subj /CN=sig-ec -key "$t/ca.key" \
+	-force_pubkey "$t/sig-ec.pub" -days 2 -out "$t/sig-ec.pem"
+setup "its DER" openssl x509 -in "$t/sig-ec.pem" -outform DER -out "$t/sig-ec.der"
+setup "another key's" openssl req -new -x509 -key "$t/ca.key" -subj /CN=x -days 2 -out "$t/x.pem"
+expect 1 "key cert show before one is stored" "$K" key cert show sig-ec
+grep_err "has no certificate" "no certificate is named"
+expect 0 "key cert set (DER)" "$K" key cert set sig-ec "$t/sig-ec.der"
+grep_out "version 2" "stored with the current version"
+expect 0 "key cert show" "$K" key cert show sig-ec
+check "key cert show writes the DER" cmp -s "$out" "$t/sig-ec.der"
+expect 0 "key cert show --pem" "$K" key cert show sig-ec --pem
+check "key cert show --pem writes the PEM" cmp -s "$out" "$t/sig-ec.pem"
+expect 0 "key cert set (PEM from standard input)" "$K" key cert set sig-ec - < "$t/sig-ec.pem"
+expect 1 "key cert set of another key's certificate" "$K" key cert set sig-ec "$t/x.pem"
+grep_err "public key is not that of key sig-ec" "the mismatch is named"
+expect 1 "key cert set of something else" "$K" key cert set sig-ec "$t/data"
+grep_err "not an X.509 certificate" "bad DER is named"
+expect 1 "key cert set on a data key" "$K" key cert set payments "$t/sig-ec.der"
+expect 1 "key cert set on a retired version" "$K" key cert set sig-ec "$t/sig-ec.der" --version 1
+expect 1 "key cert set of a missing file" "$K" key cert set sig-ec "$t/none.der"
+
 finish kosctl-keys

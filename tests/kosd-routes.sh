@@ -647,6 +647,74 @@ want 422 "gcm/decrypt with a cut tag"
 grep_out '"error":"integrity"' "a cut tag: integrity"
 check "a cut tag gives no plaintext" sh -c "! grep -q plaintext '$out'"
 
+# --- certificates beside signing keys ---
+expect 0 "client add cer" ks admin client add cer --scope "certify:sig"
+cp "$out" "$kos_tmp/cer.secret"
+run ks cer credential enroll - < "$kos_tmp/cer.secret"
+setup "enroll cer" test "$status" -eq 0
+CER=$(cat "$kos_tmp/cer.cred")
+expect 0 "the signing key's public key" ks pk key pubkey sig
+cp "$out" "$kos_tmp/sig.pub"
+setup "a CA key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$kos_tmp/ca.key"
+setup "a certificate for sig" openssl x509 -new -subj /CN=sig -key "$kos_tmp/ca.key" \
+	-force_pubkey "$kos_tmp/sig.pub" -days 2 -out "$kos_tmp/sig.pem"
+setup "its DER" openssl x509 -in "$kos_tmp/sig.pem" -outform DER -out "$kos_tmp/sig.der"
+setup "a certificate of another key" openssl req -new -x509 -key "$kos_tmp/ca.key" \
+	-subj /CN=other -days 2 -outform DER -out "$kos_tmp/other.der"
+C_SIG=$(base64 -w0 < "$kos_tmp/sig.der")
+C_OTHER=$(base64 -w0 < "$kos_tmp/other.der")
+api GET /v1/keys/sig/certificate "$PK"
+want 404 "GET certificate before one is stored"
+grep_out '"error":"not_found"' "no certificate: not_found"
+api POST /v1/keys/sig/certificate "$PK" "{\"der\":\"$C_SIG\"}"
+want 403 "POST certificate with pubkey:sig only"
+grep_out 'certify:sig' "the refusal names certify:sig"
+api POST /v1/keys/sig/certificate "$CER" "{\"der\":\"$C_OTHER\"}"
+want 400 "POST a certificate of another key"
+grep_out "public key is not that of key sig" "the mismatch is named"
+api POST /v1/keys/sig/certificate "$CER" '{"der":"MAMCAQE="}'
+want 400 "POST something that is not a certificate"
+grep_out "not an X.509 certificate" "the bad DER is named"
+api POST /v1/keys/sig/certificate "$CER" '{"der":"!!"}'
+want 400 "POST a certificate that is not base64"
+api POST /v1/keys/sig/certificate "$CER" "{\"der\":\"$C_SIG\"}"
+want 200 "POST certificate with certify:sig"
+grep_out '"version":2' "stored with the current version"
+api GET /v1/keys/sig/certificate "$PK"
+want 200 "GET certificate with pubkey:sig"
+check "the certificate comes back as stored" test "$(field der)" = "$C_SIG"
+grep_out 'BEGIN CERTIFICATE' "and as PEM"
+api GET /v1/keys/sig/certificate "$CER"
+want 200 "GET certificate with certify:sig"
+api GET "/v1/keys/sig/certificate?version=1" "$PK"
+want 404 "GET certificate of a version without one"
+api GET /v1/keys/sig/certificate "$USR"
+want 403 "GET certificate with a scope that does not reach the key"
+grep_out '"error":"out_of_scope"' "GET certificate: out_of_scope"
+api POST /v1/keys/payments/certificate "$ADM" "{\"der\":\"$C_SIG\"}"
+want 400 "POST certificate for a data key"
+api POST /v1/keys/nokey/certificate "$ADM" "{\"der\":\"$C_SIG\"}"
+want 404 "POST certificate for no such key"
+# kosctl --server: PEM in, DER and PEM out
+expect 0 "key cert set through kosd (PEM)" ks cer key cert set sig "$kos_tmp/sig.pem"
+expect 0 "key cert show through kosd" ks pk key cert show sig
+check "key cert show writes the DER" cmp -s "$out" "$kos_tmp/sig.der"
+expect 0 "key cert show --pem through kosd" ks pk key cert show sig --pem
+check "key cert show --pem writes the PEM" cmp -s "$out" "$kos_tmp/sig.pem"
+expect 1 "key cert set without certify:sig" ks pk key cert set sig "$kos_tmp/sig.der"
+grep_err "(out_of_scope)" "key cert set: out_of_scope"
+expect 1 "key cert set of another key's certificate" ks cer key cert set sig "$kos_tmp/other.der"
+grep_err "public key is not" "key cert set: the mismatch is named"
+expect 1 "key cert show of a version without one" ks pk key cert show sig --version 1
+grep_err "(not_found)" "key cert show: not_found"
+# the store keeps it across a restart
+kill -TERM "$kpid"
+wait "$kpid" || true
+check "kosd starts again" start_kosd
+api GET /v1/keys/sig/certificate "$PK"
+want 200 "GET certificate after a restart"
+check "the certificate survived the restart" test "$(field der)" = "$C_SIG"
+
 kill -TERM "$kpid"
 wait "$kpid" || true
 kpid=""

@@ -38,6 +38,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 /* SoftHSM 2.6.1 leaks in C_SignInit (see tests/test-signer.c). */
 const char *__lsan_default_suppressions(void) __attribute__((visibility("default"), used));
@@ -69,7 +70,7 @@ static char front_narrow[129], main_narrow[129], front_wide[129];
 
 /* enrollment secrets, by client */
 static const char *const names[] = { "hugo", "mia", "lou", "rita", "rex", "dan", "eve",
-				     "mo",   "tess", "gus",  "meg", "lin", "gil" };
+				     "mo",   "tess", "gus",  "meg", "lin", "gil", "cara", "cid" };
 static char secrets[sizeof(names) / sizeof(names[0])][KOS_CRED_SECRET_LEN + 1];
 
 static const char *secret_of(const char *name)
@@ -334,7 +335,10 @@ static int suite_init(void)
 	    kos_key_create(keys, "signer-1", KOS_KEY_EC_P256) != KOS_OK)
 		goto fail;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (kos_ca_client_add(admin, names[i], SCOPE, secrets[i]) != KOS_OK)
+		/* cara attaches certificates and does nothing else */
+		if (kos_ca_client_add(admin, names[i],
+				      strcmp(names[i], "cara") == 0 ? "certify:signer-1" : SCOPE,
+				      secrets[i]) != KOS_OK)
 			goto fail;
 	/* tiers before enrollment, so credentials get their tier's lifetime:
 	 * hugo high (observed once, so he is known), mia and rita medium (4 s),
@@ -1364,6 +1368,84 @@ static void test_gcm_across_tiers(void)
 	kos_client_free(gil);
 }
 
+/* A certificate for the public key in pem, issued by a throwaway CA key;
+ * its DER in *der (OPENSSL_free()), its length returned. */
+static int cert_for(const char *pem, uint8_t **der)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *pub = bio != NULL ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *issuer = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	int len = -1;
+
+	*der = NULL;
+	if (pub != NULL && issuer != NULL && x != NULL && X509_set_version(x, 2) == 1 &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) != NULL &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL && X509_set_pubkey(x, pub) == 1 &&
+	    X509_sign(x, issuer, EVP_sha256()) > 0)
+		len = i2d_X509(x, der);
+	X509_free(x);
+	EVP_PKEY_free(issuer);
+	EVP_PKEY_free(pub);
+	BIO_free(bio);
+	return len;
+}
+
+/* Certificates through the client library: written with certify:NAME
+ * only, read by a client whose scope reaches the key, refused otherwise. */
+static void test_certificates(void)
+{
+	kos_client *user = enrolled("cid", NULL), *cara = enrolled("cara", NULL);
+	uint8_t *good = NULL, *bad = NULL, *der = (uint8_t *)&der;
+	char *pem = NULL;
+	size_t len = 5;
+	int gl, bl;
+
+	CU_ASSERT_EQUAL_FATAL(kos_client_pubkey(user, "signer-1", &pem), KOS_OK);
+	gl = cert_for(pem, &good);
+	{
+		/* another key's certificate */
+		EVP_PKEY *k = EVP_EC_gen("P-256");
+		BIO *b = BIO_new(BIO_s_mem());
+		char *text = NULL;
+		long n;
+
+		CU_ASSERT_FATAL(k != NULL && b != NULL && PEM_write_bio_PUBKEY(b, k) == 1);
+		BIO_write(b, "", 1);
+		n = BIO_get_mem_data(b, &text);
+		CU_ASSERT_FATAL(n > 0);
+		bl = cert_for(text, &bad);
+		BIO_free(b);
+		EVP_PKEY_free(k);
+	}
+	CU_ASSERT_FATAL(gl > 0 && bl > 0);
+	CU_ASSERT_EQUAL(kos_client_cert_get(user, "signer-1", 0, &der, &len), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(user), KOS_CLIENT_REFUSAL_NOT_FOUND);
+	CU_ASSERT(der == NULL && len == 0);
+	/* sign:signer-1 reads but does not write */
+	CU_ASSERT_EQUAL(kos_client_cert_set(user, "signer-1", 0, good, (size_t)gl), KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(user), KOS_CLIENT_REFUSAL_OUT_OF_SCOPE);
+	CU_ASSERT_EQUAL(kos_client_cert_set(cara, "signer-1", 0, bad, (size_t)bl), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "public key is not"));
+	CU_ASSERT_EQUAL(kos_client_cert_set(cara, "signer-1", 0, (const uint8_t *)"\x30\x00", 2),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_cert_set(cara, "signer-1", 0, good, (size_t)gl), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_cert_get(user, "signer-1", 0, &der, &len), KOS_OK);
+	CU_ASSERT(len == (size_t)gl && memcmp(der, good, len) == 0);
+	kos_free(der);
+	CU_ASSERT_EQUAL_FATAL(kos_client_cert_get(cara, "signer-1", 1, &der, &len), KOS_OK);
+	kos_free(der);
+	/* certify:signer-1 reaches no other key */
+	CU_ASSERT_EQUAL(kos_client_cert_get(cara, "payments", 0, &der, &len), KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(cara), KOS_CLIENT_REFUSAL_OUT_OF_SCOPE);
+	CU_ASSERT_EQUAL(kos_client_cert_set(cara, "signer-1", 0, NULL, 0), KOS_E_INVALID);
+	OPENSSL_free(good);
+	OPENSSL_free(bad);
+	kos_free(pem);
+	kos_client_free(user);
+	kos_client_free(cara);
+}
+
 static void test_answers_canonical_base64(void)
 {
 	static const struct {
@@ -1427,6 +1509,7 @@ int main(void)
 		KOS_TEST(test_refusals),
 		KOS_TEST(test_sign_and_pubkey),
 		KOS_TEST(test_gcm_across_tiers),
+		KOS_TEST(test_certificates),
 		KOS_TEST(test_answers_canonical_base64),
 	};
 

@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1487,6 +1488,125 @@ static void test_signing_key_all_or_nothing(void)
 	CU_ASSERT_EQUAL(found, 0);
 }
 
+/* A certificate for pub (PEM) issued by a throwaway CA key, as DER in
+ * *der (OPENSSL_free()); its length. */
+static int make_cert(const char *pub_pem, uint8_t **der)
+{
+	BIO *bio = BIO_new_mem_buf(pub_pem, -1);
+	EVP_PKEY *pub = bio != NULL ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *ca = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	int len = -1;
+
+	*der = NULL;
+	if (pub != NULL && ca != NULL && x != NULL && n != NULL &&
+	    X509_set_version(x, 2) == 1 && ASN1_INTEGER_set(X509_get_serialNumber(x), 7) == 1 &&
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"kos test",
+				       -1, -1, 0) == 1 &&
+	    X509_set_subject_name(x, n) == 1 && X509_set_issuer_name(x, n) == 1 &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) != NULL &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL && X509_set_pubkey(x, pub) == 1 &&
+	    X509_sign(x, ca, EVP_sha256()) > 0)
+		len = i2d_X509(x, der);
+	X509_NAME_free(n);
+	X509_free(x);
+	EVP_PKEY_free(ca);
+	EVP_PKEY_free(pub);
+	BIO_free(bio);
+	return len;
+}
+
+/* Certificates beside signing keys: stored when they carry the version's
+ * public key and nothing else, read back as stored, per version. */
+static void test_certificates(void)
+{
+	char *pem1 = NULL, *pem2 = NULL, *other = NULL, *text = NULL;
+	uint8_t *c1 = NULL, *c2 = NULL, *co = NULL, *der = NULL, *junk;
+	int l1, l2, lo;
+	size_t len = 0;
+	uint32_t v = 0;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "cert-ec", KOS_KEY_EC_P256), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "cert-ed", KOS_KEY_ED25519), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, "cert-ec", 0, &pem1), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, "cert-ed", 0, &other), KOS_OK);
+	l1 = make_cert(pem1, &c1);
+	lo = make_cert(other, &co);
+	CU_ASSERT_FATAL(l1 > 0 && lo > 0);
+
+	/* none yet */
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "cert-ec", 0, &der, &len, &v), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "has no certificate"));
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, c1, (size_t)l1, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT_EQUAL_FATAL(kos_key_cert_get(keys, "cert-ec", 0, &der, &len, &v), KOS_OK);
+	CU_ASSERT(len == (size_t)l1 && memcmp(der, c1, len) == 0);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT_EQUAL(kos_key_cert_pem(der, len, &text), KOS_OK);
+	CU_ASSERT(text != NULL && strncmp(text, "-----BEGIN CERTIFICATE-----\n", 28) == 0);
+	kos_free(text);
+	kos_free(der);
+	der = NULL;
+
+	/* another key's certificate, not a certificate, one with bytes after it */
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, co, (size_t)lo, NULL), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "public key is not that of key cert-ec"));
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, (const uint8_t *)"\x30\x03\x02\x01\x01",
+					 5, NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "not an X.509 certificate"));
+	junk = malloc((size_t)l1 + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(junk);
+	memcpy(junk, c1, (size_t)l1);
+	junk[l1] = 0;
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, junk, (size_t)l1 + 1, NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "bytes after it"));
+	free(junk);
+	/* nothing of the refusals was stored */
+	CU_ASSERT_EQUAL_FATAL(kos_key_cert_get(keys, "cert-ec", 1, &der, &len, NULL), KOS_OK);
+	CU_ASSERT(len == (size_t)l1 && memcmp(der, c1, len) == 0);
+	kos_free(der);
+	der = NULL;
+	/* the right one for the other key; a data key, no such key */
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ed", 0, co, (size_t)lo, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "payments", 0, c1, (size_t)l1, NULL), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "data key"));
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "payments", 0, &der, &len, NULL), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-none", 0, c1, (size_t)l1, NULL),
+			KOS_E_NOTFOUND);
+
+	/* per version: the new version's key needs its own certificate */
+	CU_ASSERT_EQUAL_FATAL(kos_key_rotate(keys, "cert-ec", NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "cert-ec", 0, &der, &len, NULL), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, c1, (size_t)l1, NULL), KOS_E_INVALID);
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, "cert-ec", 2, &pem2), KOS_OK);
+	l2 = make_cert(pem2, &c2);
+	CU_ASSERT_FATAL(l2 > 0);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 2, c2, (size_t)l2, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v, 2);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 3, c2, (size_t)l2, NULL), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL_FATAL(kos_key_cert_get(keys, "cert-ec", 1, &der, &len, &v), KOS_OK);
+	CU_ASSERT(v == 1 && len == (size_t)l1 && memcmp(der, c1, len) == 0);
+	kos_free(der);
+	CU_ASSERT_EQUAL_FATAL(kos_key_cert_get(keys, "cert-ec", 0, &der, &len, &v), KOS_OK);
+	CU_ASSERT(v == 2 && len == (size_t)l2 && memcmp(der, c2, len) == 0);
+	kos_free(der);
+	/* a retired version keeps its certificate and takes no new one */
+	CU_ASSERT_EQUAL(kos_key_retire(keys, "cert-ec", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "cert-ec", 1, &der, &len, NULL), KOS_OK);
+	kos_free(der);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 1, c1, (size_t)l1, NULL), KOS_E_NOTFOUND);
+
+	OPENSSL_free(c1);
+	OPENSSL_free(c2);
+	OPENSSL_free(co);
+	kos_free(pem1);
+	kos_free(pem2);
+	kos_free(other);
+}
+
 /* The public key comes from the store: it survives the loss of the token. */
 static void test_pubkey_without_the_token(void)
 {
@@ -1662,6 +1782,7 @@ int main(void)
 	    KOS_TEST(test_signing_keys),
 	    KOS_TEST(test_signing_key_all_or_nothing),
 	    KOS_TEST(test_pubkey_without_the_token),
+	    KOS_TEST(test_certificates),
 	    KOS_TEST(test_bad_input_changes_nothing),
 	    KOS_TEST(test_list_in_name_order),
 	};
