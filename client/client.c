@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -52,6 +53,7 @@ struct dek_slot {
 	uint32_t version;
 	int used;
 	kos_usec expires; /* CLOCK_MONOTONIC microseconds */
+	int current;	  /* delivered as the current version: what encryption uses */
 	uint8_t dek[KOS_DEK_LEN];
 };
 
@@ -86,6 +88,7 @@ struct kos_client {
 	kos_client_stats stats;
 	char last_code[64];
 	kos_client_refusal last_refusal;
+	EVP_CIPHER_CTX *gcm; /* local GCM, made at first use; holds no key between calls */
 };
 
 /* --- small helpers ------------------------------------------------------ */
@@ -719,10 +722,29 @@ static struct dek_slot *cache_find(kos_client *c, const char *name, uint32_t ver
 	return NULL;
 }
 
+/* The slot of name's current version. After a rotation elsewhere it is
+ * the previous version until it expires: still usable, and encryption
+ * hands the version it used to the caller. */
+static struct dek_slot *cache_find_current(kos_client *c, const char *name)
+{
+	cache_sweep(c);
+	for (size_t i = 0; i < DEK_SLOTS; i++) {
+		struct dek_slot *s = &c->cache[i];
+
+		if (s->used && s->current && strcmp(s->name, name) == 0)
+			return s;
+	}
+	return NULL;
+}
+
 static void cache_put(kos_client *c, const char *name, uint32_t version,
-		      const uint8_t dek[KOS_DEK_LEN], kos_usec seconds)
+		      const uint8_t dek[KOS_DEK_LEN], kos_usec seconds, bool current)
 {
 	struct dek_slot *s = cache_find(c, name, version), *oldest = &c->cache[0];
+
+	for (size_t i = 0; current && i < DEK_SLOTS; i++)
+		if (c->cache[i].used && strcmp(c->cache[i].name, name) == 0)
+			c->cache[i].current = 0;
 
 	for (size_t i = 0; s == NULL && i < DEK_SLOTS; i++) {
 		if (!c->cache[i].used)
@@ -737,6 +759,7 @@ static void cache_put(kos_client *c, const char *name, uint32_t version,
 	s->version = version;
 	s->expires = mono_usec() + seconds * KOS_USEC_PER_SEC;
 	memcpy(s->dek, dek, KOS_DEK_LEN);
+	s->current = current;
 	s->used = 1;
 }
 
@@ -955,6 +978,7 @@ void kos_client_free(kos_client *c)
 	for (size_t i = 0; i < KMS_CONNS; i++)
 		conn_close(&c->kms[i]);
 	kos_secmem_free(c->cache);
+	EVP_CIPHER_CTX_free(c->gcm);
 	kos_secret_free(c->cred, c->cred != NULL ? KOS_CRED_MAX + 1 : 0);
 	kos_buf_uninit(&c->resp.b);
 	free(c->cred_file);
@@ -1384,51 +1408,57 @@ static kos_rv decrypt_server(kos_client *c, const char *context, const uint8_t *
 	return rv;
 }
 
-kos_rv kos_client_decrypt(kos_client *c, const char *context, const uint8_t *env, size_t env_len,
-			  uint8_t **pt, size_t *len)
+/* What the caller's tier gives of DEK name at version (0: the current
+ * one): the DEK, from the cache or delivered (high: cached for the time
+ * kosd names) or rebuilt from shares (medium), into dek with its version
+ * in *got; or *server set when only kosd may use it (low). */
+static kos_rv key_fetch(kos_client *c, const char *name, uint32_t version,
+			uint8_t dek[KOS_DEK_LEN], uint32_t *got, bool *server)
 {
 	char path[32 + KOS_KEY_NAME_MAX];
-	kos_envelope_info info;
-	uint8_t dek[KOS_DEK_LEN];
 	struct dek_slot *slot;
 	kos_buf b;
 	json_t *doc = NULL;
 	const char *delivery;
+	json_int_t v;
 	uint8_t *d = NULL;
 	size_t dlen = 0;
 	kos_rv rv;
 
-	if (c == NULL || env == NULL || pt == NULL || len == NULL)
-		return kos_error_set(KOS_E_INVALID, "kos_client_decrypt: bad arguments");
-	*pt = NULL;
-	*len = 0;
-	memset(dek, 0, sizeof(dek));
-	rv = kos_envelope_parse(env, env_len, &info);
-	if (rv != KOS_OK)
-		return rv;
-	slot = cache_find(c, info.key_name, info.key_version);
+	*server = false;
+	*got = 0;
+	slot = version != 0 ? cache_find(c, name, version) : cache_find_current(c, name);
 	if (slot != NULL) {
 		c->stats.cache_hits++;
 		c->stats.last_path = KOS_CLIENT_PATH_CACHE;
-		return kos_envelope_open(slot->dek, env, env_len, context, pt, len);
+		memcpy(dek, slot->dek, KOS_DEK_LEN);
+		*got = slot->version;
+		return KOS_OK;
 	}
 	rv = ensure_credential(c);
 	if (rv != KOS_OK)
 		return rv;
 	body_init(&b);
-	body_uint(&b, "version", info.key_version);
+	if (version != 0)
+		body_uint(&b, "version", version);
 	body_close(&b);
 	if (b.err != KOS_OK) {
 		body_free(&b);
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
 	}
-	snprintf(path, sizeof(path), "/v1/keys/%s/request", info.key_name);
+	snprintf(path, sizeof(path), "/v1/keys/%s/request", name);
 	rv = http(c, path, &b, c->cred, &doc);
 	body_free(&b);
 	if (rv != KOS_OK)
 		goto out;
 	c->stats.key_requests++;
 	delivery = json_string_value(json_object_get(doc, "delivery"));
+	v = json_integer_value(json_object_get(doc, "version"));
+	if (v < 1 || v > UINT32_MAX || (version != 0 && v != (json_int_t)version)) {
+		rv = kos_error_set(KOS_E_PARSE, "kosd's key answer names another version");
+		goto out;
+	}
+	*got = (uint32_t)v;
 	if (delivery == NULL) {
 		rv = kos_error_set(KOS_E_PARSE, "kosd's key answer names no delivery");
 	} else if (strcmp(delivery, "dek") == 0) {
@@ -1443,18 +1473,15 @@ kos_rv kos_client_decrypt(kos_client *c, const char *context, const uint8_t *env
 		c->stats.deks_received++;
 		c->stats.last_path = KOS_CLIENT_PATH_DEK;
 		if (secs > 0)
-			cache_put(c, info.key_name, info.key_version, dek,
-				  secs > 86400 ? 86400 : (kos_usec)secs);
-		rv = kos_envelope_open(dek, env, env_len, context, pt, len);
+			cache_put(c, name, *got, dek, secs > 86400 ? 86400 : (kos_usec)secs,
+				  version == 0);
 	} else if (strcmp(delivery, "shares") == 0) {
 		rv = dek_from_shares(c, doc, dek);
-		if (rv != KOS_OK)
-			goto out;
-		c->stats.last_path = KOS_CLIENT_PATH_SHARES;
-		rv = kos_envelope_open(dek, env, env_len, context, pt, len);
+		if (rv == KOS_OK)
+			c->stats.last_path = KOS_CLIENT_PATH_SHARES;
 	} else if (strcmp(delivery, "server") == 0) {
 		c->stats.last_path = KOS_CLIENT_PATH_SERVER;
-		rv = decrypt_server(c, context, env, env_len, pt, len);
+		*server = true;
 	} else {
 		rv = kos_error_set(KOS_E_PARSE, "kosd's key answer names an unknown delivery");
 	}
@@ -1463,6 +1490,33 @@ out:
 		wipe_member(doc, "dek");
 	json_decref(doc);
 	kos_secret_free(d, dlen + 1);
+	if (rv != KOS_OK)
+		OPENSSL_cleanse(dek, KOS_DEK_LEN);
+	return rv;
+}
+
+kos_rv kos_client_decrypt(kos_client *c, const char *context, const uint8_t *env, size_t env_len,
+			  uint8_t **pt, size_t *len)
+{
+	kos_envelope_info info;
+	uint8_t dek[KOS_DEK_LEN];
+	uint32_t got;
+	bool server;
+	kos_rv rv;
+
+	if (c == NULL || env == NULL || pt == NULL || len == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_client_decrypt: bad arguments");
+	*pt = NULL;
+	*len = 0;
+	rv = kos_envelope_parse(env, env_len, &info);
+	if (rv != KOS_OK)
+		return rv;
+	/* an envelope always names its version, 1 or more */
+	rv = key_fetch(c, info.key_name, info.key_version, dek, &got, &server);
+	if (rv == KOS_OK && server)
+		rv = decrypt_server(c, context, env, env_len, pt, len);
+	else if (rv == KOS_OK)
+		rv = kos_envelope_open(dek, env, env_len, context, pt, len);
 	OPENSSL_cleanse(dek, sizeof(dek));
 	return rv;
 }
@@ -1576,6 +1630,214 @@ kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem)
 		rv = kos_error_set(KOS_E_PARSE, "kosd's answer has no \"pem\"");
 	else if ((*pem = kos_strdup(p)) == NULL)
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+	json_decref(doc);
+	return rv;
+}
+
+/* --- AES-256-GCM with the caller's parameters -------------------------- */
+
+/* The low path: POST /v1/keys/NAME/gcm/{encrypt,decrypt}. */
+static kos_rv gcm_server(kos_client *c, bool enc, const char *name, uint32_t version,
+			 const kos_client_gcm *p, const uint8_t *in, size_t len, uint8_t **out,
+			 size_t *out_len, uint32_t *got)
+{
+	char path[48 + KOS_KEY_NAME_MAX];
+	json_t *doc = NULL;
+	json_int_t v;
+	kos_buf b;
+	kos_rv rv;
+
+	body_init(&b);
+	(void)kos_buf_reserve(&b, (len + p->aad_len) / 3 * 4 + 128, NULL);
+	body_b64(&b, enc ? "plaintext" : "ciphertext", in != NULL ? in : (const uint8_t *)"", len);
+	body_b64(&b, "iv", p->iv, p->iv_len);
+	if (p->aad_len > 0)
+		body_b64(&b, "aad", p->aad, p->aad_len);
+	body_uint(&b, "tag_len", (uint32_t)p->tag_len);
+	if (version != 0)
+		body_uint(&b, "version", version);
+	body_close(&b);
+	if (b.err != KOS_OK) {
+		body_free(&b);
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
+	snprintf(path, sizeof(path), "/v1/keys/%s/gcm/%s", name, enc ? "encrypt" : "decrypt");
+	rv = http(c, path, &b, c->cred, &doc);
+	body_free(&b);
+	if (rv == KOS_OK) {
+		v = json_integer_value(json_object_get(doc, "version"));
+		if (v < 1 || v > UINT32_MAX || (version != 0 && v != (json_int_t)version))
+			rv = kos_error_set(KOS_E_PARSE, "kosd's answer names another version");
+		else
+			*got = (uint32_t)v;
+	}
+	if (rv == KOS_OK) {
+		size_t n = 0;
+
+		/* the spare byte answer_b64() allocates stays zero: the exact
+		 * length frees it all */
+		rv = answer_b64(doc, enc ? "ciphertext" : "plaintext", out, &n);
+		*out_len = n;
+	}
+	json_decref(doc);
+	return rv;
+}
+
+/* The local path: GCM here with the DEK (high, medium). */
+static kos_rv gcm_local(kos_client *c, bool enc, const char *name, uint32_t version,
+			const uint8_t dek[KOS_DEK_LEN], const kos_client_gcm *p, const uint8_t *in,
+			size_t len, uint8_t **out, size_t *out_len)
+{
+	size_t n = enc ? len : len - p->tag_len;
+	uint8_t *buf;
+	kos_rv rv;
+
+	if (c->gcm == NULL && (c->gcm = kos_aead_ctx_new(NULL)) == NULL)
+		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM is not available");
+	buf = malloc(n + (enc ? p->tag_len : 1));
+	if (buf == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	/* the handle's context keeps no key schedule of the DEK after */
+	if (enc)
+		rv = kos_aead_seal_tag(c->gcm, dek, p->iv, p->aad, p->aad_len, in, len, buf,
+				       buf + len, p->tag_len);
+	else
+		rv = kos_aead_open_tag(c->gcm, dek, p->iv, p->aad, p->aad_len, in, n, in + n,
+				       p->tag_len, buf);
+	if (rv != KOS_OK) {
+		kos_secret_free(buf, n + (enc ? p->tag_len : 1));
+		if (rv == KOS_E_INTEGRITY)
+			return kos_error_set(KOS_E_INTEGRITY,
+					     "AES-GCM tag for %s version %" PRIu32
+					     " does not verify (wrong version, IV, additional data "
+					     "or tag, or tampered)",
+					     name, version);
+		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM %s failed",
+				     enc ? "encryption" : "decryption");
+	}
+	*out = buf;
+	*out_len = enc ? len + p->tag_len : n;
+	return KOS_OK;
+}
+
+static kos_rv gcm_run(kos_client *c, bool enc, const char *name, uint32_t version,
+		      const kos_client_gcm *p, const uint8_t *in, size_t len, uint8_t **out,
+		      size_t *out_len, uint32_t *version_out)
+{
+	uint8_t dek[KOS_DEK_LEN];
+	uint32_t got = 0;
+	bool server = false;
+	kos_rv rv;
+
+	if (c == NULL || p == NULL || out == NULL || out_len == NULL || (in == NULL && len > 0) ||
+	    p->iv == NULL || (p->aad == NULL && p->aad_len > 0))
+		return kos_error_set(KOS_E_INVALID, "kos_client_gcm_%s: bad arguments",
+				     enc ? "encrypt" : "decrypt");
+	*out = NULL;
+	*out_len = 0;
+	if (version_out != NULL)
+		*version_out = 0;
+	if ((rv = check_name(name)) != KOS_OK)
+		return rv;
+	if (!enc && version == 0)
+		return kos_error_set(KOS_E_INVALID, "GCM decryption needs the key version");
+	/* the same checks and words as kosd's, before anything is asked */
+	rv = kos_aead_gcm_check(p->iv_len, p->aad_len, p->tag_len, len, !enc);
+	if (rv != KOS_OK)
+		return rv;
+	rv = key_fetch(c, name, enc ? 0 : version, dek, &got, &server);
+	if (rv == KOS_OK && server)
+		rv = gcm_server(c, enc, name, enc ? 0 : version, p, in, len, out, out_len, &got);
+	else if (rv == KOS_OK)
+		rv = gcm_local(c, enc, name, got, dek, p, in, len, out, out_len);
+	OPENSSL_cleanse(dek, sizeof(dek));
+	if (rv == KOS_OK && version_out != NULL)
+		*version_out = got;
+	return rv;
+}
+
+kos_rv kos_client_gcm_encrypt(kos_client *c, const char *name, const kos_client_gcm *p,
+			      const uint8_t *pt, size_t len, uint8_t **ct, size_t *ct_len,
+			      uint32_t *version)
+{
+	return gcm_run(c, true, name, 0, p, pt, len, ct, ct_len, version);
+}
+
+kos_rv kos_client_gcm_decrypt(kos_client *c, const char *name, uint32_t version,
+			      const kos_client_gcm *p, const uint8_t *ct, size_t ct_len,
+			      uint8_t **pt, size_t *len)
+{
+	return gcm_run(c, false, name, version, p, ct, ct_len, pt, len, NULL);
+}
+
+/* --- certificates beside signing keys -------------------------------- */
+
+kos_rv kos_client_cert_get(kos_client *c, const char *name, uint32_t version, uint8_t **der,
+			   size_t *len)
+{
+	char path[64 + KOS_KEY_NAME_MAX];
+	json_t *doc = NULL;
+	uint8_t *d = NULL;
+	size_t n = 0;
+	kos_rv rv;
+
+	if (c == NULL || der == NULL || len == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_client_cert_get: bad arguments");
+	*der = NULL;
+	*len = 0;
+	if ((rv = check_name(name)) != KOS_OK)
+		return rv;
+	rv = ensure_credential(c);
+	if (rv != KOS_OK)
+		return rv;
+	if (version != 0)
+		snprintf(path, sizeof(path), "/v1/keys/%s/certificate?version=%" PRIu32, name,
+			 version);
+	else
+		snprintf(path, sizeof(path), "/v1/keys/%s/certificate", name);
+	rv = http(c, path, NULL, c->cred, &doc);
+	if (rv == KOS_OK)
+		rv = answer_b64(doc, "der", &d, &n);
+	if (rv == KOS_OK && n == 0) {
+		kos_secret_free(d, n + 1);
+		rv = kos_error_set(KOS_E_PARSE, "kosd sent an empty certificate");
+	}
+	if (rv == KOS_OK) {
+		*der = d;
+		*len = n;
+	}
+	json_decref(doc);
+	return rv;
+}
+
+kos_rv kos_client_cert_set(kos_client *c, const char *name, uint32_t version, const uint8_t *der,
+			   size_t len)
+{
+	char path[48 + KOS_KEY_NAME_MAX];
+	json_t *doc = NULL;
+	kos_buf b;
+	kos_rv rv;
+
+	if (c == NULL || der == NULL || len == 0)
+		return kos_error_set(KOS_E_INVALID, "kos_client_cert_set: bad arguments");
+	if ((rv = check_name(name)) != KOS_OK)
+		return rv;
+	rv = ensure_credential(c);
+	if (rv != KOS_OK)
+		return rv;
+	body_init(&b);
+	(void)kos_buf_reserve(&b, len / 3 * 4 + 64, NULL);
+	body_b64(&b, "der", der, len);
+	if (version != 0)
+		body_uint(&b, "version", version);
+	body_close(&b);
+	if (b.err != KOS_OK) {
+		body_free(&b);
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
+	snprintf(path, sizeof(path), "/v1/keys/%s/certificate", name);
+	rv = http(c, path, &b, c->cred, &doc);
+	body_free(&b);
 	json_decref(doc);
 	return rv;
 }

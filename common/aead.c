@@ -1,5 +1,6 @@
 /* AES-256-GCM, 96-bit IVs and 128-bit tags, for envelopes, service channels
- * and the server's cached decryption (see common/internal.h). */
+ * and the server's cached decryption; tags of 96 to 128 bits for GCM with
+ * the caller's parameters (see common/internal.h). */
 #include "config.h"
 
 #include "common/internal.h"
@@ -64,7 +65,7 @@ static int update(EVP_CIPHER_CTX *ctx, uint8_t *out, const uint8_t *in, size_t l
 
 static kos_rv run(int enc, EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
 		  const uint8_t *aad, size_t aad_len, const uint8_t *aad2, size_t aad2_len,
-		  const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
+		  const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag, size_t taglen)
 {
 	static const uint8_t scrub_key[KOS_AEAD_KEY_LEN];
 	EVP_CIPHER_CTX *own = NULL;
@@ -83,13 +84,13 @@ static kos_rv run(int enc, EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_
 	if (!update(ctx, NULL, aad, aad_len) || !update(ctx, NULL, aad2, aad2_len) ||
 	    !update(ctx, out, in, len))
 		goto out;
-	if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, KOS_AEAD_TAG_LEN, tag) != 1)
+	if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, (int)taglen, tag) != 1)
 		goto out;
 	if (EVP_CipherFinal_ex(ctx, out + len, &n) != 1) {
 		rv = enc ? KOS_E_CRYPTO : KOS_E_INTEGRITY;
 		goto out;
 	}
-	if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, KOS_AEAD_TAG_LEN, tag) != 1)
+	if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, (int)taglen, tag) != 1)
 		goto out;
 	rv = KOS_OK;
 out:
@@ -108,7 +109,8 @@ kos_rv kos_aead_seal(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
 		     const uint8_t *aad, size_t aad_len, const uint8_t *aad2, size_t aad2_len,
 		     const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
 {
-	return run(1, ctx, key, iv, aad, aad_len, aad2, aad2_len, in, len, out, tag);
+	return run(1, ctx, key, iv, aad, aad_len, aad2, aad2_len, in, len, out, tag,
+		   KOS_AEAD_TAG_LEN);
 }
 
 kos_rv kos_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
@@ -116,5 +118,49 @@ kos_rv kos_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
 		     const uint8_t *in, size_t len, const uint8_t *tag, uint8_t *out)
 {
 	/* EVP's SET_TAG takes a non-const pointer; it only reads */
-	return run(0, ctx, key, iv, aad, aad_len, aad2, aad2_len, in, len, out, (uint8_t *)tag);
+	return run(0, ctx, key, iv, aad, aad_len, aad2, aad2_len, in, len, out, (uint8_t *)tag,
+		   KOS_AEAD_TAG_LEN);
+}
+
+kos_rv kos_aead_seal_tag(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
+			 const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+			 uint8_t *out, uint8_t *tag, size_t taglen)
+{
+	if (taglen < KOS_GCM_TAG_MIN || taglen > KOS_GCM_TAG_MAX)
+		return KOS_E_CRYPTO;
+	return run(1, ctx, key, iv, aad, aad_len, NULL, 0, in, len, out, tag, taglen);
+}
+
+kos_rv kos_aead_open_tag(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
+			 const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+			 const uint8_t *tag, size_t taglen, uint8_t *out)
+{
+	/* OpenSSL would take a tag of any length from 1 byte: a short one
+	 * must never reach it */
+	if (taglen < KOS_GCM_TAG_MIN || taglen > KOS_GCM_TAG_MAX)
+		return KOS_E_INTEGRITY;
+	return run(0, ctx, key, iv, aad, aad_len, NULL, 0, in, len, out, (uint8_t *)tag, taglen);
+}
+
+kos_rv kos_aead_gcm_check(size_t iv_len, size_t aad_len, size_t tag_len, size_t in_len,
+			  bool decrypt)
+{
+	if (iv_len != KOS_GCM_IV_LEN)
+		return kos_error_set(KOS_E_INVALID, "the IV must be %d bytes (96 bits), not %zu",
+				     KOS_GCM_IV_LEN, iv_len);
+	if (tag_len < KOS_GCM_TAG_MIN || tag_len > KOS_GCM_TAG_MAX)
+		return kos_error_set(KOS_E_INVALID,
+				     "the tag length must be %d to %d bytes (96 to 128 bits), not %zu",
+				     KOS_GCM_TAG_MIN, KOS_GCM_TAG_MAX, tag_len);
+	if (aad_len > KOS_GCM_AAD_MAX)
+		return kos_error_set(KOS_E_INVALID, "additional data longer than %d bytes",
+				     KOS_GCM_AAD_MAX);
+	if (decrypt && in_len < tag_len)
+		return kos_error_set(KOS_E_INVALID,
+				     "ciphertext of %zu bytes is shorter than its %zu-byte tag",
+				     in_len, tag_len);
+	if (in_len - (decrypt ? tag_len : 0) > KOS_GCM_MAX_PLAINTEXT)
+		return kos_error_set(KOS_E_INVALID, "%s larger than %u bytes",
+				     decrypt ? "ciphertext" : "plaintext", KOS_GCM_MAX_PLAINTEXT);
+	return KOS_OK;
 }

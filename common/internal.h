@@ -115,6 +115,23 @@ kos_rv kos_aead_open(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
 		     const uint8_t *aad, size_t aad_len, const uint8_t *aad2, size_t aad2_len,
 		     const uint8_t *in, size_t len, const uint8_t *tag, uint8_t *out);
 
+/* kos_aead_seal()/kos_aead_open() with the caller's tag length (taglen
+ * KOS_GCM_TAG_MIN..KOS_GCM_TAG_MAX; the tag is the first taglen bytes of
+ * the full one, as SP 800-38D truncates) and one piece of additional data:
+ * GCM with the caller's parameters (KOS_GCM_* in <kos/names.h>). Same
+ * results, no error detail. */
+kos_rv kos_aead_seal_tag(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
+			 const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+			 uint8_t *out, uint8_t *tag, size_t taglen);
+kos_rv kos_aead_open_tag(EVP_CIPHER_CTX *ctx, const uint8_t *key, const uint8_t *iv,
+			 const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t len,
+			 const uint8_t *tag, size_t taglen, uint8_t *out);
+/* Checks the caller's GCM parameters against the limits of <kos/names.h>:
+ * KOS_E_INVALID naming the first that is wrong (with the detail set), for
+ * in_len bytes in (for decryption: ciphertext and tag). */
+kos_rv kos_aead_gcm_check(size_t iv_len, size_t aad_len, size_t tag_len, size_t in_len,
+			  bool decrypt);
+
 /* --- base64 (base64.c); the decoder kos_b64_decode() is in <kos/common.h> --- */
 
 /* Characters standard base64 (RFC 4648 section 4, padded) needs for len

@@ -320,3 +320,52 @@ kos_rv kos_access_sign(kos_access *acc, const char *client, const char *scope, c
 	opts.alg = alg;
 	return kos_access_sign_with(acc, client, scope, name, &opts, data, len, res);
 }
+
+/* AES-256-GCM with the caller's parameters, server-side, for every tier
+ * that is not deny, as envelopes are: a low-tier caller's CKM_AES_GCM
+ * runs here, a higher tier may run it locally with its DEK. A tag that
+ * does not verify is the client's integrity failure, as a tampered
+ * envelope is. */
+static kos_rv gcm_run(kos_access *acc, bool enc, const char *client, const char *scope,
+		      const char *name, uint32_t version, const kos_gcm_params *p,
+		      const uint8_t *in, size_t len, kos_access_result *res)
+{
+	kos_usec start = monotonic_usec();
+	bool go;
+	kos_rv rv;
+
+	if (acc == NULL || res == NULL)
+		return kos_error_set(KOS_E_INVALID, "no access handle or result");
+	rv = admit(acc, client, scope, enc ? "encrypt" : "decrypt", name, res, &go);
+	if (rv != KOS_OK || !go)
+		return rv;
+	if (enc)
+		rv = kos_key_gcm_encrypt(acc->keys, name, version, p, in, len, &res->data,
+					 &res->data_len, &res->version);
+	else
+		rv = kos_key_gcm_decrypt(acc->keys, name, version, p, in, len, &res->data,
+					 &res->data_len);
+	if (rv == KOS_OK) {
+		res->delivery = KOS_DELIVER_SERVER;
+		if (!enc)
+			res->version = version;
+	}
+	observe_outcome(acc, client, start, rv);
+	if (rv != KOS_OK)
+		kos_access_result_clear(res);
+	return rv;
+}
+
+kos_rv kos_access_gcm_encrypt(kos_access *acc, const char *client, const char *scope,
+			      const char *name, uint32_t version, const kos_gcm_params *p,
+			      const uint8_t *pt, size_t len, kos_access_result *res)
+{
+	return gcm_run(acc, true, client, scope, name, version, p, pt, len, res);
+}
+
+kos_rv kos_access_gcm_decrypt(kos_access *acc, const char *client, const char *scope,
+			      const char *name, uint32_t version, const kos_gcm_params *p,
+			      const uint8_t *ct, size_t len, kos_access_result *res)
+{
+	return gcm_run(acc, false, client, scope, name, version, p, ct, len, res);
+}

@@ -70,6 +70,18 @@ KOS_API kos_rv kos_access_sign_with(kos_access *acc, const char *client, const c
 				    const char *name, const kos_sign_opts *opts,
 				    const uint8_t *in, size_t len, kos_access_result *res);
 
+/* AES-256-GCM with the caller's parameters (kos_key_gcm_encrypt(),
+ * kos_key_gcm_decrypt()), server-side for any tier that is not deny; needs
+ * "encrypt:NAME" or "decrypt:NAME". res->data is the ciphertext with its
+ * tag, or the plaintext; res->version the version used. A tag that does
+ * not verify is an integrity observation and KOS_E_INTEGRITY. */
+KOS_API kos_rv kos_access_gcm_encrypt(kos_access *acc, const char *client, const char *scope,
+				      const char *name, uint32_t version, const kos_gcm_params *p,
+				      const uint8_t *pt, size_t len, kos_access_result *res);
+KOS_API kos_rv kos_access_gcm_decrypt(kos_access *acc, const char *client, const char *scope,
+				      const char *name, uint32_t version, const kos_gcm_params *p,
+				      const uint8_t *ct, size_t len, kos_access_result *res);
+
 /* Wipes the DEK and frees data; the struct may be reused. */
 KOS_API void kos_access_result_clear(kos_access_result *res);
 

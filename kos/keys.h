@@ -131,6 +131,36 @@ KOS_API kos_rv kos_key_encrypt(kos_keys *keys, const char *name, const char *con
 KOS_API kos_rv kos_key_decrypt(kos_keys *keys, const char *context, const uint8_t *env,
 			       size_t env_len, uint8_t **pt, size_t *len);
 
+/* The caller's parameters of AES-256-GCM (CKM_AES_GCM's CK_GCM_PARAMS):
+ * limits KOS_GCM_* of <kos/names.h>. */
+typedef struct kos_gcm_params {
+	const uint8_t *iv;
+	size_t iv_len;
+	const uint8_t *aad; /* may be NULL with aad_len 0 */
+	size_t aad_len;
+	size_t tag_len;     /* bytes */
+} kos_gcm_params;
+
+/* AES-256-GCM with DEK name and the caller's IV, additional data and tag
+ * length; no envelope: *ct is the ciphertext with the tag appended (len +
+ * tag_len bytes, freed with kos_free()). version 0 or the current one
+ * (another is refused: old versions only decrypt); *version_out (may be
+ * NULL) receives it. The IV is the caller's to never repeat under one
+ * version. Errors: KOS_E_INVALID (parameters, sizes, a signing key, a
+ * version not current), KOS_E_NOTFOUND, rebuild errors as kos_key_dek(). */
+KOS_API kos_rv kos_key_gcm_encrypt(kos_keys *keys, const char *name, uint32_t version,
+				   const kos_gcm_params *p, const uint8_t *pt, size_t len,
+				   uint8_t **ct, size_t *ct_len, uint32_t *version_out);
+/* Opens what kos_key_gcm_encrypt() made with version (required: nothing
+ * names it otherwise); *pt is freed with kos_secret_free(*pt, *len).
+ * Errors: KOS_E_INTEGRITY (the tag does not verify: nothing is handed
+ * out), KOS_E_INVALID (parameters, a ciphertext shorter than its tag, no
+ * version), KOS_E_NOTFOUND (unknown key, version or retired), rebuild
+ * errors as kos_key_dek(). */
+KOS_API kos_rv kos_key_gcm_decrypt(kos_keys *keys, const char *name, uint32_t version,
+				   const kos_gcm_params *p, const uint8_t *ct, size_t ct_len,
+				   uint8_t **pt, size_t *len);
+
 /* The DEK of name at version (0: current) into dek, reconstructed from any
  * k reachable shares of a set and checked against the key check value; from
  * the cache when it holds it (and cached for the policy's keys.cache).
@@ -198,6 +228,25 @@ KOS_API kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sig
 /* The public key of name at version (0: current) as PEM
  * (SubjectPublicKeyInfo); retired versions too. Free with kos_free(). */
 KOS_API kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem);
+
+/* Certificates beside signing keys (kos-keys(7)): an X.509 certificate in
+ * DER, at most KOS_KEY_CERT_MAX bytes, stored with version (0: current) of
+ * signing key name, replacing the one it had. It must parse as one
+ * certificate with nothing after it and carry that version's public key.
+ * *version_out (may be NULL) receives the version. Errors: KOS_E_INVALID
+ * (not a certificate, another public key, a data key), KOS_E_NOTFOUND (no
+ * such key or active version), KOS_E_STORE. */
+#define KOS_KEY_CERT_MAX 16384
+KOS_API kos_rv kos_key_cert_set(kos_keys *keys, const char *name, uint32_t version,
+				const uint8_t *der, size_t len, uint32_t *version_out);
+/* The certificate of version (0: current; retired versions too) of name;
+ * *der is freed with kos_free(). Errors: KOS_E_NOTFOUND (no such key or
+ * version, or none stored), KOS_E_INVALID (a data key), KOS_E_STORE. */
+KOS_API kos_rv kos_key_cert_get(kos_keys *keys, const char *name, uint32_t version,
+				uint8_t **der, size_t *len, uint32_t *version_out);
+/* A certificate's DER as PEM text ("-----BEGIN CERTIFICATE-----"), freed
+ * with kos_free(). Errors: KOS_E_PARSE, KOS_E_NOMEM. Thread-safe. */
+KOS_API kos_rv kos_key_cert_pem(const uint8_t *der, size_t len, char **pem);
 
 /* Finds what a crash can leave: versions in the store never completed, and
  * kos share or key objects on tokens that no active version owns. A version

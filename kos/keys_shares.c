@@ -538,6 +538,125 @@ kos_rv kos_key_decrypt(kos_keys *keys, const char *context, const uint8_t *env, 
 	return rv;
 }
 
+/* --- AES-256-GCM with the caller's parameters (CKM_AES_GCM) --------------------------- */
+
+kos_rv kos_key_gcm_encrypt(kos_keys *keys, const char *name, uint32_t version,
+			   const kos_gcm_params *p, const uint8_t *pt, size_t len, uint8_t **ct,
+			   size_t *ct_len, uint32_t *version_out)
+{
+	uint8_t dek[KOS_DEK_LEN];
+	uint32_t got = 0;
+	EVP_CIPHER_CTX *ctx;
+	uint8_t *out = NULL;
+	kos_rv rv;
+
+	if (ct == NULL || ct_len == NULL)
+		return kos_error_set(KOS_E_INVALID, "no output for the ciphertext");
+	*ct = NULL;
+	*ct_len = 0;
+	if (version_out != NULL)
+		*version_out = 0;
+	if (keys == NULL || p == NULL || (pt == NULL && len > 0) || p->iv == NULL ||
+	    (p->aad == NULL && p->aad_len > 0))
+		return kos_error_set(KOS_E_INVALID, "no key service, parameters or plaintext");
+	rv = kos_keys_check_name(name);
+	if (rv == KOS_OK)
+		rv = kos_aead_gcm_check(p->iv_len, p->aad_len, p->tag_len, len, false);
+	if (rv != KOS_OK)
+		return rv;
+	/* old versions only decrypt: a version named must be the current one,
+	 * so a caller that pinned one learns of a rotation */
+	rv = dek_get(keys, name, 0, dek, &got);
+	if (rv == KOS_OK && version != 0 && version != got)
+		rv = kos_error_set(KOS_E_INVALID,
+				   "key %s version %" PRIu32 " is not current (%" PRIu32
+				   "): encryption uses the current version",
+				   name, version, got);
+	if (rv != KOS_OK)
+		goto out;
+	ctx = gcm_ctx();
+	out = malloc(len + p->tag_len);
+	if (ctx == NULL || out == NULL) {
+		rv = kos_error_set(ctx == NULL ? KOS_E_CRYPTO : KOS_E_NOMEM,
+				   ctx == NULL ? "AES-256-GCM is not available" : "out of memory");
+		goto out;
+	}
+	rv = kos_aead_seal_tag(ctx, dek, p->iv, p->aad, p->aad_len, pt, len, out, out + len,
+			       p->tag_len);
+	if (rv != KOS_OK) {
+		rv = kos_error_set(KOS_E_CRYPTO, "AES-256-GCM encryption failed");
+		goto out;
+	}
+	*ct = out;
+	*ct_len = len + p->tag_len;
+	out = NULL;
+	if (version_out != NULL)
+		*version_out = got;
+out:
+	free(out);
+	OPENSSL_cleanse(dek, sizeof(dek));
+	return rv;
+}
+
+kos_rv kos_key_gcm_decrypt(kos_keys *keys, const char *name, uint32_t version,
+			   const kos_gcm_params *p, const uint8_t *ct, size_t ct_len, uint8_t **pt,
+			   size_t *len)
+{
+	uint8_t dek[KOS_DEK_LEN];
+	uint32_t got = 0;
+	EVP_CIPHER_CTX *ctx;
+	uint8_t *out = NULL;
+	size_t n = 0;
+	kos_rv rv;
+
+	if (pt == NULL || len == NULL)
+		return kos_error_set(KOS_E_INVALID, "no output for the plaintext");
+	*pt = NULL;
+	*len = 0;
+	if (keys == NULL || p == NULL || (ct == NULL && ct_len > 0) || p->iv == NULL ||
+	    (p->aad == NULL && p->aad_len > 0))
+		return kos_error_set(KOS_E_INVALID, "no key service, parameters or ciphertext");
+	/* no envelope names the version: the caller must */
+	if (version == 0)
+		return kos_error_set(KOS_E_INVALID, "GCM decryption needs the key version");
+	rv = kos_keys_check_name(name);
+	if (rv == KOS_OK)
+		rv = kos_aead_gcm_check(p->iv_len, p->aad_len, p->tag_len, ct_len, true);
+	if (rv != KOS_OK)
+		return rv;
+	n = ct_len - p->tag_len;
+	rv = dek_get(keys, name, version, dek, &got);
+	if (rv != KOS_OK)
+		goto out;
+	ctx = gcm_ctx();
+	out = malloc(n + 1);
+	if (ctx == NULL || out == NULL) {
+		rv = kos_error_set(ctx == NULL ? KOS_E_CRYPTO : KOS_E_NOMEM,
+				   ctx == NULL ? "AES-256-GCM is not available" : "out of memory");
+		goto out;
+	}
+	rv = kos_aead_open_tag(ctx, dek, p->iv, p->aad, p->aad_len, ct, n, ct + n, p->tag_len,
+			       out);
+	if (rv == KOS_E_INTEGRITY)
+		rv = kos_error_set(KOS_E_INTEGRITY,
+				   "AES-GCM tag for %s version %" PRIu32 " does not verify (wrong "
+				   "version, IV, additional data or tag, or tampered)",
+				   name, version);
+	else if (rv != KOS_OK)
+		rv = kos_error_set(KOS_E_CRYPTO, "AES-256-GCM decryption failed");
+	if (rv != KOS_OK)
+		goto out;
+	*pt = out;
+	*len = n;
+	out = NULL;
+out:
+	/* kos_aead_open_tag() wiped what it wrote on failure */
+	if (out != NULL)
+		kos_secret_free(out, n + 1);
+	OPENSSL_cleanse(dek, sizeof(dek));
+	return rv;
+}
+
 /* --- medium tier: share references ------------------------------------------------- */
 
 struct ref_candidate {

@@ -3,6 +3,8 @@
 
 #include "kos/store_backend.h"
 
+#include <inttypes.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,6 +146,24 @@ kos_rv kos_store_share_counts(kos_store *st, void (*fn)(const char *token, uint6
 			      void *arg)
 {
 	return st->ops->share_counts(st, fn, arg);
+}
+
+kos_rv kos_store_key_cert_put(kos_store *st, const char *name, uint32_t version,
+			     const uint8_t *der, size_t len, kos_usec created)
+{
+	if (der == NULL || len == 0 || len > KOS_STORE_CERT_MAX || version == 0)
+		return kos_error_set(KOS_E_INVALID, "state store: a certificate of %zu bytes "
+						    "(1 to %d) for version %" PRIu32,
+				     len, KOS_STORE_CERT_MAX, version);
+	return st->ops->key_cert_put(st, name, version, der, len, created);
+}
+
+kos_rv kos_store_key_cert_get(kos_store *st, const char *name, uint32_t version, uint8_t **der,
+			     size_t *len)
+{
+	*der = NULL;
+	*len = 0;
+	return st->ops->key_cert_get(st, name, version, der, len);
 }
 
 kos_rv kos_store_service_put(kos_store *st, const struct kos_service_row *row)

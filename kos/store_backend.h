@@ -17,7 +17,7 @@
 #include <kos/cred.h>
 
 /* The schema this code writes; a store at a higher version is refused. */
-#define KOS_STORE_SCHEMA_VERSION 6
+#define KOS_STORE_SCHEMA_VERSION 7
 
 /* One client's persistent trust state, exactly as stored. Factors are as of
  * last_activity: decay to "now" is the trust engine's business. Windows and
@@ -118,6 +118,10 @@ struct kos_store_version {
 	size_t n_shares;		/* DEK: every share of every set */
 	struct kos_store_share *shares; /* malloc'd; kos_store_version_clear() */
 };
+
+/* A signing key version's X.509 certificate (schema version 7), DER, as
+ * kos_key_cert_set() checked it; public, so kept as it came. */
+#define KOS_STORE_CERT_MAX 16384
 
 /* Frees v->shares and zeroes v; NULL-safe. */
 void kos_store_version_clear(struct kos_store_version *v);
@@ -258,6 +262,15 @@ struct kos_store_ops {
 	 * shares (kos_store_versions_free()). KOS_E_NOTFOUND for an unknown key. */
 	kos_rv (*key_versions)(kos_store *st, const char *name, struct kos_store_version **out,
 			       size_t *n);
+	/* Stores der (1..KOS_STORE_CERT_MAX bytes) as the certificate of
+	 * name/version, replacing one stored before, in one transaction.
+	 * KOS_E_NOTFOUND when that version is not active. */
+	kos_rv (*key_cert_put)(kos_store *st, const char *name, uint32_t version,
+			       const uint8_t *der, size_t len, kos_usec created);
+	/* The certificate of name/version; *der is malloc'd (free()).
+	 * KOS_E_NOTFOUND when none is stored. */
+	kos_rv (*key_cert_get)(kos_store *st, const char *name, uint32_t version, uint8_t **der,
+			       size_t *len);
 	/* Calls fn with the number of share rows of every token that has any. */
 	kos_rv (*share_counts)(kos_store *st, void (*fn)(const char *token, uint64_t n, void *arg),
 			       void *arg);
@@ -372,6 +385,10 @@ kos_rv kos_store_key_versions(kos_store *st, const char *name, struct kos_store_
 			      size_t *n);
 kos_rv kos_store_share_counts(kos_store *st, void (*fn)(const char *token, uint64_t n, void *arg),
 			      void *arg);
+kos_rv kos_store_key_cert_put(kos_store *st, const char *name, uint32_t version,
+			     const uint8_t *der, size_t len, kos_usec created);
+kos_rv kos_store_key_cert_get(kos_store *st, const char *name, uint32_t version, uint8_t **der,
+			     size_t *len);
 
 kos_rv kos_store_service_put(kos_store *st, const struct kos_service_row *row);
 kos_rv kos_store_service_get(kos_store *st, const char *name, struct kos_service_row *row);

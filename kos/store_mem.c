@@ -60,6 +60,13 @@ struct mem_store {
 	_Atomic uint64_t revision;
 	kos_ledger_entry *ledger;
 	size_t n_ledger, cap_ledger;
+	struct mem_cert {
+		char name[KOS_KEY_NAME_MAX + 1];
+		uint32_t version;
+		uint8_t *der;
+		size_t len;
+	} *certs;
+	size_t n_certs, cap_certs;
 };
 
 /* FNV-1a; the top bit is forced so that 0 can mark an empty slot. */
@@ -136,6 +143,9 @@ static void mem_free(kos_store *st)
 	for (i = 0; i < m->n_keys; i++)
 		kos_store_versions_free(m->keys[i].v, m->keys[i].n_v);
 	free(m->keys);
+	for (i = 0; i < m->n_certs; i++)
+		free(m->certs[i].der);
+	free(m->certs);
 	if (m->services != NULL)
 		OPENSSL_cleanse(m->services, m->cap_services * sizeof(*m->services));
 	free(m->services);
@@ -1247,6 +1257,87 @@ static uint64_t mem_cred_hint(kos_store *st)
 	return atomic_load_explicit(&mem_of(st)->revision, memory_order_acquire);
 }
 
+/* The certificate slot of name/version, or NULL. Caller holds the lock. */
+static struct mem_cert *cert_find(struct mem_store *m, const char *name, uint32_t version)
+{
+	for (size_t i = 0; i < m->n_certs; i++)
+		if (m->certs[i].version == version && strcmp(m->certs[i].name, name) == 0)
+			return &m->certs[i];
+	return NULL;
+}
+
+static kos_rv mem_key_cert_put(kos_store *st, const char *name, uint32_t version,
+			       const uint8_t *der, size_t len, kos_usec created)
+{
+	struct mem_store *m = mem_of(st);
+	struct kos_store_version *v;
+	struct mem_key *k;
+	struct mem_cert *c;
+	uint8_t *copy = malloc(len);
+	kos_rv rv = KOS_OK;
+
+	(void)created;
+	if (copy == NULL)
+		return kos_error_set(KOS_E_NOMEM, "memory store: out of memory");
+	memcpy(copy, der, len);
+	pthread_mutex_lock(&m->lock);
+	k = key_get(m, name);
+	v = k != NULL ? version_of(k, version) : NULL;
+	if (v == NULL || v->state != KOS_KEY_STATE_ACTIVE) {
+		rv = kos_error_set(KOS_E_NOTFOUND, "key %s has no active version %u", name,
+				   (unsigned)version);
+		goto out;
+	}
+	c = cert_find(m, name, version);
+	if (c == NULL) {
+		if (m->n_certs == m->cap_certs) {
+			size_t ncap = m->cap_certs ? m->cap_certs * 2 : 8;
+			struct mem_cert *nc = realloc(m->certs, ncap * sizeof(*nc));
+
+			if (nc == NULL) {
+				rv = kos_error_set(KOS_E_NOMEM, "memory store: out of memory");
+				goto out;
+			}
+			m->certs = nc;
+			m->cap_certs = ncap;
+		}
+		c = &m->certs[m->n_certs++];
+		memset(c, 0, sizeof(*c));
+		snprintf(c->name, sizeof(c->name), "%s", name);
+		c->version = version;
+	}
+	free(c->der);
+	c->der = copy;
+	c->len = len;
+	copy = NULL;
+out:
+	pthread_mutex_unlock(&m->lock);
+	free(copy);
+	return rv;
+}
+
+static kos_rv mem_key_cert_get(kos_store *st, const char *name, uint32_t version, uint8_t **der,
+			       size_t *len)
+{
+	struct mem_store *m = mem_of(st);
+	struct mem_cert *c;
+	kos_rv rv = KOS_OK;
+
+	pthread_mutex_lock(&m->lock);
+	c = cert_find(m, name, version);
+	if (c == NULL) {
+		rv = kos_error_set(KOS_E_NOTFOUND, "key %s version %u has no certificate", name,
+				   (unsigned)version);
+	} else if ((*der = malloc(c->len)) == NULL) {
+		rv = kos_error_set(KOS_E_NOMEM, "memory store: out of memory");
+	} else {
+		memcpy(*der, c->der, c->len);
+		*len = c->len;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
 static kos_rv mem_meta_get(kos_store *st, const char *key, char **value)
 {
 	struct mem_store *m = mem_of(st);
@@ -1424,6 +1515,8 @@ static const struct kos_store_ops mem_ops = {
     .cred_prune = mem_cred_prune,
     .cred_revision = mem_cred_revision,
     .cred_hint = mem_cred_hint,
+    .key_cert_put = mem_key_cert_put,
+    .key_cert_get = mem_key_cert_get,
     .meta_get = mem_meta_get,
     .meta_put = mem_meta_put,
     .ledger_append = mem_ledger_append,

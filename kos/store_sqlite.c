@@ -199,6 +199,19 @@ static const char *const migrations[] = {
      * leaving a penalised client unbounded. */
     "ALTER TABLE trust ADD COLUMN ceiling REAL NOT NULL DEFAULT -1;\n"
     "ALTER TABLE trust ADD COLUMN ceiling_at INTEGER NOT NULL DEFAULT 0;\n",
+
+    /* 7: X.509 certificates beside signing key versions (DER, checked
+     * against the version's public key when written; PKCS#11 clients find
+     * them as CKO_CERTIFICATE objects). One per version; created in
+     * microseconds since the epoch. */
+    "CREATE TABLE key_certs (\n"
+    "	name TEXT NOT NULL,\n"
+    "	version INTEGER NOT NULL,\n"
+    "	der BLOB NOT NULL CHECK (length(der) BETWEEN 1 AND 16384),\n"
+    "	created INTEGER NOT NULL,\n"
+    "	PRIMARY KEY (name, version),\n"
+    "	FOREIGN KEY (name, version) REFERENCES key_versions (name, version)\n"
+    ") WITHOUT ROWID;\n",
 };
 
 _Static_assert(KOS_ARRAY_SIZE(migrations) == KOS_STORE_SCHEMA_VERSION,
@@ -273,6 +286,8 @@ enum {
 	ST_LEDGER_HEAD,
 	ST_LEDGER_INSERT,
 	ST_LEDGER_READ,
+	ST_CERT_PUT,
+	ST_CERT_GET,
 	ST_COUNT
 };
 
@@ -372,6 +387,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_LEDGER_INSERT] = "INSERT INTO ledger (" LEDGER_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
 			 "?7, ?8, ?9, ?10, ?11)",
     [ST_LEDGER_READ] = "SELECT " LEDGER_COLS " FROM ledger WHERE seq >= ?1 ORDER BY seq LIMIT ?2",
+    [ST_CERT_PUT] = "INSERT INTO key_certs (name, version, der, created) VALUES (?1, ?2, ?3, ?4) "
+		    "ON CONFLICT (name, version) DO UPDATE SET der = excluded.der, "
+		    "created = excluded.created",
+    [ST_CERT_GET] = "SELECT der FROM key_certs WHERE name = ?1 AND version = ?2",
 };
 
 struct sql_store {
@@ -2171,6 +2190,96 @@ static kos_rv sql_meta_put(kos_store *st, const char *key, const char *value)
 	return run_tx(sql_of(st), true, meta_in_tx, &a);
 }
 
+/* --- certificates beside signing keys ------------------------------------------ */
+
+struct cert_put_arg {
+	const char *name;
+	uint32_t version;
+	const uint8_t *der;
+	size_t len;
+	kos_usec created;
+};
+
+static kos_rv cert_put_in_tx(struct sql_store *s, void *varg)
+{
+	struct cert_put_arg *a = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_CERT_PUT];
+	enum kos_key_state state;
+	bool found;
+	kos_rv rv;
+	int rc;
+
+	/* in the transaction: a retirement cannot slip in between */
+	rv = load_state(s, a->name, a->version, &state, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (!found || state != KOS_KEY_STATE_ACTIVE)
+		return kos_error_set(KOS_E_NOTFOUND, "key %s has no active version %" PRIu32,
+				     a->name, a->version);
+	rc = bind_nv(stmt, a->name, a->version);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_blob(stmt, 3, a->der, (int)a->len, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 4, a->created);
+	return exec_bound(s, stmt, rc, "cannot write a certificate");
+}
+
+static kos_rv sql_key_cert_put(kos_store *st, const char *name, uint32_t version,
+			       const uint8_t *der, size_t len, kos_usec created)
+{
+	struct cert_put_arg a = { name, version, der, len, created };
+
+	return run_tx(sql_of(st), true, cert_put_in_tx, &a);
+}
+
+struct cert_get_arg {
+	uint8_t *der;
+	size_t len;
+};
+
+static kos_rv read_cert(sqlite3_stmt *stmt, void *rec)
+{
+	struct cert_get_arg *a = rec;
+	const void *blob = sqlite3_column_blob(stmt, 0);
+	int n = sqlite3_column_bytes(stmt, 0);
+
+	/* the schema's CHECK holds for kos's rows; another writer's are
+	 * refused, not handed on */
+	if (blob == NULL || n <= 0 || n > KOS_STORE_CERT_MAX)
+		return kos_error_set(KOS_E_STORE, "state store: a certificate of %d bytes", n);
+	a->der = malloc((size_t)n);
+	if (a->der == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	memcpy(a->der, blob, (size_t)n);
+	a->len = (size_t)n;
+	return KOS_OK;
+}
+
+static kos_rv sql_key_cert_get(kos_store *st, const char *name, uint32_t version, uint8_t **der,
+			       size_t *len)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_CERT_GET];
+	struct cert_get_arg a = { NULL, 0 };
+	bool found;
+	kos_rv rv;
+
+	pthread_mutex_lock(&s->lock);
+	rv = query_row(s, stmt, bind_nv(stmt, name, version), read_cert, &a, &found,
+		       "cannot read a certificate");
+	pthread_mutex_unlock(&s->lock);
+	if (rv == KOS_OK && !found)
+		rv = kos_error_set(KOS_E_NOTFOUND, "key %s version %" PRIu32 " has no certificate",
+				   name, version);
+	if (rv != KOS_OK) {
+		free(a.der);
+		return rv;
+	}
+	*der = a.der;
+	*len = a.len;
+	return KOS_OK;
+}
+
 /* --- the ledger ---------------------------------------------------------------- */
 
 struct ledger_head {
@@ -2419,6 +2528,8 @@ static const struct kos_store_ops sql_ops = {
     .key_version_get = sql_key_version_get,
     .key_versions = sql_key_versions,
     .share_counts = sql_share_counts,
+    .key_cert_put = sql_key_cert_put,
+    .key_cert_get = sql_key_cert_get,
     .service_put = sql_service_put,
     .service_get = sql_service_get,
     .service_list = sql_service_list,

@@ -27,7 +27,7 @@ grep_out "encrypt" "key --help lists the subcommands"
 expect 2 "key without a subcommand" "$K" key
 expect 0 "key create --help" "$K" key create --help
 grep_out "usage: kosctl key create NAME" "create --help prints the usage"
-for sub in list show rotate retire encrypt decrypt sign pubkey; do
+for sub in list show rotate retire encrypt decrypt sign pubkey gcm-encrypt gcm-decrypt; do
 	expect 0 "key $sub --help" "$K" key "$sub" --help
 done
 expect 0 "fsck --help" "$K" fsck --help
@@ -222,5 +222,73 @@ expect 2 "sign with an unknown algorithm" "$K" key sign sig-ec --alg md5 < "$t/d
 expect 1 "sign with an algorithm of another type" "$K" key sign sig-ec --alg rsa-pss < "$t/data"
 expect 0 "fsck after the signing keys" "$K" fsck
 grep_out "fsck: clean" "the retired key pair left nothing behind"
+
+# --- AES-256-GCM with the caller's IV, AAD and tag length ---
+G_IV=cafebabefacedbaddecaf888
+setup "a data key for GCM" "$K" key create gcmk
+printf 'PKCS#11 plaintext' > "$t/g.pt"
+expect 0 "gcm-encrypt" "$K" key gcm-encrypt gcmk --iv $G_IV --aad 0011 --tag-len 14 < "$t/g.pt"
+cp "$out" "$t/g.ct"
+check "the ciphertext carries the 14-byte tag" test "$(wc -c < "$t/g.ct")" -eq 31
+grep_err "key gcmk version 1" "gcm-encrypt names the version"
+expect 0 "gcm-decrypt" "$K" key gcm-decrypt gcmk -V 1 -i $G_IV -A 0011 -T 14 < "$t/g.ct"
+check "gcm-decrypt gives the plaintext back" cmp -s "$out" "$t/g.pt"
+expect 0 "gcm-encrypt again with the same parameters" \
+	"$K" key gcm-encrypt gcmk --iv $G_IV --aad 0011 --tag-len 14 < "$t/g.pt"
+check "one key, IV and AAD give one ciphertext" cmp -s "$out" "$t/g.ct"
+expect 1 "gcm-decrypt with another AAD" "$K" key gcm-decrypt gcmk -V 1 -i $G_IV -A 0012 -T 14 < "$t/g.ct"
+grep_err "integrity check failed" "another AAD: integrity check failed"
+check "another AAD writes nothing" test ! -s "$out"
+expect 1 "gcm-decrypt with another IV" "$K" key gcm-decrypt gcmk -V 1 -i cafebabefacedbaddecaf889 \
+	-A 0011 -T 14 < "$t/g.ct"
+head -c 30 "$t/g.ct" > "$t/g.cut"
+expect 1 "gcm-decrypt with a cut tag" "$K" key gcm-decrypt gcmk -V 1 -i $G_IV -A 0011 -T 14 < "$t/g.cut"
+{ head -c 2 "$t/g.ct"; printf 'X'; tail -c +4 "$t/g.ct"; } > "$t/g.flip"
+expect 1 "gcm-decrypt with a changed byte" "$K" key gcm-decrypt gcmk -V 1 -i $G_IV -A 0011 -T 14 < "$t/g.flip"
+expect 2 "gcm-decrypt without --version" "$K" key gcm-decrypt gcmk -i $G_IV < "$t/g.ct"
+grep_err "version is required" "the missing version is named"
+expect 2 "gcm-encrypt without --iv" "$K" key gcm-encrypt gcmk < "$t/g.pt"
+expect 2 "gcm-encrypt with an 8-byte IV" "$K" key gcm-encrypt gcmk --iv 0011223344556677 < "$t/g.pt"
+grep_err "IV must be 12 bytes" "the IV length is named"
+expect 2 "gcm-encrypt with an 8-byte tag" "$K" key gcm-encrypt gcmk --iv $G_IV -T 8 < "$t/g.pt"
+grep_err "tag length must be 12 to 16 bytes" "the tag length is named"
+expect 2 "gcm-encrypt with an IV not hex" "$K" key gcm-encrypt gcmk --iv zz0102030405060708090a0b < "$t/g.pt"
+expect 1 "gcm-encrypt with a signing key" "$K" key gcm-encrypt sig-ec --iv $G_IV < "$t/g.pt"
+grep_err "not a data key" "the wrong type is named"
+expect 0 "rotate the GCM key" "$K" key rotate gcmk
+expect 1 "gcm-encrypt naming the old version" "$K" key gcm-encrypt gcmk -V 1 --iv $G_IV < "$t/g.pt"
+grep_err "not current" "an old version does not encrypt"
+expect 0 "the old version still decrypts" "$K" key gcm-decrypt gcmk -V 1 -i $G_IV -A 0011 -T 14 < "$t/g.ct"
+expect 1 "the new version does not open it" "$K" key gcm-decrypt gcmk -V 2 -i $G_IV -A 0011 -T 14 < "$t/g.ct"
+
+# --- certificates beside signing keys ---
+expect 0 "key cert --help" "$K" key cert --help
+grep_out "show" "key cert --help lists its subcommands"
+expect 0 "key cert set --help" "$K" key cert set --help
+expect 2 "key cert set without a file" "$K" key cert set sig-ec
+grep_err "FILE missing" "the missing file is named"
+run "$K" key pubkey sig-ec
+cp "$out" "$t/sig-ec.pub"
+setup "a CA key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$t/ca.key"
+setup "a certificate for sig-ec" openssl x509 -new -subj /CN=sig-ec -key "$t/ca.key" \
+	-force_pubkey "$t/sig-ec.pub" -days 2 -out "$t/sig-ec.pem"
+setup "its DER" openssl x509 -in "$t/sig-ec.pem" -outform DER -out "$t/sig-ec.der"
+setup "another key's" openssl req -new -x509 -key "$t/ca.key" -subj /CN=x -days 2 -out "$t/x.pem"
+expect 1 "key cert show before one is stored" "$K" key cert show sig-ec
+grep_err "has no certificate" "no certificate is named"
+expect 0 "key cert set (DER)" "$K" key cert set sig-ec "$t/sig-ec.der"
+grep_out "version 2" "stored with the current version"
+expect 0 "key cert show" "$K" key cert show sig-ec
+check "key cert show writes the DER" cmp -s "$out" "$t/sig-ec.der"
+expect 0 "key cert show --pem" "$K" key cert show sig-ec --pem
+check "key cert show --pem writes the PEM" cmp -s "$out" "$t/sig-ec.pem"
+expect 0 "key cert set (PEM from standard input)" "$K" key cert set sig-ec - < "$t/sig-ec.pem"
+expect 1 "key cert set of another key's certificate" "$K" key cert set sig-ec "$t/x.pem"
+grep_err "public key is not that of key sig-ec" "the mismatch is named"
+expect 1 "key cert set of something else" "$K" key cert set sig-ec "$t/data"
+grep_err "not an X.509 certificate" "bad DER is named"
+expect 1 "key cert set on a data key" "$K" key cert set payments "$t/sig-ec.der"
+expect 1 "key cert set on a retired version" "$K" key cert set sig-ec "$t/sig-ec.der" --version 1
+expect 1 "key cert set of a missing file" "$K" key cert set sig-ec "$t/none.der"
 
 finish kosctl-keys

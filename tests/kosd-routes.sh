@@ -579,6 +579,142 @@ expect 1 "the store has forgotten it" "$K" --local service show mail
 expect 1 "service show of a removed service" ks admin service show mail
 grep_err "(not_found)" "not_found is named"
 
+# --- AES-256-GCM with the caller's IV, AAD and tag length (CKM_AES_GCM) ---
+# IV 00..0b, AAD "header", plaintext "hello gcm"
+G_IV=AAECAwQFBgcICQoL G_AAD=aGVhZGVy G_PT=aGVsbG8gZ2Nt
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"tag_len\":16,\"plaintext\":\"$G_PT\"}"
+want 200 "gcm/encrypt with encrypt:payments"
+grep_out '"version":1' "gcm/encrypt names the version"
+g_ct=$(field ciphertext)
+check "the ciphertext carries the 16-byte tag" \
+	test "$(printf %s "$g_ct" | base64 -d | wc -c)" -eq 25
+api POST /v1/keys/payments/gcm/decrypt "$USR" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"tag_len\":16,\"ciphertext\":\"$g_ct\",\"version\":1}"
+want 200 "gcm/decrypt with decrypt:payments"
+check "gcm/decrypt gives the plaintext back" test "$(field plaintext)" = "$G_PT"
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"tag_len\":12,\"plaintext\":\"$G_PT\"}"
+want 200 "gcm/encrypt with a 12-byte tag"
+check "the 12-byte tag is the 16-byte tag's start" \
+	test "$(field ciphertext | base64 -d | od -An -tx1 | tr -d ' \n')" = \
+	"$(printf %s "$g_ct" | base64 -d | head -c 21 | od -An -tx1 | tr -d ' \n')"
+api POST /v1/keys/payments/gcm/encrypt "$USR" \
+	"{\"iv\":\"$G_IV\",\"plaintext\":\"$G_PT\"}"
+want 403 "gcm/encrypt with decrypt:payments only"
+grep_out '"error":"out_of_scope"' "gcm/encrypt: out_of_scope"
+api POST /v1/keys/payments/gcm/decrypt "$USR" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"ciphertext\":\"$g_ct\"}"
+want 400 "gcm/decrypt without the version"
+grep_out '"version\\" is required' "the version is named as missing"
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"AAECAwQFBgcICQoLDA0ODw==\",\"plaintext\":\"$G_PT\"}"
+want 400 "gcm/encrypt with a 16-byte IV"
+grep_out 'IV must be 12 bytes' "the IV length is named"
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"tag_len\":8,\"plaintext\":\"$G_PT\"}"
+want 400 "gcm/encrypt with an 8-byte tag"
+grep_out 'tag length must be 12 to 16 bytes' "the tag length is named"
+api POST /v1/keys/payments/gcm/encrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"plaintext\":\"$G_PT\",\"version\":2}"
+want 400 "gcm/encrypt naming a version that is not current"
+api POST /v1/keys/sig/gcm/encrypt "$ADM" "{\"iv\":\"$G_IV\",\"plaintext\":\"$G_PT\"}"
+want 400 "gcm/encrypt with a signing key"
+api POST /v1/keys/nokey/gcm/encrypt "$ADM" "{\"iv\":\"$G_IV\",\"plaintext\":\"$G_PT\"}"
+want 404 "gcm/encrypt with no such key"
+api GET /v1/keys/payments/gcm/encrypt "$ADM"
+want 405 "GET gcm/encrypt"
+# kosctl --server: the same bytes as the route; a wrong AAD writes nothing
+printf 'hello gcm' > "$kos_tmp/g.pt"
+expect 0 "key gcm-encrypt through kosd" ks admin key gcm-encrypt payments \
+	--iv 000102030405060708090a0b --aad 686561646572 < "$kos_tmp/g.pt"
+check "it wrote what the route did" \
+	sh -c "printf %s '$g_ct' | base64 -d | cmp -s - '$out'"
+grep_err "version 1" "gcm-encrypt names the version"
+cp "$out" "$kos_tmp/g.ct"
+expect 0 "key gcm-decrypt through kosd" ks user key gcm-decrypt payments --version 1 \
+	--iv 000102030405060708090a0b --aad 686561646572 < "$kos_tmp/g.ct"
+check "it gives the plaintext back" cmp -s "$out" "$kos_tmp/g.pt"
+expect 1 "key gcm-decrypt with a wrong AAD" ks user key gcm-decrypt payments --version 1 \
+	--iv 000102030405060708090a0b --aad 686561646573 < "$kos_tmp/g.ct"
+grep_err "does not verify" "a wrong AAD: the tag does not verify"
+check "a wrong AAD writes nothing" test ! -s "$out"
+# last: a tampered ciphertext is the caller's integrity failure
+g_bad=$(printf %s "$g_ct" | base64 -d | head -c 24 | base64)
+api POST /v1/keys/payments/gcm/decrypt "$ADM" \
+	"{\"iv\":\"$G_IV\",\"aad\":\"$G_AAD\",\"tag_len\":16,\"ciphertext\":\"$g_bad\",\"version\":1}"
+want 422 "gcm/decrypt with a cut tag"
+grep_out '"error":"integrity"' "a cut tag: integrity"
+check "a cut tag gives no plaintext" sh -c "! grep -q plaintext '$out'"
+
+# --- certificates beside signing keys ---
+expect 0 "client add cer" ks admin client add cer --scope "certify:sig"
+cp "$out" "$kos_tmp/cer.secret"
+run ks cer credential enroll - < "$kos_tmp/cer.secret"
+setup "enroll cer" test "$status" -eq 0
+CER=$(cat "$kos_tmp/cer.cred")
+expect 0 "the signing key's public key" ks pk key pubkey sig
+cp "$out" "$kos_tmp/sig.pub"
+setup "a CA key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$kos_tmp/ca.key"
+setup "a certificate for sig" openssl x509 -new -subj /CN=sig -key "$kos_tmp/ca.key" \
+	-force_pubkey "$kos_tmp/sig.pub" -days 2 -out "$kos_tmp/sig.pem"
+setup "its DER" openssl x509 -in "$kos_tmp/sig.pem" -outform DER -out "$kos_tmp/sig.der"
+setup "a certificate of another key" openssl req -new -x509 -key "$kos_tmp/ca.key" \
+	-subj /CN=other -days 2 -outform DER -out "$kos_tmp/other.der"
+C_SIG=$(base64 -w0 < "$kos_tmp/sig.der")
+C_OTHER=$(base64 -w0 < "$kos_tmp/other.der")
+api GET /v1/keys/sig/certificate "$PK"
+want 404 "GET certificate before one is stored"
+grep_out '"error":"not_found"' "no certificate: not_found"
+api POST /v1/keys/sig/certificate "$PK" "{\"der\":\"$C_SIG\"}"
+want 403 "POST certificate with pubkey:sig only"
+grep_out 'certify:sig' "the refusal names certify:sig"
+api POST /v1/keys/sig/certificate "$CER" "{\"der\":\"$C_OTHER\"}"
+want 400 "POST a certificate of another key"
+grep_out "public key is not that of key sig" "the mismatch is named"
+api POST /v1/keys/sig/certificate "$CER" '{"der":"MAMCAQE="}'
+want 400 "POST something that is not a certificate"
+grep_out "not an X.509 certificate" "the bad DER is named"
+api POST /v1/keys/sig/certificate "$CER" '{"der":"!!"}'
+want 400 "POST a certificate that is not base64"
+api POST /v1/keys/sig/certificate "$CER" "{\"der\":\"$C_SIG\"}"
+want 200 "POST certificate with certify:sig"
+grep_out '"version":2' "stored with the current version"
+api GET /v1/keys/sig/certificate "$PK"
+want 200 "GET certificate with pubkey:sig"
+check "the certificate comes back as stored" test "$(field der)" = "$C_SIG"
+grep_out 'BEGIN CERTIFICATE' "and as PEM"
+api GET /v1/keys/sig/certificate "$CER"
+want 200 "GET certificate with certify:sig"
+api GET "/v1/keys/sig/certificate?version=1" "$PK"
+want 404 "GET certificate of a version without one"
+api GET /v1/keys/sig/certificate "$USR"
+want 403 "GET certificate with a scope that does not reach the key"
+grep_out '"error":"out_of_scope"' "GET certificate: out_of_scope"
+api POST /v1/keys/payments/certificate "$ADM" "{\"der\":\"$C_SIG\"}"
+want 400 "POST certificate for a data key"
+api POST /v1/keys/nokey/certificate "$ADM" "{\"der\":\"$C_SIG\"}"
+want 404 "POST certificate for no such key"
+# kosctl --server: PEM in, DER and PEM out
+expect 0 "key cert set through kosd (PEM)" ks cer key cert set sig "$kos_tmp/sig.pem"
+expect 0 "key cert show through kosd" ks pk key cert show sig
+check "key cert show writes the DER" cmp -s "$out" "$kos_tmp/sig.der"
+expect 0 "key cert show --pem through kosd" ks pk key cert show sig --pem
+check "key cert show --pem writes the PEM" cmp -s "$out" "$kos_tmp/sig.pem"
+expect 1 "key cert set without certify:sig" ks pk key cert set sig "$kos_tmp/sig.der"
+grep_err "(out_of_scope)" "key cert set: out_of_scope"
+expect 1 "key cert set of another key's certificate" ks cer key cert set sig "$kos_tmp/other.der"
+grep_err "public key is not" "key cert set: the mismatch is named"
+expect 1 "key cert show of a version without one" ks pk key cert show sig --version 1
+grep_err "(not_found)" "key cert show: not_found"
+# the store keeps it across a restart
+kill -TERM "$kpid"
+wait "$kpid" || true
+check "kosd starts again" start_kosd
+api GET /v1/keys/sig/certificate "$PK"
+want 200 "GET certificate after a restart"
+check "the certificate survived the restart" test "$(field der)" = "$C_SIG"
+
 kill -TERM "$kpid"
 wait "$kpid" || true
 kpid=""

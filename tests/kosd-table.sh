@@ -58,6 +58,10 @@ POST /v1/admin/services/{service}/ops admin_service_ops -
 POST /v1/admin/services/{service}/remove admin_service_remove -
 GET /v1/admin/clients/{client} admin_client_show -
 POST /v1/admin/clients/{client}/secret admin_client_secret -
+POST /v1/keys/{key}/gcm/encrypt gcm_encrypt -
+POST /v1/keys/{key}/gcm/decrypt gcm_decrypt -
+POST /v1/keys/{key}/certificate cert_set -
+GET /v1/keys/{key}/certificate cert_get -
 EOF
 
 # the table's rows, one a line: { METHOD, "PATH", HANDLER, "NAME", FLAGS },

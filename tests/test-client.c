@@ -39,6 +39,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 /* SoftHSM 2.6.1 leaks in C_SignInit (see tests/test-signer.c). */
 const char *__lsan_default_suppressions(void) __attribute__((visibility("default"), used));
@@ -70,7 +71,7 @@ static char front_narrow[129], main_narrow[129], front_wide[129];
 
 /* enrollment secrets, by client */
 static const char *const names[] = { "hugo", "mia", "lou", "rita", "rex", "dan", "eve",
-				     "mo",   "tess" };
+				     "mo",   "tess", "gus",  "meg", "lin", "gil", "cara", "cid" };
 static char secrets[sizeof(names) / sizeof(names[0])][KOS_CRED_SECRET_LEN + 1];
 
 /* finder reaches the bulk keys and three signing keys of each kind kos
@@ -355,7 +356,10 @@ static int suite_init(void)
 	    kos_ca_client_add(admin, "dsig", "sign:signer-1", digest_secret) != KOS_OK)
 		goto fail;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (kos_ca_client_add(admin, names[i], SCOPE, secrets[i]) != KOS_OK)
+		/* cara attaches certificates and does nothing else */
+		if (kos_ca_client_add(admin, names[i],
+				      strcmp(names[i], "cara") == 0 ? "certify:signer-1" : SCOPE,
+				      secrets[i]) != KOS_OK)
 			goto fail;
 	/* tiers before enrollment, so credentials get their tier's lifetime:
 	 * hugo high (observed once, so he is known), mia and rita medium (4 s),
@@ -364,7 +368,11 @@ static int suite_init(void)
 			      NULL) != KOS_OK ||
 	    integrity_failures("mia", 1) != KOS_OK || integrity_failures("rita", 1) != KOS_OK ||
 	    integrity_failures("mo", 1) != KOS_OK || integrity_failures("tess", 1) != KOS_OK ||
-	    integrity_failures("lou", 2) != KOS_OK)
+	    integrity_failures("lou", 2) != KOS_OK ||
+	    kos_trust_observe(tr, "gus", &(kos_observation){ .event = KOS_EVENT_SUCCESS },
+			      NULL) != KOS_OK ||
+	    integrity_failures("meg", 1) != KOS_OK || integrity_failures("lin", 2) != KOS_OK ||
+	    integrity_failures("gil", 2) != KOS_OK)
 		goto fail;
 	if (kos_key_shares(keys, "payments", 1, pick_shares, NULL) != KOS_OK ||
 	    front_token[0] == '\0' ||
@@ -1507,6 +1515,258 @@ static void fake_stop(struct fake_kosd *f)
 
 /* base64 in kosd's answers is taken in its canonical form only: padding
  * only at the end, the unused bits zero, whole quanta */
+/* The DEK of payments version 1 as a high-tier client receives it, for
+ * OpenSSL alone to use. */
+static void dek_of_payments(kos_client *c, uint8_t dek[KOS_DEK_LEN])
+{
+	char *ans = NULL;
+	json_t *doc;
+	const char *b64;
+	size_t n = KOS_DEK_LEN;
+
+	CU_ASSERT_EQUAL_FATAL(kos_client_call(c, "POST", "/v1/keys/payments/request",
+					      "{\"version\": 1}", &ans),
+			      KOS_OK);
+	doc = json_loads(ans, 0, NULL);
+	b64 = json_string_value(json_object_get(doc, "dek"));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b64);
+	CU_ASSERT_EQUAL(kos_b64_decode(b64, strlen(b64), dek, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, KOS_DEK_LEN);
+	json_decref(doc);
+	kos_secret_free(ans, strlen(ans));
+}
+
+static int raw_gcm(int enc, const uint8_t *key, const kos_client_gcm *p, const uint8_t *in,
+		   size_t len, uint8_t *out)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int n = 0, ok;
+
+	ok = ctx != NULL && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, p->iv, enc) == 1 &&
+	     EVP_CipherUpdate(ctx, NULL, &n, p->aad, (int)p->aad_len) == 1 &&
+	     EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1;
+	if (ok && !enc)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, (int)p->tag_len,
+					 (void *)(in + len)) == 1;
+	ok = ok && EVP_CipherFinal_ex(ctx, out + len, &n) == 1;
+	if (ok && enc)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, (int)p->tag_len, out + len) ==
+		     1;
+	EVP_CIPHER_CTX_free(ctx);
+	return ok;
+}
+
+static void assert_gcm_opens(kos_client *c, const kos_client_gcm *p, const uint8_t *ct,
+			     size_t ct_len, const char *want, kos_client_path path)
+{
+	kos_client_stats s;
+	uint8_t *pt = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(c, "payments", 1, p, ct, ct_len, &pt, &len), KOS_OK);
+	CU_ASSERT(len == strlen(want) && pt != NULL && memcmp(pt, want, len) == 0);
+	kos_client_get_stats(c, &s);
+	CU_ASSERT_EQUAL(s.last_path, path);
+	kos_secret_free(pt, len);
+}
+
+/* CKM_AES_GCM across the tiers: what kosd encrypts for a low-tier client
+ * opens locally with the delivered DEK (high), with the DEK rebuilt from
+ * shares (medium) and with OpenSSL alone, and the other way round; every
+ * changed input is refused on both paths with nothing handed out. */
+static void test_gcm_across_tiers(void)
+{
+	static const char msg[] = "PKCS#11 C_Encrypt with CKM_AES_GCM";
+	uint8_t iv[KOS_GCM_IV_LEN] = "kos-gcm-iv-1", aad[] = "slot 0, object 7";
+	kos_client_gcm p = { iv, sizeof(iv), aad, sizeof(aad), 16 }, q;
+	kos_client *hi = enrolled("gus", NULL), *mid = enrolled("meg", NULL);
+	kos_client *lo = enrolled("lin", NULL), *gil = enrolled("gil", NULL);
+	uint8_t dek[KOS_DEK_LEN], ref[sizeof(msg) + 16];
+	uint8_t *ct_lo = NULL, *ct_hi = NULL, *ct_mid = NULL, *pt = NULL;
+	size_t lo_len = 0, hi_len = 0, mid_len = 0, len = 0;
+	kos_client_stats s;
+	uint32_t v = 0;
+
+	CU_ASSERT_EQUAL(tier_of("gus"), KOS_TIER_HIGH);
+	CU_ASSERT_EQUAL(tier_of("lin"), KOS_TIER_LOW);
+	CU_ASSERT_EQUAL(tier_of("meg"), KOS_TIER_MEDIUM);
+	/* low: kosd encrypts, the DEK stays there */
+	CU_ASSERT_EQUAL_FATAL(kos_client_gcm_encrypt(lo, "payments", &p, (const uint8_t *)msg,
+						     strlen(msg), &ct_lo, &lo_len, &v),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT_EQUAL(lo_len, strlen(msg) + 16);
+	kos_client_get_stats(lo, &s);
+	CU_ASSERT_EQUAL(s.last_path, KOS_CLIENT_PATH_SERVER);
+	CU_ASSERT_EQUAL(s.deks_received, 0);
+	/* high opens it here, medium from shares, OpenSSL with the DEK */
+	assert_gcm_opens(hi, &p, ct_lo, lo_len, msg, KOS_CLIENT_PATH_DEK);
+	assert_gcm_opens(mid, &p, ct_lo, lo_len, msg, KOS_CLIENT_PATH_SHARES);
+	dek_of_payments(hi, dek);
+	CU_ASSERT(raw_gcm(0, dek, &p, ct_lo, strlen(msg), ref));
+	CU_ASSERT(memcmp(ref, msg, strlen(msg)) == 0);
+
+	/* high encrypts from its cache; medium with a 12-byte tag */
+	v = 0;
+	CU_ASSERT_EQUAL_FATAL(kos_client_gcm_encrypt(hi, "payments", &p, (const uint8_t *)msg,
+						     strlen(msg), &ct_hi, &hi_len, &v),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	kos_client_get_stats(hi, &s);
+	CU_ASSERT(s.last_path == KOS_CLIENT_PATH_CACHE || s.last_path == KOS_CLIENT_PATH_DEK);
+	CU_ASSERT_EQUAL(hi_len, lo_len);
+	/* one key, IV and additional data: one ciphertext, whoever computes it */
+	CU_ASSERT(memcmp(ct_hi, ct_lo, lo_len) == 0);
+	q = p;
+	q.tag_len = 12;
+	CU_ASSERT_EQUAL_FATAL(kos_client_gcm_encrypt(mid, "payments", &q, (const uint8_t *)msg,
+						     strlen(msg), &ct_mid, &mid_len, &v),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(mid_len, strlen(msg) + 12);
+	kos_client_get_stats(mid, &s);
+	CU_ASSERT_EQUAL(s.last_path, KOS_CLIENT_PATH_SHARES);
+	assert_gcm_opens(lo, &q, ct_mid, mid_len, msg, KOS_CLIENT_PATH_SERVER);
+	CU_ASSERT(raw_gcm(1, dek, &q, (const uint8_t *)msg, strlen(msg), ref));
+	CU_ASSERT(memcmp(ref, ct_mid, mid_len) == 0);
+
+	/* refused locally: a flipped bit, a wrong AAD, a wrong IV, a cut tag */
+	ct_hi[3] ^= 0x10;
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 1, &p, ct_hi, hi_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "does not verify"));
+	ct_hi[3] ^= 0x10;
+	q = p;
+	q.aad_len = 3;
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 1, &q, ct_hi, hi_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	q = p;
+	q.iv = (const uint8_t *)"kos-gcm-iv-2";
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 1, &q, ct_hi, hi_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 1, &p, ct_hi, hi_len - 1, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT(pt == NULL && len == 0);
+	/* parameters refused before anything is asked */
+	q = p;
+	q.tag_len = 4;
+	CU_ASSERT_EQUAL(kos_client_gcm_encrypt(hi, "payments", &q, (const uint8_t *)msg,
+					       strlen(msg), &pt, &len, NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "tag length"));
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(hi, "payments", 0, &p, ct_hi, hi_len, &pt, &len),
+			KOS_E_INVALID);
+	/* refused by kosd (a low-tier client of its own: the failure costs
+	 * it trust, as a tampered envelope does), and the refusal named */
+	ct_lo[lo_len - 1] ^= 0x01;
+	CU_ASSERT_EQUAL(kos_client_gcm_decrypt(gil, "payments", 1, &p, ct_lo, lo_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_STRING_EQUAL(kos_client_last_code(gil), "integrity");
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "does not verify"));
+	CU_ASSERT(pt == NULL && len == 0);
+	kos_client_get_stats(gil, &s);
+	CU_ASSERT_EQUAL(s.last_path, KOS_CLIENT_PATH_SERVER);
+	/* out of scope */
+	CU_ASSERT_EQUAL(kos_client_gcm_encrypt(lo, "other", &p, (const uint8_t *)msg, strlen(msg),
+					       &pt, &len, NULL),
+			KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(lo), KOS_CLIENT_REFUSAL_OUT_OF_SCOPE);
+	CU_ASSERT_PTR_NULL(pt);
+
+	OPENSSL_cleanse(dek, sizeof(dek));
+	kos_free(ct_lo);
+	kos_free(ct_hi);
+	kos_free(ct_mid);
+	kos_client_free(hi);
+	kos_client_free(mid);
+	kos_client_free(lo);
+	kos_client_free(gil);
+}
+
+/* A certificate for the public key in pem, issued by a throwaway CA key;
+ * its DER in *der (OPENSSL_free()), its length returned. */
+static int cert_for(const char *pem, uint8_t **der)
+{
+	BIO *bio = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *pub = bio != NULL ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *issuer = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	int len = -1;
+
+	*der = NULL;
+	if (pub != NULL && issuer != NULL && x != NULL && X509_set_version(x, 2) == 1 &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) != NULL &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL && X509_set_pubkey(x, pub) == 1 &&
+	    X509_sign(x, issuer, EVP_sha256()) > 0)
+		len = i2d_X509(x, der);
+	X509_free(x);
+	EVP_PKEY_free(issuer);
+	EVP_PKEY_free(pub);
+	BIO_free(bio);
+	return len;
+}
+
+/* Certificates through the client library: written with certify:NAME
+ * only, read by a client whose scope reaches the key, refused otherwise. */
+static void test_certificates(void)
+{
+	kos_client *user = enrolled("cid", NULL), *cara = enrolled("cara", NULL);
+	uint8_t *good = NULL, *bad = NULL, *der = (uint8_t *)&der;
+	char *pem = NULL;
+	size_t len = 5;
+	int gl, bl;
+
+	CU_ASSERT_EQUAL_FATAL(kos_client_pubkey(user, "signer-1", &pem), KOS_OK);
+	gl = cert_for(pem, &good);
+	{
+		/* another key's certificate */
+		EVP_PKEY *k = EVP_EC_gen("P-256");
+		BIO *b = BIO_new(BIO_s_mem());
+		char *text = NULL;
+		long n;
+
+		CU_ASSERT_FATAL(k != NULL && b != NULL && PEM_write_bio_PUBKEY(b, k) == 1);
+		BIO_write(b, "", 1);
+		n = BIO_get_mem_data(b, &text);
+		CU_ASSERT_FATAL(n > 0);
+		bl = cert_for(text, &bad);
+		BIO_free(b);
+		EVP_PKEY_free(k);
+	}
+	CU_ASSERT_FATAL(gl > 0 && bl > 0);
+	{
+		/* certify:signer-1 alone lists the key it may certify, and no other */
+		int found[3] = { 0, 0, 0 };
+
+		CU_ASSERT_EQUAL(kos_client_keys(cara, has_key, found), KOS_OK);
+		CU_ASSERT(found[0] == 0 && found[1] == 1 && found[2] == 0);
+	}
+	CU_ASSERT_EQUAL(kos_client_cert_get(user, "signer-1", 0, &der, &len), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(user), KOS_CLIENT_REFUSAL_NOT_FOUND);
+	CU_ASSERT(der == NULL && len == 0);
+	/* sign:signer-1 reads but does not write */
+	CU_ASSERT_EQUAL(kos_client_cert_set(user, "signer-1", 0, good, (size_t)gl), KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(user), KOS_CLIENT_REFUSAL_OUT_OF_SCOPE);
+	CU_ASSERT_EQUAL(kos_client_cert_set(cara, "signer-1", 0, bad, (size_t)bl), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "public key is not"));
+	CU_ASSERT_EQUAL(kos_client_cert_set(cara, "signer-1", 0, (const uint8_t *)"\x30\x00", 2),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_client_cert_set(cara, "signer-1", 0, good, (size_t)gl), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_cert_get(user, "signer-1", 0, &der, &len), KOS_OK);
+	CU_ASSERT(len == (size_t)gl && memcmp(der, good, len) == 0);
+	kos_free(der);
+	CU_ASSERT_EQUAL_FATAL(kos_client_cert_get(cara, "signer-1", 1, &der, &len), KOS_OK);
+	kos_free(der);
+	/* certify:signer-1 reaches no other key */
+	CU_ASSERT_EQUAL(kos_client_cert_get(cara, "payments", 0, &der, &len), KOS_E_POLICY);
+	CU_ASSERT_EQUAL(kos_client_last_refusal(cara), KOS_CLIENT_REFUSAL_OUT_OF_SCOPE);
+	CU_ASSERT_EQUAL(kos_client_cert_set(cara, "signer-1", 0, NULL, 0), KOS_E_INVALID);
+	OPENSSL_free(good);
+	OPENSSL_free(bad);
+	kos_free(pem);
+	kos_client_free(user);
+	kos_client_free(cara);
+}
+
 static void test_answers_canonical_base64(void)
 {
 	static const struct {
@@ -1573,6 +1833,8 @@ int main(void)
 		KOS_TEST(test_sign_digest_refusals),
 		KOS_TEST(test_sign_digest_follows_the_tier),
 		KOS_TEST(test_keys_find_filters_in_kosd),
+		KOS_TEST(test_gcm_across_tiers),
+		KOS_TEST(test_certificates),
 		KOS_TEST(test_answers_canonical_base64),
 	};
 

@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -452,6 +453,204 @@ static void test_encrypt_decrypt_round_trip(void)
 	kos_secret_free(pt, len);
 	kos_free(env);
 	OPENSSL_cleanse(dek, sizeof(dek));
+}
+
+/* AES-256-GCM by OpenSSL alone, the reference the caller-given-IV path is
+ * held to: out gets len bytes and the taglen-byte tag after them. */
+static int raw_gcm(int enc, const uint8_t *key, const uint8_t *iv, const uint8_t *aad,
+		   size_t aad_len, const uint8_t *in, size_t len, uint8_t *out, size_t taglen)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int n = 0, ok;
+
+	ok = ctx != NULL && EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, iv, enc) == 1 &&
+	     (aad_len == 0 || EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) == 1) &&
+	     EVP_CipherUpdate(ctx, out, &n, in, (int)len) == 1;
+	if (ok && !enc)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, (int)taglen,
+					 (void *)(in + len)) == 1;
+	ok = ok && EVP_CipherFinal_ex(ctx, out + len, &n) == 1;
+	if (ok && enc)
+		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, (int)taglen, out + len) == 1;
+	EVP_CIPHER_CTX_free(ctx);
+	return ok;
+}
+
+/* CKM_AES_GCM's semantics: the caller's IV, additional data and tag
+ * length, the tag after the ciphertext; what kos makes OpenSSL opens with
+ * the DEK and the other way round, for each tag length and for empty and
+ * long additional data and plaintext. */
+static void test_gcm_caller_iv_interop(void)
+{
+	static const size_t aad_lens[] = { 0, 20, KOS_GCM_AAD_MAX };
+	static const size_t pt_lens[] = { 0, 1, 60, 4096 };
+	uint8_t dek[KOS_DEK_LEN], iv[KOS_GCM_IV_LEN], *aad, *msg, *ref;
+	size_t a, m, tl;
+	uint32_t v = 0;
+
+	aad = malloc(KOS_GCM_AAD_MAX);
+	msg = malloc(4096);
+	ref = malloc(4096 + 16);
+	CU_ASSERT_FATAL(aad != NULL && msg != NULL && ref != NULL);
+	CU_ASSERT_EQUAL_FATAL(RAND_bytes(aad, KOS_GCM_AAD_MAX), 1);
+	CU_ASSERT_EQUAL_FATAL(RAND_bytes(msg, 4096), 1);
+	CU_ASSERT_EQUAL_FATAL(RAND_bytes(iv, sizeof(iv)), 1);
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "gcm-1", KOS_KEY_DEK), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_dek(keys, "gcm-1", 1, dek, &v), KOS_OK);
+	for (a = 0; a < KOS_ARRAY_SIZE(aad_lens); a++)
+		for (m = 0; m < KOS_ARRAY_SIZE(pt_lens); m++)
+			for (tl = KOS_GCM_TAG_MIN; tl <= KOS_GCM_TAG_MAX; tl += 2) {
+				kos_gcm_params p = { iv, sizeof(iv), aad, aad_lens[a], tl };
+				size_t n = pt_lens[m], ct_len = 0, len = 0;
+				uint8_t *ct = NULL, *pt = NULL;
+
+				v = 0;
+				CU_ASSERT_EQUAL_FATAL(kos_key_gcm_encrypt(keys, "gcm-1", 0, &p, msg,
+									  n, &ct, &ct_len, &v),
+						      KOS_OK);
+				CU_ASSERT_EQUAL(v, 1);
+				CU_ASSERT_EQUAL_FATAL(ct_len, n + tl);
+				CU_ASSERT_FATAL(raw_gcm(1, dek, iv, aad, aad_lens[a], msg, n, ref,
+							tl));
+				CU_ASSERT(memcmp(ct, ref, n + tl) == 0);
+				/* OpenSSL opens kos's ... */
+				CU_ASSERT(raw_gcm(0, dek, iv, aad, aad_lens[a], ct, n, ref, tl));
+				CU_ASSERT(memcmp(ref, msg, n) == 0);
+				/* ... and kos opens OpenSSL's */
+				CU_ASSERT(raw_gcm(1, dek, iv, aad, aad_lens[a], msg, n, ct, tl));
+				CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", 1, &p, ct, ct_len,
+								    &pt, &len),
+						KOS_OK);
+				CU_ASSERT(len == n && (n == 0 || memcmp(pt, msg, n) == 0));
+				kos_secret_free(pt, len);
+				kos_free(ct);
+			}
+	/* the version named when it is the current one */
+	{
+		kos_gcm_params p = { iv, sizeof(iv), NULL, 0, 16 };
+		uint8_t *ct = NULL;
+		size_t ct_len = 0;
+
+		CU_ASSERT_EQUAL(kos_key_gcm_encrypt(keys, "gcm-1", 1, &p, msg, 16, &ct, &ct_len,
+						    NULL),
+				KOS_OK);
+		kos_free(ct);
+	}
+	OPENSSL_cleanse(dek, sizeof(dek));
+	free(aad);
+	free(msg);
+	free(ref);
+}
+
+/* Every way a GCM ciphertext can be wrong is refused with a clear reason
+ * and hands nothing out; parameters outside kos's limits are refused
+ * before a key is touched; versions follow the key's life. */
+static void test_gcm_refusals(void)
+{
+	static const uint8_t msg[] = "card 4111 1111 1111 1111";
+	uint8_t iv[KOS_GCM_IV_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, iv2[16];
+	uint8_t aad[] = "record 7", *ct = NULL, *bad, *pt, *out = NULL, big[1];
+	kos_gcm_params p = { iv, sizeof(iv), aad, sizeof(aad), 16 }, q;
+	size_t ct_len = 0, len, i;
+	uint32_t v = 0;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_gcm_encrypt(keys, "gcm-1", 0, &p, msg, sizeof(msg), &ct,
+						  &ct_len, &v),
+			      KOS_OK);
+	bad = malloc(ct_len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
+	/* a flipped bit anywhere, in the ciphertext or the tag */
+	for (i = 0; i < ct_len * 8; i += 7) {
+		memcpy(bad, ct, ct_len);
+		bad[i / 8] ^= (uint8_t)(1u << (i % 8));
+		pt = (uint8_t *)&pt;
+		len = 99;
+		CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", v, &p, bad, ct_len, &pt, &len),
+				KOS_E_INTEGRITY);
+		CU_ASSERT(pt == NULL && len == 0);
+	}
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "does not verify"));
+	/* a wrong additional data, none, a wrong IV */
+	q = p;
+	q.aad_len--;
+	pt = NULL;
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", v, &q, ct, ct_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	q.aad = NULL;
+	q.aad_len = 0;
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", v, &q, ct, ct_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	q = p;
+	memcpy(iv2, iv, sizeof(iv));
+	iv2[11] ^= 1;
+	q.iv = iv2;
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", v, &q, ct, ct_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_PTR_NULL(pt);
+	/* a short tag: the last bytes cut off, the length kept, or a tag
+	 * length outside 12..16; a ciphertext shorter than its tag */
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", v, &p, ct, ct_len - 4, &pt, &len),
+			KOS_E_INTEGRITY);
+	q = p;
+	q.tag_len = 8;
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", v, &q, ct, ct_len - 8, &pt, &len),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "tag length must be 12 to 16"));
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", v, &p, ct, 15, &pt, &len),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "shorter than its 16-byte tag"));
+	/* GCM's own rule: a truncated tag is the tag of that length */
+	q.tag_len = 12;
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", v, &q, ct, ct_len - 4, &pt, &len),
+			KOS_OK);
+	CU_ASSERT(len == sizeof(msg) && memcmp(pt, msg, len) == 0);
+	kos_secret_free(pt, len);
+	pt = NULL;
+	/* an IV of another length, additional data over the cap */
+	q = p;
+	q.iv = iv2;
+	q.iv_len = 16;
+	CU_ASSERT_EQUAL(kos_key_gcm_encrypt(keys, "gcm-1", 0, &q, msg, sizeof(msg), &out, &len,
+					    NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "IV must be 12 bytes"));
+	CU_ASSERT_PTR_NULL(out);
+	q = p;
+	q.aad = big;
+	q.aad_len = KOS_GCM_AAD_MAX + 1;
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", v, &q, ct, ct_len, &pt, &len),
+			KOS_E_INVALID);
+	/* no version to decrypt with; one not current to encrypt with; a
+	 * version that is not the one encrypted with */
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", 0, &p, ct, ct_len, &pt, &len),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_key_rotate(keys, "gcm-1", NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_gcm_encrypt(keys, "gcm-1", 1, &p, msg, sizeof(msg), &out, &len,
+					    NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "not current"));
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", 2, &p, ct, ct_len, &pt, &len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", 3, &p, ct, ct_len, &pt, &len),
+			KOS_E_NOTFOUND);
+	/* the old version still opens what it made, until it is retired */
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", 1, &p, ct, ct_len, &pt, &len), KOS_OK);
+	kos_secret_free(pt, len);
+	pt = NULL;
+	CU_ASSERT_EQUAL(kos_key_retire(keys, "gcm-1", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_gcm_decrypt(keys, "gcm-1", 1, &p, ct, ct_len, &pt, &len),
+			KOS_E_NOTFOUND);
+	/* not a data key, no such key */
+	CU_ASSERT_EQUAL(kos_key_create(keys, "gcm-sig", KOS_KEY_EC_P256), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_gcm_encrypt(keys, "gcm-sig", 0, &p, msg, sizeof(msg), &out, &len,
+					    NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_key_gcm_encrypt(keys, "gcm-none", 0, &p, msg, sizeof(msg), &out, &len,
+					    NULL),
+			KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NULL(pt);
+	free(bad);
+	kos_free(ct);
 }
 
 static void test_uncached_round_trip(void)
@@ -1289,6 +1488,125 @@ static void test_signing_key_all_or_nothing(void)
 	CU_ASSERT_EQUAL(found, 0);
 }
 
+/* A certificate for pub (PEM) issued by a throwaway CA key, as DER in
+ * *der (OPENSSL_free()); its length. */
+static int make_cert(const char *pub_pem, uint8_t **der)
+{
+	BIO *bio = BIO_new_mem_buf(pub_pem, -1);
+	EVP_PKEY *pub = bio != NULL ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *ca = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+	int len = -1;
+
+	*der = NULL;
+	if (pub != NULL && ca != NULL && x != NULL && n != NULL &&
+	    X509_set_version(x, 2) == 1 && ASN1_INTEGER_set(X509_get_serialNumber(x), 7) == 1 &&
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"kos test",
+				       -1, -1, 0) == 1 &&
+	    X509_set_subject_name(x, n) == 1 && X509_set_issuer_name(x, n) == 1 &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), 0) != NULL &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), 86400) != NULL && X509_set_pubkey(x, pub) == 1 &&
+	    X509_sign(x, ca, EVP_sha256()) > 0)
+		len = i2d_X509(x, der);
+	X509_NAME_free(n);
+	X509_free(x);
+	EVP_PKEY_free(ca);
+	EVP_PKEY_free(pub);
+	BIO_free(bio);
+	return len;
+}
+
+/* Certificates beside signing keys: stored when they carry the version's
+ * public key and nothing else, read back as stored, per version. */
+static void test_certificates(void)
+{
+	char *pem1 = NULL, *pem2 = NULL, *other = NULL, *text = NULL;
+	uint8_t *c1 = NULL, *c2 = NULL, *co = NULL, *der = NULL, *junk;
+	int l1, l2, lo;
+	size_t len = 0;
+	uint32_t v = 0;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "cert-ec", KOS_KEY_EC_P256), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "cert-ed", KOS_KEY_ED25519), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, "cert-ec", 0, &pem1), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, "cert-ed", 0, &other), KOS_OK);
+	l1 = make_cert(pem1, &c1);
+	lo = make_cert(other, &co);
+	CU_ASSERT_FATAL(l1 > 0 && lo > 0);
+
+	/* none yet */
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "cert-ec", 0, &der, &len, &v), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "has no certificate"));
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, c1, (size_t)l1, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT_EQUAL_FATAL(kos_key_cert_get(keys, "cert-ec", 0, &der, &len, &v), KOS_OK);
+	CU_ASSERT(len == (size_t)l1 && memcmp(der, c1, len) == 0);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT_EQUAL(kos_key_cert_pem(der, len, &text), KOS_OK);
+	CU_ASSERT(text != NULL && strncmp(text, "-----BEGIN CERTIFICATE-----\n", 28) == 0);
+	kos_free(text);
+	kos_free(der);
+	der = NULL;
+
+	/* another key's certificate, not a certificate, one with bytes after it */
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, co, (size_t)lo, NULL), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "public key is not that of key cert-ec"));
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, (const uint8_t *)"\x30\x03\x02\x01\x01",
+					 5, NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "not an X.509 certificate"));
+	junk = malloc((size_t)l1 + 1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(junk);
+	memcpy(junk, c1, (size_t)l1);
+	junk[l1] = 0;
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, junk, (size_t)l1 + 1, NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "bytes after it"));
+	free(junk);
+	/* nothing of the refusals was stored */
+	CU_ASSERT_EQUAL_FATAL(kos_key_cert_get(keys, "cert-ec", 1, &der, &len, NULL), KOS_OK);
+	CU_ASSERT(len == (size_t)l1 && memcmp(der, c1, len) == 0);
+	kos_free(der);
+	der = NULL;
+	/* the right one for the other key; a data key, no such key */
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ed", 0, co, (size_t)lo, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "payments", 0, c1, (size_t)l1, NULL), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "data key"));
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "payments", 0, &der, &len, NULL), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-none", 0, c1, (size_t)l1, NULL),
+			KOS_E_NOTFOUND);
+
+	/* per version: the new version's key needs its own certificate */
+	CU_ASSERT_EQUAL_FATAL(kos_key_rotate(keys, "cert-ec", NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "cert-ec", 0, &der, &len, NULL), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 0, c1, (size_t)l1, NULL), KOS_E_INVALID);
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, "cert-ec", 2, &pem2), KOS_OK);
+	l2 = make_cert(pem2, &c2);
+	CU_ASSERT_FATAL(l2 > 0);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 2, c2, (size_t)l2, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v, 2);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 3, c2, (size_t)l2, NULL), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL_FATAL(kos_key_cert_get(keys, "cert-ec", 1, &der, &len, &v), KOS_OK);
+	CU_ASSERT(v == 1 && len == (size_t)l1 && memcmp(der, c1, len) == 0);
+	kos_free(der);
+	CU_ASSERT_EQUAL_FATAL(kos_key_cert_get(keys, "cert-ec", 0, &der, &len, &v), KOS_OK);
+	CU_ASSERT(v == 2 && len == (size_t)l2 && memcmp(der, c2, len) == 0);
+	kos_free(der);
+	/* a retired version keeps its certificate and takes no new one */
+	CU_ASSERT_EQUAL(kos_key_retire(keys, "cert-ec", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "cert-ec", 1, &der, &len, NULL), KOS_OK);
+	kos_free(der);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "cert-ec", 1, c1, (size_t)l1, NULL), KOS_E_NOTFOUND);
+
+	OPENSSL_free(c1);
+	OPENSSL_free(c2);
+	OPENSSL_free(co);
+	kos_free(pem1);
+	kos_free(pem2);
+	kos_free(other);
+}
+
 /* The public key comes from the store: it survives the loss of the token. */
 static void test_pubkey_without_the_token(void)
 {
@@ -1446,6 +1764,8 @@ int main(void)
 	    KOS_TEST(test_versions_and_share_listing),
 	    KOS_TEST(test_create_refusals),
 	    KOS_TEST(test_encrypt_decrypt_round_trip),
+	    KOS_TEST(test_gcm_caller_iv_interop),
+	    KOS_TEST(test_gcm_refusals),
 	    KOS_TEST(test_uncached_round_trip),
 	    KOS_TEST(test_rotate_then_decrypt_old_and_new),
 	    KOS_TEST(test_retire_refuses_old_envelopes_and_destroys_shares),
@@ -1462,6 +1782,7 @@ int main(void)
 	    KOS_TEST(test_signing_keys),
 	    KOS_TEST(test_signing_key_all_or_nothing),
 	    KOS_TEST(test_pubkey_without_the_token),
+	    KOS_TEST(test_certificates),
 	    KOS_TEST(test_bad_input_changes_nothing),
 	    KOS_TEST(test_list_in_name_order),
 	};

@@ -1021,7 +1021,7 @@ static void test_migrate_from_v4(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(st);
 	CU_ASSERT_EQUAL(kos_store_meta_put(st, "probe", "from v4"), KOS_OK);
 	kos_store_free(st);
-	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, "DROP TABLE ledger; ALTER TABLE trust DROP "
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, "DROP TABLE key_certs; DROP TABLE ledger; ALTER TABLE trust DROP "
 						      "COLUMN ceiling; ALTER TABLE trust DROP COLUMN "
 						      "ceiling_at; PRAGMA user_version = 4;"),
 			      SQLITE_OK);

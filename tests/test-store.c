@@ -736,6 +736,110 @@ static void test_cred_hint_shared(void)
 	kos_store_free(b);
 }
 
+/* A signing key version made active, as the key service records one. */
+static void sign_version_active(kos_store *st, const char *name, bool new_key, uint32_t want)
+{
+	struct kos_store_key key = {.type = KOS_KEY_EC_P256, .created = 1000};
+	struct kos_store_version v;
+	uint32_t version = 0;
+
+	memset(&v, 0, sizeof(v));
+	v.created = 2000;
+	snprintf(v.creator, sizeof(v.creator), "host:1");
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, new_key ? &key : NULL, name, &v,
+							  &version),
+			      KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(version, want);
+	snprintf(v.name, sizeof(v.name), "%s", name);
+	v.version = version;
+	v.spki_len = 3;
+	memcpy(v.spki, "\x30\x01\x00", 3);
+	snprintf(v.token, sizeof(v.token), "signer");
+	snprintf(v.label, sizeof(v.label), "kos-sign:%s:%u", name, (unsigned)version);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_activate(st, &v), KOS_OK);
+}
+
+static void cert_is(kos_store *st, const char *name, uint32_t version, const char *want,
+		    size_t want_len)
+{
+	uint8_t *der = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_cert_get(st, name, version, &der, &len), KOS_OK);
+	CU_ASSERT_EQUAL(len, want_len);
+	CU_ASSERT(der != NULL && len == want_len && memcmp(der, want, len) == 0);
+	free(der);
+}
+
+/* Certificates beside key versions (schema version 7), as every backend
+ * keeps them: one per active version, replaced by the next, kept when the
+ * version is retired, refused for versions that are not active. */
+static void check_certs(kos_store *st)
+{
+	static uint8_t big[KOS_STORE_CERT_MAX + 1];
+	struct kos_store_version v;
+	uint8_t *der = (uint8_t *)&der;
+	uint32_t version = 0;
+	size_t len = 7;
+
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", 1, (const uint8_t *)"DER1", 4, 5),
+			KOS_E_NOTFOUND);
+	sign_version_active(st, "c1", true, 1);
+	CU_ASSERT_EQUAL(kos_store_key_cert_get(st, "c1", 1, &der, &len), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "has no certificate"));
+	CU_ASSERT(der == NULL && len == 0);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", 2, (const uint8_t *)"DER1", 4, 5),
+			KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", 1, (const uint8_t *)"DER1", 4, 5), KOS_OK);
+	cert_is(st, "c1", 1, "DER1", 4);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", 1, (const uint8_t *)"DER-22", 6, 6),
+			KOS_OK);
+	cert_is(st, "c1", 1, "DER-22", 6);
+	/* a version being made takes none; an active one its own */
+	memset(&v, 0, sizeof(v));
+	v.created = 3000;
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, NULL, "c1", &v, &version), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", version, (const uint8_t *)"D2", 2, 7),
+			KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_version_abort(st, "c1", version), KOS_OK);
+	/* the aborted number is free again */
+	sign_version_active(st, "c1", false, 2);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", 2, (const uint8_t *)"DER3", 4, 8), KOS_OK);
+	cert_is(st, "c1", 2, "DER3", 4);
+	cert_is(st, "c1", 1, "DER-22", 6);
+	/* retired: the certificate stays readable, a new one is refused */
+	CU_ASSERT_EQUAL(kos_store_key_version_retire(st, "c1", 1), KOS_OK);
+	cert_is(st, "c1", 1, "DER-22", 6);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", 1, (const uint8_t *)"X", 1, 9),
+			KOS_E_NOTFOUND);
+	/* sizes */
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", 2, big, 0, 9), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", 2, big, sizeof(big), 9), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "c1", 2, big, KOS_STORE_CERT_MAX, 9), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_cert_get(st, "c1", 2, &der, &len), KOS_OK);
+	CU_ASSERT_EQUAL(len, KOS_STORE_CERT_MAX);
+	free(der);
+	CU_ASSERT_EQUAL(kos_store_key_cert_get(st, "nokey", 1, &der, &len), KOS_E_NOTFOUND);
+}
+
+/* A certificate written to the SQLite file is there after a reopen. */
+static void test_sqlite_certs_survive_reopen(void)
+{
+	const char *path = kos_test_path("certs.db");
+	kos_store *st = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	sign_version_active(st, "ca-leaf", true, 1);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "ca-leaf", 1, (const uint8_t *)"\x30\x82", 2, 1),
+			KOS_OK);
+	kos_store_free(st);
+	st = NULL;
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	cert_is(st, "ca-leaf", 1, "\x30\x82", 2);
+	kos_store_free(st);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM key_certs"), 1);
+}
+
 static void test_memory_interface(void)
 {
 	kos_store *st = NULL;
@@ -746,6 +850,7 @@ static void test_memory_interface(void)
 	check_keys(st);
 	check_services(st);
 	check_credentials(st);
+	check_certs(st);
 	kos_store_free(st);
 	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
 	check_many(st);
@@ -762,6 +867,7 @@ static void test_sqlite_interface(void)
 	check_keys(st);
 	check_services(st);
 	check_credentials(st);
+	check_certs(st);
 	kos_store_free(st);
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(kos_test_path("many.db"), &st), KOS_OK);
 	check_many(st);
@@ -1063,6 +1169,7 @@ static void test_migrate_from_v3(void)
  * are unchanged, so a current store without step 6's columns and with
  * user_version 5 is exactly one. */
 static const char v5_from_current[] =
+    "DROP TABLE key_certs;"
     "ALTER TABLE trust DROP COLUMN ceiling; ALTER TABLE trust DROP COLUMN ceiling_at;"
     "INSERT INTO trust (client, created, last_activity, f_latency, f_integrity, f_usage,"
     " f_anomaly, f_reputation, observations, integrity_failures, scope_violations,"
@@ -1118,6 +1225,41 @@ static void test_migrate_from_v5(void)
 	kos_store_free(st);
 	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
 	CU_ASSERT_EQUAL(kos_test_sql_int(path, "SELECT count(*) FROM trust"), 2);
+}
+
+/* A store as kos wrote it at schema version 6: the current one without
+ * step 7's table. Its keys are kept, and certificates can be stored. */
+static void test_migrate_from_v6(void)
+{
+	const char *path = kos_test_path("v6.db");
+	struct kos_store_version v;
+	kos_store *st = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	sign_version_active(st, "v6-key", true, 1);
+	kos_store_free(st);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(path, "DROP TABLE key_certs; PRAGMA user_version = 6;"),
+			      SQLITE_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_int(path, "SELECT count(*) FROM sqlite_master WHERE "
+						     "name = 'key_certs'"),
+			      0);
+
+	st = NULL;
+	CU_ASSERT_EQUAL_FATAL(kos_store_open(path, &st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_schema_version(st), KOS_STORE_SCHEMA_VERSION);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_get(st, "v6-key", 1, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v.state, KOS_KEY_STATE_ACTIVE);
+	CU_ASSERT_STRING_EQUAL(v.label, "kos-sign:v6-key:1");
+	kos_store_version_clear(&v);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "v6-key", 1, (const uint8_t *)"CERT", 4, 1),
+			KOS_OK);
+	cert_is(st, "v6-key", 1, "CERT", 4);
+	kos_store_free(st);
+	CU_ASSERT_EQUAL(kos_test_sql_int(path, "PRAGMA user_version"), KOS_STORE_SCHEMA_VERSION);
+	/* the schema refuses an empty certificate, even from another program */
+	CU_ASSERT_NOT_EQUAL(kos_test_sql_exec(path, "INSERT INTO key_certs VALUES "
+						    "('v6-key', 1, x'', 0)"),
+			    SQLITE_OK);
 }
 
 static void test_newer_schema_refused(void)
@@ -1410,6 +1552,8 @@ int main(void)
 	    KOS_TEST(test_sqlite_create_and_reopen),
 	    KOS_TEST(test_migrate_from_v1),
 	    KOS_TEST(test_migrate_from_v5),
+	    KOS_TEST(test_migrate_from_v6),
+	    KOS_TEST(test_sqlite_certs_survive_reopen),
 	    KOS_TEST(test_migrate_from_v2),
 	    KOS_TEST(test_migrate_from_v3),
 	    KOS_TEST(test_cred_hint_shared),

@@ -1243,6 +1243,7 @@ static void test_ceiling_after_migration(void)
 	fx_init(&f, path);
 	fx_close_store(&f);
 	snprintf(sql, sizeof(sql),
+		 "DROP TABLE key_certs;"
 		 "ALTER TABLE trust DROP COLUMN ceiling; ALTER TABLE trust DROP COLUMN ceiling_at;"
 		 "INSERT INTO trust (client, created, last_activity, f_latency, f_integrity, f_usage,"
 		 " f_anomaly, f_reputation, observations, integrity_failures, rate_start, rate_count)"

@@ -881,6 +881,60 @@ static void test_aead_known_answers(void)
 	EVP_CIPHER_CTX_free(ctx);
 }
 
+/* The caller's tag length: the tag is the full one's first taglen bytes
+ * (SP 800-38D 5.2.1.2), on the specification's vectors; every changed bit
+ * and a tag outside 12..16 bytes are refused; the parameter checks name
+ * what is wrong. */
+static void test_aead_tag_lengths(void)
+{
+	uint8_t k[32], iv[12], p[64], a[32], c[64], t[16], out[64], tag[16], bad[16];
+	size_t i, pl, al, taglen;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(gcm_kat); i++) {
+		unhex(gcm_kat[i].k, k);
+		unhex(gcm_kat[i].iv, iv);
+		pl = unhex(gcm_kat[i].p, p);
+		al = unhex(gcm_kat[i].a, a);
+		unhex(gcm_kat[i].c, c);
+		unhex(gcm_kat[i].t, t);
+		for (taglen = KOS_GCM_TAG_MIN; taglen <= KOS_GCM_TAG_MAX; taglen++) {
+			memset(tag, 0, sizeof(tag));
+			CU_ASSERT_EQUAL(kos_aead_seal_tag(NULL, k, iv, a, al, p, pl, out, tag,
+							  taglen),
+					KOS_OK);
+			CU_ASSERT(memcmp(out, c, pl) == 0);
+			CU_ASSERT(memcmp(tag, t, taglen) == 0);
+			CU_ASSERT_EQUAL(kos_aead_open_tag(NULL, k, iv, a, al, c, pl, t, taglen, out),
+					KOS_OK);
+			CU_ASSERT(memcmp(out, p, pl) == 0);
+			memcpy(bad, t, taglen);
+			bad[taglen - 1] ^= 0x01;
+			CU_ASSERT_EQUAL(kos_aead_open_tag(NULL, k, iv, a, al, c, pl, bad, taglen,
+							  out),
+					KOS_E_INTEGRITY);
+		}
+		/* what OpenSSL would accept and SP 800-38D does not */
+		CU_ASSERT_EQUAL(kos_aead_open_tag(NULL, k, iv, a, al, c, pl, t, 8, out),
+				KOS_E_INTEGRITY);
+		CU_ASSERT_EQUAL(kos_aead_open_tag(NULL, k, iv, a, al, c, pl, t, 4, out),
+				KOS_E_INTEGRITY);
+		CU_ASSERT_EQUAL(kos_aead_seal_tag(NULL, k, iv, a, al, p, pl, out, tag, 8),
+				KOS_E_CRYPTO);
+	}
+	CU_ASSERT_EQUAL(kos_aead_gcm_check(12, 0, 16, 0, false), KOS_OK);
+	CU_ASSERT_EQUAL(kos_aead_gcm_check(12, KOS_GCM_AAD_MAX, 12, 12, true), KOS_OK);
+	CU_ASSERT_EQUAL(kos_aead_gcm_check(16, 0, 16, 0, false), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "IV must be 12 bytes"));
+	CU_ASSERT_EQUAL(kos_aead_gcm_check(12, 0, 8, 0, false), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "tag length"));
+	CU_ASSERT_EQUAL(kos_aead_gcm_check(12, KOS_GCM_AAD_MAX + 1, 16, 0, false), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "additional data"));
+	CU_ASSERT_EQUAL(kos_aead_gcm_check(12, 0, 16, 15, true), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "shorter than its"));
+	CU_ASSERT_EQUAL(kos_aead_gcm_check(12, 0, 16, KOS_GCM_MAX_PLAINTEXT + 1, false),
+			KOS_E_INVALID);
+}
+
 static void test_aead_refusals(void)
 {
 	uint8_t k[32], iv[12], p[64], a[32], c[64], t[16], out[64], bad[64];
@@ -1167,6 +1221,7 @@ int main(void)
 		KOS_TEST(test_buf_read),
 		KOS_TEST(test_diag_lines),
 		KOS_TEST(test_aead_known_answers),
+		KOS_TEST(test_aead_tag_lengths),
 		KOS_TEST(test_aead_refusals),
 		KOS_TEST(test_time_round_trip),
 		KOS_TEST(test_time_refusals),

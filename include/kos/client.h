@@ -154,6 +154,40 @@ KOS_API kos_rv kos_client_encrypt(kos_client *c, const char *name, const char *c
  * ("trust too low", "out of scope"), KOS_E_NOTFOUND, transport errors. */
 KOS_API kos_rv kos_client_decrypt(kos_client *c, const char *context, const uint8_t *env,
 				  size_t env_len, uint8_t **pt, size_t *len);
+/* The caller's parameters of AES-256-GCM (PKCS#11's CK_GCM_PARAMS, the tag
+ * length in bytes): an IV of KOS_GCM_IV_LEN bytes, additional data of at
+ * most KOS_GCM_AAD_MAX bytes (aad may be NULL with aad_len 0), a tag of
+ * KOS_GCM_TAG_MIN..KOS_GCM_TAG_MAX bytes (<kos/names.h>). */
+typedef struct kos_client_gcm {
+	const uint8_t *iv;
+	size_t iv_len;
+	const uint8_t *aad;
+	size_t aad_len;
+	size_t tag_len;
+} kos_client_gcm;
+
+/* AES-256-GCM with DEK name's current version and the caller's parameters
+ * (CKM_AES_GCM): *ct is the ciphertext with the tag appended (len +
+ * tag_len bytes, freed with kos_free()), *version (may be NULL) the
+ * version used, which decryption needs. By tier, as kos_client_decrypt():
+ * locally with the delivered (cached) DEK or the DEK rebuilt from shares,
+ * or by kosd. The caller must never repeat an IV under one version. A
+ * cached DEK keeps being used for the time kosd named, even after a
+ * rotation: *version says which. Errors: KOS_E_INVALID (parameters, sizes,
+ * a signing key), KOS_E_POLICY, KOS_E_NOTFOUND, transport errors. */
+KOS_API kos_rv kos_client_gcm_encrypt(kos_client *c, const char *name, const kos_client_gcm *p,
+				      const uint8_t *pt, size_t len, uint8_t **ct, size_t *ct_len,
+				      uint32_t *version);
+/* Opens what kos_client_gcm_encrypt() (or kosd's gcm/encrypt) made with
+ * version (1 or more) of name; *pt is freed with kos_secret_free(*pt,
+ * *len). Errors: KOS_E_INTEGRITY (the tag does not verify: a changed bit,
+ * another IV, additional data or version, a cut tag; nothing is handed
+ * out), KOS_E_INVALID (parameters, a ciphertext shorter than its tag, no
+ * version), as kos_client_gcm_encrypt() otherwise. */
+KOS_API kos_rv kos_client_gcm_decrypt(kos_client *c, const char *name, uint32_t version,
+				      const kos_client_gcm *p, const uint8_t *ct, size_t ct_len,
+				      uint8_t **pt, size_t *len);
+
 /* Wipes every cached DEK of the handle. */
 KOS_API void kos_client_forget_keys(kos_client *c);
 
@@ -183,6 +217,20 @@ KOS_API kos_rv kos_client_sign_digest(kos_client *c, const char *name, kos_sig_a
 				      size_t len, uint8_t **sig, size_t *sig_len);
 /* The current public key of name as PEM; *pem is freed with kos_free(). */
 KOS_API kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem);
+
+/* The X.509 certificate (DER) stored beside version (0: current) of signing
+ * key name; *der is freed with kos_free(). Needs a scope that reaches the
+ * key (sign:, pubkey: or certify:NAME). Errors: KOS_E_NOTFOUND (none
+ * stored, no such key or version), KOS_E_POLICY, transport errors. */
+KOS_API kos_rv kos_client_cert_get(kos_client *c, const char *name, uint32_t version,
+				   uint8_t **der, size_t *len);
+/* Stores an X.509 certificate (DER, at most 16384 bytes) beside version (0:
+ * current) of signing key name, replacing the one it had; kosd checks that
+ * it parses and carries that version's public key. Needs certify:NAME.
+ * Errors: KOS_E_INVALID (not a certificate, another key's, a data key),
+ * KOS_E_NOTFOUND, KOS_E_POLICY, transport errors. */
+KOS_API kos_rv kos_client_cert_set(kos_client *c, const char *name, uint32_t version,
+				   const uint8_t *der, size_t len);
 
 /* The handle's counters. */
 KOS_API void kos_client_get_stats(const kos_client *c, kos_client_stats *stats);

@@ -50,6 +50,17 @@ typedef enum kos_hash {
 #define KOS_DEK_LEN 32
 #define KOS_KCV_LEN 8
 
+/* AES-256-GCM with the caller's IV, additional data and tag length, on a
+ * DEK (CKM_AES_GCM): the IV is 96 bits, the only length SP 800-38D lets an
+ * IV be used as given (others go through GHASH); tags of 96 to 128 bits
+ * (PKCS#11 allows down to 32, which SP 800-38D reserves for special
+ * uses); the tag follows the ciphertext, as PKCS#11 writes it. */
+#define KOS_GCM_IV_LEN 12
+#define KOS_GCM_TAG_MIN 12
+#define KOS_GCM_TAG_MAX 16
+#define KOS_GCM_AAD_MAX 65536
+#define KOS_GCM_MAX_PLAINTEXT (64u * 1024 * 1024)
+
 #define KOS_CRED_MAX 8192 /* largest credential accepted, in bytes */
 #define KOS_PRINCIPAL_NAME_MAX 64 /* client names: 1..64 of [A-Za-z0-9._@-], not starting with '.' or '-' */
 

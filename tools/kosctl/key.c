@@ -7,11 +7,16 @@
 
 #include "tools/kosctl/kosctl.h"
 #include "tools/common/kosjson.h"
+#include "common/internal.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,10 +79,12 @@ static int bad_option(const char *what, int opt, char **argv)
 struct opts {
 	const char *type, *context, *alg, *hash;
 	const char *filter; /* --name: the key a listing is of */
+	const char *iv, *aad, *tag_len; /* gcm-encrypt, gcm-decrypt: hex, hex, bytes */
 	uint32_t version;
 	int salt_len;
-	bool have_version, due, repair, digest;
+	bool have_version, due, repair, digest, pem;
 	const char *name; /* the one positional argument, when taken */
+	const char *file; /* key cert set: the second one */
 };
 
 enum {
@@ -91,6 +98,10 @@ enum {
 	O_HASH = 'H',
 	O_SALT = 's',
 	O_NAME = 'n',
+	O_IV = 'i',
+	O_AAD = 'A',
+	O_TAG_LEN = 'T',
+	O_PEM = 'p',
 	O_HELP = 'h'
 };
 
@@ -127,6 +138,10 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	    {"hash", required_argument, NULL, O_HASH},
 	    {"salt-len", required_argument, NULL, O_SALT},
 	    {"name", required_argument, NULL, O_NAME},
+	    {"iv", required_argument, NULL, O_IV},
+	    {"aad", required_argument, NULL, O_AAD},
+	    {"tag-len", required_argument, NULL, O_TAG_LEN},
+	    {"pem", no_argument, NULL, O_PEM},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -145,10 +160,11 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 		mine[n++] = all[i];
 	}
 	memset(&mine[n], 0, sizeof(mine[n]));
-	/* short forms: -t -c -a -V -H -s -n -h; --due, --repair and --digest
-	 * have none */
+	/* short forms: -t -c -a -V -H -s -n -i -A -T -h; --due, --repair,
+	 * --digest and --pem have none */
 	for (i = 0; allowed[i] != '\0'; i++) {
-		if (allowed[i] == O_DUE || allowed[i] == O_REPAIR || allowed[i] == O_DIGEST)
+		if (allowed[i] == O_DUE || allowed[i] == O_REPAIR || allowed[i] == O_DIGEST ||
+		    allowed[i] == O_PEM)
 			continue;
 		snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts),
 			 "%c:", allowed[i]);
@@ -209,6 +225,18 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 			o->salt_len = (int)v;
 			break;
 		}
+		case O_IV:
+			o->iv = optarg;
+			break;
+		case O_AAD:
+			o->aad = optarg;
+			break;
+		case O_TAG_LEN:
+			o->tag_len = optarg;
+			break;
+		case O_PEM:
+			o->pem = true;
+			break;
 		case O_HELP:
 			usage(stdout);
 			return KOSCTL_OK;
@@ -219,12 +247,19 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	}
 	if (want_name && optind < argc)
 		o->name = argv[optind++];
+	/* 3: NAME and FILE */
+	if (want_name == 3 && optind < argc)
+		o->file = argv[optind++];
 	if (optind < argc) {
 		kosctl_err("%s: unexpected argument '%.80s'", what, argv[optind]);
 		return usage_hint(group, sub);
 	}
-	if (want_name == 1 && o->name == NULL) {
+	if ((want_name == 1 || want_name == 3) && o->name == NULL) {
 		kosctl_err("%s: which key? (NAME missing)", what);
+		return usage_hint(group, sub);
+	}
+	if (want_name == 3 && o->file == NULL) {
+		kosctl_err("%s: which file? (FILE missing)", what);
 		return usage_hint(group, sub);
 	}
 	if (o->name != NULL && !kos_key_name_valid(o->name)) {
@@ -997,6 +1032,378 @@ static int cmd_pubkey(struct kosctl_ctx *ctx, int argc, char **argv)
 	return KOSCTL_OK;
 }
 
+/* --- AES-256-GCM with the caller's IV, additional data and tag length --------------- */
+
+static void gcm_usage(FILE *f, bool enc)
+{
+	if (enc)
+		fprintf(f,
+			"usage: kosctl key gcm-encrypt NAME --iv HEX [--aad HEX] [--tag-len N]\n"
+			"                              [--version V]\n"
+			"\n"
+			"Encrypts standard input (at most %u bytes) with AES-256-GCM under the\n"
+			"current version of data key NAME, with the IV, additional data and tag\n"
+			"length given (PKCS#11's CKM_AES_GCM), and writes the ciphertext with the\n"
+			"tag appended (binary) on standard output, and the version used on\n"
+			"standard error: decryption needs it. No envelope: never use an IV twice\n"
+			"with one version.\n",
+			KOS_GCM_MAX_PLAINTEXT);
+	else
+		fprintf(f, "usage: kosctl key gcm-decrypt NAME --version V --iv HEX [--aad HEX]\n"
+			   "                              [--tag-len N]\n"
+			   "\n"
+			   "Decrypts standard input, AES-256-GCM ciphertext with its tag appended\n"
+			   "as gcm-encrypt writes it, with version V of data key NAME, and writes\n"
+			   "the plaintext on standard output. A changed bit, another IV, additional\n"
+			   "data or version, or a cut tag fails with 'integrity check failed' and\n"
+			   "writes nothing.\n");
+	fprintf(f,
+		"\n"
+		"options:\n"
+		"  -i, --iv HEX       the IV, %d bytes (%d hex digits)\n"
+		"  -A, --aad HEX      additional authenticated data (up to %d bytes)\n"
+		"  -T, --tag-len N    tag length in bytes, %d to %d (default %d)\n"
+		"  -V, --version V    %s\n"
+		"  -h, --help         show this help\n",
+		KOS_GCM_IV_LEN, 2 * KOS_GCM_IV_LEN, KOS_GCM_AAD_MAX, KOS_GCM_TAG_MIN,
+		KOS_GCM_TAG_MAX, KOS_GCM_TAG_MAX,
+		enc ? "refuse unless V is the current version" : "the version encrypted with");
+}
+
+static void gcm_encrypt_usage(FILE *f)
+{
+	gcm_usage(f, true);
+}
+
+static void gcm_decrypt_usage(FILE *f)
+{
+	gcm_usage(f, false);
+}
+
+/* A hex option into *out (kos_secret_free(*out, *len)); false after saying
+ * why. */
+static bool hex_arg(const char *what, const char *opt, const char *hex, size_t max, uint8_t **out,
+		    size_t *len)
+{
+	size_t n = hex != NULL ? strlen(hex) : 0;
+
+	*out = NULL;
+	*len = 0;
+	if (n % 2 != 0 || n / 2 > max) {
+		kosctl_err("%s: --%s wants an even number of hex digits, at most %zu bytes", what,
+			   opt, max);
+		return false;
+	}
+	*out = malloc(n / 2 + 1);
+	if (*out == NULL) {
+		kosctl_err("%s: out of memory", what);
+		return false;
+	}
+	if (n > 0 && kos_hex_decode(hex, n, *out) != KOS_OK) {
+		kosctl_err("%s: --%s is not hex", what, opt);
+		kos_secret_free(*out, n / 2 + 1);
+		*out = NULL;
+		return false;
+	}
+	*len = n / 2;
+	return true;
+}
+
+static int cmd_gcm(struct kosctl_ctx *ctx, int argc, char **argv, bool enc)
+{
+	const char *what = enc ? "key gcm-encrypt" : "key gcm-decrypt";
+	const char *sub = enc ? "gcm-encrypt" : "gcm-decrypt";
+	kos_access_result res;
+	kos_gcm_params p;
+	unsigned char *buf = NULL;
+	uint8_t *iv = NULL, *aad = NULL, *out = NULL;
+	size_t len = 0, cap = 0, iv_len = 0, aad_len = 0, out_len = 0, tag_len = KOS_GCM_TAG_MAX;
+	uint32_t version = 0;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key", sub, enc ? gcm_encrypt_usage : gcm_decrypt_usage, "iATV", 1, argc,
+		       argv, &o);
+
+	memset(&res, 0, sizeof(res));
+	if (rc >= 0)
+		return rc;
+	if (o.iv == NULL) {
+		kosctl_err("%s: --iv is required", what);
+		return usage_hint("key", sub);
+	}
+	if (!enc && !o.have_version) {
+		kosctl_err("%s: --version is required (no envelope names it)", what);
+		return usage_hint("key", sub);
+	}
+	if (o.tag_len != NULL) {
+		uint32_t t;
+
+		if (!parse_version(o.tag_len, &t) || t > 255) {
+			kosctl_err("%s: --tag-len wants a number of bytes, not '%.40s'", what,
+				   o.tag_len);
+			return usage_hint("key", sub);
+		}
+		tag_len = t;
+	}
+	if (!hex_arg(what, "iv", o.iv, 64, &iv, &iv_len) ||
+	    !hex_arg(what, "aad", o.aad, KOS_GCM_AAD_MAX, &aad, &aad_len)) {
+		rc = KOSCTL_USAGE;
+		goto out;
+	}
+	p = (kos_gcm_params){ .iv = iv, .iv_len = iv_len, .aad = aad, .aad_len = aad_len,
+			      .tag_len = tag_len };
+	/* the parameters' own words, before anything is read or asked */
+	if (kos_aead_gcm_check(iv_len, aad_len, tag_len, enc ? 0 : tag_len, !enc) != KOS_OK) {
+		kosctl_err("%s: %s", what, kos_last_error());
+		rc = KOSCTL_USAGE;
+		goto out;
+	}
+	if (need(ctx, &remote) != KOSCTL_OK) {
+		rc = KOSCTL_FAIL;
+		goto out;
+	}
+	if (read_stdin(KOS_GCM_MAX_PLAINTEXT + KOS_GCM_TAG_MAX, &buf, &len, &cap) != KOS_OK) {
+		rc = KOSCTL_FAIL;
+		goto out;
+	}
+	if (remote) {
+		kos_client_gcm cp = { .iv = iv, .iv_len = iv_len, .aad = aad, .aad_len = aad_len,
+				      .tag_len = tag_len };
+
+		if (enc)
+			rv = kos_client_gcm_encrypt(ctx->client, o.name, &cp, buf, len, &out,
+						    &out_len, &version);
+		else
+			rv = kos_client_gcm_decrypt(ctx->client, o.name, o.version, &cp, buf, len,
+						    &out, &out_len);
+		/* the client library encrypts with the current version only */
+		if (rv == KOS_OK && enc && o.have_version && version != o.version) {
+			kosctl_err("%s: key %s version %" PRIu32 " is not current (%" PRIu32 ")",
+				   what, o.name, o.version, version);
+			rc = KOSCTL_FAIL;
+			goto out;
+		}
+		if (rv == KOS_OK && !enc)
+			version = o.version;
+	} else {
+		if (kosctl_need_access(ctx) != KOSCTL_OK) {
+			rc = KOSCTL_FAIL;
+			goto out;
+		}
+		if (enc)
+			rv = kos_access_gcm_encrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE,
+						    o.name, o.version, &p, buf, len, &res);
+		else
+			rv = kos_access_gcm_decrypt(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE,
+						    o.name, o.version, &p, buf, len, &res);
+		if (rv == KOS_OK && res.delivery == KOS_DELIVER_REFUSED) {
+			rc = kosctl_refused(ctx, &res, what);
+			goto out;
+		}
+		if (rv == KOS_OK) {
+			ctx->tier = kos_tier_name(res.tier);
+			out = res.data;
+			out_len = res.data_len;
+			version = res.version;
+			res.data = NULL;
+		}
+	}
+	if (rv != KOS_OK) {
+		if (rv == KOS_E_INTEGRITY && !remote)
+			kosctl_err("%s: %s: %s", what, kos_strerror(rv), kos_last_error());
+		else
+			report(ctx, remote, rv, what);
+		rc = KOSCTL_FAIL;
+		goto out;
+	}
+	rc = write_all(out, out_len);
+	if (rc == KOSCTL_OK && enc)
+		fprintf(stderr, "kosctl: key %s version %" PRIu32 "\n", o.name, version);
+out:
+	kos_access_result_clear(&res);
+	kos_secret_free(out, out_len);
+	kos_secret_free(buf, cap);
+	kos_secret_free(aad, aad_len + 1);
+	kos_secret_free(iv, iv_len + 1);
+	return rc;
+}
+
+static int cmd_gcm_encrypt(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	return cmd_gcm(ctx, argc, argv, true);
+}
+
+static int cmd_gcm_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	return cmd_gcm(ctx, argc, argv, false);
+}
+
+/* --- certificates beside signing keys ----------------------------------------------- */
+
+static void cert_set_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key cert set NAME FILE [--version V]\n"
+		   "\n"
+		   "Stores the X.509 certificate in FILE (DER or PEM; - reads standard input)\n"
+		   "beside signing key NAME (default: its current version), replacing the one\n"
+		   "it had. It must carry that version's public key. Through kosd it needs\n"
+		   "certify:NAME.\n"
+		   "\n"
+		   "options:\n"
+		   "  -V, --version V  the version (default: current)\n"
+		   "  -h, --help       show this help\n");
+}
+
+static void cert_show_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key cert show NAME [--pem] [--version V]\n"
+		   "\n"
+		   "Writes the certificate stored beside signing key NAME (default: its\n"
+		   "current version) on standard output: DER (binary), or PEM with --pem.\n"
+		   "\n"
+		   "options:\n"
+		   "      --pem        PEM text instead of DER\n"
+		   "  -V, --version V  the version (default: current)\n"
+		   "  -h, --help       show this help\n");
+}
+
+/* FILE's certificate as DER into *der (OPENSSL_free()); PEM is converted,
+ * anything else handed on as it is for the key service to judge. */
+static int cert_read(const char *what, const char *file, uint8_t **der, size_t *len)
+{
+	static const char pem_tag[] = "-----BEGIN CERTIFICATE-----";
+	unsigned char *buf = NULL;
+	size_t n = 0, cap = 0;
+	kos_rv rv;
+
+	*der = NULL;
+	*len = 0;
+	if (strcmp(file, "-") == 0) {
+		rv = kosctl_read_all(stdin, 4 * KOS_KEY_CERT_MAX, &buf, &n, &cap);
+	} else {
+		FILE *f = fopen(file, "rb");
+
+		if (f == NULL) {
+			kosctl_err("%s: %s: %s", what, file, strerror(errno));
+			return KOSCTL_FAIL;
+		}
+		rv = kosctl_read_all(f, 4 * KOS_KEY_CERT_MAX, &buf, &n, &cap);
+		fclose(f);
+	}
+	if (rv != KOS_OK)
+		return KOSCTL_FAIL; /* kosctl_read_all() said why */
+	if (n >= sizeof(pem_tag) - 1 && memmem(buf, n, pem_tag, sizeof(pem_tag) - 1) != NULL) {
+		BIO *bio = BIO_new_mem_buf(buf, (int)n);
+		X509 *x = bio != NULL ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+		int dl = x != NULL ? i2d_X509(x, der) : -1;
+
+		X509_free(x);
+		BIO_free(bio);
+		kos_secret_free(buf, cap);
+		if (dl <= 0) {
+			kosctl_err("%s: %s: not a PEM certificate", what, file);
+			return KOSCTL_FAIL;
+		}
+		*len = (size_t)dl;
+		return KOSCTL_OK;
+	}
+	*der = OPENSSL_malloc(n > 0 ? n : 1);
+	if (*der == NULL) {
+		kos_secret_free(buf, cap);
+		kosctl_err("%s: out of memory", what);
+		return KOSCTL_FAIL;
+	}
+	memcpy(*der, buf, n);
+	*len = n;
+	kos_secret_free(buf, cap);
+	return KOSCTL_OK;
+}
+
+static int cmd_cert_set(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	uint8_t *der = NULL;
+	size_t len = 0;
+	uint32_t got = 0;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key cert", "set", cert_set_usage, "V", 3, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (cert_read("key cert set", o.file, &der, &len) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (len == 0) {
+		kosctl_err("key cert set: %s is empty", o.file);
+		OPENSSL_free(der);
+		return KOSCTL_FAIL;
+	}
+	if (remote)
+		rv = kos_client_cert_set(ctx->client, o.name, o.version, der, len);
+	else
+		rv = kos_key_cert_set(ctx->keys, o.name, o.version, der, len, &got);
+	OPENSSL_free(der);
+	if (rv != KOS_OK) {
+		report(ctx, remote, rv, "key cert set");
+		return KOSCTL_FAIL;
+	}
+	if (remote || got == 0)
+		printf("certificate stored for %s\n", o.name);
+	else
+		printf("certificate stored for %s version %" PRIu32 "\n", o.name, got);
+	return KOSCTL_OK;
+}
+
+static int cmd_cert_show(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	uint8_t *der = NULL;
+	char *pem = NULL;
+	size_t len = 0;
+	struct opts o;
+	bool remote;
+	kos_rv rv;
+	int rc = parse("key cert", "show", cert_show_usage, "Vp", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (remote)
+		rv = kos_client_cert_get(ctx->client, o.name, o.version, &der, &len);
+	else
+		rv = kos_key_cert_get(ctx->keys, o.name, o.version, &der, &len, NULL);
+	if (rv == KOS_OK && o.pem)
+		rv = kos_key_cert_pem(der, len, &pem);
+	if (rv != KOS_OK) {
+		report(ctx, remote, rv, "key cert show");
+		kos_free(der);
+		return KOSCTL_FAIL;
+	}
+	if (o.pem) {
+		fputs(pem, stdout);
+		rc = KOSCTL_OK;
+	} else {
+		rc = write_all(der, len);
+	}
+	kos_free(pem);
+	kos_free(der);
+	return rc;
+}
+
+static int cmd_cert(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	static const struct kosctl_cmd cmds[] = {
+	    {"set", cmd_cert_set, "store a certificate beside a signing key"},
+	    {"show", cmd_cert_show, "print the certificate stored beside a signing key"},
+	    {NULL, NULL, NULL},
+	};
+
+	return kosctl_dispatch(ctx, "key cert", cmds, argc, argv);
+}
+
 int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct kosctl_cmd cmds[] = {
@@ -1009,6 +1416,9 @@ int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv)
 	    {"decrypt", cmd_decrypt, "decrypt an envelope from standard input"},
 	    {"sign", cmd_sign, "sign standard input inside the signer token"},
 	    {"pubkey", cmd_pubkey, "print a signing key's public key as PEM"},
+	    {"gcm-encrypt", cmd_gcm_encrypt, "AES-256-GCM with a given IV, AAD and tag length"},
+	    {"gcm-decrypt", cmd_gcm_decrypt, "open what gcm-encrypt wrote, with its version"},
+	    {"cert", cmd_cert, "store or show the certificate beside a signing key"},
 	    {NULL, NULL, NULL},
 	};
 

@@ -288,6 +288,10 @@ void kosd_route_encrypt(struct kosd_req *r);
 void kosd_route_decrypt(struct kosd_req *r);
 void kosd_route_request(struct kosd_req *r);
 void kosd_route_sign(struct kosd_req *r);
+void kosd_route_gcm_encrypt(struct kosd_req *r);
+void kosd_route_gcm_decrypt(struct kosd_req *r);
+void kosd_route_cert_set(struct kosd_req *r);
+void kosd_route_cert_get(struct kosd_req *r);
 /* services.c: service tokens (issue, validate) and the CA's JWKS */
 void kosd_route_service_token(struct kosd_req *r);
 void kosd_route_service_validate(struct kosd_req *r);

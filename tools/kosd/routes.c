@@ -125,7 +125,8 @@ void kosd_route_refresh(struct kosd_req *r)
 
 static bool scope_covers_key(const char *scope, const char *name)
 {
-	static const char *const actions[] = { "encrypt", "decrypt", "key", "sign", "pubkey" };
+	static const char *const actions[] = { "encrypt", "decrypt", "key",
+					       "sign",    "pubkey",  "certify" };
 	size_t i;
 
 	for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
@@ -594,4 +595,145 @@ void kosd_route_sign(struct kosd_req *r)
 out:
 	kos_access_result_clear(&res);
 	kos_secret_free(in, len);
+}
+
+/* --- AES-256-GCM with the caller's parameters (CKM_AES_GCM) ------------------------ */
+
+/* The body's "iv", "aad" (optional) and "tag_len" (optional: 16) into p,
+ * the buffers in *iv and *aad (kos_secret_free with their lengths); false
+ * after replying. Sizes are kos_key_gcm_*'s to check: one message for
+ * every layer. */
+static bool gcm_params(struct kosd_req *r, kos_gcm_params *p, uint8_t **iv, uint8_t **aad,
+		       size_t *aad_cap)
+{
+	uint32_t tag_len;
+
+	memset(p, 0, sizeof(*p));
+	*iv = *aad = NULL;
+	*aad_cap = 0;
+	if (!body_uint(r, "tag_len", 255, &tag_len) || !kosd_body_b64(r, "iv", iv, &p->iv_len))
+		return false;
+	p->iv = *iv;
+	p->tag_len = json_object_get(r->body, "tag_len") != NULL ? tag_len : KOS_GCM_TAG_MAX;
+	if (json_object_get(r->body, "aad") != NULL) {
+		if (!kosd_body_b64(r, "aad", aad, aad_cap))
+			return false;
+		p->aad = *aad;
+		p->aad_len = *aad_cap;
+	}
+	return true;
+}
+
+static void route_gcm(struct kosd_req *r, bool enc)
+{
+	const char *what = enc ? "gcm encrypt" : "gcm decrypt";
+	kos_access_result res;
+	kos_gcm_params p;
+	uint8_t *iv = NULL, *aad = NULL, *in = NULL;
+	size_t aad_len = 0, len = 0;
+	uint32_t version;
+	kos_rv rv;
+
+	memset(&res, 0, sizeof(res));
+	if (!body_uint(r, "version", UINT32_MAX, &version) ||
+	    !gcm_params(r, &p, &iv, &aad, &aad_len) ||
+	    !kosd_body_b64(r, enc ? "plaintext" : "ciphertext", &in, &len))
+		goto out;
+	if (!enc && version == 0) {
+		/* no envelope names it: the module keeps it with its object */
+		kosd_reply_error(r, 400, "missing_field", "\"version\" is required");
+		goto out;
+	}
+	if (enc)
+		rv = kos_access_gcm_encrypt(r->d->access, r->claims.sub, r->claims.scope, r->name,
+					    version, &p, in, len, &res);
+	else
+		rv = kos_access_gcm_decrypt(r->d->access, r->claims.sub, r->claims.scope, r->name,
+					    version, &p, in, len, &res);
+	if (!decided(r, rv, &res, what))
+		goto out;
+	kosd_reply_json(r, 200,
+			json_pack("{s:o, s:s, s:I}", enc ? "ciphertext" : "plaintext",
+				  kosd_b64_json(res.data, res.data_len), "key", r->name, "version",
+				  (json_int_t)res.version));
+out:
+	kos_access_result_clear(&res);
+	kos_secret_free(in, len);
+	kos_secret_free(aad, aad_len);
+	kos_free(iv);
+}
+
+void kosd_route_gcm_encrypt(struct kosd_req *r)
+{
+	route_gcm(r, true);
+}
+
+void kosd_route_gcm_decrypt(struct kosd_req *r)
+{
+	route_gcm(r, false);
+}
+
+/* --- certificates beside signing keys ------------------------------------------------ */
+
+/* Writing needs certify:NAME: a scope of its own, so the holder of a CA's
+ * issuing workflow can attach certificates without signing or managing
+ * keys. */
+void kosd_route_cert_set(struct kosd_req *r)
+{
+	uint8_t *der = NULL;
+	uint32_t version, got = 0;
+	size_t len = 0;
+	kos_rv rv;
+
+	if (!admit(r, "certify", r->name))
+		return;
+	if (!body_uint(r, "version", UINT32_MAX, &version) || !kosd_body_b64(r, "der", &der, &len))
+		goto out;
+	rv = kos_key_cert_set(r->d->keys, r->name, version, der, len, &got);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "certificate");
+		goto out;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s, s:I}", "name", r->name, "version", (json_int_t)got));
+out:
+	kos_free(der);
+}
+
+/* Reading: every scope that reaches the key, as a PKCS#11 client that
+ * may use a key also sees its certificate. */
+void kosd_route_cert_get(struct kosd_req *r)
+{
+	static const char *const actions[] = { "sign", "pubkey", "certify", "key", "encrypt",
+					       "decrypt" };
+	kos_request rq = { .action = "pubkey", .resource = r->name };
+	uint32_t version, got = 0;
+	uint8_t *der = NULL;
+	char *pem = NULL;
+	size_t len = 0, i;
+	kos_rv rv;
+
+	for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (kos_scope_allows(r->claims.scope, actions[i], r->name)) {
+			rq.action = actions[i];
+			break;
+		}
+	/* none: admitted as a pubkey request, so the violation is observed */
+	if (!kosd_admit(r, &rq, i < sizeof(actions) / sizeof(actions[0]) ? NULL
+				: "a scope reaching the key (sign, pubkey or certify)"))
+		return;
+	if (!query_version(r, &version))
+		return;
+	rv = kos_key_cert_get(r->d->keys, r->name, version, &der, &len, &got);
+	if (rv == KOS_OK)
+		rv = kos_key_cert_pem(der, len, &pem);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "certificate");
+		goto out;
+	}
+	kosd_reply_json(r, 200,
+			json_pack("{s:s, s:I, s:o, s:s}", "name", r->name, "version",
+				  (json_int_t)got, "der", kosd_b64_json(der, len), "pem", pem));
+out:
+	kos_free(pem);
+	kos_free(der);
 }

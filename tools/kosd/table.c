@@ -73,6 +73,10 @@ const struct kosd_route kosd_routes[] = {
 	{ POST, "/v1/admin/services/{service}/remove", kosd_admin_service_remove,  "admin_service_remove",   CRED | BODY },
 	{ GET,  "/v1/admin/clients/{client}",       kosd_admin_client_show,        "admin_client_show",      CRED },
 	{ POST, "/v1/admin/clients/{client}/secret", kosd_admin_client_secret,     "admin_client_secret",    CRED | BODY },
+	{ POST, "/v1/keys/{key}/gcm/encrypt",       kosd_route_gcm_encrypt,        "gcm_encrypt",            CRED | DATA },
+	{ POST, "/v1/keys/{key}/gcm/decrypt",       kosd_route_gcm_decrypt,        "gcm_decrypt",            CRED | DATA },
+	{ POST, "/v1/keys/{key}/certificate",       kosd_route_cert_set,           "cert_set",               CRED | BODY },
+	{ GET,  "/v1/keys/{key}/certificate",       kosd_route_cert_get,           "cert_get",               CRED },
 };
 /* clang-format on */
 
