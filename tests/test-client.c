@@ -345,7 +345,7 @@ static int suite_init(void)
 	    kos_key_create(keys, "ed-1", KOS_KEY_ED25519) != KOS_OK)
 		goto fail;
 	for (int i = 0; i < BULK_KEYS; i++) {
-		char name[16];
+		char name[24];
 
 		snprintf(name, sizeof(name), "bulk-%02d", i);
 		if (kos_key_create(keys, name, i < BULK_EC ? KOS_KEY_EC_P256 : KOS_KEY_DEK) !=
