@@ -55,6 +55,12 @@ int kos_test_inst_open(char *inst, size_t len, unsigned hsm_flags, struct kos_co
 int kos_test_inst_close(struct kos_config *conf, struct kos_policy *pol, struct kos_store *st,
 			struct kos_hsm *hsm);
 
+/* For the programs a test starts (kosd): SoftHSM's own leaks are not
+ * reported, kos's are (LSAN_OPTIONS suppressions in a file of the temporary
+ * directory, and full stacks so that the suppression sees libsofthsm2), as
+ * tests/lib.sh's softhsm_leaks_ignored does for the shell tests. 0 or 1. */
+int kos_test_softhsm_leaks_ignored(void);
+
 /* Path of a file in the source tree (for data files), from $srcdir. */
 const char *kos_test_srcpath(const char *rel);
 
