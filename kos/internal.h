@@ -102,7 +102,9 @@ void kos_policy_init_defaults(struct kos_policy *pol);
  * objects (shares, or 1 for a signing key's key pair) are on tokens, before
  * the version is activated: mode KOS_KEYS_INJECT_FAIL returns KOS_E_IO (the
  * creation rolls back), KOS_KEYS_INJECT_CRASH calls _exit(3) as a killed
- * process would. KOS_KEYS_INJECT_OFF clears it. Not thread-safe. */
+ * process would. With KOS_KEYS_INJECT_CRASH, kos_key_destroy() crashes
+ * once after_shares objects are destroyed (0: right after the store's
+ * transaction). KOS_KEYS_INJECT_OFF clears it. Not thread-safe. */
 enum { KOS_KEYS_INJECT_OFF = 0, KOS_KEYS_INJECT_FAIL = 1, KOS_KEYS_INJECT_CRASH = 2 };
 void kos_keys_test_inject(kos_keys *keys, unsigned after_shares, int mode);
 

@@ -988,6 +988,104 @@ out:
 	return rv;
 }
 
+/* --- destroying ------------------------------------------------------------------ */
+
+struct destruction {
+	kos_keys *keys;
+	unsigned destroyed;
+	size_t n_failed;
+	char failed[320];
+	size_t used;
+};
+
+/* The test hook for a crash between the store and the tokens, or midway
+ * through the tokens. */
+static void destroy_inject(struct destruction *d)
+{
+	if (d->keys->inject_mode == KOS_KEYS_INJECT_CRASH && d->destroyed == d->keys->inject_after)
+		_exit(3);
+}
+
+static void destroy_object(struct destruction *d, bool signing, const char *token,
+			   const char *label)
+{
+	kos_hsm *hsm = d->keys->hsm;
+	size_t tok;
+	kos_rv rv;
+
+	rv = kos_hsm_token_find(hsm, token, &tok);
+	if (rv == KOS_OK)
+		rv = destroy_result(d->keys, tok,
+				    signing ? kos_signer_destroy(hsm, tok, label)
+					    : kos_hsm_data_destroy(hsm, tok, label));
+	if (rv == KOS_OK) {
+		d->destroyed++;
+		destroy_inject(d);
+		return;
+	}
+	d->n_failed++;
+	if (d->used + 1 < sizeof(d->failed)) {
+		int k = snprintf(d->failed + d->used, sizeof(d->failed) - d->used, "%s%s (%s)",
+				 d->used ? ", " : "", token, kos_strerror(rv));
+
+		if (k > 0)
+			d->used += (size_t)k;
+	}
+}
+
+kos_rv kos_key_destroy(kos_keys *keys, const char *name)
+{
+	struct kos_store_version *v = NULL;
+	struct destruction d;
+	struct kos_store_key key;
+	size_t n = 0, i, s;
+	bool signing;
+	kos_rv rv;
+
+	if (keys == NULL)
+		return kos_error_set(KOS_E_INVALID, "no key service");
+	rv = kos_keys_check_name(name);
+	if (rv == KOS_OK)
+		rv = kos_store_key_get(keys->st, name, &key);
+	if (rv == KOS_OK)
+		rv = kos_store_key_versions(keys->st, name, &v, &n);
+	if (rv != KOS_OK)
+		return rv;
+	signing = is_signing(key.type);
+	/* The store first: once its transaction commits the key is gone for
+	 * every caller, and an object left on a token (a crash below, a token
+	 * down, a version begun after the read above) belongs to no version,
+	 * which kos_keys_fsck() removes. The other order would leave rows
+	 * naming objects that no longer exist. */
+	rv = kos_store_key_delete(keys->st, name);
+	if (rv != KOS_OK)
+		goto out;
+	cache_forget(keys, name);
+	memset(&d, 0, sizeof(d));
+	d.keys = keys;
+	destroy_inject(&d);
+	for (i = 0; i < n; i++) {
+		/* a retired version's objects went at its retirement; a
+		 * version still creating records none yet (its maker undoes it
+		 * when the activation finds the row gone) */
+		if (v[i].state != KOS_KEY_STATE_ACTIVE)
+			continue;
+		if (signing && v[i].label[0] != '\0')
+			destroy_object(&d, true, v[i].token, v[i].label);
+		for (s = 0; !signing && s < v[i].n_shares; s++)
+			destroy_object(&d, false, v[i].shares[s].token, v[i].shares[s].label);
+	}
+	if (d.n_failed > 0)
+		rv = kos_error_set(KOS_E_IO,
+				   "key %s is destroyed, but %zu object%s could not be destroyed: "
+				   "%s; run 'kosctl fsck --repair' when the token%s can be reached",
+				   name, d.n_failed, d.n_failed == 1 ? "" : "s", d.failed,
+				   d.n_failed == 1 ? "" : "s");
+out:
+	kos_store_versions_free(v, n);
+	return rv;
+}
+
 /* --- signing keys ------------------------------------------------------------------ */
 
 /* The current version of signing key name, its token and label: from the

@@ -95,6 +95,14 @@ KOS_API kos_rv kos_keys_rotate_due(kos_keys *keys,
  * is retired but a token could not destroy its object (named; the object is
  * left for kos_keys_fsck()). */
 KOS_API kos_rv kos_key_retire(kos_keys *keys, const char *name, uint32_t version);
+/* Destroys key name: its row, every version, share set, share and
+ * certificate leave the store in one transaction, its cached DEKs are wiped,
+ * then its objects (every share on the KMS tokens, or the key pairs in the
+ * signer token) are destroyed; the name may be created again. Errors:
+ * KOS_E_NOTFOUND (no such key), KOS_E_INVALID, KOS_E_STORE, KOS_E_IO (the
+ * key is destroyed but a token kept an object: named, left for
+ * kos_keys_fsck()). */
+KOS_API kos_rv kos_key_destroy(kos_keys *keys, const char *name);
 
 KOS_API kos_rv kos_key_get_info(kos_keys *keys, const char *name, kos_key_info *info);
 /* In name order; stops at the first non-zero return of fn and returns it. */
@@ -244,6 +252,10 @@ KOS_API kos_rv kos_key_cert_set(kos_keys *keys, const char *name, uint32_t versi
  * version, or none stored), KOS_E_INVALID (a data key), KOS_E_STORE. */
 KOS_API kos_rv kos_key_cert_get(kos_keys *keys, const char *name, uint32_t version,
 				uint8_t **der, size_t *len, uint32_t *version_out);
+/* Removes the certificate of version (0: current; retired versions too) of
+ * name. Errors: KOS_E_NOTFOUND (no such key or version, or none stored),
+ * KOS_E_INVALID (a data key), KOS_E_STORE. */
+KOS_API kos_rv kos_key_cert_remove(kos_keys *keys, const char *name, uint32_t version);
 /* A certificate's DER as PEM text ("-----BEGIN CERTIFICATE-----"), freed
  * with kos_free(). Errors: KOS_E_PARSE, KOS_E_NOMEM. Thread-safe. */
 KOS_API kos_rv kos_key_cert_pem(const uint8_t *der, size_t len, char **pem);

@@ -126,6 +126,19 @@ kos_rv kos_key_cert_get(kos_keys *keys, const char *name, uint32_t version, uint
 	return rv;
 }
 
+kos_rv kos_key_cert_remove(kos_keys *keys, const char *name, uint32_t version)
+{
+	uint32_t got = 0;
+	kos_rv rv;
+
+	if (keys == NULL)
+		return kos_error_set(KOS_E_INVALID, "no key service");
+	rv = signing_version(keys, name, version, false, &got, NULL);
+	if (rv == KOS_OK)
+		rv = kos_store_key_cert_delete(keys->st, name, got);
+	return rv;
+}
+
 kos_rv kos_key_cert_pem(const uint8_t *der, size_t len, char **pem)
 {
 	const unsigned char *p = der;

@@ -120,6 +120,11 @@ kos_rv kos_store_key_version_retire(kos_store *st, const char *name, uint32_t ve
 	return st->ops->key_version_retire(st, name, version);
 }
 
+kos_rv kos_store_key_delete(kos_store *st, const char *name)
+{
+	return st->ops->key_delete(st, name);
+}
+
 kos_rv kos_store_key_get(kos_store *st, const char *name, struct kos_store_key *out)
 {
 	return st->ops->key_get(st, name, out);
@@ -164,6 +169,13 @@ kos_rv kos_store_key_cert_get(kos_store *st, const char *name, uint32_t version,
 	*der = NULL;
 	*len = 0;
 	return st->ops->key_cert_get(st, name, version, der, len);
+}
+
+kos_rv kos_store_key_cert_delete(kos_store *st, const char *name, uint32_t version)
+{
+	if (version == 0)
+		return kos_error_set(KOS_E_INVALID, "state store: a certificate of version 0");
+	return st->ops->key_cert_delete(st, name, version);
 }
 
 kos_rv kos_store_service_put(kos_store *st, const struct kos_service_row *row)

@@ -249,6 +249,11 @@ struct kos_store_ops {
 	 * token and label stay). KOS_E_NOTFOUND when it is not active,
 	 * KOS_E_INVALID when it is the current version. */
 	kos_rv (*key_version_retire)(kos_store *st, const char *name, uint32_t version);
+	/* Deletes key name with every version (any state), share set, share
+	 * and certificate, in one transaction: the name is free afterwards.
+	 * The tokens' objects are the caller's (kos_key_destroy()). KOS_E_NOTFOUND
+	 * for an unknown key. */
+	kos_rv (*key_delete)(kos_store *st, const char *name);
 	/* KOS_E_NOTFOUND for an unknown key (detail set). */
 	kos_rv (*key_get)(kos_store *st, const char *name, struct kos_store_key *out);
 	/* Every key in strcmp() order of names; *out is malloc'd (free()). */
@@ -271,6 +276,9 @@ struct kos_store_ops {
 	 * KOS_E_NOTFOUND when none is stored. */
 	kos_rv (*key_cert_get)(kos_store *st, const char *name, uint32_t version, uint8_t **der,
 			       size_t *len);
+	/* Deletes the certificate of name/version in one transaction.
+	 * KOS_E_NOTFOUND when none is stored. */
+	kos_rv (*key_cert_delete)(kos_store *st, const char *name, uint32_t version);
 	/* Calls fn with the number of share rows of every token that has any. */
 	kos_rv (*share_counts)(kos_store *st, void (*fn)(const char *token, uint64_t n, void *arg),
 			       void *arg);
@@ -377,6 +385,7 @@ kos_rv kos_store_key_version_begin(kos_store *st, const struct kos_store_key *ke
 kos_rv kos_store_key_version_activate(kos_store *st, const struct kos_store_version *v);
 kos_rv kos_store_key_version_abort(kos_store *st, const char *name, uint32_t version);
 kos_rv kos_store_key_version_retire(kos_store *st, const char *name, uint32_t version);
+kos_rv kos_store_key_delete(kos_store *st, const char *name);
 kos_rv kos_store_key_get(kos_store *st, const char *name, struct kos_store_key *out);
 kos_rv kos_store_key_list(kos_store *st, struct kos_store_key **out, size_t *n);
 kos_rv kos_store_key_version_get(kos_store *st, const char *name, uint32_t version,
@@ -389,6 +398,7 @@ kos_rv kos_store_key_cert_put(kos_store *st, const char *name, uint32_t version,
 			     const uint8_t *der, size_t len, kos_usec created);
 kos_rv kos_store_key_cert_get(kos_store *st, const char *name, uint32_t version, uint8_t **der,
 			     size_t *len);
+kos_rv kos_store_key_cert_delete(kos_store *st, const char *name, uint32_t version);
 
 kos_rv kos_store_service_put(kos_store *st, const struct kos_service_row *row);
 kos_rv kos_store_service_get(kos_store *st, const char *name, struct kos_service_row *row);

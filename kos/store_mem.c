@@ -1252,6 +1252,47 @@ static kos_rv mem_cred_revision(kos_store *st, uint64_t *rev)
 	return KOS_OK;
 }
 
+/* Caller holds the lock. */
+static void certs_drop(struct mem_store *m, const char *name, uint32_t version)
+{
+	size_t i = 0;
+
+	while (i < m->n_certs) {
+		struct mem_cert *c = &m->certs[i];
+
+		if (strcmp(c->name, name) != 0 || (version != 0 && c->version != version)) {
+			i++;
+			continue;
+		}
+		free(c->der);
+		memmove(c, c + 1, (m->n_certs - i - 1) * sizeof(*c));
+		m->n_certs--;
+	}
+}
+
+static kos_rv mem_key_delete(kos_store *st, const char *name)
+{
+	struct mem_store *m = mem_of(st);
+	struct mem_key *k;
+	size_t i;
+
+	pthread_mutex_lock(&m->lock);
+	k = key_get(m, name);
+	if (k == NULL) {
+		pthread_mutex_unlock(&m->lock);
+		return kos_error_set(KOS_E_NOTFOUND, "unknown key '%s'", name);
+	}
+	for (i = 0; i < k->n_v; i++)
+		free(k->v[i].shares);
+	free(k->v);
+	i = (size_t)(k - m->keys);
+	memmove(&m->keys[i], &m->keys[i + 1], (m->n_keys - i - 1) * sizeof(*m->keys));
+	m->n_keys--;
+	certs_drop(m, name, 0);
+	pthread_mutex_unlock(&m->lock);
+	return KOS_OK;
+}
+
 static uint64_t mem_cred_hint(kos_store *st)
 {
 	return atomic_load_explicit(&mem_of(st)->revision, memory_order_acquire);
@@ -1334,6 +1375,21 @@ static kos_rv mem_key_cert_get(kos_store *st, const char *name, uint32_t version
 		memcpy(*der, c->der, c->len);
 		*len = c->len;
 	}
+	pthread_mutex_unlock(&m->lock);
+	return rv;
+}
+
+static kos_rv mem_key_cert_delete(kos_store *st, const char *name, uint32_t version)
+{
+	struct mem_store *m = mem_of(st);
+	kos_rv rv = KOS_OK;
+
+	pthread_mutex_lock(&m->lock);
+	if (cert_find(m, name, version) == NULL)
+		rv = kos_error_set(KOS_E_NOTFOUND, "key %s version %u has no certificate", name,
+				   (unsigned)version);
+	else
+		certs_drop(m, name, version);
 	pthread_mutex_unlock(&m->lock);
 	return rv;
 }
@@ -1490,6 +1546,7 @@ static const struct kos_store_ops mem_ops = {
     .key_version_activate = mem_key_version_activate,
     .key_version_abort = mem_key_version_abort,
     .key_version_retire = mem_key_version_retire,
+    .key_delete = mem_key_delete,
     .key_get = mem_key_get,
     .key_list = mem_key_list,
     .key_version_get = mem_key_version_get,
@@ -1517,6 +1574,7 @@ static const struct kos_store_ops mem_ops = {
     .cred_hint = mem_cred_hint,
     .key_cert_put = mem_key_cert_put,
     .key_cert_get = mem_key_cert_get,
+    .key_cert_delete = mem_key_cert_delete,
     .meta_get = mem_meta_get,
     .meta_put = mem_meta_put,
     .ledger_append = mem_ledger_append,

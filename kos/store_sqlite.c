@@ -288,6 +288,11 @@ enum {
 	ST_LEDGER_READ,
 	ST_CERT_PUT,
 	ST_CERT_GET,
+	ST_CERT_DELETE,
+	ST_KEY_DEL_CERTS,
+	ST_KEY_DEL_SHARES,
+	ST_KEY_DEL_SETS,
+	ST_KEY_DEL_VERSIONS,
 	ST_COUNT
 };
 
@@ -391,6 +396,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 		    "ON CONFLICT (name, version) DO UPDATE SET der = excluded.der, "
 		    "created = excluded.created",
     [ST_CERT_GET] = "SELECT der FROM key_certs WHERE name = ?1 AND version = ?2",
+    [ST_CERT_DELETE] = "DELETE FROM key_certs WHERE name = ?1 AND version = ?2",
+    /* a key's rows, children before parents (the foreign keys) */
+    [ST_KEY_DEL_CERTS] = "DELETE FROM key_certs WHERE name = ?1",
+    [ST_KEY_DEL_SHARES] = "DELETE FROM key_shares WHERE name = ?1",
+    [ST_KEY_DEL_SETS] = "DELETE FROM key_share_sets WHERE name = ?1",
+    [ST_KEY_DEL_VERSIONS] = "DELETE FROM key_versions WHERE name = ?1",
 };
 
 struct sql_store {
@@ -1344,6 +1355,35 @@ static kos_rv sql_key_version_retire(kos_store *st, const char *name, uint32_t v
 	return run_tx(sql_of(st), true, retire_in_tx, &a);
 }
 
+static kos_rv key_delete_in_tx(struct sql_store *s, void *varg)
+{
+	static const int order[] = {ST_KEY_DEL_CERTS, ST_KEY_DEL_SHARES, ST_KEY_DEL_SETS,
+				    ST_KEY_DEL_VERSIONS, ST_KEY_DELETE};
+	struct nv_arg *a = varg;
+	sqlite3_stmt *stmt;
+	bool found;
+	size_t i;
+	kos_rv rv;
+
+	rv = load_key(s, a->name, NULL, &found);
+	if (rv != KOS_OK)
+		return rv;
+	if (!found)
+		return unknown_key(a->name);
+	for (i = 0; rv == KOS_OK && i < KOS_ARRAY_SIZE(order); i++) {
+		stmt = s->stmt[order[i]];
+		rv = exec_bound(s, stmt, bind_nv(stmt, a->name, 0), "cannot delete a key");
+	}
+	return rv;
+}
+
+static kos_rv sql_key_delete(kos_store *st, const char *name)
+{
+	struct nv_arg a = {name, 0};
+
+	return run_tx(sql_of(st), true, key_delete_in_tx, &a);
+}
+
 static kos_rv sql_key_get(kos_store *st, const char *name, struct kos_store_key *out)
 {
 	struct sql_store *s = sql_of(st);
@@ -2280,6 +2320,27 @@ static kos_rv sql_key_cert_get(kos_store *st, const char *name, uint32_t version
 	return KOS_OK;
 }
 
+static kos_rv cert_delete_in_tx(struct sql_store *s, void *varg)
+{
+	struct nv_arg *a = varg;
+	sqlite3_stmt *stmt = s->stmt[ST_CERT_DELETE];
+	kos_rv rv;
+
+	rv = exec_bound(s, stmt, bind_nv(stmt, a->name, a->version),
+			"cannot delete a certificate");
+	if (rv == KOS_OK && sqlite3_changes(s->db) == 0)
+		rv = kos_error_set(KOS_E_NOTFOUND, "key %s version %" PRIu32 " has no certificate",
+				   a->name, a->version);
+	return rv;
+}
+
+static kos_rv sql_key_cert_delete(kos_store *st, const char *name, uint32_t version)
+{
+	struct nv_arg a = {name, version};
+
+	return run_tx(sql_of(st), true, cert_delete_in_tx, &a);
+}
+
 /* --- the ledger ---------------------------------------------------------------- */
 
 struct ledger_head {
@@ -2523,6 +2584,7 @@ static const struct kos_store_ops sql_ops = {
     .key_version_activate = sql_key_version_activate,
     .key_version_abort = sql_key_version_abort,
     .key_version_retire = sql_key_version_retire,
+    .key_delete = sql_key_delete,
     .key_get = sql_key_get,
     .key_list = sql_key_list,
     .key_version_get = sql_key_version_get,
@@ -2530,6 +2592,7 @@ static const struct kos_store_ops sql_ops = {
     .share_counts = sql_share_counts,
     .key_cert_put = sql_key_cert_put,
     .key_cert_get = sql_key_cert_get,
+    .key_cert_delete = sql_key_cert_delete,
     .service_put = sql_service_put,
     .service_get = sql_service_get,
     .service_list = sql_service_list,

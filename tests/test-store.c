@@ -822,6 +822,84 @@ static void check_certs(kos_store *st)
 	CU_ASSERT_EQUAL(kos_store_key_cert_get(st, "nokey", 1, &der, &len), KOS_E_NOTFOUND);
 }
 
+/* Deleting a key (kos_key_destroy()'s store half), as every backend does
+ * it: the key, every version in any state, its shares and certificates go
+ * in one step, other keys stay, and the name can be used again. */
+static void check_delete(kos_store *st)
+{
+	struct kos_store_key key = {.type = KOS_KEY_DEK, .created = 1000}, got;
+	struct kos_store_version begin, act, v;
+	struct kos_store_share sh[2];
+	uint64_t counts[3] = {0, 0, 0}, before[3] = {0, 0, 0};
+	uint32_t version = 0;
+	uint8_t *der = NULL;
+	size_t len = 0;
+
+	CU_ASSERT_EQUAL(kos_store_share_counts(st, count_tokens, before), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_delete(st, "del-dek"), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "del-dek"));
+	/* a DEK with two active versions (shares on kms1 and kms2) and a
+	 * third still being made */
+	memset(&begin, 0, sizeof(begin));
+	begin.created = 2000;
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, &key, "del-dek", &begin, &version),
+			      KOS_OK);
+	dek_version(&act, sh, "del-dek", version);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_activate(st, &act), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, NULL, "del-dek", &begin, &version),
+			      KOS_OK);
+	dek_version(&act, sh, "del-dek", version);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_activate(st, &act), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, NULL, "del-dek", &begin, &version),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(version, 3);
+	/* a signing key with certificates on two versions, one retired */
+	sign_version_active(st, "del-sig", true, 1);
+	sign_version_active(st, "del-sig", false, 2);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "del-sig", 1, (const uint8_t *)"C1", 2, 1),
+			KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "del-sig", 2, (const uint8_t *)"C2", 2, 1),
+			KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_version_retire(st, "del-sig", 1), KOS_OK);
+	/* a neighbour that must survive */
+	sign_version_active(st, "del-kept", true, 1);
+	CU_ASSERT_EQUAL(kos_store_key_cert_put(st, "del-kept", 1, (const uint8_t *)"K", 1, 1),
+			KOS_OK);
+
+	CU_ASSERT_EQUAL(kos_store_key_delete(st, "del-dek"), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_get(st, "del-dek", &got), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_version_get(st, "del-dek", 1, &v), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_version_get(st, "del-dek", 3, &v), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_share_counts(st, count_tokens, counts), KOS_OK);
+	CU_ASSERT_EQUAL(counts[0], before[0]);
+	CU_ASSERT_EQUAL(counts[1], before[1]);
+	CU_ASSERT_EQUAL(kos_store_key_delete(st, "del-dek"), KOS_E_NOTFOUND);
+	/* the creation that was under way finds its row gone */
+	dek_version(&act, sh, "del-dek", 3);
+	CU_ASSERT_EQUAL(kos_store_key_version_activate(st, &act), KOS_E_NOTFOUND);
+
+	CU_ASSERT_EQUAL(kos_store_key_delete(st, "del-sig"), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_cert_get(st, "del-sig", 1, &der, &len), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_cert_get(st, "del-sig", 2, &der, &len), KOS_E_NOTFOUND);
+	cert_is(st, "del-kept", 1, "K", 1);
+	CU_ASSERT_EQUAL(kos_store_key_get(st, "del-kept", &got), KOS_OK);
+
+	/* the names are free: numbering starts again, no certificate comes back */
+	sign_version_active(st, "del-sig", true, 1);
+	CU_ASSERT_EQUAL(kos_store_key_cert_get(st, "del-sig", 1, &der, &len), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL_FATAL(kos_store_key_version_begin(st, &key, "del-dek", &begin, &version),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(version, 1);
+
+	/* one certificate removed, the key and the other certificate kept */
+	CU_ASSERT_EQUAL(kos_store_key_cert_delete(st, "del-kept", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_key_cert_get(st, "del-kept", 1, &der, &len), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_store_key_cert_delete(st, "del-kept", 1), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "has no certificate"));
+	CU_ASSERT_EQUAL(kos_store_key_cert_delete(st, "del-kept", 0), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_store_key_get(st, "del-kept", &got), KOS_OK);
+}
+
 /* A certificate written to the SQLite file is there after a reopen. */
 static void test_sqlite_certs_survive_reopen(void)
 {
@@ -851,6 +929,7 @@ static void test_memory_interface(void)
 	check_services(st);
 	check_credentials(st);
 	check_certs(st);
+	check_delete(st);
 	kos_store_free(st);
 	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
 	check_many(st);
@@ -868,6 +947,7 @@ static void test_sqlite_interface(void)
 	check_services(st);
 	check_credentials(st);
 	check_certs(st);
+	check_delete(st);
 	kos_store_free(st);
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(kos_test_path("many.db"), &st), KOS_OK);
 	check_many(st);
