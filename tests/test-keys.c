@@ -1737,6 +1737,217 @@ static int list_each(const kos_key_info *info, void *arg)
 	return ++l->n == l->stop_at ? 7 : 0;
 }
 
+/* --- destroying keys ------------------------------------------------------------- */
+
+/* A DEK destroyed: gone from the store, its cache and every token; old
+ * envelopes no longer open, not even from the cache; the name is free. */
+static void test_destroy_dek(void)
+{
+	static const uint8_t msg[] = "destroyed with its key";
+	uint8_t *env = NULL, *pt = NULL, dek[KOS_DEK_LEN];
+	size_t env_len = 0, len = 0, before;
+	kos_key_info ki;
+	unsigned found = 99;
+	uint32_t v = 0;
+
+	before = objects_with("kos-share:");
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "del-dek", KOS_KEY_DEK), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_rotate(keys, "del-dek", &v), KOS_OK);
+	CU_ASSERT_EQUAL(objects_with("kos-share:del-dek:"), 16);
+	CU_ASSERT_EQUAL_FATAL(
+	    kos_key_encrypt(keys, "del-dek", "ctx", msg, sizeof(msg), &env, &env_len), KOS_OK);
+	/* in the cache now */
+	CU_ASSERT_EQUAL_FATAL(kos_key_decrypt(keys, "ctx", env, env_len, &pt, &len), KOS_OK);
+	kos_secret_free(pt, len);
+	pt = NULL;
+
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, "del-dek"), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_get_info(keys, "del-dek", &ki), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(objects_with("kos-share:del-dek:"), 0);
+	CU_ASSERT_EQUAL(objects_with("kos-share:"), before);
+	CU_ASSERT_EQUAL(kos_key_decrypt(keys, "ctx", env, env_len, &pt, &len), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NULL(pt);
+	CU_ASSERT_EQUAL(kos_key_dek(keys, "del-dek", 1, dek, &v), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, "del-dek"), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "del-dek"));
+	/* nothing is left for fsck, and other keys are untouched */
+	CU_ASSERT_EQUAL(kos_keys_fsck(keys, 0, NULL, NULL, &found), KOS_OK);
+	CU_ASSERT_EQUAL(found, 0);
+	CU_ASSERT_EQUAL(objects_with("kos-share:payments:1:"), 8);
+
+	/* created again: a new key, which the old envelope does not open */
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "del-dek", KOS_KEY_DEK), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_get_info(keys, "del-dek", &ki), KOS_OK);
+	CU_ASSERT_EQUAL(ki.current, 1);
+	CU_ASSERT_NOT_EQUAL(kos_key_decrypt(keys, "ctx", env, env_len, &pt, &len), KOS_OK);
+	CU_ASSERT_PTR_NULL(pt);
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, "del-dek"), KOS_OK);
+	/* bad input */
+	CU_ASSERT_EQUAL(kos_key_destroy(NULL, "del-dek"), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, NULL), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, "../x"), KOS_E_INVALID);
+	free(env);
+}
+
+/* A signing key destroyed: its key pairs (current and older) leave the
+ * signer token, its certificates the store; signing fails at once. */
+static void test_destroy_signing_key(void)
+{
+	uint8_t *sig = NULL, *der = NULL, *cert = NULL;
+	char *pem = NULL;
+	size_t sig_len = 0, len = 0;
+	uint32_t v = 0;
+	int l;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "del-sig", KOS_KEY_EC_P256), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_rotate(keys, "del-sig", &v), KOS_OK);
+	CU_ASSERT_EQUAL(key_pairs_with("kos-sign:del-sig:"), 2);
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, "del-sig", 0, &pem), KOS_OK);
+	l = make_cert(pem, &cert);
+	CU_ASSERT_FATAL(l > 0);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "del-sig", 0, cert, (size_t)l, NULL), KOS_OK);
+	/* signed once, so its token and label are cached */
+	CU_ASSERT_EQUAL(kos_key_sign(keys, "del-sig", KOS_SIG_DEFAULT,
+				     (const uint8_t *)"x", 1, &sig, &sig_len, NULL),
+			KOS_OK);
+	kos_free(sig);
+	sig = NULL;
+
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, "del-sig"), KOS_OK);
+	CU_ASSERT_EQUAL(key_pairs_with("kos-sign:del-sig:"), 0);
+	CU_ASSERT_EQUAL(kos_key_sign(keys, "del-sig", KOS_SIG_DEFAULT,
+				     (const uint8_t *)"x", 1, &sig, &sig_len, NULL),
+			KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "del-sig", 2, &der, &len, NULL), KOS_E_NOTFOUND);
+	kos_free(pem);
+	pem = NULL;
+	CU_ASSERT_EQUAL(kos_key_pubkey_pem(keys, "del-sig", 0, &pem), KOS_E_NOTFOUND);
+	/* the name is free, and the old certificate is not the new key's */
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "del-sig", KOS_KEY_ED25519), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "del-sig", 0, &der, &len, NULL), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(key_pairs_with("kos-sign:del-sig:"), 1);
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, "del-sig"), KOS_OK);
+	CU_ASSERT_EQUAL(key_pairs_with("kos-sign:del-sig:"), 0);
+	free(cert);
+}
+
+/* In a child with its own service: destroys name with a crash injected
+ * after n token objects. Returns the child's exit status. */
+static int destroy_crash_child(const char *name, unsigned n)
+{
+	pid_t pid;
+	int status = -1;
+
+	close_all();
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		kos_store *cst = NULL;
+
+		if (kos_store_open(kos_config_get0_store(conf), &cst) != KOS_OK ||
+		    kos_hsm_open(conf, 0, &hsm) != KOS_OK ||
+		    kos_keys_new(pol, cst, hsm, &keys) != KOS_OK)
+			_exit(2);
+		kos_keys_test_inject(keys, n, KOS_KEYS_INJECT_CRASH);
+		kos_key_destroy(keys, name);
+		_exit(4);
+	}
+	CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+	CU_ASSERT_EQUAL_FATAL(open_all(), 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* A crash between the store's transaction and the tokens, or midway
+ * through the tokens: the key is gone, what is left on the tokens is an
+ * orphan that fsck reports and repairs, and the name can be reused. */
+static void test_destroy_crash_then_fsck(void)
+{
+	struct kos_store_key key;
+	struct lines out;
+	unsigned found = 99;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "del-crash", KOS_KEY_DEK), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(destroy_crash_child("del-crash", 3), 3);
+	CU_ASSERT_EQUAL(kos_store_key_get(st, "del-crash", &key), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(objects_with("kos-share:del-crash:1:"), 5);
+	memset(&out, 0, sizeof(out));
+	CU_ASSERT_EQUAL(kos_keys_fsck(keys, 0, collect_line, &out, &found), KOS_OK);
+	CU_ASSERT_EQUAL(found, 5);
+	CU_ASSERT(strstr(out.text, "share object 'kos-share:del-crash:1:") != NULL);
+	CU_ASSERT(strstr(out.text, "belongs to no active version") != NULL);
+	CU_ASSERT_EQUAL(objects_with("kos-share:del-crash:1:"), 5);
+	memset(&out, 0, sizeof(out));
+	CU_ASSERT_EQUAL(kos_keys_fsck(keys, 1, collect_line, &out, &found), KOS_OK);
+	CU_ASSERT_EQUAL(found, 5);
+	CU_ASSERT(strstr(out.text, "repaired: destroyed") != NULL);
+	CU_ASSERT_EQUAL(objects_with("kos-share:del-crash:"), 0);
+	CU_ASSERT_EQUAL(kos_keys_fsck(keys, 0, NULL, NULL, &found), KOS_OK);
+	CU_ASSERT_EQUAL(found, 0);
+	CU_ASSERT_EQUAL(objects_with("kos-share:payments:1:"), 8);
+	CU_ASSERT_EQUAL(kos_key_create(keys, "del-crash", KOS_KEY_DEK), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, "del-crash"), KOS_OK);
+
+	/* a signing key, crashed before any token was touched */
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "del-crash-sig", KOS_KEY_ED25519), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(destroy_crash_child("del-crash-sig", 0), 3);
+	CU_ASSERT_EQUAL(kos_store_key_get(st, "del-crash-sig", &key), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(key_pairs_with("kos-sign:del-crash-sig:"), 1);
+	memset(&out, 0, sizeof(out));
+	CU_ASSERT_EQUAL(kos_keys_fsck(keys, 1, collect_line, &out, &found), KOS_OK);
+	CU_ASSERT_EQUAL(found, 1);
+	CU_ASSERT(strstr(out.text, "key pair 'kos-sign:del-crash-sig:1'") != NULL);
+	CU_ASSERT_EQUAL(key_pairs_with("kos-sign:del-crash-sig:"), 0);
+	CU_ASSERT_EQUAL(kos_key_create(keys, "del-crash-sig", KOS_KEY_ED25519), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, "del-crash-sig"), KOS_OK);
+}
+
+/* A certificate removed: the key and its other certificates stay. */
+static void test_cert_remove(void)
+{
+	char *pem1 = NULL, *pem2 = NULL;
+	uint8_t *c1 = NULL, *c2 = NULL, *der = NULL;
+	kos_key_info ki;
+	size_t len = 0;
+	uint32_t v = 0;
+	int l1, l2;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "del-cert", KOS_KEY_EC_P256), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, "del-cert", 1, &pem1), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_rotate(keys, "del-cert", &v), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, "del-cert", 2, &pem2), KOS_OK);
+	l1 = make_cert(pem1, &c1);
+	l2 = make_cert(pem2, &c2);
+	CU_ASSERT_FATAL(l1 > 0 && l2 > 0);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "del-cert", 1, c1, (size_t)l1, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_set(keys, "del-cert", 2, c2, (size_t)l2, NULL), KOS_OK);
+
+	/* 0 is the current version */
+	CU_ASSERT_EQUAL(kos_key_cert_remove(keys, "del-cert", 0), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "del-cert", 2, &der, &len, NULL), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL_FATAL(kos_key_cert_get(keys, "del-cert", 1, &der, &len, NULL), KOS_OK);
+	CU_ASSERT(len == (size_t)l1 && memcmp(der, c1, len) == 0);
+	kos_free(der);
+	der = NULL;
+	CU_ASSERT_EQUAL(kos_key_cert_remove(keys, "del-cert", 2), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "has no certificate"));
+	/* a retired version's too */
+	CU_ASSERT_EQUAL(kos_key_retire(keys, "del-cert", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_remove(keys, "del-cert", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_cert_get(keys, "del-cert", 1, &der, &len, NULL), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_key_get_info(keys, "del-cert", &ki), KOS_OK);
+	CU_ASSERT_EQUAL(ki.current, 2);
+	/* refusals */
+	CU_ASSERT_EQUAL(kos_key_cert_remove(keys, "del-cert", 3), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_key_cert_remove(keys, "no-such-key", 0), KOS_E_NOTFOUND);
+	CU_ASSERT_EQUAL(kos_key_cert_remove(keys, "payments", 0), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_key_cert_remove(NULL, "del-cert", 0), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_key_destroy(keys, "del-cert"), KOS_OK);
+	kos_free(pem1);
+	kos_free(pem2);
+	free(c1);
+	free(c2);
+}
+
 static void test_list_in_name_order(void)
 {
 	struct listing l;
@@ -1785,6 +1996,10 @@ int main(void)
 	    KOS_TEST(test_certificates),
 	    KOS_TEST(test_bad_input_changes_nothing),
 	    KOS_TEST(test_list_in_name_order),
+	    KOS_TEST(test_destroy_dek),
+	    KOS_TEST(test_destroy_signing_key),
+	    KOS_TEST(test_destroy_crash_then_fsck),
+	    KOS_TEST(test_cert_remove),
 	};
 
 	return kos_test_run("keys", suite_init, suite_cleanup, cases, KOS_ARRAY_SIZE(cases));
