@@ -27,7 +27,7 @@ grep_out "encrypt" "key --help lists the subcommands"
 expect 2 "key without a subcommand" "$K" key
 expect 0 "key create --help" "$K" key create --help
 grep_out "usage: kosctl key create NAME" "create --help prints the usage"
-for sub in list show rotate retire encrypt decrypt sign pubkey gcm-encrypt gcm-decrypt; do
+for sub in list show rotate retire destroy encrypt decrypt sign pubkey gcm-encrypt gcm-decrypt; do
 	expect 0 "key $sub --help" "$K" key "$sub" --help
 done
 expect 0 "fsck --help" "$K" fsck --help
@@ -290,5 +290,62 @@ grep_err "not an X.509 certificate" "bad DER is named"
 expect 1 "key cert set on a data key" "$K" key cert set payments "$t/sig-ec.der"
 expect 1 "key cert set on a retired version" "$K" key cert set sig-ec "$t/sig-ec.der" --version 1
 expect 1 "key cert set of a missing file" "$K" key cert set sig-ec "$t/none.der"
+
+# --- key cert remove ---
+expect 0 "key cert remove --help" "$K" key cert remove --help
+grep_out "usage: kosctl key cert remove NAME" "cert remove --help prints the usage"
+expect 0 "key cert remove" "$K" key cert remove sig-ec
+grep_out "certificate removed from sig-ec" "the removal is reported"
+expect 1 "key cert show after the removal" "$K" key cert show sig-ec
+grep_err "has no certificate" "the certificate is gone"
+expect 0 "the key stays" "$K" key pubkey sig-ec
+expect 1 "key cert remove again" "$K" key cert remove sig-ec
+grep_err "has no certificate" "a second removal names what is missing"
+expect 1 "key cert remove on a data key" "$K" key cert remove payments
+expect 1 "key cert remove on no such key" "$K" key cert remove nokey
+
+# --- key destroy ---
+expect 0 "key destroy --help" "$K" key destroy --help
+grep_out "usage: kosctl key destroy NAME --yes" "destroy --help prints the usage"
+expect 0 "a key to destroy" "$K" key create doomed
+run "$K" key encrypt doomed < "$t/plain"
+cp "$out" "$t/doomed.env"
+check "an envelope of it" test "$status" -eq 0 -a -s "$t/doomed.env"
+expect 2 "key destroy without --yes" "$K" key destroy doomed
+grep_err "cannot be undone" "destroy without --yes says why"
+grep_err "add --yes" "and what to add"
+expect 0 "the key is still there" sh -c "'$K' key decrypt < '$t/doomed.env' | cmp -s - '$t/plain'"
+expect 1 "key destroy of no such key" "$K" key destroy nokey --yes
+grep_err "nokey" "the unknown key is named"
+expect 0 "key destroy --yes" "$K" key destroy doomed --yes
+grep_out "destroyed doomed" "the destruction is reported"
+expect 1 "key show after the destruction" "$K" key show doomed
+expect 1 "the old envelope no longer decrypts" "$K" key decrypt < "$t/doomed.env"
+run "$K" key list
+check "key list does not name it" sh -c "! grep -q '^doomed ' '$out'"
+expect 0 "fsck: nothing is left on the tokens" "$K" fsck
+grep_out "fsck: clean" "fsck is clean after the destruction"
+expect 0 "the name can be used again" "$K" key create doomed
+expect 1 "the new key does not open the old envelope" "$K" key decrypt < "$t/doomed.env"
+expect 0 "a signing key destroyed" "$K" key destroy sig-ed --yes
+expect 1 "its public key is gone" "$K" key pubkey sig-ed
+expect 0 "fsck after a signing key's destruction" "$K" fsck
+grep_out "fsck: clean" "no key pair is left"
+
+# a token down: the key is destroyed, the share left there is an orphan
+run "$K" key show doomed
+down=$(grep -o 'kms[0-9][0-9]*' "$out" | head -n 1)
+setup "a token holding a share of doomed ($down)" test -n "$down"
+lose "$down"
+expect 0 "key destroy with $down down" "$K" key destroy doomed --yes
+grep_err "$down" "the unreachable token is named"
+grep_err "fsck --repair" "the destruction points at fsck"
+expect 1 "the key is destroyed all the same" "$K" key show doomed
+found "$down"
+expect 1 "fsck finds the orphan" "$K" fsck
+grep_out "token $down: share object 'kos-share:doomed:1:" "the orphan share is named"
+expect 0 "fsck --repair" "$K" fsck --repair
+expect 0 "fsck afterwards" "$K" fsck
+grep_out "fsck: clean" "clean after the repair"
 
 finish kosctl-keys

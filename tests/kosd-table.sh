@@ -62,6 +62,8 @@ POST /v1/keys/{key}/gcm/encrypt gcm_encrypt -
 POST /v1/keys/{key}/gcm/decrypt gcm_decrypt -
 POST /v1/keys/{key}/certificate cert_set -
 GET /v1/keys/{key}/certificate cert_get -
+POST /v1/admin/keys/{key}/destroy admin_destroy -
+POST /v1/keys/{key}/certificate/remove cert_remove -
 EOF
 
 # the table's rows, one a line: { METHOD, "PATH", HANDLER, "NAME", FLAGS },

@@ -1,4 +1,4 @@
-/* kosctl key: create, list, show, rotate, retire and use keys; kosctl fsck.
+/* kosctl key: create, list, show, rotate, retire, destroy and use keys; kosctl fsck.
  *
  * Plaintext, envelopes and signatures go through stdin and stdout as binary;
  * plaintext lives in buffers wiped before release and is written with
@@ -82,7 +82,7 @@ struct opts {
 	const char *iv, *aad, *tag_len; /* gcm-encrypt, gcm-decrypt: hex, hex, bytes */
 	uint32_t version;
 	int salt_len;
-	bool have_version, due, repair, digest, pem;
+	bool have_version, due, repair, digest, pem, yes;
 	const char *name; /* the one positional argument, when taken */
 	const char *file; /* key cert set: the second one */
 };
@@ -102,6 +102,7 @@ enum {
 	O_AAD = 'A',
 	O_TAG_LEN = 'T',
 	O_PEM = 'p',
+	O_YES = 'y',
 	O_HELP = 'h'
 };
 
@@ -142,6 +143,7 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	    {"aad", required_argument, NULL, O_AAD},
 	    {"tag-len", required_argument, NULL, O_TAG_LEN},
 	    {"pem", no_argument, NULL, O_PEM},
+	    {"yes", no_argument, NULL, O_YES},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -161,10 +163,11 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	}
 	memset(&mine[n], 0, sizeof(mine[n]));
 	/* short forms: -t -c -a -V -H -s -n -i -A -T -h; --due, --repair,
-	 * --digest and --pem have none */
+	 * --digest, --pem and --yes have none (--yes least of all: it is to
+	 * be typed out) */
 	for (i = 0; allowed[i] != '\0'; i++) {
 		if (allowed[i] == O_DUE || allowed[i] == O_REPAIR || allowed[i] == O_DIGEST ||
-		    allowed[i] == O_PEM)
+		    allowed[i] == O_PEM || allowed[i] == O_YES)
 			continue;
 		snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts),
 			 "%c:", allowed[i]);
@@ -236,6 +239,9 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 			break;
 		case O_PEM:
 			o->pem = true;
+			break;
+		case O_YES:
+			o->yes = true;
 			break;
 		case O_HELP:
 			usage(stdout);
@@ -682,6 +688,70 @@ static int cmd_retire(struct kosctl_ctx *ctx, int argc, char **argv)
 		return KOSCTL_FAIL;
 	}
 	printf("retired %s version %u\n", o.name, o.version);
+	return KOSCTL_OK;
+}
+
+static void destroy_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key destroy NAME --yes\n"
+		   "\n"
+		   "Destroys key NAME and every version of it: the state store forgets it\n"
+		   "(versions, share locations, certificates) and its shares (data key) or key\n"
+		   "pairs (signing key) are destroyed on the tokens. This cannot be undone:\n"
+		   "envelopes made with the key can no longer be decrypted, signatures no longer\n"
+		   "be made. The name can be used again. A token that cannot be reached keeps\n"
+		   "its object, which 'kosctl fsck --repair' removes later. Through kosd it\n"
+		   "needs admin:keys.\n"
+		   "\n"
+		   "options:\n"
+		   "      --yes   destroy it (required: there is no way back)\n"
+		   "  -h, --help  show this help\n");
+}
+
+static int cmd_destroy(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	struct opts o;
+	json_t *ans = NULL;
+	kos_rv rv;
+	int rc = parse("key", "destroy", destroy_usage, "y", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (!o.yes) {
+		kosctl_err("key destroy: destroying %s cannot be undone (every version, and every "
+			   "envelope made with it); add --yes to destroy it",
+			   o.name);
+		return usage_hint("key", "destroy");
+	}
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+		const char *warning;
+
+		snprintf(path, sizeof(path), "/v1/admin/keys/%s/destroy", o.name);
+		if (kosctl_call(ctx, "key destroy", "POST", path, json_object(), &ans) !=
+		    KOSCTL_OK)
+			return KOSCTL_FAIL;
+		warning = json_string_value(json_object_get(ans, "warning"));
+		if (warning != NULL)
+			kosctl_err("key destroy: %s", warning);
+		json_decref(ans);
+		printf("destroyed %s\n", o.name);
+		return KOSCTL_OK;
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_destroy(ctx->keys, o.name);
+	if (rv == KOS_E_IO) {
+		/* the key is gone; only objects on unreachable tokens remain */
+		kosctl_err_rv(rv, "key destroy");
+		printf("destroyed %s\n", o.name);
+		return KOSCTL_OK;
+	}
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key destroy");
+		return KOSCTL_FAIL;
+	}
+	printf("destroyed %s\n", o.name);
 	return KOSCTL_OK;
 }
 
@@ -1393,11 +1463,57 @@ static int cmd_cert_show(struct kosctl_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
+static void cert_remove_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key cert remove NAME [--version V]\n"
+		   "\n"
+		   "Removes the certificate stored beside signing key NAME (default: its\n"
+		   "current version; a retired version's too). The key stays. Through kosd it\n"
+		   "needs certify:NAME.\n"
+		   "\n"
+		   "options:\n"
+		   "  -V, --version V  the version (default: current)\n"
+		   "  -h, --help       show this help\n");
+}
+
+static int cmd_cert_remove(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	struct opts o;
+	kos_rv rv;
+	int rc = parse("key cert", "remove", cert_remove_usage, "V", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (kosctl_remote(ctx)) {
+		char path[64 + KOS_KEY_NAME_MAX];
+
+		snprintf(path, sizeof(path), "/v1/keys/%s/certificate/remove", o.name);
+		if (kosctl_call(ctx, "key cert remove", "POST", path,
+				o.have_version
+				    ? json_pack("{s:I}", "version", (json_int_t)o.version)
+				    : json_object(),
+				NULL) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		printf("certificate removed from %s\n", o.name);
+		return KOSCTL_OK;
+	}
+	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	rv = kos_key_cert_remove(ctx->keys, o.name, o.version);
+	if (rv != KOS_OK) {
+		kosctl_err_rv(rv, "key cert remove");
+		return KOSCTL_FAIL;
+	}
+	printf("certificate removed from %s\n", o.name);
+	return KOSCTL_OK;
+}
+
 static int cmd_cert(struct kosctl_ctx *ctx, int argc, char **argv)
 {
 	static const struct kosctl_cmd cmds[] = {
 	    {"set", cmd_cert_set, "store a certificate beside a signing key"},
 	    {"show", cmd_cert_show, "print the certificate stored beside a signing key"},
+	    {"remove", cmd_cert_remove, "remove the certificate stored beside a signing key"},
 	    {NULL, NULL, NULL},
 	};
 
@@ -1412,13 +1528,14 @@ int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv)
 	    {"show", cmd_show, "show a key's versions, check values and share locations"},
 	    {"rotate", cmd_rotate, "make a new current version (or every one due)"},
 	    {"retire", cmd_retire, "retire an old version, destroying its shares or key pair"},
+	    {"destroy", cmd_destroy, "destroy a key and every version of it (--yes)"},
 	    {"encrypt", cmd_encrypt, "encrypt standard input into an envelope"},
 	    {"decrypt", cmd_decrypt, "decrypt an envelope from standard input"},
 	    {"sign", cmd_sign, "sign standard input inside the signer token"},
 	    {"pubkey", cmd_pubkey, "print a signing key's public key as PEM"},
 	    {"gcm-encrypt", cmd_gcm_encrypt, "AES-256-GCM with a given IV, AAD and tag length"},
 	    {"gcm-decrypt", cmd_gcm_decrypt, "open what gcm-encrypt wrote, with its version"},
-	    {"cert", cmd_cert, "store or show the certificate beside a signing key"},
+	    {"cert", cmd_cert, "store, show or remove the certificate beside a signing key"},
 	    {NULL, NULL, NULL},
 	};
 

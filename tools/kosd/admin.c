@@ -464,6 +464,30 @@ void kosd_admin_retire(struct kosd_req *r)
 					  json_integer_value(v)));
 }
 
+/* Irreversible: every version's DEK or key pair goes, and with it every
+ * envelope made with the key. When a token keeps an object the key is
+ * still gone (the store is changed first), so the answer is a success
+ * with the warning, and fsck --repair removes the object later. */
+void kosd_admin_destroy(struct kosd_req *r)
+{
+	kos_rv rv;
+
+	if (!need_admin(r, "keys"))
+		return;
+	rv = kos_key_destroy(r->d->keys, r->name);
+	if (rv == KOS_E_IO) {
+		kosd_log(r->d, "key destroy: %s", kos_last_error());
+		kosd_reply_json(r, 200, json_pack("{s:s, s:b, s:s}", "name", r->name, "destroyed",
+						  1, "warning", kos_last_error()));
+		return;
+	}
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "key destroy");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s, s:b}", "name", r->name, "destroyed", 1));
+}
+
 void kosd_admin_threat(struct kosd_req *r)
 {
 	const char *level_s, *reason;

@@ -292,6 +292,7 @@ void kosd_route_gcm_encrypt(struct kosd_req *r);
 void kosd_route_gcm_decrypt(struct kosd_req *r);
 void kosd_route_cert_set(struct kosd_req *r);
 void kosd_route_cert_get(struct kosd_req *r);
+void kosd_route_cert_remove(struct kosd_req *r);
 /* services.c: service tokens (issue, validate) and the CA's JWKS */
 void kosd_route_service_token(struct kosd_req *r);
 void kosd_route_service_validate(struct kosd_req *r);
@@ -312,6 +313,7 @@ void kosd_admin_keys(struct kosd_req *r);
 void kosd_admin_rotate(struct kosd_req *r);
 void kosd_admin_rotate_due(struct kosd_req *r);
 void kosd_admin_retire(struct kosd_req *r);
+void kosd_admin_destroy(struct kosd_req *r);
 void kosd_admin_threat(struct kosd_req *r);
 void kosd_admin_reload(struct kosd_req *r);
 void kosd_admin_client_list(struct kosd_req *r);

@@ -737,3 +737,22 @@ out:
 	kos_free(pem);
 	kos_free(der);
 }
+
+/* Removing takes the scope writing takes: certify:NAME. */
+void kosd_route_cert_remove(struct kosd_req *r)
+{
+	uint32_t version;
+	kos_rv rv;
+
+	if (!admit(r, "certify", r->name))
+		return;
+	if (!body_uint(r, "version", UINT32_MAX, &version))
+		return;
+	rv = kos_key_cert_remove(r->d->keys, r->name, version);
+	if (rv != KOS_OK) {
+		kosd_reply_rv(r, rv, "certificate");
+		return;
+	}
+	kosd_reply_json(r, 200, json_pack("{s:s, s:I, s:b}", "name", r->name, "version",
+					  (json_int_t)version, "removed", 1));
+}

@@ -77,6 +77,8 @@ const struct kosd_route kosd_routes[] = {
 	{ POST, "/v1/keys/{key}/gcm/decrypt",       kosd_route_gcm_decrypt,        "gcm_decrypt",            CRED | DATA },
 	{ POST, "/v1/keys/{key}/certificate",       kosd_route_cert_set,           "cert_set",               CRED | BODY },
 	{ GET,  "/v1/keys/{key}/certificate",       kosd_route_cert_get,           "cert_get",               CRED },
+	{ POST, "/v1/admin/keys/{key}/destroy",     kosd_admin_destroy,            "admin_destroy",          CRED | BODY },
+	{ POST, "/v1/keys/{key}/certificate/remove", kosd_route_cert_remove,       "cert_remove",            CRED | BODY },
 };
 /* clang-format on */
 
