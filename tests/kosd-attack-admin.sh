@@ -8,6 +8,8 @@
 #   administers itself;
 # - delegated administration gives away more than it holds, or resets
 #   another administrator's secret;
+# - a signer, a deny-tier administrator and a certifier destroy a key, and a
+#   signer removes a certificate;
 # - an unauthenticated sender replays a used enrollment secret to lower its
 #   client's trust, and floods the ledger with probes;
 # - a low client asks for a version that does not exist;
@@ -220,6 +222,97 @@ done
 code_is invalid_secret "the replay"
 check "victim's observations are untouched ($vn)" test "$(observations victim)" -eq "$vn"
 check "victim's tier is untouched ($vt)" test "$(tier victim)" = "$vt"
+
+# --- 14: destroying a key and removing a certificate take their scopes ---
+api POST /v1/admin/keys "$ADM" '{"name":"doomed"}'
+want 200 "a data key to destroy"
+api POST /v1/admin/keys "$ADM" '{"name":"doomed-sig","type":"ec-p256"}'
+want 200 "a signing key to destroy"
+api POST /v1/keys/doomed/encrypt "$ADM" '{"plaintext":"c2VjcmV0","context":"c1"}'
+want 200 "an envelope of doomed"
+denv=$(field envelope)
+api GET /v1/keys/doomed-sig/pubkey "$ADM"
+want 200 "the signing key's public key"
+sed -n 's/.*"pem":"\([^"]*\)".*/\1/p' "$out" | sed 's/\\n/\n/g' > "$kos_tmp/dsig.pub"
+setup "a CA key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	-out "$kos_tmp/dca.key"
+setup "a certificate for doomed-sig" openssl x509 -new -subj /CN=doomed-sig \
+	-key "$kos_tmp/dca.key" -force_pubkey "$kos_tmp/dsig.pub" -days 2 -outform DER \
+	-out "$kos_tmp/dsig.der"
+dcert=$(base64 -w0 < "$kos_tmp/dsig.der")
+check "client dsigner (sign:doomed-sig sign:doomed)" add dsigner "sign:doomed-sig sign:doomed"
+check "client dcert (certify:doomed-sig)" add dcert "certify:doomed-sig"
+check "client dkeys (admin:keys), to be denied" add dkeys "admin:keys"
+api POST /v1/keys/doomed-sig/certificate "$(cred dcert)" "{\"der\":\"$dcert\"}"
+want 200 "certify:doomed-sig stores a certificate"
+# still_there: doomed and doomed-sig, their envelope and certificate, as made
+still_there() {
+	api GET /v1/keys "$ADM"
+	grep -q '"name":"doomed"' "$out" && grep -q '"name":"doomed-sig"' "$out" || return 1
+	api POST /v1/decrypt "$ADM" "{\"envelope\":\"$denv\",\"context\":\"c1\"}"
+	[ "$code" = 200 ] && [ "$(field plaintext)" = c2VjcmV0 ] || return 1
+	api GET /v1/keys/doomed-sig/certificate "$ADM"
+	[ "$code" = 200 ] && [ "$(field der)" = "$dcert" ]
+}
+api POST /v1/admin/keys/doomed/destroy "$(cred dsigner)" '{}'
+want 403 "sign:doomed cannot destroy doomed"
+code_is out_of_scope "destroy with sign:doomed"
+api POST /v1/admin/keys/doomed-sig/destroy "$(cred dcert)" '{}'
+want 403 "certify:doomed-sig cannot destroy doomed-sig"
+code_is out_of_scope "destroy with certify:doomed-sig"
+api POST /v1/keys/doomed-sig/certificate/remove "$(cred dsigner)" '{}'
+want 403 "sign:doomed-sig cannot remove the certificate"
+code_is out_of_scope "certificate/remove with sign:doomed-sig"
+api POST /v1/admin/keys/doomed/destroy "" '{}'
+want 401 "no credential cannot destroy"
+check "dkeys is driven to deny" to_deny dkeys
+api POST /v1/admin/keys/doomed/destroy "$(cred dkeys)" '{}'
+want 403 "deny: admin:keys cannot destroy"
+code_is trust_too_low "deny: destroy"
+check "after the refusals both keys, the envelope and the certificate are intact" still_there
+api POST /v1/admin/keys/nosuch/destroy "$ADM" '{}'
+want 404 "destroy of an unknown key"
+code_is not_found "destroy of an unknown key"
+api POST /v1/keys/nosuch/certificate/remove "$ADM" '{}'
+want 404 "certificate/remove of an unknown key"
+check "after the 404s everything is intact" still_there
+
+# the certifier removes the certificate; the key stays
+api POST /v1/keys/doomed-sig/certificate/remove "$(cred dcert)" '{}'
+want 200 "certify:doomed-sig removes the certificate"
+grep_out '"removed":true' "the removal is confirmed"
+api GET /v1/keys/doomed-sig/certificate "$ADM"
+want 404 "the certificate is gone"
+api GET /v1/keys/doomed-sig/pubkey "$ADM"
+want 200 "the key stays"
+api POST /v1/keys/doomed-sig/certificate/remove "$(cred dcert)" '{}'
+want 404 "a second removal"
+
+# the administrator destroys both
+api POST /v1/admin/keys/doomed/destroy "$ADM" '{}'
+want 200 "admin:keys destroys doomed"
+grep_out '"destroyed":true' "the destruction is confirmed"
+check "and with no warning" sh -c "! grep -q warning '$out'"
+api POST /v1/admin/keys/doomed-sig/destroy "$ADM" '{}'
+want 200 "admin:keys destroys doomed-sig"
+api GET /v1/keys "$ADM"
+check "GET /v1/keys names neither" sh -c "! grep -q '\"name\":\"doomed' '$out'"
+api GET /v1/keys/doomed-sig/pubkey "$ADM"
+want 404 "the destroyed key's public key"
+api POST /v1/keys/doomed-sig/sign "$(cred dsigner)" '{"data":"eA=="}'
+want 404 "the destroyed key signs nothing"
+api POST /v1/decrypt "$ADM" "{\"envelope\":\"$denv\",\"context\":\"c1\"}"
+check "the old envelope no longer decrypts ($code)" test "$code" != 200
+check "and gives no plaintext" sh -c "! grep -q plaintext '$out'"
+api POST /v1/admin/keys/doomed/destroy "$ADM" '{}'
+want 404 "a second destruction"
+expect 0 "fsck: no share or key pair of them is left on the tokens" "$K" fsck
+grep_out "fsck: clean" "fsck is clean"
+expect 0 "kms list" "$K" kms list
+check "the ledger records the destruction" sh -c \
+	"'$K' ledger show | grep -E -q 'admin_destroy +doomed '"
+api POST /v1/admin/keys "$ADM" '{"name":"doomed"}'
+want 200 "the name can be used again"
 
 # --- 13: probes from nobody do not grow the ledger per request ---
 kill -TERM "$kpid"
