@@ -39,6 +39,7 @@ enum kosp11_ctx {
 	KOSP11_CTX_DECRYPT, /* C_Decrypt, C_DecryptFinal */
 	KOSP11_CTX_FIND,    /* C_FindObjectsInit, C_GetAttributeValue */
 	KOSP11_CTX_CREATE,  /* C_GenerateKey(Pair), C_CreateObject */
+	KOSP11_CTX_DESTROY, /* C_DestroyObject */
 	KOSP11_CTX_COUNT
 };
 
@@ -65,6 +66,9 @@ struct kosp11_object {
 	uint32_t spki_version;
 	uint8_t *cert; /* CERT: the certificate DER (lock) */
 	size_t cert_len;
+	/* destroyed through the module (lock): its handle stays invalid, and a
+	 * key made again under the name gets new handles */
+	bool gone;
 };
 
 struct kosp11_slot {

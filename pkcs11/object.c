@@ -55,7 +55,7 @@ void kosp11_objects_free(bool forget)
 
 struct kosp11_object *kosp11_object_get(CK_OBJECT_HANDLE h)
 {
-	if (h == CK_INVALID_HANDLE || h > kosp11_nobjects)
+	if (h == CK_INVALID_HANDLE || h > kosp11_nobjects || kosp11_objects[h - 1]->gone)
 		return NULL;
 	return kosp11_objects[h - 1];
 }
@@ -97,7 +97,7 @@ static struct kosp11_object *object_upsert(size_t slot, enum kosp11_kind kind, c
 
 	for (size_t i = 0; i < kosp11_nobjects; i++) {
 		o = kosp11_objects[i];
-		if (o->slot == slot && o->kind == kind && o->version == version &&
+		if (!o->gone && o->slot == slot && o->kind == kind && o->version == version &&
 		    strcmp(o->name, name) == 0) {
 			o->type = type;
 			return o;
@@ -1112,21 +1112,69 @@ CK_RV kosp11_C_CopyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject,
 	return rv;
 }
 
-/* kosd has no route that deletes a key or a certificate (keys are
- * retired version by version with kosctl): refused. */
+/* A key object (private, public or secret) destroys the kos key with every
+ * version (POST /v1/admin/keys/NAME/destroy, admin:keys): every object of
+ * the key goes with it, as the key itself is gone. A certificate object
+ * removes the certificate (POST /v1/keys/NAME/certificate/remove,
+ * certify:NAME); the key stays. */
+static CK_RV writable(const struct kosp11_session *s);
+
 CK_RV kosp11_C_DestroyObject(CK_SESSION_HANDLE hSession, CK_OBJECT_HANDLE hObject)
 {
+	char name[KOS_KEY_NAME_MAX + 1], path[64 + KOS_KEY_NAME_MAX];
 	struct kosp11_session *s;
 	struct kosp11_object *o;
+	enum kosp11_kind kind = KOSP11_CERT;
+	char *answer = NULL;
+	kos_client *c = NULL;
+	uint64_t gen = 0;
+	kos_rv krv;
 	CK_RV rv;
 
 	if ((rv = kosp11_session_get(hSession, &s)) != CKR_OK)
 		return rv;
 	pthread_mutex_lock(&kosp11_lock);
 	rv = visible_object(s, hObject, &o);
+	if (rv == CKR_OK) {
+		kind = o->kind;
+		snprintf(name, sizeof(name), "%s", o->name);
+	}
 	pthread_mutex_unlock(&kosp11_lock);
-	if (rv == CKR_OK)
+	if (rv != CKR_OK)
+		goto out;
+	/* C_DestroyObject has no CKR_USER_NOT_LOGGED_IN: without a
+	 * credential there is nobody kosd could let destroy anything */
+	rv = writable(s);
+	if (rv == CKR_USER_NOT_LOGGED_IN)
 		rv = CKR_ACTION_PROHIBITED;
+	if (rv != CKR_OK)
+		goto out;
+	if (kind == KOSP11_CERT)
+		snprintf(path, sizeof(path), "/v1/keys/%s/certificate/remove", name);
+	else
+		snprintf(path, sizeof(path), "/v1/admin/keys/%s/destroy", name);
+	if ((rv = kosp11_pool_get(s->slot, false, &c, &gen)) != CKR_OK)
+		goto out;
+	krv = kos_client_call(c, "POST", path, NULL, &answer);
+	rv = kosp11_client_rv(c, krv, KOSP11_CTX_DESTROY);
+	if (rv == CKR_OK && kind != KOSP11_CERT)
+		kos_client_forget_keys(c); /* no DEK of it stays in this handle */
+	kosp11_pool_put(s->slot, c, gen);
+	if (answer != NULL)
+		kos_secret_free(answer, strlen(answer));
+	if (rv != CKR_OK)
+		goto out;
+	pthread_mutex_lock(&kosp11_lock);
+	for (size_t i = 0; i < kosp11_nobjects; i++) {
+		struct kosp11_object *x = kosp11_objects[i];
+
+		if (x->slot != s->slot || strcmp(x->name, name) != 0)
+			continue;
+		if (kind != KOSP11_CERT || x->kind == KOSP11_CERT)
+			x->gone = true;
+	}
+	pthread_mutex_unlock(&kosp11_lock);
+out:
 	kosp11_session_put(s);
 	return rv;
 }

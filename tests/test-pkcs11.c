@@ -852,7 +852,6 @@ static void test_objects_and_attributes(void)
 		CU_ASSERT_EQUAL(p11->C_FindObjectsFinal(h), CKR_OK);
 	}
 	CU_ASSERT_EQUAL(p11->C_GetObjectSize(h, priv, &len), CKR_OK);
-	CU_ASSERT_EQUAL(p11->C_DestroyObject(h, priv), CKR_ACTION_PROHIBITED);
 	CU_ASSERT_EQUAL(p11->C_DestroyObject(h, 424242), CKR_OBJECT_HANDLE_INVALID);
 	CU_ASSERT_EQUAL(p11->C_CloseSession(h), CKR_OK);
 	fini();
@@ -1367,7 +1366,17 @@ static void test_key_management(void)
 		len = sizeof(buf);
 		CU_ASSERT_EQUAL(get_attr(h, cert, CKA_ID, buf, &len), CKR_OK);
 		CU_ASSERT(len == 4 && memcmp(buf, "ec-1", 4) == 0);
-		CU_ASSERT_EQUAL(p11->C_DestroyObject(h, cert), CKR_ACTION_PROHIBITED);
+		/* destroyed: the certificate goes, the key stays */
+		CU_ASSERT_EQUAL(p11->C_DestroyObject(h, cert), CKR_OK);
+		len = sizeof(buf);
+		CU_ASSERT_EQUAL(get_attr(h, cert, CKA_VALUE, buf, &len), CKR_OBJECT_HANDLE_INVALID);
+		{
+			CK_OBJECT_HANDLE any[4];
+
+			CU_ASSERT_EQUAL(find(h, CKO_CERTIFICATE, "ec-1", any, 4), 0);
+		}
+		CU_ASSERT_EQUAL(find_one(h, CKO_PRIVATE_KEY, "ec-1") != CK_INVALID_HANDLE, 1);
+		CU_ASSERT_EQUAL(p11->C_DestroyObject(h, cert), CKR_OBJECT_HANDLE_INVALID);
 		OPENSSL_free(der);
 		X509_free(x);
 		EVP_PKEY_free(pk);
@@ -1380,6 +1389,80 @@ static void test_key_management(void)
 
 		CU_ASSERT_EQUAL(p11->C_CreateObject(h, t, 2, &dek), CKR_TEMPLATE_INCONSISTENT);
 	}
+	CU_ASSERT_EQUAL(p11->C_CloseAllSessions(0), CKR_OK);
+	fini();
+}
+
+/* C_DestroyObject on keys: a key pair or a DEK made with C_Generate* and
+ * destroyed is gone from kosd (every object of the key, every handle); a
+ * session whose scope lacks admin:keys is refused and the key stays. */
+static void test_destroy_objects(void)
+{
+	static const uint8_t p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+	CK_SESSION_HANDLE h, ro;
+	CK_OBJECT_HANDLE pub = 0, priv = 0, dek = 0, pub2 = 0, priv2 = 0, any[8], k;
+	CK_ATTRIBUTE pubt[] = { { CKA_EC_PARAMS, (void *)p256, sizeof(p256) },
+				{ CKA_LABEL, "made-del", 8 } };
+	CK_ULONG vlen = 32, len;
+	CK_ATTRIBUTE dekt[] = { { CKA_LABEL, "made-deldek", 11 },
+				{ CKA_VALUE_LEN, &vlen, sizeof(vlen) } };
+	CK_MECHANISM ecg = { CKM_EC_KEY_PAIR_GEN, NULL, 0 }, kg = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_MECHANISM m = { CKM_ECDSA, NULL, 0 };
+	uint8_t sig[64], dg[32] = { 9, 8, 7 }, buf[128];
+	CK_ULONG sl = sizeof(sig);
+	int before;
+
+	/* thr (sign:ec-1, no admin:keys) may not destroy ec-1 */
+	init_ok();
+	h = login_as(0, "thr");
+	k = find_one(h, CKO_PRIVATE_KEY, "ec-1");
+	before = ledgered("thr", "admin_destroy");
+	CU_ASSERT_EQUAL(p11->C_DestroyObject(h, k), CKR_ACTION_PROHIBITED);
+	CU_ASSERT_EQUAL(ledgered("thr", "admin_destroy"), before + 1);
+	CU_ASSERT_EQUAL(find_one(h, CKO_PRIVATE_KEY, "ec-1"), k);
+	CU_ASSERT_EQUAL(sign(h, &m, k, dg, 32, sig, &sl), CKR_OK);
+	CU_ASSERT_EQUAL(p11->C_CloseAllSessions(0), CKR_OK);
+	fini();
+
+	init_ok();
+	h = login_as(0, "hi");
+	CU_ASSERT_EQUAL_FATAL(p11->C_GenerateKeyPair(h, &ecg, pubt, 2, NULL, 0, &pub, &priv), CKR_OK);
+	CU_ASSERT_EQUAL_FATAL(p11->C_GenerateKey(h, &kg, dekt, 2, &dek), CKR_OK);
+	sl = sizeof(sig);
+	CU_ASSERT_EQUAL(sign(h, &m, priv, dg, 32, sig, &sl), CKR_OK);
+	/* a read-only session writes nothing */
+	CU_ASSERT_EQUAL_FATAL(p11->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &ro), CKR_OK);
+	CU_ASSERT_EQUAL(p11->C_DestroyObject(ro, priv), CKR_SESSION_READ_ONLY);
+	CU_ASSERT_EQUAL(find_one(h, CKO_PRIVATE_KEY, "made-del"), priv);
+
+	/* the private key destroys the key: the public key goes with it */
+	CU_ASSERT_EQUAL(p11->C_DestroyObject(h, priv), CKR_OK);
+	CU_ASSERT_EQUAL(ledgered("hi", "admin_destroy") >= 1, 1);
+	CU_ASSERT_EQUAL(find(h, 0, "made-del", any, 8), 0);
+	len = sizeof(buf);
+	CU_ASSERT_EQUAL(get_attr(h, priv, CKA_LABEL, buf, &len), CKR_OBJECT_HANDLE_INVALID);
+	len = sizeof(buf);
+	CU_ASSERT_EQUAL(get_attr(h, pub, CKA_LABEL, buf, &len), CKR_OBJECT_HANDLE_INVALID);
+	CU_ASSERT_EQUAL(p11->C_SignInit(h, &m, priv), CKR_KEY_HANDLE_INVALID);
+	CU_ASSERT_EQUAL(p11->C_DestroyObject(h, pub), CKR_OBJECT_HANDLE_INVALID);
+	CU_ASSERT_EQUAL(p11->C_DestroyObject(h, priv), CKR_OBJECT_HANDLE_INVALID);
+
+	/* a DEK through its secret key object */
+	CU_ASSERT_EQUAL(find_one(h, CKO_SECRET_KEY, "made-deldek"), dek);
+	CU_ASSERT_EQUAL(p11->C_DestroyObject(h, dek), CKR_OK);
+	CU_ASSERT_EQUAL(find(h, 0, "made-deldek", any, 8), 0);
+	len = sizeof(buf);
+	CU_ASSERT_EQUAL(get_attr(h, dek, CKA_LABEL, buf, &len), CKR_OBJECT_HANDLE_INVALID);
+
+	/* the name made again is a new key with new handles; the old stay dead */
+	CU_ASSERT_EQUAL_FATAL(p11->C_GenerateKeyPair(h, &ecg, pubt, 2, NULL, 0, &pub2, &priv2),
+			      CKR_OK);
+	CU_ASSERT(pub2 != pub && priv2 != priv);
+	CU_ASSERT_EQUAL(find_one(h, CKO_PRIVATE_KEY, "made-del"), priv2);
+	len = sizeof(buf);
+	CU_ASSERT_EQUAL(get_attr(h, priv, CKA_LABEL, buf, &len), CKR_OBJECT_HANDLE_INVALID);
+	CU_ASSERT_EQUAL(p11->C_DestroyObject(h, pub2), CKR_OK);
+	CU_ASSERT_EQUAL(find(h, 0, "made-del", any, 8), 0);
 	CU_ASSERT_EQUAL(p11->C_CloseAllSessions(0), CKR_OK);
 	fini();
 }
@@ -1539,6 +1622,7 @@ int main(void)
 		KOS_TEST(test_envelope_interoperates),
 		KOS_TEST(test_attacker_cannot_get_a_dek),
 		KOS_TEST(test_key_management),
+		KOS_TEST(test_destroy_objects),
 		KOS_TEST(test_threads_sign_at_once),
 		KOS_TEST(test_fork),
 		KOS_TEST(test_revocation_and_falling_trust),
