@@ -224,6 +224,40 @@ run ks low key decrypt --context c1 < "$kos_tmp/env2"
 check "version 2 decrypts" test "$status" -eq 0
 expect 1 "retire the current version" ks admin key retire payments --version 2
 
+# --- destroying a key and removing a certificate through kosd ---
+expect 0 "a key to destroy through kosd" ks admin key create doomed
+run ks admin key encrypt doomed --context c1 < "$kos_tmp/plain"
+cp "$out" "$kos_tmp/doomed.env"
+expect 2 "key destroy without --yes" ks admin key destroy doomed
+grep_err "cannot be undone" "without --yes it says why"
+expect 0 "the key is still there" ks admin key show doomed
+expect 1 "a client without admin:keys cannot destroy" ks hi key destroy doomed --yes
+grep_err "out_of_scope" "the refusal says out of scope"
+expect 0 "the key is still there after the refusal" ks admin key show doomed
+expect 1 "key destroy of no such key through kosd" ks admin key destroy nosuch --yes
+grep_err "not_found" "an unknown key is not_found"
+expect 0 "key destroy through kosd" ks admin key destroy doomed --yes
+grep_out "destroyed doomed" "destroy prints the name"
+expect 1 "key show after the destruction" ks admin key show doomed
+expect 1 "the old envelope no longer decrypts" ks admin key decrypt --context c1 < "$kos_tmp/doomed.env"
+expect 0 "fsck: nothing of it is left on the tokens" "$K" fsck
+grep_out "fsck: clean" "fsck is clean"
+expect 0 "a signing key for a certificate" ks admin key create certsig --type ec-p256
+run ks admin key pubkey certsig
+cp "$out" "$kos_tmp/certsig.pub"
+setup "a CA key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+	-out "$kos_tmp/dca.key"
+setup "a certificate for certsig" openssl x509 -new -subj /CN=certsig -key "$kos_tmp/dca.key" \
+	-force_pubkey "$kos_tmp/certsig.pub" -days 2 -out "$kos_tmp/certsig.pem"
+expect 0 "key cert set through kosd" ks admin key cert set certsig "$kos_tmp/certsig.pem"
+expect 1 "a client without certify:certsig cannot remove it" ks hi key cert remove certsig
+expect 0 "the certificate is still there" ks admin key cert show certsig
+expect 0 "key cert remove through kosd" ks admin key cert remove certsig
+grep_out "certificate removed from certsig" "cert remove says so"
+expect 1 "the certificate is gone" ks admin key cert show certsig
+expect 0 "the key stays" ks admin key pubkey certsig
+expect 1 "a second removal" ks admin key cert remove certsig --version 1
+
 # --- threat level and policy ---
 expect 0 "threat set through kosd" ks admin threat set elevated --reason "a test"
 grep_out "elevated" "threat set prints the level"
