@@ -168,7 +168,10 @@ static CK_RV config_file(const char *file, struct kosp11_slot **out, size_t *n)
 
 	root = json_load_file(file, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL) {
-		config_error(file, "line %d: %s", jerr.line, jerr.text);
+		if (jerr.line > 0)
+			config_error(file, "line %d: %s", jerr.line, jerr.text);
+		else
+			config_error(file, "%s", jerr.text);
 		return CKR_GENERAL_ERROR;
 	}
 	if (!json_is_object(root)) {
