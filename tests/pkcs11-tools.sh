@@ -169,7 +169,11 @@ if need pkcs11-tool; then
 	check "pkcs11-tool --test-fork (C_Initialize in a child)" test "$status" -eq 0
 
 	# --- public keys read through the module are kosd's ---
-	for k in p256 rsa ed; do
+	# OpenSC 0.23's --read-object of an EC public key reads the group name
+	# after freeing it (valgrind: EVP_PKEY_export's parameters, freed, then
+	# used by EVP_PKEY_fromdata): it fails or not by the heap's layout,
+	# whatever the module, so P-256 is read by p11tool below
+	for k in rsa ed; do
 		# OpenSC 0.23 writes SubjectPublicKeyInfo as DER, an EdDSA key as PEM
 		run pt --read-object --type pubkey --label "$k" -o "$t/$k.p11.der"
 		if [ "$status" -eq 0 ] && { openssl pkey -pubin -inform DER -in "$t/$k.p11.der" \
@@ -307,6 +311,16 @@ if need p11tool; then
 	check "the same certificate as kosctl stored" sh -c \
 		"openssl x509 -in '$t/p256.p11tool.crt' -outform DER | cmp -s - \
 		\$(openssl x509 -in '$t/p256.crt' -outform DER -out '$t/p256.crt.der'; echo '$t/p256.crt.der')"
+	for k in p256 ed rsa; do
+		run p11tool --provider "$M" --batch --export-pubkey "pkcs11:token=kos;object=$k;type=public" \
+			--outfile "$t/$k.gnutls.pem"
+		if [ "$status" -eq 0 ] && openssl pkey -pubin -in "$t/$k.gnutls.pem" -out "$t/$k.gnutls.n" \
+			2>"$err" && cmp -s "$t/$k.gnutls.n" "$t/$k.pem"; then
+			pass "p11tool --export-pubkey $k is kosd's public key"
+		else
+			fail "p11tool --export-pubkey $k is kosd's public key"
+		fi
+	done
 	# GnuTLS 3.7.9's --test-sign has no Ed25519 ("No supported signature
 	# algorithm for EdDSA (Ed25519) and SHA256"): pkcs11-tool signs with it
 	for k in p256 rsa; do
