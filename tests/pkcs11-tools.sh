@@ -193,6 +193,11 @@ if need pkcs11-tool; then
 		--id "$(p11id rsa)" -i "$t/msg.sha1-di" -o "$t/sha1.sig"
 	expect 0 "openssl verifies the SHA-1 PKCS#1 v1.5 signature" openssl pkeyutl -verify -pubin \
 		-inkey "$t/rsa.pem" -pkeyopt digest:sha1 -in "$t/msg.sha1" -sigfile "$t/sha1.sig"
+	run ks admin key sign rsa --hash sha1 < "$t/msg"
+	cp "$out" "$t/sha1-kosctl.sig"
+	check "kosctl key sign --hash sha1 (allowed)" test "$status" -eq 0
+	expect 0 "openssl verifies kosctl's SHA-1 signature" openssl pkeyutl -verify -pubin \
+		-inkey "$t/rsa.pem" -pkeyopt digest:sha1 -in "$t/msg.sha1" -sigfile "$t/sha1-kosctl.sig"
 	sed 's/allow_sha1 = true;/allow_sha1 = false;/' "$d/kos.policy" > "$t/nosha1.policy"
 	cp "$d/kos.policy" "$t/sha1.policy"
 	cp "$t/nosha1.policy" "$d/kos.policy"
@@ -204,6 +209,10 @@ if need pkcs11-tool; then
 	run pt --login --test
 	check "with the default policy pkcs11-tool --test fails" test "$status" -ne 0
 	check "on its SHA-1 signature" grep -q "CKR_FUNCTION_REJECTED\|(0x200)" "$out" "$err"
+	expect 1 "kosctl key sign --hash sha1 is refused by default" ks admin key sign rsa --hash sha1 \
+		< "$t/msg"
+	grep_err "SHA-1 signatures are disabled by the policy (signing.allow_sha1)" \
+		"kosd names the policy setting"
 	expect 0 "a SHA-256 DigestInfo is still signed" pt --login --sign -m SHA256-RSA-PKCS \
 		--id "$(p11id rsa)" -i "$t/msg" -o "$t/sha256.sig"
 	cp "$t/sha1.policy" "$d/kos.policy"
