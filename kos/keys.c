@@ -1185,8 +1185,9 @@ kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sign_opts *
 	if ((unsigned)opts->hash >= KOS_HASH_COUNT)
 		return kos_error_set(KOS_E_INVALID, "unknown hash %d", (int)opts->hash);
 	if (opts->hash == KOS_HASH_SHA1 && !sha1_allowed(keys))
-		return kos_error_set(KOS_E_POLICY,
-				     "SHA-1 signatures are disabled by the policy (signing.allow_sha1)");
+		return kos_error_set(
+		    KOS_E_POLICY,
+		    "SHA-1 signatures are disabled by the policy (signing.allow_sha1)");
 	rv = kos_keys_check_name(name);
 	if (rv == KOS_OK)
 		rv = sign_meta_get(keys, name, &m);

@@ -966,7 +966,8 @@ kos_rv kos_signer_sign_with(kos_hsm *hsm, size_t tok, kos_key_type type, const c
 	o.in_len = len;
 	if (o.mech.mechanism != CKM_EDDSA) {
 		/* the digest, after a DigestInfo's prefix for PKCS#1 v1.5 */
-		size_t pre = o.mech.mechanism == CKM_RSA_PKCS ? hash_info[opts->hash].prefix_len : 0;
+		size_t pre =
+		    o.mech.mechanism == CKM_RSA_PKCS ? hash_info[opts->hash].prefix_len : 0;
 
 		if (pre > 0)
 			memcpy(plan.buf, hash_info[opts->hash].prefix, pre);
