@@ -292,6 +292,7 @@ static const struct {
 	{"self_administration", KOS_CLIENT_REFUSAL_OUT_OF_SCOPE},
 	{"trust_too_low", KOS_CLIENT_REFUSAL_TRUST_TOO_LOW},
 	{"refused", KOS_CLIENT_REFUSAL_DENY},
+	{"policy", KOS_CLIENT_REFUSAL_DENY},
 	{"unavailable", KOS_CLIENT_REFUSAL_UNAVAILABLE},
 	{"too_many_connections", KOS_CLIENT_REFUSAL_UNAVAILABLE},
 	{"too_many_failures", KOS_CLIENT_REFUSAL_UNAVAILABLE},

@@ -25,6 +25,7 @@ static const struct {
     [KOS_HASH_SHA256] = { "sha256", 32 },
     [KOS_HASH_SHA384] = { "sha384", 48 },
     [KOS_HASH_SHA512] = { "sha512", 64 },
+    [KOS_HASH_SHA1] = { "sha1", 20 },
 };
 
 _Static_assert(KOS_ARRAY_SIZE(type_names) == KOS_KEY_TYPE_COUNT, "a name per key type");
@@ -100,7 +101,7 @@ kos_rv kos_hash_parse(const char *s, kos_hash *out)
 			return KOS_OK;
 		}
 	}
-	return kos_error_set(KOS_E_INVALID, "unknown hash '%.32s' (sha256, sha384, sha512)",
+	return kos_error_set(KOS_E_INVALID, "unknown hash '%.32s' (sha256, sha384, sha512, sha1)",
 			     s != NULL ? s : "");
 }
 

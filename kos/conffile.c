@@ -379,6 +379,23 @@ static int take_string(kos_cf *cf, const config_setting_t *s, const char *path,
 	return kos_cf_line(s);
 }
 
+/* Only a libconfig boolean: 0 or "no" would be taken for an intent the
+ * file may not have. */
+static int take_bool(kos_cf *cf, const config_setting_t *s, const char *path,
+		     const struct kos_cf_key *k, void *base)
+{
+	bool v;
+
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		kos_cf_problem(cf, kos_cf_line(s), "%s: must be true or false, not %s", path,
+			       kos_cf_type(s));
+		return -1;
+	}
+	v = config_setting_get_bool(s) != 0;
+	memcpy((char *)base + k->off, &v, sizeof(v));
+	return kos_cf_line(s);
+}
+
 static const struct kos_cf_key *find_key(const struct kos_cf_key *keys, const char *name)
 {
 	for (; keys->name != NULL; keys++)
@@ -433,6 +450,8 @@ static int take(kos_cf *cf, const config_setting_t *s, const char *path, const s
 		return take_name(cf, s, path, k, base);
 	case KOS_CF_KIND_STRING:
 		return take_string(cf, s, path, k, base);
+	case KOS_CF_KIND_BOOL:
+		return take_bool(cf, s, path, k, base);
 	case KOS_CF_KIND_FN:
 		return k->fn(cf, s, path, k, base);
 	}

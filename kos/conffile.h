@@ -84,6 +84,7 @@ enum kos_cf_kind {
 	KOS_CF_KIND_DURATION, /* string with a unit, into a kos_usec */
 	KOS_CF_KIND_NAME,     /* a-z, 0-9, '_', '-' into char[size] */
 	KOS_CF_KIND_STRING,   /* printable ASCII without spaces, into char[size] */
+	KOS_CF_KIND_BOOL,     /* true or false, into a bool */
 	KOS_CF_KIND_FN,	      /* taken by fn */
 };
 
@@ -135,6 +136,10 @@ struct kos_cf_key {
 #define KOS_CF_STR(n, o, sz, i)                                                                    \
 	{                                                                                          \
 		.name = (n), .kind = KOS_CF_KIND_STRING, .off = (o), .size = (sz), .id = (i)       \
+	}
+#define KOS_CF_BOOL(n, o, i)                                                                       \
+	{                                                                                          \
+		.name = (n), .kind = KOS_CF_KIND_BOOL, .off = (o), .id = (i)                       \
 	}
 #define KOS_CF_GROUP(n, s, i)                                                                      \
 	{                                                                                          \

@@ -82,6 +82,10 @@ struct kos_policy {
 	} keys;
 
 	struct {
+		bool allow_sha1;         /* SHA-1 signatures, for legacy consumers only */
+	} signing;
+
+	struct {
 		double offset;           /* added to every threshold */
 		double lifetime_factor;  /* (0,1]: credential lifetimes multiplied by it */
 		double anomalous_share;  /* elevated, critical: share of clients flagged

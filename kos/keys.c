@@ -1153,6 +1153,19 @@ static kos_rv sign_meta_get(kos_keys *keys, const char *name, struct sign_meta *
 	return KOS_OK;
 }
 
+/* SHA-1 collisions can be bought (chosen-prefix, 2020): a signature over a
+ * SHA-1 digest may vouch for a document the signer never saw. Only a site
+ * with a legacy consumer turns it on. */
+static bool sha1_allowed(kos_keys *keys)
+{
+	bool ok;
+
+	pthread_mutex_lock(&keys->lock);
+	ok = keys->pol->signing.allow_sha1;
+	pthread_mutex_unlock(&keys->lock);
+	return ok;
+}
+
 kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sign_opts *opts,
 			 const uint8_t *in, size_t len, uint8_t **sig, size_t *sig_len,
 			 uint32_t *version_out)
@@ -1171,6 +1184,10 @@ kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sign_opts *
 				     (int)opts->alg);
 	if ((unsigned)opts->hash >= KOS_HASH_COUNT)
 		return kos_error_set(KOS_E_INVALID, "unknown hash %d", (int)opts->hash);
+	if (opts->hash == KOS_HASH_SHA1 && !sha1_allowed(keys))
+		return kos_error_set(
+		    KOS_E_POLICY,
+		    "SHA-1 signatures are disabled by the policy (signing.allow_sha1)");
 	rv = kos_keys_check_name(name);
 	if (rv == KOS_OK)
 		rv = sign_meta_get(keys, name, &m);

@@ -228,8 +228,9 @@ typedef struct kos_sign_opts {
 
 /* kos_key_sign() as opts says. Errors: KOS_E_INVALID (alg does not fit the
  * type, a digest not of the hash's length, a digest or hash for Ed25519, a
- * salt length for another form or too long for the key), KOS_E_NOTFOUND,
- * token errors. Thread-safe. */
+ * salt length for another form or too long for the key), KOS_E_POLICY
+ * (KOS_HASH_SHA1 while the policy's signing.allow_sha1 is false),
+ * KOS_E_NOTFOUND, token errors. Thread-safe. */
 KOS_API kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sign_opts *opts,
 				 const uint8_t *in, size_t len, uint8_t **sig, size_t *sig_len,
 				 uint32_t *version_out);

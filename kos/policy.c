@@ -71,6 +71,7 @@ void kos_policy_init_defaults(struct kos_policy *pol)
 	pol->rotation.signing = 90 * 86400 * SEC;
 	pol->rotation.ca = 180 * 86400 * SEC;
 	pol->keys.cache = 5 * 60 * SEC;
+	pol->signing.allow_sha1 = false;
 	pol->threat[KOS_THREAT_NORMAL].offset = 0.0;
 	pol->threat[KOS_THREAT_NORMAL].lifetime_factor = 1.0;
 	pol->threat[KOS_THREAT_ELEVATED].offset = 10.0;
@@ -321,6 +322,11 @@ static const struct kos_cf_key keys_keys[] = {
 	KOS_CF_END,
 };
 
+static const struct kos_cf_key signing_keys[] = {
+	KOS_CF_BOOL("allow_sha1", P(signing.allow_sha1), F_NONE),
+	KOS_CF_END,
+};
+
 #define THREAT_KEYS(t)                                                                          \
 	{                                                                                       \
 		KOS_CF_NUM("offset", P(threat[t].offset), 0, 100, 0, F_OFFSET0 + (t)),             \
@@ -367,6 +373,7 @@ static const struct kos_cf_key root_keys[] = {
 	KOS_CF_GROUP("credentials", credentials_keys, F_NONE),
 	KOS_CF_GROUP("rotation", rotation_keys, F_NONE),
 	KOS_CF_GROUP("keys", keys_keys, F_NONE),
+	KOS_CF_GROUP("signing", signing_keys, F_NONE),
 	KOS_CF_GROUP("threat", threat_keys, F_NONE),
 	KOS_CF_END,
 };
@@ -684,6 +691,13 @@ static void describe_keys(struct outbuf *o, const struct kos_policy *pol, const 
 		case KOS_CF_KIND_STRING:
 			put(o, "%s: %s\n", sub, at);
 			break;
+		case KOS_CF_KIND_BOOL: {
+			bool v;
+
+			memcpy(&v, at, sizeof(v));
+			put(o, "%s: %s\n", sub, v ? "true" : "false");
+			break;
+		}
 		case KOS_CF_KIND_NAME:
 			break;
 		}

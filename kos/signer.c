@@ -110,6 +110,7 @@ static const char *const md_names[KOS_HASH_COUNT] = {
 	[KOS_HASH_SHA256] = "SHA2-256",
 	[KOS_HASH_SHA384] = "SHA2-384",
 	[KOS_HASH_SHA512] = "SHA2-512",
+	[KOS_HASH_SHA1] = "SHA1",
 };
 
 static void md_init(void)
@@ -821,21 +822,26 @@ static CK_RV sign_op(kos_hsm_session *s, void *arg)
 	return CKR_OK;
 }
 
-/* DER of DigestInfo up to the digest (RFC 8017 9.2 note 1), per hash. */
+/* DER of DigestInfo up to the digest (RFC 8017 9.2 note 1), per hash:
+ * 19 bytes for SHA-2, 15 for SHA-1's shorter OID. */
 static const struct {
 	CK_MECHANISM_TYPE ckm;
 	CK_RSA_PKCS_MGF_TYPE mgf;
+	uint8_t prefix_len;
 	uint8_t prefix[19];
 } hash_info[KOS_HASH_COUNT] = {
-	[KOS_HASH_SHA256] = { CKM_SHA256, CKG_MGF1_SHA256,
+	[KOS_HASH_SHA256] = { CKM_SHA256, CKG_MGF1_SHA256, 19,
 			      { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
 				0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 } },
-	[KOS_HASH_SHA384] = { CKM_SHA384, CKG_MGF1_SHA384,
+	[KOS_HASH_SHA384] = { CKM_SHA384, CKG_MGF1_SHA384, 19,
 			      { 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
 				0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30 } },
-	[KOS_HASH_SHA512] = { CKM_SHA512, CKG_MGF1_SHA512,
+	[KOS_HASH_SHA512] = { CKM_SHA512, CKG_MGF1_SHA512, 19,
 			      { 0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
 				0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40 } },
+	[KOS_HASH_SHA1] = { CKM_SHA_1, CKG_MGF1_SHA1, 15,
+			    { 0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a,
+			      0x05, 0x00, 0x04, 0x14 } },
 };
 
 /* What one signature sends to the token. */
@@ -960,7 +966,8 @@ kos_rv kos_signer_sign_with(kos_hsm *hsm, size_t tok, kos_key_type type, const c
 	o.in_len = len;
 	if (o.mech.mechanism != CKM_EDDSA) {
 		/* the digest, after a DigestInfo's prefix for PKCS#1 v1.5 */
-		size_t pre = o.mech.mechanism == CKM_RSA_PKCS ? sizeof(hash_info[0].prefix) : 0;
+		size_t pre =
+		    o.mech.mechanism == CKM_RSA_PKCS ? hash_info[opts->hash].prefix_len : 0;
 
 		if (pre > 0)
 			memcpy(plan.buf, hash_info[opts->hash].prefix, pre);

@@ -42,17 +42,22 @@ static const struct sigmech {
 	{ CKM_SHA512_RSA_PKCS_PSS, FAM_RSA, KOS_SIG_RSA_PSS, "SHA512", true },
 };
 
-/* DigestInfo prefixes (RFC 8017, 9.2 note 1) CKM_RSA_PKCS input starts with. */
+/* DigestInfo prefixes (RFC 8017, 9.2 note 1) CKM_RSA_PKCS input starts with.
+ * SHA-1 is recognised so that kosd, not the module, decides on it: its
+ * policy refuses SHA-1 signatures unless signing.allow_sha1 is set. */
 static const struct digest_info {
 	kos_hash hash;
+	size_t prefix_len;
 	uint8_t prefix[19];
 } kosp11_digest_infos[] = {
-	{ KOS_HASH_SHA256, { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+	{ KOS_HASH_SHA256, 19, { 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
 			     0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20 } },
-	{ KOS_HASH_SHA384, { 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+	{ KOS_HASH_SHA384, 19, { 0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
 			     0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30 } },
-	{ KOS_HASH_SHA512, { 0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
+	{ KOS_HASH_SHA512, 19, { 0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65,
 			     0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40 } },
+	{ KOS_HASH_SHA1, 15, { 0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a,
+			       0x05, 0x00, 0x04, 0x14 } },
 };
 
 static enum family family_of(kos_key_type t)
@@ -109,7 +114,16 @@ static bool hash_of_mech(CK_MECHANISM_TYPE m, CK_RSA_PKCS_MGF_TYPE *mgf, kos_has
 
 static const char *md_name(kos_hash h)
 {
-	return h == KOS_HASH_SHA256 ? "SHA256" : h == KOS_HASH_SHA384 ? "SHA384" : "SHA512";
+	switch (h) {
+	case KOS_HASH_SHA256:
+		return "SHA256";
+	case KOS_HASH_SHA384:
+		return "SHA384";
+	case KOS_HASH_SHA1:
+		return "SHA1";
+	default:
+		return "SHA512";
+	}
 }
 
 /* Appends to the op's collected data (multi-part into a one-shot call). */
@@ -302,14 +316,14 @@ static CK_RV op_digest(struct kosp11_op *op, const struct sigmech *sm, uint8_t *
 		*len = op->len;
 		return CKR_OK;
 	}
-	/* CKM_RSA_PKCS: a DigestInfo of SHA-256, -384 or -512 */
+	/* CKM_RSA_PKCS: a DigestInfo of SHA-256, -384, -512 or SHA-1 */
 	for (size_t i = 0; i < sizeof(kosp11_digest_infos) / sizeof(kosp11_digest_infos[0]); i++) {
 		const struct digest_info *di = &kosp11_digest_infos[i];
 		size_t dl = kos_hash_len(di->hash);
 
-		if (op->len == sizeof(di->prefix) + dl &&
-		    memcmp(op->data, di->prefix, sizeof(di->prefix)) == 0) {
-			memcpy(dg, op->data + sizeof(di->prefix), dl);
+		if (op->len == di->prefix_len + dl &&
+		    memcmp(op->data, di->prefix, di->prefix_len) == 0) {
+			memcpy(dg, op->data + di->prefix_len, dl);
 			*len = dl;
 			*h = di->hash;
 			return CKR_OK;

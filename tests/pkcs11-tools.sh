@@ -46,7 +46,10 @@ need() {
 }
 
 # --- an installation; trust = the integrity factor alone, starting at 90 ---
+# SHA-1 signatures allowed: pkcs11-tool --test signs a SHA-1 DigestInfo
+# with CKM_RSA_PKCS (the default policy's refusal is checked below)
 sed -e 's/prior = 60.0;/prior = 90.0;/' \
+	-e 's/allow_sha1 = false;/allow_sha1 = true;/' \
 	-e 's/^    latency = 1.0;/    latency = 0.0;/' -e 's/^    usage = 1.0;/    usage = 0.0;/' \
 	-e 's/^    anomaly = 2.0;/    anomaly = 0.0;/' -e 's/^    reputation = 1.0;/    reputation = 0.0;/' \
 	-e 's/recovery = 1.0; };/recovery = 0.0; };/' "$P/default.policy" > "$t/test.policy"
@@ -177,9 +180,43 @@ if need pkcs11-tool; then
 		pkcs11-tool --module "$M" --login --pin "file:$t/none.cred" --list-objects
 	check "a PIN naming a missing file does not log in" test "$status" -ne 0
 
+	check "the installation's policy allows SHA-1" grep -q "allow_sha1 = true;" "$d/kos.policy"
 	run pt --login --test
 	check "pkcs11-tool --test --login" test "$status" -eq 0
 	grep_out "No errors" "pkcs11-tool --test finds no errors"
+
+	# --- SHA-1: signed only while the policy allows it ---
+	openssl dgst -sha1 -binary "$t/msg" > "$t/msg.sha1"
+	{ printf '\060\041\060\011\006\005\053\016\003\002\032\005\000\004\024'
+	  cat "$t/msg.sha1"; } > "$t/msg.sha1-di"
+	expect 0 "sign CKM_RSA_PKCS over a SHA-1 DigestInfo (allowed)" pt --login --sign -m RSA-PKCS \
+		--id "$(p11id rsa)" -i "$t/msg.sha1-di" -o "$t/sha1.sig"
+	expect 0 "openssl verifies the SHA-1 PKCS#1 v1.5 signature" openssl pkeyutl -verify -pubin \
+		-inkey "$t/rsa.pem" -pkeyopt digest:sha1 -in "$t/msg.sha1" -sigfile "$t/sha1.sig"
+	run ks admin key sign rsa --hash sha1 < "$t/msg"
+	cp "$out" "$t/sha1-kosctl.sig"
+	check "kosctl key sign --hash sha1 (allowed)" test "$status" -eq 0
+	expect 0 "openssl verifies kosctl's SHA-1 signature" openssl pkeyutl -verify -pubin \
+		-inkey "$t/rsa.pem" -pkeyopt digest:sha1 -in "$t/msg.sha1" -sigfile "$t/sha1-kosctl.sig"
+	sed 's/allow_sha1 = true;/allow_sha1 = false;/' "$d/kos.policy" > "$t/nosha1.policy"
+	cp "$d/kos.policy" "$t/sha1.policy"
+	cp "$t/nosha1.policy" "$d/kos.policy"
+	setup "reload the default signing.allow_sha1" ks admin policy reload
+	run pt --login --sign -m RSA-PKCS --id "$(p11id rsa)" -i "$t/msg.sha1-di" -o "$t/sha1.no"
+	check "with the default policy the SHA-1 signature is refused" test "$status" -ne 0
+	# OpenSC 0.23 names CKR_FUNCTION_REJECTED by its value
+	grep_err "CKR_FUNCTION_REJECTED\|rv = .*(0x200)" "as CKR_FUNCTION_REJECTED"
+	run pt --login --test
+	check "with the default policy pkcs11-tool --test fails" test "$status" -ne 0
+	check "on its SHA-1 signature" grep -q "CKR_FUNCTION_REJECTED\|(0x200)" "$out" "$err"
+	expect 1 "kosctl key sign --hash sha1 is refused by default" ks admin key sign rsa --hash sha1 \
+		< "$t/msg"
+	grep_err "SHA-1 signatures are disabled by the policy (signing.allow_sha1)" \
+		"kosd names the policy setting"
+	expect 0 "a SHA-256 DigestInfo is still signed" pt --login --sign -m SHA256-RSA-PKCS \
+		--id "$(p11id rsa)" -i "$t/msg" -o "$t/sha256.sig"
+	cp "$t/sha1.policy" "$d/kos.policy"
+	setup "reload signing.allow_sha1 = true" ks admin policy reload
 	run pt --test-threads IN --test-threads ILGISLT0 -L
 	check "pkcs11-tool --test-threads (C_Initialize in threads)" test "$status" -eq 0
 	run pt --test-fork

@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1467,6 +1468,115 @@ static void test_signing_keys(void)
 	CU_ASSERT_EQUAL(kos_key_pubkey_pem(keys, "sig-ec", 7, &pem1), KOS_E_NOTFOUND);
 }
 
+/* 1 when sig (DER for ECDSA) signs the SHA-1 digest dg under pk, checked
+ * on the digest as a PKCS#11 verifier does: PKCS#1 v1.5 with SHA-1's
+ * DigestInfo for RSA. */
+static int verify_sha1(EVP_PKEY *pk, const uint8_t dg[20], const uint8_t *sig, size_t sig_len)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pk, NULL);
+	int ok;
+
+	ok = ctx != NULL && EVP_PKEY_verify_init(ctx) == 1 &&
+	     EVP_PKEY_CTX_set_signature_md(ctx, EVP_sha1()) == 1;
+	if (ok && EVP_PKEY_get_base_id(pk) == EVP_PKEY_RSA)
+		ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1;
+	ok = ok && EVP_PKEY_verify(ctx, sig, sig_len, dg, 20) == 1;
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
+}
+
+/* SHA-1 is refused until the policy allows it (signing.allow_sha1), then
+ * signed for ECDSA and RSA PKCS#1 v1.5 and verified by OpenSSL; Ed25519
+ * never takes it. */
+static void test_sha1_signing_needs_the_policy(void)
+{
+	static const uint8_t data[] = "a legacy consumer signs this";
+	struct kos_policy sha1 = *pol;
+	kos_sign_opts o = KOS_SIGN_OPTS_INIT;
+	uint8_t dg[20], *sig = NULL, der[80];
+	size_t sig_len = 0, n;
+	EVP_PKEY *pk;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "sha1-ec", KOS_KEY_EC_P256), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "sha1-rsa", KOS_KEY_RSA_2048), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "sha1-ed", KOS_KEY_ED25519), KOS_OK);
+	SHA1(data, sizeof(data), dg);
+	o.hash = KOS_HASH_SHA1;
+	o.digest = 1;
+
+	/* the default policy: refused, for a digest and for data alike */
+	CU_ASSERT_FALSE(pol->signing.allow_sha1);
+	CU_ASSERT_EQUAL(kos_key_sign_with(keys, "sha1-rsa", &o, dg, sizeof(dg), &sig, &sig_len,
+					  NULL),
+			KOS_E_POLICY);
+	CU_ASSERT_STRING_EQUAL(kos_last_error(),
+			       "SHA-1 signatures are disabled by the policy (signing.allow_sha1)");
+	CU_ASSERT_PTR_NULL(sig);
+	o.digest = 0;
+	CU_ASSERT_EQUAL(kos_key_sign_with(keys, "sha1-ec", &o, data, sizeof(data), &sig, &sig_len,
+					  NULL),
+			KOS_E_POLICY);
+	CU_ASSERT_PTR_NULL(sig);
+
+	sha1.path = NULL;
+	sha1.signing.allow_sha1 = true;
+	kos_keys_set_policy(keys, &sha1);
+	/* RSA PKCS#1 v1.5 over SHA-1's DigestInfo, from the digest */
+	o.digest = 1;
+	CU_ASSERT_EQUAL_FATAL(kos_key_sign_with(keys, "sha1-rsa", &o, dg, sizeof(dg), &sig,
+						&sig_len, NULL),
+			      KOS_OK);
+	pk = pubkey("sha1-rsa", 0);
+	CU_ASSERT(verify_sha1(pk, dg, sig, sig_len));
+	dg[0] ^= 1;
+	CU_ASSERT_FALSE(verify_sha1(pk, dg, sig, sig_len));
+	dg[0] ^= 1;
+	EVP_PKEY_free(pk);
+	kos_free(sig);
+	sig = NULL;
+	/* ECDSA, kos hashing the data with SHA-1 */
+	o.digest = 0;
+	o.alg = KOS_SIG_ECDSA_DER;
+	CU_ASSERT_EQUAL_FATAL(kos_key_sign_with(keys, "sha1-ec", &o, data, sizeof(data), &sig,
+						&sig_len, NULL),
+			      KOS_OK);
+	pk = pubkey("sha1-ec", 0);
+	CU_ASSERT(verify_sha1(pk, dg, sig, sig_len));
+	EVP_PKEY_free(pk);
+	kos_free(sig);
+	sig = NULL;
+	/* raw r||s from a digest, as CKM_ECDSA returns it */
+	o.digest = 1;
+	o.alg = KOS_SIG_ECDSA_RAW;
+	CU_ASSERT_EQUAL_FATAL(kos_key_sign_with(keys, "sha1-ec", &o, dg, sizeof(dg), &sig,
+						&sig_len, NULL),
+			      KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(sig_len, 64);
+	n = raw_to_der(sig, der);
+	pk = pubkey("sha1-ec", 0);
+	CU_ASSERT(verify_sha1(pk, dg, der, n));
+	EVP_PKEY_free(pk);
+	kos_free(sig);
+	sig = NULL;
+	/* Ed25519 signs the message itself: no hash, whatever the policy */
+	o.alg = KOS_SIG_DEFAULT;
+	o.digest = 0;
+	CU_ASSERT_EQUAL(kos_key_sign_with(keys, "sha1-ed", &o, data, sizeof(data), &sig, &sig_len,
+					  NULL),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "takes no hash"));
+	CU_ASSERT_PTR_NULL(sig);
+
+	/* a reload back to the default takes the permission away again */
+	kos_keys_set_policy(keys, pol);
+	o.alg = KOS_SIG_DEFAULT;
+	o.digest = 1;
+	CU_ASSERT_EQUAL(kos_key_sign_with(keys, "sha1-rsa", &o, dg, sizeof(dg), &sig, &sig_len,
+					  NULL),
+			KOS_E_POLICY);
+	CU_ASSERT_PTR_NULL(sig);
+}
+
 static void test_signing_key_all_or_nothing(void)
 {
 	struct kos_store_key key;
@@ -1992,6 +2102,7 @@ int main(void)
 	    KOS_TEST(test_cache_expiry_by_clock),
 	    KOS_TEST(test_signing_keys),
 	    KOS_TEST(test_signing_key_all_or_nothing),
+	    KOS_TEST(test_sha1_signing_needs_the_policy),
 	    KOS_TEST(test_pubkey_without_the_token),
 	    KOS_TEST(test_certificates),
 	    KOS_TEST(test_bad_input_changes_nothing),

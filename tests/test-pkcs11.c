@@ -971,6 +971,22 @@ static void test_sign_and_verify(void)
 	CU_ASSERT_EQUAL(verify(h, &m, rsap, di, sizeof(di), sig, sl), CKR_OK);
 	sl = sizeof(sig);
 	CU_ASSERT_EQUAL(sign(h, &m, rsa, dg, 32, sig, &sl), CKR_DATA_INVALID);
+	/* a SHA-1 DigestInfo (pkcs11-tool --test's) reaches kosd, whose default
+	 * policy refuses SHA-1 (signing.allow_sha1) */
+	{
+		uint8_t di1[35];
+
+		memcpy(di1, "\x30\x21\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00\x04\x14",
+		       15);
+		memcpy(di1 + 15, dg, 20);
+		sl = sizeof(sig);
+		CU_ASSERT_EQUAL(sign(h, &m, rsa, di1, sizeof(di1), sig, &sl),
+				CKR_FUNCTION_REJECTED);
+		/* one byte short of it is no DigestInfo at all */
+		sl = sizeof(sig);
+		CU_ASSERT_EQUAL(sign(h, &m, rsa, di1, sizeof(di1) - 1, sig, &sl),
+				CKR_DATA_INVALID);
+	}
 	/* CKM_SHA512_RSA_PKCS */
 	m.mechanism = CKM_SHA512_RSA_PKCS;
 	sl = sizeof(sig);

@@ -190,6 +190,7 @@ static void assert_same_policy(const struct kos_policy *a, const struct kos_poli
 	CU_ASSERT_EQUAL(a->rotation.signing, b->rotation.signing);
 	CU_ASSERT_EQUAL(a->rotation.ca, b->rotation.ca);
 	CU_ASSERT_EQUAL(a->keys.cache, b->keys.cache);
+	CU_ASSERT_EQUAL(a->signing.allow_sha1, b->signing.allow_sha1);
 	for (i = 0; i < KOS_THREAT_COUNT; i++) {
 		CU_ASSERT_EQUAL(a->threat[i].offset, b->threat[i].offset);
 		CU_ASSERT_EQUAL(a->threat[i].lifetime_factor, b->threat[i].lifetime_factor);
@@ -483,6 +484,34 @@ static void test_keys_cache(void)
 		   "keys.cache: must be a duration string");
 	expect_one("version = 1;\nkeys = { cahce = \"5m\"; };\n", 2,
 		   "keys.cahce: unknown setting (known here: cache)");
+}
+
+/* SHA-1 signing stays off unless a file says true, and only a boolean says
+ * it: 1 or "yes" is refused rather than guessed at. */
+static void test_signing_allow_sha1(void)
+{
+	kos_policy *pol = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_policy_new_default(&pol), KOS_OK);
+	CU_ASSERT_FALSE(pol->signing.allow_sha1);
+	kos_policy_free(pol);
+	pol = accepted("version = 1;\nsigning = { allow_sha1 = true; };\n");
+	CU_ASSERT_TRUE(pol->signing.allow_sha1);
+	kos_policy_free(pol);
+	pol = accepted("version = 1;\nsigning = { allow_sha1 = FALSE; };\n");
+	CU_ASSERT_FALSE(pol->signing.allow_sha1);
+	kos_policy_free(pol);
+	pol = accepted("version = 1;\nsigning = { };\n");
+	CU_ASSERT_FALSE(pol->signing.allow_sha1);
+	kos_policy_free(pol);
+	expect_one("version = 1;\nsigning = { allow_sha1 = 1; };\n", 2,
+		   "signing.allow_sha1: must be true or false, not an integer");
+	expect_one("version = 1;\nsigning = { allow_sha1 = \"yes\"; };\n", 2,
+		   "signing.allow_sha1: must be true or false, not a string");
+	expect_one("version = 1;\nsigning = true;\n", 2,
+		   "signing: must be a group { ... }, not a boolean");
+	expect_one("version = 1;\nsigning = { allow_md5 = true; };\n", 2,
+		   "signing.allow_md5: unknown setting (known here: allow_sha1)");
 }
 
 /* The pace of recovery after a penalty, and the rate a young client is
@@ -981,6 +1010,7 @@ static void test_describe_lists_settings(void)
 		"rotation.dek: 30d\n",
 		"rotation.ca: 180d\n",
 		"keys.cache: 5m\n",
+		"signing.allow_sha1: false\n",
 		"threat.elevated.offset: 10\n",
 		"threat.critical.lifetime_factor: 0.25\n",
 		"credentials.enrollment: 1d\n",
@@ -1058,6 +1088,7 @@ int main(void)
 		KOS_TEST(test_integer_overflow_refused),
 		KOS_TEST(test_durations_each_unit),
 		KOS_TEST(test_keys_cache),
+		KOS_TEST(test_signing_allow_sha1),
 		KOS_TEST(test_recovery_settings),
 		KOS_TEST(test_bad_durations_refused),
 		KOS_TEST(test_control_characters_not_echoed),

@@ -401,8 +401,16 @@ static void test_sign_empty_message(void)
 
 static const EVP_MD *md_of(kos_hash h)
 {
-	return h == KOS_HASH_SHA384 ? EVP_sha384() : h == KOS_HASH_SHA512 ? EVP_sha512()
-									  : EVP_sha256();
+	switch (h) {
+	case KOS_HASH_SHA384:
+		return EVP_sha384();
+	case KOS_HASH_SHA512:
+		return EVP_sha512();
+	case KOS_HASH_SHA1:
+		return EVP_sha1();
+	default:
+		return EVP_sha256();
+	}
 }
 
 /* 1 when sig (DER for ECDSA) signs digest dg of hash under k, checked with
@@ -492,7 +500,10 @@ static void check_digest(const struct spki *k, kos_key_type type, const char *la
 	}
 }
 
-static const kos_hash all_hashes[] = { KOS_HASH_SHA256, KOS_HASH_SHA384, KOS_HASH_SHA512 };
+/* SHA-1 too: the signer signs what it is asked; kos_key_sign_with() holds
+ * the policy that refuses SHA-1 by default (test-keys). */
+static const kos_hash all_hashes[] = { KOS_HASH_SHA256, KOS_HASH_SHA384, KOS_HASH_SHA512,
+				       KOS_HASH_SHA1 };
 
 static void test_p256_signs_digests(void)
 {
@@ -607,6 +618,10 @@ static void test_digest_refusals(void)
 		       1, 32, "signs the message itself, not a digest");
 	expect_refused(KOS_KEY_ED25519, ed, KOS_SIG_ED25519, KOS_HASH_SHA512, KOS_SIG_SALT_DEFAULT,
 		       0, 10, "takes no hash");
+	expect_refused(KOS_KEY_ED25519, ed, KOS_SIG_ED25519, KOS_HASH_SHA1, KOS_SIG_SALT_DEFAULT,
+		       0, 10, "takes no hash");
+	expect_refused(KOS_KEY_EC_P256, ec, KOS_SIG_DEFAULT, KOS_HASH_SHA1, KOS_SIG_SALT_DEFAULT,
+		       1, 32, "a sha1 digest is 20 bytes, not 32");
 	/* a salt length for a form without one, or one the key cannot hold */
 	expect_refused(KOS_KEY_EC_P256, ec, KOS_SIG_ECDSA_DER, KOS_HASH_SHA256, 32, 0, 10,
 		       "takes no salt length");

@@ -39,8 +39,11 @@ typedef enum kos_hash {
 	KOS_HASH_SHA256 = 0,
 	KOS_HASH_SHA384,
 	KOS_HASH_SHA512,
+	/* weak (chosen-prefix collisions): kosd signs it only when the policy
+	 * allows it (signing.allow_sha1) */
+	KOS_HASH_SHA1,
 } kos_hash;
-#define KOS_HASH_COUNT 3
+#define KOS_HASH_COUNT 4
 #define KOS_HASH_MAX_LEN 64 /* bytes of the longest digest */
 /* RSA-PSS salt length meaning "as long as the hash" (the length PKCS#11
  * callers and TLS 1.3 use). */
@@ -70,11 +73,11 @@ KOS_API const char *kos_key_type_name(kos_key_type t);
 KOS_API kos_rv kos_key_type_parse(const char *s, kos_key_type *out);
 KOS_API const char *kos_sig_alg_name(kos_sig_alg a);
 KOS_API kos_rv kos_sig_alg_parse(const char *s, kos_sig_alg *out);
-/* "sha256", "sha384", "sha512"; "unknown" for a value outside the enum. */
+/* "sha256", "sha384", "sha512", "sha1"; "unknown" for a value outside the enum. */
 KOS_API const char *kos_hash_name(kos_hash h);
 /* KOS_E_INVALID (with the accepted names in the detail) for an unknown name. */
 KOS_API kos_rv kos_hash_parse(const char *s, kos_hash *out);
-/* The digest's length in bytes (32, 48, 64); 0 for a value outside the enum. */
+/* The digest's length in bytes (32, 48, 64, 20); 0 for a value outside the enum. */
 KOS_API size_t kos_hash_len(kos_hash h);
 /* 1 when name is a valid key name (KOS_KEY_NAME_MAX), else 0. */
 KOS_API int kos_key_name_valid(const char *name);

@@ -1004,7 +1004,8 @@ static void sign_usage(FILE *f)
 		"  -a, --alg ALG     default (ecdsa for ec-p256, ed25519, rsa-pkcs1 for RSA),\n"
 		"                    ecdsa (raw r||s, 64 bytes, as JWS ES256), ecdsa-der (what\n"
 		"                    'openssl dgst -verify' reads), ed25519, rsa-pkcs1, rsa-pss\n"
-		"  -H, --hash HASH   sha256 (default), sha384 or sha512\n"
+		"  -H, --hash HASH   sha256 (default), sha384, sha512, or sha1 when the\n"
+		"                    policy allows it (signing.allow_sha1)\n"
 		"      --digest      standard input is a digest of HASH, not data\n"
 		"  -s, --salt-len N  rsa-pss: salt bytes (default: HASH's length)\n"
 		"  -h, --help        show this help\n",

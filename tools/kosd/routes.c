@@ -548,7 +548,7 @@ static bool sign_opts(struct kosd_req *r, kos_sign_opts *o, bool *named_hash)
 	*named_hash = hash_s != NULL;
 	if (hash_s != NULL && kos_hash_parse(hash_s, &o->hash) != KOS_OK) {
 		kosd_reply_error(r, 400, "bad_request",
-				 "unknown hash (sha256, sha384 or sha512)");
+				 "unknown hash (sha256, sha384, sha512 or sha1)");
 		return false;
 	}
 	if (json_object_get(r->body, "salt_len") != NULL &&
@@ -582,6 +582,12 @@ void kosd_route_sign(struct kosd_req *r)
 	}
 	rv = kos_access_sign_with(r->d->access, r->claims.sub, r->claims.scope, r->name, &opts,
 				  in, len, &res);
+	/* its own code: a site setting refused the request, not the client's
+	 * trust, so a caller can tell an administrator what to change */
+	if (rv == KOS_E_POLICY) {
+		kosd_reply_error(r, 403, "policy", "sign: %s", kos_last_error());
+		goto out;
+	}
 	if (!decided(r, rv, &res, "sign"))
 		goto out;
 	o = json_pack("{s:o, s:s, s:I}", "signature", kosd_b64_json(res.data, res.data_len), "alg",
