@@ -157,6 +157,27 @@ static CK_RV op_append(struct kosp11_op *op, const uint8_t *p, size_t len)
 	return CKR_OK;
 }
 
+/* C_SignUpdate, C_VerifyUpdate and C_DigestUpdate: the part joins the
+ * session's active operation of that kind; a failure ends it, as PKCS#11
+ * says of every error but CKR_BUFFER_TOO_SMALL. */
+static CK_RV op_update(CK_SESSION_HANDLE hSession, int kind, CK_BYTE_PTR pPart,
+		       CK_ULONG ulPartLen)
+{
+	struct kosp11_session *s;
+	struct kosp11_op *op;
+	CK_RV rv;
+
+	if ((rv = kosp11_session_get(hSession, &s)) != CKR_OK)
+		return rv;
+	op = &s->op[kind];
+	if (!op->active)
+		rv = CKR_OPERATION_NOT_INITIALIZED;
+	else if ((rv = op_append(op, pPart, ulPartLen)) != CKR_OK)
+		kosp11_op_reset(op);
+	kosp11_session_put(s);
+	return rv;
+}
+
 /* With the session busy: the key behind h for an operation, copied into
  * op; want is the object kind the operation needs. */
 static CK_RV op_key(const struct kosp11_session *s, CK_OBJECT_HANDLE h, enum kosp11_kind want,
@@ -452,19 +473,7 @@ out:
 
 CK_RV kosp11_C_SignUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
 {
-	struct kosp11_session *s;
-	struct kosp11_op *op;
-	CK_RV rv;
-
-	if ((rv = kosp11_session_get(hSession, &s)) != CKR_OK)
-		return rv;
-	op = &s->op[KOSP11_OP_SIGN];
-	if (!op->active)
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-	else if ((rv = op_append(op, pPart, ulPartLen)) != CKR_OK)
-		kosp11_op_reset(op);
-	kosp11_session_put(s);
-	return rv;
+	return op_update(hSession, KOSP11_OP_SIGN, pPart, ulPartLen);
 }
 
 CK_RV kosp11_C_SignFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
@@ -617,19 +626,7 @@ CK_RV kosp11_C_Verify(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ul
 
 CK_RV kosp11_C_VerifyUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
 {
-	struct kosp11_session *s;
-	struct kosp11_op *op;
-	CK_RV rv;
-
-	if ((rv = kosp11_session_get(hSession, &s)) != CKR_OK)
-		return rv;
-	op = &s->op[KOSP11_OP_VERIFY];
-	if (!op->active)
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-	else if ((rv = op_append(op, pPart, ulPartLen)) != CKR_OK)
-		kosp11_op_reset(op);
-	kosp11_session_put(s);
-	return rv;
+	return op_update(hSession, KOSP11_OP_VERIFY, pPart, ulPartLen);
 }
 
 CK_RV kosp11_C_VerifyFinal(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pSignature,
@@ -1052,19 +1049,7 @@ CK_RV kosp11_C_Digest(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ul
 
 CK_RV kosp11_C_DigestUpdate(CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen)
 {
-	struct kosp11_session *s;
-	struct kosp11_op *op;
-	CK_RV rv;
-
-	if ((rv = kosp11_session_get(hSession, &s)) != CKR_OK)
-		return rv;
-	op = &s->op[KOSP11_OP_DIGEST];
-	if (!op->active)
-		rv = CKR_OPERATION_NOT_INITIALIZED;
-	else if ((rv = op_append(op, pPart, ulPartLen)) != CKR_OK)
-		kosp11_op_reset(op);
-	kosp11_session_put(s);
-	return rv;
+	return op_update(hSession, KOSP11_OP_DIGEST, pPart, ulPartLen);
 }
 
 /* A kos key's value never enters a digest here: that would reveal it to
