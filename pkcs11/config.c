@@ -61,7 +61,7 @@ void kosp11_slots_free(struct kosp11_slot *slots, size_t n, bool forget_handles)
 		free(s->tls_key);
 		free(s->tls_ca);
 		if (s->pin_cred != NULL)
-			kosp11_secret_free(s->pin_cred, strlen(s->pin_cred));
+			kos_secret_free(s->pin_cred, strlen(s->pin_cred));
 		free(s->pin_file);
 	}
 	if (!forget_handles)

@@ -147,7 +147,7 @@ static CK_RV op_append(struct kosp11_op *op, const uint8_t *p, size_t len)
 			return CKR_HOST_MEMORY;
 		if (op->data != NULL) {
 			memcpy(n, op->data, op->len);
-			op->data_secret ? kosp11_secret_free(op->data, op->cap) : free(op->data);
+			op->data_secret ? kos_secret_free(op->data, op->cap) : free(op->data);
 		}
 		op->data = n;
 		op->cap = cap;

@@ -186,9 +186,6 @@ void kosp11_objects_free(bool forget);
 /* The kos signature length of a key type, 0 for a DEK. */
 size_t kosp11_sig_len(kos_key_type t);
 
-/* crypto.c */
-void kosp11_secret_free(void *p, size_t len);
-
 /* The entry points of session.c, object.c and crypto.c, in the
  * function list of general.c. */
 #define KOSP11_DECLARE(name, args) CK_RV kosp11_##name args

@@ -22,21 +22,13 @@ static CK_SESSION_HANDLE kosp11_next_session = 1;
 /* signalled when a session stops being busy */
 static pthread_cond_t kosp11_idle = PTHREAD_COND_INITIALIZER;
 
-void kosp11_secret_free(void *p, size_t len)
-{
-	if (p == NULL)
-		return;
-	OPENSSL_cleanse(p, len);
-	free(p);
-}
-
 void kosp11_op_reset(struct kosp11_op *op)
 {
 	EVP_MD_CTX_free(op->md);
 	if (op->data != NULL)
-		op->data_secret ? kosp11_secret_free(op->data, op->cap) : free(op->data);
+		op->data_secret ? kos_secret_free(op->data, op->cap) : free(op->data);
 	if (op->result != NULL)
-		op->result_secret ? kosp11_secret_free(op->result, op->result_len) :
+		op->result_secret ? kos_secret_free(op->result, op->result_len) :
 				    free(op->result);
 	free(op->aad);
 	free(op->context);
@@ -143,7 +135,7 @@ static void spec_free(struct handle_spec *sp)
 	free(sp->key);
 	free(sp->ca);
 	if (sp->cred != NULL)
-		kosp11_secret_free(sp->cred, strlen(sp->cred));
+		kos_secret_free(sp->cred, strlen(sp->cred));
 	free(sp->cred_file);
 	memset(sp, 0, sizeof(*sp));
 }
@@ -530,9 +522,9 @@ static bool scope_can_manage(const char *jwt)
 out:
 	json_decref(claims);
 	if (raw != NULL)
-		kosp11_secret_free(raw, n + pad + 1);
+		kos_secret_free(raw, n + pad + 1);
 	if (b64 != NULL)
-		kosp11_secret_free(b64, n + pad + 1);
+		kos_secret_free(b64, n + pad + 1);
 	return yes;
 }
 
@@ -567,7 +559,7 @@ static void logout_locked(struct kosp11_slot *sl, kos_client **drop, size_t *ndr
 	sl->can_manage = false;
 	sl->gen++;
 	if (sl->pin_cred != NULL)
-		kosp11_secret_free(sl->pin_cred, strlen(sl->pin_cred));
+		kos_secret_free(sl->pin_cred, strlen(sl->pin_cred));
 	sl->pin_cred = NULL;
 	free(sl->pin_file);
 	sl->pin_file = NULL;
@@ -681,7 +673,7 @@ CK_RV kosp11_C_Login(CK_SESSION_HANDLE hSession, CK_USER_TYPE userType, CK_UTF8C
 	pthread_mutex_unlock(&kosp11_lock);
 out:
 	if (pin != NULL)
-		kosp11_secret_free(pin, ulPinLen + 1);
+		kos_secret_free(pin, ulPinLen + 1);
 	spec_free(&sp);
 	kos_client_free(c);
 	for (size_t i = 0; i < ndrop; i++)
