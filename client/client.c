@@ -297,6 +297,7 @@ static const struct {
 	{"too_many_connections", KOS_CLIENT_REFUSAL_UNAVAILABLE},
 	{"too_many_failures", KOS_CLIENT_REFUSAL_UNAVAILABLE},
 	{"not_found", KOS_CLIENT_REFUSAL_NOT_FOUND},
+	{"retired", KOS_CLIENT_REFUSAL_NOT_FOUND},
 	{"bad_request", KOS_CLIENT_REFUSAL_INVALID},
 	{"invalid_json", KOS_CLIENT_REFUSAL_INVALID},
 	{"invalid_name", KOS_CLIENT_REFUSAL_INVALID},
@@ -342,6 +343,10 @@ static kos_rv refusal(kos_client *c, long status, json_t *doc)
 	case 503: rv = KOS_E_BUSY; break;
 	default: rv = status >= 500 ? KOS_E_INTERNAL : KOS_E_INVALID; break;
 	}
+	/* a retired key version is gone for the caller as one never made is;
+	 * the code tells them apart */
+	if (code != NULL && strcmp(code, "retired") == 0)
+		rv = KOS_E_NOTFOUND;
 	if (msg != NULL)
 		return kos_error_set(rv, "%s", msg);
 	return kos_error_set(rv, "kosd answered HTTP %ld", status);
@@ -1522,47 +1527,67 @@ kos_rv kos_client_decrypt(kos_client *c, const char *context, const uint8_t *env
 	return rv;
 }
 
-/* POST /v1/keys/NAME/sign with "data" or (digest) "digest"; hash and a
- * salt length other than KOS_SIG_SALT_DEFAULT are sent when named, so a
- * plain kos_client_sign() asks exactly what it always did. */
-static kos_rv sign_req(kos_client *c, const char *what, const char *name, kos_sig_alg alg,
-		       const kos_hash *hash, int salt_len, bool digest, const uint8_t *in,
-		       size_t len, uint8_t **sig, size_t *sig_len)
+/* An answer's "version": 1..UINT32_MAX, and want when want is not 0. */
+static kos_rv answer_version(json_t *doc, uint32_t want, uint32_t *out)
+{
+	json_t *v = json_object_get(doc, "version");
+	json_int_t n = json_integer_value(v);
+
+	if (!json_is_integer(v) || n < 1 || n > UINT32_MAX || (want != 0 && n != (json_int_t)want))
+		return kos_error_set(KOS_E_PARSE, "kosd's answer names no version, or another");
+	*out = (uint32_t)n;
+	return KOS_OK;
+}
+
+/* POST /v1/keys/NAME/sign, the one request builder of every signing call:
+ * "data" or (opts->digest) "digest"; "alg", "hash", "salt_len" and
+ * "version" are sent only when they differ from the defaults, so a plain
+ * kos_client_sign() asks exactly what it always did. named_hash: "hash" is
+ * sent even for SHA-256 (what kos_client_sign_hash() always did). */
+static kos_rv sign_req(kos_client *c, const char *what, const char *name,
+		       const kos_client_sign_opts *o, bool named_hash, const uint8_t *in,
+		       size_t len, uint8_t **sig, size_t *sig_len, uint32_t *version_out)
 {
 	char path[32 + KOS_KEY_NAME_MAX];
 	kos_buf b;
 	json_t *doc = NULL;
 	uint8_t *s = NULL;
 	size_t slen = 0;
+	uint32_t got = 0;
 	kos_rv rv;
 
-	if (c == NULL || sig == NULL || sig_len == NULL || (in == NULL && len > 0))
+	if (version_out != NULL)
+		*version_out = 0;
+	if (c == NULL || o == NULL || sig == NULL || sig_len == NULL || (in == NULL && len > 0))
 		return kos_error_set(KOS_E_INVALID, "%s: bad arguments", what);
 	*sig = NULL;
 	*sig_len = 0;
 	if ((rv = check_name(name)) != KOS_OK)
 		return rv;
-	if ((unsigned)alg >= KOS_SIG_ALG_COUNT)
+	if ((unsigned)o->alg >= KOS_SIG_ALG_COUNT)
 		return kos_error_set(KOS_E_INVALID, "%s: unknown signature algorithm %d", what,
-				     (int)alg);
-	if (hash != NULL && kos_hash_len(*hash) == 0)
-		return kos_error_set(KOS_E_INVALID, "%s: unknown hash %d", what, (int)*hash);
-	if (digest && len != kos_hash_len(*hash))
+				     (int)o->alg);
+	if (kos_hash_len(o->hash) == 0)
+		return kos_error_set(KOS_E_INVALID, "%s: unknown hash %d", what, (int)o->hash);
+	if (o->digest && len != kos_hash_len(o->hash))
 		return kos_error_set(KOS_E_INVALID, "%s: a %s digest is %zu bytes, not %zu", what,
-				     kos_hash_name(*hash), kos_hash_len(*hash), len);
-	if (salt_len != KOS_SIG_SALT_DEFAULT && salt_len < 0)
+				     kos_hash_name(o->hash), kos_hash_len(o->hash), len);
+	if (o->salt_len != KOS_SIG_SALT_DEFAULT && o->salt_len < 0)
 		return kos_error_set(KOS_E_INVALID, "%s: a negative salt length", what);
 	rv = ensure_credential(c);
 	if (rv != KOS_OK)
 		return rv;
 	body_init(&b);
-	body_b64(&b, digest ? "digest" : "data", in != NULL ? in : (const uint8_t *)"", len);
-	if (alg != KOS_SIG_DEFAULT)
-		body_str(&b, "alg", kos_sig_alg_name(alg));
-	if (hash != NULL)
-		body_str(&b, "hash", kos_hash_name(*hash));
-	if (salt_len != KOS_SIG_SALT_DEFAULT)
-		body_uint(&b, "salt_len", (uint32_t)salt_len);
+	body_b64(&b, o->digest ? "digest" : "data", in != NULL ? in : (const uint8_t *)"", len);
+	if (o->alg != KOS_SIG_DEFAULT)
+		body_str(&b, "alg", kos_sig_alg_name(o->alg));
+	/* a digest always names its hash: kosd cannot tell */
+	if (named_hash || o->digest || o->hash != KOS_HASH_SHA256)
+		body_str(&b, "hash", kos_hash_name(o->hash));
+	if (o->salt_len != KOS_SIG_SALT_DEFAULT)
+		body_uint(&b, "salt_len", (uint32_t)o->salt_len);
+	if (o->version != 0)
+		body_uint(&b, "version", o->version);
 	body_close(&b);
 	if (b.err != KOS_OK) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
@@ -1571,11 +1596,15 @@ static kos_rv sign_req(kos_client *c, const char *what, const char *name, kos_si
 	snprintf(path, sizeof(path), "/v1/keys/%s/sign", name);
 	rv = http(c, path, &b, c->cred, &doc);
 	if (rv == KOS_OK)
+		rv = answer_version(doc, o->version, &got);
+	if (rv == KOS_OK)
 		rv = answer_b64(doc, "signature", &s, &slen);
 	if (rv == KOS_OK) {
 		*sig = s;
 		*sig_len = slen;
 		s = NULL;
+		if (version_out != NULL)
+			*version_out = got;
 	}
 out:
 	kos_secret_free(s, slen + 1);
@@ -1584,36 +1613,60 @@ out:
 	return rv;
 }
 
+kos_rv kos_client_sign_ex(kos_client *c, const char *name, const kos_client_sign_opts *opts,
+			  const uint8_t *data, size_t len, uint8_t **sig, size_t *sig_len,
+			  uint32_t *version_out)
+{
+	return sign_req(c, "kos_client_sign_ex", name, opts, false, data, len, sig, sig_len,
+			version_out);
+}
+
 kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg, const uint8_t *data,
 		       size_t len, uint8_t **sig, size_t *sig_len)
 {
-	return sign_req(c, "kos_client_sign", name, alg, NULL, KOS_SIG_SALT_DEFAULT, false, data,
-			len, sig, sig_len);
+	kos_client_sign_opts o = KOS_CLIENT_SIGN_OPTS_INIT;
+
+	o.alg = alg;
+	return sign_req(c, "kos_client_sign", name, &o, false, data, len, sig, sig_len, NULL);
 }
 
 kos_rv kos_client_sign_hash(kos_client *c, const char *name, kos_sig_alg alg, kos_hash hash,
 			    int salt_len, const uint8_t *data, size_t len, uint8_t **sig,
 			    size_t *sig_len)
 {
-	return sign_req(c, "kos_client_sign_hash", name, alg, &hash, salt_len, false, data, len,
-			sig, sig_len);
+	kos_client_sign_opts o = KOS_CLIENT_SIGN_OPTS_INIT;
+
+	o.alg = alg;
+	o.hash = hash;
+	o.salt_len = salt_len;
+	return sign_req(c, "kos_client_sign_hash", name, &o, true, data, len, sig, sig_len, NULL);
 }
 
 kos_rv kos_client_sign_digest(kos_client *c, const char *name, kos_sig_alg alg, kos_hash hash,
 			      int salt_len, const uint8_t *digest, size_t len, uint8_t **sig,
 			      size_t *sig_len)
 {
-	return sign_req(c, "kos_client_sign_digest", name, alg, &hash, salt_len, true, digest,
-			len, sig, sig_len);
+	kos_client_sign_opts o = KOS_CLIENT_SIGN_OPTS_INIT;
+
+	o.alg = alg;
+	o.hash = hash;
+	o.salt_len = salt_len;
+	o.digest = 1;
+	return sign_req(c, "kos_client_sign_digest", name, &o, true, digest, len, sig, sig_len,
+			NULL);
 }
 
-kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem)
+kos_rv kos_client_pubkey_at(kos_client *c, const char *name, uint32_t version, char **pem,
+			    uint32_t *version_out)
 {
-	char path[32 + KOS_KEY_NAME_MAX];
+	char path[48 + KOS_KEY_NAME_MAX];
 	json_t *doc = NULL;
+	uint32_t got = 0;
 	const char *p;
 	kos_rv rv;
 
+	if (version_out != NULL)
+		*version_out = 0;
 	if (c == NULL || pem == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_client_pubkey: bad arguments");
 	*pem = NULL;
@@ -1622,17 +1675,29 @@ kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem)
 	rv = ensure_credential(c);
 	if (rv != KOS_OK)
 		return rv;
-	snprintf(path, sizeof(path), "/v1/keys/%s/pubkey", name);
+	if (version != 0)
+		snprintf(path, sizeof(path), "/v1/keys/%s/pubkey?version=%" PRIu32, name, version);
+	else
+		snprintf(path, sizeof(path), "/v1/keys/%s/pubkey", name);
 	rv = http(c, path, NULL, c->cred, &doc);
 	if (rv != KOS_OK)
 		return rv;
 	p = json_string_value(json_object_get(doc, "pem"));
 	if (p == NULL)
 		rv = kos_error_set(KOS_E_PARSE, "kosd's answer has no \"pem\"");
-	else if ((*pem = kos_strdup(p)) == NULL)
+	else
+		rv = answer_version(doc, version, &got);
+	if (rv == KOS_OK && (*pem = kos_strdup(p)) == NULL)
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+	if (rv == KOS_OK && version_out != NULL)
+		*version_out = got;
 	json_decref(doc);
 	return rv;
+}
+
+kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem)
+{
+	return kos_client_pubkey_at(c, name, 0, pem, NULL);
 }
 
 /* --- AES-256-GCM with the caller's parameters -------------------------- */

@@ -1088,9 +1088,11 @@ out:
 
 /* --- signing keys ------------------------------------------------------------------ */
 
-/* The current version of signing key name, its token and label: from the
- * short-lived cache, else the store. */
-static kos_rv sign_meta_get(kos_keys *keys, const char *name, struct sign_meta *out)
+/* Version asked (0: the current one) of signing key name, its token and
+ * label: from the short-lived cache, else the store. Only an active
+ * version is found; a retired one is KOS_E_NOTFOUND saying so. */
+static kos_rv sign_meta_get(kos_keys *keys, const char *name, uint32_t asked,
+			    struct sign_meta *out)
 {
 	uint64_t h = kos_keys_name_hash(name);
 	struct kos_store_version v;
@@ -1103,8 +1105,8 @@ static kos_rv sign_meta_get(kos_keys *keys, const char *name, struct sign_meta *
 	pthread_mutex_lock(&keys->lock);
 	now = keys->clock(keys->clock_arg);
 	for (i = 0; i < SIGN_META_ENTRIES && !hit; i++) {
-		if (keys->meta[i].hash == h && keys->meta[i].expires > now &&
-		    strcmp(keys->meta[i].name, name) == 0) {
+		if (keys->meta[i].hash == h && keys->meta[i].asked == asked &&
+		    keys->meta[i].expires > now && strcmp(keys->meta[i].name, name) == 0) {
 			*out = keys->meta[i];
 			hit = true;
 		}
@@ -1119,13 +1121,26 @@ static kos_rv sign_meta_get(kos_keys *keys, const char *name, struct sign_meta *
 	if (!is_signing(key.type))
 		return kos_error_set(KOS_E_INVALID, "key %s is a data key, not a signing key",
 				     name);
-	rv = kos_store_key_version_get(keys->st, name, 0, &v);
+	rv = kos_store_key_version_get(keys->st, name, asked, &v);
+	if (rv == KOS_E_NOTFOUND && asked != 0)
+		return kos_error_set(KOS_E_NOTFOUND, "key %s has no version %" PRIu32, name, asked);
 	if (rv != KOS_OK)
 		return rv;
+	if (v.state != KOS_KEY_STATE_ACTIVE) {
+		/* a retired version's key pair is destroyed: it signs nothing more */
+		rv = v.state == KOS_KEY_STATE_RETIRED
+			 ? kos_error_set(KOS_E_NOTFOUND, "key %s version %" PRIu32 " is retired",
+					 name, asked)
+			 : kos_error_set(KOS_E_NOTFOUND, "key %s has no version %" PRIu32, name,
+					 asked);
+		kos_store_version_clear(&v);
+		return rv;
+	}
 	memset(out, 0, sizeof(*out));
 	out->hash = h;
 	snprintf(out->name, sizeof(out->name), "%s", name);
 	out->type = key.type;
+	out->asked = asked;
 	out->version = v.version;
 	snprintf(out->label, sizeof(out->label), "%s", v.label);
 	rv = kos_hsm_token_find(keys->hsm, v.token, &out->tok);
@@ -1141,7 +1156,8 @@ static kos_rv sign_meta_get(kos_keys *keys, const char *name, struct sign_meta *
 	out->expires = now + SIGN_META_TTL;
 	for (i = 0; i < SIGN_META_ENTRIES; i++) {
 		if (keys->meta[i].hash == 0 ||
-		    (keys->meta[i].hash == h && strcmp(keys->meta[i].name, name) == 0)) {
+		    (keys->meta[i].hash == h && keys->meta[i].asked == asked &&
+		     strcmp(keys->meta[i].name, name) == 0)) {
 			slot = i;
 			break;
 		}
@@ -1190,7 +1206,7 @@ kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sign_opts *
 		    "SHA-1 signatures are disabled by the policy (signing.allow_sha1)");
 	rv = kos_keys_check_name(name);
 	if (rv == KOS_OK)
-		rv = sign_meta_get(keys, name, &m);
+		rv = sign_meta_get(keys, name, opts->version, &m);
 	if (rv != KOS_OK)
 		return rv;
 	rv = kos_signer_sign_with(keys->hsm, m.tok, m.type, m.label, opts, in, len, sig, sig_len);
@@ -1208,7 +1224,8 @@ kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, const uin
 	return kos_key_sign_with(keys, name, &opts, data, len, sig, sig_len, version_out);
 }
 
-kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem)
+kos_rv kos_key_pubkey_pem_at(kos_keys *keys, const char *name, uint32_t version, char **pem,
+			    uint32_t *version_out)
 {
 	struct kos_store_version v;
 	struct kos_store_key key;
@@ -1217,6 +1234,8 @@ kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, ch
 	if (pem == NULL)
 		return kos_error_set(KOS_E_INVALID, "no output for the public key");
 	*pem = NULL;
+	if (version_out != NULL)
+		*version_out = 0;
 	if (keys == NULL)
 		return kos_error_set(KOS_E_INVALID, "no key service");
 	rv = kos_keys_check_name(name);
@@ -1234,6 +1253,13 @@ kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, ch
 		rv = kos_error_set(KOS_E_NOTFOUND, "key %s has no version %" PRIu32, name, version);
 	else
 		rv = kos_spki_to_pem(v.spki, v.spki_len, pem);
+	if (rv == KOS_OK && version_out != NULL)
+		*version_out = v.version;
 	kos_store_version_clear(&v);
 	return rv;
+}
+
+kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem)
+{
+	return kos_key_pubkey_pem_at(keys, name, version, pem, NULL);
 }

@@ -216,27 +216,36 @@ KOS_API kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, c
  * CKM_RSA_PKCS_PSS take): ECDSA signs it raw, RSA PKCS#1 v1.5 signs the
  * DigestInfo kos builds for hash around it, RSA-PSS uses MGF1 with hash.
  * Ed25519 signs the message itself: it takes neither a digest nor a hash
- * other than the default. */
+ * other than the default. version names the key version that signs: a
+ * TLS server's certificate is for one version, which must keep signing
+ * after a rotation until the certificate is replaced. */
 typedef struct kos_sign_opts {
 	kos_sig_alg alg;
 	kos_hash hash;
-	int salt_len; /* RSA-PSS only: 0..(modulus bytes - hash length - 2), or
-			 KOS_SIG_SALT_DEFAULT: the hash's length */
-	int digest;   /* 1: the input is a digest of hash; 0: data kos hashes */
+	int salt_len;     /* RSA-PSS only: 0..(modulus bytes - hash length - 2), or
+			     KOS_SIG_SALT_DEFAULT: the hash's length */
+	int digest;       /* 1: the input is a digest of hash; 0: data kos hashes */
+	uint32_t version; /* 0: the current one; else an active version */
 } kos_sign_opts;
-#define KOS_SIGN_OPTS_INIT { KOS_SIG_DEFAULT, KOS_HASH_SHA256, KOS_SIG_SALT_DEFAULT, 0 }
+#define KOS_SIGN_OPTS_INIT { KOS_SIG_DEFAULT, KOS_HASH_SHA256, KOS_SIG_SALT_DEFAULT, 0, 0 }
 
-/* kos_key_sign() as opts says. Errors: KOS_E_INVALID (alg does not fit the
- * type, a digest not of the hash's length, a digest or hash for Ed25519, a
- * salt length for another form or too long for the key), KOS_E_POLICY
+/* kos_key_sign() as opts says; *version_out (may be NULL) receives the
+ * version that signed. Errors: KOS_E_INVALID (alg does not fit the type, a
+ * digest not of the hash's length, a digest or hash for Ed25519, a salt
+ * length for another form or too long for the key), KOS_E_POLICY
  * (KOS_HASH_SHA1 while the policy's signing.allow_sha1 is false),
- * KOS_E_NOTFOUND, token errors. Thread-safe. */
+ * KOS_E_NOTFOUND (no such key or version, or a retired version, the detail
+ * saying which), token errors. Thread-safe. */
 KOS_API kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sign_opts *opts,
 				 const uint8_t *in, size_t len, uint8_t **sig, size_t *sig_len,
 				 uint32_t *version_out);
 /* The public key of name at version (0: current) as PEM
  * (SubjectPublicKeyInfo); retired versions too. Free with kos_free(). */
 KOS_API kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem);
+/* kos_key_pubkey_pem(), and *version_out (may be NULL) receives the version
+ * it is: the current one's number for version 0. */
+KOS_API kos_rv kos_key_pubkey_pem_at(kos_keys *keys, const char *name, uint32_t version,
+				     char **pem, uint32_t *version_out);
 
 /* Certificates beside signing keys (kos-keys(7)): an X.509 certificate in
  * DER, at most KOS_KEY_CERT_MAX bytes, stored with version (0: current) of

@@ -21,7 +21,8 @@ struct sign_meta {
 	kos_usec expires;
 	char name[KOS_KEY_NAME_MAX + 1];
 	kos_key_type type;
-	uint32_t version;
+	uint32_t asked;   /* the version asked for; 0: the current one */
+	uint32_t version; /* the version it is */
 	size_t tok;
 	char label[KOS_STORE_LABEL_MAX + 1];
 };

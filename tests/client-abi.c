@@ -42,6 +42,22 @@ static int offline(void)
 		check(kos_client_encrypt(c, "k", NULL, (const uint8_t *)"x", 1, NULL, NULL) ==
 			      KOS_E_INVALID,
 		      "encrypt without an output is refused");
+		{
+			kos_client_sign_opts o = KOS_CLIENT_SIGN_OPTS_INIT;
+			uint8_t *sig = NULL;
+			size_t sig_len = 0;
+
+			o.digest = 1;
+			check(kos_client_sign_ex(c, "k", &o, (const uint8_t *)"x", 1, &sig,
+						 &sig_len, NULL) == KOS_E_INVALID &&
+				      sig == NULL,
+			      "sign_ex: a digest of the wrong length is refused here");
+			check(kos_client_sign_ex(c, "k", NULL, (const uint8_t *)"x", 1, &sig,
+						 &sig_len, NULL) == KOS_E_INVALID,
+			      "sign_ex without options is refused");
+			check(kos_client_pubkey_at(c, "k", 1, NULL, NULL) == KOS_E_INVALID,
+			      "pubkey_at without an output is refused");
+		}
 	}
 	kos_client_free(c);
 	kos_client_free(NULL);

@@ -35,6 +35,8 @@ setup "a service" "$K" service register billing --ops charge,refund
 setup "a data key" "$K" key create payments
 setup "a signing key" "$K" key create sig --type ec-p256
 setup "its second version" "$K" key rotate sig
+setup "a TLS key" "$K" key create tls --type ec-p256
+setup "its second version" "$K" key rotate tls
 
 check "kosd starts" start_kosd
 for c in admin; do
@@ -238,6 +240,50 @@ want 404 "a version that does not exist"
 api GET "/v1/keys/sig/pubkey?version=1" "$USR"
 want 403 "an old public key without pubkey:sig"
 grep_out '"error":"out_of_scope"' "old pubkey: out_of_scope"
+
+# --- signing with a chosen version: a TLS server's certificate is for one ---
+api GET /v1/keys/sig/pubkey "$PK"
+want 200 "the current public key"
+grep_out '"version":2' "it names the current version"
+printf hello > "$kos_tmp/hello"
+api POST /v1/keys/sig/sign "$ADM" '{"data":"aGVsbG8=","alg":"ecdsa-der","version":1}'
+want 200 "sign with version 1 after a rotation"
+grep_out '"version":1' "the answer names version 1"
+field signature | base64 -d > "$kos_tmp/sig1.bin"
+check "version 1's public key verifies it" openssl dgst -sha256 -verify "$kos_tmp/pk1.local" \
+	-signature "$kos_tmp/sig1.bin" "$kos_tmp/hello"
+check "the current public key does not" sh -c "! openssl dgst -sha256 -verify \
+	'$kos_tmp/pk2.local' -signature '$kos_tmp/sig1.bin' '$kos_tmp/hello' >/dev/null 2>&1"
+api POST /v1/keys/sig/sign "$ADM" '{"data":"aGVsbG8=","version":0}'
+want 200 "version 0 is the current one"
+grep_out '"version":2' "the current version signed"
+api POST /v1/keys/sig/sign "$ADM" '{"data":"aGVsbG8=","version":9}'
+want 404 "sign with a version the key never had"
+grep_out '"error":"not_found"' "no such version: not_found"
+api POST /v1/keys/sig/sign "$ADM" '{"data":"aGVsbG8=","version":"1"}'
+want 400 "a version that is not a number"
+grep_out '"error":"wrong_type"' "version: wrong_type"
+api POST /v1/admin/keys/tls/retire "$ADM" '{"version":1}'
+want 200 "retire tls version 1"
+api POST /v1/keys/tls/sign "$ADM" '{"data":"aGVsbG8=","version":1}'
+want 409 "sign with a retired version"
+grep_out '"error":"retired"' "a retired version: retired"
+grep_out 'version 1 is retired' "the message names the version"
+api POST /v1/keys/tls/sign "$ADM" '{"data":"aGVsbG8=","version":2}'
+want 200 "the active version signs"
+api POST /v1/keys/tls/sign "$PK" '{"data":"aGVsbG8=","version":2}'
+want 403 "sign with a version out of scope"
+grep_out '"error":"out_of_scope"' "a version out of scope: out_of_scope"
+expect 0 "key sign --version through kosd" ks admin key sign sig --alg ecdsa-der --version 1 \
+	< "$kos_tmp/hello"
+check "its signature verifies with version 1's key" openssl dgst -sha256 -verify \
+	"$kos_tmp/pk1.local" -signature "$out" "$kos_tmp/hello"
+expect 1 "key sign --version of a retired version through kosd" ks admin key sign tls \
+	--version 1 < "$kos_tmp/hello"
+grep_err "(retired)" "key sign: retired"
+expect 1 "key sign --version of a retired version on the store" "$K" --local key sign tls \
+	--version 1 < "$kos_tmp/hello"
+grep_err "version 1 is retired" "the store says retired"
 api GET /v1/admin/clients "$ADM"
 want 200 "list clients"
 grep_out '"client":"svc"' "the list holds svc"

@@ -80,6 +80,9 @@ static char secrets[sizeof(names) / sizeof(names[0])][KOS_CRED_SECRET_LEN + 1];
 #define BULK_KEYS    50 /* bulk-00 .. bulk-49 */
 #define BULK_EC      5  /* of them, bulk-00 .. bulk-04 are EC P-256 keys */
 static char finder_secret[KOS_CRED_SECRET_LEN + 1], digest_secret[KOS_CRED_SECRET_LEN + 1];
+/* vers signs with chosen versions of tls-1 (two versions) and retires them */
+#define VERS_SCOPE "sign:tls-1 admin:keys"
+static char vers_secret[KOS_CRED_SECRET_LEN + 1];
 
 static const char *secret_of(const char *name)
 {
@@ -342,7 +345,9 @@ static int suite_init(void)
 	    kos_key_create(keys, "other", KOS_KEY_DEK) != KOS_OK ||
 	    kos_key_create(keys, "signer-1", KOS_KEY_EC_P256) != KOS_OK ||
 	    kos_key_create(keys, "rsa-1", KOS_KEY_RSA_2048) != KOS_OK ||
-	    kos_key_create(keys, "ed-1", KOS_KEY_ED25519) != KOS_OK)
+	    kos_key_create(keys, "ed-1", KOS_KEY_ED25519) != KOS_OK ||
+	    kos_key_create(keys, "tls-1", KOS_KEY_EC_P256) != KOS_OK ||
+	    kos_key_rotate(keys, "tls-1", NULL) != KOS_OK)
 		goto fail;
 	for (int i = 0; i < BULK_KEYS; i++) {
 		char name[24];
@@ -353,7 +358,8 @@ static int suite_init(void)
 			goto fail;
 	}
 	if (kos_ca_client_add(admin, "finder", FINDER_SCOPE, finder_secret) != KOS_OK ||
-	    kos_ca_client_add(admin, "dsig", "sign:signer-1", digest_secret) != KOS_OK)
+	    kos_ca_client_add(admin, "dsig", "sign:signer-1", digest_secret) != KOS_OK ||
+	    kos_ca_client_add(admin, "vers", VERS_SCOPE, vers_secret) != KOS_OK)
 		goto fail;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		/* cara attaches certificates and does nothing else */
@@ -1365,6 +1371,98 @@ static void test_sign_digest_follows_the_tier(void)
 	kos_client_free(c);
 }
 
+/* A TLS server's certificate is for one key version: after a rotation it
+ * keeps signing with that version until the certificate is replaced, and a
+ * retired version is refused as such. */
+static void test_sign_with_a_version(void)
+{
+	static const uint8_t msg[] = "a handshake's transcript";
+	kos_client_sign_opts o = KOS_CLIENT_SIGN_OPTS_INIT;
+	kos_client *c = NULL;
+	uint8_t *sig = NULL, dg[32];
+	size_t sig_len = 0;
+	uint32_t v = 0;
+	char *v1 = NULL, *v2 = NULL, *cur = NULL, *ans = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_client_new(sock, &c), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_enroll(c, vers_secret, NULL), KOS_OK);
+	/* the current public key says which version it is */
+	CU_ASSERT_EQUAL_FATAL(kos_client_pubkey_at(c, "tls-1", 0, &cur, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v, 2);
+	CU_ASSERT_EQUAL_FATAL(kos_client_pubkey_at(c, "tls-1", 1, &v1, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT_EQUAL_FATAL(kos_client_pubkey_at(c, "tls-1", 2, &v2, NULL), KOS_OK);
+	KOS_ASSERT_STR_EQ(cur, v2);
+	CU_ASSERT(strcmp(v1, v2) != 0);
+
+	/* default: the current version, which the answer names */
+	o.alg = KOS_SIG_ECDSA_DER;
+	CU_ASSERT_EQUAL_FATAL(kos_client_sign_ex(c, "tls-1", &o, msg, sizeof(msg), &sig, &sig_len,
+						 &v),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(v, 2);
+	CU_ASSERT(verify_sig(v2, msg, sizeof(msg), sig, sig_len));
+	kos_free(sig);
+	/* version 1 after the rotation: verifies with version 1's key only */
+	o.version = 1;
+	CU_ASSERT_EQUAL_FATAL(kos_client_sign_ex(c, "tls-1", &o, msg, sizeof(msg), &sig, &sig_len,
+						 &v),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT(verify_sig(v1, msg, sizeof(msg), sig, sig_len));
+	CU_ASSERT(!verify_sig(v2, msg, sizeof(msg), sig, sig_len));
+	kos_free(sig);
+	/* a digest with a version, as the provider signs a TLS handshake */
+	CU_ASSERT_EQUAL_FATAL(EVP_Digest(msg, sizeof(msg), dg, NULL, EVP_sha256(), NULL), 1);
+	o.digest = 1;
+	CU_ASSERT_EQUAL_FATAL(kos_client_sign_ex(c, "tls-1", &o, dg, sizeof(dg), &sig, &sig_len,
+						 &v),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	CU_ASSERT(verify_digest(v1, KOS_HASH_SHA256, 0, dg, sizeof(dg), sig, sig_len));
+	kos_free(sig);
+	sig = NULL;
+	/* a version the key never had: not found */
+	o.version = 7;
+	CU_ASSERT_EQUAL(kos_client_sign_ex(c, "tls-1", &o, dg, sizeof(dg), &sig, &sig_len, &v),
+			KOS_E_NOTFOUND);
+	KOS_ASSERT_STR_EQ(kos_client_last_code(c), "not_found");
+	CU_ASSERT(sig == NULL && v == 0);
+	CU_ASSERT_EQUAL(kos_client_pubkey_at(c, "tls-1", 7, &ans, &v), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NULL(ans);
+
+	/* retired: refused as retired, the public key still readable */
+	CU_ASSERT_EQUAL_FATAL(kos_client_call(c, "POST", "/v1/admin/keys/tls-1/retire",
+					      "{\"version\":1}", &ans),
+			      KOS_OK);
+	kos_secret_free(ans, strlen(ans));
+	ans = NULL;
+	o.version = 1;
+	CU_ASSERT_EQUAL(kos_client_sign_ex(c, "tls-1", &o, dg, sizeof(dg), &sig, &sig_len, &v),
+			KOS_E_NOTFOUND);
+	KOS_ASSERT_STR_EQ(kos_client_last_code(c), "retired");
+	CU_ASSERT_EQUAL(kos_client_last_refusal(c), KOS_CLIENT_REFUSAL_NOT_FOUND);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "version 1 is retired"));
+	CU_ASSERT_PTR_NULL(sig);
+	kos_free(v1);
+	v1 = NULL;
+	CU_ASSERT_EQUAL(kos_client_pubkey_at(c, "tls-1", 1, &v1, &v), KOS_OK);
+	CU_ASSERT_EQUAL(v, 1);
+	/* the current version signs on */
+	o.version = 0;
+	CU_ASSERT_EQUAL(kos_client_sign_ex(c, "tls-1", &o, dg, sizeof(dg), &sig, &sig_len, &v),
+			KOS_OK);
+	CU_ASSERT_EQUAL(v, 2);
+	kos_free(sig);
+	/* bad arguments never reach kosd */
+	CU_ASSERT_EQUAL(kos_client_sign_ex(c, "tls-1", NULL, dg, sizeof(dg), &sig, &sig_len, &v),
+			KOS_E_INVALID);
+	kos_free(v1);
+	kos_free(v2);
+	kos_free(cur);
+	kos_client_free(c);
+}
+
 struct found {
 	unsigned n;
 	unsigned bulk, dek, other_type;
@@ -1773,12 +1871,14 @@ static void test_answers_canonical_base64(void)
 		const char *answer;
 		kos_rv rv;
 	} cases[] = {
-		{ "{\"signature\":\"QQ==\"}", KOS_OK },
-		{ "{\"signature\":\"QR==\"}", KOS_E_PARSE },  /* unused bits set */
-		{ "{\"signature\":\"QUI=QUI=\"}", KOS_E_PARSE }, /* padding inside */
-		{ "{\"signature\":\"QQ\"}", KOS_E_PARSE },	  /* unpadded */
-		{ "{\"signature\":\"QU I=\"}", KOS_E_PARSE },	  /* a space */
-		{ "{\"signature\":\"Q===\"}", KOS_E_PARSE },  /* three pads */
+		{ "{\"signature\":\"QQ==\",\"version\":1}", KOS_OK },
+		{ "{\"signature\":\"QR==\",\"version\":1}", KOS_E_PARSE },  /* unused bits set */
+		{ "{\"signature\":\"QUI=QUI=\",\"version\":1}", KOS_E_PARSE }, /* padding inside */
+		{ "{\"signature\":\"QQ\",\"version\":1}", KOS_E_PARSE },	  /* unpadded */
+		{ "{\"signature\":\"QU I=\",\"version\":1}", KOS_E_PARSE },	  /* a space */
+		{ "{\"signature\":\"Q===\",\"version\":1}", KOS_E_PARSE },  /* three pads */
+		/* a signature that does not say which version made it */
+		{ "{\"signature\":\"QQ==\"}", KOS_E_PARSE },
 	};
 	static const uint8_t msg[] = "to be signed";
 	char path[700], cred[700];
@@ -1804,7 +1904,9 @@ static void test_answers_canonical_base64(void)
 			CU_ASSERT(sig != NULL && sig[0] == 'A');
 		} else {
 			CU_ASSERT_PTR_NULL(sig);
-			CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "malformed base64"));
+			CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), i + 1 < KOS_ARRAY_SIZE(cases)
+									    ? "malformed base64"
+									    : "names no version"));
 		}
 		kos_free(sig);
 		kos_client_free(c);
@@ -1832,6 +1934,7 @@ int main(void)
 		KOS_TEST(test_sign_digest_verifies),
 		KOS_TEST(test_sign_digest_refusals),
 		KOS_TEST(test_sign_digest_follows_the_tier),
+		KOS_TEST(test_sign_with_a_version),
 		KOS_TEST(test_keys_find_filters_in_kosd),
 		KOS_TEST(test_gcm_across_tiers),
 		KOS_TEST(test_certificates),

@@ -1468,6 +1468,72 @@ static void test_signing_keys(void)
 	CU_ASSERT_EQUAL(kos_key_pubkey_pem(keys, "sig-ec", 7, &pem1), KOS_E_NOTFOUND);
 }
 
+/* A chosen version signs, the current one by default; a retired version
+ * is refused as retired, one never made as absent; the cache of the
+ * current version does not answer for a version asked by number. */
+static void test_sign_with_a_version(void)
+{
+	static const uint8_t data[] = "a TLS server signs this";
+	kos_sign_opts o = KOS_SIGN_OPTS_INIT;
+	uint8_t *sig = NULL;
+	size_t sig_len = 0;
+	uint32_t ver = 0;
+	char *pem = NULL;
+	EVP_PKEY *v1, *v2;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "ver-ec", KOS_KEY_EC_P256), KOS_OK);
+	o.alg = KOS_SIG_ECDSA_DER;
+	/* version 1 is current and asked by number alike */
+	o.version = 1;
+	CU_ASSERT_EQUAL_FATAL(kos_key_sign_with(keys, "ver-ec", &o, data, sizeof(data), &sig,
+						&sig_len, &ver),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(ver, 1);
+	kos_free(sig);
+	CU_ASSERT_EQUAL_FATAL(kos_key_rotate(keys, "ver-ec", NULL), KOS_OK);
+	v1 = pubkey("ver-ec", 1);
+	v2 = pubkey("ver-ec", 2);
+	CU_ASSERT_EQUAL_FATAL(kos_key_sign_with(keys, "ver-ec", &o, data, sizeof(data), &sig,
+						&sig_len, &ver),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(ver, 1);
+	CU_ASSERT(verify(v1, KOS_SIG_ECDSA_DER, data, sizeof(data), sig, sig_len));
+	CU_ASSERT_FALSE(verify(v2, KOS_SIG_ECDSA_DER, data, sizeof(data), sig, sig_len));
+	kos_free(sig);
+	o.version = 0;
+	CU_ASSERT_EQUAL_FATAL(kos_key_sign_with(keys, "ver-ec", &o, data, sizeof(data), &sig,
+						&sig_len, &ver),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(ver, 2);
+	CU_ASSERT(verify(v2, KOS_SIG_ECDSA_DER, data, sizeof(data), sig, sig_len));
+	kos_free(sig);
+	sig = NULL;
+	/* the public key of the current version says which it is */
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem_at(keys, "ver-ec", 0, &pem, &ver), KOS_OK);
+	CU_ASSERT_EQUAL(ver, 2);
+	kos_free(pem);
+	o.version = 3;
+	CU_ASSERT_EQUAL(kos_key_sign_with(keys, "ver-ec", &o, data, sizeof(data), &sig, &sig_len,
+					  &ver),
+			KOS_E_NOTFOUND);
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "key ver-ec has no version 3");
+	CU_ASSERT_PTR_NULL(sig);
+	CU_ASSERT_EQUAL(kos_key_retire(keys, "ver-ec", 1), KOS_OK);
+	o.version = 1;
+	CU_ASSERT_EQUAL(kos_key_sign_with(keys, "ver-ec", &o, data, sizeof(data), &sig, &sig_len,
+					  &ver),
+			KOS_E_NOTFOUND);
+	CU_ASSERT_STRING_EQUAL(kos_last_error(), "key ver-ec version 1 is retired");
+	CU_ASSERT_PTR_NULL(sig);
+	/* a data key has no version that signs */
+	o.version = 1;
+	CU_ASSERT_EQUAL(kos_key_sign_with(keys, "payments", &o, data, sizeof(data), &sig, &sig_len,
+					  &ver),
+			KOS_E_INVALID);
+	EVP_PKEY_free(v1);
+	EVP_PKEY_free(v2);
+}
+
 /* 1 when sig (DER for ECDSA) signs the SHA-1 digest dg under pk, checked
  * on the digest as a PKCS#11 verifier does: PKCS#1 v1.5 with SHA-1's
  * DigestInfo for RSA. */
@@ -2102,6 +2168,7 @@ int main(void)
 	    KOS_TEST(test_cache_expiry_by_clock),
 	    KOS_TEST(test_signing_keys),
 	    KOS_TEST(test_signing_key_all_or_nothing),
+	    KOS_TEST(test_sign_with_a_version),
 	    KOS_TEST(test_sha1_signing_needs_the_policy),
 	    KOS_TEST(test_pubkey_without_the_token),
 	    KOS_TEST(test_certificates),

@@ -455,7 +455,7 @@ static kos_rv sign_opts(kos_key_type type, const char *label, kos_sig_alg alg, k
 			int salt, int digest, const uint8_t *in, size_t len, uint8_t **sig,
 			size_t *sig_len)
 {
-	kos_sign_opts o = { alg, hash, salt, digest };
+	kos_sign_opts o = { alg, hash, salt, digest, 0 };
 
 	return kos_signer_sign_with(hsm, tok, type, label, &o, in, len, sig, sig_len);
 }

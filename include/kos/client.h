@@ -191,31 +191,57 @@ KOS_API kos_rv kos_client_gcm_decrypt(kos_client *c, const char *name, uint32_t 
 /* Wipes every cached DEK of the handle. */
 KOS_API void kos_client_forget_keys(kos_client *c);
 
-/* Signs len bytes with signing key name inside kosd's HSM (alg
- * KOS_SIG_DEFAULT: the key type's default). *sig is freed with kos_free(). */
+/* How kos_client_sign_ex() signs; KOS_CLIENT_SIGN_OPTS_INIT is
+ * kos_client_sign()'s with KOS_SIG_DEFAULT. */
+typedef struct kos_client_sign_opts {
+	kos_sig_alg alg;  /* KOS_SIG_DEFAULT: the key type's default */
+	kos_hash hash;    /* ECDSA, RSA */
+	int salt_len;     /* RSA-PSS: KOS_SIG_SALT_DEFAULT = the hash's length */
+	uint32_t version; /* 0: the current */
+	int digest;       /* 1: data is a digest of hash (kos_hash_len bytes) */
+} kos_client_sign_opts;
+#define KOS_CLIENT_SIGN_OPTS_INIT { KOS_SIG_DEFAULT, KOS_HASH_SHA256, KOS_SIG_SALT_DEFAULT, 0, 0 }
+
+/* Signs with signing key name inside kosd's HSM, as opts says: data hashed
+ * by kosd with opts->hash (ECDSA, RSA), or with opts->digest a digest of
+ * opts->hash the caller computed (len must be kos_hash_len(hash)), signed
+ * as PKCS#11's CKM_ECDSA, CKM_RSA_PKCS (in the DigestInfo kosd builds for
+ * hash) and CKM_RSA_PKCS_PSS (MGF1 of hash, a salt of salt_len bytes) do;
+ * Ed25519 signs the data itself (KOS_HASH_SHA256, the default salt, no
+ * digest). opts->version names the key version (0: the current one): a
+ * TLS server keeps signing with its certificate's version after a
+ * rotation. *sig is freed with kos_free(); *version_out (may be NULL)
+ * receives the version that signed. Errors: KOS_E_INVALID (kosd's too: a
+ * form, hash, digest length or salt that does not fit the key),
+ * KOS_E_NOTFOUND (no such key or version; a retired version, with
+ * kos_client_last_code() "retired"), kosd's refusals as
+ * kos_client_decrypt(), transport errors. */
+KOS_API kos_rv kos_client_sign_ex(kos_client *c, const char *name,
+				  const kos_client_sign_opts *opts, const uint8_t *data,
+				  size_t len, uint8_t **sig, size_t *sig_len,
+				  uint32_t *version_out);
+/* kos_client_sign_ex() with alg and the current version, data hashed with
+ * SHA-256. */
 KOS_API kos_rv kos_client_sign(kos_client *c, const char *name, kos_sig_alg alg,
 			       const uint8_t *data, size_t len, uint8_t **sig, size_t *sig_len);
-/* Signs with signing key name inside kosd's HSM as kos_client_sign(), with
- * the data hashed by hash (ECDSA, RSA) and, for KOS_SIG_RSA_PSS, a salt of
- * salt_len bytes (KOS_SIG_SALT_DEFAULT: the hash's length); Ed25519 takes
- * KOS_HASH_SHA256 and the default salt only, and signs the data itself.
- * *sig is freed with kos_free(). Errors: KOS_E_INVALID (kosd's too: a form,
- * hash or salt that does not fit the key), kosd's refusals as
- * kos_client_decrypt(), transport errors. */
+/* kos_client_sign_ex() of data hashed by hash, with the current version. */
 KOS_API kos_rv kos_client_sign_hash(kos_client *c, const char *name, kos_sig_alg alg,
 				    kos_hash hash, int salt_len, const uint8_t *data, size_t len,
 				    uint8_t **sig, size_t *sig_len);
-/* Signs a digest of hash the caller computed (len must be
- * kos_hash_len(hash)), as PKCS#11's CKM_ECDSA, CKM_RSA_PKCS and
- * CKM_RSA_PKCS_PSS do: ECDSA over the digest; RSA PKCS#1 v1.5 over the
- * DigestInfo kosd builds for hash (a PKCS#11 caller that holds a DigestInfo
- * passes its digest and the hash its prefix names); RSA-PSS with MGF1 of
- * hash and salt_len as above. Ed25519 keys refuse a digest (KOS_E_INVALID):
- * they sign messages only. Errors as kos_client_sign_hash(). */
+/* kos_client_sign_ex() of a digest of hash (a PKCS#11 caller that holds a
+ * DigestInfo passes its digest and the hash its prefix names), with the
+ * current version. */
 KOS_API kos_rv kos_client_sign_digest(kos_client *c, const char *name, kos_sig_alg alg,
 				      kos_hash hash, int salt_len, const uint8_t *digest,
 				      size_t len, uint8_t **sig, size_t *sig_len);
-/* The current public key of name as PEM; *pem is freed with kos_free(). */
+/* The public key of version (0: the current one; retired versions too) of
+ * signing key name as PEM; *pem is freed with kos_free(), *version_out (may
+ * be NULL) receives the version it is, so a caller of the current key
+ * learns which. Needs sign:NAME or pubkey:NAME. Errors: KOS_E_NOTFOUND,
+ * KOS_E_INVALID (a data key), kosd's refusals, transport errors. */
+KOS_API kos_rv kos_client_pubkey_at(kos_client *c, const char *name, uint32_t version,
+				    char **pem, uint32_t *version_out);
+/* kos_client_pubkey_at() of the current version. */
 KOS_API kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem);
 
 /* The X.509 certificate (DER) stored beside version (0: current) of signing

@@ -789,14 +789,17 @@ static kos_rv data_run(struct kosctl_ctx *ctx, bool remote, const struct data_re
 		case DATA_DECRYPT:
 			return kos_client_decrypt(ctx->client, q->context, q->in, q->len, out,
 						  out_len);
-		default:
-			if (q->sign.digest)
-				return kos_client_sign_digest(ctx->client, q->name, q->sign.alg,
-							      q->sign.hash, q->sign.salt_len,
-							      q->in, q->len, out, out_len);
-			return kos_client_sign_hash(ctx->client, q->name, q->sign.alg,
-						    q->sign.hash, q->sign.salt_len, q->in,
-						    q->len, out, out_len);
+		default: {
+			kos_client_sign_opts so = KOS_CLIENT_SIGN_OPTS_INIT;
+
+			so.alg = q->sign.alg;
+			so.hash = q->sign.hash;
+			so.salt_len = q->sign.salt_len;
+			so.digest = q->sign.digest;
+			so.version = q->sign.version;
+			return kos_client_sign_ex(ctx->client, q->name, &so, q->in, q->len, out,
+						  out_len, NULL);
+		}
 		}
 	}
 	/* server-side, as for a client of kosd: tier deny is refused */
@@ -991,14 +994,15 @@ static void sign_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: kosctl key sign NAME [--alg ALG] [--hash HASH] [--digest]\n"
-		"                            [--salt-len N]\n"
+		"                            [--salt-len N] [--version V]\n"
 		"\n"
 		"Signs standard input (at most %u bytes) inside the signer token with the\n"
-		"current version of signing key NAME and writes the signature (binary) on\n"
-		"standard output. ECDSA and RSA sign the digest of the data by HASH; with\n"
-		"--digest, standard input is that digest (binary, as long as HASH's), which\n"
-		"is signed as it is (RSA PKCS#1 v1.5: in the DigestInfo kos builds for\n"
-		"HASH). Ed25519 signs the data itself and takes no digest.\n"
+		"current version of signing key NAME (or version V, which must not be\n"
+		"retired) and writes the signature (binary) on standard output. ECDSA and\n"
+		"RSA sign the digest of the data by HASH; with --digest, standard input is\n"
+		"that digest (binary, as long as HASH's), which is signed as it is (RSA\n"
+		"PKCS#1 v1.5: in the DigestInfo kos builds for HASH). Ed25519 signs the\n"
+		"data itself and takes no digest.\n"
 		"\n"
 		"options:\n"
 		"  -a, --alg ALG     default (ecdsa for ec-p256, ed25519, rsa-pkcs1 for RSA),\n"
@@ -1008,6 +1012,7 @@ static void sign_usage(FILE *f)
 		"                    policy allows it (signing.allow_sha1)\n"
 		"      --digest      standard input is a digest of HASH, not data\n"
 		"  -s, --salt-len N  rsa-pss: salt bytes (default: HASH's length)\n"
+		"  -V, --version V   the key version that signs (default: current)\n"
 		"  -h, --help        show this help\n",
 		SIGN_MAX);
 }
@@ -1022,7 +1027,7 @@ static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
 	struct opts o;
 	bool remote;
 	kos_rv rv;
-	int rc = parse("key", "sign", sign_usage, "aHDs", 1, argc, argv, &o);
+	int rc = parse("key", "sign", sign_usage, "aHDsV", 1, argc, argv, &o);
 
 	if (rc >= 0)
 		return rc;
@@ -1033,6 +1038,7 @@ static int cmd_sign(struct kosctl_ctx *ctx, int argc, char **argv)
 	}
 	so.digest = o.digest;
 	so.salt_len = o.salt_len;
+	so.version = o.version;
 	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (read_stdin(so.digest ? KOS_HASH_MAX_LEN + 1 : SIGN_MAX, &buf, &len, &cap) != KOS_OK)
@@ -1075,25 +1081,12 @@ static int cmd_pubkey(struct kosctl_ctx *ctx, int argc, char **argv)
 
 	if (rc >= 0)
 		return rc;
-	if (o.have_version && kosctl_remote(ctx)) {
-		char path[64 + KOS_KEY_NAME_MAX];
-		json_t *ans = NULL;
-
-		/* the client library asks for the current version only */
-		snprintf(path, sizeof(path), "/v1/keys/%s/pubkey?version=%" PRIu32, o.name,
-			 o.version);
-		if (kosctl_call(ctx, "key pubkey", "GET", path, NULL, &ans) != KOSCTL_OK)
-			return KOSCTL_FAIL;
-		fputs(kosctl_jstr(ans, "pem"), stdout);
-		json_decref(ans);
-		return KOSCTL_OK;
-	}
 	if (need(ctx, &remote) != KOSCTL_OK)
 		return KOSCTL_FAIL;
 	if (remote)
-		rv = kos_client_pubkey(ctx->client, o.name, &pem);
+		rv = kos_client_pubkey_at(ctx->client, o.name, o.version, &pem, NULL);
 	else
-		rv = kos_key_pubkey_pem(ctx->keys, o.name, o.have_version ? o.version : 0, &pem);
+		rv = kos_key_pubkey_pem(ctx->keys, o.name, o.version, &pem);
 	if (rv != KOS_OK) {
 		report(ctx, remote, rv, "key pubkey");
 		return KOSCTL_FAIL;

@@ -6,6 +6,7 @@
 #include "tools/kosd/kosd.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,7 +288,7 @@ static bool query_version(struct kosd_req *r, uint32_t *out)
 
 void kosd_route_pubkey(struct kosd_req *r)
 {
-	uint32_t version;
+	uint32_t version, got = 0;
 	char *pem = NULL;
 	kos_rv rv;
 
@@ -302,16 +303,14 @@ void kosd_route_pubkey(struct kosd_req *r)
 		return;
 	if (!query_version(r, &version))
 		return;
-	rv = kos_key_pubkey_pem(r->d->keys, r->name, version, &pem);
+	rv = kos_key_pubkey_pem_at(r->d->keys, r->name, version, &pem, &got);
 	if (rv != KOS_OK) {
 		kosd_reply_rv(r, rv, "pubkey");
 		return;
 	}
-	if (version != 0)
-		kosd_reply_json(r, 200, json_pack("{s:s, s:I, s:s}", "name", r->name, "version",
-						  (json_int_t)version, "pem", pem));
-	else
-		kosd_reply_json(r, 200, json_pack("{s:s, s:s}", "name", r->name, "pem", pem));
+	/* the version always: a caller of the current key learns which it is */
+	kosd_reply_json(r, 200, json_pack("{s:s, s:I, s:s}", "name", r->name, "version",
+					  (json_int_t)got, "pem", pem));
 	kos_free(pem);
 }
 
@@ -518,9 +517,9 @@ out:
 }
 
 /* What a sign request asks for: {"data"} or {"digest", "hash"}, and
- * optionally "alg", "hash" for data and "salt_len" (RSA-PSS). A malformed
- * request is refused before admission, as a bad "alg" always was. False
- * after replying 400. */
+ * optionally "alg", "hash" for data, "salt_len" (RSA-PSS) and "version"
+ * (0 or absent: the current one). A malformed request is refused before
+ * admission, as a bad "alg" always was. False after replying 400. */
 static bool sign_opts(struct kosd_req *r, kos_sign_opts *o, bool *named_hash)
 {
 	const char *alg_s, *hash_s;
@@ -557,6 +556,36 @@ static bool sign_opts(struct kosd_req *r, kos_sign_opts *o, bool *named_hash)
 			return false;
 		o->salt_len = (int)salt;
 	}
+	return body_uint(r, "version", UINT32_MAX, &o->version);
+}
+
+static int retired_of(const kos_key_version_info *v, void *varg)
+{
+	const uint32_t *version = varg;
+
+	if (v->version != *version)
+		return 0;
+	return v->retired ? 1 : 2;
+}
+
+/* Whether version of key name is one it had and retired: asked only once
+ * a version was not found, so a signature costs no more store queries.
+ * A retired version is 409 "retired", one never made 404 not_found
+ * (kos-api(7)). */
+static bool version_retired(struct kosd_req *r, uint32_t version)
+{
+	return version != 0 && kos_key_versions(r->d->keys, r->name, retired_of, &version) == 1;
+}
+
+/* 409 retired for a version the key had and retired; false otherwise,
+ * without replying. */
+static bool reply_retired(struct kosd_req *r, kos_rv rv, uint32_t version, const char *what)
+{
+	if (rv != KOS_E_NOTFOUND || !version_retired(r, version))
+		return false;
+	kosd_reply_error(r, 409, "retired",
+			 "%s: key %s version %" PRIu32 " is retired: its private key is destroyed",
+			 what, r->name, version);
 	return true;
 }
 
@@ -588,6 +617,8 @@ void kosd_route_sign(struct kosd_req *r)
 		kosd_reply_error(r, 403, "policy", "sign: %s", kos_last_error());
 		goto out;
 	}
+	if (reply_retired(r, rv, opts.version, "sign"))
+		goto out;
 	if (!decided(r, rv, &res, "sign"))
 		goto out;
 	o = json_pack("{s:o, s:s, s:I}", "signature", kosd_b64_json(res.data, res.data_len), "alg",
