@@ -80,13 +80,16 @@ static void refuse(kos_access_result *res, const char *reason)
 	res->reason = reason;
 }
 
-/* Steps 3 and 4 of the pipeline (kos_pipeline_admit) after the arguments.
+/* Steps 3 and 4 of the pipeline (kos_pipeline_admit) after the arguments,
+ * for tiers from min_tier up (KOS_TIER_DENY: every tier but deny).
  * Returns KOS_OK with *go false and res->reason set for a refusal, or *go
  * true and res->tier set to go on. */
-static kos_rv admit(kos_access *acc, const char *client, const char *scope, const char *action,
-		    const char *name, kos_access_result *res, bool *go)
+static kos_rv admit_from(kos_access *acc, const char *client, const char *scope,
+			 const char *action, const char *name, kos_tier min_tier,
+			 kos_access_result *res, bool *go)
 {
-	kos_request rq = { .client = client, .scope = scope, .action = action, .resource = name };
+	kos_request rq = { .client = client, .scope = scope, .action = action, .resource = name,
+			   .min_tier = min_tier };
 	kos_decision d;
 	kos_rv rv;
 
@@ -107,6 +110,19 @@ static kos_rv admit(kos_access *acc, const char *client, const char *scope, cons
 	}
 	*go = true;
 	return KOS_OK;
+}
+
+static kos_rv admit(kos_access *acc, const char *client, const char *scope, const char *action,
+		    const char *name, kos_access_result *res, bool *go)
+{
+	return admit_from(acc, client, scope, action, name, KOS_TIER_DENY, res, go);
+}
+
+/* The lowest tier a private key serves (signing.min_tier of the policy the
+ * trust engine uses now, so a reload takes effect at once). */
+static kos_tier private_key_tier(kos_access *acc)
+{
+	return kos_trust_get0_policy(acc->tr)->signing.min_tier;
 }
 
 /* Whether version (0: the current one) of key name exists and may be
@@ -298,10 +314,10 @@ kos_rv kos_access_sign_with(kos_access *acc, const char *client, const char *sco
 
 	if (acc == NULL || res == NULL || opts == NULL)
 		return kos_error_set(KOS_E_INVALID, "no access handle, options or result");
-	rv = admit(acc, client, scope, "sign", name, res, &go);
+	rv = admit_from(acc, client, scope, "sign", name, private_key_tier(acc), res, &go);
 	if (rv != KOS_OK || !go)
 		return rv;
-	/* signing happens inside the HSM for every tier that is not deny */
+	/* signing happens inside the HSM, for the tiers from signing.min_tier */
 	rv = kos_key_sign_with(acc->keys, name, opts, in, len, &res->data, &res->data_len,
 			       &res->version);
 	if (rv == KOS_OK)

@@ -83,6 +83,8 @@ struct kos_policy {
 
 	struct {
 		bool allow_sha1;         /* SHA-1 signatures, for legacy consumers only */
+		kos_tier min_tier;       /* lowest tier that signs or decrypts with a
+					    private key (KOS_TIER_LOW: every tier but deny) */
 	} signing;
 
 	struct {

@@ -130,6 +130,16 @@ kos_rv kos_pipeline_admit(kos_pipeline *p, const kos_request *rq, kos_decision *
 			      info.score);
 		return KOS_OK;
 	}
+	/* an operation the policy keeps from the lower tiers (a private key's,
+	 * by signing.min_tier): the same refusal, observed the same way */
+	if (info.tier < rq->min_tier) {
+		refuse(d, "trust too low", "trust_too_low");
+		observe(p, rq->client, KOS_EVENT_FAILURE, 0);
+		kos_error_set(KOS_OK, "client's tier %s is below %s, the lowest this operation is "
+				      "served to",
+			      kos_tier_name(info.tier), kos_tier_name(rq->min_tier));
+		return KOS_OK;
+	}
 	/* a client that could lift its own trust, renew its own secret or
 	 * credentials, or re-enable itself would undo every decision above */
 	if (rq->mutates && rq->target != NULL && strcmp(rq->target, rq->client) == 0) {

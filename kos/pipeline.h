@@ -35,6 +35,10 @@ typedef struct kos_request {
 	 * NULL for none. It must lie within the requester's scope. */
 	const char *grant_scope;
 	int mutates; /* 1 when the request changes state */
+	/* the lowest tier the operation is served to (the policy's
+	 * signing.min_tier for a private key); KOS_TIER_DENY (0): any tier
+	 * above deny */
+	kos_tier min_tier;
 } kos_request;
 
 /* What the pipeline decided. reason and code are static strings. */
@@ -61,7 +65,8 @@ KOS_API void kos_pipeline_set_ledger(kos_pipeline *p, kos_store *st, kos_pipelin
 				     void *arg);
 
 /* Steps 3 and 4, and the rules of administration, in this order: the
- * scope covers action:resource; the requester's tier is not deny; a request
+ * scope covers action:resource; the requester's tier is not deny and not
+ * below rq->min_tier ("trust too low" either way); a request
  * that mutates does not target the requester itself; grant_scope lies within
  * the requester's scope (kos_scope_within). A refusal is KOS_OK with
  * d->allowed 0 and d->reason set, and is observed (a scope violation, or a

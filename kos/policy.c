@@ -72,6 +72,7 @@ void kos_policy_init_defaults(struct kos_policy *pol)
 	pol->rotation.ca = 180 * 86400 * SEC;
 	pol->keys.cache = 5 * 60 * SEC;
 	pol->signing.allow_sha1 = false;
+	pol->signing.min_tier = KOS_TIER_LOW;
 	pol->threat[KOS_THREAT_NORMAL].offset = 0.0;
 	pol->threat[KOS_THREAT_NORMAL].lifetime_factor = 1.0;
 	pol->threat[KOS_THREAT_ELEVATED].offset = 10.0;
@@ -322,8 +323,12 @@ static const struct kos_cf_key keys_keys[] = {
 	KOS_CF_END,
 };
 
+static int take_min_tier(kos_cf *cf, const config_setting_t *s, const char *path,
+			 const struct kos_cf_key *k, void *base);
+
 static const struct kos_cf_key signing_keys[] = {
 	KOS_CF_BOOL("allow_sha1", P(signing.allow_sha1), F_NONE),
+	KOS_CF_FN("min_tier", take_min_tier, 0, F_NONE),
 	KOS_CF_END,
 };
 
@@ -399,6 +404,37 @@ static int take_version(kos_cf *cf, const config_setting_t *s, const char *path,
 		return -1;
 	}
 	return kos_cf_line(s);
+}
+
+/* signing.min_tier: a tier that is not deny, by name (deny signs nothing
+ * whatever the policy says). */
+static int take_min_tier(kos_cf *cf, const config_setting_t *s, const char *path,
+			 const struct kos_cf_key *k, void *base)
+{
+	static const kos_tier tiers[] = { KOS_TIER_HIGH, KOS_TIER_MEDIUM, KOS_TIER_LOW };
+	struct kos_policy *pol = base;
+	const char *text;
+	char shown[48];
+	size_t i;
+
+	(void)k;
+	if (config_setting_type(s) != CONFIG_TYPE_STRING) {
+		kos_cf_problem(cf, kos_cf_line(s),
+			       "%s: must be \"high\", \"medium\" or \"low\", not %s", path,
+			       kos_cf_type(s));
+		return -1;
+	}
+	text = config_setting_get_string(s);
+	for (i = 0; i < KOS_ARRAY_SIZE(tiers); i++) {
+		if (strcmp(text, kos_tier_name(tiers[i])) == 0) {
+			pol->signing.min_tier = tiers[i];
+			return kos_cf_line(s);
+		}
+	}
+	kos_cf_problem(cf, kos_cf_line(s),
+		       "%s: must be \"high\", \"medium\" or \"low\", not \"%s\"", path,
+		       kos_cf_printable(text, shown, sizeof(shown)));
+	return -1;
 }
 
 static int take_share_sets(kos_cf *cf, const config_setting_t *list, const char *path,
@@ -678,7 +714,11 @@ static void describe_keys(struct outbuf *o, const struct kos_policy *pol, const 
 			break;
 		}
 		case KOS_CF_KIND_FN:
-			/* version is not stored; share_sets is the one other */
+			if (k->fn == take_min_tier) {
+				put(o, "%s: %s\n", sub, kos_tier_name(pol->signing.min_tier));
+				break;
+			}
+			/* version is not stored; share_sets is the other */
 			if (k->fn != take_share_sets)
 				break;
 			for (i = 0; i < pol->n_share_sets; i++) {

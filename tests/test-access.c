@@ -90,6 +90,15 @@ static void make_deny(const char *client)
 	CU_ASSERT_EQUAL(tier_of(client), KOS_TIER_DENY);
 }
 
+/* The tier of a client never observed: the prior's. */
+static kos_tier tier_of_new(const char *client)
+{
+	kos_trust_info info;
+
+	CU_ASSERT_EQUAL(kos_trust_get(tr, client, &info), KOS_E_NOTFOUND);
+	return kos_trust_tier_of(tr, pol->prior);
+}
+
 static uint64_t observations(const char *client)
 {
 	kos_trust_info info;
@@ -333,6 +342,53 @@ static void test_signing_by_tier(void)
 	CU_ASSERT_PTR_NULL(res.data);
 }
 
+#define TIERED "sign:tiered-ec decrypt:payments"
+
+/* signing.min_tier = "medium": a low client is refused signing with
+ * "trust too low" (observed, as deny's refusal is), a medium one signs;
+ * "low", the default, serves both. */
+static void test_min_tier_keeps_private_keys_from_low(void)
+{
+	struct kos_policy medium = *pol;
+	kos_access_result res;
+	uint64_t before;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "tiered-ec", KOS_KEY_EC_P256), KOS_OK);
+	medium.path = NULL;
+	medium.signing.min_tier = KOS_TIER_MEDIUM;
+	make_low("lea");
+	/* a new client stands at the prior: medium */
+	CU_ASSERT_EQUAL(tier_of_new("meo"), KOS_TIER_MEDIUM);
+
+	kos_trust_set_policy(tr, &medium);
+	before = observations("lea");
+	CU_ASSERT_EQUAL(kos_access_sign(acc, "lea", TIERED, "tiered-ec", KOS_SIG_DEFAULT,
+					(const uint8_t *)"msg", 3, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_EQUAL(res.tier, KOS_TIER_LOW);
+	KOS_ASSERT_STR_EQ(res.reason, "trust too low");
+	CU_ASSERT_PTR_NULL(res.data);
+	CU_ASSERT(observations("lea") > before);
+	kos_access_result_clear(&res);
+	CU_ASSERT_EQUAL(kos_access_sign(acc, "meo", TIERED, "tiered-ec", KOS_SIG_DEFAULT,
+					(const uint8_t *)"msg", 3, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_EQUAL(res.tier, KOS_TIER_MEDIUM);
+	CU_ASSERT_EQUAL(res.data_len, 64);
+	kos_access_result_clear(&res);
+	/* the knob is about private keys: a low client's data keys are served */
+	CU_ASSERT_EQUAL(kos_access_key(acc, "lea", TIERED, "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	kos_access_result_clear(&res);
+
+	kos_trust_set_policy(tr, pol);
+	CU_ASSERT_EQUAL(tier_of("lea"), KOS_TIER_LOW);
+	CU_ASSERT_EQUAL(kos_access_sign(acc, "lea", TIERED, "tiered-ec", KOS_SIG_DEFAULT,
+					(const uint8_t *)"msg", 3, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	kos_access_result_clear(&res);
+}
+
 static void test_bad_input_refused(void)
 {
 	kos_access_result res;
@@ -358,6 +414,7 @@ int main(void)
 		KOS_TEST(test_every_decision_is_observed),
 		KOS_TEST(test_threat_level_shifts_tiers),
 		KOS_TEST(test_signing_by_tier),
+		KOS_TEST(test_min_tier_keeps_private_keys_from_low),
 		KOS_TEST(test_bad_input_refused),
 	};
 

@@ -154,6 +154,38 @@ static void test_deny_refuses_everything(void)
 	fx_fini(&f);
 }
 
+/* A request for tiers from min_tier up: one below it is refused as deny
+ * is ("trust too low", observed as a failure); scope is checked first. */
+static void test_min_tier(void)
+{
+	struct fx f;
+	kos_request rq = { .client = "mo", .scope = "sign:web", .action = "sign",
+			   .resource = "web", .min_tier = KOS_TIER_HIGH };
+	kos_decision d;
+	kos_trust_info info;
+
+	fx_init(&f);
+	/* the prior (60) is medium: below high */
+	CU_ASSERT_EQUAL(kos_pipeline_admit(f.p, &rq, &d), KOS_OK);
+	CU_ASSERT_FALSE(d.allowed);
+	CU_ASSERT_EQUAL(d.tier, KOS_TIER_MEDIUM);
+	CU_ASSERT_STRING_EQUAL(d.code != NULL ? d.code : "", "trust_too_low");
+	CU_ASSERT_STRING_EQUAL(d.reason != NULL ? d.reason : "", "trust too low");
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "tier medium is below high"));
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(f.tr, "mo", &info), KOS_OK);
+	CU_ASSERT_EQUAL(info.observations, 1);
+	CU_ASSERT_EQUAL(info.scope_violations, 0);
+	rq.min_tier = KOS_TIER_MEDIUM;
+	CU_ASSERT_EQUAL(kos_pipeline_admit(f.p, &rq, &d), KOS_OK);
+	CU_ASSERT_TRUE(d.allowed);
+	/* out of scope stays out of scope, whatever the tier */
+	rq.min_tier = KOS_TIER_HIGH;
+	rq.resource = "other";
+	CU_ASSERT_EQUAL(kos_pipeline_admit(f.p, &rq, &d), KOS_OK);
+	CU_ASSERT_STRING_EQUAL(d.code != NULL ? d.code : "", "out_of_scope");
+	fx_fini(&f);
+}
+
 static void test_no_self_administration(void)
 {
 	struct fx f;
@@ -302,6 +334,7 @@ int main(void)
 		KOS_TEST(test_deny_refuses_everything), KOS_TEST(test_no_self_administration),
 		KOS_TEST(test_delegation_within_scope), KOS_TEST(test_observe_outcomes),
 		KOS_TEST(test_record),		      KOS_TEST(test_bad_arguments),
+		KOS_TEST(test_min_tier),
 	};
 
 	return kos_test_run("pipeline", NULL, NULL, cases, sizeof(cases) / sizeof(cases[0]));

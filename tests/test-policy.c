@@ -191,6 +191,7 @@ static void assert_same_policy(const struct kos_policy *a, const struct kos_poli
 	CU_ASSERT_EQUAL(a->rotation.ca, b->rotation.ca);
 	CU_ASSERT_EQUAL(a->keys.cache, b->keys.cache);
 	CU_ASSERT_EQUAL(a->signing.allow_sha1, b->signing.allow_sha1);
+	CU_ASSERT_EQUAL(a->signing.min_tier, b->signing.min_tier);
 	for (i = 0; i < KOS_THREAT_COUNT; i++) {
 		CU_ASSERT_EQUAL(a->threat[i].offset, b->threat[i].offset);
 		CU_ASSERT_EQUAL(a->threat[i].lifetime_factor, b->threat[i].lifetime_factor);
@@ -258,6 +259,7 @@ static void test_strict_policy_is_stricter(void)
 	CU_ASSERT(s->threat[KOS_THREAT_CRITICAL].anomalous_share <
 		  d.threat[KOS_THREAT_CRITICAL].anomalous_share);
 	CU_ASSERT(s->threat_min_clients < d.threat_min_clients);
+	CU_ASSERT(s->signing.min_tier > d.signing.min_tier);
 	CU_ASSERT(s->n_share_sets >= 1);
 	for (i = 0; i < s->n_share_sets; i++) {
 		CU_ASSERT(s->share_sets[i].k >= 3);
@@ -511,7 +513,44 @@ static void test_signing_allow_sha1(void)
 	expect_one("version = 1;\nsigning = true;\n", 2,
 		   "signing: must be a group { ... }, not a boolean");
 	expect_one("version = 1;\nsigning = { allow_md5 = true; };\n", 2,
-		   "signing.allow_md5: unknown setting (known here: allow_sha1)");
+		   "signing.allow_md5: unknown setting (known here: allow_sha1, min_tier)");
+}
+
+/* Which tiers may use a private key: every one but deny by default, and
+ * only a tier's name says otherwise (deny is no minimum: it signs nothing
+ * anyway). */
+static void test_signing_min_tier(void)
+{
+	static const struct {
+		const char *value;
+		kos_tier tier;
+	} good[] = { { "\"high\"", KOS_TIER_HIGH },
+		     { "\"medium\"", KOS_TIER_MEDIUM },
+		     { "\"low\"", KOS_TIER_LOW } };
+	kos_policy *pol = NULL;
+	char text[128], buf[8192];
+	size_t i;
+
+	CU_ASSERT_EQUAL_FATAL(kos_policy_new_default(&pol), KOS_OK);
+	CU_ASSERT_EQUAL(pol->signing.min_tier, KOS_TIER_LOW);
+	kos_policy_free(pol);
+	for (i = 0; i < KOS_ARRAY_SIZE(good); i++) {
+		snprintf(text, sizeof(text), "version = 1;\nsigning = { min_tier = %s; };\n",
+			 good[i].value);
+		pol = accepted(text);
+		CU_ASSERT_EQUAL(pol->signing.min_tier, good[i].tier);
+		kos_policy_free(pol);
+	}
+	pol = accepted("version = 1;\nsigning = { min_tier = \"medium\"; };\n");
+	CU_ASSERT_EQUAL_FATAL(kos_policy_describe(pol, buf, sizeof(buf)), KOS_OK);
+	CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\nsigning.min_tier: medium\n"));
+	kos_policy_free(pol);
+	expect_one("version = 1;\nsigning = { min_tier = \"deny\"; };\n", 2,
+		   "signing.min_tier: must be \"high\", \"medium\" or \"low\", not \"deny\"");
+	expect_one("version = 1;\nsigning = { min_tier = \"Medium\"; };\n", 2,
+		   "signing.min_tier: must be \"high\", \"medium\" or \"low\", not \"Medium\"");
+	expect_one("version = 1;\nsigning = { min_tier = 2; };\n", 2,
+		   "signing.min_tier: must be \"high\", \"medium\" or \"low\", not an integer");
 }
 
 /* The pace of recovery after a penalty, and the rate a young client is
@@ -1089,6 +1128,7 @@ int main(void)
 		KOS_TEST(test_durations_each_unit),
 		KOS_TEST(test_keys_cache),
 		KOS_TEST(test_signing_allow_sha1),
+		KOS_TEST(test_signing_min_tier),
 		KOS_TEST(test_recovery_settings),
 		KOS_TEST(test_bad_durations_refused),
 		KOS_TEST(test_control_characters_not_echoed),
