@@ -298,6 +298,7 @@ static const struct {
 	{"too_many_failures", KOS_CLIENT_REFUSAL_UNAVAILABLE},
 	{"not_found", KOS_CLIENT_REFUSAL_NOT_FOUND},
 	{"retired", KOS_CLIENT_REFUSAL_NOT_FOUND},
+	{"decrypt_failed", KOS_CLIENT_REFUSAL_INVALID},
 	{"bad_request", KOS_CLIENT_REFUSAL_INVALID},
 	{"invalid_json", KOS_CLIENT_REFUSAL_INVALID},
 	{"invalid_name", KOS_CLIENT_REFUSAL_INVALID},
@@ -347,6 +348,9 @@ static kos_rv refusal(kos_client *c, long status, json_t *doc)
 	 * the code tells them apart */
 	if (code != NULL && strcmp(code, "retired") == 0)
 		rv = KOS_E_NOTFOUND;
+	/* a ciphertext that does not decrypt, as a tampered envelope */
+	if (code != NULL && strcmp(code, "decrypt_failed") == 0)
+		rv = KOS_E_INTEGRITY;
 	if (msg != NULL)
 		return kos_error_set(rv, "%s", msg);
 	return kos_error_set(rv, "kosd answered HTTP %ld", status);
@@ -1698,6 +1702,72 @@ kos_rv kos_client_pubkey_at(kos_client *c, const char *name, uint32_t version, c
 kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem)
 {
 	return kos_client_pubkey_at(c, name, 0, pem, NULL);
+}
+
+/* --- RSA decryption inside kosd's HSM ---------------------------------- */
+
+kos_rv kos_client_rsa_decrypt(kos_client *c, const char *name, const kos_client_rsa_opts *opts,
+			      const uint8_t *ct, size_t len, uint8_t **pt, size_t *pt_len)
+{
+	char path[48 + KOS_KEY_NAME_MAX];
+	json_t *doc = NULL;
+	uint32_t got = 0;
+	kos_buf b;
+	kos_rv rv;
+
+	if (c == NULL || opts == NULL || ct == NULL || len == 0 || pt == NULL || pt_len == NULL ||
+	    (opts->label == NULL && opts->label_len > 0))
+		return kos_error_set(KOS_E_INVALID, "kos_client_rsa_decrypt: bad arguments");
+	*pt = NULL;
+	*pt_len = 0;
+	if ((rv = check_name(name)) != KOS_OK)
+		return rv;
+	if (opts->padding != KOS_RSA_PAD_PKCS1 && opts->padding != KOS_RSA_PAD_OAEP)
+		return kos_error_set(KOS_E_INVALID, "kos_client_rsa_decrypt: unknown padding %d",
+				     (int)opts->padding);
+	if (opts->padding == KOS_RSA_PAD_OAEP &&
+	    (kos_hash_len(opts->hash) == 0 || kos_hash_len(opts->mgf1) == 0))
+		return kos_error_set(KOS_E_INVALID, "kos_client_rsa_decrypt: unknown OAEP hash");
+	if (opts->label_len > KOS_RSA_LABEL_MAX)
+		return kos_error_set(KOS_E_RANGE, "an OAEP label is at most %d bytes",
+				     KOS_RSA_LABEL_MAX);
+	rv = ensure_credential(c);
+	if (rv != KOS_OK)
+		return rv;
+	body_init(&b);
+	(void)kos_buf_reserve(&b, (len + opts->label_len) / 3 * 4 + 160, NULL);
+	body_b64(&b, "ciphertext", ct, len);
+	if (opts->padding == KOS_RSA_PAD_PKCS1) {
+		body_str(&b, "padding", "pkcs1");
+	} else {
+		body_str(&b, "padding", "oaep");
+		body_str(&b, "hash", kos_hash_name(opts->hash));
+		body_str(&b, "mgf1", kos_hash_name(opts->mgf1));
+		if (opts->label_len > 0)
+			body_b64(&b, "label", opts->label, opts->label_len);
+	}
+	if (opts->version != 0)
+		body_uint(&b, "version", opts->version);
+	body_close(&b);
+	if (b.err != KOS_OK) {
+		body_free(&b);
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	}
+	snprintf(path, sizeof(path), "/v1/keys/%s/rsa/decrypt", name);
+	rv = http(c, path, &b, c->cred, &doc);
+	body_free(&b);
+	if (rv == KOS_OK)
+		rv = answer_version(doc, opts->version, &got);
+	if (rv == KOS_OK) {
+		size_t n = 0;
+
+		/* the spare byte answer_b64() allocates stays zero: the exact
+		 * length frees it all */
+		rv = answer_b64(doc, "plaintext", pt, &n);
+		*pt_len = n;
+	}
+	json_decref(doc);
+	return rv;
 }
 
 /* --- AES-256-GCM with the caller's parameters -------------------------- */

@@ -337,6 +337,35 @@ kos_rv kos_access_sign(kos_access *acc, const char *client, const char *scope, c
 	return kos_access_sign_with(acc, client, scope, name, &opts, data, len, res);
 }
 
+/* RSA decryption inside the HSM: the scope item of data keys (decrypt:NAME),
+ * the tiers from signing.min_tier, as signing. Any failure of the
+ * decryption itself is the client's integrity failure, as a tampered
+ * envelope is: a client probing for a padding oracle loses its trust long
+ * before it learns anything (Bleichenbacher's attack needs thousands of
+ * answers). */
+kos_rv kos_access_rsa_decrypt(kos_access *acc, const char *client, const char *scope,
+			      const char *name, const kos_rsa_decrypt_opts *opts,
+			      const uint8_t *ct, size_t len, kos_access_result *res)
+{
+	kos_usec start = monotonic_usec();
+	bool go;
+	kos_rv rv;
+
+	if (acc == NULL || res == NULL || opts == NULL)
+		return kos_error_set(KOS_E_INVALID, "no access handle, options or result");
+	rv = admit_from(acc, client, scope, "decrypt", name, private_key_tier(acc), res, &go);
+	if (rv != KOS_OK || !go)
+		return rv;
+	rv = kos_key_rsa_decrypt(acc->keys, name, opts, ct, len, &res->data, &res->data_len,
+				 &res->version);
+	if (rv == KOS_OK)
+		res->delivery = KOS_DELIVER_SERVER;
+	observe_outcome(acc, client, start, rv);
+	if (rv != KOS_OK)
+		kos_access_result_clear(res);
+	return rv;
+}
+
 /* AES-256-GCM with the caller's parameters, server-side, for every tier
  * that is not deny, as envelopes are: a low-tier caller's CKM_AES_GCM
  * runs here, a higher tier may run it locally with its DEK. A tag that

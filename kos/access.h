@@ -60,7 +60,8 @@ KOS_API kos_rv kos_access_encrypt(kos_access *acc, const char *client, const cha
 				  const char *name, const char *context, const uint8_t *pt,
 				  size_t len, kos_access_result *res);
 
-/* Signing inside the HSM (needs "sign:NAME"; any tier that is not deny). */
+/* Signing inside the HSM (needs "sign:NAME"; the tiers from the policy's
+ * signing.min_tier, every one but deny by default). */
 KOS_API kos_rv kos_access_sign(kos_access *acc, const char *client, const char *scope,
 			       const char *name, kos_sig_alg alg, const uint8_t *data, size_t len,
 			       kos_access_result *res);
@@ -69,6 +70,14 @@ KOS_API kos_rv kos_access_sign(kos_access *acc, const char *client, const char *
 KOS_API kos_rv kos_access_sign_with(kos_access *acc, const char *client, const char *scope,
 				    const char *name, const kos_sign_opts *opts,
 				    const uint8_t *in, size_t len, kos_access_result *res);
+
+/* RSA decryption inside the HSM (kos_key_rsa_decrypt()): needs
+ * "decrypt:NAME", the tiers from the policy's signing.min_tier. res->data
+ * is the plaintext, res->version the version used. A failed decryption is
+ * an integrity observation and KOS_E_INTEGRITY. */
+KOS_API kos_rv kos_access_rsa_decrypt(kos_access *acc, const char *client, const char *scope,
+				      const char *name, const kos_rsa_decrypt_opts *opts,
+				      const uint8_t *ct, size_t len, kos_access_result *res);
 
 /* AES-256-GCM with the caller's parameters (kos_key_gcm_encrypt(),
  * kos_key_gcm_decrypt()), server-side for any tier that is not deny; needs

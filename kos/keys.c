@@ -1224,6 +1224,51 @@ kos_rv kos_key_sign(kos_keys *keys, const char *name, kos_sig_alg alg, const uin
 	return kos_key_sign_with(keys, name, &opts, data, len, sig, sig_len, version_out);
 }
 
+static bool is_rsa(kos_key_type t)
+{
+	return t == KOS_KEY_RSA_2048 || t == KOS_KEY_RSA_3072;
+}
+
+kos_rv kos_key_rsa_decrypt(kos_keys *keys, const char *name, const kos_rsa_decrypt_opts *opts,
+			   const uint8_t *ct, size_t len, uint8_t **pt, size_t *pt_len,
+			   uint32_t *version_out)
+{
+	struct sign_meta m;
+	kos_rv rv;
+
+	if (pt == NULL || pt_len == NULL)
+		return kos_error_set(KOS_E_INVALID, "no output for the plaintext");
+	*pt = NULL;
+	*pt_len = 0;
+	if (version_out != NULL)
+		*version_out = 0;
+	if (keys == NULL || opts == NULL || ct == NULL)
+		return kos_error_set(KOS_E_INVALID, "no key service, options or ciphertext");
+	rv = kos_keys_check_name(name);
+	if (rv == KOS_OK)
+		rv = sign_meta_get(keys, name, opts->version, &m);
+	if (rv != KOS_OK)
+		return rv;
+	if (!is_rsa(m.type))
+		return kos_error_set(KOS_E_INVALID, "key %s is %s: only RSA keys decrypt", name,
+				     kos_key_type_name(m.type));
+	if (len != (m.type == KOS_KEY_RSA_2048 ? 256u : 384u))
+		return kos_error_set(KOS_E_INVALID,
+				     "key %s is %s: a ciphertext is %u bytes (the modulus'), not %zu",
+				     name, kos_key_type_name(m.type),
+				     m.type == KOS_KEY_RSA_2048 ? 256u : 384u, len);
+	rv = kos_signer_rsa_decrypt(keys->hsm, m.tok, m.type, m.label, opts, ct, len, pt, pt_len);
+	/* CKA_DECRYPT false: a key pair made before kos decrypted with RSA */
+	if (rv == KOS_E_POLICY)
+		return kos_error_set(KOS_E_INVALID,
+				     "key %s version %" PRIu32 " was made without decryption; "
+				     "rotate it",
+				     name, m.version);
+	if (rv == KOS_OK && version_out != NULL)
+		*version_out = m.version;
+	return rv;
+}
+
 kos_rv kos_key_pubkey_pem_at(kos_keys *keys, const char *name, uint32_t version, char **pem,
 			    uint32_t *version_out)
 {

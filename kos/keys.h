@@ -239,6 +239,30 @@ typedef struct kos_sign_opts {
 KOS_API kos_rv kos_key_sign_with(kos_keys *keys, const char *name, const kos_sign_opts *opts,
 				 const uint8_t *in, size_t len, uint8_t **sig, size_t *sig_len,
 				 uint32_t *version_out);
+/* How kos_key_rsa_decrypt() decrypts; KOS_RSA_DECRYPT_OPTS_INIT is PKCS#1
+ * v1.5 with the current version (OAEP defaults: SHA-1 and MGF1-SHA-1, as
+ * RFC 8017 and OpenSSL have them). */
+typedef struct kos_rsa_decrypt_opts {
+	kos_rsa_padding padding;
+	kos_hash hash, mgf1;	/* OAEP */
+	const uint8_t *label;	/* OAEP, may be NULL with label_len 0 */
+	size_t label_len;	/* at most KOS_RSA_LABEL_MAX */
+	uint32_t version;	/* 0: the current one; else an active version */
+} kos_rsa_decrypt_opts;
+#define KOS_RSA_DECRYPT_OPTS_INIT { KOS_RSA_PAD_PKCS1, KOS_HASH_SHA1, KOS_HASH_SHA1, NULL, 0, 0 }
+
+/* Decrypts ct (the modulus' length) with version opts->version of RSA key
+ * name inside its token; *pt is freed with kos_secret_free(*pt, *len),
+ * *version_out (may be NULL) receives the version. Errors: KOS_E_INTEGRITY
+ * ("decryption failed", for every failure of the decryption alike),
+ * KOS_E_INVALID (not an RSA key, the ciphertext's length, the options, a
+ * key version made without decryption: "rotate it"), KOS_E_NOTFOUND (no
+ * such key or version, or a retired one), token errors. Thread-safe. */
+KOS_API kos_rv kos_key_rsa_decrypt(kos_keys *keys, const char *name,
+				   const kos_rsa_decrypt_opts *opts, const uint8_t *ct,
+				   size_t len, uint8_t **pt, size_t *pt_len,
+				   uint32_t *version_out);
+
 /* The public key of name at version (0: current) as PEM
  * (SubjectPublicKeyInfo); retired versions too. Free with kos_free(). */
 KOS_API kos_rv kos_key_pubkey_pem(kos_keys *keys, const char *name, uint32_t version, char **pem);

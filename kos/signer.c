@@ -5,6 +5,7 @@
 
 #include "kos/signer.h"
 #include "common/jws.h"
+#include "kos/rsa_oaep.h"
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -26,6 +27,9 @@
 #define ATTR_MAX      512   /* EC parameters, points, RSA-3072 moduli fit */
 #define CACHE_BUCKETS 256
 #define CACHE_MAX     4096  /* entries; past it the cache starts afresh */
+#define TEXT_(x)       #x
+#define TEXT(x)        TEXT_(x)
+#define LABEL_MAX_TEXT TEXT(KOS_RSA_LABEL_MAX)
 
 static const CK_BYTE oid_p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
 /* id-Ed25519 (RFC 8410); PKCS#11 3.0 also allows the curve's name, which
@@ -588,6 +592,7 @@ static CK_RV gen_op(kos_hsm_session *s, void *arg)
 	CK_ATTRIBUTE pub[16], priv[16];
 	CK_ATTRIBUTE in_use = { CKA_LABEL, (void *)o->label, strlen(o->label) };
 	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	bool rsa = o->kind->ckk == CKK_RSA;
 	CK_OBJECT_HANDLE obj;
 	CK_RV crv;
 
@@ -608,21 +613,25 @@ static CK_RV gen_op(kos_hsm_session *s, void *arg)
 	add_attr(pub, &np, CKA_TOKEN, &yes, sizeof(yes));
 	add_attr(pub, &np, CKA_PRIVATE, &no, sizeof(no));
 	add_attr(pub, &np, CKA_VERIFY, &yes, sizeof(yes));
-	add_attr(pub, &np, CKA_ENCRYPT, &no, sizeof(no));
+	add_attr(pub, &np, CKA_ENCRYPT, rsa ? &yes : &no, sizeof(yes));
 	add_attr(pub, &np, CKA_WRAP, &no, sizeof(no));
 	add_attr(pub, &np, CKA_VERIFY_RECOVER, &no, sizeof(no));
 	add_attr(pub, &np, CKA_DERIVE, &no, sizeof(no));
 	add_attr(pub, &np, CKA_LABEL, o->label, strlen(o->label));
 	add_attr(pub, &np, CKA_ID, o->id, KEY_ID_LEN);
 
-	/* Sign only: a signing key that can also decrypt or unwrap is an oracle. */
+	/* Sign, and for RSA decrypt (TLS 1.2's RSA key exchange, CMS, JOSE
+	 * need it: kos_signer_rsa_decrypt() is the only caller, with PKCS#1
+	 * v1.5, OAEP or, to decode OAEP itself, raw RSA). Never unwrap or
+	 * derive: the token would hand what it unwraps to whoever holds a
+	 * session, not through kos's decisions. */
 	add_attr(priv, &nk, CKA_TOKEN, &yes, sizeof(yes));
 	add_attr(priv, &nk, CKA_PRIVATE, &yes, sizeof(yes));
 	add_attr(priv, &nk, CKA_SENSITIVE, &yes, sizeof(yes));
 	add_attr(priv, &nk, CKA_EXTRACTABLE, &no, sizeof(no));
 	add_attr(priv, &nk, CKA_SIGN, &yes, sizeof(yes));
 	add_attr(priv, &nk, CKA_SIGN_RECOVER, &no, sizeof(no));
-	add_attr(priv, &nk, CKA_DECRYPT, &no, sizeof(no));
+	add_attr(priv, &nk, CKA_DECRYPT, rsa ? &yes : &no, sizeof(yes));
 	add_attr(priv, &nk, CKA_UNWRAP, &no, sizeof(no));
 	add_attr(priv, &nk, CKA_DERIVE, &no, sizeof(no));
 	add_attr(priv, &nk, CKA_LABEL, o->label, strlen(o->label));
@@ -721,23 +730,29 @@ kos_rv kos_signer_generate(kos_hsm *hsm, size_t tok, kos_key_type type, const ch
 
 /* --- sign ----------------------------------------------------------------------- */
 
-struct sign_op {
+/* The private key an operation uses, found by label through the handle
+ * cache. */
+struct key_ref {
 	kos_hsm *hsm;
 	size_t tok;
 	const char *label;
-	uint32_t hash;
-	const struct key_kind *want;
+	uint32_t hash;			 /* cache_hash() of the label */
+	const struct key_kind *want;	 /* the kind the key must be */
+	kos_rv err; /* kos's own refusal, detail set; the op returns CKR_OK */
+};
+
+struct sign_op {
+	struct key_ref key;
 	CK_MECHANISM mech;
 	const uint8_t *in;
 	CK_ULONG in_len;
 	uint8_t *sig;      /* want->sig_len bytes */
 	CK_ULONG sig_len;
-	kos_rv err;        /* kos's own refusal, detail set; the op returns CKR_OK */
 };
 
-/* Finds the private key of o->label; CKR_OK with o->err set when there is
+/* Finds the private key of r->label; CKR_OK with r->err set when there is
  * none or more than one. */
-static CK_RV lookup_key(kos_hsm_session *s, struct sign_op *o, CK_OBJECT_HANDLE *key,
+static CK_RV lookup_key(kos_hsm_session *s, struct key_ref *r, CK_OBJECT_HANDLE *key,
 			const struct key_kind **kind)
 {
 	static const CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
@@ -748,65 +763,91 @@ static CK_RV lookup_key(kos_hsm_session *s, struct sign_op *o, CK_OBJECT_HANDLE 
 	CK_RV crv;
 
 	atomic_fetch_add(&lookup_count, 1);
-	if (!key_id(o->label, id))
+	if (!key_id(r->label, id))
 		return CKR_FUNCTION_FAILED;
-	key_template(tmpl, &cls, o->label, id);
+	key_template(tmpl, &cls, r->label, id);
 	crv = kos_hsm_find_one(s, tmpl, KOS_ARRAY_SIZE(tmpl), &obj, &n);
 	if (crv != CKR_OK)
 		return crv;
 	if (n == 0) {
-		o->err = kos_hsm_error(o->hsm, o->tok, KOS_E_NOTFOUND,
-				       "no private key labelled '%s'", o->label);
+		r->err = kos_hsm_error(r->hsm, r->tok, KOS_E_NOTFOUND,
+				       "no private key labelled '%s'", r->label);
 		return CKR_OK;
 	}
 	if (n > 1) {
-		o->err = kos_hsm_error(o->hsm, o->tok, KOS_E_INTEGRITY,
-				       "more than one private key labelled '%s'", o->label);
+		r->err = kos_hsm_error(r->hsm, r->tok, KOS_E_INTEGRITY,
+				       "more than one private key labelled '%s'", r->label);
 		return CKR_OK;
 	}
 	*key = obj;
 	return key_kind_of(s, obj, kind);
 }
 
-static CK_RV sign_op(kos_hsm_session *s, void *arg)
+typedef CK_RV key_init_fn(kos_hsm_session *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE key);
+
+static CK_RV sign_init(kos_hsm_session *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE key)
 {
-	struct sign_op *o = arg;
+	return s->f->C_SignInit(s->h, mech, key);
+}
+
+static CK_RV decrypt_init(kos_hsm_session *s, CK_MECHANISM *mech, CK_OBJECT_HANDLE key)
+{
+	return s->f->C_DecryptInit(s->h, mech, key);
+}
+
+/* Starts an operation with init (named func) and mech on the private key
+ * of r: its cached handle, else the one looked up (and cached); a cached
+ * handle the token calls invalid (the key was destroyed behind kos's back)
+ * is looked up once more. Returns init's CK_RV, with s->func set when it
+ * failed and *key the handle it was given; or CKR_OK with r->err set when
+ * there is no such key or it is of another kind. */
+static CK_RV key_init(kos_hsm_session *s, struct key_ref *r, key_init_fn *init, const char *func,
+		      CK_MECHANISM *mech, CK_OBJECT_HANDLE *key)
+{
 	const struct key_kind *kind = NULL;
-	CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
 	uint64_t epoch;
 	bool cached;
 	CK_RV crv;
 
-	o->err = KOS_OK;
-	cached = cache_get(o->hsm, o->tok, o->label, o->hash, s->generation, &key, &kind, &epoch);
+	r->err = KOS_OK;
+	*key = CK_INVALID_HANDLE;
+	cached = cache_get(r->hsm, r->tok, r->label, r->hash, s->generation, key, &kind, &epoch);
 	for (;;) {
 		if (!cached) {
-			crv = lookup_key(s, o, &key, &kind);
-			if (crv != CKR_OK || o->err != KOS_OK)
+			crv = lookup_key(s, r, key, &kind);
+			if (crv != CKR_OK || r->err != KOS_OK)
 				return crv;
-			cache_put(o->hsm, o->tok, o->label, o->hash, s->generation, key, kind,
+			cache_put(r->hsm, r->tok, r->label, r->hash, s->generation, *key, kind,
 				  epoch);
 		}
-		if (kind != o->want) {
-			o->err = kos_hsm_error(
-			    o->hsm, o->tok, KOS_E_INVALID, "key '%s' is %s, not %s", o->label,
-			    kind != NULL ? kind->name : "of another type", o->want->name);
+		if (kind != r->want) {
+			r->err = kos_hsm_error(
+			    r->hsm, r->tok, KOS_E_INVALID, "key '%s' is %s, not %s", r->label,
+			    kind != NULL ? kind->name : "of another type", r->want->name);
 			return CKR_OK;
 		}
-		crv = s->f->C_SignInit(s->h, &o->mech, key);
-		/* the cached key was destroyed behind kos's back: look it up once more */
+		crv = init(s, mech, *key);
 		if (cached && (crv == CKR_KEY_HANDLE_INVALID || crv == CKR_OBJECT_HANDLE_INVALID)) {
-			epoch = cache_drop(o->hsm, o->tok, o->label);
+			epoch = cache_drop(r->hsm, r->tok, r->label);
 			cached = false;
 			continue;
 		}
-		if (crv != CKR_OK) {
-			s->func = "C_SignInit";
-			return crv;
-		}
-		break;
+		if (crv != CKR_OK)
+			s->func = func;
+		return crv;
 	}
-	o->sig_len = o->want->sig_len;
+}
+
+static CK_RV sign_op(kos_hsm_session *s, void *arg)
+{
+	struct sign_op *o = arg;
+	CK_OBJECT_HANDLE key;
+	CK_RV crv;
+
+	crv = key_init(s, &o->key, sign_init, "C_SignInit", &o->mech, &key);
+	if (crv != CKR_OK || o->key.err != KOS_OK)
+		return crv;
+	o->sig_len = o->key.want->sig_len;
 	crv = s->f->C_Sign(s->h, (CK_BYTE_PTR)o->in, o->in_len, o->sig, &o->sig_len);
 	if (crv == CKR_BUFFER_TOO_SMALL) {
 		/* The key was checked to be of the wanted size, so this is a token
@@ -940,14 +981,14 @@ kos_rv kos_signer_sign_with(kos_hsm *hsm, size_t tok, kos_key_type type, const c
 	if ((unsigned)opts->alg >= KOS_SIG_ALG_COUNT || (unsigned)opts->hash >= KOS_HASH_COUNT)
 		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
 				     "key '%s': unknown signature algorithm or hash", label);
-	o.want = kind_of(type);
-	if (o.want == NULL)
+	o.key.want = kind_of(type);
+	if (o.key.want == NULL)
 		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
 				     "key '%s': not a signing key type (%d)", label, (int)type);
-	why = pick_mechanism(o.want, opts, &alg, &plan);
+	why = pick_mechanism(o.key.want, opts, &alg, &plan);
 	if (why != NULL)
 		return kos_hsm_error(hsm, tok, KOS_E_INVALID, "key '%s': %s with a %s key %s",
-				     label, alg_name(alg), o.want->name, why);
+				     label, alg_name(alg), o.key.want->name, why);
 	hlen = kos_hash_len(opts->hash);
 	if (opts->digest && len != hlen)
 		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
@@ -957,10 +998,10 @@ kos_rv kos_signer_sign_with(kos_hsm *hsm, size_t tok, kos_key_type type, const c
 		return kos_hsm_error(hsm, tok, KOS_E_RANGE,
 				     "key '%s': %zu bytes to sign; at most %u are accepted", label,
 				     len, (unsigned)KOS_SIGNER_DATA_MAX);
-	o.hsm = hsm;
-	o.tok = tok;
-	o.label = label;
-	o.hash = cache_hash(hsm, tok, label);
+	o.key.hsm = hsm;
+	o.key.tok = tok;
+	o.key.label = label;
+	o.key.hash = cache_hash(hsm, tok, label);
 	o.mech = plan.mech;
 	o.in = len > 0 ? in : empty;
 	o.in_len = len;
@@ -978,17 +1019,17 @@ kos_rv kos_signer_sign_with(kos_hsm *hsm, size_t tok, kos_key_type type, const c
 		o.in = plan.buf;
 		o.in_len = pre + hlen;
 	}
-	o.sig = malloc(o.want->sig_len);
+	o.sig = malloc(o.key.want->sig_len);
 	if (o.sig == NULL)
 		return kos_error_set(KOS_E_NOMEM, "out of memory");
-	o.err = KOS_OK;
+	o.key.err = KOS_OK;
 	rv = kos_hsm_run(hsm, tok, sign_op, &o);
 	if (rv == KOS_OK)
-		rv = o.err;
-	if (rv == KOS_OK && o.sig_len != o.want->sig_len)
+		rv = o.key.err;
+	if (rv == KOS_OK && o.sig_len != o.key.want->sig_len)
 		rv = kos_hsm_error(hsm, tok, KOS_E_CRYPTO,
 				   "C_Sign with '%s' returned %lu bytes, not %lu", label,
-				   (unsigned long)o.sig_len, (unsigned long)o.want->sig_len);
+				   (unsigned long)o.sig_len, (unsigned long)o.key.want->sig_len);
 	if (rv == KOS_OK && alg == KOS_SIG_ECDSA_DER) {
 		rv = kos_ecdsa_raw_to_der(o.sig, o.sig_len, sig, sig_len);
 		if (rv != KOS_OK)
@@ -1013,6 +1054,195 @@ kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *
 
 	opts.alg = alg;
 	return kos_signer_sign_with(hsm, tok, type, label, &opts, data, len, sig, sig_len);
+}
+
+/* --- RSA decryption ------------------------------------------------------------ */
+
+struct decrypt_op {
+	struct key_ref key;
+	CK_MECHANISM mech; /* CKM_RSA_PKCS, or CKM_RSA_PKCS_OAEP with oaep */
+	CK_RSA_PKCS_OAEP_PARAMS oaep;
+	const uint8_t *in;
+	CK_ULONG in_len;
+	uint8_t *out; /* want->sig_len bytes: the modulus' */
+	CK_ULONG out_len;
+	bool raw;     /* decrypted with CKM_RSA_X_509: kos decodes OAEP */
+};
+
+/* Whether C_DecryptInit refused CKM_RSA_PKCS_OAEP for its parameters (or
+ * the mechanism), not for the key or the session. SoftHSM 2.6.1 answers
+ * CKR_ARGUMENTS_BAD to any hash but SHA-1, another MGF or a label; the
+ * standard says CKR_MECHANISM_PARAM_INVALID. */
+static bool oaep_refused(CK_RV crv)
+{
+	return crv == CKR_MECHANISM_PARAM_INVALID || crv == CKR_ARGUMENTS_BAD ||
+	       crv == CKR_MECHANISM_INVALID;
+}
+
+static CK_RV decrypt_op(kos_hsm_session *s, void *arg)
+{
+	static CK_MECHANISM raw = { CKM_RSA_X_509, NULL, 0 };
+	struct decrypt_op *o = arg;
+	CK_OBJECT_HANDLE key;
+	CK_RV crv;
+
+	o->raw = o->mech.mechanism == CKM_RSA_X_509;
+	crv = key_init(s, &o->key, decrypt_init, "C_DecryptInit", &o->mech, &key);
+	if (o->key.err != KOS_OK)
+		return CKR_OK;
+	/* Prefer the token's OAEP; where it refuses the parameters (SoftHSM
+	 * 2.6.1: any hash or MGF1 but SHA-1) the token makes the private-key
+	 * operation alone and kos decodes the result (kos/rsa_oaep.c). The
+	 * parameters are the caller's, not secret. */
+	if (o->mech.mechanism == CKM_RSA_PKCS_OAEP && key != CK_INVALID_HANDLE &&
+	    oaep_refused(crv)) {
+		o->raw = true;
+		crv = s->f->C_DecryptInit(s->h, &raw, key);
+		if (crv != CKR_OK)
+			s->func = "C_DecryptInit (CKM_RSA_X_509)";
+	}
+	if (crv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
+		o->key.err = kos_hsm_error(o->key.hsm, o->key.tok, KOS_E_POLICY,
+					   "key pair '%s' was made without decryption", o->key.label);
+		return CKR_OK;
+	}
+	if (crv != CKR_OK)
+		return crv;
+	o->out_len = o->key.want->sig_len;
+	crv = s->f->C_Decrypt(s->h, (CK_BYTE_PTR)o->in, o->in_len, o->out, &o->out_len);
+	if (crv == CKR_OK)
+		return CKR_OK;
+	if (crv == CKR_BUFFER_TOO_SMALL) {
+		/* more than the modulus: a token fault, the operation still active */
+		s->func = "C_Decrypt (a plaintext longer than the modulus)";
+		return CKR_OPERATION_ACTIVE;
+	}
+	if (kos_hsm_rv_session_failed(crv) || crv == CKR_HOST_MEMORY || crv == CKR_DEVICE_MEMORY) {
+		s->func = "C_Decrypt";
+		return crv;
+	}
+	/* The token found the padding, or the ciphertext as a number, wrong:
+	 * the caller's doing, not the token's (not counted against it), and
+	 * one answer whatever the token said (CKR_ENCRYPTED_DATA_INVALID,
+	 * SoftHSM's CKR_GENERAL_ERROR, ...), so the answer is no padding
+	 * oracle by content. */
+	o->key.err = kos_error_set(KOS_E_INTEGRITY, "decryption failed");
+	return CKR_OK;
+}
+
+/* The mechanism for OAEP with opts, in o; NULL when they fit, else why not.
+ * With a label the token only decrypts (CKM_RSA_X_509) and kos decodes:
+ * SoftHSM 2.6.1 takes a label in CK_RSA_PKCS_OAEP_PARAMS and ignores it,
+ * so a ciphertext made for no label, or for another one, would decrypt,
+ * and kos cannot tell such a token from one that checks. */
+static const char *oaep_plan(const kos_rsa_decrypt_opts *opts, size_t k, struct decrypt_op *o)
+{
+	static const CK_MECHANISM raw = { CKM_RSA_X_509, NULL, 0 };
+
+	if ((unsigned)opts->hash >= KOS_HASH_COUNT || (unsigned)opts->mgf1 >= KOS_HASH_COUNT)
+		return "an unknown OAEP hash";
+	if (opts->label_len > KOS_RSA_LABEL_MAX)
+		return "an OAEP label longer than " LABEL_MAX_TEXT " bytes";
+	if (k < 2 * kos_hash_len(opts->hash) + 2)
+		return "a hash too long for the modulus";
+	if (opts->label_len > 0) {
+		o->mech = raw;
+		return NULL;
+	}
+	o->oaep.hashAlg = hash_info[opts->hash].ckm;
+	o->oaep.mgf = hash_info[opts->mgf1].mgf;
+	o->oaep.source = CKZ_DATA_SPECIFIED;
+	o->oaep.pSourceData = NULL;
+	o->oaep.ulSourceDataLen = 0;
+	o->mech.mechanism = CKM_RSA_PKCS_OAEP;
+	o->mech.pParameter = &o->oaep;
+	o->mech.ulParameterLen = sizeof(o->oaep);
+	return NULL;
+}
+
+kos_rv kos_signer_rsa_decrypt(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
+			      const kos_rsa_decrypt_opts *opts, const uint8_t *ct, size_t len,
+			      uint8_t **pt, size_t *pt_len)
+{
+	struct decrypt_op o;
+	const char *why = NULL;
+	uint8_t *buf = NULL;
+	size_t k, cap = 0, n = 0;
+	kos_rv rv;
+
+	if (pt == NULL || pt_len == NULL || opts == NULL || ct == NULL)
+		return kos_error_set(KOS_E_INVALID, "kos_signer_rsa_decrypt: bad arguments");
+	*pt = NULL;
+	*pt_len = 0;
+	rv = check_args(hsm, tok, label);
+	if (rv != KOS_OK)
+		return rv;
+	memset(&o, 0, sizeof(o));
+	o.key.want = kind_of(type);
+	if (o.key.want == NULL || o.key.want->ckk != CKK_RSA)
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID, "key '%s': only RSA keys decrypt",
+				     label);
+	k = o.key.want->sig_len;
+	if (len != k)
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
+				     "key '%s': an %s ciphertext is %zu bytes (the modulus'), not %zu",
+				     label, o.key.want->name, k, len);
+	if (opts->label == NULL && opts->label_len > 0)
+		why = "an OAEP label of no bytes";
+	else if (opts->padding == KOS_RSA_PAD_PKCS1)
+		o.mech.mechanism = CKM_RSA_PKCS;
+	else if (opts->padding == KOS_RSA_PAD_OAEP)
+		why = oaep_plan(opts, k, &o);
+	else
+		why = "an unknown padding";
+	if (why != NULL)
+		return kos_hsm_error(hsm, tok, KOS_E_INVALID, "key '%s': %s", label, why);
+	pthread_once(&md_once, md_init);
+	if (opts->padding == KOS_RSA_PAD_OAEP && (mds[opts->hash] == NULL || mds[opts->mgf1] == NULL))
+		return kos_error_set(KOS_E_CRYPTO, "%s is not available",
+				     kos_hash_name(mds[opts->hash] == NULL ? opts->hash : opts->mgf1));
+	o.key.hsm = hsm;
+	o.key.tok = tok;
+	o.key.label = label;
+	o.key.hash = cache_hash(hsm, tok, label);
+	o.in = ct;
+	o.in_len = len;
+	o.out = calloc(1, k);
+	if (o.out == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	rv = kos_hsm_run(hsm, tok, decrypt_op, &o);
+	if (rv == KOS_OK)
+		rv = o.key.err;
+	if (rv == KOS_OK && o.out_len > k)
+		rv = kos_hsm_error(hsm, tok, KOS_E_CRYPTO,
+				   "C_Decrypt with '%s' returned %lu bytes, more than the modulus",
+				   label, (unsigned long)o.out_len);
+	if (rv != KOS_OK)
+		goto out;
+	cap = o.raw ? k - 2 * kos_hash_len(opts->hash) - 2 : (size_t)o.out_len;
+	buf = malloc(cap > 0 ? cap : 1);
+	if (buf == NULL) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (o.raw) {
+		/* a token may leave out the leading zeros, and how many is secret */
+		kos_rsa_right_align(o.out, k, o.out_len);
+		rv = kos_rsa_oaep_decode(mds[opts->hash], mds[opts->mgf1], opts->label,
+					 opts->label_len, o.out, k, buf, &n);
+	} else {
+		memcpy(buf, o.out, o.out_len);
+		n = o.out_len;
+	}
+	if (rv == KOS_OK) {
+		*pt = buf;
+		*pt_len = n;
+		buf = NULL;
+	}
+out:
+	kos_secret_free(buf, cap);
+	kos_secret_free(o.out, k);
+	return rv;
 }
 
 /* --- public key, destroy, list ------------------------------------------------- */

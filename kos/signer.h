@@ -7,7 +7,9 @@
  * A key pair is found by its CKA_LABEL (the caller chooses it, e.g.
  * "kos-sign:NAME:VERSION") and CKA_ID (the first 16 bytes of SHA-256 of the
  * label). The private key is CKA_TOKEN, CKA_PRIVATE, CKA_SENSITIVE, not
- * CKA_EXTRACTABLE, CKA_SIGN only; the public key is CKA_TOKEN, CKA_VERIFY. */
+ * CKA_EXTRACTABLE, CKA_SIGN, and for RSA CKA_DECRYPT (pairs made before kos
+ * decrypted lack it); the public key is CKA_TOKEN, CKA_VERIFY, and for RSA
+ * CKA_ENCRYPT. */
 #ifndef KOS_SIGNER_H
 #define KOS_SIGNER_H
 
@@ -49,6 +51,20 @@ kos_rv kos_signer_sign(kos_hsm *hsm, size_t tok, kos_key_type type, const char *
 kos_rv kos_signer_sign_with(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
 			    const kos_sign_opts *opts, const uint8_t *in, size_t len,
 			    uint8_t **sig, size_t *sig_len);
+
+/* Decrypts ct (exactly the modulus' length) with the RSA private key
+ * labelled label inside the token: CKM_RSA_PKCS for PKCS#1 v1.5, or
+ * CKM_RSA_PKCS_OAEP with opts' hash and MGF1 hash; where the token refuses
+ * those OAEP parameters, or for a label (which SoftHSM ignores),
+ * CKM_RSA_X_509 and OAEP decoded by kos in constant time (kos/rsa_oaep.h). *pt (*pt_len bytes) is freed with
+ * kos_secret_free(*pt, *pt_len). Errors: KOS_E_INTEGRITY "decryption
+ * failed" for every failure of the decryption itself, whatever failed (no
+ * padding oracle by content), KOS_E_POLICY (the key pair was made without
+ * CKA_DECRYPT), KOS_E_INVALID (not an RSA type, the ciphertext's length,
+ * padding, hash or label), KOS_E_NOTFOUND, token errors. */
+kos_rv kos_signer_rsa_decrypt(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
+			      const kos_rsa_decrypt_opts *opts, const uint8_t *ct, size_t len,
+			      uint8_t **pt, size_t *pt_len);
 
 /* Reads the public key of label from the token as DER SubjectPublicKeyInfo,
  * freed with kos_free(). Errors: KOS_E_NOTFOUND, KOS_E_INVALID (a key type

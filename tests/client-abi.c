@@ -58,6 +58,20 @@ static int offline(void)
 			check(kos_client_pubkey_at(c, "k", 1, NULL, NULL) == KOS_E_INVALID,
 			      "pubkey_at without an output is refused");
 		}
+		{
+			kos_client_rsa_opts o = KOS_CLIENT_RSA_OPTS_INIT;
+			uint8_t ct[256] = { 0 }, *pt = NULL;
+			size_t pt_len = 0;
+
+			o.padding = KOS_RSA_PAD_OAEP;
+			o.label_len = 1;
+			check(kos_client_rsa_decrypt(c, "k", &o, ct, sizeof(ct), &pt, &pt_len) ==
+				      KOS_E_INVALID,
+			      "rsa_decrypt with a label length but no label is refused");
+			check(kos_client_rsa_decrypt(c, "k", NULL, ct, sizeof(ct), &pt, &pt_len) ==
+				      KOS_E_INVALID,
+			      "rsa_decrypt without options is refused");
+		}
 	}
 	kos_client_free(c);
 	kos_client_free(NULL);

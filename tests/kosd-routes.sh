@@ -36,6 +36,7 @@ setup "a data key" "$K" key create payments
 setup "a signing key" "$K" key create sig --type ec-p256
 setup "its second version" "$K" key rotate sig
 setup "a TLS key" "$K" key create tls --type ec-p256
+setup "an RSA key" "$K" key create rsa --type rsa-2048
 setup "its second version" "$K" key rotate tls
 
 check "kosd starts" start_kosd
@@ -284,6 +285,76 @@ grep_err "(retired)" "key sign: retired"
 expect 1 "key sign --version of a retired version on the store" "$K" --local key sign tls \
 	--version 1 < "$kos_tmp/hello"
 grep_err "version 1 is retired" "the store says retired"
+
+# --- RSA decryption inside the HSM: ciphertexts made by openssl pkeyutl ---
+expect 0 "client add rd" ks admin client add rd --scope "decrypt:rsa decrypt:sig decrypt:payments"
+cp "$out" "$kos_tmp/rd.secret"
+run ks rd credential enroll - < "$kos_tmp/rd.secret"
+setup "enroll rd" test "$status" -eq 0
+RD=$(cat "$kos_tmp/rd.cred")
+setup "the RSA key's public half" "$K" --local key pubkey rsa
+cp "$out" "$kos_tmp/rsa.pub"
+printf 'a premaster secret' > "$kos_tmp/rsa.pt"
+R_PT=$(base64 -w0 < "$kos_tmp/rsa.pt")
+# enc OPTS...: the plaintext encrypted to the key, base64
+enc() { openssl pkeyutl -encrypt -pubin -inkey "$kos_tmp/rsa.pub" -in "$kos_tmp/rsa.pt" "$@" | base64 -w0; }
+R_V15=$(enc)
+R_OAEP=$(enc -pkeyopt rsa_padding_mode:oaep)
+R_OAEP256=$(enc -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_oaep_label:6b6f73)
+api POST /v1/keys/rsa/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_V15\",\"padding\":\"pkcs1\"}"
+want 200 "rsa/decrypt PKCS#1 v1.5"
+check "the plaintext comes back" test "$(field plaintext)" = "$R_PT"
+grep_out '"version":1' "rsa/decrypt names the version"
+api POST /v1/keys/rsa/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_OAEP\",\"padding\":\"oaep\"}"
+want 200 "rsa/decrypt OAEP with its defaults (SHA-1)"
+check "the OAEP plaintext comes back" test "$(field plaintext)" = "$R_PT"
+api POST /v1/keys/rsa/rsa/decrypt "$RD" \
+	"{\"ciphertext\":\"$R_OAEP256\",\"padding\":\"oaep\",\"hash\":\"sha256\",\"label\":\"a29z\",\"version\":1}"
+want 200 "rsa/decrypt OAEP SHA-256 with a label"
+check "the labelled plaintext comes back" test "$(field plaintext)" = "$R_PT"
+api POST /v1/keys/rsa/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_V15\"}"
+want 400 "rsa/decrypt without padding"
+grep_out '"error":"missing_field"' "no padding: missing_field"
+api POST /v1/keys/rsa/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_V15\",\"padding\":\"pss\"}"
+want 400 "rsa/decrypt with another padding"
+api POST /v1/keys/rsa/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_V15\",\"padding\":\"pkcs1\",\"hash\":\"sha256\"}"
+want 400 "rsa/decrypt pkcs1 with a hash"
+api POST /v1/keys/rsa/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_OAEP\",\"padding\":\"oaep\",\"hash\":\"md5\"}"
+want 400 "rsa/decrypt with an unknown hash"
+api POST /v1/keys/rsa/rsa/decrypt "$RD" "{\"ciphertext\":\"AAAA\",\"padding\":\"pkcs1\"}"
+want 400 "rsa/decrypt of a ciphertext shorter than the modulus"
+grep_out 'a ciphertext is 256 bytes' "the length is named"
+api POST /v1/keys/sig/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_V15\",\"padding\":\"pkcs1\"}"
+want 400 "rsa/decrypt with an EC key"
+grep_out 'only RSA keys decrypt' "an EC key: only RSA keys"
+api POST /v1/keys/payments/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_V15\",\"padding\":\"pkcs1\"}"
+want 400 "rsa/decrypt with a data key"
+api POST /v1/keys/rsa/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_V15\",\"padding\":\"pkcs1\",\"version\":9}"
+want 404 "rsa/decrypt with a version the key never had"
+api POST /v1/keys/rsa/rsa/decrypt "$PK" "{\"ciphertext\":\"$R_V15\",\"padding\":\"pkcs1\"}"
+want 403 "rsa/decrypt without decrypt:rsa"
+grep_out '"error":"out_of_scope"' "rsa/decrypt: out_of_scope"
+api GET /v1/keys/rsa/rsa/decrypt "$RD"
+want 405 "GET rsa/decrypt"
+# last for rd: failures cost its trust; each is one and the same answer
+printf %s "$R_V15" | base64 -d > "$kos_tmp/bad.ct"
+cp "$kos_tmp/bad.ct" "$kos_tmp/good.ct"
+printf '\377\377' | dd of="$kos_tmp/bad.ct" bs=1 seek=10 conv=notrunc 2>/dev/null
+cmp -s "$kos_tmp/bad.ct" "$kos_tmp/good.ct" &&
+	printf '\0\0' | dd of="$kos_tmp/bad.ct" bs=1 seek=10 conv=notrunc 2>/dev/null
+R_BAD=$(base64 -w0 < "$kos_tmp/bad.ct")
+api POST /v1/keys/rsa/rsa/decrypt "$RD" "{\"ciphertext\":\"$R_BAD\",\"padding\":\"pkcs1\"}"
+want 400 "rsa/decrypt of a changed PKCS#1 v1.5 ciphertext"
+grep_out '"error":"decrypt_failed"' "a changed ciphertext: decrypt_failed"
+cp "$out" "$kos_tmp/fail1.json"
+api POST /v1/keys/rsa/rsa/decrypt "$RD" \
+	"{\"ciphertext\":\"$R_OAEP256\",\"padding\":\"oaep\",\"hash\":\"sha256\",\"label\":\"eA==\"}"
+want 400 "rsa/decrypt OAEP with another label"
+check "every failure is the same answer" cmp -s "$out" "$kos_tmp/fail1.json"
+grep_out '"message":"decryption failed"' "decryption failed, and nothing else"
+# the ledger is written every 100 ms
+check "the ledger records the decisions" wait_for 5 sh -c \
+	"'$K' --local ledger show 2>/dev/null | grep -q 'rd .*rsa_decrypt .*rsa .*decrypt failed'"
 api GET /v1/admin/clients "$ADM"
 want 200 "list clients"
 grep_out '"client":"svc"' "the list holds svc"

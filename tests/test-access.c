@@ -6,6 +6,10 @@
 #include "kos/internal.h"
 #include "tests/kos-test.h"
 
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -389,6 +393,98 @@ static void test_min_tier_keeps_private_keys_from_low(void)
 	kos_access_result_clear(&res);
 }
 
+/* An RSA ciphertext (PKCS#1 v1.5, OpenSSL) to the current version of name. */
+static size_t rsa_ct(const char *name, const uint8_t *pt, size_t len, uint8_t ct[256])
+{
+	char *pem = NULL;
+	BIO *bio;
+	EVP_PKEY *pk;
+	EVP_PKEY_CTX *ctx;
+	size_t n = 256;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_pubkey_pem(keys, name, 0, &pem), KOS_OK);
+	bio = BIO_new_mem_buf(pem, -1);
+	pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	ctx = pk != NULL ? EVP_PKEY_CTX_new(pk, NULL) : NULL;
+	CU_ASSERT_FATAL(ctx != NULL && EVP_PKEY_encrypt_init(ctx) == 1 &&
+			EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1 &&
+			EVP_PKEY_encrypt(ctx, ct, &n, pt, len) == 1);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	BIO_free(bio);
+	kos_free(pem);
+	return n;
+}
+
+/* RSA decryption takes decrypt:NAME (sign:NAME is not enough), the tiers
+ * from signing.min_tier, and counts a ciphertext that does not decrypt as
+ * the client's integrity failure. */
+static void test_rsa_decrypt_scope_tier_and_integrity(void)
+{
+	static const uint8_t secret[] = "premaster";
+	struct kos_policy medium = *pol;
+	kos_rsa_decrypt_opts o = KOS_RSA_DECRYPT_OPTS_INIT;
+	kos_access_result res;
+	kos_trust_info before, after;
+	uint8_t ct[256];
+	size_t n;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "tiered-rsa", KOS_KEY_RSA_2048), KOS_OK);
+	n = rsa_ct("tiered-rsa", secret, sizeof(secret), ct);
+	make_high("rhea");
+	CU_ASSERT_EQUAL_FATAL(kos_access_rsa_decrypt(acc, "rhea", "decrypt:tiered-rsa",
+						     "tiered-rsa", &o, ct, n, &res),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_EQUAL(res.version, 1);
+	CU_ASSERT(res.data_len == sizeof(secret) && memcmp(res.data, secret, res.data_len) == 0);
+	kos_access_result_clear(&res);
+	/* the scope of signing, or of another key, is not the scope of decryption */
+	CU_ASSERT_EQUAL(kos_access_rsa_decrypt(acc, "rhea", "sign:tiered-rsa decrypt:other",
+					       "tiered-rsa", &o, ct, n, &res),
+			KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	KOS_ASSERT_STR_EQ(res.reason, "out of scope");
+	CU_ASSERT_PTR_NULL(res.data);
+	/* a ciphertext that does not decrypt: an integrity failure */
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, "rhea", &before), KOS_OK);
+	ct[17] ^= 1;
+	CU_ASSERT_EQUAL(kos_access_rsa_decrypt(acc, "rhea", "decrypt:tiered-rsa", "tiered-rsa", &o,
+					       ct, n, &res),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_PTR_NULL(res.data);
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, "rhea", &after), KOS_OK);
+	CU_ASSERT_EQUAL(after.integrity_failures, before.integrity_failures + 1);
+	CU_ASSERT(after.score < before.score);
+	ct[17] ^= 1;
+
+	/* min_tier = "medium": low refused, medium served */
+	medium.path = NULL;
+	medium.signing.min_tier = KOS_TIER_MEDIUM;
+	kos_trust_set_policy(tr, &medium);
+	make_low("lars");
+	CU_ASSERT_EQUAL(kos_access_rsa_decrypt(acc, "lars", "decrypt:tiered-rsa", "tiered-rsa", &o,
+					       ct, n, &res),
+			KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	KOS_ASSERT_STR_EQ(res.reason, "trust too low");
+	CU_ASSERT_PTR_NULL(res.data);
+	CU_ASSERT_EQUAL(tier_of_new("mara"), KOS_TIER_MEDIUM);
+	CU_ASSERT_EQUAL(kos_access_rsa_decrypt(acc, "mara", "decrypt:tiered-rsa", "tiered-rsa", &o,
+					       ct, n, &res),
+			KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_EQUAL(res.data_len, sizeof(secret));
+	kos_access_result_clear(&res);
+	kos_trust_set_policy(tr, pol);
+	/* deny is refused whatever the policy */
+	make_deny("dora");
+	CU_ASSERT_EQUAL(kos_access_rsa_decrypt(acc, "dora", "decrypt:tiered-rsa", "tiered-rsa", &o,
+					       ct, n, &res),
+			KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+}
+
 static void test_bad_input_refused(void)
 {
 	kos_access_result res;
@@ -415,6 +511,7 @@ int main(void)
 		KOS_TEST(test_threat_level_shifts_tiers),
 		KOS_TEST(test_signing_by_tier),
 		KOS_TEST(test_min_tier_keeps_private_keys_from_low),
+		KOS_TEST(test_rsa_decrypt_scope_tier_and_integrity),
 		KOS_TEST(test_bad_input_refused),
 	};
 

@@ -83,6 +83,10 @@ static char finder_secret[KOS_CRED_SECRET_LEN + 1], digest_secret[KOS_CRED_SECRE
 /* vers signs with chosen versions of tls-1 (two versions) and retires them */
 #define VERS_SCOPE "sign:tls-1 admin:keys"
 static char vers_secret[KOS_CRED_SECRET_LEN + 1];
+/* rsad decrypts with RSA keys (rsa-2 has two versions), rsaf probes with
+ * ciphertexts that do not decrypt */
+#define RSA_SCOPE "decrypt:rsa-* decrypt:signer-1 pubkey:rsa-* admin:keys"
+static char rsad_secret[KOS_CRED_SECRET_LEN + 1], rsaf_secret[KOS_CRED_SECRET_LEN + 1];
 
 static const char *secret_of(const char *name)
 {
@@ -109,6 +113,19 @@ static kos_tier tier_of(const char *client)
 	if (kos_trust_get(tr, client, &info) != KOS_OK)
 		return KOS_TIER_DENY;
 	return info.tier;
+}
+
+/* The tier of client once it is want, or after 2 s what it is then: kosd
+ * writes its observations every 100 ms. */
+static kos_tier tier_soon(const char *client, kos_tier want)
+{
+	kos_tier t = tier_of(client);
+
+	for (int i = 0; i < 100 && t != want; i++) {
+		usleep(20000);
+		t = tier_of(client);
+	}
+	return t;
 }
 
 /* The default policy with trust made of the integrity factor alone,
@@ -347,7 +364,9 @@ static int suite_init(void)
 	    kos_key_create(keys, "rsa-1", KOS_KEY_RSA_2048) != KOS_OK ||
 	    kos_key_create(keys, "ed-1", KOS_KEY_ED25519) != KOS_OK ||
 	    kos_key_create(keys, "tls-1", KOS_KEY_EC_P256) != KOS_OK ||
-	    kos_key_rotate(keys, "tls-1", NULL) != KOS_OK)
+	    kos_key_rotate(keys, "tls-1", NULL) != KOS_OK ||
+	    kos_key_create(keys, "rsa-2", KOS_KEY_RSA_2048) != KOS_OK ||
+	    kos_key_rotate(keys, "rsa-2", NULL) != KOS_OK)
 		goto fail;
 	for (int i = 0; i < BULK_KEYS; i++) {
 		char name[24];
@@ -359,7 +378,9 @@ static int suite_init(void)
 	}
 	if (kos_ca_client_add(admin, "finder", FINDER_SCOPE, finder_secret) != KOS_OK ||
 	    kos_ca_client_add(admin, "dsig", "sign:signer-1", digest_secret) != KOS_OK ||
-	    kos_ca_client_add(admin, "vers", VERS_SCOPE, vers_secret) != KOS_OK)
+	    kos_ca_client_add(admin, "vers", VERS_SCOPE, vers_secret) != KOS_OK ||
+	    kos_ca_client_add(admin, "rsad", RSA_SCOPE, rsad_secret) != KOS_OK ||
+	    kos_ca_client_add(admin, "rsaf", RSA_SCOPE, rsaf_secret) != KOS_OK)
 		goto fail;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		/* cara attaches certificates and does nothing else */
@@ -1463,6 +1484,206 @@ static void test_sign_with_a_version(void)
 	kos_client_free(c);
 }
 
+/* --- RSA decryption inside kosd's HSM ---------------------------------------- */
+
+/* Runs openssl pkeyutl -encrypt with the public key in pub and opts on
+ * in, the ciphertext into ct (*len bytes). */
+static void pkeyutl_encrypt(const char *pub, const char *opts, const char *in, uint8_t *ct,
+			    size_t *len)
+{
+	char cmd[2048], out[700];
+	FILE *f;
+
+	snprintf(out, sizeof(out), "%s/rsa.ct", kos_test_tmpdir());
+	snprintf(cmd, sizeof(cmd),
+		 "openssl pkeyutl -encrypt -pubin -inkey '%s' -in '%s' -out '%s' %s "
+		 ">>'%s/openssl.log' 2>&1",
+		 pub, in, out, opts, kos_test_tmpdir());
+	CU_ASSERT_EQUAL_FATAL(system(cmd), 0);
+	f = fopen(out, "rb");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	*len = fread(ct, 1, 512, f);
+	fclose(f);
+}
+
+/* The public key of name's version as a file, for openssl pkeyutl. */
+static void pubkey_file(kos_client *c, const char *name, uint32_t version, char *path,
+			size_t len)
+{
+	char *pem = NULL;
+
+	snprintf(path, len, "%s/%s-%u.pub", kos_test_tmpdir(), name, (unsigned)version);
+	CU_ASSERT_EQUAL_FATAL(kos_client_pubkey_at(c, name, version, &pem, NULL), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(write_text(path, pem), 0);
+	kos_free(pem);
+}
+
+/* PKCS#1 v1.5 and OAEP (SHA-1 and SHA-256, with and without a label) of
+ * ciphertexts openssl pkeyutl made with the key's public half come back
+ * through kosd; a version is chosen, a retired one refused as retired. */
+static void test_rsa_decrypt(void)
+{
+	static const char secret[] = "a premaster secret, 48 bytes or so";
+	static const struct {
+		const char *opts;
+		kos_rsa_padding pad;
+		kos_hash hash;
+		const char *label;
+	} cases[] = {
+		{ "", KOS_RSA_PAD_PKCS1, KOS_HASH_SHA1, NULL },
+		{ "-pkeyopt rsa_padding_mode:oaep", KOS_RSA_PAD_OAEP, KOS_HASH_SHA1, NULL },
+		{ "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_label:6b6f73", KOS_RSA_PAD_OAEP,
+		  KOS_HASH_SHA1, "kos" },
+		{ "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 "
+		  "-pkeyopt rsa_mgf1_md:sha256",
+		  KOS_RSA_PAD_OAEP, KOS_HASH_SHA256, NULL },
+		{ "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 "
+		  "-pkeyopt rsa_mgf1_md:sha256 -pkeyopt rsa_oaep_label:6b6f73",
+		  KOS_RSA_PAD_OAEP, KOS_HASH_SHA256, "kos" },
+	};
+	kos_client *c = NULL;
+	char pub[700], in[700], *ans = NULL;
+	uint8_t ct[512], *pt = NULL;
+	size_t ct_len = 0, pt_len = 0, i;
+
+	CU_ASSERT_EQUAL_FATAL(kos_client_new(sock, &c), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_enroll(c, rsad_secret, NULL), KOS_OK);
+	snprintf(in, sizeof(in), "%s/rsa.pt", kos_test_tmpdir());
+	CU_ASSERT_EQUAL_FATAL(write_text(in, secret), 0);
+	pubkey_file(c, "rsa-1", 0, pub, sizeof(pub));
+	for (i = 0; i < KOS_ARRAY_SIZE(cases); i++) {
+		kos_client_rsa_opts o = KOS_CLIENT_RSA_OPTS_INIT;
+		kos_rv rv;
+
+		pkeyutl_encrypt(pub, cases[i].opts, in, ct, &ct_len);
+		CU_ASSERT_EQUAL_FATAL(ct_len, 256);
+		o.padding = cases[i].pad;
+		o.hash = o.mgf1 = cases[i].hash;
+		o.label = (const uint8_t *)cases[i].label;
+		o.label_len = cases[i].label != NULL ? strlen(cases[i].label) : 0;
+		rv = kos_client_rsa_decrypt(c, "rsa-1", &o, ct, ct_len, &pt, &pt_len);
+		if (rv != KOS_OK)
+			fprintf(stderr, "case %zu: %s (%s)\n", i, kos_last_error(),
+				kos_client_last_code(c));
+		CU_ASSERT_EQUAL_FATAL(rv, KOS_OK);
+		CU_ASSERT(pt_len == strlen(secret) && memcmp(pt, secret, pt_len) == 0);
+		kos_secret_free(pt, pt_len);
+		pt = NULL;
+	}
+	CU_ASSERT_EQUAL(tier_soon("rsad", KOS_TIER_HIGH), KOS_TIER_HIGH);
+
+	/* a chosen version: rsa-2 has two, and version 1 decrypts its own */
+	pubkey_file(c, "rsa-2", 1, pub, sizeof(pub));
+	pkeyutl_encrypt(pub, "-pkeyopt rsa_padding_mode:oaep", in, ct, &ct_len);
+	{
+		kos_client_rsa_opts o = KOS_CLIENT_RSA_OPTS_INIT;
+
+		o.padding = KOS_RSA_PAD_OAEP;
+		o.version = 1;
+		CU_ASSERT_EQUAL_FATAL(kos_client_rsa_decrypt(c, "rsa-2", &o, ct, ct_len, &pt,
+							     &pt_len),
+				      KOS_OK);
+		CU_ASSERT(pt_len == strlen(secret) && memcmp(pt, secret, pt_len) == 0);
+		kos_secret_free(pt, pt_len);
+		pt = NULL;
+		CU_ASSERT_EQUAL_FATAL(kos_client_call(c, "POST", "/v1/admin/keys/rsa-2/retire",
+						      "{\"version\":1}", &ans),
+				      KOS_OK);
+		kos_secret_free(ans, strlen(ans));
+		CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "rsa-2", &o, ct, ct_len, &pt, &pt_len),
+				KOS_E_NOTFOUND);
+		KOS_ASSERT_STR_EQ(kos_client_last_code(c), "retired");
+		o.version = 9;
+		CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "rsa-2", &o, ct, ct_len, &pt, &pt_len),
+				KOS_E_NOTFOUND);
+		KOS_ASSERT_STR_EQ(kos_client_last_code(c), "not_found");
+		CU_ASSERT_PTR_NULL(pt);
+		/* an EC key: 400, not a decryption failure */
+		o.version = 0;
+		CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "signer-1", &o, ct, 64, &pt, &pt_len),
+				KOS_E_INVALID);
+		KOS_ASSERT_STR_EQ(kos_client_last_code(c), "bad_request");
+		CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "only RSA keys decrypt"));
+		/* a ciphertext of another length */
+		CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "rsa-1", &o, ct, 255, &pt, &pt_len),
+				KOS_E_INVALID);
+		CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "256 bytes"));
+		/* bad options never reach kosd */
+		o.padding = (kos_rsa_padding)5;
+		CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "rsa-1", &o, ct, 256, &pt, &pt_len),
+				KOS_E_INVALID);
+		CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "unknown padding"));
+	}
+	CU_ASSERT_EQUAL(tier_soon("rsad", KOS_TIER_HIGH), KOS_TIER_HIGH);
+	kos_client_free(c);
+}
+
+/* Every ciphertext that does not decrypt gets one answer (400
+ * decrypt_failed, "decryption failed"), and costs the client its trust:
+ * a client probing for a padding oracle falls to deny in a few tries. Out
+ * of scope is out of scope. */
+static void test_rsa_decrypt_failures(void)
+{
+	kos_client_rsa_opts o = KOS_CLIENT_RSA_OPTS_INIT;
+	kos_client *c = NULL, *f = finder();
+	char pub[700], in[700], msg1[512], msg2[512];
+	uint8_t ct[512], *pt = NULL;
+	size_t ct_len = 0, pt_len = 0;
+
+	CU_ASSERT_EQUAL_FATAL(kos_client_new(sock, &c), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_enroll(c, rsaf_secret, NULL), KOS_OK);
+	snprintf(in, sizeof(in), "%s/rsa.pt", kos_test_tmpdir());
+	CU_ASSERT_EQUAL_FATAL(write_text(in, "probe"), 0);
+	pubkey_file(c, "rsa-1", 0, pub, sizeof(pub));
+	pkeyutl_encrypt(pub, "", in, ct, &ct_len);
+	/* sign:rsa-1 does not decrypt */
+	CU_ASSERT_EQUAL(kos_client_rsa_decrypt(f, "rsa-1", &o, ct, ct_len, &pt, &pt_len),
+			KOS_E_POLICY);
+	KOS_ASSERT_STR_EQ(kos_client_last_code(f), "out_of_scope");
+	CU_ASSERT_EQUAL(kos_client_last_refusal(f), KOS_CLIENT_REFUSAL_OUT_OF_SCOPE);
+
+	/* a changed PKCS#1 v1.5 ciphertext, and OAEP with another label */
+	ct[40] ^= 0x10;
+	CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "rsa-1", &o, ct, ct_len, &pt, &pt_len),
+			KOS_E_INTEGRITY);
+	KOS_ASSERT_STR_EQ(kos_client_last_code(c), "decrypt_failed");
+	snprintf(msg1, sizeof(msg1), "%s", kos_last_error());
+	KOS_ASSERT_STR_EQ(msg1, "decryption failed");
+	CU_ASSERT_PTR_NULL(pt);
+	CU_ASSERT_EQUAL(tier_soon("rsaf", KOS_TIER_MEDIUM), KOS_TIER_MEDIUM);
+	pkeyutl_encrypt(pub, "-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256", in, ct,
+			&ct_len);
+	o.padding = KOS_RSA_PAD_OAEP;
+	o.hash = o.mgf1 = KOS_HASH_SHA256; /* pkeyutl's MGF1 follows rsa_oaep_md */
+	o.label = (const uint8_t *)"x";
+	o.label_len = 1;
+	CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "rsa-1", &o, ct, ct_len, &pt, &pt_len),
+			KOS_E_INTEGRITY);
+	KOS_ASSERT_STR_EQ(kos_client_last_code(c), "decrypt_failed");
+	snprintf(msg2, sizeof(msg2), "%s", kos_last_error());
+	KOS_ASSERT_STR_EQ(msg1, msg2);
+	CU_ASSERT_EQUAL(tier_soon("rsaf", KOS_TIER_LOW), KOS_TIER_LOW);
+	/* without the label it opens: the failure was the label's */
+	o.label = NULL;
+	o.label_len = 0;
+	CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "rsa-1", &o, ct, ct_len, &pt, &pt_len), KOS_OK);
+	CU_ASSERT(pt_len == 5 && memcmp(pt, "probe", 5) == 0);
+	kos_secret_free(pt, pt_len);
+	pt = NULL;
+	/* a third failure and the client is at deny */
+	ct[0] ^= 0x80;
+	CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "rsa-1", &o, ct, ct_len, &pt, &pt_len),
+			KOS_E_INTEGRITY);
+	CU_ASSERT_EQUAL(tier_soon("rsaf", KOS_TIER_DENY), KOS_TIER_DENY);
+	ct[0] ^= 0x80;
+	CU_ASSERT_EQUAL(kos_client_rsa_decrypt(c, "rsa-1", &o, ct, ct_len, &pt, &pt_len),
+			KOS_E_POLICY);
+	KOS_ASSERT_STR_EQ(kos_client_last_code(c), "trust_too_low");
+	CU_ASSERT_PTR_NULL(pt);
+	kos_client_free(c);
+	kos_client_free(f);
+}
+
 struct found {
 	unsigned n;
 	unsigned bulk, dek, other_type;
@@ -1935,6 +2156,8 @@ int main(void)
 		KOS_TEST(test_sign_digest_refusals),
 		KOS_TEST(test_sign_digest_follows_the_tier),
 		KOS_TEST(test_sign_with_a_version),
+		KOS_TEST(test_rsa_decrypt),
+		KOS_TEST(test_rsa_decrypt_failures),
 		KOS_TEST(test_keys_find_filters_in_kosd),
 		KOS_TEST(test_gcm_across_tiers),
 		KOS_TEST(test_certificates),

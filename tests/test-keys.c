@@ -1534,6 +1534,119 @@ static void test_sign_with_a_version(void)
 	EVP_PKEY_free(v2);
 }
 
+/* OAEP with SHA-256 to key name's version (OpenSSL, as a client would). */
+static size_t oaep_to(const char *name, uint32_t version, const uint8_t *pt, size_t len,
+		      uint8_t ct[384])
+{
+	EVP_PKEY *pk = pubkey(name, version);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pk, NULL);
+	size_t n = 384;
+
+	CU_ASSERT_FATAL(ctx != NULL && EVP_PKEY_encrypt_init(ctx) == 1 &&
+			EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+			EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()) == 1 &&
+			EVP_PKEY_encrypt(ctx, ct, &n, pt, len) == 1);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	return n;
+}
+
+/* RSA decryption by key version: the current one by default, an older
+ * active one by number, a retired one refused as retired; only RSA keys,
+ * ciphertexts of the modulus' length; a key pair made before kos decrypted
+ * (CKA_DECRYPT false) is named as such. */
+static void test_rsa_decrypt_by_version(void)
+{
+	static const uint8_t secret[] = "a TLS premaster secret";
+	kos_rsa_decrypt_opts o = KOS_RSA_DECRYPT_OPTS_INIT;
+	uint8_t ct[384], *pt = NULL;
+	size_t n, pt_len = 0;
+	uint32_t ver = 0;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "dec-rsa", KOS_KEY_RSA_2048), KOS_OK);
+	o.padding = KOS_RSA_PAD_OAEP;
+	o.hash = o.mgf1 = KOS_HASH_SHA256;
+	n = oaep_to("dec-rsa", 1, secret, sizeof(secret), ct);
+	CU_ASSERT_EQUAL_FATAL(kos_key_rsa_decrypt(keys, "dec-rsa", &o, ct, n, &pt, &pt_len, &ver),
+			      KOS_OK);
+	CU_ASSERT(ver == 1 && pt_len == sizeof(secret) && memcmp(pt, secret, pt_len) == 0);
+	kos_secret_free(pt, pt_len);
+	pt = NULL;
+	CU_ASSERT_EQUAL_FATAL(kos_key_rotate(keys, "dec-rsa", NULL), KOS_OK);
+	/* version 2 is another key pair: version 1's ciphertext does not open */
+	CU_ASSERT_EQUAL(kos_key_rsa_decrypt(keys, "dec-rsa", &o, ct, n, &pt, &pt_len, &ver),
+			KOS_E_INTEGRITY);
+	o.version = 1;
+	CU_ASSERT_EQUAL_FATAL(kos_key_rsa_decrypt(keys, "dec-rsa", &o, ct, n, &pt, &pt_len, &ver),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(ver, 1);
+	kos_secret_free(pt, pt_len);
+	pt = NULL;
+	CU_ASSERT_EQUAL(kos_key_retire(keys, "dec-rsa", 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_key_rsa_decrypt(keys, "dec-rsa", &o, ct, n, &pt, &pt_len, &ver),
+			KOS_E_NOTFOUND);
+	KOS_ASSERT_STR_EQ(kos_last_error(), "key dec-rsa version 1 is retired");
+	o.version = 0;
+	CU_ASSERT_EQUAL(kos_key_rsa_decrypt(keys, "dec-rsa", &o, ct, n - 1, &pt, &pt_len, &ver),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "a ciphertext is 256 bytes"));
+	CU_ASSERT_EQUAL(kos_key_rsa_decrypt(keys, "sig-ec", &o, ct, 64, &pt, &pt_len, &ver),
+			KOS_E_INVALID);
+	KOS_ASSERT_STR_EQ(kos_last_error(), "key sig-ec is ec-p256: only RSA keys decrypt");
+	CU_ASSERT_EQUAL(kos_key_rsa_decrypt(keys, "payments", &o, ct, n, &pt, &pt_len, &ver),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NULL(pt);
+
+	/* version 2's private key replaced by one without CKA_DECRYPT, as a
+	 * key made before would be */
+	{
+		static const char label[] = "kos-sign:dec-rsa:2";
+		CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+		CK_ULONG bits = 2048;
+		CK_BYTE f4[] = { 1, 0, 1 };
+		uint8_t id[32];
+		CK_ATTRIBUTE pubt[] = {
+			{ CKA_TOKEN, &yes, 1 },
+			{ CKA_MODULUS_BITS, &bits, sizeof(bits) },
+			{ CKA_PUBLIC_EXPONENT, f4, 3 },
+			{ CKA_LABEL, (void *)label, sizeof(label) - 1 },
+			{ CKA_ID, id, 16 },
+		};
+		CK_ATTRIBUTE privt[] = {
+			{ CKA_TOKEN, &yes, 1 },	   { CKA_PRIVATE, &yes, 1 },
+			{ CKA_SENSITIVE, &yes, 1 }, { CKA_SIGN, &yes, 1 },
+			{ CKA_DECRYPT, &no, 1 },   { CKA_LABEL, (void *)label, sizeof(label) - 1 },
+			{ CKA_ID, id, 16 },
+		};
+		CK_MECHANISM gen = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
+		CK_OBJECT_HANDLE a, b;
+		kos_hsm_session s;
+		size_t t;
+
+		CU_ASSERT_FATAL(EVP_Digest(label, strlen(label), id, NULL, EVP_sha256(), NULL) == 1);
+		CU_ASSERT_EQUAL_FATAL(kos_hsm_token_find(hsm, "signer", &t), KOS_OK);
+		CU_ASSERT_EQUAL_FATAL(kos_signer_destroy(hsm, t, label), KOS_OK);
+		CU_ASSERT_EQUAL_FATAL(kos_hsm_session_get(hsm, t, &s), KOS_OK);
+		CU_ASSERT_EQUAL(s.f->C_GenerateKeyPair(s.h, &gen, pubt, KOS_ARRAY_SIZE(pubt), privt,
+						       KOS_ARRAY_SIZE(privt), &a, &b),
+				CKR_OK);
+		kos_hsm_session_put(hsm, &s, CKR_OK);
+		memset(ct, 0x11, 256);
+		CU_ASSERT_EQUAL(kos_key_rsa_decrypt(keys, "dec-rsa", &o, ct, 256, &pt, &pt_len,
+						    &ver),
+				KOS_E_INVALID);
+		KOS_ASSERT_STR_EQ(kos_last_error(),
+				  "key dec-rsa version 2 was made without decryption; rotate it");
+		CU_ASSERT_PTR_NULL(pt);
+	}
+	/* the rotation the message asks for gives a key that decrypts */
+	CU_ASSERT_EQUAL_FATAL(kos_key_rotate(keys, "dec-rsa", &ver), KOS_OK);
+	n = oaep_to("dec-rsa", ver, secret, sizeof(secret), ct);
+	CU_ASSERT_EQUAL(kos_key_rsa_decrypt(keys, "dec-rsa", &o, ct, n, &pt, &pt_len, &ver),
+			KOS_OK);
+	kos_secret_free(pt, pt_len);
+}
+
 /* 1 when sig (DER for ECDSA) signs the SHA-1 digest dg under pk, checked
  * on the digest as a PKCS#11 verifier does: PKCS#1 v1.5 with SHA-1's
  * DigestInfo for RSA. */
@@ -2169,6 +2282,7 @@ int main(void)
 	    KOS_TEST(test_signing_keys),
 	    KOS_TEST(test_signing_key_all_or_nothing),
 	    KOS_TEST(test_sign_with_a_version),
+	    KOS_TEST(test_rsa_decrypt_by_version),
 	    KOS_TEST(test_sha1_signing_needs_the_policy),
 	    KOS_TEST(test_pubkey_without_the_token),
 	    KOS_TEST(test_certificates),

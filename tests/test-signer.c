@@ -7,6 +7,7 @@
 #include "common/jws.h"
 #include "kos/hsm.h"
 #include "kos/internal.h"
+#include "kos/rsa_oaep.h"
 #include "kos/signer.h"
 #include "tests/kos-test.h"
 
@@ -18,6 +19,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,12 +221,11 @@ static CK_BBOOL get_bool(kos_hsm_session *s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_
 }
 
 /* The private key never leaves the token: secret parts read as sensitive,
- * usage is sign only, CKA_ID is SHA-256(label)[:16]. */
+ * usage is sign (and for RSA decrypt) only, CKA_ID is SHA-256(label)[:16]. */
 static void check_attributes(kos_key_type type, const char *label)
 {
-	CK_ATTRIBUTE_TYPE secret = type == KOS_KEY_RSA_2048 || type == KOS_KEY_RSA_3072
-					   ? CKA_PRIVATE_EXPONENT
-					   : CKA_VALUE;
+	bool rsa = type == KOS_KEY_RSA_2048 || type == KOS_KEY_RSA_3072;
+	CK_ATTRIBUTE_TYPE secret = rsa ? CKA_PRIVATE_EXPONENT : CKA_VALUE;
 	uint8_t buf[1024], md[32], id[64];
 	CK_ATTRIBUTE a = { secret, buf, sizeof(buf) };
 	CK_ATTRIBUTE ida = { CKA_ID, id, sizeof(id) };
@@ -245,12 +246,12 @@ static void check_attributes(kos_key_type type, const char *label)
 	CU_ASSERT_EQUAL(get_bool(&s, priv, CKA_ALWAYS_SENSITIVE), CK_TRUE);
 	CU_ASSERT_EQUAL(get_bool(&s, priv, CKA_LOCAL), CK_TRUE);
 	CU_ASSERT_EQUAL(get_bool(&s, priv, CKA_SIGN), CK_TRUE);
-	CU_ASSERT_EQUAL(get_bool(&s, priv, CKA_DECRYPT), CK_FALSE);
+	CU_ASSERT_EQUAL(get_bool(&s, priv, CKA_DECRYPT), rsa ? CK_TRUE : CK_FALSE);
 	CU_ASSERT_EQUAL(get_bool(&s, priv, CKA_UNWRAP), CK_FALSE);
 	CU_ASSERT_EQUAL(get_bool(&s, priv, CKA_DERIVE), CK_FALSE);
 	CU_ASSERT_EQUAL(get_bool(&s, pub, CKA_TOKEN), CK_TRUE);
 	CU_ASSERT_EQUAL(get_bool(&s, pub, CKA_VERIFY), CK_TRUE);
-	CU_ASSERT_EQUAL(get_bool(&s, pub, CKA_ENCRYPT), CK_FALSE);
+	CU_ASSERT_EQUAL(get_bool(&s, pub, CKA_ENCRYPT), rsa ? CK_TRUE : CK_FALSE);
 	CU_ASSERT_EQUAL(get_bool(&s, pub, CKA_WRAP), CK_FALSE);
 	CU_ASSERT_EQUAL(EVP_Digest(label, strlen(label), md, NULL, EVP_sha256(), NULL), 1);
 	CU_ASSERT_EQUAL(s.f->C_GetAttributeValue(s.h, priv, &ida, 1), CKR_OK);
@@ -673,6 +674,365 @@ static void test_type_must_match_the_token_key(void)
 	expect_invalid(KOS_KEY_RSA_3072, "kos-sign:rsa2048:1", KOS_SIG_RSA_PSS);
 	expect_invalid(KOS_KEY_RSA_2048, "kos-sign:p256:1", KOS_SIG_RSA_PKCS1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "EC P-256"));
+}
+
+/* --- RSA decryption ------------------------------------------------------------ */
+
+/* Encrypts pt to the public key k as o says, with OpenSSL (padding
+ * RSA_NO_PADDING when raw: pt is then the whole block); *ct_len the length. */
+static void rsa_encrypt(const struct spki *k, const kos_rsa_decrypt_opts *o, bool raw,
+			const uint8_t *pt, size_t len, uint8_t *ct, size_t *ct_len)
+{
+	const unsigned char *p = k->der;
+	EVP_PKEY *pkey = d2i_PUBKEY(NULL, &p, (long)k->len);
+	EVP_PKEY_CTX *ctx = pkey != NULL ? EVP_PKEY_CTX_new(pkey, NULL) : NULL;
+	int ok;
+
+	*ct_len = 512;
+	ok = ctx != NULL && EVP_PKEY_encrypt_init(ctx) == 1;
+	if (ok && raw)
+		ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) == 1;
+	else if (ok && o->padding == KOS_RSA_PAD_PKCS1)
+		ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1;
+	else if (ok)
+		ok = EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_oaep_md(ctx, md_of(o->hash)) == 1 &&
+		     EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, md_of(o->mgf1)) == 1;
+	if (ok && !raw && o->padding == KOS_RSA_PAD_OAEP && o->label_len > 0) {
+		void *l = OPENSSL_memdup(o->label, o->label_len);
+
+		ok = l != NULL && EVP_PKEY_CTX_set0_rsa_oaep_label(ctx, l, (int)o->label_len) == 1;
+	}
+	ok = ok && EVP_PKEY_encrypt(ctx, ct, ct_len, pt, len) == 1;
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pkey);
+	CU_ASSERT_FATAL(ok);
+}
+
+static kos_rv rsa_decrypt(const char *label, const kos_rsa_decrypt_opts *o, const uint8_t *ct,
+			  size_t len, uint8_t **pt, size_t *pt_len)
+{
+	return kos_signer_rsa_decrypt(hsm, tok, KOS_KEY_RSA_2048, label, o, ct, len, pt, pt_len);
+}
+
+/* What comes back is what was encrypted: PKCS#1 v1.5, and OAEP with every
+ * hash, another MGF1 hash, with and without a label (the token's OAEP
+ * where it takes the parameters, kos's decoding elsewhere); every failure
+ * of the decryption is the same KOS_E_INTEGRITY "decryption failed". */
+static void test_rsa_decrypts_pkcs1_and_oaep(void)
+{
+	static const struct {
+		kos_rsa_padding pad;
+		kos_hash hash, mgf1;
+		const char *label;
+	} cases[] = {
+		{ KOS_RSA_PAD_PKCS1, KOS_HASH_SHA1, KOS_HASH_SHA1, NULL },
+		{ KOS_RSA_PAD_OAEP, KOS_HASH_SHA1, KOS_HASH_SHA1, NULL },
+		{ KOS_RSA_PAD_OAEP, KOS_HASH_SHA1, KOS_HASH_SHA1, "a label" },
+		{ KOS_RSA_PAD_OAEP, KOS_HASH_SHA256, KOS_HASH_SHA256, NULL },
+		{ KOS_RSA_PAD_OAEP, KOS_HASH_SHA256, KOS_HASH_SHA256, "tls" },
+		{ KOS_RSA_PAD_OAEP, KOS_HASH_SHA384, KOS_HASH_SHA1, NULL },
+		{ KOS_RSA_PAD_OAEP, KOS_HASH_SHA512, KOS_HASH_SHA512, "cms" },
+	};
+	const char *label = "kos-sign:rsa-dec:1";
+	struct spki k = { 0 };
+	uint8_t ct[512], *pt = NULL;
+	size_t ct_len, pt_len = 0, i;
+
+	generate(KOS_KEY_RSA_2048, label, &k);
+	for (i = 0; i < KOS_ARRAY_SIZE(cases); i++) {
+		kos_rsa_decrypt_opts o = KOS_RSA_DECRYPT_OPTS_INIT;
+		kos_rv rv;
+
+		o.padding = cases[i].pad;
+		o.hash = cases[i].hash;
+		o.mgf1 = cases[i].mgf1;
+		o.label = (const uint8_t *)cases[i].label;
+		o.label_len = cases[i].label != NULL ? strlen(cases[i].label) : 0;
+		rsa_encrypt(&k, &o, false, msg, sizeof(msg), ct, &ct_len);
+		CU_ASSERT_EQUAL_FATAL(ct_len, 256);
+		rv = rsa_decrypt(label, &o, ct, ct_len, &pt, &pt_len);
+		if (rv != KOS_OK)
+			fprintf(stderr, "case %zu: %s\n", i, kos_last_error());
+		CU_ASSERT_EQUAL_FATAL(rv, KOS_OK);
+		CU_ASSERT(pt_len == sizeof(msg) && memcmp(pt, msg, sizeof(msg)) == 0);
+		kos_secret_free(pt, pt_len);
+		pt = NULL;
+		/* a changed ciphertext */
+		ct[100] ^= 0x40;
+		CU_ASSERT_EQUAL(rsa_decrypt(label, &o, ct, ct_len, &pt, &pt_len), KOS_E_INTEGRITY);
+		KOS_ASSERT_STR_EQ(kos_last_error(), "decryption failed");
+		CU_ASSERT(pt == NULL && pt_len == 0);
+		ct[100] ^= 0x40;
+		if (o.padding == KOS_RSA_PAD_OAEP) {
+			/* another label, or another hash */
+			o.label = (const uint8_t *)"other";
+			o.label_len = 5;
+			CU_ASSERT_EQUAL(rsa_decrypt(label, &o, ct, ct_len, &pt, &pt_len),
+					KOS_E_INTEGRITY);
+			KOS_ASSERT_STR_EQ(kos_last_error(), "decryption failed");
+			o.label = (const uint8_t *)cases[i].label;
+			o.label_len = cases[i].label != NULL ? strlen(cases[i].label) : 0;
+			o.hash = o.hash == KOS_HASH_SHA1 ? KOS_HASH_SHA256 : KOS_HASH_SHA1;
+			CU_ASSERT_EQUAL(rsa_decrypt(label, &o, ct, ct_len, &pt, &pt_len),
+					KOS_E_INTEGRITY);
+			CU_ASSERT_PTR_NULL(pt);
+		}
+	}
+	{
+		/* a block with no PKCS#1 v1.5 padding at all, 00 01 FF ...: the
+		 * token refuses it, and the answer is the same */
+		kos_rsa_decrypt_opts o = KOS_RSA_DECRYPT_OPTS_INIT;
+		uint8_t block[256];
+
+		memset(block, 0xff, sizeof(block));
+		block[0] = 0x00;
+		block[1] = 0x01;
+		rsa_encrypt(&k, &o, true, block, sizeof(block), ct, &ct_len);
+		CU_ASSERT_EQUAL(rsa_decrypt(label, &o, ct, ct_len, &pt, &pt_len), KOS_E_INTEGRITY);
+		KOS_ASSERT_STR_EQ(kos_last_error(), "decryption failed");
+		o.padding = KOS_RSA_PAD_OAEP;
+		CU_ASSERT_EQUAL(rsa_decrypt(label, &o, ct, ct_len, &pt, &pt_len), KOS_E_INTEGRITY);
+		o.hash = o.mgf1 = KOS_HASH_SHA256;
+		CU_ASSERT_EQUAL(rsa_decrypt(label, &o, ct, ct_len, &pt, &pt_len), KOS_E_INTEGRITY);
+		KOS_ASSERT_STR_EQ(kos_last_error(), "decryption failed");
+		/* a number above the modulus */
+		memset(ct, 0xff, 256);
+		CU_ASSERT_EQUAL(rsa_decrypt(label, &o, ct, 256, &pt, &pt_len), KOS_E_INTEGRITY);
+		CU_ASSERT_PTR_NULL(pt);
+	}
+	spki_clear(&k);
+}
+
+/* Refused before the token is asked: another length than the modulus',
+ * an unknown padding or hash, a key of another type. */
+static void test_rsa_decrypt_refusals(void)
+{
+	kos_rsa_decrypt_opts o = KOS_RSA_DECRYPT_OPTS_INIT;
+	uint8_t ct[384] = { 1 }, *pt = NULL;
+	size_t pt_len = 0;
+
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 255, &pt, &pt_len), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "256 bytes"));
+	CU_ASSERT_EQUAL(kos_signer_rsa_decrypt(hsm, tok, KOS_KEY_RSA_3072, "kos-sign:rsa-dec:1", &o,
+					       ct, 384, &pt, &pt_len),
+			KOS_E_INVALID); /* the token's key is RSA-2048 */
+	CU_ASSERT_EQUAL(kos_signer_rsa_decrypt(hsm, tok, KOS_KEY_EC_P256, "kos-sign:p256:1", &o, ct,
+					       64, &pt, &pt_len),
+			KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "only RSA keys decrypt"));
+	o.padding = (kos_rsa_padding)7;
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 256, &pt, &pt_len), KOS_E_INVALID);
+	o.padding = KOS_RSA_PAD_OAEP;
+	o.hash = (kos_hash)9;
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 256, &pt, &pt_len), KOS_E_INVALID);
+	o.hash = KOS_HASH_SHA1;
+	o.label_len = 3;
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 256, &pt, &pt_len), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:none:1", &o, ct, 256, &pt, &pt_len), KOS_E_INVALID);
+	o.label_len = 0;
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:none:1", &o, ct, 256, &pt, &pt_len), KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NULL(pt);
+}
+
+/* A key pair made before kos decrypted has CKA_DECRYPT false: refused as
+ * such (KOS_E_POLICY), not as a token error. */
+static void test_rsa_decrypt_needs_cka_decrypt(void)
+{
+	static const char label[] = "kos-sign:old-rsa:1";
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = 2048;
+	CK_BYTE f4[] = { 1, 0, 1 };
+	uint8_t id[32], ct[256] = { 1 }, *pt = NULL;
+	CK_ATTRIBUTE pub[] = {
+		{ CKA_TOKEN, &yes, 1 },		   { CKA_VERIFY, &yes, 1 },
+		{ CKA_ENCRYPT, &no, 1 },	   { CKA_MODULUS_BITS, &bits, sizeof(bits) },
+		{ CKA_PUBLIC_EXPONENT, f4, 3 },	   { CKA_LABEL, (void *)label, sizeof(label) - 1 },
+		{ CKA_ID, id, 16 },
+	};
+	CK_ATTRIBUTE priv[] = {
+		{ CKA_TOKEN, &yes, 1 },	   { CKA_PRIVATE, &yes, 1 },
+		{ CKA_SENSITIVE, &yes, 1 }, { CKA_SIGN, &yes, 1 },
+		{ CKA_DECRYPT, &no, 1 },   { CKA_LABEL, (void *)label, sizeof(label) - 1 },
+		{ CKA_ID, id, 16 },
+	};
+	CK_MECHANISM gen = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
+	CK_OBJECT_HANDLE hpub, hpriv;
+	kos_rsa_decrypt_opts o = KOS_RSA_DECRYPT_OPTS_INIT;
+	kos_hsm_session s;
+	size_t pt_len = 0;
+
+	CU_ASSERT_EQUAL_FATAL(EVP_Digest(label, strlen(label), id, NULL, EVP_sha256(), NULL), 1);
+	CU_ASSERT_EQUAL_FATAL(kos_hsm_session_get(hsm, tok, &s), KOS_OK);
+	CU_ASSERT_EQUAL(s.f->C_GenerateKeyPair(s.h, &gen, pub, KOS_ARRAY_SIZE(pub), priv,
+					       KOS_ARRAY_SIZE(priv), &hpub, &hpriv),
+			CKR_OK);
+	kos_hsm_session_put(hsm, &s, CKR_OK);
+	CU_ASSERT_EQUAL(rsa_decrypt(label, &o, ct, sizeof(ct), &pt, &pt_len), KOS_E_POLICY);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "made without decryption"));
+	o.padding = KOS_RSA_PAD_OAEP;
+	o.hash = o.mgf1 = KOS_HASH_SHA256;
+	CU_ASSERT_EQUAL(rsa_decrypt(label, &o, ct, sizeof(ct), &pt, &pt_len), KOS_E_POLICY);
+	CU_ASSERT_PTR_NULL(pt);
+	CU_ASSERT_EQUAL(kos_signer_destroy(hsm, tok, label), KOS_OK);
+}
+
+/* --- OAEP decoding in kos (RFC 8017 7.1) --------------------------------------- */
+
+enum oaep_fault { OAEP_GOOD, OAEP_Y, OAEP_LHASH, OAEP_PS, OAEP_NO_ONE, OAEP_TWO };
+
+static void test_mgf1(const EVP_MD *md, uint8_t *out, size_t len, const uint8_t *seed, size_t n)
+{
+	uint8_t buf[512 + 4], d[EVP_MAX_MD_SIZE];
+	size_t hlen = (size_t)EVP_MD_get_size(md), done;
+	uint32_t c;
+
+	memcpy(buf, seed, n);
+	for (c = 0, done = 0; done < len; c++) {
+		buf[n] = (uint8_t)(c >> 24);
+		buf[n + 1] = (uint8_t)(c >> 16);
+		buf[n + 2] = (uint8_t)(c >> 8);
+		buf[n + 3] = (uint8_t)c;
+		CU_ASSERT_FATAL(EVP_Digest(buf, n + 4, d, NULL, md, NULL) == 1);
+		memcpy(out + done, d, len - done < hlen ? len - done : hlen);
+		done += len - done < hlen ? len - done : hlen;
+	}
+}
+
+/* EM for msg (RFC 8017 7.1.1 step 2) into em (k bytes), with a fault. */
+static void oaep_encode(const EVP_MD *md, const char *label, const uint8_t *m, size_t mlen,
+			size_t k, enum oaep_fault fault, uint8_t *em)
+{
+	size_t hlen = (size_t)EVP_MD_get_size(md), dblen = k - hlen - 1, i;
+	uint8_t db[512], seed[EVP_MAX_MD_SIZE], mask[512];
+
+	memset(db, 0, sizeof(db));
+	CU_ASSERT_FATAL(EVP_Digest(label, strlen(label), db, NULL, md, NULL) == 1);
+	if (fault == OAEP_LHASH)
+		db[3] ^= 1;
+	if (fault != OAEP_NO_ONE)
+		db[dblen - mlen - 1] = fault == OAEP_TWO ? 0x02 : 0x01;
+	if (fault == OAEP_PS)
+		db[hlen] = 0x07;
+	memcpy(db + dblen - mlen, m, mlen);
+	for (i = 0; i < hlen; i++)
+		seed[i] = (uint8_t)(0x5a + 7 * i);
+	test_mgf1(md, mask, dblen, seed, hlen);
+	for (i = 0; i < dblen; i++)
+		em[1 + hlen + i] = db[i] ^ mask[i];
+	test_mgf1(md, mask, hlen, em + 1 + hlen, dblen);
+	for (i = 0; i < hlen; i++)
+		em[1 + i] = seed[i] ^ mask[i];
+	em[0] = fault == OAEP_Y ? 0x01 : 0x00;
+}
+
+/* Messages of every length from none to the longest, with SHA-1, SHA-256
+ * and SHA-512, come back; each kind of bad encoding is refused alike and
+ * leaves nothing in the output. */
+static void test_oaep_decode(void)
+{
+	static const enum oaep_fault faults[] = { OAEP_Y, OAEP_LHASH, OAEP_PS, OAEP_NO_ONE,
+						  OAEP_TWO };
+	const EVP_MD *mds[] = { EVP_sha1(), EVP_sha256(), EVP_sha512() };
+	uint8_t m[256], em[256], out[256];
+	size_t k = 256, i, j, f, n;
+
+	/* no 00 or 01 in the message: a fault must not leave a valid, shorter one */
+	for (i = 0; i < sizeof(m); i++)
+		m[i] = (uint8_t)(0x80 | (i * 31));
+	for (i = 0; i < KOS_ARRAY_SIZE(mds); i++) {
+		size_t hlen = (size_t)EVP_MD_get_size(mds[i]), max = k - 2 * hlen - 2;
+		const size_t lens[] = { 0, 1, 2, 3, 17, max / 2, max - 1, max };
+
+		for (j = 0; j < KOS_ARRAY_SIZE(lens); j++) {
+			oaep_encode(mds[i], "L", m, lens[j], k, OAEP_GOOD, em);
+			memset(out, 0xee, sizeof(out));
+			CU_ASSERT_EQUAL_FATAL(kos_rsa_oaep_decode(mds[i], mds[i],
+								  (const uint8_t *)"L", 1, em, k,
+								  out, &n),
+					      KOS_OK);
+			CU_ASSERT(n == lens[j] && memcmp(out, m, n) == 0);
+			/* the rest of what decoding may write is zeros */
+			for (f = n; f < max; f++)
+				CU_ASSERT_EQUAL(out[f], 0);
+			/* another label */
+			CU_ASSERT_EQUAL(kos_rsa_oaep_decode(mds[i], mds[i], NULL, 0, em, k, out,
+							    &n),
+					KOS_E_INTEGRITY);
+			for (f = 0; f < KOS_ARRAY_SIZE(faults); f++) {
+				if (faults[f] == OAEP_PS && lens[j] == max)
+					continue; /* no PS to spoil */
+				oaep_encode(mds[i], "L", m, lens[j], k, faults[f], em);
+				memset(out, 0xee, sizeof(out));
+				n = 99;
+				CU_ASSERT_EQUAL(kos_rsa_oaep_decode(mds[i], mds[i],
+								    (const uint8_t *)"L", 1, em,
+								    k, out, &n),
+						KOS_E_INTEGRITY);
+				KOS_ASSERT_STR_EQ(kos_last_error(), "decryption failed");
+				CU_ASSERT_EQUAL(n, 0);
+				CU_ASSERT(out[0] == 0 && out[max - 1] == 0);
+			}
+		}
+	}
+	/* a modulus too short for the hash; bad arguments */
+	CU_ASSERT_EQUAL(kos_rsa_oaep_decode(EVP_sha512(), EVP_sha512(), NULL, 0, em, 129, out, &n),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_rsa_oaep_decode(EVP_sha1(), EVP_sha1(), NULL, 3, em, k, out, &n),
+			KOS_E_INVALID);
+}
+
+/* OpenSSL's OAEP encryption, undone by a raw RSA decryption and kos's
+ * decoding: the two implementations agree. */
+static void test_oaep_decode_agrees_with_openssl(void)
+{
+	EVP_PKEY *key = EVP_RSA_gen(2048);
+	EVP_PKEY_CTX *e = key != NULL ? EVP_PKEY_CTX_new(key, NULL) : NULL;
+	EVP_PKEY_CTX *d = key != NULL ? EVP_PKEY_CTX_new(key, NULL) : NULL;
+	uint8_t ct[256], em[256], out[256];
+	size_t ct_len = sizeof(ct), em_len = sizeof(em), n = 0;
+	void *l = OPENSSL_memdup("label", 5);
+
+	CU_ASSERT_FATAL(e != NULL && d != NULL && l != NULL);
+	CU_ASSERT_FATAL(EVP_PKEY_encrypt_init(e) == 1 &&
+			EVP_PKEY_CTX_set_rsa_padding(e, RSA_PKCS1_OAEP_PADDING) == 1 &&
+			EVP_PKEY_CTX_set_rsa_oaep_md(e, EVP_sha256()) == 1 &&
+			EVP_PKEY_CTX_set_rsa_mgf1_md(e, EVP_sha384()) == 1 &&
+			EVP_PKEY_CTX_set0_rsa_oaep_label(e, l, 5) == 1 &&
+			EVP_PKEY_encrypt(e, ct, &ct_len, msg, sizeof(msg)) == 1);
+	CU_ASSERT_FATAL(EVP_PKEY_decrypt_init(d) == 1 &&
+			EVP_PKEY_CTX_set_rsa_padding(d, RSA_NO_PADDING) == 1 &&
+			EVP_PKEY_decrypt(d, em, &em_len, ct, ct_len) == 1 && em_len == 256);
+	CU_ASSERT_EQUAL(kos_rsa_oaep_decode(EVP_sha256(), EVP_sha384(), (const uint8_t *)"label",
+					    5, em, 256, out, &n),
+			KOS_OK);
+	CU_ASSERT(n == sizeof(msg) && memcmp(out, msg, n) == 0);
+	CU_ASSERT_EQUAL(kos_rsa_oaep_decode(EVP_sha256(), EVP_sha256(), (const uint8_t *)"label",
+					    5, em, 256, out, &n),
+			KOS_E_INTEGRITY);
+	EVP_PKEY_CTX_free(e);
+	EVP_PKEY_CTX_free(d);
+	EVP_PKEY_free(key);
+}
+
+/* A raw decryption without its leading zero bytes goes back in place. */
+static void test_right_align(void)
+{
+	static const size_t ns[] = { 256, 255, 253, 200, 129, 128, 1, 0 };
+	uint8_t buf[256], want[256];
+	size_t i, j;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(ns); i++) {
+		size_t n = ns[i];
+
+		memset(want, 0, sizeof(want));
+		for (j = 0; j < n; j++)
+			want[256 - n + j] = buf[j] = (uint8_t)(j + 1);
+		for (j = n; j < 256; j++)
+			buf[j] = 0xaa; /* what the token did not write */
+		kos_rsa_right_align(buf, 256, n);
+		CU_ASSERT(memcmp(buf, want, 256) == 0);
+	}
 }
 
 static void test_generate_refuses_bad_arguments(void)
@@ -1157,6 +1517,12 @@ int main(void)
 		KOS_TEST(test_digest_refusals),
 		KOS_TEST(test_wrong_alg_for_type_refused),
 		KOS_TEST(test_type_must_match_the_token_key),
+		KOS_TEST(test_rsa_decrypts_pkcs1_and_oaep),
+		KOS_TEST(test_rsa_decrypt_refusals),
+		KOS_TEST(test_rsa_decrypt_needs_cka_decrypt),
+		KOS_TEST(test_oaep_decode),
+		KOS_TEST(test_oaep_decode_agrees_with_openssl),
+		KOS_TEST(test_right_align),
 		KOS_TEST(test_generate_refuses_bad_arguments),
 		KOS_TEST(test_sign_refuses_oversized_data),
 		KOS_TEST(test_duplicate_label_refused),

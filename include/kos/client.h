@@ -244,6 +244,31 @@ KOS_API kos_rv kos_client_pubkey_at(kos_client *c, const char *name, uint32_t ve
 /* kos_client_pubkey_at() of the current version. */
 KOS_API kos_rv kos_client_pubkey(kos_client *c, const char *name, char **pem);
 
+/* How kos_client_rsa_decrypt() decrypts; KOS_CLIENT_RSA_OPTS_INIT is
+ * PKCS#1 v1.5 with the current version (and SHA-1 with MGF1-SHA-1 for
+ * OAEP, RFC 8017's and OpenSSL's defaults). */
+typedef struct kos_client_rsa_opts {
+	kos_rsa_padding padding;
+	kos_hash hash, mgf1;			/* OAEP */
+	const uint8_t *label; size_t label_len;	/* OAEP, may be NULL/0 */
+	uint32_t version;			/* 0: current */
+} kos_client_rsa_opts;
+#define KOS_CLIENT_RSA_OPTS_INIT { KOS_RSA_PAD_PKCS1, KOS_HASH_SHA1, KOS_HASH_SHA1, NULL, 0, 0 }
+
+/* Decrypts ct, len bytes (the modulus' length), with RSA key name inside
+ * kosd's HSM: PKCS#1 v1.5 (kept for CMS and legacy protocols) or OAEP
+ * (preferred) with opts' hash, MGF1 hash and label. *pt is freed with
+ * kos_secret_free(*pt, *pt_len). Needs decrypt:NAME and a tier from the
+ * policy's signing.min_tier. Errors: KOS_E_INTEGRITY (the ciphertext does
+ * not decrypt, whatever failed: kosd gives one answer; it costs the
+ * client trust), KOS_E_INVALID (not an RSA key, a ciphertext of another
+ * length, the options, a key made without decryption), KOS_E_NOTFOUND (no
+ * such key or version; "retired"), kosd's refusals as
+ * kos_client_decrypt(), transport errors. */
+KOS_API kos_rv kos_client_rsa_decrypt(kos_client *c, const char *name,
+				      const kos_client_rsa_opts *opts, const uint8_t *ct,
+				      size_t len, uint8_t **pt, size_t *pt_len);
+
 /* The X.509 certificate (DER) stored beside version (0: current) of signing
  * key name; *der is freed with kos_free(). Needs a scope that reaches the
  * key (sign:, pubkey: or certify:NAME). Errors: KOS_E_NOTFOUND (none

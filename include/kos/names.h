@@ -49,6 +49,16 @@ typedef enum kos_hash {
  * callers and TLS 1.3 use). */
 #define KOS_SIG_SALT_DEFAULT (-1)
 
+/* RSA decryption inside the HSM: PKCS#1 v1.5 (RSAES-PKCS1-v1_5, kept for
+ * CMS and legacy protocols) or OAEP (RSAES-OAEP, RFC 8017 7.1: preferred),
+ * with a hash and an MGF1 hash of kos_hash. SHA-1 in OAEP is no signature
+ * and is not gated by signing.allow_sha1. */
+typedef enum kos_rsa_padding {
+	KOS_RSA_PAD_PKCS1 = 0,
+	KOS_RSA_PAD_OAEP,
+} kos_rsa_padding;
+#define KOS_RSA_LABEL_MAX 4096 /* the longest OAEP label kos takes, in bytes */
+
 #define KOS_KEY_NAME_MAX 64     /* names: 1..64 of [A-Za-z0-9._-], not starting with '.' or '-' */
 #define KOS_DEK_LEN 32
 #define KOS_KCV_LEN 8

@@ -288,6 +288,7 @@ void kosd_route_encrypt(struct kosd_req *r);
 void kosd_route_decrypt(struct kosd_req *r);
 void kosd_route_request(struct kosd_req *r);
 void kosd_route_sign(struct kosd_req *r);
+void kosd_route_rsa_decrypt(struct kosd_req *r);
 void kosd_route_gcm_encrypt(struct kosd_req *r);
 void kosd_route_gcm_decrypt(struct kosd_req *r);
 void kosd_route_cert_set(struct kosd_req *r);

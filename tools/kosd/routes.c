@@ -634,6 +634,106 @@ out:
 	kos_secret_free(in, len);
 }
 
+/* --- RSA decryption inside the HSM ------------------------------------------------- */
+
+/* An optional hash member (sha1, sha256, sha384, sha512) into *h; false
+ * after replying 400. */
+static bool body_hash(struct kosd_req *r, const char *key, kos_hash *h, bool *named)
+{
+	const char *s;
+	bool failed;
+
+	s = kosd_body_string(r, key, false, &failed);
+	*named = s != NULL;
+	if (failed)
+		return false;
+	if (s != NULL && kos_hash_parse(s, h) != KOS_OK) {
+		kosd_reply_error(r, 400, "bad_request",
+				 "\"%s\": unknown hash (sha1, sha256, sha384 or sha512)", key);
+		return false;
+	}
+	return true;
+}
+
+/* What an RSA decryption asks for: "padding" (pkcs1 or oaep, required),
+ * for OAEP "hash" (default sha1, as RFC 8017 and OpenSSL), "mgf1"
+ * (default: the OAEP hash) and "label" (base64, default none), and
+ * "version" (0 or absent: the current one). The label's buffer goes to
+ * *label (kos_free). Refused before admission, as a bad sign request is;
+ * false after replying 400. SHA-1 is taken: in OAEP it is no signature. */
+static bool rsa_opts(struct kosd_req *r, kos_rsa_decrypt_opts *o, uint8_t **label)
+{
+	json_t *lab = json_object_get(r->body, "label");
+	bool failed, named_hash, named_mgf;
+	const char *pad;
+	size_t n = 0;
+
+	*label = NULL;
+	pad = kosd_body_string(r, "padding", true, &failed);
+	if (failed)
+		return false;
+	if (strcmp(pad, "pkcs1") == 0) {
+		o->padding = KOS_RSA_PAD_PKCS1;
+	} else if (strcmp(pad, "oaep") == 0) {
+		o->padding = KOS_RSA_PAD_OAEP;
+	} else {
+		kosd_reply_error(r, 400, "bad_request", "\"padding\" must be pkcs1 or oaep");
+		return false;
+	}
+	if (!body_hash(r, "hash", &o->hash, &named_hash))
+		return false;
+	o->mgf1 = o->hash;
+	if (!body_hash(r, "mgf1", &o->mgf1, &named_mgf))
+		return false;
+	if (o->padding == KOS_RSA_PAD_PKCS1 &&
+	    (named_hash || named_mgf || (lab != NULL && !json_is_null(lab)))) {
+		kosd_reply_error(r, 400, "bad_request",
+				 "\"hash\", \"mgf1\" and \"label\" are OAEP's: pkcs1 takes none");
+		return false;
+	}
+	if (lab != NULL && !json_is_null(lab)) {
+		if (!kosd_body_b64(r, "label", label, &n))
+			return false;
+		o->label = *label;
+		o->label_len = n;
+	}
+	return body_uint(r, "version", UINT32_MAX, &o->version);
+}
+
+/* Every failure of the decryption itself gets one answer, status, code and
+ * message alike, whatever failed (the token's padding check, kos's OAEP
+ * decoding), so the answer is no padding oracle by content; the failure
+ * is the caller's integrity failure (kos_access_rsa_decrypt()). */
+void kosd_route_rsa_decrypt(struct kosd_req *r)
+{
+	kos_rsa_decrypt_opts opts = KOS_RSA_DECRYPT_OPTS_INIT;
+	kos_access_result res;
+	uint8_t *ct = NULL, *label = NULL;
+	size_t len = 0;
+	kos_rv rv;
+
+	memset(&res, 0, sizeof(res));
+	if (!rsa_opts(r, &opts, &label) || !kosd_body_b64(r, "ciphertext", &ct, &len))
+		goto out;
+	rv = kos_access_rsa_decrypt(r->d->access, r->claims.sub, r->claims.scope, r->name, &opts,
+				    ct, len, &res);
+	if (rv == KOS_E_INTEGRITY) {
+		kosd_reply_error(r, 400, "decrypt_failed", "decryption failed");
+		goto out;
+	}
+	if (reply_retired(r, rv, opts.version, "rsa decrypt"))
+		goto out;
+	if (!decided(r, rv, &res, "rsa decrypt"))
+		goto out;
+	kosd_reply_json(r, 200,
+			json_pack("{s:o, s:I}", "plaintext", kosd_b64_json(res.data, res.data_len),
+				  "version", (json_int_t)res.version));
+out:
+	kos_access_result_clear(&res);
+	kos_free(ct);
+	kos_free(label);
+}
+
 /* --- AES-256-GCM with the caller's parameters (CKM_AES_GCM) ------------------------ */
 
 /* The body's "iv", "aad" (optional) and "tag_len" (optional: 16) into p,
