@@ -27,7 +27,7 @@ grep_out "encrypt" "key --help lists the subcommands"
 expect 2 "key without a subcommand" "$K" key
 expect 0 "key create --help" "$K" key create --help
 grep_out "usage: kosctl key create NAME" "create --help prints the usage"
-for sub in list show rotate retire destroy encrypt decrypt sign pubkey gcm-encrypt gcm-decrypt; do
+for sub in list show rotate retire destroy encrypt decrypt sign pubkey pem gcm-encrypt gcm-decrypt; do
 	expect 0 "key $sub --help" "$K" key "$sub" --help
 done
 expect 0 "fsck --help" "$K" fsck --help
@@ -213,6 +213,46 @@ expect 0 "rotate the P-256 key" "$K" key rotate sig-ec
 expect 0 "retire its version 1" "$K" key retire sig-ec --version 1
 run "$K" key pubkey sig-ec --version 1
 check "a retired version's public key stays" cmp -s "$out" "$t/ec.pem"
+
+# --- key pem: a PEM file naming the key for the kos provider ---
+# pem_of URI: the file key pem must write for URI, made with OpenSSL's base64
+pem_of() {
+	printf -- '-----BEGIN KOS KEY URI-----\n%s\n-----END KOS KEY URI-----\n' \
+		"$(printf %s "$1" | openssl base64 -A)"
+}
+expect 0 "key pem" "$K" key pem sig-ec
+pem_of "kos:sig-ec" > "$t/want.pem"
+check "key pem writes the URI kos:sig-ec, nothing else" cmp -s "$out" "$t/want.pem"
+check "its body decodes to the URI" \
+	test "$(sed -n 2p "$out" | openssl base64 -d)" = "kos:sig-ec"
+check "and it is three lines" test "$(wc -l < "$out")" -eq 3
+expect 0 "key pem --version -o FILE" "$K" key pem sig-ec --version 2 -o "$t/sig-ec.kos"
+check "-o writes nothing on standard output" test ! -s "$out"
+pem_of "kos:sig-ec;version=2" > "$t/want.pem"
+check "the file holds kos:sig-ec;version=2" cmp -s "$t/sig-ec.kos" "$t/want.pem"
+expect 0 "key pem --public of a retired version" "$K" key pem sig-ec --version 1 --public
+check "it decodes to kos:sig-ec;version=1;type=public" \
+	test "$(sed -n 2p "$out" | openssl base64 -d)" = "kos:sig-ec;version=1;type=public"
+expect 0 "key pem --public --output" "$K" key pem sig-ec --public --output "$t/pub.kos"
+check "the file holds kos:sig-ec;type=public" \
+	test "$(sed -n 2p "$t/pub.kos" | openssl base64 -d)" = "kos:sig-ec;type=public"
+expect 1 "key pem of a retired version's private key" "$K" key pem sig-ec --version 1
+grep_err "version 1 is retired" "key pem: retired"
+check "a refused key pem writes nothing" test ! -s "$out"
+expect 1 "key pem of a version the key never had" "$K" key pem sig-ec --version 9 -o "$t/no.kos"
+grep_err "has no version 9" "key pem: no such version"
+check "and makes no file" test ! -e "$t/no.kos"
+expect 1 "key pem of a data key" "$K" key pem payments
+grep_err "is a data key, not a signing key" "key pem: a data key is refused"
+expect 1 "key pem of no such key" "$K" key pem nosuch
+grep_err "unknown key" "key pem: unknown key"
+expect 2 "key pem of a bad name" "$K" key pem ../x
+grep_err "invalid key name" "key pem: the name is checked"
+expect 2 "key pem --version 0" "$K" key pem sig-ec --version 0
+expect 0 "key pem without a key store" env KOS_CONF="$t/none.conf" "$K" key pem any-key
+grep_err "written unchecked" "without a store it says it did not check"
+check "it still writes the URI" \
+	test "$(sed -n 2p "$out" | openssl base64 -d)" = "kos:any-key"
 expect 1 "sign with a data key" "$K" key sign payments < "$t/data"
 grep_err "not a signing key" "the wrong type is named"
 expect 1 "encrypt with a signing key" "$K" key encrypt sig-ec < "$t/data"

@@ -285,6 +285,17 @@ grep_err "(retired)" "key sign: retired"
 expect 1 "key sign --version of a retired version on the store" "$K" --local key sign tls \
 	--version 1 < "$kos_tmp/hello"
 grep_err "version 1 is retired" "the store says retired"
+expect 0 "key pem through kosd" ks pk key pem sig --version 1
+check "it names version 1" test "$(sed -n 2p "$out" | openssl base64 -d)" = "kos:sig;version=1"
+expect 1 "key pem of a retired version through kosd" ks admin key pem tls --version 1
+grep_err "version 1 is retired" "key pem through kosd: retired"
+expect 0 "key pem --public of it through kosd" ks admin key pem tls --version 1 --public
+expect 1 "key pem of a version never made through kosd" ks admin key pem tls --version 7
+grep_err "(not_found)" "key pem through kosd: not_found"
+expect 1 "key pem of a data key through kosd" ks admin key pem payments
+grep_err "data key" "key pem through kosd: a data key"
+expect 1 "key pem out of scope" ks val key pem sig
+grep_err "(out_of_scope)" "key pem through kosd: out_of_scope"
 
 # --- RSA decryption inside the HSM: ciphertexts made by openssl pkeyutl ---
 expect 0 "client add rd" ks admin client add rd --scope "decrypt:rsa decrypt:sig decrypt:payments"

@@ -82,7 +82,8 @@ struct opts {
 	const char *iv, *aad, *tag_len; /* gcm-encrypt, gcm-decrypt: hex, hex, bytes */
 	uint32_t version;
 	int salt_len;
-	bool have_version, due, repair, digest, pem, yes;
+	bool have_version, due, repair, digest, pem, yes, public;
+	const char *output; /* key pem: -o FILE */
 	const char *name; /* the one positional argument, when taken */
 	const char *file; /* key cert set: the second one */
 };
@@ -103,6 +104,8 @@ enum {
 	O_TAG_LEN = 'T',
 	O_PEM = 'p',
 	O_YES = 'y',
+	O_PUBLIC = 'P',
+	O_OUTPUT = 'o',
 	O_HELP = 'h'
 };
 
@@ -144,6 +147,8 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	    {"tag-len", required_argument, NULL, O_TAG_LEN},
 	    {"pem", no_argument, NULL, O_PEM},
 	    {"yes", no_argument, NULL, O_YES},
+	    {"public", no_argument, NULL, O_PUBLIC},
+	    {"output", required_argument, NULL, O_OUTPUT},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -162,12 +167,12 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 		mine[n++] = all[i];
 	}
 	memset(&mine[n], 0, sizeof(mine[n]));
-	/* short forms: -t -c -a -V -H -s -n -i -A -T -h; --due, --repair,
-	 * --digest, --pem and --yes have none (--yes least of all: it is to
-	 * be typed out) */
+	/* short forms: -t -c -a -V -H -s -n -i -A -T -o -h; --due, --repair,
+	 * --digest, --pem, --public and --yes have none (--yes least of all:
+	 * it is to be typed out) */
 	for (i = 0; allowed[i] != '\0'; i++) {
 		if (allowed[i] == O_DUE || allowed[i] == O_REPAIR || allowed[i] == O_DIGEST ||
-		    allowed[i] == O_PEM || allowed[i] == O_YES)
+		    allowed[i] == O_PEM || allowed[i] == O_YES || allowed[i] == O_PUBLIC)
 			continue;
 		snprintf(shortopts + strlen(shortopts), sizeof(shortopts) - strlen(shortopts),
 			 "%c:", allowed[i]);
@@ -242,6 +247,12 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 			break;
 		case O_YES:
 			o->yes = true;
+			break;
+		case O_PUBLIC:
+			o->public = true;
+			break;
+		case O_OUTPUT:
+			o->output = optarg;
 			break;
 		case O_HELP:
 			usage(stdout);
@@ -1096,6 +1107,191 @@ static int cmd_pubkey(struct kosctl_ctx *ctx, int argc, char **argv)
 	return KOSCTL_OK;
 }
 
+/* --- pem: a kos key URI in a PEM file -------------------------------------------- */
+
+/* The PEM label of a file that carries a kos key URI: programs that read a
+ * key from a file (nginx 1.22's ssl_certificate_key, curl --key) hand it to
+ * OpenSSL's decoders, where the kos provider takes it. No key material is
+ * in it, only the name. */
+#define KEY_URI_PEM_LABEL "KOS KEY URI"
+
+static void pem_usage(FILE *f)
+{
+	fprintf(f, "usage: kosctl key pem NAME [--version V] [--public] [-o FILE]\n"
+		   "\n"
+		   "Writes a small PEM file naming signing key NAME for the kos OpenSSL\n"
+		   "provider, for programs that read a key from a file (nginx\n"
+		   "ssl_certificate_key, curl --key). Its label is \"KOS KEY URI\" and its body\n"
+		   "the URI kos:NAME[;version=V][;type=public]; it holds no key material.\n"
+		   "Without --version the URI names the current version, whichever that is\n"
+		   "when it is used; a TLS certificate is for one version, so give it.\n"
+		   "Through kosd, or on the key store, as the other key commands go, NAME must\n"
+		   "be a signing key and V one of its versions, not retired unless --public.\n"
+		   "\n"
+		   "options:\n"
+		   "  -V, --version V      the key version (default: none, the current one)\n"
+		   "      --public         the key's public half (;type=public)\n"
+		   "  -o, --output FILE    write FILE instead of standard output\n"
+		   "  -h, --help           show this help\n");
+}
+
+struct pem_find {
+	uint32_t version;
+	bool found, retired;
+	kos_client_key key; /* through kosd */
+};
+
+static int pem_version_of(const kos_key_version_info *v, void *arg)
+{
+	struct pem_find *f = arg;
+
+	if (v->version != f->version)
+		return 0;
+	f->found = true;
+	f->retired = v->retired;
+	return 1;
+}
+
+static int pem_key_of(const kos_client_key *k, void *arg)
+{
+	struct pem_find *f = arg;
+
+	f->key = *k;
+	f->found = true;
+	return 0;
+}
+
+static int pem_retired(const struct opts *o)
+{
+	kosctl_err("key pem: key %s version %" PRIu32 " is retired: it no longer signs or "
+		   "decrypts (--public names its public key)",
+		   o->name, o->version);
+	return KOSCTL_FAIL;
+}
+
+/* Whether NAME is a signing key with the version asked, usable as asked;
+ * KOSCTL_OK, or KOSCTL_FAIL once said why. Through kosd: the version's
+ * public key (refused for a data key or a version never made) and the
+ * key's oldest active version; on the store: its versions. */
+static int pem_check(struct kosctl_ctx *ctx, bool remote, const struct opts *o)
+{
+	struct pem_find f = { .version = o->version };
+	kos_key_info info;
+	char *pem = NULL;
+	kos_rv rv;
+
+	if (remote) {
+		rv = kos_client_pubkey_at(ctx->client, o->name, o->version, &pem, NULL);
+		kos_free(pem);
+		if (rv == KOS_OK && o->version != 0 && !o->public)
+			rv = kos_client_keys_find(ctx->client, o->name, NULL, pem_key_of, &f);
+		if (rv != KOS_OK) {
+			report(ctx, remote, rv, "key pem");
+			return KOSCTL_FAIL;
+		}
+		/* a version below the oldest active one is retired */
+		if (f.found && o->version < f.key.min_version)
+			return pem_retired(o);
+		return KOSCTL_OK;
+	}
+	rv = kos_key_get_info(ctx->keys, o->name, &info);
+	if (rv == KOS_OK && info.type == KOS_KEY_DEK) {
+		kosctl_err("key pem: key %s is a data key, not a signing key", o->name);
+		return KOSCTL_FAIL;
+	}
+	if (rv == KOS_OK && o->version != 0) {
+		rv = kos_key_versions(ctx->keys, o->name, pem_version_of, &f);
+		if (rv == 1)
+			rv = KOS_OK;
+		if (rv == KOS_OK && !f.found) {
+			kosctl_err("key pem: key %s has no version %" PRIu32, o->name, o->version);
+			return KOSCTL_FAIL;
+		}
+	}
+	if (rv != KOS_OK) {
+		report(ctx, remote, rv, "key pem");
+		return KOSCTL_FAIL;
+	}
+	if (f.retired && !o->public)
+		return pem_retired(o);
+	return KOSCTL_OK;
+}
+
+/* Whether kos.conf loads, read quietly: without a store and without kosd
+ * there is nothing to check the name against. */
+static bool config_loads(struct kosctl_ctx *ctx)
+{
+	char *diag = NULL;
+
+	if (ctx->conf == NULL && kos_config_load(ctx->config_path, &ctx->conf, &diag) != KOS_OK)
+		ctx->conf = NULL;
+	kos_free(diag);
+	return ctx->conf != NULL;
+}
+
+static int write_file(const char *path, const char *text, size_t len)
+{
+	FILE *f = fopen(path, "w");
+	bool ok;
+
+	if (f == NULL) {
+		kosctl_err("key pem: %s: %s", path, strerror(errno));
+		return KOSCTL_FAIL;
+	}
+	ok = fwrite(text, 1, len, f) == len;
+	if (fclose(f) != 0)
+		ok = false;
+	if (!ok) {
+		kosctl_err("key pem: %s: %s", path, strerror(errno));
+		return KOSCTL_FAIL;
+	}
+	return KOSCTL_OK;
+}
+
+static int cmd_pem(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	char uri[4 + KOS_KEY_NAME_MAX + 32];
+	struct opts o;
+	bool remote;
+	BIO *bio = NULL;
+	char *text;
+	long n;
+	int rc = parse("key", "pem", pem_usage, "VPo", 1, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	remote = kosctl_remote(ctx);
+	if (!remote && !config_loads(ctx)) {
+		kosctl_err("key pem: no kosd and no key store to check %s against: written "
+			   "unchecked",
+			   o.name);
+	} else {
+		if (need(ctx, &remote) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+		if (pem_check(ctx, remote, &o) != KOSCTL_OK)
+			return KOSCTL_FAIL;
+	}
+	/* the URI grammar the provider parses: kos:NAME[;version=N][;type=public],
+	 * ;type=private being the default and not written */
+	snprintf(uri, sizeof(uri), "kos:%s", o.name);
+	if (o.have_version)
+		snprintf(uri + strlen(uri), sizeof(uri) - strlen(uri), ";version=%" PRIu32,
+			 o.version);
+	if (o.public)
+		snprintf(uri + strlen(uri), sizeof(uri) - strlen(uri), ";type=public");
+	bio = BIO_new(BIO_s_mem());
+	if (bio == NULL || PEM_write_bio(bio, KEY_URI_PEM_LABEL, "", (const unsigned char *)uri,
+					 (long)strlen(uri)) <= 0 ||
+	    (n = BIO_get_mem_data(bio, &text)) <= 0) {
+		BIO_free(bio);
+		kosctl_err("key pem: cannot write the PEM text");
+		return KOSCTL_FAIL;
+	}
+	rc = o.output != NULL ? write_file(o.output, text, (size_t)n) : write_all(text, (size_t)n);
+	BIO_free(bio);
+	return rc;
+}
+
 /* --- AES-256-GCM with the caller's IV, additional data and tag length --------------- */
 
 static void gcm_usage(FILE *f, bool enc)
@@ -1527,6 +1723,7 @@ int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv)
 	    {"decrypt", cmd_decrypt, "decrypt an envelope from standard input"},
 	    {"sign", cmd_sign, "sign standard input inside the signer token"},
 	    {"pubkey", cmd_pubkey, "print a signing key's public key as PEM"},
+	    {"pem", cmd_pem, "write a PEM file naming a key for the kos OpenSSL provider"},
 	    {"gcm-encrypt", cmd_gcm_encrypt, "AES-256-GCM with a given IV, AAD and tag length"},
 	    {"gcm-decrypt", cmd_gcm_decrypt, "open what gcm-encrypt wrote, with its version"},
 	    {"cert", cmd_cert, "store, show or remove the certificate beside a signing key"},
