@@ -1253,10 +1253,9 @@ kos_rv kos_key_rsa_decrypt(kos_keys *keys, const char *name, const kos_rsa_decry
 		return kos_error_set(KOS_E_INVALID, "key %s is %s: only RSA keys decrypt", name,
 				     kos_key_type_name(m.type));
 	if (len != (m.type == KOS_KEY_RSA_2048 ? 256u : 384u))
-		return kos_error_set(KOS_E_INVALID,
-				     "key %s is %s: a ciphertext is %u bytes (the modulus'), not %zu",
-				     name, kos_key_type_name(m.type),
-				     m.type == KOS_KEY_RSA_2048 ? 256u : 384u, len);
+		return kos_error_set(
+		    KOS_E_INVALID, "key %s is %s: a ciphertext is %u bytes (the modulus'), not %zu",
+		    name, kos_key_type_name(m.type), m.type == KOS_KEY_RSA_2048 ? 256u : 384u, len);
 	rv = kos_signer_rsa_decrypt(keys->hsm, m.tok, m.type, m.label, opts, ct, len, pt, pt_len);
 	/* CKA_DECRYPT false: a key pair made before kos decrypted with RSA */
 	if (rv == KOS_E_POLICY)
@@ -1270,7 +1269,7 @@ kos_rv kos_key_rsa_decrypt(kos_keys *keys, const char *name, const kos_rsa_decry
 }
 
 kos_rv kos_key_pubkey_pem_at(kos_keys *keys, const char *name, uint32_t version, char **pem,
-			    uint32_t *version_out)
+			     uint32_t *version_out)
 {
 	struct kos_store_version v;
 	struct kos_store_key key;

@@ -94,8 +94,8 @@ kos_rv kos_rsa_oaep_decode(const EVP_MD *md, const EVP_MD *mgf_md, const uint8_t
 		return kos_error_set(KOS_E_INVALID, "OAEP: a hash of no size");
 	hlen = (size_t)n;
 	if (k < 2 * hlen + 2)
-		return kos_error_set(KOS_E_INVALID, "OAEP: a %zu-byte modulus is too short for the hash",
-				     k);
+		return kos_error_set(KOS_E_INVALID,
+				     "OAEP: a %zu-byte modulus is too short for the hash", k);
 	dblen = k - hlen - 1;
 	mlen_max = dblen - hlen - 1;
 	db = malloc(dblen);

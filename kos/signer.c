@@ -736,9 +736,9 @@ struct key_ref {
 	kos_hsm *hsm;
 	size_t tok;
 	const char *label;
-	uint32_t hash;			 /* cache_hash() of the label */
-	const struct key_kind *want;	 /* the kind the key must be */
-	kos_rv err; /* kos's own refusal, detail set; the op returns CKR_OK */
+	uint32_t hash;		     /* cache_hash() of the label */
+	const struct key_kind *want; /* the kind the key must be */
+	kos_rv err;		     /* kos's own refusal, detail set; the op returns CKR_OK */
 };
 
 struct sign_op {
@@ -1102,8 +1102,9 @@ static CK_RV decrypt_op(kos_hsm_session *s, void *arg)
 			s->func = "C_DecryptInit (CKM_RSA_X_509)";
 	}
 	if (crv == CKR_KEY_FUNCTION_NOT_PERMITTED) {
-		o->key.err = kos_hsm_error(o->key.hsm, o->key.tok, KOS_E_POLICY,
-					   "key pair '%s' was made without decryption", o->key.label);
+		o->key.err =
+		    kos_hsm_error(o->key.hsm, o->key.tok, KOS_E_POLICY,
+				  "key pair '%s' was made without decryption", o->key.label);
 		return CKR_OK;
 	}
 	if (crv != CKR_OK)
@@ -1184,9 +1185,10 @@ kos_rv kos_signer_rsa_decrypt(kos_hsm *hsm, size_t tok, kos_key_type type, const
 				     label);
 	k = o.key.want->sig_len;
 	if (len != k)
-		return kos_hsm_error(hsm, tok, KOS_E_INVALID,
-				     "key '%s': an %s ciphertext is %zu bytes (the modulus'), not %zu",
-				     label, o.key.want->name, k, len);
+		return kos_hsm_error(
+		    hsm, tok, KOS_E_INVALID,
+		    "key '%s': an %s ciphertext is %zu bytes (the modulus'), not %zu", label,
+		    o.key.want->name, k, len);
 	if (opts->label == NULL && opts->label_len > 0)
 		why = "an OAEP label of no bytes";
 	else if (opts->padding == KOS_RSA_PAD_PKCS1)
@@ -1198,9 +1200,11 @@ kos_rv kos_signer_rsa_decrypt(kos_hsm *hsm, size_t tok, kos_key_type type, const
 	if (why != NULL)
 		return kos_hsm_error(hsm, tok, KOS_E_INVALID, "key '%s': %s", label, why);
 	pthread_once(&md_once, md_init);
-	if (opts->padding == KOS_RSA_PAD_OAEP && (mds[opts->hash] == NULL || mds[opts->mgf1] == NULL))
-		return kos_error_set(KOS_E_CRYPTO, "%s is not available",
-				     kos_hash_name(mds[opts->hash] == NULL ? opts->hash : opts->mgf1));
+	if (opts->padding == KOS_RSA_PAD_OAEP &&
+	    (mds[opts->hash] == NULL || mds[opts->mgf1] == NULL))
+		return kos_error_set(
+		    KOS_E_CRYPTO, "%s is not available",
+		    kos_hash_name(mds[opts->hash] == NULL ? opts->hash : opts->mgf1));
 	o.key.hsm = hsm;
 	o.key.tok = tok;
 	o.key.label = label;

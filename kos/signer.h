@@ -56,12 +56,13 @@ kos_rv kos_signer_sign_with(kos_hsm *hsm, size_t tok, kos_key_type type, const c
  * labelled label inside the token: CKM_RSA_PKCS for PKCS#1 v1.5, or
  * CKM_RSA_PKCS_OAEP with opts' hash and MGF1 hash; where the token refuses
  * those OAEP parameters, or for a label (which SoftHSM ignores),
- * CKM_RSA_X_509 and OAEP decoded by kos in constant time (kos/rsa_oaep.h). *pt (*pt_len bytes) is freed with
- * kos_secret_free(*pt, *pt_len). Errors: KOS_E_INTEGRITY "decryption
- * failed" for every failure of the decryption itself, whatever failed (no
- * padding oracle by content), KOS_E_POLICY (the key pair was made without
- * CKA_DECRYPT), KOS_E_INVALID (not an RSA type, the ciphertext's length,
- * padding, hash or label), KOS_E_NOTFOUND, token errors. */
+ * CKM_RSA_X_509 and OAEP decoded by kos in constant time (kos/rsa_oaep.h).
+ * *pt (*pt_len bytes) is freed with kos_secret_free(*pt, *pt_len).
+ * Errors: KOS_E_INTEGRITY "decryption failed" for every failure of the
+ * decryption itself, whatever failed (no padding oracle by content),
+ * KOS_E_POLICY (the key pair was made without CKA_DECRYPT), KOS_E_INVALID
+ * (not an RSA type, the ciphertext's length, padding, hash or label),
+ * KOS_E_NOTFOUND, token errors. */
 kos_rv kos_signer_rsa_decrypt(kos_hsm *hsm, size_t tok, kos_key_type type, const char *label,
 			      const kos_rsa_decrypt_opts *opts, const uint8_t *ct, size_t len,
 			      uint8_t **pt, size_t *pt_len);

@@ -2125,9 +2125,10 @@ static void test_answers_canonical_base64(void)
 			CU_ASSERT(sig != NULL && sig[0] == 'A');
 		} else {
 			CU_ASSERT_PTR_NULL(sig);
-			CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), i + 1 < KOS_ARRAY_SIZE(cases)
-									    ? "malformed base64"
-									    : "names no version"));
+			const char *why = i + 1 < KOS_ARRAY_SIZE(cases) ? "malformed base64"
+									: "names no version";
+
+			CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), why));
 		}
 		kos_free(sig);
 		kos_client_free(c);

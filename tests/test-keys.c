@@ -1623,7 +1623,8 @@ static void test_rsa_decrypt_by_version(void)
 		kos_hsm_session s;
 		size_t t;
 
-		CU_ASSERT_FATAL(EVP_Digest(label, strlen(label), id, NULL, EVP_sha256(), NULL) == 1);
+		CU_ASSERT_FATAL(EVP_Digest(label, strlen(label), id, NULL, EVP_sha256(), NULL) ==
+				1);
 		CU_ASSERT_EQUAL_FATAL(kos_hsm_token_find(hsm, "signer", &t), KOS_OK);
 		CU_ASSERT_EQUAL_FATAL(kos_signer_destroy(hsm, t, label), KOS_OK);
 		CU_ASSERT_EQUAL_FATAL(kos_hsm_session_get(hsm, t, &s), KOS_OK);

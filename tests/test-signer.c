@@ -812,7 +812,8 @@ static void test_rsa_decrypt_refusals(void)
 	uint8_t ct[384] = { 1 }, *pt = NULL;
 	size_t pt_len = 0;
 
-	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 255, &pt, &pt_len), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 255, &pt, &pt_len),
+			KOS_E_INVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "256 bytes"));
 	CU_ASSERT_EQUAL(kos_signer_rsa_decrypt(hsm, tok, KOS_KEY_RSA_3072, "kos-sign:rsa-dec:1", &o,
 					       ct, 384, &pt, &pt_len),
@@ -822,13 +823,16 @@ static void test_rsa_decrypt_refusals(void)
 			KOS_E_INVALID);
 	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "only RSA keys decrypt"));
 	o.padding = (kos_rsa_padding)7;
-	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 256, &pt, &pt_len), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 256, &pt, &pt_len),
+			KOS_E_INVALID);
 	o.padding = KOS_RSA_PAD_OAEP;
 	o.hash = (kos_hash)9;
-	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 256, &pt, &pt_len), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 256, &pt, &pt_len),
+			KOS_E_INVALID);
 	o.hash = KOS_HASH_SHA1;
 	o.label_len = 3;
-	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 256, &pt, &pt_len), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:rsa-dec:1", &o, ct, 256, &pt, &pt_len),
+			KOS_E_INVALID);
 	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:none:1", &o, ct, 256, &pt, &pt_len), KOS_E_INVALID);
 	o.label_len = 0;
 	CU_ASSERT_EQUAL(rsa_decrypt("kos-sign:none:1", &o, ct, 256, &pt, &pt_len), KOS_E_NOTFOUND);
