@@ -86,7 +86,10 @@ static kos_client *handle_new(kosprov_ctx *p)
 	if (rv == KOS_OK && p->cred_file != NULL)
 		rv = kos_client_set_credential_file(c, p->cred_file);
 	if (rv == KOS_OK && p->tls_cert != NULL)
-		rv = kos_client_set_tls(c, p->tls_cert, p->tls_key, p->tls_ca);
+		/* the key defaults to the certificate's file, as kos-client(3)'s
+		 * KOS_TLS_KEY does */
+		rv = kos_client_set_tls(c, p->tls_cert, p->tls_key != NULL ? p->tls_key : p->tls_cert,
+					p->tls_ca);
 	if (rv != KOS_OK) {
 		kosprov_raise(p, KOSPROV_R_CONFIG, "kos: %s", kos_last_error());
 		kos_client_free(c);

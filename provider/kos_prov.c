@@ -84,8 +84,12 @@ int kosprov_raise_client(const kosprov_ctx *p, const kos_client *c, kos_rv rv, c
 	kos_client_refusal r = c != NULL ? kos_client_last_refusal(c) : KOS_CLIENT_REFUSAL_NONE;
 	int reason;
 
-	if ((size_t)r < sizeof(kosprov_refusal_reason) / sizeof(kosprov_refusal_reason[0]) &&
-	    r != KOS_CLIENT_REFUSAL_NONE)
+	/* one answer for every failed decryption, whatever failed (kosd
+	 * answers so, to be no padding oracle) */
+	if (c != NULL && strcmp(kos_client_last_code(c), "decrypt_failed") == 0)
+		reason = KOSPROV_R_DECRYPT_FAILED;
+	else if ((size_t)r < sizeof(kosprov_refusal_reason) / sizeof(kosprov_refusal_reason[0]) &&
+		 r != KOS_CLIENT_REFUSAL_NONE)
 		reason = kosprov_refusal_reason[r];
 	else if (rv == KOS_E_INVALID)
 		reason = KOSPROV_R_INVALID_ARGUMENT;
@@ -209,16 +213,18 @@ static const OSSL_ALGORITHM kosprov_store[] = {
 	{ NULL, NULL, NULL, NULL }
 };
 
-/* input=pem: the decoder reads the PEM itself and answers only for the
- * label "KOS KEY URI", so every other PEM goes on to the default
- * provider's decoders untouched. */
+/* Key-URI files: PEM of the label "KOS KEY URI" to the structure
+ * "kos-uri", then that to a key; every other PEM and DER goes on to the
+ * default provider's decoders untouched. */
 static const OSSL_ALGORITHM kosprov_decoder[] = {
-	{ "EC:id-ecPublicKey:1.2.840.10045.2.1", KOSPROV_PROPS ",input=pem",
-	  kosprov_pem_decoder_functions, "kos key URI PEM files" },
-	{ "ED25519:1.3.101.112", KOSPROV_PROPS ",input=pem", kosprov_pem_decoder_functions,
+	{ "DER", KOSPROV_PROPS ",input=pem", kosprov_pem_decoder_functions,
 	  "kos key URI PEM files" },
-	{ "RSA:rsaEncryption:1.2.840.113549.1.1.1", KOSPROV_PROPS ",input=pem",
-	  kosprov_pem_decoder_functions, "kos key URI PEM files" },
+	{ "EC:id-ecPublicKey:1.2.840.10045.2.1", KOSPROV_PROPS ",input=der,structure=kos-uri",
+	  kosprov_uri_decoder_functions, "kos key URIs" },
+	{ "ED25519:1.3.101.112", KOSPROV_PROPS ",input=der,structure=kos-uri",
+	  kosprov_uri_decoder_functions, "kos key URIs" },
+	{ "RSA:rsaEncryption:1.2.840.113549.1.1.1", KOSPROV_PROPS ",input=der,structure=kos-uri",
+	  kosprov_uri_decoder_functions, "kos key URIs" },
 	{ NULL, NULL, NULL, NULL }
 };
 

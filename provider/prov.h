@@ -169,6 +169,7 @@ extern const OSSL_DISPATCH kosprov_rsa_signature_functions[];
 extern const OSSL_DISPATCH kosprov_rsa_asym_cipher_functions[];
 extern const OSSL_DISPATCH kosprov_store_functions[];
 extern const OSSL_DISPATCH kosprov_pem_decoder_functions[];
+extern const OSSL_DISPATCH kosprov_uri_decoder_functions[];
 extern const OSSL_DISPATCH kosprov_text_encoder_functions[];
 
 #endif
