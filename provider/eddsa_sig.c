@@ -10,8 +10,6 @@
 #define KOSPROV_ED25519_MSG_MAX (1u << 20) /* kosd's signing data limit */
 
 static OSSL_FUNC_signature_newctx_fn ed25519_newctx;
-static OSSL_FUNC_signature_freectx_fn ed25519_freectx;
-static OSSL_FUNC_signature_dupctx_fn ed25519_dupctx;
 static OSSL_FUNC_signature_digest_sign_init_fn ed25519_digest_sign_init;
 static OSSL_FUNC_signature_digest_sign_fn ed25519_digest_sign;
 static OSSL_FUNC_signature_digest_verify_init_fn ed25519_digest_verify_init;
@@ -19,32 +17,33 @@ static OSSL_FUNC_signature_digest_verify_fn ed25519_digest_verify;
 static OSSL_FUNC_signature_get_ctx_params_fn ed25519_get_ctx_params;
 static OSSL_FUNC_signature_gettable_ctx_params_fn ed25519_gettable_ctx_params;
 
+static int no_params(void *ctx, const OSSL_PARAM params[])
+{
+	(void)ctx;
+	(void)params;
+	return 1;
+}
+
 static void *ed25519_newctx(void *provctx, const char *propq)
 {
 	(void)propq;
-	return kosprov_sig_newctx(provctx, KOS_SIG_ED25519);
+	return kosprov_sig_newctx(provctx, KOS_SIG_ED25519, KOS_KEY_ED25519, no_params);
 }
 
-static void ed25519_freectx(void *ctx)
+/* Ed25519 hashes inside the signature (RFC 8032): no digest is taken. */
+static int init(kosprov_sig_ctx *s, const char *mdname, kosprov_key *key, bool verify)
 {
-	kosprov_sig_freectx(ctx);
-}
-
-static void *ed25519_dupctx(void *ctx)
-{
-	return kosprov_sig_dupctx(ctx);
+	if (mdname != NULL && mdname[0] != '\0')
+		return kosprov_raise(s->prov, KOSPROV_R_INVALID_ARGUMENT,
+				     "Ed25519 takes no digest (%.40s given)", mdname);
+	return kosprov_sig_set_key(s, key, verify);
 }
 
 static int ed25519_digest_sign_init(void *ctx, const char *mdname, void *provkey,
 				    const OSSL_PARAM params[])
 {
-	kosprov_sig_ctx *s = ctx;
-
 	(void)params;
-	if (mdname != NULL && mdname[0] != '\0')
-		return kosprov_raise(s->prov, KOSPROV_R_INVALID_ARGUMENT,
-				     "Ed25519 takes no digest (%.40s given)", mdname);
-	return kosprov_sig_set_key(s, provkey, KOS_KEY_ED25519);
+	return init(ctx, mdname, provkey, false);
 }
 
 static int ed25519_digest_sign(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize,
@@ -59,18 +58,12 @@ static int ed25519_digest_sign(void *ctx, unsigned char *sig, size_t *siglen, si
 	return kosprov_sig_sign(s, sig, siglen, sigsize, tbs, tbslen, 0);
 }
 
-/* Verification is the other providers' (sig.c), offered because OpenSSL
- * may fetch kos's Ed25519 for any Ed25519 key when kos is loaded first. */
+/* Verification is the other providers' (prov.h says why it is offered). */
 static int ed25519_digest_verify_init(void *ctx, const char *mdname, void *provkey,
 				      const OSSL_PARAM params[])
 {
-	kosprov_sig_ctx *s = ctx;
-
 	(void)params;
-	if (mdname != NULL && mdname[0] != '\0')
-		return kosprov_raise(s->prov, KOSPROV_R_INVALID_ARGUMENT,
-				     "Ed25519 takes no digest (%.40s given)", mdname);
-	return kosprov_sig_set_verify_key(s, provkey, KOS_KEY_ED25519);
+	return init(ctx, mdname, provkey, true);
 }
 
 static int ed25519_digest_verify(void *ctx, const unsigned char *sig, size_t siglen,
@@ -100,8 +93,8 @@ static const OSSL_PARAM *ed25519_gettable_ctx_params(void *ctx, void *provctx)
 
 const OSSL_DISPATCH kosprov_ed25519_signature_functions[] = {
 	{ OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))ed25519_newctx },
-	{ OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))ed25519_freectx },
-	{ OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))ed25519_dupctx },
+	{ OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))kosprov_sig_freectx },
+	{ OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))kosprov_sig_dupctx },
 	{ OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))ed25519_digest_sign_init },
 	{ OSSL_FUNC_SIGNATURE_DIGEST_SIGN, (void (*)(void))ed25519_digest_sign },
 	{ OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, (void (*)(void))ed25519_digest_verify_init },

@@ -118,46 +118,72 @@ const char *kosprov_key_type_name(kos_key_type t);
 /* sig.c: the signing core every signature file uses */
 typedef struct kosprov_sig_ctx {
 	kosprov_ctx *prov;
+	kos_key_type type;  /* the key type of the algorithm */
+	OSSL_FUNC_signature_set_ctx_params_fn *set_params; /* the algorithm's */
 	kosprov_key *key;
 	EVP_MD_CTX *md_ctx; /* digest_sign: hashed here, in the application */
 	EVP_MD *md;	    /* NULL: not set (plain sign takes the length's hash) */
 	kos_sig_alg alg;
-	int salt_len;	    /* RSA-PSS: KOS_SIG_SALT_DEFAULT or bytes */
-	int pss_saltlen_param; /* as set: -1 digest, -2 auto, -3 max, or bytes */
+	int pss_saltlen_param; /* RSA-PSS as set: -1 digest, -2 auto, -3 max, or bytes */
 	EVP_MD *mgf1;	    /* RSA-PSS: NULL = the digest */
 } kosprov_sig_ctx;
 
-kosprov_sig_ctx *kosprov_sig_newctx(kosprov_ctx *p, kos_sig_alg alg);
-void kosprov_sig_freectx(kosprov_sig_ctx *s);
-kosprov_sig_ctx *kosprov_sig_dupctx(const kosprov_sig_ctx *s);
-/* Takes key for signing: 1, or 0 after raising (not a kos key of type,
- * no private half). */
-int kosprov_sig_set_key(kosprov_sig_ctx *s, kosprov_key *key, kos_key_type type);
-/* Fetches mdname (NULL: keep) as the digest; 0 after raising for a hash
- * kos does not sign. */
+kosprov_sig_ctx *kosprov_sig_newctx(kosprov_ctx *p, kos_sig_alg alg, kos_key_type type,
+				    OSSL_FUNC_signature_set_ctx_params_fn *set_params);
+/* Fetches mdname (NULL: keep) as the digest; 0 after raising when the
+ * other providers have none. */
 int kosprov_sig_set_md(kosprov_sig_ctx *s, const char *mdname);
 /* The kos hash of an EVP_MD; 0 after raising when kos has none for it. */
 int kosprov_md_hash(const kosprov_ctx *p, const EVP_MD *md, kos_hash *h);
-/* Signs a digest (or, for Ed25519, the message) in kosd: with sig NULL
- * only *siglen (the largest signature) is set. */
+/* Fetches the digest a parameter names into *dst (freeing the old one); 0
+ * after raising. */
+int kosprov_md_param(const kosprov_ctx *p, const OSSL_PARAM *param, EVP_MD **dst);
+/* RSA's padding mode from a parameter given as a number or a name
+ * ("pkcs1", "pss", "oaep", ...); 0 when it is neither. */
+int kosprov_pad_param(const OSSL_PARAM *param, int *pad);
+/* Signs a digest (or, for Ed25519, the message) in kosd, or by the other
+ * providers for a local key: with sig NULL only *siglen (the largest
+ * signature) is set. */
 int kosprov_sig_sign(kosprov_sig_ctx *s, unsigned char *sig, size_t *siglen, size_t sigsize,
 		     const unsigned char *tbs, size_t tbslen, int digest);
-int kosprov_sig_digest_init(kosprov_sig_ctx *s, const char *mdname);
-int kosprov_sig_digest_update(kosprov_sig_ctx *s, const unsigned char *data, size_t len);
-int kosprov_sig_digest_final(kosprov_sig_ctx *s, unsigned char *sig, size_t *siglen,
-			     size_t sigsize);
+/* Takes key (a reference) for signing (the private half: kosd's, or a
+ * local key) or verifying; 0 after raising for another type. */
+int kosprov_sig_set_key(kosprov_sig_ctx *s, kosprov_key *key, bool verify);
 /* The DER AlgorithmIdentifier of the signature s makes, into p. */
 int kosprov_sig_get_algorithm_id(kosprov_sig_ctx *s, OSSL_PARAM *p);
-/* Verification, by the application's other providers with the public half
- * (kos holds no verification of its own). */
-int kosprov_sig_set_verify_key(kosprov_sig_ctx *s, kosprov_key *key, kos_key_type type);
-int kosprov_sig_verify(kosprov_sig_ctx *s, const unsigned char *sig, size_t siglen,
-		       const unsigned char *tbs, size_t tbslen);
-int kosprov_sig_digest_verify_final(kosprov_sig_ctx *s, const unsigned char *sig,
-				    size_t siglen);
-/* Ed25519's one-shot verification of a message. */
+/* Ed25519's one-shot verification of a message, by the other providers. */
 int kosprov_sig_verify_message(kosprov_sig_ctx *s, const unsigned char *sig, size_t siglen,
 			       const unsigned char *msg, size_t msglen);
+
+/* The signature functions ECDSA and RSA share (sig.c): the key is taken
+ * with the algorithm's parameters, the digest computed here and signed in
+ * kosd; verification is the other providers' with the public half,
+ * offered because OpenSSL may fetch kos's algorithm for any key of the
+ * type when kos is loaded before the default provider. */
+OSSL_FUNC_signature_freectx_fn kosprov_sig_freectx;
+OSSL_FUNC_signature_dupctx_fn kosprov_sig_dupctx;
+OSSL_FUNC_signature_sign_init_fn kosprov_sig_sign_init;
+OSSL_FUNC_signature_sign_fn kosprov_sig_sign_digest;
+OSSL_FUNC_signature_digest_sign_init_fn kosprov_sig_digest_sign_init;
+OSSL_FUNC_signature_digest_sign_update_fn kosprov_sig_digest_update;
+OSSL_FUNC_signature_digest_sign_final_fn kosprov_sig_digest_sign_final;
+OSSL_FUNC_signature_verify_init_fn kosprov_sig_verify_init;
+OSSL_FUNC_signature_verify_fn kosprov_sig_verify;
+OSSL_FUNC_signature_digest_verify_init_fn kosprov_sig_digest_verify_init;
+OSSL_FUNC_signature_digest_verify_final_fn kosprov_sig_digest_verify_final;
+
+#define KOSPROV_SIG_DIGEST_FUNCTIONS                                                         \
+	{ OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))kosprov_sig_freectx },                 \
+	{ OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))kosprov_sig_dupctx },                   \
+	{ OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))kosprov_sig_sign_init },             \
+	{ OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))kosprov_sig_digest_sign_init }, \
+	{ OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, (void (*)(void))kosprov_sig_digest_update }, \
+	{ OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))kosprov_sig_digest_sign_final }, \
+	{ OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))kosprov_sig_verify_init },         \
+	{ OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))kosprov_sig_verify },                   \
+	{ OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, (void (*)(void))kosprov_sig_digest_verify_init }, \
+	{ OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE, (void (*)(void))kosprov_sig_digest_update }, \
+	{ OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL, (void (*)(void))kosprov_sig_digest_verify_final }
 
 /* The algorithm tables of each file. */
 extern const OSSL_DISPATCH kosprov_ec_keymgmt_functions[];

@@ -253,21 +253,6 @@ static const OSSL_PARAM *rsa_enc_gettable_ctx_params(void *ctx, void *provctx)
 	return rsa_enc_gettable;
 }
 
-static int set_md(kosprov_rsa_enc_ctx *e, const OSSL_PARAM *p, EVP_MD **dst)
-{
-	const char *name;
-	EVP_MD *md;
-
-	if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
-		return 0;
-	md = EVP_MD_fetch(e->prov->libctx, name, KOSPROV_PROPQ);
-	if (md == NULL)
-		return kosprov_raise(e->prov, KOSPROV_R_UNSUPPORTED, "no digest %.40s", name);
-	EVP_MD_free(*dst);
-	*dst = md;
-	return 1;
-}
-
 static int rsa_enc_set_ctx_params(void *ctx, const OSSL_PARAM params[])
 {
 	kosprov_rsa_enc_ctx *e = ctx;
@@ -278,30 +263,21 @@ static int rsa_enc_set_ctx_params(void *ctx, const OSSL_PARAM params[])
 	p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_PAD_MODE);
 	if (p != NULL) {
 		int pad = 0;
-		const char *name = NULL;
 
-		if (p->data_type == OSSL_PARAM_INTEGER) {
-			if (!OSSL_PARAM_get_int(p, &pad))
-				return 0;
-		} else if (OSSL_PARAM_get_utf8_string_ptr(p, &name)) {
-			if (strcmp(name, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
-				pad = RSA_PKCS1_PADDING;
-			else if (strcmp(name, OSSL_PKEY_RSA_PAD_MODE_OAEP) == 0)
-				pad = RSA_PKCS1_OAEP_PADDING;
-		}
 		/* no raw RSA and no TLS 1.2 key-exchange padding: kosd is no
 		 * oracle for them */
-		if (pad != RSA_PKCS1_PADDING && pad != RSA_PKCS1_OAEP_PADDING)
+		if (!kosprov_pad_param(p, &pad) ||
+		    (pad != RSA_PKCS1_PADDING && pad != RSA_PKCS1_OAEP_PADDING))
 			return kosprov_raise(e->prov, KOSPROV_R_UNSUPPORTED,
 					     "kos decrypts RSA with OAEP or PKCS#1 v1.5 "
 					     "padding only");
 		e->pad = pad;
 	}
 	p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_OAEP_DIGEST);
-	if (p != NULL && !set_md(e, p, &e->oaep_md))
+	if (p != NULL && !kosprov_md_param(e->prov, p, &e->oaep_md))
 		return 0;
 	p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_MGF1_DIGEST);
-	if (p != NULL && !set_md(e, p, &e->mgf1_md))
+	if (p != NULL && !kosprov_md_param(e->prov, p, &e->mgf1_md))
 		return 0;
 	p = OSSL_PARAM_locate_const(params, OSSL_ASYM_CIPHER_PARAM_OAEP_LABEL);
 	if (p != NULL) {

@@ -16,17 +16,7 @@
 #include "provider/prov.h"
 
 static OSSL_FUNC_signature_newctx_fn rsa_newctx;
-static OSSL_FUNC_signature_freectx_fn rsa_freectx;
-static OSSL_FUNC_signature_dupctx_fn rsa_dupctx;
-static OSSL_FUNC_signature_sign_init_fn rsa_sign_init;
 static OSSL_FUNC_signature_sign_fn rsa_sign;
-static OSSL_FUNC_signature_digest_sign_init_fn rsa_digest_sign_init;
-static OSSL_FUNC_signature_digest_sign_update_fn rsa_digest_sign_update;
-static OSSL_FUNC_signature_digest_sign_final_fn rsa_digest_sign_final;
-static OSSL_FUNC_signature_verify_init_fn rsa_verify_init;
-static OSSL_FUNC_signature_verify_fn rsa_verify;
-static OSSL_FUNC_signature_digest_verify_init_fn rsa_digest_verify_init;
-static OSSL_FUNC_signature_digest_verify_final_fn rsa_digest_verify_final;
 static OSSL_FUNC_signature_get_ctx_params_fn rsa_get_ctx_params;
 static OSSL_FUNC_signature_gettable_ctx_params_fn rsa_gettable_ctx_params;
 static OSSL_FUNC_signature_set_ctx_params_fn rsa_set_ctx_params;
@@ -35,23 +25,7 @@ static OSSL_FUNC_signature_settable_ctx_params_fn rsa_settable_ctx_params;
 static void *rsa_newctx(void *provctx, const char *propq)
 {
 	(void)propq;
-	return kosprov_sig_newctx(provctx, KOS_SIG_RSA_PKCS1);
-}
-
-static void rsa_freectx(void *ctx)
-{
-	kosprov_sig_freectx(ctx);
-}
-
-static void *rsa_dupctx(void *ctx)
-{
-	return kosprov_sig_dupctx(ctx);
-}
-
-static int rsa_sign_init(void *ctx, void *provkey, const OSSL_PARAM params[])
-{
-	return kosprov_sig_set_key(ctx, provkey, KOS_KEY_RSA_2048) &&
-	       rsa_set_ctx_params(ctx, params);
+	return kosprov_sig_newctx(provctx, KOS_SIG_RSA_PKCS1, KOS_KEY_RSA_2048, rsa_set_ctx_params);
 }
 
 /* EVP_PKEY_sign of PKCS#1 v1.5 without a digest set signs a DigestInfo
@@ -101,49 +75,6 @@ static int rsa_sign(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsiz
 	if (sig != NULL && s->md == NULL && s->alg == KOS_SIG_RSA_PKCS1)
 		return sign_digest_info(s, sig, siglen, sigsize, tbs, tbslen);
 	return kosprov_sig_sign(s, sig, siglen, sigsize, tbs, tbslen, 1);
-}
-
-static int rsa_digest_sign_init(void *ctx, const char *mdname, void *provkey,
-				const OSSL_PARAM params[])
-{
-	return kosprov_sig_set_key(ctx, provkey, KOS_KEY_RSA_2048) &&
-	       rsa_set_ctx_params(ctx, params) && kosprov_sig_digest_init(ctx, mdname);
-}
-
-static int rsa_digest_sign_update(void *ctx, const unsigned char *data, size_t datalen)
-{
-	return kosprov_sig_digest_update(ctx, data, datalen);
-}
-
-static int rsa_digest_sign_final(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize)
-{
-	return kosprov_sig_digest_final(ctx, sig, siglen, sigsize);
-}
-
-/* Verification is the other providers' (sig.c), offered because OpenSSL
- * may fetch kos's RSA for any RSA key when kos is loaded first. */
-static int rsa_verify_init(void *ctx, void *provkey, const OSSL_PARAM params[])
-{
-	return kosprov_sig_set_verify_key(ctx, provkey, KOS_KEY_RSA_2048) &&
-	       rsa_set_ctx_params(ctx, params);
-}
-
-static int rsa_verify(void *ctx, const unsigned char *sig, size_t siglen,
-		      const unsigned char *tbs, size_t tbslen)
-{
-	return kosprov_sig_verify(ctx, sig, siglen, tbs, tbslen);
-}
-
-static int rsa_digest_verify_init(void *ctx, const char *mdname, void *provkey,
-				  const OSSL_PARAM params[])
-{
-	return kosprov_sig_set_verify_key(ctx, provkey, KOS_KEY_RSA_2048) &&
-	       rsa_set_ctx_params(ctx, params) && kosprov_sig_digest_init(ctx, mdname);
-}
-
-static int rsa_digest_verify_final(void *ctx, const unsigned char *sig, size_t siglen)
-{
-	return kosprov_sig_digest_verify_final(ctx, sig, siglen);
 }
 
 /* OpenSSL's names of the PSS salt lengths it reads as strings. */
@@ -221,24 +152,12 @@ static const OSSL_PARAM *rsa_gettable_ctx_params(void *ctx, void *provctx)
 static int set_pad(kosprov_sig_ctx *s, const OSSL_PARAM *p)
 {
 	int pad = 0;
-	const char *name = NULL;
 
-	if (p->data_type == OSSL_PARAM_INTEGER) {
-		if (!OSSL_PARAM_get_int(p, &pad))
-			return 0;
-	} else if (OSSL_PARAM_get_utf8_string_ptr(p, &name)) {
-		if (strcmp(name, OSSL_PKEY_RSA_PAD_MODE_PKCSV15) == 0)
-			pad = RSA_PKCS1_PADDING;
-		else if (strcmp(name, OSSL_PKEY_RSA_PAD_MODE_PSS) == 0)
-			pad = RSA_PKCS1_PSS_PADDING;
-	}
-	if (pad == RSA_PKCS1_PADDING)
-		s->alg = KOS_SIG_RSA_PKCS1;
-	else if (pad == RSA_PKCS1_PSS_PADDING)
-		s->alg = KOS_SIG_RSA_PSS;
-	else
+	if (!kosprov_pad_param(p, &pad) ||
+	    (pad != RSA_PKCS1_PADDING && pad != RSA_PKCS1_PSS_PADDING))
 		return kosprov_raise(s->prov, KOSPROV_R_UNSUPPORTED,
 				     "kos signs RSA with PKCS#1 v1.5 or PSS padding only");
+	s->alg = pad == RSA_PKCS1_PSS_PADDING ? KOS_SIG_RSA_PSS : KOS_SIG_RSA_PKCS1;
 	return 1;
 }
 
@@ -293,18 +212,8 @@ static int rsa_set_ctx_params(void *ctx, const OSSL_PARAM params[])
 	if (p != NULL && !set_salt(s, p))
 		return 0;
 	p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
-	if (p != NULL) {
-		EVP_MD *m;
-
-		if (!OSSL_PARAM_get_utf8_string_ptr(p, &name))
-			return 0;
-		m = EVP_MD_fetch(s->prov->libctx, name, KOSPROV_PROPQ);
-		if (m == NULL)
-			return kosprov_raise(s->prov, KOSPROV_R_UNSUPPORTED, "no digest %.40s",
-					     name);
-		EVP_MD_free(s->mgf1);
-		s->mgf1 = m;
-	}
+	if (p != NULL && !kosprov_md_param(s->prov, p, &s->mgf1))
+		return 0;
 	return 1;
 }
 
@@ -325,18 +234,8 @@ static const OSSL_PARAM *rsa_settable_ctx_params(void *ctx, void *provctx)
 
 const OSSL_DISPATCH kosprov_rsa_signature_functions[] = {
 	{ OSSL_FUNC_SIGNATURE_NEWCTX, (void (*)(void))rsa_newctx },
-	{ OSSL_FUNC_SIGNATURE_FREECTX, (void (*)(void))rsa_freectx },
-	{ OSSL_FUNC_SIGNATURE_DUPCTX, (void (*)(void))rsa_dupctx },
-	{ OSSL_FUNC_SIGNATURE_SIGN_INIT, (void (*)(void))rsa_sign_init },
 	{ OSSL_FUNC_SIGNATURE_SIGN, (void (*)(void))rsa_sign },
-	{ OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, (void (*)(void))rsa_digest_sign_init },
-	{ OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, (void (*)(void))rsa_digest_sign_update },
-	{ OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, (void (*)(void))rsa_digest_sign_final },
-	{ OSSL_FUNC_SIGNATURE_VERIFY_INIT, (void (*)(void))rsa_verify_init },
-	{ OSSL_FUNC_SIGNATURE_VERIFY, (void (*)(void))rsa_verify },
-	{ OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, (void (*)(void))rsa_digest_verify_init },
-	{ OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE, (void (*)(void))rsa_digest_sign_update },
-	{ OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL, (void (*)(void))rsa_digest_verify_final },
+	KOSPROV_SIG_DIGEST_FUNCTIONS,
 	{ OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, (void (*)(void))rsa_get_ctx_params },
 	{ OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, (void (*)(void))rsa_gettable_ctx_params },
 	{ OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, (void (*)(void))rsa_set_ctx_params },

@@ -16,7 +16,8 @@
 
 #include "provider/prov.h"
 
-kosprov_sig_ctx *kosprov_sig_newctx(kosprov_ctx *p, kos_sig_alg alg)
+kosprov_sig_ctx *kosprov_sig_newctx(kosprov_ctx *p, kos_sig_alg alg, kos_key_type type,
+				    OSSL_FUNC_signature_set_ctx_params_fn *set_params)
 {
 	kosprov_sig_ctx *s = calloc(1, sizeof(*s));
 
@@ -24,13 +25,16 @@ kosprov_sig_ctx *kosprov_sig_newctx(kosprov_ctx *p, kos_sig_alg alg)
 		return NULL;
 	s->prov = p;
 	s->alg = alg;
-	s->salt_len = KOS_SIG_SALT_DEFAULT;
+	s->type = type;
+	s->set_params = set_params;
 	s->pss_saltlen_param = RSA_PSS_SALTLEN_AUTO;
 	return s;
 }
 
-void kosprov_sig_freectx(kosprov_sig_ctx *s)
+void kosprov_sig_freectx(void *ctx)
 {
+	kosprov_sig_ctx *s = ctx;
+
 	if (s == NULL)
 		return;
 	kosprov_key_free(s->key);
@@ -40,14 +44,14 @@ void kosprov_sig_freectx(kosprov_sig_ctx *s)
 	free(s);
 }
 
-kosprov_sig_ctx *kosprov_sig_dupctx(const kosprov_sig_ctx *s)
+void *kosprov_sig_dupctx(void *ctx)
 {
-	kosprov_sig_ctx *d = kosprov_sig_newctx(s->prov, s->alg);
+	const kosprov_sig_ctx *s = ctx;
+	kosprov_sig_ctx *d = kosprov_sig_newctx(s->prov, s->alg, s->type, s->set_params);
 
 	if (d == NULL)
 		return NULL;
 	d->key = kosprov_key_ref(s->key);
-	d->salt_len = s->salt_len;
 	d->pss_saltlen_param = s->pss_saltlen_param;
 	if ((s->md != NULL && (!EVP_MD_up_ref(s->md) || (d->md = s->md) == NULL)) ||
 	    (s->mgf1 != NULL && (!EVP_MD_up_ref(s->mgf1) || (d->mgf1 = s->mgf1) == NULL)))
@@ -61,36 +65,24 @@ err:
 	return NULL;
 }
 
-int kosprov_sig_set_key(kosprov_sig_ctx *s, kosprov_key *key, kos_key_type type)
+static bool is_rsa(kos_key_type t)
 {
-	bool rsa = type == KOS_KEY_RSA_2048 || type == KOS_KEY_RSA_3072;
-	bool key_rsa;
+	return t == KOS_KEY_RSA_2048 || t == KOS_KEY_RSA_3072;
+}
 
-	if (key == NULL)
+int kosprov_sig_set_key(kosprov_sig_ctx *s, kosprov_key *key, bool verify)
+{
+	if (key == NULL || key->pub == NULL)
 		return kosprov_raise(s->prov, KOSPROV_R_INVALID_ARGUMENT, "no key");
-	key_rsa = key->type == KOS_KEY_RSA_2048 || key->type == KOS_KEY_RSA_3072;
-	if (rsa ? !key_rsa : key->type != type)
+	if (is_rsa(s->type) ? !is_rsa(key->type) : key->type != s->type)
 		return kosprov_raise(s->prov, KOSPROV_R_INVALID_ARGUMENT,
 				     "a %s key for a %s signature",
-				     kosprov_key_type_name(key->type), kosprov_key_type_name(type));
-	if (!key->priv && !key->local)
+				     kosprov_key_type_name(key->type), kosprov_key_type_name(s->type));
+	if (!verify && !key->priv && !key->local)
 		return kosprov_raise(s->prov, KOSPROV_R_NO_PRIVATE_KEY,
 				     "%s is a public key (a URI of type=public, or a "
 				     "certificate's): kos signs with a private key's URI",
 				     key->name[0] != '\0' ? key->name : "the key");
-	kosprov_key_free(s->key);
-	s->key = kosprov_key_ref(key);
-	return 1;
-}
-
-int kosprov_sig_set_verify_key(kosprov_sig_ctx *s, kosprov_key *key, kos_key_type type)
-{
-	bool rsa = type == KOS_KEY_RSA_2048 || type == KOS_KEY_RSA_3072;
-
-	if (key == NULL || key->pub == NULL ||
-	    (rsa ? key->type != KOS_KEY_RSA_2048 && key->type != KOS_KEY_RSA_3072
-		 : key->type != type))
-		return kosprov_raise(s->prov, KOSPROV_R_INVALID_ARGUMENT, "no key of the type");
 	kosprov_key_free(s->key);
 	s->key = kosprov_key_ref(key);
 	return 1;
@@ -128,6 +120,48 @@ int kosprov_sig_set_md(kosprov_sig_ctx *s, const char *mdname)
 	EVP_MD_free(s->md);
 	s->md = md;
 	return 1;
+}
+
+int kosprov_md_param(const kosprov_ctx *p, const OSSL_PARAM *param, EVP_MD **dst)
+{
+	const char *name = NULL;
+	EVP_MD *md;
+
+	if (!OSSL_PARAM_get_utf8_string_ptr(param, &name))
+		return kosprov_raise(p, KOSPROV_R_INVALID_ARGUMENT, "%s is no digest name",
+				     param->key);
+	md = EVP_MD_fetch(p->libctx, name, KOSPROV_PROPQ);
+	if (md == NULL)
+		return kosprov_raise(p, KOSPROV_R_UNSUPPORTED, "no digest %.40s", name);
+	EVP_MD_free(*dst);
+	*dst = md;
+	return 1;
+}
+
+int kosprov_pad_param(const OSSL_PARAM *param, int *pad)
+{
+	static const struct {
+		const char *name;
+		int pad;
+	} names[] = {
+		{ OSSL_PKEY_RSA_PAD_MODE_PKCSV15, RSA_PKCS1_PADDING },
+		{ OSSL_PKEY_RSA_PAD_MODE_PSS, RSA_PKCS1_PSS_PADDING },
+		{ OSSL_PKEY_RSA_PAD_MODE_OAEP, RSA_PKCS1_OAEP_PADDING },
+		{ OSSL_PKEY_RSA_PAD_MODE_NONE, RSA_NO_PADDING },
+		{ OSSL_PKEY_RSA_PAD_MODE_X931, RSA_X931_PADDING },
+	};
+	const char *name = NULL;
+
+	if (param->data_type == OSSL_PARAM_INTEGER)
+		return OSSL_PARAM_get_int(param, pad);
+	if (!OSSL_PARAM_get_utf8_string_ptr(param, &name))
+		return 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i].name) == 0) {
+			*pad = names[i].pad;
+			return 1;
+		}
+	return 0;
 }
 
 /* The hash of a digest given without one: by its length. */
@@ -252,9 +286,10 @@ static int local_sign(kosprov_sig_ctx *s, unsigned char *sig, size_t *siglen, si
 	return ok;
 }
 
-int kosprov_sig_verify(kosprov_sig_ctx *s, const unsigned char *sig, size_t siglen,
+int kosprov_sig_verify(void *ctx, const unsigned char *sig, size_t siglen,
 		       const unsigned char *tbs, size_t tbslen)
 {
+	kosprov_sig_ctx *s = ctx;
 	EVP_PKEY_CTX *pctx = shadow_ctx(s, false);
 	int ok = pctx != NULL && EVP_PKEY_verify(pctx, sig, siglen, tbs, tbslen) > 0;
 
@@ -262,8 +297,9 @@ int kosprov_sig_verify(kosprov_sig_ctx *s, const unsigned char *sig, size_t sigl
 	return ok;
 }
 
-int kosprov_sig_digest_verify_final(kosprov_sig_ctx *s, const unsigned char *sig, size_t siglen)
+int kosprov_sig_digest_verify_final(void *ctx, const unsigned char *sig, size_t siglen)
 {
+	kosprov_sig_ctx *s = ctx;
 	unsigned char dgst[EVP_MAX_MD_SIZE];
 	unsigned int dlen = 0;
 
@@ -375,7 +411,8 @@ out:
 	return ok;
 }
 
-int kosprov_sig_digest_init(kosprov_sig_ctx *s, const char *mdname)
+/* Starts the digest the application's data is hashed with, here. */
+static int digest_init(kosprov_sig_ctx *s, const char *mdname)
 {
 	if (mdname == NULL || mdname[0] == '\0')
 		mdname = "SHA2-256";
@@ -389,16 +426,40 @@ int kosprov_sig_digest_init(kosprov_sig_ctx *s, const char *mdname)
 	return 1;
 }
 
-int kosprov_sig_digest_update(kosprov_sig_ctx *s, const unsigned char *data, size_t len)
+int kosprov_sig_sign_init(void *ctx, void *provkey, const OSSL_PARAM params[])
 {
+	kosprov_sig_ctx *s = ctx;
+
+	return kosprov_sig_set_key(s, provkey, false) && s->set_params(s, params);
+}
+
+int kosprov_sig_sign_digest(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize,
+			    const unsigned char *tbs, size_t tbslen)
+{
+	return kosprov_sig_sign(ctx, sig, siglen, sigsize, tbs, tbslen, 1);
+}
+
+int kosprov_sig_digest_sign_init(void *ctx, const char *mdname, void *provkey,
+				 const OSSL_PARAM params[])
+{
+	kosprov_sig_ctx *s = ctx;
+
+	return kosprov_sig_set_key(s, provkey, false) && s->set_params(s, params) &&
+	       digest_init(s, mdname);
+}
+
+int kosprov_sig_digest_update(void *ctx, const unsigned char *data, size_t len)
+{
+	kosprov_sig_ctx *s = ctx;
+
 	if (s->md_ctx == NULL)
 		return kosprov_raise(s->prov, KOSPROV_R_INVALID_ARGUMENT, "not initialised");
 	return EVP_DigestUpdate(s->md_ctx, data, len);
 }
 
-int kosprov_sig_digest_final(kosprov_sig_ctx *s, unsigned char *sig, size_t *siglen,
-			     size_t sigsize)
+int kosprov_sig_digest_sign_final(void *ctx, unsigned char *sig, size_t *siglen, size_t sigsize)
 {
+	kosprov_sig_ctx *s = ctx;
 	unsigned char dgst[EVP_MAX_MD_SIZE];
 	unsigned int dlen = 0;
 
@@ -410,6 +471,22 @@ int kosprov_sig_digest_final(kosprov_sig_ctx *s, unsigned char *sig, size_t *sig
 	if (!EVP_DigestFinal_ex(s->md_ctx, dgst, &dlen))
 		return kosprov_raise(s->prov, KOSPROV_R_INTERNAL, "digest");
 	return kosprov_sig_sign(s, sig, siglen, sigsize, dgst, dlen, 1);
+}
+
+int kosprov_sig_verify_init(void *ctx, void *provkey, const OSSL_PARAM params[])
+{
+	kosprov_sig_ctx *s = ctx;
+
+	return kosprov_sig_set_key(s, provkey, true) && s->set_params(s, params);
+}
+
+int kosprov_sig_digest_verify_init(void *ctx, const char *mdname, void *provkey,
+				   const OSSL_PARAM params[])
+{
+	kosprov_sig_ctx *s = ctx;
+
+	return kosprov_sig_set_key(s, provkey, true) && s->set_params(s, params) &&
+	       digest_init(s, mdname);
 }
 
 int kosprov_sig_get_algorithm_id(kosprov_sig_ctx *s, OSSL_PARAM *p)
