@@ -38,7 +38,7 @@ sed -e 's/prior = 60.0;/prior = 90.0;/' \
 	-e 's/^    latency = 1.0;/    latency = 0.0;/' -e 's/^    usage = 1.0;/    usage = 0.0;/' \
 	-e 's/^    anomaly = 2.0;/    anomaly = 0.0;/' -e 's/^    reputation = 1.0;/    reputation = 0.0;/' \
 	-e 's/recovery = 1.0; };/recovery = 0.0; };/' \
-	-e 's/allow_sha1 = false;/allow_sha1 = false; min_tier = "medium";/' \
+	-e 's/min_tier = "low";/min_tier = "medium";/' \
 	"$P/default.policy" > "$t/test.policy"
 setup "init" "$K" init --dir "$d" --policy "$t/test.policy"
 export KOS_CONF="$d/kos.conf"
