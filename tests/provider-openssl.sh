@@ -62,6 +62,11 @@ for cl in app low den gone; do
 	run ks "$cl" credential enroll - < "$t/$cl.secret"
 	setup "enroll $cl" test "$status" -eq 0
 done
+# dec: may only decrypt with rsa (its public half comes with that)
+setup "client add dec" ks admin client add dec --scope "decrypt:rsa"
+cp "$out" "$t/dec.secret"
+run ks dec credential enroll - < "$t/dec.secret"
+setup "enroll dec" test "$status" -eq 0
 run "$K" trust observe low integrity
 run "$K" trust observe low integrity
 for i in 1 2 3 4; do run "$K" trust observe den integrity; done
@@ -218,6 +223,14 @@ expect 0 "pkeyutl -decrypt OAEP with the label" o app pkeyutl -decrypt -inkey ko
 	-pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_oaep_label:6b6f73 \
 	-in "$t/ct" -out "$t/pt"
 check "the plaintext" same "$t/msg" "$t/pt"
+setup "pkeyutl -encrypt OAEP to rsa" openssl pkeyutl -encrypt -pubin -inkey "$t/rsa.pub" \
+	-pkeyopt rsa_padding_mode:oaep -in "$t/msg" -out "$t/ct.dec"
+expect 0 "a credential of decrypt:rsa alone loads and decrypts with kos:rsa" o dec pkeyutl \
+	-decrypt -inkey kos:rsa -pkeyopt rsa_padding_mode:oaep -in "$t/ct.dec" -out "$t/pt.dec"
+check "the plaintext" same "$t/msg" "$t/pt.dec"
+run o dec dgst -sha256 -sign kos:rsa -out "$t/s" "$t/msg"
+check "but cannot sign with it" test "$status" -ne 0
+grep_err "out of scope" "out of scope"
 run o app pkeyutl -decrypt -inkey kos:rsa -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 \
 	-pkeyopt rsa_oaep_label:6b6f74 -in "$t/ct" -out "$t/pt"
 check "another label fails" test "$status" -ne 0

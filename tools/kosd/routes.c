@@ -291,15 +291,19 @@ void kosd_route_pubkey(struct kosd_req *r)
 	uint32_t version, got = 0;
 	char *pem = NULL;
 	kos_rv rv;
+	/* the public half belongs to whoever may use the private one: to
+	 * sign, or (an RSA key) to decrypt, besides pubkey:NAME itself */
+	const char *action = kos_scope_allows(r->claims.scope, "pubkey", r->name) ? "pubkey"
+			     : kos_scope_allows(r->claims.scope, "sign", r->name)  ? "sign"
+			     : kos_scope_allows(r->claims.scope, "decrypt", r->name) ? "decrypt"
+										 : NULL;
 
-	if (!kos_scope_allows(r->claims.scope, "sign", r->name) &&
-	    !kos_scope_allows(r->claims.scope, "pubkey", r->name)) {
+	if (action == NULL) {
 		/* admitted as a pubkey request, so the violation is observed */
 		(void)admit(r, "pubkey", r->name);
 		return;
 	}
-	if (!admit(r, kos_scope_allows(r->claims.scope, "pubkey", r->name) ? "pubkey" : "sign",
-		   r->name))
+	if (!admit(r, action, r->name))
 		return;
 	if (!query_version(r, &version))
 		return;
