@@ -351,6 +351,24 @@ grep_err "kosd unavailable" "kosd unavailable"
 check "no crash in any refusal" sh -c "! grep -q 'Segmentation\|AddressSanitizer' '$err'"
 check "no credential in any message" sh -c "! grep -q \"\$(cut -c1-40 '$t/app.cred')\" '$err' '$t/srv.out'"
 
+# ==================================================================== versions
+# a certificate is for one version: a key loaded as version 1 keeps signing
+# with it after a rotation; the current version is the new one
+expect 0 "kosctl key rotate p256" ks admin key rotate p256
+setup "p256's new public key" ks admin key pubkey p256
+cp "$out" "$t/p256.v2.pub"
+check "the rotation made another key" sh -c "! cmp -s '$t/p256.pub' '$t/p256.v2.pub'"
+expect 0 "dgst -sign kos:p256;version=1 after the rotation" o app dgst -sha256 \
+	-sign "kos:p256;version=1" -out "$t/s" "$t/msg"
+check "signed by version 1" vsig p256 sha256 "$t/s"
+expect 0 "dgst -sign kos:p256 after the rotation" o app dgst -sha256 -sign kos:p256 -out "$t/s" "$t/msg"
+check "signed by version 2, the current" vsig p256.v2 sha256 "$t/s"
+expect 0 "pkey -text of kos:p256 names version 2" o app pkey -in kos:p256 -text -noout
+grep_out "kos key p256, version 2" "version 2"
+run o app pkey -in "kos:p256;version=9" -pubout
+check "a version the key never had" test "$status" -ne 0
+grep_err "no such key" "no such key"
+
 kill "$kpid" 2>/dev/null || true
 wait "$kpid" 2>/dev/null || true
 kpid=""
