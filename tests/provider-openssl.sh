@@ -14,85 +14,24 @@ kosd_env
 t="$kos_tmp"
 c="$t"
 
-PROV=""
-for m in "${KOS_PROVIDER_MODULE:-}" "${top_builddir:-.}/.libs/kos.so"; do
-	[ -n "$m" ] && [ -f "$m" ] && { PROV=$(readlink -f "$m"); break; }
-done
-if [ -z "$PROV" ]; then
-	fail "kos.so is not built"
-	finish provider-openssl
-	exit 1
-fi
-# a provider built with --enable-sanitizers needs their runtimes loaded
-# first into /usr/bin/openssl (leak reports off: openssl's are not kos's;
-# test-provider looks for the provider's own)
-san=""
-for _l in $(readelf -d "$PROV" 2>/dev/null | sed -n 's/.*NEEDED.*\[\(lib[a-z]*san\.so[.0-9]*\)\]/\1/p'); do
-	_p=$(ldconfig -p | awk -v l="$_l" '$1 == l { print $NF; exit }')
-	[ -n "$_p" ] && san="$san${san:+ }$_p"
-done
+. "${srcdir:-.}/tests/provider-lib.sh"
+prov_module provider-openssl
 
-# --- an installation; trust = the integrity factor alone, starting at 90;
-# signing and RSA decryption need the medium tier
-sed -e 's/prior = 60.0;/prior = 90.0;/' \
-	-e 's/^    latency = 1.0;/    latency = 0.0;/' -e 's/^    usage = 1.0;/    usage = 0.0;/' \
-	-e 's/^    anomaly = 2.0;/    anomaly = 0.0;/' -e 's/^    reputation = 1.0;/    reputation = 0.0;/' \
-	-e 's/recovery = 1.0; };/recovery = 0.0; };/' \
-	-e 's/min_tier = "low";/min_tier = "medium";/' \
-	"$P/default.policy" > "$t/test.policy"
-setup "init" "$K" init --dir "$d" --policy "$t/test.policy"
-export KOS_CONF="$d/kos.conf"
-setup "ca init" "$K" ca init
-setup "the first admin" "$K" client add admin --scope "*:*"
-cp "$out" "$t/admin.secret"
-setup "a P-256 key" "$K" key create p256 --type ec-p256
-setup "an Ed25519 key" "$K" key create ed --type ed25519
-setup "an RSA-2048 key" "$K" key create rsa --type rsa-2048
-setup "an RSA-3072 key" "$K" key create rsa3 --type rsa-3072
-setup "a TLS client key" "$K" key create cli --type ec-p256
-setup "a key out of app's scope" "$K" key create other --type ec-p256
-check "kosd starts" start_kosd
-run ks admin credential enroll - < "$t/admin.secret"
-setup "enroll admin" test "$status" -eq 0
+# --- an installation (tests/provider-lib.sh): app at high trust, low and
+# den at the low and deny tiers, gone to be revoked
+prov_install p256:ec-p256 ed:ed25519 rsa:rsa-2048 rsa3:rsa-3072 cli:ec-p256 other:ec-p256
 
-scope="sign:p256 sign:ed sign:rsa sign:rsa3 sign:cli decrypt:rsa decrypt:rsa3 pubkey:*"
-for cl in app low den gone; do
-	setup "client add $cl" ks admin client add "$cl" --scope "$scope"
-	cp "$out" "$t/$cl.secret"
-	run ks "$cl" credential enroll - < "$t/$cl.secret"
-	setup "enroll $cl" test "$status" -eq 0
-done
 # dec: may only decrypt with rsa (its public half comes with that)
 setup "client add dec" ks admin client add dec --scope "decrypt:rsa"
 cp "$out" "$t/dec.secret"
 run ks dec credential enroll - < "$t/dec.secret"
 setup "enroll dec" test "$status" -eq 0
-run "$K" trust observe low integrity
-run "$K" trust observe low integrity
-for i in 1 2 3 4; do run "$K" trust observe den integrity; done
-for k in p256 ed rsa rsa3 cli; do
-	setup "$k's public key" ks admin key pubkey "$k"
-	cp "$out" "$t/$k.pub"
-done
 
 printf 'a message to sign through kos\n' > "$t/msg"
 openssl dgst -sha256 -binary "$t/msg" > "$t/msg.sha256"
 openssl dgst -sha384 -binary "$t/msg" > "$t/msg.sha384"
 
-# o CLIENT ARGS...: openssl with the provider, as CLIENT
-o() {
-	_cl=$1 _cmd=$2
-	shift 2
-	env KOS_SERVER="unix:$S" KOS_CREDENTIAL_FILE="$t/$_cl.cred" \
-		OPENSSL_MODULES="$(dirname "$PROV")" openssl "$_cmd" -provider kos -provider default "$@"
-}
-# same A B: both files hold the same, and something
-same() { test -s "$1" && cmp -s "$1" "$2"; }
-if [ -n "$san" ]; then
-	LD_PRELOAD="$san"
-	ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}"
-	export LD_PRELOAD ASAN_OPTIONS
-fi
+prov_preload
 
 # ==================================================================== loading
 expect 0 "openssl list -providers loads kos" o app list -providers
@@ -247,16 +186,7 @@ expect 0 "an ordinary key file still signs with kos loaded" o app dgst -sha256 -
 check "by the default provider: verifies" vsig file sha256 "$t/s"
 
 # ==================================================================== TLS 1.3
-setup "a CA" openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-	-subj "/CN=kos test CA" -keyout "$t/ca.key" -out "$t/ca.pem" \
-	-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign"
-# issue NAME CN EXT: a certificate for kosd's key NAME from its CSR
-issue() {
-	o admin req -new -key "kos:$1" -subj "/CN=$2" -out "$t/$1.tls.csr" >/dev/null 2>&1 &&
-		printf '%s\n' "$3" > "$t/$1.ext" &&
-		openssl x509 -req -in "$t/$1.tls.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
-			-days 1 -extfile "$t/$1.ext" -out "$t/$1.crt" >/dev/null 2>&1
-}
+setup "a CA" prov_ca
 setup "the server's certificate (p256)" issue p256 localhost \
 	"subjectAltName=IP:127.0.0.1,DNS:localhost
 extendedKeyUsage=serverAuth"
