@@ -1,6 +1,6 @@
 #!/bin/sh
 # scripts/demo, the README's main command, as a test: it exits 1 when any
-# step does not behave (kosd, tiers, refusals, revocation, PKCS#11, clean
+# step does not behave (kosd, tiers, refusals, revocation, PKCS#11, the provider, clean
 # stop).
 . "${srcdir:-.}/tests/lib.sh"
 
@@ -17,5 +17,7 @@ grep_out "path: server " "the low client decrypts server-side"
 grep_out "lo is still low: trust recovers with time" "the low client does not farm its trust back"
 grep_out "the signature made through libkos-pkcs11.so verifies" \
 	"an application signs through the PKCS#11 module"
+grep_out "a TLS 1.3 handshake completed with the server's key in kosd" \
+	"a TLS server keeps its key in kosd through the provider"
 grep_out "kosd exited with status 0" "kosd stops cleanly"
 finish demo

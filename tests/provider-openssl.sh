@@ -176,8 +176,17 @@ check "another label fails" test "$status" -ne 0
 grep_err "decryption failed" "as a decryption failure"
 
 # ==================================================================== key files
-# (key-URI PEM files are read by programs that read key files through
-# PEM_read_bio_PrivateKey / OSSL_DECODER: tests/provider-apps.sh)
+# a key-URI PEM file (kosctl key pem) read by the openssl CLI's file store;
+# nginx, curl and Python read them in tests/provider-apps.sh
+expect 0 "kosctl key pem p256" ks admin key pem p256 -o "$t/p256.key.pem"
+check "a KOS KEY URI PEM file of kos:p256" sh -c \
+	"sed -n 2p '$t/p256.key.pem' | openssl base64 -d -A | grep -qx 'kos:p256'"
+expect 0 "openssl pkey reads the key-URI file" o app pkey -in "$t/p256.key.pem" -pubout \
+	-out "$t/p256.f.pub"
+check "it is kosd's key" same "$t/p256.f.pub" "$t/p256.pub"
+expect 0 "dgst -sign with the key-URI file" o app dgst -sha256 -sign "$t/p256.key.pem" \
+	-out "$t/s" "$t/msg"
+check "verifies" vsig p256 sha256 "$t/s"
 setup "an ordinary key file" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
 	-out "$t/file.key"
 setup "its public key" openssl pkey -in "$t/file.key" -pubout -out "$t/file.pub"
