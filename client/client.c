@@ -918,6 +918,11 @@ static struct conn *kms_conn(kos_client *c, const char *addr, kos_rv *rv_out)
 
 kos_rv kos_client_new(const char *server, kos_client **out)
 {
+	return kos_client_new_ex(server, 0, out);
+}
+
+kos_rv kos_client_new_ex(const char *server, unsigned flags, kos_client **out)
+{
 	const char *env, *cert, *key;
 	kos_client *c = NULL;
 	kos_rv rv;
@@ -925,7 +930,9 @@ kos_rv kos_client_new(const char *server, kos_client **out)
 	if (out == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_client_new: no output handle");
 	*out = NULL;
-	if (server == NULL)
+	if ((flags & ~(unsigned)KOS_CLIENT_NEW_NO_ENV) != 0)
+		return kos_error_set(KOS_E_INVALID, "kos_client_new_ex: unknown flags");
+	if (server == NULL && !(flags & KOS_CLIENT_NEW_NO_ENV))
 		server = getenv(KOS_CLIENT_ENV_SERVER);
 	if (server == NULL || server[0] == '\0')
 		return kos_error_set(KOS_E_INVALID, "no kosd address given (set KOS_SERVER)");
@@ -951,6 +958,10 @@ kos_rv kos_client_new(const char *server, kos_client **out)
 	}
 	memset(c->cred, 0, KOS_CRED_MAX + 1);
 	memset(c->cache, 0, c->cache_bytes);
+	if (flags & KOS_CLIENT_NEW_NO_ENV) {
+		*out = c;
+		return KOS_OK;
+	}
 
 	cert = getenv(KOS_CLIENT_ENV_TLS_CERT);
 	key = getenv(KOS_CLIENT_ENV_TLS_KEY);

@@ -82,9 +82,20 @@ static kos_client *handle_new(kosprov_ctx *p)
 	kos_client *c = NULL;
 	kos_rv rv;
 
-	rv = kos_client_new(p->server, &c);
+	/* the configuration was read once, at load (kos_prov.c): the
+	 * environment is not read again here, so it cannot override the
+	 * openssl.cnf section */
+	if (p->server == NULL) {
+		kosprov_raise(p, KOSPROV_R_CONFIG,
+			      "no kosd address: set kos-server in the provider's openssl.cnf "
+			      "section, or KOS_SERVER");
+		return NULL;
+	}
+	rv = kos_client_new_ex(p->server, KOS_CLIENT_NEW_NO_ENV, &c);
 	if (rv == KOS_OK && p->cred_file != NULL)
 		rv = kos_client_set_credential_file(c, p->cred_file);
+	else if (rv == KOS_OK && p->credential != NULL)
+		rv = kos_client_set_credential(c, p->credential);
 	if (rv == KOS_OK && p->tls_cert != NULL)
 		/* the key defaults to the certificate's file, as kos-client(3)'s
 		 * KOS_TLS_KEY does */

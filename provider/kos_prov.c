@@ -137,6 +137,8 @@ static void kosprov_ctx_free(kosprov_ctx *p)
 	free(p->tls_cert);
 	free(p->tls_key);
 	free(p->tls_ca);
+	if (p->credential != NULL)
+		kos_secret_free(p->credential, strlen(p->credential));
 	free(p);
 }
 
@@ -317,6 +319,14 @@ int OSSL_provider_init(const OSSL_CORE_HANDLE *handle, const OSSL_DISPATCH *in,
 	    !dup_opt(&p->tls_ca, param_or_env(handle, get_params, KOSPROV_PARAM_TLS_CA,
 					      KOS_CLIENT_ENV_TLS_CA)))
 		goto err;
+	/* the credential itself, only from the environment (a file is the
+	 * way to name one in openssl.cnf) */
+	if (p->cred_file == NULL && getenv(KOS_CLIENT_ENV_CREDENTIAL) != NULL &&
+	    getenv(KOS_CLIENT_ENV_CREDENTIAL)[0] != '\0') {
+		p->credential = strdup(getenv(KOS_CLIENT_ENV_CREDENTIAL));
+		if (p->credential == NULL)
+			goto err;
+	}
 	/* digests and the public halves' arithmetic come from the
 	 * application's other providers, through a child library context */
 	p->libctx = OSSL_LIB_CTX_new_child(handle, in);

@@ -58,6 +58,7 @@ typedef struct kosprov_ctx {
 	OSSL_FUNC_core_vset_error_fn *vset_error;
 	/* configuration (openssl.cnf, else the client library's environment) */
 	char *server, *cred_file, *tls_cert, *tls_key, *tls_ca;
+	char *credential; /* $KOS_CREDENTIAL when no credential file is named (secret) */
 	/* the handle pool (handles.c's lock) */
 	pid_t pid;
 	kos_client *pool[KOSPROV_POOL_MAX];

@@ -87,6 +87,12 @@ typedef struct kos_client_key {
  * server, an address of another form), KOS_E_IO (the credential file, a TLS
  * file), KOS_E_NOMEM. */
 KOS_API kos_rv kos_client_new(const char *server, kos_client **out);
+/* kos_client_new() without reading the environment: server must be given,
+ * and the credential and TLS files are the caller's to set (what the
+ * provider does with its openssl.cnf section, which the environment must
+ * not override). flags: KOS_CLIENT_NEW_NO_ENV (others: KOS_E_INVALID). */
+#define KOS_CLIENT_NEW_NO_ENV 1u
+KOS_API kos_rv kos_client_new_ex(const char *server, unsigned flags, kos_client **out);
 /* Wipes the credential and every cached DEK and frees; NULL-safe. */
 KOS_API void kos_client_free(kos_client *c);
 
