@@ -5,12 +5,18 @@
 
 #include "kos/internal.h"
 
+#include <kos/client.h>
+
 #include <CUnit/Basic.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static char tmpdir[256];
 
@@ -260,4 +266,113 @@ int kos_test_softhsm_leaks_ignored(void)
 	    setenv("ASAN_OPTIONS", "fast_unwind_on_malloc=0", 1) != 0)
 		return 1;
 	return 0;
+}
+
+int kos_test_kosd_start(const char *conf_path, const char *const *args, const char *log,
+			const char *socket, pid_t *pid)
+{
+	const char *bin = getenv("KOSD");
+	const char *argv[16] = { "kosd", "--config", conf_path };
+	size_t n = 3;
+	kos_client *c = NULL;
+	int ok = 0;
+
+	for (; args != NULL && *args != NULL && n < sizeof(argv) / sizeof(argv[0]) - 1; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	fflush(stdout);
+	fflush(stderr);
+	*pid = fork();
+	if (*pid < 0)
+		return -1;
+	if (*pid == 0) {
+		if (freopen(log, "a", stderr) == NULL)
+			_exit(127);
+		execv(bin != NULL ? bin : "./kosd", (char *const *)argv);
+		_exit(127);
+	}
+	if (kos_client_new(socket, &c) != KOS_OK)
+		return -1;
+	for (int i = 0; i < 200 && !ok; i++) {
+		if (kos_client_health(c, NULL, 0) == KOS_OK)
+			ok = 1;
+		else if (waitpid(*pid, NULL, WNOHANG) == *pid)
+			*pid = -1;
+		if (ok || *pid < 0)
+			break;
+		usleep(50000);
+	}
+	kos_client_free(c);
+	return ok ? 0 : -1;
+}
+
+int kos_test_kosd_stop(pid_t *pid)
+{
+	int status = -1;
+
+	if (*pid <= 0)
+		return -1;
+	kill(*pid, SIGCONT);
+	kill(*pid, SIGTERM);
+	if (waitpid(*pid, &status, 0) != *pid)
+		status = -1;
+	*pid = -1;
+	return status;
+}
+
+int kos_test_write_integrity_policy(const char *path, const char *const (*edits)[2], size_t n)
+{
+	static const char *const integrity[][2] = {
+		{ "prior = 60.0;", "prior = 90.0;" },
+		{ "    latency = 1.0;", "    latency = 0.0;" },
+		{ "    usage = 1.0;", "    usage = 0.0;" },
+		{ "    anomaly = 2.0;", "    anomaly = 0.0;" },
+		{ "    reputation = 1.0;", "    reputation = 0.0;" },
+		{ "recovery = 1.0; };", "recovery = 0.0; };" },
+	};
+	const size_t ni = sizeof(integrity) / sizeof(integrity[0]);
+	const char *(*all)[2] = calloc(ni + n, sizeof(*all));
+	int rc;
+
+	if (all == NULL)
+		return -1;
+	memcpy(all, integrity, sizeof(integrity));
+	if (n > 0)
+		memcpy(all + ni, edits, n * sizeof(*all));
+	rc = kos_test_write_policy(path, (const char *const(*)[2])all, ni + n);
+	free(all);
+	return rc;
+}
+
+const char *kos_test_cred_path(const char *client)
+{
+	char name[KOS_PRINCIPAL_NAME_MAX + 8];
+
+	snprintf(name, sizeof(name), "%s.cred", client);
+	return kos_test_path(name);
+}
+
+int kos_test_enroll(const char *socket, const char *client, const char *secret)
+{
+	kos_client *c = NULL;
+	kos_rv rv = kos_client_new(socket, &c);
+
+	if (rv == KOS_OK)
+		rv = kos_client_enroll(c, secret, kos_test_cred_path(client));
+	kos_client_free(c);
+	return rv == KOS_OK ? 0 : -1;
+}
+
+int kos_test_write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	size_t len = strlen(text);
+	int rc;
+
+	if (fd < 0)
+		return -1;
+	rc = write(fd, text, len) == (ssize_t)len ? 0 : -1;
+	if (close(fd) != 0)
+		rc = -1;
+	return rc;
 }

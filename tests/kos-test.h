@@ -4,6 +4,7 @@
 #define KOS_TEST_H
 
 #include <CUnit/CUnit.h>
+#include <sys/types.h>
 
 struct kos_test_case {
 	const char *name;
@@ -60,6 +61,33 @@ int kos_test_inst_close(struct kos_config *conf, struct kos_policy *pol, struct 
  * directory, and full stacks so that the suppression sees libsofthsm2), as
  * tests/lib.sh's softhsm_leaks_ignored does for the shell tests. 0 or 1. */
 int kos_test_softhsm_leaks_ignored(void);
+
+/* A real kosd for a test: $KOSD (else ./kosd) with --config conf_path and
+ * the further arguments args (NULL-terminated; NULL for none, e.g. "--role",
+ * "kms"), its standard error appended to log. Returns 0 once its health
+ * route answers on socket, -1 when it exits first or stays silent for 10 s
+ * (*pid is then -1 if it exited). Not thread-safe (it forks). */
+int kos_test_kosd_start(const char *conf_path, const char *const *args, const char *log,
+			const char *socket, pid_t *pid);
+/* SIGCONT and SIGTERM to *pid (a stopped kosd too), and waits: the wait
+ * status, -1 without a process; *pid becomes -1. */
+int kos_test_kosd_stop(pid_t *pid);
+
+/* The shipped policy with trust from the integrity factor alone, as the
+ * tests of clients use it: 90 at first (high), 25 points less per integrity
+ * failure and 2 per plain failure, no recovery; then edits (n may be 0) as
+ * kos_test_write_policy() applies them. 0, or -1 as it. */
+int kos_test_write_integrity_policy(const char *path, const char *const (*edits)[2], size_t n);
+
+/* "TMPDIR/CLIENT.cred", where kos_test_enroll() keeps client's credential;
+ * the result lives until 8 more calls (it shares kos_test_path()'s). */
+const char *kos_test_cred_path(const char *client);
+/* Exchanges client's one-time secret with kosd at socket for a credential
+ * kept in kos_test_cred_path(client). 0, or -1 (kos_last_error() says why). */
+int kos_test_enroll(const char *socket, const char *client, const char *secret);
+
+/* Writes text to path (created 0600, replaced if there). 0 or -1. */
+int kos_test_write_text(const char *path, const char *text);
 
 /* Path of a file in the source tree (for data files), from $srcdir. */
 const char *kos_test_srcpath(const char *rel);

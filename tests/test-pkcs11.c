@@ -104,93 +104,18 @@ static int ledgered(const char *client, const char *action)
 	return b;
 }
 
-/* As tests/test-client.c: trust of the integrity factor alone, 90 at
- * first, each integrity failure 25 points down, no recovery. */
-static int write_policy(const char *path)
-{
-	static const char *const edits[][2] = {
-		{ "prior = 60.0;", "prior = 90.0;" },
-		{ "    latency = 1.0;", "    latency = 0.0;" },
-		{ "    usage = 1.0;", "    usage = 0.0;" },
-		{ "    anomaly = 2.0;", "    anomaly = 0.0;" },
-		{ "    reputation = 1.0;", "    reputation = 0.0;" },
-		{ "recovery = 1.0; };", "recovery = 0.0; };" },
-	};
-	return kos_test_write_policy(path, edits, sizeof(edits) / sizeof(edits[0]));
-}
-
-static const char *cred_path(const char *client)
-{
-	static char path[8][700];
-	static int at;
-
-	at = (at + 1) % 8;
-	snprintf(path[at], sizeof(path[at]), "%s/%s.cred", kos_test_tmpdir(), client);
-	return path[at];
-}
-
 static int enroll_all(void)
 {
-	for (size_t i = 0; i < NCLIENTS; i++) {
-		kos_client *c = NULL;
-		kos_rv rv = kos_client_new(sock, &c);
-
-		if (rv == KOS_OK)
-			rv = kos_client_enroll(c, secrets[i], cred_path(clients[i].name));
-		kos_client_free(c);
-		if (rv != KOS_OK)
+	for (size_t i = 0; i < NCLIENTS; i++)
+		if (kos_test_enroll(sock, clients[i].name, secrets[i]) != 0)
 			return -1;
-	}
 	return 0;
-}
-
-static int start_kosd(void)
-{
-	const char *bin = getenv("KOSD");
-	char conf_path[600], log[600];
-	kos_client *c = NULL;
-	int ok = 0;
-
-	snprintf(conf_path, sizeof(conf_path), "%s/kos.conf", inst);
-	snprintf(log, sizeof(log), "%s/kosd.log", kos_test_tmpdir());
-	kosd_pid = fork();
-	if (kosd_pid < 0)
-		return -1;
-	if (kosd_pid == 0) {
-		if (freopen(log, "a", stderr) == NULL)
-			_exit(127);
-		execl(bin != NULL ? bin : "./kosd", "kosd", "--config", conf_path, (char *)NULL);
-		_exit(127);
-	}
-	if (kos_client_new(sock, &c) != KOS_OK)
-		return -1;
-	for (int i = 0; i < 200 && !ok; i++) {
-		if (kos_client_health(c, NULL, 0) == KOS_OK)
-			ok = 1;
-		else
-			usleep(50000);
-	}
-	kos_client_free(c);
-	return ok ? 0 : -1;
-}
-
-static int write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	int rc;
-
-	if (f == NULL)
-		return -1;
-	rc = fputs(text, f) < 0 ? -1 : 0;
-	if (fclose(f) != 0)
-		rc = -1;
-	return rc;
 }
 
 static int suite_init(void)
 {
 	const char *top = getenv("top_builddir");
-	char path[700], json[2048];
+	char path[700], log[700], json[2048];
 	kos_hsm *hsm = NULL;
 	kos_keys *keys = NULL;
 	kos_ca *admin = NULL;
@@ -199,7 +124,9 @@ static int suite_init(void)
 	snprintf(inst, sizeof(inst), "%s/inst", kos_test_tmpdir());
 	snprintf(sock, sizeof(sock), "%s/kosd.sock", inst);
 	snprintf(path, sizeof(path), "%s/test.policy", kos_test_tmpdir());
-	if (write_policy(path) != 0 || kos_devinit(inst, 0, path, NULL) != KOS_OK)
+	/* as tests/test-client.c: trust of the integrity factor alone */
+	if (kos_test_write_integrity_policy(path, NULL, 0) != 0 ||
+	    kos_devinit(inst, 0, path, NULL) != KOS_OK)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/kos.conf", inst);
 	if (kos_config_load(path, &conf, NULL) != KOS_OK ||
@@ -232,7 +159,9 @@ static int suite_init(void)
 	hsm = NULL;
 	if (kos_ca_new(pol, st, NULL, tr, &ca) != KOS_OK)
 		goto fail;
-	if (start_kosd() != 0) {
+	snprintf(path, sizeof(path), "%s/kos.conf", inst);
+	snprintf(log, sizeof(log), "%s/kosd.log", kos_test_tmpdir());
+	if (kos_test_kosd_start(path, NULL, log, sock, &kosd_pid) != 0) {
 		fprintf(stderr, "set-up: kosd did not start (see %s/kosd.log)\n", kos_test_tmpdir());
 		return 1;
 	}
@@ -242,9 +171,9 @@ static int suite_init(void)
 	snprintf(json, sizeof(json),
 		 "{\"slots\": [{\"label\": \"kos\", \"server\": \"unix:%s\"},\n"
 		 " {\"label\": \"kos-auto\", \"server\": \"%s\", \"credential_file\": \"%s\"}]}\n",
-		 sock, sock, cred_path("hi"));
+		 sock, sock, kos_test_cred_path("hi"));
 	snprintf(conf_json, sizeof(conf_json), "%s/pkcs11.json", kos_test_tmpdir());
-	if (write_text(conf_json, json) != 0)
+	if (kos_test_write_text(conf_json, json) != 0)
 		goto fail;
 	setenv("KOS_PKCS11_CONF", conf_json, 1);
 	snprintf(path, sizeof(path), "%s/.libs/libkos-pkcs11.so", top != NULL ? top : ".");
@@ -268,15 +197,9 @@ fail:
 
 static int suite_cleanup(void)
 {
-	int status = 0;
-
 	if (p11 != NULL)
 		p11->C_Finalize(NULL);
-	if (kosd_pid > 0) {
-		kill(kosd_pid, SIGCONT);
-		kill(kosd_pid, SIGTERM);
-		waitpid(kosd_pid, &status, 0);
-	}
+	kos_test_kosd_stop(&kosd_pid);
 	/* the module stays loaded: libcurl and OpenSSL keep state past a
 	 * dlclose() */
 	kos_ca_free(ca);
@@ -306,7 +229,7 @@ static char *read_cred(const char *client)
 	char *t = NULL;
 	size_t n = 0;
 
-	if (kos_read_file(cred_path(client), 65536, &t, &n) != KOS_OK)
+	if (kos_read_file(kos_test_cred_path(client), 65536, &t, &n) != KOS_OK)
 		return NULL;
 	t[strcspn(t, "\r\n")] = '\0';
 	return t;
@@ -321,7 +244,7 @@ static CK_SESSION_HANDLE login_as(CK_SLOT_ID slot, const char *client)
 	CU_ASSERT_EQUAL_FATAL(p11->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL,
 						 NULL, &h),
 			      CKR_OK);
-	snprintf(pin, sizeof(pin), "file:%s", cred_path(client));
+	snprintf(pin, sizeof(pin), "file:%s", kos_test_cred_path(client));
 	CU_ASSERT_EQUAL_FATAL(p11->C_Login(h, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin)), CKR_OK);
 	return h;
 }
@@ -583,7 +506,7 @@ static void expect_init_fails(const char *text)
 	char path[700];
 
 	snprintf(path, sizeof(path), "%s/bad.json", kos_test_tmpdir());
-	CU_ASSERT_EQUAL_FATAL(write_text(path, text), 0);
+	CU_ASSERT_EQUAL_FATAL(kos_test_write_text(path, text), 0);
 	setenv("KOS_PKCS11_CONF", path, 1);
 	CU_ASSERT_EQUAL(p11->C_Initialize(NULL), CKR_GENERAL_ERROR);
 	setenv("KOS_PKCS11_CONF", conf_json, 1);
@@ -688,7 +611,7 @@ static void test_sessions_and_login(void)
 	CU_ASSERT_EQUAL(si.state, CKS_RW_PUBLIC_SESSION);
 	CU_ASSERT_EQUAL(find(h2, CKO_SECRET_KEY, NULL, o, 8), 0);
 	/* "file:PATH" */
-	snprintf(pin, sizeof(pin), "file:%s", cred_path("mid"));
+	snprintf(pin, sizeof(pin), "file:%s", kos_test_cred_path("mid"));
 	CU_ASSERT_EQUAL(p11->C_Login(h2, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin)), CKR_OK);
 	CU_ASSERT_EQUAL(p11->C_GetTokenInfo(0, &ti), CKR_OK);
 	CU_ASSERT(ti.flags & CKF_WRITE_PROTECTED);
@@ -1188,7 +1111,7 @@ static void test_envelope_interoperates(void)
 	size_t back_len = 0;
 
 	CU_ASSERT_EQUAL_FATAL(kos_client_new(sock, &c), KOS_OK);
-	CU_ASSERT_EQUAL_FATAL(kos_client_set_credential_file(c, cred_path("hi")), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_client_set_credential_file(c, kos_test_cred_path("hi")), KOS_OK);
 	CU_ASSERT_EQUAL_FATAL(kos_client_encrypt(c, "payments", "ctx", (const uint8_t *)msg,
 						 strlen(msg), &env, &env_len),
 			      KOS_OK);
@@ -1562,7 +1485,7 @@ static void test_fork(void)
 		fails += p11->C_GetSessionInfo(h, &(CK_SESSION_INFO){ 0 }) !=
 			 CKR_SESSION_HANDLE_INVALID;
 		fails += p11->C_OpenSession(0, CKF_SERIAL_SESSION, NULL, NULL, &ch) != CKR_OK;
-		snprintf(pin, sizeof(pin), "file:%s", cred_path("frk"));
+		snprintf(pin, sizeof(pin), "file:%s", kos_test_cred_path("frk"));
 		fails += p11->C_Login(ch, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin)) != CKR_OK;
 		k = find_one(ch, CKO_PRIVATE_KEY, "ec-1");
 		fails += p11->C_SignInit(ch, &m, k) != CKR_OK;
