@@ -22,19 +22,13 @@
 #include "kos/internal.h"
 #include "tests/bench/bench.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -52,97 +46,12 @@ static char dir[] = "/tmp/kos-bench-pkcs11-XXXXXX";
 static char inst[128], sock[160];
 static pid_t kosd_pid = -1, p11_pid = -1;
 
-/* --- processes ----------------------------------------------------------- */
-
-/* Keeps the calling thread (and the threads and processes it starts
- * later) on one CPU; cpu < 0 lets it run anywhere. */
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	if (cpu >= 0)
-		CPU_SET(cpu, &set);
-	else
-		for (int i = 0; i < CPU_SETSIZE; i++)
-			CPU_SET(i, &set);
-	(void)sched_setaffinity(0, sizeof(set), &set);
-}
-
-/* Every thread of process pid: an affinity is a thread's, and kosd's
- * workers were started before this call. p11-kit server forks a process
- * per connection, which inherits the set given here. */
-static void pin_pid(pid_t pid, int cpu)
-{
-	char path[64];
-	struct dirent *e;
-	cpu_set_t set;
-	DIR *d;
-
-	CPU_ZERO(&set);
-	if (cpu >= 0)
-		CPU_SET(cpu, &set);
-	else
-		for (int i = 0; i < CPU_SETSIZE; i++)
-			CPU_SET(i, &set);
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (d == NULL) {
-		(void)sched_setaffinity(pid, sizeof(set), &set);
-		return;
-	}
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			(void)sched_setaffinity((pid_t)atoi(e->d_name), sizeof(set), &set);
-	closedir(d);
-}
-
-static pid_t spawn(char *const argv[], const char *log)
-{
-	pid_t pid;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	if (pid == 0) {
-		if (freopen(log, "a", stderr) == NULL || freopen(log, "a", stdout) == NULL)
-			_exit(127);
-		execvp(argv[0], argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	return pid;
-}
-
-static int wait_socket(pid_t pid, const char *path)
-{
-	struct stat sb;
-
-	for (int i = 0; i < 200; i++) {
-		if (stat(path, &sb) == 0 && S_ISSOCK(sb.st_mode))
-			return 0;
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return -1;
-		usleep(50000);
-	}
-	return -1;
-}
-
-static void stop(pid_t *pid)
-{
-	if (*pid <= 0)
-		return;
-	kill(*pid, SIGTERM);
-	waitpid(*pid, NULL, 0);
-	*pid = -1;
-}
-
 static void cleanup(void)
 {
 	char cmd[200];
 
-	stop(&kosd_pid);
-	stop(&p11_pid);
+	bench_stop(&kosd_pid);
+	bench_stop(&p11_pid);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench: could not remove %s\n", dir);
@@ -337,12 +246,12 @@ static void p11kit_open(struct module *m, const char *client_so, int cpu)
 
 	snprintf(p11sock, sizeof(p11sock), "%s/p11-kit-%d.sock", dir, ++started);
 	snprintf(log, sizeof(log), "%s/p11-kit.log", dir);
-	p11_pid = spawn(argv, log);
-	if (p11_pid < 0 || wait_socket(p11_pid, p11sock) != 0) {
+	p11_pid = bench_spawn(argv, log);
+	if (p11_pid < 0 || bench_wait_socket(p11_pid, p11sock) != 0) {
 		fprintf(stderr, "bench: p11-kit server did not start (see %s)\n", log);
 		exit(1);
 	}
-	pin_pid(p11_pid, cpu);
+	bench_pin_pid(p11_pid, cpu);
 	snprintf(addr, sizeof(addr), "unix:path=%s", p11sock);
 	setenv("P11_KIT_SERVER_ADDRESS", addr, 1);
 	snprintf(pin_path, sizeof(pin_path), "%s/pins/signer.pin", inst);
@@ -369,8 +278,8 @@ static void compare_signing(const char *placement, int cpu, struct module *kos,
 	char what[80];
 
 	printf("\nP-256 C_Sign, %s:\n", placement);
-	pin(cpu);
-	pin_pid(kosd_pid, cpu);
+	bench_pin(cpu);
+	bench_pin_pid(kosd_pid, cpu);
 	p11kit_open(&p11, client_so, cpu);
 	for (int i = 0; i < 2; i++) {
 		base[i] = sign_rate(&p11, nthreads[i]);
@@ -378,7 +287,7 @@ static void compare_signing(const char *placement, int cpu, struct module *kos,
 		printf("%-48s %9.0f/s  (baseline)\n", what, base[i]);
 	}
 	module_close(&p11);
-	stop(&p11_pid);
+	bench_stop(&p11_pid);
 	for (int i = 0; i < 2; i++) {
 		rate = sign_rate(kos, nthreads[i]);
 		snprintf(what, sizeof(what), "libkos-pkcs11.so + kosd, %d thread%s", nthreads[i],
@@ -386,8 +295,8 @@ static void compare_signing(const char *placement, int cpu, struct module *kos,
 		printf("%-48s %9.0f/s  %6.2fx p11-kit server  goal %s\n", what, rate,
 		       rate / base[i], goal[i]);
 	}
-	pin(-1);
-	pin_pid(kosd_pid, -1);
+	bench_pin(-1);
+	bench_pin_pid(kosd_pid, -1);
 }
 
 /* --- AES-GCM ------------------------------------------------------------ */
@@ -464,44 +373,6 @@ static int lookup_one(void *arg)
 
 /* --- set-up ------------------------------------------------------------- */
 
-/* The policy given, without the usage quota (a benchmark sends more
- * requests an hour than a client is meant to and must not measure its own
- * trust falling) and with a prior of 90, so a new client is high-tier and
- * C_Encrypt runs with the delivered DEK. */
-static int write_policy(const char *src, const char *dst)
-{
-	static const char *const edits[][2] = {
-		{ "ops = 10000;", "ops = 0;" },
-		{ "prior = 60.0;", "prior = 90.0;" },
-	};
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f;
-	int rc = -1;
-
-	if (kos_read_file(src, 1 << 20, &text, &len) != KOS_OK)
-		return -1;
-	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
-		char *at = strstr(text, edits[i][0]);
-
-		/* the replacement is no longer than the original */
-		if (at != NULL) {
-			size_t ol = strlen(edits[i][0]), nl = strlen(edits[i][1]);
-
-			memcpy(at, edits[i][1], nl);
-			memmove(at + nl, at + ol, strlen(at + ol) + 1);
-		}
-	}
-	f = fopen(dst, "w");
-	if (f == NULL)
-		goto out;
-	fputs(text, f);
-	rc = fclose(f) == 0 ? 0 : -1;
-out:
-	free(text);
-	return rc;
-}
-
 static int write_secret_file(const char *path, const char *text)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -565,7 +436,7 @@ int main(int argc, char **argv)
 	snprintf(inst, sizeof(inst), "%s/inst", dir);
 	snprintf(sock, sizeof(sock), "%s/kosd.sock", inst);
 	snprintf(path, sizeof(path), "%s/bench.policy", dir);
-	if (write_policy(policy, path) != 0 || kos_devinit(inst, 0, path, NULL) != KOS_OK)
+	if (bench_write_policy(policy, path) != 0 || kos_devinit(inst, 0, path, NULL) != KOS_OK)
 		goto fail;
 	snprintf(path, sizeof(path), "%s/kos.conf", inst);
 	if (kos_config_load(path, &conf, NULL) != KOS_OK ||
@@ -599,8 +470,8 @@ int main(int argc, char **argv)
 	setenv("KOS_PKCS11_CONF", conf_path, 1);
 
 	snprintf(log, sizeof(log), "%s/kosd.log", dir);
-	kosd_pid = spawn(kosd_argv, log);
-	if (kosd_pid < 0 || wait_socket(kosd_pid, sock) != 0) {
+	kosd_pid = bench_spawn(kosd_argv, log);
+	if (kosd_pid < 0 || bench_wait_socket(kosd_pid, sock) != 0) {
 		fprintf(stderr, "bench: kosd did not start (see %s)\n", log);
 		kosd_pid = -1;
 		goto fail;
@@ -640,8 +511,8 @@ int main(int argc, char **argv)
 	 * one CPU: unpinned, where the scheduler puts kosd beside the client
 	 * changes a lookup's time by 2-3x from run to run, more than the
 	 * growth measured */
-	pin(0);
-	pin_pid(kosd_pid, 0);
+	bench_pin(0);
+	bench_pin_pid(kosd_pid, 0);
 	printf("\nC_FindObjectsInit + C_FindObjects of one label, every process on CPU 0:\n");
 	l.f = kos.f;
 	l.h = kos.login;
@@ -663,7 +534,7 @@ int main(int argc, char **argv)
 	       FIND_MAX, per[2] / per[0]);
 
 	module_close(&kos);
-	stop(&kosd_pid);
+	bench_stop(&kosd_pid);
 	EVP_CIPHER_CTX_free(g.ctx);
 	kos_ca_free(ca);
 	kos_keys_free(keys);
