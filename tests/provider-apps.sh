@@ -95,8 +95,6 @@ EOF
 }
 cnf "$t/app.cnf" app
 
-prov_preload
-
 # nginx_start NAME CLIENT: nginx in $t/NAME as kosd's client CLIENT, its
 # master's pid in $npid, the port of HTTPS in $port and of mutual TLS in
 # $mport, its error log $t/NAME/error.log; true once it listens
@@ -145,8 +143,14 @@ http {
 	}
 }
 EOF
-	OPENSSL_CONF="$_nd/openssl.cnf" "$NGINX" -p "$_nd" -c "$_nd/nginx.conf" -e stderr \
-		> "$_nd/error.log" 2>&1 &
+	if [ -n "$san" ]; then
+		env LD_PRELOAD="$san" ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" \
+			OPENSSL_CONF="$_nd/openssl.cnf" "$NGINX" -p "$_nd" -c "$_nd/nginx.conf" -e stderr \
+			> "$_nd/error.log" 2>&1 &
+	else
+		OPENSSL_CONF="$_nd/openssl.cnf" "$NGINX" -p "$_nd" -c "$_nd/nginx.conf" -e stderr \
+			> "$_nd/error.log" 2>&1 &
+	fi
 	npid=$!
 	nginx_pids="$nginx_pids $npid"
 	# the pid file is written once the sockets listen
@@ -199,18 +203,24 @@ if check "nginx starts with ssl_certificate_key a key-URI file" nginx_start web 
 	check "TLS 1.2 is refused (ssl_protocols TLSv1.3)" test "$status" -ne 0
 
 	# ============================================================ mutual TLS
-	expect 0 "curl with the provider: --key client.key.pem" env OPENSSL_CONF="$t/app.cnf" \
-		curl -sS --max-time 10 --cacert "$t/ca.pem" --cert "$t/cli.crt" --key "$t/client.key.pem" \
-		"https://127.0.0.1:$mport/"
-	check "nginx verified the client certificate: CN=app" grep -qx "CN=app" "$out"
+	# curl 7.88 deadlocks in setlocale() at its start with the sanitizers'
+	# runtimes preloaded, so a sanitizer build cannot run it with kos.so
+	if [ -z "$san" ]; then
+		expect 0 "curl with the provider: --key client.key.pem" env OPENSSL_CONF="$t/app.cnf" \
+			curl -sS --max-time 10 --cacert "$t/ca.pem" --cert "$t/cli.crt" \
+			--key "$t/client.key.pem" "https://127.0.0.1:$mport/"
+		check "nginx verified the client certificate: CN=app" grep -qx "CN=app" "$out"
+		check "with cli, as app (ledger)" wait_for 5 signed app cli 1
+	else
+		echo "skip - curl with the provider: curl deadlocks under a preloaded ASan runtime"
+	fi
 	run get "$mport"
 	check "without a client certificate nginx refuses" \
 		sh -c "test $status -ne 0 || grep -q '400 No required SSL certificate' '$out'"
-	check "with cli, as app (ledger)" wait_for 5 signed app cli 1
 
 	# ============================================================ Python
-	expect 0 "Python ssl: load_cert_chain(cli.crt, client.key.pem)" env OPENSSL_CONF="$t/app.cnf" \
-		"$PY" -c 'import socket, ssl, sys
+	expect 0 "Python ssl: load_cert_chain(cli.crt, client.key.pem)" with_prov \
+		env OPENSSL_CONF="$t/app.cnf" "$PY" -c 'import socket, ssl, sys
 ca, crt, key, port = sys.argv[1:]
 ctx = ssl.create_default_context(cafile=ca)
 ctx.load_cert_chain(crt, key)

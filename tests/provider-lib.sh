@@ -87,11 +87,20 @@ prov_install() {
 	done
 }
 
+# with_prov CMD...: CMD, a program that loads kos.so, with a sanitizer
+# build's runtimes preloaded (nothing else needs them)
+with_prov() {
+	if [ -n "$san" ]; then
+		env LD_PRELOAD="$san" ASAN_OPTIONS="detect_leaks=0:${ASAN_OPTIONS:-}" "$@"
+	else
+		"$@"
+	fi
+}
 # o CLIENT ARGS...: openssl with the provider, as CLIENT
 o() {
 	_cl=$1 _cmd=$2
 	shift 2
-	env KOS_SERVER="unix:$S" KOS_CREDENTIAL_FILE="$t/$_cl.cred" \
+	with_prov env KOS_SERVER="unix:$S" KOS_CREDENTIAL_FILE="$t/$_cl.cred" \
 		OPENSSL_MODULES="$(dirname "$PROV")" openssl "$_cmd" -provider kos -provider default "$@"
 }
 # same A B: both files hold the same, and something
