@@ -78,6 +78,9 @@ int kosprov_sig_set_key(kosprov_sig_ctx *s, kosprov_key *key, bool verify)
 		return kosprov_raise(s->prov, KOSPROV_R_INVALID_ARGUMENT,
 				     "a %s key for a %s signature",
 				     kosprov_key_type_name(key->type), kosprov_key_type_name(s->type));
+	/* defence in depth: OpenSSL itself moves a public-only key's signing
+	 * to the default provider (kos exports public halves), which refuses
+	 * it there, so no public interface reaches this refusal */
 	if (!verify && !key->priv && !key->local)
 		return kosprov_raise(s->prov, KOSPROV_R_NO_PRIVATE_KEY,
 				     "%s is a public key (a URI of type=public, or a "
