@@ -48,6 +48,9 @@ KOS_API size_t kos_hsm_token_count(const kos_hsm *hsm);
 KOS_API const char *kos_hsm_token_get0_name(const kos_hsm *hsm, size_t tok);
 /* KOS_TOKEN_ROLE_COUNT for an index out of range. */
 KOS_API kos_token_role kos_hsm_token_role(const kos_hsm *hsm, size_t tok);
+/* How many sessions token tok allows at once (its ulMaxSessionCount), 0
+ * when it states no limit or has not been found. */
+KOS_API unsigned long kos_hsm_token_max_sessions(kos_hsm *hsm, size_t tok);
 /* KOS_E_NOTFOUND when no token has that name. */
 KOS_API kos_rv kos_hsm_token_find(const kos_hsm *hsm, const char *name, size_t *tok);
 

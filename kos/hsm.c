@@ -58,6 +58,7 @@ struct hsm_token {
 	bool found;
 	CK_SLOT_ID slot;
 	bool login_required;
+	CK_ULONG max_sessions;     /* the token's ulMaxSessionCount; 0: no limit known */
 	kos_usec next_lookup;      /* monotonic */
 	kos_rv reason_rv;          /* why unusable or not found */
 	char reason[256];
@@ -647,6 +648,7 @@ static kos_rv lookup_token(struct hsm_token *t, const struct slot_scan *scan)
 	CK_SLOT_ID slot = 0;
 	CK_ULONG i, matches = 0;
 	CK_FLAGS flags = 0;
+	CK_ULONG max_sessions = 0;
 	kos_rv rv;
 
 	if (sc == NULL) {
@@ -662,6 +664,11 @@ static kos_rv lookup_token(struct hsm_token *t, const struct slot_scan *scan)
 			if (matches++ == 0) {
 				slot = sc->slots[i];
 				flags = sc->info[i].flags;
+				/* CK_EFFECTIVELY_INFINITE is 0 and CK_UNAVAILABLE_INFORMATION
+				 * all ones: neither is a limit */
+				max_sessions = sc->info[i].ulMaxSessionCount;
+				if (max_sessions == CK_UNAVAILABLE_INFORMATION)
+					max_sessions = 0;
 			}
 		}
 	}
@@ -689,6 +696,7 @@ out:
 		t->found = true;
 		t->slot = slot;
 		t->login_required = (flags & CKF_LOGIN_REQUIRED) != 0;
+		t->max_sessions = max_sessions;
 	} else {
 		t->found = false;
 		t->reason_rv = rv;
@@ -1062,6 +1070,19 @@ kos_token_role kos_hsm_token_role(const kos_hsm *hsm, size_t tok)
 {
 	return hsm != NULL && tok < hsm->n_tokens ? hsm->tokens[tok].role
 						  : (kos_token_role)KOS_TOKEN_ROLE_COUNT;
+}
+
+unsigned long kos_hsm_token_max_sessions(kos_hsm *hsm, size_t tok)
+{
+	struct hsm_token *t = token_at(hsm, tok);
+	unsigned long n;
+
+	if (t == NULL || !t->lock_ready)
+		return 0;
+	pthread_mutex_lock(&t->lock);
+	n = t->found ? (unsigned long)t->max_sessions : 0;
+	pthread_mutex_unlock(&t->lock);
+	return n;
 }
 
 kos_rv kos_hsm_token_find(const kos_hsm *hsm, const char *name, size_t *tok)

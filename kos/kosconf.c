@@ -712,6 +712,28 @@ static int take_unix_mode(kos_cf *cf, const config_setting_t *s, const char *pat
 	return line;
 }
 
+/* listen.ledger: "durable" (an answer leaves only once its ledger entry and
+ * observations are committed) or "batched" (written every 100 ms). */
+static int take_ledger_mode(kos_cf *cf, const config_setting_t *s, const char *path,
+			    const struct kos_cf_key *k, void *base)
+{
+	kos_config *conf = base;
+	int line = kos_cf_line(s);
+	const char *str;
+
+	(void)k;
+	str = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+	if (str != NULL && strcmp(str, "durable") == 0) {
+		conf->listen.ledger_batched = false;
+	} else if (str != NULL && strcmp(str, "batched") == 0) {
+		conf->listen.ledger_batched = true;
+	} else {
+		kos_cf_problem(cf, line, "%s: must be \"durable\" or \"batched\"", path);
+		return -1;
+	}
+	return line;
+}
+
 #define C(f)	 offsetof(struct kos_config, f)
 #define CSIZE(f) sizeof(((struct kos_config *)NULL)->f)
 #define PATH_KEY(n, f, fl, why)                                                                    \
@@ -747,6 +769,9 @@ static const struct kos_cf_key listen_keys[] = {
 	       KOS_LISTEN_MAX_DATA_BODY, 0, L_NONE),
     KOS_CF_DUR_RANGE("timeout", C(listen.timeout), KOS_USEC_PER_SEC, 3600 * KOS_USEC_PER_SEC, 0,
 		     L_NONE),
+    KOS_CF_INT("workers", C(listen.workers), CSIZE(listen.workers), 0, KOS_LISTEN_MAX_WORKERS, 0,
+	       L_NONE),
+    KOS_CF_FN("ledger", take_ledger_mode, 0, L_NONE),
     KOS_CF_FN("tcp", take_tcp, 0, L_NONE),
     KOS_CF_GROUP("tls", tls_keys, L_NONE),
     KOS_CF_END,

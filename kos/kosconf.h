@@ -6,6 +6,8 @@
 
 #include <kos/common.h>
 
+#include <stdbool.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,6 +41,8 @@ KOS_API const char *kos_config_get0_server(const kos_config *conf);
 /* --- listeners ("listen" group, kosd) --- */
 
 /* Where and how kosd listens; defaults for every setting left out. */
+#define KOS_LISTEN_MAX_WORKERS 256
+
 typedef struct kos_listen_config {
 	const char *unix_path;	  /* absolute; NULL when kos.conf names no Unix socket */
 	unsigned unix_mode;	  /* the socket file's mode; default 0660 */
@@ -53,6 +57,14 @@ typedef struct kos_listen_config {
 	/* connections one peer (a Unix uid, a TCP address) may hold; default
 	 * three quarters of max_connections, at least 1 */
 	unsigned max_connections_per_peer;
+	/* kosd's worker threads (token calls, store transactions); 0, the
+	 * default, is one per CPU; kosd takes no more than its tokens'
+	 * sessions allow (at most KOS_LISTEN_MAX_WORKERS) */
+	unsigned workers;
+	/* false, the default ("durable"): an answer leaves kosd only after its
+	 * ledger entry and trust observations are committed; true
+	 * ("batched"): they are written every 100 ms, and a crash loses them */
+	bool ledger_batched;
 	/* TCP, always with TLS 1.3 and a required client certificate: the
 	 * address (an IPv6 one without brackets) and port; NULL and 0 when
 	 * kos.conf names no tcp listener. */

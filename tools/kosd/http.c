@@ -133,6 +133,11 @@ void kosd_req_source(const struct kosd_req *r, char *buf, size_t len)
 		snprintf(buf, len, "uid:%ld", (long)r->uid);
 		return;
 	}
+	/* a worker has no business with the connection: serve() took it */
+	if (r->source[0] != '\0') {
+		snprintf(buf, len, "%s", r->source);
+		return;
+	}
 	c = evhttp_request_get_connection(r->req);
 	if (c != NULL)
 		evhttp_connection_get_peer(c, &addr, &port);
@@ -176,17 +181,17 @@ static void record(struct kosd_req *r)
 			 r->route->name);
 }
 
-/* Ends the request: text (len bytes) is the body; a secret one was made by
+/* Sends r's answer: text (len bytes) is the body; a secret one was made by
  * kosd_json_alloc and goes back to kosd_json_release, which wipes it, once
- * libevent has sent it; another is copied and stays the caller's. */
-static void finish(struct kosd_req *r, int status, const char *ctype, char *text, size_t len,
-		   bool secret)
+ * libevent has sent it; another is copied and stays the caller's. The
+ * metrics and the log line come first: a request whose connection is gone
+ * is freed by evhttp_send_reply itself. On the loop only. */
+static void send_now(struct kosd_req *r, const char *ctype, char *text, size_t len, bool secret)
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(r->req);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	double secs = mono_now() - r->start;
 
-	r->status = status;
 	evhttp_add_header(h, "Content-Type", ctype);
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	if (text != NULL && secret) {
@@ -197,9 +202,46 @@ static void finish(struct kosd_req *r, int status, const char *ctype, char *text
 	} else if (text != NULL) {
 		evbuffer_add(out, text, len);
 	}
-	evhttp_send_reply(r->req, status, reason_phrase(status), NULL);
-	kosd_metrics_request(r->d->metrics, r->route, status, secs);
+	kosd_metrics_request(r->d->metrics, r->route, r->status, secs);
 	log_request(r, secs);
+	evhttp_send_reply(r->req, r->status, reason_phrase(r->status), NULL);
+	r->req = NULL;
+}
+
+/* Ends the request. On the loop the answer leaves at once; on a worker
+ * (r->deferred) it is kept in r until its decision is committed, and the
+ * loop sends it (kosd_http_answer). Either way the decision is recorded
+ * here (record(): on a worker the ledger sink keeps the entry with r). */
+static void finish(struct kosd_req *r, int status, const char *ctype, char *text, size_t len,
+		   bool secret)
+{
+	/* one answer a request: a second would be a handler's mistake */
+	if (r->answered) {
+		if (text != NULL && secret)
+			kosd_json_release(text);
+		kosd_log(r->d, "route %s answered twice; the second answer (%d) dropped",
+			 r->route->name, status);
+		return;
+	}
+	r->answered = true;
+	r->status = status;
+	if (!r->deferred) {
+		send_now(r, ctype, text, len, secret);
+		record(r);
+		return;
+	}
+	snprintf(r->ctype, sizeof(r->ctype), "%s", ctype);
+	r->len = text != NULL ? len : 0;
+	r->secret = text != NULL && secret;
+	if (text != NULL && !secret) {
+		r->text = malloc(len + 1);
+		if (r->text != NULL)
+			memcpy(r->text, text, len);
+		else
+			r->len = 0;
+	} else {
+		r->text = text;
+	}
 	record(r);
 }
 
@@ -507,6 +549,11 @@ struct kosd_conn {
 	int family;
 	uid_t uid;
 	unsigned char addr[16];
+	/* requests of it out with a worker: while there are, the record
+	 * stays (gone once evhttp closed the connection) and the deadline
+	 * does not close it */
+	unsigned busy;
+	bool gone;
 	struct kosd_conn *prev, *next;
 };
 
@@ -589,6 +636,12 @@ bool kosd_http_sending(const struct kosd *d)
 	return false;
 }
 
+static void conn_free(struct kosd_conn *c)
+{
+	event_free(c->deadline);
+	free(c);
+}
+
 static void conn_forget(struct kosd_conn *c)
 {
 	struct kosd *d = c->d;
@@ -597,8 +650,15 @@ static void conn_forget(struct kosd_conn *c)
 	d->n_conns--;
 	if (c->evcon == NULL && c->bev != NULL)
 		bufferevent_decref(c->bev);
-	event_free(c->deadline);
-	free(c);
+	c->evcon = NULL;
+	c->bev = NULL;
+	/* a worker's request still names it: kosd_http_answer frees it */
+	if (c->busy > 0) {
+		c->gone = true;
+		event_del(c->deadline);
+	} else {
+		conn_free(c);
+	}
 	gate(d);
 }
 
@@ -625,10 +685,14 @@ static void conn_expired(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	/* every handler answers before it returns, so no request of this
-	 * connection is held elsewhere: freeing it leaves nothing dangling */
+	/* evhttp would free the request a worker holds with the connection:
+	 * the deadline waits for its answer (which arms it again) */
 	if (c->evcon == NULL)
 		return;
+	if (c->busy > 0) {
+		arm_deadline(c);
+		return;
+	}
 	d->conns_expired++;
 	/* evhttp calls conn_closed as it frees the connection; should it not,
 	 * the count must still come down */
@@ -934,9 +998,91 @@ static bool parse_body(struct kosd_req *r, const struct kosd_verdict *v)
 	return true;
 }
 
+static void req_free(struct kosd_req *r)
+{
+	json_decref(r->body);
+	if (r->secret)
+		kosd_json_release(r->text);
+	else
+		free(r->text);
+	free(r->entries);
+	free(r->obs);
+	free(r->verdict);
+	OPENSSL_cleanse(&r->claims, sizeof(r->claims));
+	free(r);
+}
+
+/* Steps 2 and on, on a worker: the credential, the body, the handler. */
+void kosd_http_work(struct kosd_req *r)
+{
+	const struct kosd_route *s = r->route;
+
+	if ((s->flags & KOSD_RF_CRED) != 0 && !authenticate(r))
+		goto out;
+	if (!parse_body(r, r->verdict))
+		goto out;
+	s->handler(r);
+	if (!r->answered)
+		kosd_reply_error(r, 500, "internal", "the route made no answer");
+out:
+	/* the body may hold plaintext or a secret: gone before the commit */
+	json_decref(r->body);
+	r->body = NULL;
+}
+
+void kosd_http_unrecorded(struct kosd_req *r)
+{
+	static const char msg[] = "{\"error\":\"unavailable\",\"message\":\"the decision "
+				  "could not be recorded in the ledger: try later\"}";
+
+	if (r->secret)
+		kosd_json_release(r->text);
+	else
+		free(r->text);
+	r->secret = false;
+	r->text = malloc(sizeof(msg));
+	r->len = r->text != NULL ? sizeof(msg) - 1 : 0;
+	if (r->text != NULL)
+		memcpy(r->text, msg, sizeof(msg));
+	snprintf(r->ctype, sizeof(r->ctype), "application/json");
+	snprintf(r->code, sizeof(r->code), "unavailable");
+	r->status = 503;
+}
+
+/* What a worker made, sent on the loop. */
+void kosd_http_answer(struct kosd_req *r)
+{
+	struct kosd *d = r->d;
+	struct kosd_conn *c = r->conn;
+	char *text = r->text;
+	bool secret = r->secret;
+
+	/* send_now takes a secret text; another it copies */
+	r->text = NULL;
+	r->secret = false;
+	send_now(r, r->ctype, text, r->len, secret);
+	if (!secret)
+		free(text);
+	/* the gate's filter moves an answer on only when it grows while
+	 * writing is on, and evhttp enables writing after adding it: outside
+	 * serve() nothing else pushes it (kosd_gate's resumed() does there) */
+	if (c != NULL && !c->gone && c->evcon != NULL)
+		bufferevent_flush(evhttp_connection_get_bufferevent(c->evcon), EV_WRITE,
+				  BEV_NORMAL);
+	d->inflight--;
+	if (c != NULL) {
+		c->busy--;
+		if (c->gone && c->busy == 0)
+			conn_free(c);
+		else if (!c->gone)
+			arm_deadline(c);
+	}
+	req_free(r);
+}
+
 static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 {
-	struct kosd_req r = { .d = d, .req = req, .route = KOSD_ROUTE_UNKNOWN };
+	struct kosd_req *r = calloc(1, sizeof(*r));
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	const struct kosd_route *s;
@@ -944,66 +1090,94 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	struct kosd_conn *c;
 	bool bad_name, known;
 
-	r.start = mono_now();
+	if (r == NULL) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+		evhttp_send_error(req, 503, "Service Unavailable");
+		return;
+	}
+	r->d = d;
+	r->req = req;
+	r->route = KOSD_ROUTE_UNKNOWN;
+	r->start = mono_now();
 	if (!tls) {
-		peer_of(&r);
-	} else if (!kosd_tls_peer(&r)) {
+		peer_of(r);
+	} else if (!kosd_tls_peer(r)) {
 		/* a TCP connection is served only with TLS and a verified client
 		 * certificate; anything else (see tls.c) is closed unserved */
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		kosd_reply_error(&r, 403, "tls_required", "a TLS client certificate is required");
-		return;
+		kosd_reply_error(r, 403, "tls_required", "a TLS client certificate is required");
+		goto out;
 	}
 	c = conn_served(d, req);
 	/* step 0: what kosd_gate decided before evhttp read anything */
 	if (c == NULL || c->gate == NULL || !kosd_gate_take(c->gate, &v)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		kosd_reply_error(&r, 503, "unavailable", "out of memory");
-		return;
+		kosd_reply_error(r, 503, "unavailable", "out of memory");
+		goto out;
 	}
 	/* (kosd_gate closes the connection after a refusal's answer) */
 	if (v.substituted)
-		r.logged_uri = v.target;
+		r->logged_uri = v.target;
 	if (v.status != 0) {
-		kosd_reply_error(&r, v.status, v.code, "%s", v.message);
-		return;
+		kosd_reply_error(r, v.status, v.code, "%s", v.message);
+		goto out;
 	}
 	if (path == NULL || path[0] == '\0')
 		path = "/";
-	s = kosd_route_match(path, evhttp_request_get_command(req), r.name, &bad_name, &known);
+	s = kosd_route_match(path, evhttp_request_get_command(req), r->name, &bad_name, &known);
 	if (s == NULL) {
 		if (bad_name)
-			kosd_reply_error(&r, 400, "invalid_name",
+			kosd_reply_error(r, 400, "invalid_name",
 					 "a key or service name is 1 to %d of A-Z a-z 0-9 . _ - (a "
 					 "client name may also hold @) and does not start with . or -",
 					 KOS_KEY_NAME_MAX);
 		else if (known)
-			kosd_reply_error(&r, 405, "method_not_allowed", "method not allowed here");
+			kosd_reply_error(r, 405, "method_not_allowed", "method not allowed here");
 		else
-			kosd_reply_error(&r, 404, "not_found", "no such route");
+			kosd_reply_error(r, 404, "not_found", "no such route");
 		goto out;
 	}
 	/* a KMS front has no store, keys or trust: it knows its share route
 	 * and its own health, and no other route exists there */
 	if (d->kms_role && (s->flags & KOSD_RF_KMS) == 0) {
-		kosd_reply_error(&r, 404, "not_found", "no such route on a KMS front");
+		kosd_reply_error(r, 404, "not_found", "no such route on a KMS front");
 		goto out;
 	}
-	r.route = s;
+	r->route = s;
 	/* no decision that could not be recorded */
-	if (recorded(&r) && kosd_ledger_full(d->ledger)) {
-		r.unrecorded = true;
-		kosd_reply_error(&r, 503, "unavailable", "the ledger cannot be written: try later");
+	if (recorded(r) && kosd_ledger_full(d->ledger)) {
+		r->unrecorded = true;
+		kosd_reply_error(r, 503, "unavailable", "the ledger cannot be written: try later");
 		goto out;
 	}
-	if ((s->flags & KOSD_RF_CRED) != 0 && !authenticate(&r))
+	/* the public read-only routes are answered here, so that nothing a
+	 * token does can hold them up; the rest goes to a worker with what
+	 * it needs of the connection (work.c) */
+	if ((s->flags & KOSD_RF_UNLEDGERED) == 0 && d->work != NULL) {
+		r->verdict = malloc(sizeof(*r->verdict));
+		if (r->verdict == NULL) {
+			kosd_reply_error(r, 503, "unavailable", "out of memory");
+			goto out;
+		}
+		*r->verdict = v;
+		if (r->logged_uri != NULL)
+			r->logged_uri = r->verdict->target;
+		if (!r->have_peer)
+			kosd_req_source(r, r->source, sizeof(r->source));
+		r->deferred = true;
+		r->conn = c;
+		c->busy++;
+		d->inflight++;
+		kosd_work_submit(d, r);
+		return;
+	}
+	if ((s->flags & KOSD_RF_CRED) != 0 && !authenticate(r))
 		goto out;
-	if (!parse_body(&r, &v))
+	if (!parse_body(r, &v))
 		goto out;
-	s->handler(&r);
+	s->handler(r);
 out:
-	json_decref(r.body);
-	OPENSSL_cleanse(&r.claims, sizeof(r.claims));
+	req_free(r);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)

@@ -20,9 +20,10 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <event2/thread.h>
 
-/* After SIGTERM, how often to look whether every answer has left. Handlers
- * run to completion on the one loop, so only queued bytes remain to be sent. */
+/* After SIGTERM, how often to look whether every answer has left: the
+ * requests still with the workers, and the bytes still queued. */
 #define KOSD_DRAIN_POLL_MS 10
 #define KOSD_FLUSH_MS 100
 /* kos_ca_new_from_jwks() takes up to 64 KiB */
@@ -158,10 +159,37 @@ out:
 	return rc;
 }
 
+/* Keeps p (a policy, or a KMS front's CA) just replaced until exit: a
+ * worker may still be using it. reload_lock held. */
+static void retire(void ***list, size_t *n, void *p)
+{
+	void **nl = realloc(*list, (*n + 1) * sizeof(*nl));
+
+	/* out of memory: kept reachable nowhere, never freed, never reused */
+	if (nl == NULL)
+		return;
+	*list = nl;
+	nl[(*n)++] = p;
+}
+
+static kos_rv reload_locked(struct kosd *d, char *why, size_t why_len);
+
+/* SIGHUP on the loop and the reload route on a worker may meet: one at a
+ * time. */
 kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len)
 {
+	kos_rv rv;
+
+	pthread_mutex_lock(&d->reload_lock);
+	rv = reload_locked(d, why, why_len);
+	pthread_mutex_unlock(&d->reload_lock);
+	return rv;
+}
+
+static kos_rv reload_locked(struct kosd *d, char *why, size_t why_len)
+{
 	kos_policy *pol = NULL, *old = d->policy;
-	kos_ca *ca = NULL;
+	kos_ca *ca = NULL, *old_ca;
 	char *diag = NULL;
 	kos_rv rv;
 
@@ -189,10 +217,13 @@ kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len)
 			kos_policy_free(pol);
 			return KOS_E_PARSE;
 		}
-		kos_ca_free(d->ca);
+		old_ca = d->ca;
 		d->ca = ca;
 		d->policy = pol;
-		kos_policy_free(old);
+		/* a worker may still hold either: kept until exit (the policy
+		 * first, as the old CA borrows it) */
+		retire(&d->retired, &d->n_retired, old);
+		retire(&d->retired_cas, &d->n_retired_cas, old_ca);
 		kosd_log(d, "policy reloaded from %s, CA keys from %s", kos_policy_get0_path(pol),
 			 kos_config_get0_kms_jwks(d->conf));
 		return KOS_OK;
@@ -203,8 +234,8 @@ kos_rv kosd_reload_policy(struct kosd *d, char *why, size_t why_len)
 	kos_keys_set_policy(d->keys, pol);
 	kos_ca_set_policy(d->ca, pol);
 	d->policy = pol;
-	/* one thread: nothing can be reading the old policy now */
-	kos_policy_free(old);
+	/* a worker may still be deciding under the old one */
+	retire(&d->retired, &d->n_retired, old);
 	kosd_log(d, "policy reloaded from %s", kos_policy_get0_path(pol));
 	return KOS_OK;
 }
@@ -233,8 +264,8 @@ static void on_drain(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!kosd_http_sending(d) || mono_secs() >= d->drain_until) {
-		if (kosd_http_sending(d))
+	if ((d->inflight == 0 && !kosd_http_sending(d)) || mono_secs() >= d->drain_until) {
+		if (d->inflight > 0 || kosd_http_sending(d))
 			kosd_log(d, "stopping with answers not yet read by their clients");
 		event_base_loopexit(d->base, NULL);
 	}
@@ -249,8 +280,8 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	if (d->stopping)
 		return;
 	kosd_log(d, "signal %d: stopping", (int)sig);
-	/* no new connection, not even a refused one; every request is served
-	 * as it arrives, so what is in flight is answers still leaving */
+	/* no new connection, not even a refused one; what is in flight are
+	 * requests with the workers and answers still leaving */
 	kosd_http_close_listeners(d);
 	d->drain_until = mono_secs() + (double)d->listen.timeout / KOS_USEC_PER_SEC;
 	d->ev_drain = event_new(d->base, -1, EV_PERSIST, on_drain, d);
@@ -258,30 +289,20 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(d->base, NULL);
 }
 
+/* The batch queues and the sources' windows are written by a worker: a
+ * store transaction never runs on the loop. */
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
-	struct kosd *d = arg;
-	kos_rv rv;
-
 	(void)fd;
 	(void)what;
-	if (d->obs == NULL)
-		return;
-	rv = kosd_obs_flush(d->obs);
-	if (rv != KOS_OK)
-		kosd_log(d, "writing %zu trust observations failed (kept for the next try): %s",
-			 kosd_obs_pending(d->obs), kos_last_error());
-	kosd_sources_flush(d, false);
-	rv = kosd_ledger_flush(d->ledger);
-	if (rv != KOS_OK)
-		kosd_log(d, "writing %zu ledger entries failed (kept for the next try): %s",
-			 kosd_ledger_pending(d->ledger), kos_last_error());
+	kosd_work_flush(arg);
 }
 
 /* A KMS front: its tokens and the CA's public keys, nothing else. */
 static int open_kms(struct kosd *d)
 {
 	size_t i, n_kms = 0;
+	kos_ca *ca = NULL;
 
 	if (kos_hsm_open(d->conf, 0, &d->hsm) != KOS_OK) {
 		kosd_log(d, "backend tokens: %s", kos_last_error());
@@ -295,8 +316,9 @@ static int open_kms(struct kosd *d)
 			 kos_config_get0_path(d->conf));
 		return -1;
 	}
-	if (jwks_ca(d, d->policy, &d->ca) != 0)
+	if (jwks_ca(d, d->policy, &ca) != 0)
 		return -1;
+	d->ca = ca;
 	if ((d->metrics = kosd_metrics_new()) == NULL) {
 		kosd_log(d, "out of memory");
 		return -1;
@@ -308,7 +330,13 @@ static int open_kms(struct kosd *d)
 
 static kos_rv ledger_sink(void *arg, const kos_ledger_entry *e)
 {
-	return kosd_ledger_add(arg, e);
+	struct kosd *d = arg;
+	struct kosd_req *r = kosd_work_durable(d) ? kosd_work_current() : NULL;
+
+	/* a worker's request commits its entry before answering (work.c) */
+	if (r != NULL)
+		return kosd_req_keep_entry(r, e);
+	return kosd_ledger_add(d->ledger, e);
 }
 
 /* The configuration and the policy it names: loaded at start, and all
@@ -316,6 +344,7 @@ static kos_rv ledger_sink(void *arg, const kos_ledger_entry *e)
 static int load_files(struct kosd *d)
 {
 	char *diag = NULL;
+	kos_policy *pol = NULL;
 	kos_rv rv;
 
 	/* kosd -t also names every file it would fail to read at start */
@@ -331,7 +360,8 @@ static int load_files(struct kosd *d)
 		return -1;
 	}
 	kos_config_get_listen(d->conf, &d->listen);
-	rv = kos_policy_load(kos_config_get0_policy(d->conf), &d->policy, &diag);
+	rv = kos_policy_load(kos_config_get0_policy(d->conf), &pol, &diag);
+	d->policy = pol;
 	if (rv != KOS_OK) {
 		if (diag != NULL)
 			log_diag(d, diag);
@@ -349,14 +379,21 @@ static int check_files(struct kosd *d)
 {
 	if (load_files(d) != 0)
 		return KOSD_FAIL;
-	if (d->kms_role && jwks_ca(d, d->policy, &d->ca) != 0)
-		return KOSD_FAIL;
+	if (d->kms_role) {
+		kos_ca *ca = NULL;
+		int rc = jwks_ca(d, d->policy, &ca);
+
+		d->ca = ca;
+		if (rc != 0)
+			return KOSD_FAIL;
+	}
 	printf("kosd: configuration %s ok\n", d->config_path);
 	return KOSD_OK;
 }
 
 static int open_all(struct kosd *d)
 {
+	kos_ca *ca = NULL;
 	kos_rv rv;
 
 	if (load_files(d) != 0)
@@ -379,12 +416,14 @@ static int open_all(struct kosd *d)
 	}
 	if ((rv = kos_keys_new(d->policy, d->store, d->hsm, &d->keys)) != KOS_OK ||
 	    (rv = kos_access_new(d->keys, d->trust, &d->access)) != KOS_OK ||
-	    (rv = kos_ca_new(d->policy, d->store, d->hsm, d->trust, &d->ca)) != KOS_OK ||
+	    (rv = kos_ca_new(d->policy, d->store, d->hsm, d->trust, &ca)) != KOS_OK ||
 	    (rv = kos_services_new(d->store, d->hsm, &d->services)) != KOS_OK) {
+		d->ca = ca;
 		kosd_log(d, "key service: %s", kos_last_error());
 		return -1;
 	}
-	if (kosd_obs_new(d->trust, &d->obs) != KOS_OK ||
+	d->ca = ca;
+	if (kosd_obs_new(d->trust, kosd_work_durable(d), &d->obs) != KOS_OK ||
 	    kosd_ledger_new(d->store, &d->ledger) != KOS_OK ||
 	    kos_pipeline_new(d->trust, &d->pipeline) != KOS_OK ||
 	    (d->metrics = kosd_metrics_new()) == NULL) {
@@ -392,7 +431,7 @@ static int open_all(struct kosd *d)
 		return -1;
 	}
 	/* step 7 goes through the batch queue */
-	kos_pipeline_set_ledger(d->pipeline, d->store, ledger_sink, d->ledger);
+	kos_pipeline_set_ledger(d->pipeline, d->store, ledger_sink, d);
 	return 0;
 }
 
@@ -444,6 +483,13 @@ static void close_all(struct kosd *d)
 	kos_trust_free(d->trust);
 	kos_store_free(d->store);
 	kos_policy_free(d->policy);
+	/* retired CAs (a KMS front's) borrow retired policies: CAs first */
+	for (size_t i = 0; i < d->n_retired_cas; i++)
+		kos_ca_free(d->retired_cas[i]);
+	for (size_t i = 0; i < d->n_retired; i++)
+		kos_policy_free(d->retired[i]);
+	free(d->retired_cas);
+	free(d->retired);
 	kos_config_free(d->conf);
 	if (d->base != NULL)
 		event_base_free(d->base);
@@ -490,7 +536,9 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct kosd d = { .sock_fd = -1 };
+	struct kosd d = { .sock_fd = -1,
+			  .reload_lock = PTHREAD_MUTEX_INITIALIZER,
+			  .sources_lock = PTHREAD_MUTEX_INITIALIZER };
 	struct timeval flush_tv = { 0, KOSD_FLUSH_MS * 1000 };
 	int opt, rc = KOSD_FAIL;
 
@@ -555,6 +603,11 @@ int main(int argc, char **argv)
 	json_set_alloc_funcs(kosd_json_alloc, kosd_json_release);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* the workers hand answers back to the loop (event_active) */
+	if (evthread_use_pthreads() != 0) {
+		kosd_log(&d, "cannot make the event loop thread-safe");
+		goto out;
+	}
 	if (open_all(&d) != 0)
 		goto out;
 	d.base = event_base_new();
@@ -572,7 +625,7 @@ int main(int argc, char **argv)
 		kosd_log(&d, "cannot watch signals");
 		goto out;
 	}
-	if (kosd_http_start(&d) != 0)
+	if (kosd_work_start(&d) != 0 || kosd_http_start(&d) != 0)
 		goto out;
 	if (d.listen.unix_path != NULL)
 		kosd_log(&d, "listening on %s (role %s, policy %s)", d.listen.unix_path,
@@ -586,7 +639,9 @@ int main(int argc, char **argv)
 	}
 	rc = KOSD_OK;
 out:
-	/* connections go first: no request may observe after the last flush */
+	/* the workers first (they answer what they hold), then the
+	 * connections: no request may observe after the last flush */
+	kosd_work_stop(&d);
 	kosd_http_stop(&d);
 	if (d.obs != NULL && final_flush(&d) != 0)
 		rc = KOSD_FAIL;

@@ -1,12 +1,18 @@
 /* kosd: shared declarations of the service. kosd maps HTTP routes to libkos
  * calls and nothing more (DESIGN.md 1); the HTTP API is kos-api(7).
- * Thread safety: kosd runs one libevent loop in one thread; every handler
- * runs to completion on it, so nothing here takes a lock. */
+ * Thread safety: one libevent loop owns every connection, and a pool of
+ * worker threads runs the handlers (work.c says how a request moves between
+ * them). What the loop alone touches (connections, gate, listeners, the
+ * request log, the request metrics) takes no lock; what the workers share
+ * says how it is guarded where it is declared. A handler uses only its
+ * struct kosd_req, the kosd_reply_* and kosd_body_* calls and libkos (every
+ * libkos handle is thread-safe), never an evhttp connection. */
 #ifndef KOSD_H
 #define KOSD_H
 
 #include <kos/server.h>
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -48,11 +54,13 @@ extern const size_t kosd_n_routes;
 #define KOSD_ROUTE_UNKNOWN (&kosd_routes[0])
 
 struct kosd_conn;
+struct kosd_verdict;
 struct kosd_refusal;
 struct bufferevent;
 struct kosd_obs;
 struct kosd_ledger;
 struct kosd_metrics;
+struct kosd_work;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 struct kosd {
@@ -66,13 +74,19 @@ struct kosd {
 	bool kms_role;
 	kos_config *conf;
 	kos_listen_config listen;
-	kos_policy *policy;
+	/* replaced by a reload (kosd_reload_policy, under reload_lock) while
+	 * workers read it: a replaced policy (and a KMS front's CA) is kept in
+	 * retired until exit, as a handler may still be using it */
+	kos_policy *_Atomic policy;
+	pthread_mutex_t reload_lock;
+	void **retired, **retired_cas;
+	size_t n_retired, n_retired_cas;
 	kos_store *store;
 	kos_trust *trust;
 	kos_hsm *hsm;
 	kos_keys *keys;	    /* borrows policy, store, hsm */
 	kos_access *access; /* borrows keys, trust */
-	kos_ca *ca;	    /* borrows policy, store, hsm, trust */
+	kos_ca *_Atomic ca; /* borrows policy, store, hsm, trust */
 	kos_services *services; /* borrows store, hsm */
 	kos_pipeline *pipeline; /* borrows trust; its ledger is the batch queue */
 
@@ -105,10 +119,15 @@ struct kosd {
 	bool full;
 	struct event *ev_adopt;
 	uint64_t conns_refused, conns_expired; /* for /metrics */
-	/* unauthenticated senders (sources.c) */
+	/* unauthenticated senders (sources.c), under sources_lock */
+	pthread_mutex_t sources_lock;
 	struct kosd_source *sources;
 	size_t n_sources;
 	bool stopping;
+	/* the worker pool and the group commit (work.c) */
+	struct kosd_work *work;
+	unsigned workers; /* threads running */
+	size_t inflight;  /* requests handed to the pool and not yet answered (loop) */
 };
 
 /* One request being served. */
@@ -142,6 +161,24 @@ struct kosd_req {
 	/* the request line's target as the client sent it, for the log, when
 	 * kosd_gate gave evhttp another one (a request refused unread) */
 	const char *logged_uri;
+
+	/* --- served by a worker (work.c) --- */
+	bool deferred;		     /* the answer waits here for the loop to send it */
+	bool answered;		     /* a kosd_reply_* made the answer */
+	struct kosd_verdict *verdict; /* the gate's, for the body step */
+	struct kosd_conn *conn;	     /* kept while the request is out (http.c) */
+	char source[64];	     /* kosd_req_source(), taken on the loop */
+	char ctype[64];
+	char *text; /* the answer's body, len bytes: secret ones from kosd_json_alloc */
+	size_t len;
+	bool secret;
+	/* what the answer waits for (durable ledger): the request's ledger
+	 * entries and trust observations, committed before it leaves */
+	kos_ledger_entry *entries;
+	size_t n_entries, cap_entries;
+	kos_observation_rec *obs;
+	size_t n_obs, cap_obs;
+	struct kosd_req *next; /* in one of work.c's queues */
 };
 
 /* --- kosd.c --- */
@@ -339,8 +376,9 @@ void kosd_admin_service_remove(struct kosd_req *r);
 void kosd_route_share_fetch(struct kosd_req *r);
 
 /* --- obs.c: trust observations, batched --- */
-/* Installs the queue as d->trust's sink. */
-kos_rv kosd_obs_new(kos_trust *tr, struct kosd_obs **out);
+/* Installs the queue as d->trust's sink; durable: what a worker's request
+ * causes is kept with the request (kosd_req_keep_obs) for its group commit. */
+kos_rv kosd_obs_new(kos_trust *tr, bool durable, struct kosd_obs **out);
 /* Writes every queued observation in one store transaction; on failure
  * they stay queued. */
 kos_rv kosd_obs_flush(struct kosd_obs *q);
@@ -374,6 +412,43 @@ void kosd_source_failed(struct kosd *d, const char *source, const char *route, c
 /* Writes the ledger entry of every window that ended (all: of every
  * window, at shutdown) and forgets those sources. */
 void kosd_sources_flush(struct kosd *d, bool all);
+
+/* --- work.c: the worker pool, the group commit, answers back to the loop --- */
+/* Starts the pool: listen.workers threads (0: one per CPU), never more than
+ * the tokens' sessions allow; -1 after logging why. Needs d->base. */
+int kosd_work_start(struct kosd *d);
+/* Lets the workers finish what is queued, joins them and sends the answers
+ * they made (the loop has stopped; evhttp still exists). */
+void kosd_work_stop(struct kosd *d);
+/* Hands r (heap, owned by the pool from now) to a worker. */
+void kosd_work_submit(struct kosd *d, struct kosd_req *r);
+/* Asks a worker to write the batch queues and the ended source windows
+ * (the flush timer: store transactions stay off the loop). */
+void kosd_work_flush(struct kosd *d);
+/* The request the calling worker is serving, NULL elsewhere: the trust
+ * and ledger sinks keep what it causes with it. */
+struct kosd_req *kosd_work_current(void);
+/* Whether answers wait for their ledger entries (listen.ledger "durable"). */
+bool kosd_work_durable(const struct kosd *d);
+/* Keeps one ledger entry or observation with r: KOS_E_NOMEM. */
+kos_rv kosd_req_keep_entry(struct kosd_req *r, const kos_ledger_entry *e);
+kos_rv kosd_req_keep_obs(struct kosd_req *r, const char *client, const kos_observation *obs,
+			 kos_usec at);
+/* Group commits so far, and the requests they carried (for /metrics). */
+void kosd_work_stats(const struct kosd *d, uint64_t *groups, uint64_t *requests);
+/* http.c: a worker serves r (authentication, body, handler); the loop
+ * sends r's answer and frees r; an answer whose decision could not be
+ * committed is replaced by a 503 before it leaves. */
+void kosd_http_work(struct kosd_req *r);
+void kosd_http_answer(struct kosd_req *r);
+void kosd_http_unrecorded(struct kosd_req *r);
+
+/* --- obs.c: what the group commit could not write goes back to the queues --- */
+void kosd_obs_requeue(struct kosd_obs *q, const kos_observation_rec *recs, size_t n);
+void kosd_ledger_requeue(struct kosd_ledger *q, const kos_ledger_entry *e, size_t n);
+/* Counts n items a group commit wrote in one transaction. */
+void kosd_obs_committed(struct kosd_obs *q, size_t n);
+void kosd_ledger_committed(struct kosd_ledger *q, size_t n);
 
 /* --- metrics.c --- */
 struct kosd_metrics *kosd_metrics_new(void);

@@ -5,6 +5,7 @@
 
 #include "tools/kosd/kosd.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -22,7 +23,9 @@ struct kosd_metrics {
 	uint64_t hist[N_BUCKETS]; /* non-cumulative: the first bucket that holds it */
 	uint64_t count;
 	double sum;
-	uint64_t decisions[4][4]; /* tier x delivery */
+	/* tier x delivery: counted by the workers' handlers, read by the loop;
+	 * everything above is the loop's alone */
+	_Atomic uint64_t decisions[4][4];
 };
 
 struct kosd_metrics *kosd_metrics_new(void)
@@ -71,7 +74,7 @@ void kosd_metrics_request(struct kosd_metrics *m, const struct kosd_route *route
 void kosd_metrics_decision(struct kosd_metrics *m, kos_tier tier, kos_delivery delivery)
 {
 	if ((unsigned)tier < 4 && (unsigned)delivery < 4)
-		m->decisions[tier][delivery]++;
+		atomic_fetch_add_explicit(&m->decisions[tier][delivery], 1, memory_order_relaxed);
 }
 
 char *kosd_metrics_render(struct kosd *d)
@@ -121,7 +124,8 @@ char *kosd_metrics_render(struct kosd *d)
 		for (s = 0; s < 4; s++)
 			fprintf(f, "kosd_decisions_total{tier=\"%s\",delivery=\"%s\"} %llu\n",
 				kos_tier_name((kos_tier)r), delivery_names[s],
-				(unsigned long long)m->decisions[r][s]);
+				(unsigned long long)atomic_load_explicit(&m->decisions[r][s],
+									 memory_order_relaxed));
 	kosd_obs_stats(d->obs, &queued, &written, &batches);
 	fprintf(f,
 		"# HELP kosd_observations_queued_total Trust observations queued.\n"

@@ -1,22 +1,34 @@
-/* What the hot path writes to the store, batched: trust observations and
- * ledger entries. Both are queued in memory and written every 100 ms (the
- * flush timer of kosd.c), or every KOSD_BATCH of them, each batch in one
+/* What the hot path writes to the store: trust observations and ledger
+ * entries.
+ *
+ * With listen.ledger "durable" (the default) what a request causes is kept
+ * with the request (kosd_req_keep_*) and committed by work.c's group commit
+ * before its answer leaves. The queues below take the rest: whatever no
+ * worker's request caused (the windows of unauthenticated sources), what a
+ * group commit could not write, and everything with listen.ledger
+ * "batched", where they are written every 100 ms (the flush timer of
+ * kosd.c, run by a worker), or every KOSD_BATCH of them, each batch in one
  * store transaction, and at shutdown.
  *
  * Trust observations: kos_access observes every request (latency, outcome)
- * and kosd queues them through the trust engine's sink. Reads still go to
- * the store, so a decision lags its own requests' observations by at most
- * one flush, never another process's changes. A full queue (the store is
- * down) makes the engine write directly again, so memory stays bounded and
- * nothing is dropped.
+ * and kosd keeps them through the trust engine's sink. Reads still go to
+ * the store, so a batched decision lags its own requests' observations by
+ * at most one flush, never another process's changes. A full queue (the
+ * store is down) makes the engine write directly again, so memory stays
+ * bounded and nothing is dropped.
  *
  * The ledger (DESIGN.md 3, step 7): every decision kosd answers is one
  * entry. While KOSD_LEDGER_MAX entries wait (the store is down), kosd
- * refuses the decisions it could not record (kosd_ledger_full). */
+ * refuses the decisions it could not record (kosd_ledger_full).
+ *
+ * Threads: a queue's items are under its lock; one flush at a time writes
+ * (flush_lock), with the items taken out of the queue so that the others
+ * keep adding while it writes. */
 #include "config.h"
 
 #include "tools/kosd/kosd.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,70 +41,158 @@ struct batch {
 	size_t size, max; /* bytes an item, items at most */
 	kos_rv (*write)(void *ctx, void *items, size_t n);
 	void *ctx;
+	pthread_mutex_t lock, flush_lock;
 	unsigned char *items;
 	size_t n, cap;
 	uint64_t queued, written, batches;
-	bool flushing;
 };
+
+/* Set while this thread writes a batch: what the write itself causes is
+ * written directly by the engine, not queued behind it. */
+static _Thread_local bool flushing;
+
+static void batch_init(struct batch *b, size_t size, size_t max,
+		       kos_rv (*write)(void *ctx, void *items, size_t n), void *ctx)
+{
+	b->size = size;
+	b->max = max;
+	b->write = write;
+	b->ctx = ctx;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->flush_lock, NULL);
+}
+
+/* Room for n more items at the end, lock held; false when out of memory. */
+static bool batch_room_locked(struct batch *b, size_t n)
+{
+	size_t ncap = b->cap ? b->cap : 64;
+	unsigned char *ni;
+
+	if (b->n + n <= b->cap)
+		return true;
+	while (ncap < b->n + n)
+		ncap *= 2;
+	ni = realloc(b->items, ncap * b->size);
+	if (ni == NULL)
+		return false;
+	b->items = ni;
+	b->cap = ncap;
+	return true;
+}
 
 static kos_rv batch_flush(struct batch *b)
 {
+	unsigned char *items;
+	size_t n, cap;
 	kos_rv rv;
 
-	if (b->n == 0)
+	pthread_mutex_lock(&b->flush_lock);
+	pthread_mutex_lock(&b->lock);
+	items = b->items;
+	n = b->n;
+	cap = b->cap;
+	b->items = NULL;
+	b->n = b->cap = 0;
+	pthread_mutex_unlock(&b->lock);
+	if (n == 0) {
+		free(items);
+		pthread_mutex_unlock(&b->flush_lock);
 		return KOS_OK;
-	b->flushing = true;
-	rv = b->write(b->ctx, b->items, b->n);
-	b->flushing = false;
-	if (rv != KOS_OK)
-		return rv;
-	b->written += b->n;
-	b->batches++;
-	b->n = 0;
+	}
+	flushing = true;
+	rv = b->write(b->ctx, items, n);
+	flushing = false;
+	pthread_mutex_lock(&b->lock);
+	if (rv == KOS_OK) {
+		b->written += n;
+		b->batches++;
+		if (b->items == NULL) {
+			/* keep the buffer for the next items */
+			b->items = items;
+			b->cap = cap;
+			items = NULL;
+		}
+	} else if (batch_room_locked(b, n)) {
+		/* kept for the next try, before what came meanwhile */
+		memmove(b->items + n * b->size, b->items, b->n * b->size);
+		memcpy(b->items, items, n * b->size);
+		b->n += n;
+	} else {
+		b->queued -= n; /* out of memory: lost, and said so by the caller's log */
+	}
+	pthread_mutex_unlock(&b->lock);
+	free(items);
+	pthread_mutex_unlock(&b->flush_lock);
+	return rv;
+}
+
+/* Queues n items (copied): KOS_E_BUSY when full or called by a flush,
+ * KOS_E_NOMEM. Every KOSD_BATCH items the caller flushes; a failed flush
+ * leaves them queued, and while the store fails the next try comes
+ * KOSD_BATCH items (or the timer) later, not at every item. */
+static kos_rv batch_add(struct batch *b, const void *items, size_t n)
+{
+	bool flush;
+
+	if (flushing)
+		return KOS_E_BUSY;
+	pthread_mutex_lock(&b->lock);
+	if (b->n + n > b->max) {
+		pthread_mutex_unlock(&b->lock);
+		return KOS_E_BUSY;
+	}
+	if (!batch_room_locked(b, n)) {
+		pthread_mutex_unlock(&b->lock);
+		return KOS_E_NOMEM;
+	}
+	memcpy(b->items + b->n * b->size, items, n * b->size);
+	flush = (b->n + n) / KOSD_BATCH != b->n / KOSD_BATCH;
+	b->n += n;
+	b->queued += n;
+	pthread_mutex_unlock(&b->lock);
+	if (flush)
+		(void)batch_flush(b);
 	return KOS_OK;
 }
 
-/* A slot for one more item (to be filled by the caller, then counted with
- * batch_added), or NULL: KOS_E_BUSY when full or flushing, KOS_E_NOMEM. */
-static void *batch_slot(struct batch *b, kos_rv *rv)
+static size_t batch_pending(const struct batch *b)
 {
-	if (b->n >= b->max || b->flushing) {
-		*rv = KOS_E_BUSY;
-		return NULL;
-	}
-	if (b->n == b->cap) {
-		size_t ncap = b->cap ? b->cap * 2 : 64;
-		unsigned char *ni = realloc(b->items, ncap * b->size);
+	size_t n;
 
-		if (ni == NULL) {
-			*rv = KOS_E_NOMEM;
-			return NULL;
-		}
-		b->items = ni;
-		b->cap = ncap;
-	}
-	*rv = KOS_OK;
-	return b->items + b->n * b->size;
+	pthread_mutex_lock((pthread_mutex_t *)&b->lock);
+	n = b->n;
+	pthread_mutex_unlock((pthread_mutex_t *)&b->lock);
+	return n;
 }
 
-static void batch_added(struct batch *b)
+static void batch_committed(struct batch *b, size_t n)
 {
-	b->n++;
-	b->queued++;
-	/* every KOSD_BATCH items; a failed flush leaves them queued, and while
-	 * the store fails the next try comes KOSD_BATCH items (or the timer)
-	 * later, not at every item */
-	if (b->n % KOSD_BATCH == 0)
-		(void)batch_flush(b);
+	pthread_mutex_lock(&b->lock);
+	b->queued += n;
+	b->written += n;
+	b->batches++;
+	pthread_mutex_unlock(&b->lock);
 }
 
 static void batch_stats(const struct batch *b, uint64_t *queued, uint64_t *written,
 			uint64_t *batches)
 {
 	/* a KMS front (--role kms) keeps no queues */
-	*queued = b != NULL ? b->queued : 0;
-	*written = b != NULL ? b->written : 0;
-	*batches = b != NULL ? b->batches : 0;
+	*queued = *written = *batches = 0;
+	if (b == NULL)
+		return;
+	pthread_mutex_lock((pthread_mutex_t *)&b->lock);
+	*queued = b->queued;
+	*written = b->written;
+	*batches = b->batches;
+	pthread_mutex_unlock((pthread_mutex_t *)&b->lock);
+}
+
+static void batch_free(struct batch *b)
+{
+	free(b->items);
+	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->flush_lock);
 }
 
 /* --- trust observations ------------------------------------------------- */
@@ -100,6 +200,7 @@ static void batch_stats(const struct batch *b, uint64_t *queued, uint64_t *writt
 struct kosd_obs {
 	struct batch b;
 	kos_trust *tr;
+	bool durable;
 };
 
 static kos_rv obs_write(void *ctx, void *items, size_t n)
@@ -107,26 +208,47 @@ static kos_rv obs_write(void *ctx, void *items, size_t n)
 	return kos_trust_observe_batch(ctx, items, n);
 }
 
-static kos_rv sink(void *arg, const char *client, const kos_observation *obs, kos_usec at)
+static void fill_rec(kos_observation_rec *rec, const char *client, const kos_observation *obs,
+		     kos_usec at)
 {
-	struct kosd_obs *q = arg;
-	kos_observation_rec *rec;
-	kos_rv rv;
-
-	/* full, or called by the flush itself: the engine writes this one */
-	rec = batch_slot(&q->b, &rv);
-	if (rec == NULL)
-		return rv;
 	memset(rec, 0, sizeof(*rec));
 	/* the engine validated the name: at most 64 characters */
 	strncpy(rec->client, client, sizeof(rec->client) - 1);
 	rec->obs = *obs;
 	rec->at = at;
-	batch_added(&q->b);
+}
+
+kos_rv kosd_req_keep_obs(struct kosd_req *r, const char *client, const kos_observation *obs,
+			 kos_usec at)
+{
+	if (r->n_obs == r->cap_obs) {
+		size_t ncap = r->cap_obs ? r->cap_obs * 2 : 4;
+		kos_observation_rec *n = realloc(r->obs, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return KOS_E_NOMEM;
+		r->obs = n;
+		r->cap_obs = ncap;
+	}
+	fill_rec(&r->obs[r->n_obs++], client, obs, at);
 	return KOS_OK;
 }
 
-kos_rv kosd_obs_new(kos_trust *tr, struct kosd_obs **out)
+static kos_rv sink(void *arg, const char *client, const kos_observation *obs, kos_usec at)
+{
+	struct kosd_obs *q = arg;
+	struct kosd_req *r = q->durable ? kosd_work_current() : NULL;
+	kos_observation_rec rec;
+
+	/* a worker's request commits it before answering */
+	if (r != NULL && !flushing)
+		return kosd_req_keep_obs(r, client, obs, at);
+	/* full, or called by the flush itself: the engine writes this one */
+	fill_rec(&rec, client, obs, at);
+	return batch_add(&q->b, &rec, 1);
+}
+
+kos_rv kosd_obs_new(kos_trust *tr, bool durable, struct kosd_obs **out)
 {
 	struct kosd_obs *q = calloc(1, sizeof(*q));
 
@@ -134,10 +256,8 @@ kos_rv kosd_obs_new(kos_trust *tr, struct kosd_obs **out)
 	if (q == NULL)
 		return KOS_E_NOMEM;
 	q->tr = tr;
-	q->b.size = sizeof(kos_observation_rec);
-	q->b.max = KOSD_OBS_MAX;
-	q->b.write = obs_write;
-	q->b.ctx = tr;
+	q->durable = durable;
+	batch_init(&q->b, sizeof(kos_observation_rec), KOSD_OBS_MAX, obs_write, tr);
 	kos_trust_set_sink(tr, sink, q);
 	*out = q;
 	return KOS_OK;
@@ -150,7 +270,22 @@ kos_rv kosd_obs_flush(struct kosd_obs *q)
 
 size_t kosd_obs_pending(const struct kosd_obs *q)
 {
-	return q != NULL ? q->b.n : 0;
+	return q != NULL ? batch_pending(&q->b) : 0;
+}
+
+void kosd_obs_requeue(struct kosd_obs *q, const kos_observation_rec *recs, size_t n)
+{
+	size_t i;
+
+	/* one by one: what the queue cannot take the engine writes itself */
+	for (i = 0; i < n; i++)
+		if (batch_add(&q->b, &recs[i], 1) != KOS_OK)
+			(void)kos_trust_observe_batch(q->tr, &recs[i], 1);
+}
+
+void kosd_obs_committed(struct kosd_obs *q, size_t n)
+{
+	batch_committed(&q->b, n);
 }
 
 void kosd_obs_stats(const struct kosd_obs *q, uint64_t *queued, uint64_t *written,
@@ -164,7 +299,7 @@ void kosd_obs_free(struct kosd_obs *q)
 	if (q == NULL)
 		return;
 	kos_trust_set_sink(q->tr, NULL, NULL);
-	free(q->b.items);
+	batch_free(&q->b);
 	free(q);
 }
 
@@ -186,29 +321,36 @@ kos_rv kosd_ledger_new(kos_store *st, struct kosd_ledger **out)
 	*out = q;
 	if (q == NULL)
 		return KOS_E_NOMEM;
-	q->b.size = sizeof(kos_ledger_entry);
-	q->b.max = KOSD_LEDGER_MAX;
-	q->b.write = ledger_write;
-	q->b.ctx = st;
+	batch_init(&q->b, sizeof(kos_ledger_entry), KOSD_LEDGER_MAX, ledger_write, st);
 	return KOS_OK;
 }
 
 bool kosd_ledger_full(const struct kosd_ledger *q)
 {
-	return q != NULL && q->b.n >= q->b.max;
+	return q != NULL && batch_pending(&q->b) >= q->b.max;
 }
 
 kos_rv kosd_ledger_add(struct kosd_ledger *q, const kos_ledger_entry *e)
 {
-	kos_ledger_entry *slot;
-	kos_rv rv;
+	return batch_add(&q->b, e, 1);
+}
 
-	slot = batch_slot(&q->b, &rv);
-	if (slot == NULL)
-		return rv;
-	*slot = *e;
-	batch_added(&q->b);
-	return KOS_OK;
+void kosd_ledger_requeue(struct kosd_ledger *q, const kos_ledger_entry *e, size_t n)
+{
+	pthread_mutex_lock(&q->b.lock);
+	/* past the cap too: these decisions were made and must be written;
+	 * kosd_ledger_full then refuses new ones until they are */
+	if (batch_room_locked(&q->b, n)) {
+		memcpy(q->b.items + q->b.n * q->b.size, e, n * q->b.size);
+		q->b.n += n;
+		q->b.queued += n;
+	}
+	pthread_mutex_unlock(&q->b.lock);
+}
+
+void kosd_ledger_committed(struct kosd_ledger *q, size_t n)
+{
+	batch_committed(&q->b, n);
 }
 
 kos_rv kosd_ledger_flush(struct kosd_ledger *q)
@@ -218,7 +360,7 @@ kos_rv kosd_ledger_flush(struct kosd_ledger *q)
 
 size_t kosd_ledger_pending(const struct kosd_ledger *q)
 {
-	return q != NULL ? q->b.n : 0;
+	return q != NULL ? batch_pending(&q->b) : 0;
 }
 
 void kosd_ledger_stats(const struct kosd_ledger *q, uint64_t *queued, uint64_t *written,
@@ -231,6 +373,6 @@ void kosd_ledger_free(struct kosd_ledger *q)
 {
 	if (q == NULL)
 		return;
-	free(q->b.items);
+	batch_free(&q->b);
 	free(q);
 }

@@ -13,7 +13,9 @@
  * - past KOSD_SOURCE_MAX_FAILURES in a window, enrollment from the source
  *   is refused (429) without trying the secret, until the window ends.
  * At most KOSD_SOURCE_MAX sources are tracked; beyond that they share one
- * record named "other", so memory stays bounded whatever the senders. */
+ * record named "other", so memory stays bounded whatever the senders.
+ * The records are shared by the worker threads: d->sources_lock guards
+ * them (the ledger entries themselves go to the batch queue). */
 #include "config.h"
 
 #include "tools/kosd/kosd.h"
@@ -65,12 +67,17 @@ static struct kosd_source *find(struct kosd *d, const char *name, bool make)
 
 bool kosd_source_blocked(struct kosd *d, const char *source)
 {
-	struct kosd_source *s = find(d, source, false);
+	struct kosd_source *s;
+	bool blocked;
 
+	pthread_mutex_lock(&d->sources_lock);
+	s = find(d, source, false);
 	if (s == NULL && d->n_sources >= KOSD_SOURCE_MAX)
 		s = find(d, "other", false);
-	return s != NULL && mono() - s->start < KOSD_SOURCE_WINDOW &&
-	       s->failures >= KOSD_SOURCE_MAX_FAILURES;
+	blocked = s != NULL && mono() - s->start < KOSD_SOURCE_WINDOW &&
+		  s->failures >= KOSD_SOURCE_MAX_FAILURES;
+	pthread_mutex_unlock(&d->sources_lock);
+	return blocked;
 }
 
 /* The window's entry: the source as the resource, the count and the last
@@ -97,8 +104,10 @@ void kosd_source_failed(struct kosd *d, const char *source, const char *route, c
 
 	if (d->pipeline == NULL)
 		return;
+	pthread_mutex_lock(&d->sources_lock);
 	s = find(d, source, true);
 	if (s == NULL) {
+		pthread_mutex_unlock(&d->sources_lock);
 		kosd_log(d, "out of memory: a refusal of %s is not recorded", source);
 		return;
 	}
@@ -109,13 +118,16 @@ void kosd_source_failed(struct kosd *d, const char *source, const char *route, c
 	s->failures++;
 	snprintf(s->route, sizeof(s->route), "%s", route);
 	snprintf(s->reason, sizeof(s->reason), "%s", reason[0] != '\0' ? reason : "refused");
+	pthread_mutex_unlock(&d->sources_lock);
 }
 
 void kosd_sources_flush(struct kosd *d, bool all)
 {
-	struct kosd_source **pp = &d->sources, *s;
+	struct kosd_source **pp, *s;
 	double now = mono();
 
+	pthread_mutex_lock(&d->sources_lock);
+	pp = &d->sources;
 	while ((s = *pp) != NULL) {
 		if (all || now - s->start >= KOSD_SOURCE_WINDOW) {
 			write_entry(d, s);
@@ -127,4 +139,5 @@ void kosd_sources_flush(struct kosd *d, bool all)
 		}
 		pp = &s->next;
 	}
+	pthread_mutex_unlock(&d->sources_lock);
 }
