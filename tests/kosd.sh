@@ -230,6 +230,12 @@ grep_out '^kosd_decisions_total{tier="low",delivery="server"} 2$' "low's server-
 q=$(sed -n 's/^kosd_observations_queued_total //p' "$out")
 b=$(sed -n 's/^kosd_observation_batches_total //p' "$out")
 check "observations are batched ($q in $b transactions)" test "$b" -lt "$q"
+w=$(sed -n 's/^kosd_workers //p' "$out")
+check "kosd serves with worker threads ($w)" test "${w:-0}" -ge 1
+g=$(sed -n 's/^kosd_group_commits_total //p' "$out")
+gr=$(sed -n 's/^kosd_group_commit_requests_total //p' "$out")
+check "decisions were committed before their answers ($gr requests in $g commits)" \
+	test "${g:-0}" -ge 1 -a "${gr:-0}" -ge "${g:-0}"
 
 # --- SIGHUP ---
 cp "$d/kos.policy" "$kos_tmp/good.policy"

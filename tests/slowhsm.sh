@@ -256,6 +256,32 @@ st=$?
 set -e
 kpid=""
 check "kosd stops cleanly (exit $st)" test "$st" -eq 0
+
+# --- a slow signature holds up nothing else ---
+# the signature goes to a worker thread: while the token takes 3 s over
+# it, the loop answers health at once (a single loop would answer only
+# after the signature, by when the signing kosctl would have finished)
+KOS_SLOWHSM_DELAY=C_Sign=3000000
+export KOS_SLOWHSM_DELAY
+check "kosd starts with a 3 s C_Sign" start_kosd
+ks admin key sign sig --alg ecdsa-der < "$t/msg" > "$t/slow.sig" 2> "$t/slow.err" &
+spid=$!
+sleep 1
+api GET /v1/health
+want 200 "health while a signature waits for the token"
+check "health was answered while the signature was still being made" kill -0 "$spid"
+set +e
+wait "$spid"
+st=$?
+set -e
+check "the slow signature is made all the same (exit $st)" test "$st" -eq 0 -a -s "$t/slow.sig"
+kill -TERM "$kpid"
+set +e
+wait "$kpid"
+st=$?
+set -e
+kpid=""
+check "kosd stops cleanly again (exit $st)" test "$st" -eq 0
 unset KOS_SLOWHSM_DELAY
 
 # --- the signer token failing ---

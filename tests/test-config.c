@@ -133,7 +133,7 @@ static void test_unknown_keys_refused(void)
 	expect_one(HEAD "listen = {\n  max_conections = 8;\n};\n", 4,
 		   "listen: max_conections: unknown setting (known here: unix, unix_mode, "
 		   "max_connections, max_connections_per_peer, max_anon_body, max_body, "
-		   "max_data_body, timeout, tcp, tls)");
+		   "max_data_body, timeout, workers, ledger, tcp, tls)");
 	expect_one(HEAD "listen = { tcp = \"127.0.0.1:8443\";\n  tls = { cert = \"c\"; key = \"k\"; "
 			"client_ca = \"ca\";\n    crl = \"x\"; }; };\n",
 		   5, "listen: tls: crl: unknown setting (known here: cert, key, client_ca)");

@@ -162,6 +162,19 @@ char *kosd_metrics_render(struct kosd *d)
 		"kosd_ledger_batches_total %llu\n",
 		(unsigned long long)queued, (unsigned long long)written,
 		(unsigned long long)batches);
+	kosd_work_stats(d, &batches, &queued);
+	fprintf(f,
+		"# HELP kosd_workers Worker threads serving requests.\n"
+		"# TYPE kosd_workers gauge\n"
+		"kosd_workers %u\n"
+		"# HELP kosd_group_commits_total Group commits: requests' decisions committed "
+		"together before their answers left.\n"
+		"# TYPE kosd_group_commits_total counter\n"
+		"kosd_group_commits_total %llu\n"
+		"# HELP kosd_group_commit_requests_total Requests those commits carried.\n"
+		"# TYPE kosd_group_commit_requests_total counter\n"
+		"kosd_group_commit_requests_total %llu\n",
+		d->workers, (unsigned long long)batches, (unsigned long long)queued);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
