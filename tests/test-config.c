@@ -159,6 +159,13 @@ static void test_wrong_types_refused(void)
 	expect_one(HEAD "kms = \"ca.jwks\";\n", 3, "kms: must be a group { ... }, not a string");
 	expect_one(HEAD "listen = { unix_mode = 0660; };\n", 3,
 		   "listen: unix_mode: must be an octal mode string such as \"0660\"");
+	expect_one(HEAD "listen = { ledger = \"fast\"; };\n", 3,
+		   "listen: ledger: must be \"durable\" or \"batched\"");
+	expect_one(HEAD "listen = { ledger = 1; };\n", 3,
+		   "listen: ledger: must be \"durable\" or \"batched\"");
+	expect_one(HEAD "listen = { workers = 257; };\n", 3,
+		   "listen: workers: must be <= 256 (got 257)");
+	expect_one(HEAD "listen = { workers = -1; };\n", 3, "listen: workers: must be >= 0 (got -1)");
 }
 
 static void test_missing_settings_refused(void)

@@ -998,16 +998,23 @@ static bool parse_body(struct kosd_req *r, const struct kosd_verdict *v)
 	return true;
 }
 
-static void req_free(struct kosd_req *r)
+/* Drops the answer kept in r: a secret one is wiped. */
+static void text_free(struct kosd_req *r)
 {
-	json_decref(r->body);
 	if (r->secret)
 		kosd_json_release(r->text);
 	else
 		free(r->text);
+	r->text = NULL;
+	r->secret = false;
+}
+
+static void req_free(struct kosd_req *r)
+{
+	json_decref(r->body);
+	text_free(r);
 	free(r->entries);
 	free(r->obs);
-	free(r->verdict);
 	OPENSSL_cleanse(&r->claims, sizeof(r->claims));
 	free(r);
 }
@@ -1019,7 +1026,7 @@ void kosd_http_work(struct kosd_req *r)
 
 	if ((s->flags & KOSD_RF_CRED) != 0 && !authenticate(r))
 		goto out;
-	if (!parse_body(r, r->verdict))
+	if (!parse_body(r, &r->verdict))
 		goto out;
 	s->handler(r);
 	if (!r->answered)
@@ -1035,11 +1042,7 @@ void kosd_http_unrecorded(struct kosd_req *r)
 	static const char msg[] = "{\"error\":\"unavailable\",\"message\":\"the decision "
 				  "could not be recorded in the ledger: try later\"}";
 
-	if (r->secret)
-		kosd_json_release(r->text);
-	else
-		free(r->text);
-	r->secret = false;
+	text_free(r);
 	r->text = malloc(sizeof(msg));
 	r->len = r->text != NULL ? sizeof(msg) - 1 : 0;
 	if (r->text != NULL)
@@ -1086,7 +1089,7 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	const struct kosd_route *s;
-	struct kosd_verdict v;
+	struct kosd_verdict *v;
 	struct kosd_conn *c;
 	bool bad_name, known;
 
@@ -1108,18 +1111,23 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 		kosd_reply_error(r, 403, "tls_required", "a TLS client certificate is required");
 		goto out;
 	}
+	/* the TLS peer's address, while the connection is certainly there
+	 * (a worker, or record() after the answer, may not touch it) */
+	if (!r->have_peer)
+		kosd_req_source(r, r->source, sizeof(r->source));
 	c = conn_served(d, req);
+	v = &r->verdict;
 	/* step 0: what kosd_gate decided before evhttp read anything */
-	if (c == NULL || c->gate == NULL || !kosd_gate_take(c->gate, &v)) {
+	if (c == NULL || c->gate == NULL || !kosd_gate_take(c->gate, v)) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 		kosd_reply_error(r, 503, "unavailable", "out of memory");
 		goto out;
 	}
 	/* (kosd_gate closes the connection after a refusal's answer) */
-	if (v.substituted)
-		r->logged_uri = v.target;
-	if (v.status != 0) {
-		kosd_reply_error(r, v.status, v.code, "%s", v.message);
+	if (v->substituted)
+		r->logged_uri = v->target;
+	if (v->status != 0) {
+		kosd_reply_error(r, v->status, v->code, "%s", v->message);
 		goto out;
 	}
 	if (path == NULL || path[0] == '\0')
@@ -1154,16 +1162,6 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	 * token does can hold them up; the rest goes to a worker with what
 	 * it needs of the connection (work.c) */
 	if ((s->flags & KOSD_RF_UNLEDGERED) == 0 && d->work != NULL) {
-		r->verdict = malloc(sizeof(*r->verdict));
-		if (r->verdict == NULL) {
-			kosd_reply_error(r, 503, "unavailable", "out of memory");
-			goto out;
-		}
-		*r->verdict = v;
-		if (r->logged_uri != NULL)
-			r->logged_uri = r->verdict->target;
-		if (!r->have_peer)
-			kosd_req_source(r, r->source, sizeof(r->source));
 		r->deferred = true;
 		r->conn = c;
 		c->busy++;
@@ -1173,7 +1171,7 @@ static void serve(struct evhttp_request *req, struct kosd *d, bool tls)
 	}
 	if ((s->flags & KOSD_RF_CRED) != 0 && !authenticate(r))
 		goto out;
-	if (!parse_body(r, &v))
+	if (!parse_body(r, v))
 		goto out;
 	s->handler(r);
 out:

@@ -54,7 +54,6 @@ extern const size_t kosd_n_routes;
 #define KOSD_ROUTE_UNKNOWN (&kosd_routes[0])
 
 struct kosd_conn;
-struct kosd_verdict;
 struct kosd_refusal;
 struct bufferevent;
 struct kosd_obs;
@@ -130,6 +129,20 @@ struct kosd {
 	size_t inflight;  /* requests handed to the pool and not yet answered (loop) */
 };
 
+/* What the gate decided about the request evhttp hands serve() next. */
+struct kosd_verdict {
+	int status;	    /* 0: admitted; else refused unread, answer code */
+	char code[32];	    /* the refusal's error code */
+	char message[128];  /* and its message */
+	bool withheld;	    /* its body was over cap and not read: 413 at the body step */
+	bool close;	    /* the answer must close the connection */
+	bool anon;	    /* it came without an Authorization: Bearer credential */
+	bool substituted;   /* evhttp got a stand-in: target is what the client sent */
+	uint64_t declared;  /* its Content-Length */
+	size_t cap;	    /* the body it may have */
+	char target[201];   /* the request target as sent (at most 200 bytes) */
+};
+
 /* One request being served. */
 struct kosd_req {
 	struct kosd *d;
@@ -165,7 +178,7 @@ struct kosd_req {
 	/* --- served by a worker (work.c) --- */
 	bool deferred;		     /* the answer waits here for the loop to send it */
 	bool answered;		     /* a kosd_reply_* made the answer */
-	struct kosd_verdict *verdict; /* the gate's, for the body step */
+	struct kosd_verdict verdict;  /* the gate's, for the body step */
 	struct kosd_conn *conn;	     /* kept while the request is out (http.c) */
 	char source[64];	     /* kosd_req_source(), taken on the loop */
 	char ctype[64];
@@ -250,19 +263,6 @@ const char *kosd_req_x5t(const struct kosd_req *r);
 void kosd_req_source(const struct kosd_req *r, char *buf, size_t len);
 /* --- gate.c: request framing and body caps before evhttp reads --- */
 struct kosd_gate;
-/* What the gate decided about the request evhttp hands serve() next. */
-struct kosd_verdict {
-	int status;	    /* 0: admitted; else refused unread, answer code */
-	char code[32];	    /* the refusal's error code */
-	char message[128];  /* and its message */
-	bool withheld;	    /* its body was over cap and not read: 413 at the body step */
-	bool close;	    /* the answer must close the connection */
-	bool anon;	    /* it came without an Authorization: Bearer credential */
-	bool substituted;   /* evhttp got a stand-in: target is what the client sent */
-	uint64_t declared;  /* its Content-Length */
-	size_t cap;	    /* the body it may have */
-	char target[201];   /* the request target as sent (at most 200 bytes) */
-};
 /* Wraps a connection's transport (a socket or TLS bufferevent) in the gate;
  * the result is the bufferevent evhttp uses and owns (freeing it frees
  * under and the gate). NULL when out of memory. */
@@ -430,6 +430,9 @@ void kosd_work_flush(struct kosd *d);
 struct kosd_req *kosd_work_current(void);
 /* Whether answers wait for their ledger entries (listen.ledger "durable"). */
 bool kosd_work_durable(const struct kosd *d);
+/* Makes room for need items of size bytes in *p (capacity *cap, doubled
+ * from 64 as needed); false when out of memory (*p unchanged). */
+bool kosd_grow(void **p, size_t *cap, size_t need, size_t size);
 /* Keeps one ledger entry or observation with r: KOS_E_NOMEM. */
 kos_rv kosd_req_keep_entry(struct kosd_req *r, const kos_ledger_entry *e);
 kos_rv kosd_req_keep_obs(struct kosd_req *r, const char *client, const kos_observation *obs,
@@ -445,7 +448,8 @@ void kosd_http_unrecorded(struct kosd_req *r);
 
 /* --- obs.c: what the group commit could not write goes back to the queues --- */
 void kosd_obs_requeue(struct kosd_obs *q, const kos_observation_rec *recs, size_t n);
-void kosd_ledger_requeue(struct kosd_ledger *q, const kos_ledger_entry *e, size_t n);
+/* False when out of memory: the entries are lost (the caller says so). */
+bool kosd_ledger_requeue(struct kosd_ledger *q, const kos_ledger_entry *e, size_t n);
 /* Counts n items a group commit wrote in one transaction. */
 void kosd_obs_committed(struct kosd_obs *q, size_t n);
 void kosd_ledger_committed(struct kosd_ledger *q, size_t n);

@@ -65,19 +65,7 @@ static void batch_init(struct batch *b, size_t size, size_t max,
 /* Room for n more items at the end, lock held; false when out of memory. */
 static bool batch_room_locked(struct batch *b, size_t n)
 {
-	size_t ncap = b->cap ? b->cap : 64;
-	unsigned char *ni;
-
-	if (b->n + n <= b->cap)
-		return true;
-	while (ncap < b->n + n)
-		ncap *= 2;
-	ni = realloc(b->items, ncap * b->size);
-	if (ni == NULL)
-		return false;
-	b->items = ni;
-	b->cap = ncap;
-	return true;
+	return kosd_grow((void **)&b->items, &b->cap, b->n + n, b->size);
 }
 
 static kos_rv batch_flush(struct batch *b)
@@ -221,15 +209,8 @@ static void fill_rec(kos_observation_rec *rec, const char *client, const kos_obs
 kos_rv kosd_req_keep_obs(struct kosd_req *r, const char *client, const kos_observation *obs,
 			 kos_usec at)
 {
-	if (r->n_obs == r->cap_obs) {
-		size_t ncap = r->cap_obs ? r->cap_obs * 2 : 4;
-		kos_observation_rec *n = realloc(r->obs, ncap * sizeof(*n));
-
-		if (n == NULL)
-			return KOS_E_NOMEM;
-		r->obs = n;
-		r->cap_obs = ncap;
-	}
+	if (!kosd_grow((void **)&r->obs, &r->cap_obs, r->n_obs + 1, sizeof(*r->obs)))
+		return KOS_E_NOMEM;
 	fill_rec(&r->obs[r->n_obs++], client, obs, at);
 	return KOS_OK;
 }
@@ -335,17 +316,21 @@ kos_rv kosd_ledger_add(struct kosd_ledger *q, const kos_ledger_entry *e)
 	return batch_add(&q->b, e, 1);
 }
 
-void kosd_ledger_requeue(struct kosd_ledger *q, const kos_ledger_entry *e, size_t n)
+bool kosd_ledger_requeue(struct kosd_ledger *q, const kos_ledger_entry *e, size_t n)
 {
+	bool room;
+
 	pthread_mutex_lock(&q->b.lock);
 	/* past the cap too: these decisions were made and must be written;
 	 * kosd_ledger_full then refuses new ones until they are */
-	if (batch_room_locked(&q->b, n)) {
+	room = batch_room_locked(&q->b, n);
+	if (room) {
 		memcpy(q->b.items + q->b.n * q->b.size, e, n * q->b.size);
 		q->b.n += n;
 		q->b.queued += n;
 	}
 	pthread_mutex_unlock(&q->b.lock);
+	return room;
 }
 
 void kosd_ledger_committed(struct kosd_ledger *q, size_t n)

@@ -93,17 +93,27 @@ bool kosd_work_durable(const struct kosd *d)
 	return !d->listen.ledger_batched;
 }
 
+bool kosd_grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap = *cap ? *cap : 64;
+	void *n;
+
+	if (need <= *cap)
+		return true;
+	while (ncap < need)
+		ncap *= 2;
+	n = realloc(*p, ncap * size);
+	if (n == NULL)
+		return false;
+	*p = n;
+	*cap = ncap;
+	return true;
+}
+
 kos_rv kosd_req_keep_entry(struct kosd_req *r, const kos_ledger_entry *e)
 {
-	if (r->n_entries == r->cap_entries) {
-		size_t ncap = r->cap_entries ? r->cap_entries * 2 : 2;
-		kos_ledger_entry *n = realloc(r->entries, ncap * sizeof(*n));
-
-		if (n == NULL)
-			return KOS_E_NOMEM;
-		r->entries = n;
-		r->cap_entries = ncap;
-	}
+	if (!kosd_grow((void **)&r->entries, &r->cap_entries, r->n_entries + 1, sizeof(*e)))
+		return KOS_E_NOMEM;
 	r->entries[r->n_entries++] = *e;
 	return KOS_OK;
 }
@@ -157,23 +167,6 @@ static void on_answers(evutil_socket_t fd, short what, void *arg)
 
 /* --- the group commit --------------------------------------------------- */
 
-static bool grow(void **p, size_t *cap, size_t need, size_t size)
-{
-	size_t ncap = *cap ? *cap : 64;
-	void *n;
-
-	if (need <= *cap)
-		return true;
-	while (ncap < need)
-		ncap *= 2;
-	n = realloc(*p, ncap * size);
-	if (n == NULL)
-		return false;
-	*p = n;
-	*cap = ncap;
-	return true;
-}
-
 /* Writes the group's observations and entries, committing lock not held;
  * on failure each request's answer becomes a 503 and what it caused goes
  * to the queues. */
@@ -182,16 +175,15 @@ static void commit_group(struct kosd_work *w, struct kosd_req *group)
 	struct kosd *d = w->d;
 	struct kosd_req *r;
 	size_t n_obs = 0, n_entries = 0, n = 0;
-	kos_rv rv = KOS_OK;
 
 	for (r = group; r != NULL; r = r->next) {
 		n_obs += r->n_obs;
 		n_entries += r->n_entries;
 		n++;
 	}
-	if (!grow((void **)&w->obs, &w->cap_obs, n_obs, sizeof(*w->obs)) ||
-	    !grow((void **)&w->entries, &w->cap_entries, n_entries, sizeof(*w->entries))) {
-		rv = KOS_E_NOMEM;
+	if (!kosd_grow((void **)&w->obs, &w->cap_obs, n_obs, sizeof(*w->obs)) ||
+	    !kosd_grow((void **)&w->entries, &w->cap_entries, n_entries, sizeof(*w->entries))) {
+		kosd_log(d, "group commit: out of memory");
 		goto failed;
 	}
 	n_obs = n_entries = 0;
@@ -206,19 +198,18 @@ static void commit_group(struct kosd_work *w, struct kosd_req *group)
 	}
 	/* observations first: a death between the two loses no answered
 	 * decision (none of the group's answers has left) */
-	if (n_obs > 0 && (rv = kos_trust_observe_batch(d->trust, w->obs, n_obs)) != KOS_OK) {
+	if (n_obs > 0 && kos_trust_observe_batch(d->trust, w->obs, n_obs) != KOS_OK) {
 		kosd_log(d, "group commit: writing %zu trust observations failed: %s", n_obs,
 			 kos_last_error());
 		goto failed;
 	}
 	if (n_obs > 0)
 		kosd_obs_committed(d->obs, n_obs);
-	if (n_entries > 0 && (rv = kos_ledger_append(d->store, w->entries, n_entries)) != KOS_OK) {
+	if (n_entries > 0 && kos_ledger_append(d->store, w->entries, n_entries) != KOS_OK) {
 		kosd_log(d, "group commit: writing %zu ledger entries failed (kept for the next "
 			    "try; their requests are answered 503): %s",
 			 n_entries, kos_last_error());
-		n_obs = 0; /* written */
-		goto failed_entries;
+		goto failed_entries; /* the observations are written */
 	}
 	if (n_entries > 0)
 		kosd_ledger_committed(d->ledger, n_entries);
@@ -230,10 +221,10 @@ failed:
 		if (r->n_obs > 0)
 			kosd_obs_requeue(d->obs, r->obs, r->n_obs);
 failed_entries:
-	(void)rv;
 	for (r = group; r != NULL; r = r->next) {
-		if (r->n_entries > 0)
-			kosd_ledger_requeue(d->ledger, r->entries, r->n_entries);
+		if (r->n_entries > 0 && !kosd_ledger_requeue(d->ledger, r->entries, r->n_entries))
+			kosd_log(d, "out of memory: %zu ledger entries of %s are lost",
+				 r->n_entries, r->route->name);
 		kosd_http_unrecorded(r);
 	}
 }
