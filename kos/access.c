@@ -304,6 +304,149 @@ kos_rv kos_access_encrypt(kos_access *acc, const char *client, const char *scope
 	return rv;
 }
 
+/* --- rewrap ------------------------------------------------------------------------ */
+
+void kos_rewrap_items_clear(kos_rewrap_item *items, size_t n)
+{
+	size_t i;
+
+	if (items == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		kos_free(items[i].out);
+		items[i].out = NULL;
+		items[i].out_len = 0;
+		items[i].rv = KOS_OK;
+		items[i].code = NULL;
+		items[i].message[0] = '\0';
+		items[i].rewrapped = 0;
+		items[i].version = 0;
+	}
+}
+
+/* How much an item's outcome weighs in the request's one observation: an
+ * integrity failure above all (a forged or mismatched envelope), then the
+ * client's other failures; the service's own failures are not the
+ * client's (kos_pipeline_observe()). */
+static int outcome_rank(kos_rv rv)
+{
+	switch (rv) {
+	case KOS_OK:
+		return 0;
+	case KOS_E_NOMEM:
+	case KOS_E_IO:
+	case KOS_E_STORE:
+	case KOS_E_BUSY:
+		return 1;
+	case KOS_E_INTEGRITY:
+		return 3;
+	default:
+		return 2;
+	}
+}
+
+/* The error code of an item's failure (kos-api(7)'s vocabulary). */
+static const char *rewrap_code(kos_access *acc, const char *name, const kos_rewrap_item *it,
+			       kos_rv rv)
+{
+	kos_envelope_info info;
+	struct version_arg a = { 0, false, false };
+	kos_rv vr;
+
+	switch (rv) {
+	case KOS_E_INTEGRITY:
+		return "integrity";
+	case KOS_E_NOTFOUND:
+		/* one the key had and retired, or one it never had */
+		if (kos_envelope_parse(it->env, it->env_len, &info) != KOS_OK)
+			return "not_found";
+		a.version = info.key_version;
+		vr = kos_key_versions(acc->keys, name, version_of, &a);
+		return (vr == KOS_OK || vr == 1) && a.found && a.retired ? "retired" : "not_found";
+	case KOS_E_PARSE:
+	case KOS_E_RANGE:
+		return "bad_request";
+	case KOS_E_INVALID:
+		if (kos_envelope_parse(it->env, it->env_len, &info) == KOS_OK &&
+		    strcmp(info.key_name, name) != 0)
+			return "wrong_key";
+		return "bad_request";
+	case KOS_E_NOMEM:
+	case KOS_E_IO:
+	case KOS_E_STORE:
+	case KOS_E_BUSY:
+		return "unavailable";
+	default:
+		return "internal";
+	}
+}
+
+static void rewrap_one(kos_access *acc, const char *name, kos_rewrap_item *it)
+{
+	kos_rv rv;
+
+	it->out = NULL;
+	it->out_len = 0;
+	it->rewrapped = 0;
+	it->message[0] = '\0';
+	it->code = NULL;
+	rv = kos_key_rewrap(acc->keys, name, it->context, it->env, it->env_len, &it->out,
+			    &it->out_len, &it->version);
+	it->rv = rv;
+	if (rv != KOS_OK) {
+		snprintf(it->message, sizeof(it->message), "%s",
+			 kos_last_error()[0] != '\0' ? kos_last_error() : kos_strerror(rv));
+		it->code = rewrap_code(acc, name, it, rv);
+		it->version = 0;
+		return;
+	}
+	it->rewrapped = it->out != NULL;
+}
+
+kos_rv kos_access_rewrap(kos_access *acc, const char *client, const char *scope,
+			 const char *name, kos_rewrap_item *items, size_t n,
+			 kos_access_result *res)
+{
+	kos_usec start = monotonic_usec();
+	kos_rv rv, worst = KOS_OK;
+	kos_key_info info;
+	bool go;
+	size_t i;
+
+	if (acc == NULL || res == NULL || (items == NULL && n > 0))
+		return kos_error_set(KOS_E_INVALID, "no access handle, items or result");
+	if (n > KOS_REWRAP_MAX) {
+		memset(res, 0, sizeof(*res));
+		return kos_error_set(KOS_E_RANGE, "at most %d envelopes per rewrap request, not %zu",
+				     KOS_REWRAP_MAX, n);
+	}
+	/* rewrap:NAME alone: neither plaintext nor DEK is handed out, so it
+	 * is served at every tier but deny, as server-side decryption is */
+	rv = admit(acc, client, scope, "rewrap", name, res, &go);
+	if (rv != KOS_OK || !go)
+		return rv;
+	rv = kos_key_get_info(acc->keys, name, &info);
+	if (rv == KOS_OK && info.type != KOS_KEY_DEK)
+		rv = kos_error_set(KOS_E_INVALID, "key %s is a signing key, not a data key", name);
+	if (rv != KOS_OK)
+		goto out;
+	for (i = 0; i < n; i++) {
+		rewrap_one(acc, name, &items[i]);
+		if (outcome_rank(items[i].rv) > outcome_rank(worst))
+			worst = items[i].rv;
+	}
+	res->delivery = KOS_DELIVER_SERVER;
+	res->version = info.current;
+	for (i = 0; i < n; i++)
+		if (items[i].rv == KOS_OK && items[i].version > res->version)
+			res->version = items[i].version;
+out:
+	observe_outcome(acc, client, start, rv != KOS_OK ? rv : worst);
+	if (rv != KOS_OK)
+		kos_access_result_clear(res);
+	return rv;
+}
+
 kos_rv kos_access_sign_with(kos_access *acc, const char *client, const char *scope,
 			    const char *name, const kos_sign_opts *opts, const uint8_t *in,
 			    size_t len, kos_access_result *res)

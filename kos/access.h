@@ -60,6 +60,46 @@ KOS_API kos_rv kos_access_encrypt(kos_access *acc, const char *client, const cha
 				  const char *name, const char *context, const uint8_t *pt,
 				  size_t len, kos_access_result *res);
 
+/* The most envelopes one rewrap request carries (kos_access_rewrap()). */
+#define KOS_REWRAP_MAX 1000
+
+/* One envelope of a rewrap: the caller sets env, env_len and context (may
+ * be NULL: empty); kos_access_rewrap() sets the rest. */
+typedef struct kos_rewrap_item {
+	const uint8_t *env;
+	size_t env_len;
+	const char *context;
+	kos_rv rv;	   /* KOS_OK, or why this envelope failed */
+	const char *code;  /* static: NULL, or when rv fails "bad_request", "wrong_key",
+			    * "not_found", "retired", "integrity", "unavailable", "internal" */
+	char message[256]; /* the failure's detail, never a secret; "" when none */
+	int rewrapped;	   /* 1: out is a new envelope; 0: env was at the current version */
+	uint32_t version;  /* the version the envelope is of now (the current one) */
+	uint8_t *out;	   /* the new envelope (kos_free()), NULL unless rewrapped */
+	size_t out_len;
+} kos_rewrap_item;
+
+/* Rewrap (kos_key_rewrap()) of n envelopes of DEK name (0 to
+ * KOS_REWRAP_MAX) as one request: one admission, needing "rewrap:NAME"
+ * (decrypt:NAME does not give it, and it gives no decryption), at every
+ * tier but deny, as server-side decryption is, since neither plaintext nor
+ * DEK leaves kosd; then each item on its own: an envelope that fails (of
+ * another key, a retired version, tampered, a wrong context) gets its rv,
+ * code and message and changes nothing else. One observation for the
+ * request: an integrity failure when any envelope failed authentication,
+ * else a failure when any failed, else a success. res->version is the
+ * current version, res->delivery SERVER (no data). A refusal is KOS_OK
+ * with a REFUSED result, the items untouched; errors (KOS_E_NOTFOUND no
+ * such key, KOS_E_INVALID a signing key or arguments, KOS_E_RANGE more
+ * than KOS_REWRAP_MAX) concern the whole request. Free the new envelopes
+ * with kos_rewrap_items_clear(). */
+KOS_API kos_rv kos_access_rewrap(kos_access *acc, const char *client, const char *scope,
+				 const char *name, kos_rewrap_item *items, size_t n,
+				 kos_access_result *res);
+/* Frees the new envelopes of n items and clears what kos_access_rewrap()
+ * set; NULL-safe. */
+KOS_API void kos_rewrap_items_clear(kos_rewrap_item *items, size_t n);
+
 /* Signing inside the HSM (needs "sign:NAME"; the tiers from the policy's
  * signing.min_tier, every one but deny by default). */
 KOS_API kos_rv kos_access_sign(kos_access *acc, const char *client, const char *scope,

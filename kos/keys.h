@@ -138,6 +138,19 @@ KOS_API kos_rv kos_key_encrypt(kos_keys *keys, const char *name, const char *con
  * version), KOS_E_INVALID (a signing key), rebuild errors as kos_key_dek(). */
 KOS_API kos_rv kos_key_decrypt(kos_keys *keys, const char *context, const uint8_t *env,
 			       size_t env_len, uint8_t **pt, size_t *len);
+/* Rewrap: re-encrypts envelope env of DEK name, sealed with context, as a
+ * new envelope of name's current version with the same context, the
+ * plaintext held only in locked memory and wiped at once; *out is freed
+ * with kos_free(). An envelope already at the current version is
+ * authenticated and left as it is: KOS_OK with *out NULL. *version_out
+ * (may be NULL) receives the current version. Errors: KOS_E_PARSE (not an
+ * envelope), KOS_E_INVALID (an envelope of another key, a signing key, a
+ * context too long), KOS_E_INTEGRITY (wrong context, tampered),
+ * KOS_E_NOTFOUND (no such key or version, a retired version), KOS_E_NOMEM,
+ * rebuild errors as kos_key_dek(). Thread-safe. */
+KOS_API kos_rv kos_key_rewrap(kos_keys *keys, const char *name, const char *context,
+			      const uint8_t *env, size_t env_len, uint8_t **out, size_t *out_len,
+			      uint32_t *version_out);
 
 /* The caller's parameters of AES-256-GCM (CKM_AES_GCM's CK_GCM_PARAMS):
  * limits KOS_GCM_* of <kos/names.h>. */

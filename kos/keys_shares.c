@@ -467,39 +467,55 @@ static EVP_CIPHER_CTX *gcm_ctx(void)
 	return ctx;
 }
 
-/* kos_envelope_open() with this thread's cipher context: the same format
- * (kos-envelope(5)): the header, then the context, as additional data. */
-static kos_rv envelope_open(const uint8_t key[KOS_DEK_LEN], const uint8_t *env, size_t env_len,
-			    const kos_envelope_info *info, const char *context, size_t ctx_len,
-			    uint8_t **pt, size_t *len)
+/* kos_envelope_open() with this thread's cipher context into out
+ * (info->plaintext_len bytes, the caller's): the same format
+ * (kos-envelope(5)): the header, then the context, as additional data.
+ * out is wiped when the tag does not verify. */
+static kos_rv envelope_open_into(const uint8_t key[KOS_DEK_LEN], const uint8_t *env,
+				 size_t env_len, const kos_envelope_info *info,
+				 const char *context, size_t ctx_len, uint8_t *out)
 {
 	EVP_CIPHER_CTX *ctx = gcm_ctx();
 	size_t n = info->plaintext_len;
 	size_t hdr_len = env_len - n - KOS_ENVELOPE_TAG_LEN;
 	uint8_t tag[KOS_ENVELOPE_TAG_LEN];
-	uint8_t *out;
 	kos_rv rv;
 
 	if (ctx == NULL)
 		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM is not available");
-	out = malloc(n + 1);
-	if (out == NULL)
-		return kos_error_set(KOS_E_NOMEM, "out of memory");
 	memcpy(tag, env + env_len - KOS_ENVELOPE_TAG_LEN, sizeof(tag));
 	/* the context outlives the call: kos_aead_open() leaves no key
 	 * schedule of the DEK in it */
 	rv = kos_aead_open(ctx, key, env + hdr_len - KOS_ENVELOPE_NONCE_LEN, env, hdr_len,
 			   (const uint8_t *)context, ctx_len, env + hdr_len, n, tag, out);
-	if (rv == KOS_E_INTEGRITY) {
-		kos_secret_free(out, n + 1);
+	if (rv == KOS_E_INTEGRITY)
 		return kos_error_set(KOS_E_INTEGRITY,
 				     "envelope for %s version %" PRIu32 " failed authentication "
 				     "(wrong key or context, or tampered)",
 				     info->key_name, info->key_version);
+	if (rv != KOS_OK) {
+		OPENSSL_cleanse(out, n);
+		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM decryption failed");
 	}
+	return KOS_OK;
+}
+
+/* envelope_open_into() a new buffer, *pt, freed with kos_secret_free(). */
+static kos_rv envelope_open(const uint8_t key[KOS_DEK_LEN], const uint8_t *env, size_t env_len,
+			    const kos_envelope_info *info, const char *context, size_t ctx_len,
+			    uint8_t **pt, size_t *len)
+{
+	size_t n = info->plaintext_len;
+	uint8_t *out;
+	kos_rv rv;
+
+	out = malloc(n + 1);
+	if (out == NULL)
+		return kos_error_set(KOS_E_NOMEM, "out of memory");
+	rv = envelope_open_into(key, env, env_len, info, context, ctx_len, out);
 	if (rv != KOS_OK) {
 		kos_secret_free(out, n + 1);
-		return kos_error_set(KOS_E_CRYPTO, "AES-256-GCM decryption failed");
+		return rv;
 	}
 	*pt = out;
 	*len = n;
@@ -535,6 +551,78 @@ kos_rv kos_key_decrypt(kos_keys *keys, const char *context, const uint8_t *env, 
 	if (rv == KOS_OK)
 		rv = envelope_open(dek, env, env_len, &info, context, ctx_len, pt, len);
 	OPENSSL_cleanse(dek, sizeof(dek));
+	return rv;
+}
+
+/* --- rewrap: an envelope moved to the current version -------------------------------- */
+
+/* The plaintext exists only between the two calls below, in a locked,
+ * undumpable mapping of its own (kos_secmem_alloc), wiped as soon as the
+ * new envelope is sealed: nothing of it leaves this function. An envelope
+ * already at the current version is opened too, so that every answer,
+ * rewrapped or not, says the envelope and its context are genuine. */
+kos_rv kos_key_rewrap(kos_keys *keys, const char *name, const char *context, const uint8_t *env,
+		      size_t env_len, uint8_t **out, size_t *out_len, uint32_t *version_out)
+{
+	uint8_t old_dek[KOS_DEK_LEN], cur_dek[KOS_DEK_LEN];
+	kos_envelope_info info;
+	uint32_t current = 0, got = 0;
+	uint8_t *pt = NULL;
+	size_t ctx_len;
+	kos_rv rv;
+
+	if (out == NULL || out_len == NULL)
+		return kos_error_set(KOS_E_INVALID, "no output for the envelope");
+	*out = NULL;
+	*out_len = 0;
+	if (version_out != NULL)
+		*version_out = 0;
+	if (keys == NULL || env == NULL)
+		return kos_error_set(KOS_E_INVALID, "no key service or no envelope");
+	rv = kos_keys_check_name(name);
+	if (rv != KOS_OK)
+		return rv;
+	rv = kos_envelope_parse(env, env_len, &info);
+	if (rv != KOS_OK)
+		return rv;
+	ctx_len = context != NULL ? strnlen(context, KOS_ENVELOPE_CONTEXT_MAX + 1) : 0;
+	if (ctx_len > KOS_ENVELOPE_CONTEXT_MAX)
+		return kos_error_set(KOS_E_INVALID, "context longer than %d bytes",
+				     KOS_ENVELOPE_CONTEXT_MAX);
+	/* the scope admitted was for name: another key's envelope is not
+	 * touched, whatever the caller may do with that key otherwise */
+	if (strcmp(info.key_name, name) != 0)
+		return kos_error_set(KOS_E_INVALID, "the envelope is of key %s, not %s",
+				     info.key_name, name);
+	rv = dek_get(keys, name, 0, cur_dek, &current);
+	if (rv != KOS_OK)
+		goto out;
+	if (info.key_version > current) {
+		rv = kos_error_set(KOS_E_NOTFOUND, "key %s has no version %" PRIu32, name,
+				   info.key_version);
+		goto out;
+	}
+	if (info.key_version != current) {
+		rv = dek_get(keys, name, info.key_version, old_dek, &got);
+		if (rv != KOS_OK)
+			goto out;
+	}
+	pt = kos_secmem_alloc(info.plaintext_len + 1, KOS_SECMEM_GUARD);
+	if (pt == NULL) {
+		rv = kos_error_set(KOS_E_NOMEM, "out of memory (locked memory for the plaintext)");
+		goto out;
+	}
+	rv = envelope_open_into(info.key_version == current ? cur_dek : old_dek, env, env_len,
+				&info, context, ctx_len, pt);
+	if (rv == KOS_OK && info.key_version != current)
+		rv = kos_envelope_seal(cur_dek, name, current, context, pt, info.plaintext_len, out,
+				       out_len);
+	if (rv == KOS_OK && version_out != NULL)
+		*version_out = current;
+out:
+	kos_secmem_free(pt);
+	OPENSSL_cleanse(old_dek, sizeof(old_dek));
+	OPENSSL_cleanse(cur_dek, sizeof(cur_dek));
 	return rv;
 }
 

@@ -23,8 +23,9 @@ typedef struct kos_pipeline kos_pipeline;
 typedef struct kos_request {
 	const char *client;   /* who asks (authenticated: credential or local administrator) */
 	const char *scope;    /* what its credential allows */
-	/* the scope action: "decrypt", "sign", "service", "admin", ...; NULL
-	 * for a listing that filters its items by scope itself (trust only) */
+	/* the scope action: "decrypt", "rewrap", "sign", "service", "admin",
+	 * ... (kos/scope.h lists them); NULL for a listing that filters its
+	 * items by scope itself (trust only) */
 	const char *action;
 	const char *resource; /* the key, service or administrative area */
 	/* administration: the client acted upon (NULL: none). A client never

@@ -1,5 +1,9 @@
 /* Scopes: what a credential allows, as space-separated "action:resource"
- * items (e.g. "decrypt:payments-* sign:ca-2026"). See kosctl(1).
+ * items (e.g. "decrypt:payments-* sign:ca-2026"). See kosctl(1) and
+ * kos-credential(5). The actions kos asks for: encrypt, decrypt, rewrap
+ * (re-encryption under the current version, no decryption), key, sign,
+ * pubkey and certify of a key; service and validate of service tokens;
+ * admin of an administrative area; share of a grant (KOS_SCOPE_GRANT_ACTION).
  * Thread safety: all functions are thread-safe (no shared state). */
 #ifndef KOS_SCOPE_H
 #define KOS_SCOPE_H

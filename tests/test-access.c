@@ -485,6 +485,197 @@ static void test_rsa_decrypt_scope_tier_and_integrity(void)
 	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
 }
 
+/* a NULL-safe CU_ASSERT_STRING_EQUAL, so a broken decision fails the case
+ * instead of crashing the program */
+static bool str_is(const char *s, const char *want)
+{
+	return s != NULL && strcmp(s, want) == 0;
+}
+
+/* An envelope of key name under context, from the key service itself. */
+static uint8_t *seal(const char *name, const char *context, const char *msg, size_t *len)
+{
+	uint8_t *env = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_encrypt(keys, name, context, (const uint8_t *)msg,
+					      strlen(msg), &env, len), KOS_OK);
+	return env;
+}
+
+static uint32_t version_of_env(const uint8_t *env, size_t len)
+{
+	kos_envelope_info info;
+
+	CU_ASSERT_EQUAL_FATAL(kos_envelope_parse(env, len, &info), KOS_OK);
+	return info.key_version;
+}
+
+/* What decrypts env under context, by the key service (NULL: nothing). */
+static bool opens_to(const uint8_t *env, size_t len, const char *context, const char *msg)
+{
+	uint8_t *pt = NULL;
+	size_t n = 0;
+	bool ok;
+
+	if (kos_key_decrypt(keys, context, env, len, &pt, &n) != KOS_OK)
+		return false;
+	ok = n == strlen(msg) && memcmp(pt, msg, n) == 0;
+	kos_secret_free(pt, n);
+	return ok;
+}
+
+/* Rewrap moves envelopes of an old version to the current one, leaves a
+ * current one as it is, and fails each bad envelope on its own: another
+ * key's, a tampered one, a wrong context, garbage, a retired version. */
+static void test_rewrap_moves_envelopes_forward(void)
+{
+	kos_rewrap_item it[8];
+	kos_access_result res;
+	kos_trust_info before, after;
+	uint8_t *e1, *e2, *e3, *cur, *other, *bad, *old;
+	size_t l1, l2, l3, lcur, lother, lbad, lold;
+	uint32_t v;
+
+	CU_ASSERT_EQUAL_FATAL(kos_key_create(keys, "archive", KOS_KEY_DEK), KOS_OK);
+	e1 = seal("archive", "row-1", "alpha", &l1);
+	e2 = seal("archive", "row-2", "beta", &l2);
+	e3 = seal("archive", NULL, "", &l3);
+	bad = seal("archive", "row-4", "delta", &lbad);
+	bad[lbad - 1] ^= 1;
+	other = seal("payments", "row-1", "alpha", &lother);
+	CU_ASSERT_EQUAL_FATAL(kos_key_rotate(keys, "archive", &v), KOS_OK);
+	CU_ASSERT_EQUAL(v, 2);
+	cur = seal("archive", "row-5", "epsilon", &lcur);
+
+	memset(it, 0, sizeof(it));
+	it[0] = (kos_rewrap_item){ .env = e1, .env_len = l1, .context = "row-1" };
+	it[1] = (kos_rewrap_item){ .env = e2, .env_len = l2, .context = "row-2" };
+	it[2] = (kos_rewrap_item){ .env = e3, .env_len = l3, .context = NULL };
+	it[3] = (kos_rewrap_item){ .env = cur, .env_len = lcur, .context = "row-5" };
+	it[4] = (kos_rewrap_item){ .env = bad, .env_len = lbad, .context = "row-4" };
+	it[5] = (kos_rewrap_item){ .env = e1, .env_len = l1, .context = "row-9" };
+	it[6] = (kos_rewrap_item){ .env = other, .env_len = lother, .context = "row-1" };
+	it[7] = (kos_rewrap_item){ .env = (const uint8_t *)"garbage", .env_len = 7 };
+	make_low("rita");
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, "rita", &before), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_access_rewrap(acc, "rita", "rewrap:archive", "archive", it, 8,
+						&res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_EQUAL(res.tier, KOS_TIER_LOW);
+	CU_ASSERT_EQUAL(res.version, 2);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_EQUAL(it[i].rv, KOS_OK);
+		CU_ASSERT_EQUAL(it[i].rewrapped, 1);
+		CU_ASSERT_EQUAL(it[i].version, 2);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(it[i].out);
+		CU_ASSERT_EQUAL(version_of_env(it[i].out, it[i].out_len), 2);
+	}
+	CU_ASSERT(opens_to(it[0].out, it[0].out_len, "row-1", "alpha"));
+	CU_ASSERT(opens_to(it[1].out, it[1].out_len, "row-2", "beta"));
+	CU_ASSERT(opens_to(it[2].out, it[2].out_len, NULL, ""));
+	/* the context stays bound to the new envelope */
+	CU_ASSERT(!opens_to(it[0].out, it[0].out_len, "row-2", "alpha"));
+	/* already current: authenticated, not re-encrypted */
+	CU_ASSERT_EQUAL(it[3].rv, KOS_OK);
+	CU_ASSERT_EQUAL(it[3].rewrapped, 0);
+	CU_ASSERT_PTR_NULL(it[3].out);
+	CU_ASSERT_EQUAL(it[3].version, 2);
+	CU_ASSERT_EQUAL(it[4].rv, KOS_E_INTEGRITY);
+	CU_ASSERT(str_is(it[4].code, "integrity"));
+	CU_ASSERT(strstr(it[4].message, "failed authentication") != NULL);
+	CU_ASSERT_PTR_NULL(it[4].out);
+	CU_ASSERT_EQUAL(it[5].rv, KOS_E_INTEGRITY);
+	CU_ASSERT_EQUAL(it[6].rv, KOS_E_INVALID);
+	CU_ASSERT(str_is(it[6].code, "wrong_key"));
+	CU_ASSERT(strstr(it[6].message, "payments") != NULL);
+	CU_ASSERT_EQUAL(it[7].rv, KOS_E_PARSE);
+	CU_ASSERT(str_is(it[7].code, "bad_request"));
+	/* the originals are untouched and still open */
+	CU_ASSERT(opens_to(e1, l1, "row-1", "alpha"));
+	/* one request, one observation: an integrity failure among them */
+	CU_ASSERT_EQUAL_FATAL(kos_trust_get(tr, "rita", &after), KOS_OK);
+	CU_ASSERT_EQUAL(after.integrity_failures, before.integrity_failures + 1);
+
+	/* once v1 is retired its envelopes cannot move; the rewrapped ones open */
+	old = malloc(l1);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+	memcpy(old, e1, l1);
+	lold = l1;
+	CU_ASSERT_EQUAL_FATAL(kos_key_retire(keys, "archive", 1), KOS_OK);
+	CU_ASSERT(opens_to(it[0].out, it[0].out_len, "row-1", "alpha"));
+	kos_rewrap_items_clear(it, 8);
+	CU_ASSERT_PTR_NULL(it[0].out);
+	it[0] = (kos_rewrap_item){ .env = old, .env_len = lold, .context = "row-1" };
+	CU_ASSERT_EQUAL_FATAL(kos_access_rewrap(acc, "rita", "rewrap:*", "archive", it, 1, &res),
+			      KOS_OK);
+	CU_ASSERT_EQUAL(it[0].rv, KOS_E_NOTFOUND);
+	CU_ASSERT(str_is(it[0].code, "retired"));
+	CU_ASSERT(strstr(it[0].message, "retired") != NULL);
+	kos_rewrap_items_clear(it, 1);
+	kos_access_result_clear(&res);
+	free(old);
+	kos_free(e1);
+	kos_free(e2);
+	kos_free(e3);
+	kos_free(cur);
+	kos_free(bad);
+	kos_free(other);
+}
+
+/* rewrap:NAME rewraps and does nothing else; decrypt:NAME does not
+ * rewrap; deny is refused; a batch has a cap; a signing key has none. */
+static void test_rewrap_scope_and_tiers(void)
+{
+	kos_rewrap_item it[1];
+	kos_access_result res;
+	kos_rewrap_item *many;
+	uint8_t *env;
+	size_t len;
+
+	env = seal("payments", "c", "secret", &len);
+	memset(it, 0, sizeof(it));
+	it[0] = (kos_rewrap_item){ .env = env, .env_len = len, .context = "c" };
+	CU_ASSERT_EQUAL(kos_access_rewrap(acc, "rob", "decrypt:payments encrypt:payments",
+					  "payments", it, 1, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT(str_is(res.reason, "out of scope"));
+	CU_ASSERT_PTR_NULL(it[0].out);
+	CU_ASSERT_EQUAL(kos_access_rewrap(acc, "rob", "rewrap:other", "payments", it, 1, &res),
+			KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_EQUAL(kos_access_rewrap(acc, "rob", "rewrap:payments", "payments", it, 1, &res),
+			KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_SERVER);
+	CU_ASSERT_EQUAL(it[0].rv, KOS_OK);
+	kos_rewrap_items_clear(it, 1);
+	/* the rewrapper cannot read what it moves */
+	CU_ASSERT_EQUAL(kos_access_decrypt(acc, "rob", "rewrap:payments", "c", env, len, &res),
+			KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT_PTR_NULL(res.data);
+	CU_ASSERT_EQUAL(kos_access_key(acc, "rob", "rewrap:payments", "payments", 0, &res), KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+
+	make_deny("ron");
+	CU_ASSERT_EQUAL(kos_access_rewrap(acc, "ron", "rewrap:payments", "payments", it, 1, &res),
+			KOS_OK);
+	CU_ASSERT_EQUAL(res.delivery, KOS_DELIVER_REFUSED);
+	CU_ASSERT(str_is(res.reason, "trust too low"));
+	CU_ASSERT_PTR_NULL(it[0].out);
+
+	many = calloc(KOS_REWRAP_MAX + 1, sizeof(*many));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(many);
+	CU_ASSERT_EQUAL(kos_access_rewrap(acc, "rob", "rewrap:payments", "payments", many,
+					  KOS_REWRAP_MAX + 1, &res), KOS_E_RANGE);
+	free(many);
+	CU_ASSERT_EQUAL(kos_access_rewrap(acc, "rob", "rewrap:*", "signer-1", it, 1, &res),
+			KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_access_rewrap(acc, "rob", "rewrap:*", "nosuchkey", it, 1, &res),
+			KOS_E_NOTFOUND);
+	CU_ASSERT_PTR_NULL(it[0].out);
+	kos_free(env);
+}
+
 static void test_bad_input_refused(void)
 {
 	kos_access_result res;
@@ -512,6 +703,8 @@ int main(void)
 		KOS_TEST(test_signing_by_tier),
 		KOS_TEST(test_min_tier_keeps_private_keys_from_low),
 		KOS_TEST(test_rsa_decrypt_scope_tier_and_integrity),
+		KOS_TEST(test_rewrap_moves_envelopes_forward),
+		KOS_TEST(test_rewrap_scope_and_tiers),
 		KOS_TEST(test_bad_input_refused),
 	};
 

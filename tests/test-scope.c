@@ -123,6 +123,20 @@ static void test_share_not_wildcarded(void)
 	CU_ASSERT_FALSE(kos_scope_has_grant_item(NULL));
 }
 
+/* rewrap is an action of its own: decrypt does not give it, nor it decrypt,
+ * and a credential narrowed to rewrap stays within one that holds it. */
+static void test_rewrap_is_its_own_action(void)
+{
+	CU_ASSERT_TRUE(kos_scope_allows("rewrap:archive-*", "rewrap", "archive-2025"));
+	CU_ASSERT_FALSE(kos_scope_allows("rewrap:archive-*", "decrypt", "archive-2025"));
+	CU_ASSERT_FALSE(kos_scope_allows("rewrap:archive-*", "key", "archive-2025"));
+	CU_ASSERT_FALSE(kos_scope_allows("decrypt:* encrypt:*", "rewrap", "archive-2025"));
+	CU_ASSERT_TRUE(kos_scope_allows("*:archive-2025", "rewrap", "archive-2025"));
+	CU_ASSERT_TRUE(kos_scope_within("rewrap:archive-2025", "rewrap:archive-*"));
+	CU_ASSERT_FALSE(kos_scope_within("decrypt:archive-2025", "rewrap:archive-*"));
+	CU_ASSERT_FALSE(kos_scope_within("rewrap:archive-2025", "decrypt:archive-*"));
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
@@ -131,6 +145,7 @@ int main(void)
 		KOS_TEST(test_allows),
 		KOS_TEST(test_within),
 		KOS_TEST(test_share_not_wildcarded),
+		KOS_TEST(test_rewrap_is_its_own_action),
 	};
 
 	return kos_test_run("scope", NULL, NULL, cases, KOS_ARRAY_SIZE(cases));
