@@ -65,6 +65,7 @@ GET /v1/keys/{key}/certificate cert_get -
 POST /v1/admin/keys/{key}/destroy admin_destroy -
 POST /v1/keys/{key}/certificate/remove cert_remove -
 POST /v1/keys/{key}/rsa/decrypt rsa_decrypt -
+POST /v1/keys/{key}/rewrap rewrap -
 EOF
 
 # the table's rows, one a line: { METHOD, "PATH", HANDLER, "NAME", FLAGS },

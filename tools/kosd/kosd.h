@@ -331,6 +331,8 @@ void kosd_route_gcm_decrypt(struct kosd_req *r);
 void kosd_route_cert_set(struct kosd_req *r);
 void kosd_route_cert_get(struct kosd_req *r);
 void kosd_route_cert_remove(struct kosd_req *r);
+/* rewrap.c: envelopes re-encrypted under the current version */
+void kosd_route_rewrap(struct kosd_req *r);
 /* services.c: service tokens (issue, validate) and the CA's JWKS */
 void kosd_route_service_token(struct kosd_req *r);
 void kosd_route_service_validate(struct kosd_req *r);

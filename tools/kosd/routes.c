@@ -126,7 +126,7 @@ void kosd_route_refresh(struct kosd_req *r)
 
 static bool scope_covers_key(const char *scope, const char *name)
 {
-	static const char *const actions[] = { "encrypt", "decrypt", "key",
+	static const char *const actions[] = { "encrypt", "decrypt", "rewrap", "key",
 					       "sign",    "pubkey",  "certify" };
 	size_t i;
 

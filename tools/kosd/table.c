@@ -80,6 +80,7 @@ const struct kosd_route kosd_routes[] = {
 	{ POST, "/v1/admin/keys/{key}/destroy",     kosd_admin_destroy,            "admin_destroy",          CRED | BODY },
 	{ POST, "/v1/keys/{key}/certificate/remove", kosd_route_cert_remove,       "cert_remove",            CRED | BODY },
 	{ POST, "/v1/keys/{key}/rsa/decrypt",       kosd_route_rsa_decrypt,        "rsa_decrypt",            CRED | DATA },
+	{ POST, "/v1/keys/{key}/rewrap",            kosd_route_rewrap,             "rewrap",                 CRED | DATA },
 };
 /* clang-format on */
 
