@@ -1554,6 +1554,173 @@ static kos_rv answer_version(json_t *doc, uint32_t want, uint32_t *out)
 	return KOS_OK;
 }
 
+/* --- rewrap --------------------------------------------------------------- */
+
+void kos_client_rewrap_clear(kos_client_rewrap_item *items, size_t n)
+{
+	size_t i;
+
+	for (i = 0; items != NULL && i < n; i++) {
+		kos_free(items[i].out);
+		items[i].out = NULL;
+		items[i].out_len = 0;
+		items[i].rv = KOS_OK;
+		items[i].code[0] = '\0';
+		items[i].message[0] = '\0';
+		items[i].rewrapped = 0;
+		items[i].version = 0;
+	}
+}
+
+/* {"envelopes": [{"envelope": B64, "context": S?}, ...]}: envelopes are
+ * ciphertext, the context is escaped by jansson. */
+static void rewrap_body(kos_buf *b, const kos_client_rewrap_item *items, size_t n)
+{
+	size_t i, len;
+	char *t;
+
+	body_raw(b, "\"envelopes\":[", 13);
+	for (i = 0; i < n && b->err == KOS_OK; i++) {
+		t = b64_encode(items[i].env, items[i].env_len, &len);
+		if (t == NULL) {
+			kos_buf_fail(b, KOS_E_NOMEM);
+			break;
+		}
+		body_raw(b, i == 0 ? "{\"envelope\":\"" : ",{\"envelope\":\"", i == 0 ? 13 : 14);
+		body_raw(b, t, len);
+		body_raw(b, "\"", 1);
+		kos_secret_free(t, len + 1);
+		body_str(b, "context", items[i].context);
+		body_raw(b, "}", 1);
+	}
+	body_raw(b, "]", 1);
+}
+
+/* The kos_rv of an item's error code (kos-api(7), the rewrap route). */
+static kos_rv rewrap_rv(const char *code)
+{
+	static const struct {
+		const char *code;
+		kos_rv rv;
+	} map[] = {
+		{ "integrity", KOS_E_INTEGRITY }, { "retired", KOS_E_NOTFOUND },
+		{ "not_found", KOS_E_NOTFOUND },  { "wrong_key", KOS_E_INVALID },
+		{ "bad_request", KOS_E_INVALID }, { "bad_base64", KOS_E_INVALID },
+		{ "wrong_type", KOS_E_INVALID },  { "missing_field", KOS_E_INVALID },
+		{ "unavailable", KOS_E_BUSY },
+	};
+	size_t i;
+
+	for (i = 0; i < KOS_ARRAY_SIZE(map); i++)
+		if (strcmp(code, map[i].code) == 0)
+			return map[i].rv;
+	return KOS_E_INTERNAL;
+}
+
+/* One entry of "results" into it; KOS_E_PARSE when kosd's answer is not
+ * of the shape kos-api(7) gives. */
+static kos_rv rewrap_result(json_t *o, kos_client_rewrap_item *it)
+{
+	json_t *err = json_object_get(o, "error"), *rw = json_object_get(o, "rewrapped");
+	uint8_t *e = NULL;
+	size_t elen = 0;
+	kos_rv rv;
+
+	if (!json_is_object(o))
+		return kos_error_set(KOS_E_PARSE, "kosd's rewrap answer holds a result that is not "
+						  "an object");
+	if (json_is_string(err)) {
+		const char *msg = json_string_value(json_object_get(o, "message"));
+
+		snprintf(it->code, sizeof(it->code), "%s", json_string_value(err));
+		snprintf(it->message, sizeof(it->message), "%s", msg != NULL ? msg : it->code);
+		it->rv = rewrap_rv(it->code);
+		return KOS_OK;
+	}
+	if (!json_is_boolean(rw))
+		return kos_error_set(KOS_E_PARSE, "kosd's rewrap answer holds a result without "
+						  "\"rewrapped\"");
+	rv = answer_version(o, 0, &it->version);
+	if (rv != KOS_OK || !json_is_true(rw))
+		return rv;
+	rv = answer_b64(o, "envelope", &e, &elen);
+	if (rv != KOS_OK)
+		return rv;
+	/* kos_free() memory: an envelope is no secret */
+	it->out = e;
+	it->out_len = elen;
+	it->rewrapped = 1;
+	return KOS_OK;
+}
+
+kos_rv kos_client_rewrap(kos_client *c, const char *name, kos_client_rewrap_item *items, size_t n,
+			 uint32_t *current)
+{
+	char path[32 + KOS_KEY_NAME_MAX];
+	json_t *doc = NULL, *res;
+	uint32_t cur = 0;
+	size_t i, need = 64;
+	kos_buf b;
+	kos_rv rv;
+
+	if (current != NULL)
+		*current = 0;
+	if (c == NULL || items == NULL || n == 0)
+		return kos_error_set(KOS_E_INVALID, "kos_client_rewrap: bad arguments");
+	if ((rv = check_name(name)) != KOS_OK)
+		return rv;
+	if (n > KOS_CLIENT_REWRAP_MAX)
+		return kos_error_set(KOS_E_RANGE, "at most %d envelopes per rewrap, not %zu",
+				     KOS_CLIENT_REWRAP_MAX, n);
+	for (i = 0; i < n; i++) {
+		if (items[i].env == NULL)
+			return kos_error_set(KOS_E_INVALID, "kos_client_rewrap: item %zu has no "
+							    "envelope",
+					     i);
+		items[i].out = NULL;
+	}
+	kos_client_rewrap_clear(items, n);
+	rv = ensure_credential(c);
+	if (rv != KOS_OK)
+		return rv;
+	body_init(&b);
+	for (i = 0; i < n; i++)
+		need += items[i].env_len / 3 * 4 + 40 +
+			(items[i].context != NULL ? 2 * strlen(items[i].context) : 0);
+	(void)kos_buf_reserve(&b, need, NULL);
+	rewrap_body(&b, items, n);
+	body_close(&b);
+	if (b.err != KOS_OK) {
+		rv = kos_error_set(b.err == KOS_E_RANGE ? KOS_E_RANGE : KOS_E_NOMEM,
+				   b.err == KOS_E_RANGE ? "the envelopes make a request larger than "
+							  "the client sends"
+							: "out of memory");
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/v1/keys/%s/rewrap", name);
+	rv = http(c, path, &b, c->cred, &doc);
+	if (rv != KOS_OK)
+		goto out;
+	res = json_object_get(doc, "results");
+	if (!json_is_array(res) || json_array_size(res) != n) {
+		rv = kos_error_set(KOS_E_PARSE, "kosd's rewrap answer does not hold %zu results", n);
+		goto out;
+	}
+	rv = answer_version(doc, 0, &cur);
+	for (i = 0; rv == KOS_OK && i < n; i++)
+		rv = rewrap_result(json_array_get(res, i), &items[i]);
+	if (rv != KOS_OK) {
+		kos_client_rewrap_clear(items, n);
+		goto out;
+	}
+	if (current != NULL)
+		*current = cur;
+out:
+	json_decref(doc);
+	body_free(&b);
+	return rv;
+}
+
 /* POST /v1/keys/NAME/sign, the one request builder of every signing call:
  * "data" or (opts->digest) "digest"; "alg", "hash", "salt_len" and
  * "version" are sent only when they differ from the defaults, so a plain

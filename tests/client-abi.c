@@ -59,6 +59,19 @@ static int offline(void)
 			      "pubkey_at without an output is refused");
 		}
 		{
+			kos_client_rewrap_item it[1] = { { .env = (const uint8_t *)"x", .env_len = 1 } };
+
+			check(kos_client_rewrap(c, "k", it, 0, NULL) == KOS_E_INVALID,
+			      "rewrap of no envelope is refused");
+			check(kos_client_rewrap(c, "k", it, KOS_CLIENT_REWRAP_MAX + 1, NULL) ==
+				      KOS_E_RANGE,
+			      "rewrap of more than KOS_CLIENT_REWRAP_MAX is refused here");
+			check(kos_client_rewrap(c, "-k", it, 1, NULL) == KOS_E_INVALID,
+			      "rewrap of a bad key name is refused");
+			kos_client_rewrap_clear(it, 1);
+			kos_client_rewrap_clear(NULL, 3);
+		}
+		{
 			kos_client_rsa_opts o = KOS_CLIENT_RSA_OPTS_INIT;
 			uint8_t ct[256] = { 0 }, *pt = NULL;
 			size_t pt_len = 0;

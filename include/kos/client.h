@@ -160,6 +160,44 @@ KOS_API kos_rv kos_client_encrypt(kos_client *c, const char *name, const char *c
  * ("trust too low", "out of scope"), KOS_E_NOTFOUND, transport errors. */
 KOS_API kos_rv kos_client_decrypt(kos_client *c, const char *context, const uint8_t *env,
 				  size_t env_len, uint8_t **pt, size_t *len);
+/* Rewrap (POST /v1/keys/NAME/rewrap): envelopes of data key NAME
+ * re-encrypted by kosd under its current version with the context each
+ * was sealed with, the plaintext never leaving kosd. At most
+ * KOS_CLIENT_REWRAP_MAX envelopes a call. */
+#define KOS_CLIENT_REWRAP_MAX 1000
+typedef struct kos_client_rewrap_item {
+	const uint8_t *env;	/* in: the envelope */
+	size_t env_len;
+	const char *context;	/* in: its context (NULL: empty) */
+	kos_rv rv;		/* out: KOS_OK or why this envelope failed */
+	char code[32];		/* out: kosd's code for the failure ("integrity",
+				 * "retired", "wrong_key", ...), "" on success */
+	char message[256];	/* out: kosd's message for it, "" on success */
+	int rewrapped;		/* out: 1 when out is a new envelope, 0 when env is
+				 * at the current version already (out NULL) */
+	uint32_t version;	/* out: the version the envelope is of now */
+	uint8_t *out;		/* out: the new envelope, freed with kos_free() */
+	size_t out_len;
+} kos_client_rewrap_item;
+
+/* Sends n items (1..KOS_CLIENT_REWRAP_MAX) in one request and fills each
+ * with its own result, in order; *current (may be NULL) receives the key's
+ * current version. KOS_OK once kosd answered for every item, whatever
+ * each item's rv: KOS_E_INTEGRITY (tampered, a wrong context),
+ * KOS_E_NOTFOUND (a retired version: code "retired"; one the key never
+ * had), KOS_E_INVALID (another key's envelope: "wrong_key"; not an
+ * envelope), KOS_E_BUSY. Needs rewrap:NAME, which gives no decryption;
+ * every tier but deny. Errors of the whole request: KOS_E_INVALID
+ * (arguments), KOS_E_RANGE (more than KOS_CLIENT_REWRAP_MAX), kosd's
+ * refusals as kos_client_decrypt() (KOS_E_POLICY "out of scope", "trust
+ * too low"), KOS_E_NOTFOUND (no such key), transport errors; the items
+ * are then left without results. Free the new envelopes with
+ * kos_client_rewrap_clear(). */
+KOS_API kos_rv kos_client_rewrap(kos_client *c, const char *name, kos_client_rewrap_item *items,
+				 size_t n, uint32_t *current);
+/* Frees the new envelopes of n items and clears their results; NULL-safe. */
+KOS_API void kos_client_rewrap_clear(kos_client_rewrap_item *items, size_t n);
+
 /* The caller's parameters of AES-256-GCM (PKCS#11's CK_GCM_PARAMS, the tag
  * length in bytes): an IV of KOS_GCM_IV_LEN bytes, additional data of at
  * most KOS_GCM_AAD_MAX bytes (aad may be NULL with aad_len 0), a tag of
