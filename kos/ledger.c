@@ -247,6 +247,12 @@ static kos_rv check_row(const struct kos_store_ledger_row *r, kos_ledger_check *
 
 kos_rv kos_ledger_verify(kos_store *st, kos_ledger_check *out)
 {
+	return kos_ledger_verify_progress(st, out, NULL, NULL);
+}
+
+kos_rv kos_ledger_verify_progress(kos_store *st, kos_ledger_check *out,
+				  void (*fn)(uint64_t checked, void *arg), void *arg)
+{
 	struct kos_store_ledger_row *rows;
 	size_t n, i;
 	kos_rv rv;
@@ -262,6 +268,8 @@ kos_rv kos_ledger_verify(kos_store *st, kos_ledger_check *out)
 		rv = kos_store_ledger_read(st, out->head_seq + 1, rows, PAGE, &n);
 		for (i = 0; rv == KOS_OK && i < n; i++)
 			rv = check_row(&rows[i], out);
+		if (fn != NULL)
+			fn(out->checked, arg);
 	} while (rv == KOS_OK && n == PAGE);
 	free(rows);
 	return rv;

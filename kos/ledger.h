@@ -70,6 +70,10 @@ typedef struct kos_ledger_check {
  * compare the head with one recorded elsewhere. Errors: KOS_E_INVALID,
  * KOS_E_INTEGRITY, KOS_E_STORE, KOS_E_CRYPTO. */
 KOS_API kos_rv kos_ledger_verify(kos_store *st, kos_ledger_check *out);
+/* kos_ledger_verify() that calls fn (may be NULL) with the entries found
+ * intact so far after each page it read, for a progress display. */
+KOS_API kos_rv kos_ledger_verify_progress(kos_store *st, kos_ledger_check *out,
+					  void (*fn)(uint64_t checked, void *arg), void *arg);
 
 #ifdef __cplusplus
 }

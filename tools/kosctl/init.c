@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "tools/kosctl/kosctl.h"
+#include "tools/kosctl/progress.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -187,7 +188,10 @@ int kosctl_cmd_init(struct kosctl_ctx *ctx, int argc, char **argv)
 			snprintf(policy_buf, sizeof(policy_buf), "%s", KOS_DATADIR "/policy/default.policy");
 		policy = policy_buf;
 	}
+	/* tokens made and keys generated in them: seconds */
+	kosctl_progress_start(0, "init");
 	rv = kos_devinit(dir, n_kms, policy, module);
+	kosctl_progress_done();
 	if (rv != KOS_OK) {
 		kosctl_err_rv(rv, "init");
 		return KOSCTL_FAIL;

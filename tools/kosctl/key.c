@@ -6,10 +6,12 @@
 #include "config.h"
 
 #include "tools/kosctl/kosctl.h"
+#include "tools/kosctl/progress.h"
 #include "tools/common/kosjson.h"
 #include "common/internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -17,8 +19,11 @@
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -86,6 +91,9 @@ struct opts {
 	const char *output; /* key pem: -o FILE */
 	const char *name; /* the one positional argument, when taken */
 	const char *file; /* key cert set: the second one */
+	unsigned batch;	  /* key rewrap: envelopes per request */
+	char **files;	  /* key rewrap: the FILEs after NAME */
+	int n_files;
 };
 
 enum {
@@ -106,6 +114,7 @@ enum {
 	O_YES = 'y',
 	O_PUBLIC = 'P',
 	O_OUTPUT = 'o',
+	O_BATCH = 'b',
 	O_HELP = 'h'
 };
 
@@ -149,6 +158,7 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	    {"yes", no_argument, NULL, O_YES},
 	    {"public", no_argument, NULL, O_PUBLIC},
 	    {"output", required_argument, NULL, O_OUTPUT},
+	    {"batch", required_argument, NULL, O_BATCH},
 	    {"help", no_argument, NULL, O_HELP},
 	    {NULL, 0, NULL, 0},
 	};
@@ -254,6 +264,18 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 		case O_OUTPUT:
 			o->output = optarg;
 			break;
+		case O_BATCH: {
+			uint32_t v;
+
+			if (!parse_version(optarg, &v) || v > KOS_CLIENT_REWRAP_MAX) {
+				kosctl_err("%s: --batch wants a number of envelopes (1 to %d), "
+					   "not '%.40s'",
+					   what, KOS_CLIENT_REWRAP_MAX, optarg);
+				return usage_hint(group, sub);
+			}
+			o->batch = v;
+			break;
+		}
 		case O_HELP:
 			usage(stdout);
 			return KOSCTL_OK;
@@ -264,18 +286,23 @@ static int parse(const char *group, const char *sub, void (*usage)(FILE *), cons
 	}
 	if (want_name && optind < argc)
 		o->name = argv[optind++];
-	/* 3: NAME and FILE */
+	/* 3: NAME and FILE; 4: NAME and FILE... */
 	if (want_name == 3 && optind < argc)
 		o->file = argv[optind++];
+	if (want_name == 4) {
+		o->files = argv + optind;
+		o->n_files = argc - optind;
+		optind = argc;
+	}
 	if (optind < argc) {
 		kosctl_err("%s: unexpected argument '%.80s'", what, argv[optind]);
 		return usage_hint(group, sub);
 	}
-	if ((want_name == 1 || want_name == 3) && o->name == NULL) {
+	if ((want_name == 1 || want_name >= 3) && o->name == NULL) {
 		kosctl_err("%s: which key? (NAME missing)", what);
 		return usage_hint(group, sub);
 	}
-	if (want_name == 3 && o->file == NULL) {
+	if ((want_name == 3 && o->file == NULL) || (want_name == 4 && o->n_files == 0)) {
 		kosctl_err("%s: which file? (FILE missing)", what);
 		return usage_hint(group, sub);
 	}
@@ -340,22 +367,29 @@ static int cmd_create(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("key create: %s", kos_last_error());
 		return usage_hint("key", "create");
 	}
+	/* a key pair made in a token (RSA-3072 above all) takes seconds */
+	kosctl_progress_start(0, "key create");
 	if (kosctl_remote(ctx)) {
 		json_t *ans = NULL;
 
-		if (kosctl_call(
+		rc = kosctl_call(
 			ctx, "key create", "POST", "/v1/admin/keys",
 			json_pack("{s:s, s:s}", "name", o.name, "type", kos_key_type_name(type)),
-			&ans) != KOSCTL_OK)
+			&ans);
+		kosctl_progress_done();
+		if (rc != KOSCTL_OK)
 			return KOSCTL_FAIL;
 		printf("created %s (%s), version %lld\n", o.name, kos_key_type_name(type),
 		       (long long)json_integer_value(json_object_get(ans, "version")));
 		json_decref(ans);
 		return KOSCTL_OK;
 	}
-	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+	if (kosctl_need_keys(ctx) != KOSCTL_OK) {
+		kosctl_progress_done();
 		return KOSCTL_FAIL;
+	}
 	rv = kos_key_create(ctx->keys, o.name, type);
+	kosctl_progress_done();
 	if (rv != KOS_OK) {
 		kosctl_err_rv(rv, "key create");
 		return KOSCTL_FAIL;
@@ -592,7 +626,10 @@ static void rotate_usage(FILE *f)
 static void rotated(const char *name, uint32_t version, void *arg)
 {
 	(*(unsigned *)arg)++;
+	kosctl_progress_clear();
 	printf("rotated %s: version %u\n", name, version);
+	fflush(stdout);
+	kosctl_progress_step(1);
 }
 
 static int cmd_rotate(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -609,6 +646,8 @@ static int cmd_rotate(struct kosctl_ctx *ctx, int argc, char **argv)
 		kosctl_err("key rotate: give either NAME or --due");
 		return usage_hint("key", "rotate");
 	}
+	/* a new key pair (RSA) takes seconds, every key due more */
+	kosctl_progress_start(0, o.due ? "key rotate --due" : "key rotate");
 	if (kosctl_remote(ctx)) {
 		char path[64 + KOS_KEY_NAME_MAX];
 		json_t *ans = NULL;
@@ -617,8 +656,10 @@ static int cmd_rotate(struct kosctl_ctx *ctx, int argc, char **argv)
 			json_t *v;
 			size_t i;
 
-			if (kosctl_call(ctx, "key rotate --due", "POST", "/v1/admin/keys/rotate-due",
-					json_object(), &ans) != KOSCTL_OK)
+			rc = kosctl_call(ctx, "key rotate --due", "POST",
+					 "/v1/admin/keys/rotate-due", json_object(), &ans);
+			kosctl_progress_done();
+			if (rc != KOSCTL_OK)
 				return KOSCTL_FAIL;
 			json_array_foreach (json_object_get(ans, "rotated"), i, v)
 				rotated(kosctl_jstr(v, "name"), (uint32_t)kosctl_jint(v, "version"),
@@ -629,24 +670,29 @@ static int cmd_rotate(struct kosctl_ctx *ctx, int argc, char **argv)
 			return KOSCTL_OK;
 		}
 		snprintf(path, sizeof(path), "/v1/admin/keys/%s/rotate", o.name);
-		if (kosctl_call(ctx, "key rotate", "POST", path, json_object(), &ans) != KOSCTL_OK)
+		rc = kosctl_call(ctx, "key rotate", "POST", path, json_object(), &ans);
+		kosctl_progress_done();
+		if (rc != KOSCTL_OK)
 			return KOSCTL_FAIL;
 		rotated(o.name, (uint32_t)json_integer_value(json_object_get(ans, "version")),
 			&count);
 		json_decref(ans);
 		return KOSCTL_OK;
 	}
-	if (kosctl_need_keys(ctx) != KOSCTL_OK)
+	if (kosctl_need_keys(ctx) != KOSCTL_OK) {
+		kosctl_progress_done();
 		return KOSCTL_FAIL;
+	}
 	if (o.due) {
 		rv = kos_keys_rotate_due(ctx->keys, rotated, &count);
-		if (rv == KOS_OK && count == 0)
-			printf("nothing is due\n");
 	} else {
 		rv = kos_key_rotate(ctx->keys, o.name, &version);
-		if (rv == KOS_OK)
-			rotated(o.name, version, &count);
 	}
+	kosctl_progress_done();
+	if (rv == KOS_OK && o.due && count == 0)
+		printf("nothing is due\n");
+	else if (rv == KOS_OK && !o.due)
+		rotated(o.name, version, &count);
 	if (rv != KOS_OK) {
 		kosctl_err_rv(rv, "key rotate");
 		return KOSCTL_FAIL;
@@ -997,6 +1043,420 @@ static int cmd_decrypt(struct kosctl_ctx *ctx, int argc, char **argv)
 	rc = write_all(pt, pt_len);
 	kos_secret_free(pt, pt_len);
 	return rc;
+}
+
+/* --- rewrap ---------------------------------------------------------------------- */
+
+#define REWRAP_BATCH 100
+
+static void rewrap_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kosctl key rewrap NAME [--context STR] [--batch N] FILE...\n"
+		"       kosctl key rewrap NAME [--context STR] -\n"
+		"\n"
+		"Re-encrypts envelopes of data key NAME (kos-envelope(5), one per FILE, as\n"
+		"'kosctl key encrypt' writes them) under its current version, inside kosd or\n"
+		"the key service: the plaintext never reaches kosctl. Once no envelope of an\n"
+		"old version is left, that version can be retired ('kosctl key retire').\n"
+		"A FILE rewrapped is replaced atomically (a new file in its directory with\n"
+		"its mode, written, synced and renamed over it); a FILE already at the\n"
+		"current version is left untouched; a FILE that fails (another key's\n"
+		"envelope, a retired version, tampered, a wrong context) is named with the\n"
+		"reason and left as it was. '-' reads one envelope on standard input and\n"
+		"writes it on standard output, rewrapped or as it was. Prints 'rewrapped N,\n"
+		"already current M, failed K'; exit status 1 when any failed. Through kosd\n"
+		"it needs rewrap:NAME, which does not allow decryption.\n"
+		"\n"
+		"options:\n"
+		"  -c, --context STR  the context the envelopes were sealed with (every FILE)\n"
+		"  -b, --batch N      envelopes per request, 1 to %d (default %d)\n"
+		"  -h, --help         show this help\n",
+		KOS_CLIENT_REWRAP_MAX, REWRAP_BATCH);
+}
+
+/* One FILE of a rewrap. */
+struct rw_file {
+	const char *path;
+	uint8_t *buf; /* the envelope read (kos_free) */
+	size_t len;
+	mode_t mode;
+	bool failed;
+	char why[400]; /* the failure, as reported */
+	int rewrapped;
+	uint8_t *out; /* the new envelope (kos_free) */
+	size_t out_len;
+};
+
+static void rw_fail(struct rw_file *f, const char *fmt, ...) KOS_PRINTF(2, 3);
+
+static void rw_fail(struct rw_file *f, const char *fmt, ...)
+{
+	va_list ap;
+
+	f->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(f->why, sizeof(f->why), fmt, ap);
+	va_end(ap);
+}
+
+static void rw_release(struct rw_file *f)
+{
+	kos_free(f->buf);
+	kos_free(f->out);
+	f->buf = f->out = NULL;
+	f->len = f->out_len = 0;
+}
+
+/* Reads FILE: a regular file (a link is not followed: the rename that
+ * replaces it would replace the link), at most one envelope's size. */
+static void rw_read(struct rw_file *f)
+{
+	struct stat st;
+	size_t got = 0;
+	ssize_t n;
+	int fd;
+
+	fd = open(f->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		rw_fail(f, "%s", errno == ELOOP ? "a symbolic link (give its target)"
+						: strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		rw_fail(f, "not a regular file");
+		goto out;
+	}
+	if ((uintmax_t)st.st_size > ENVELOPE_MAX) {
+		rw_fail(f, "larger than any envelope (%zu bytes)", (size_t)ENVELOPE_MAX);
+		goto out;
+	}
+	f->mode = st.st_mode & 07777;
+	f->buf = malloc((size_t)st.st_size + 1);
+	if (f->buf == NULL) {
+		rw_fail(f, "out of memory");
+		goto out;
+	}
+	while (got < (size_t)st.st_size) {
+		n = read(fd, f->buf + got, (size_t)st.st_size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rw_fail(f, "%s", n < 0 ? strerror(errno) : "changed while read");
+			goto out;
+		}
+		got += (size_t)n;
+	}
+	f->len = got;
+out:
+	close(fd);
+}
+
+/* Replaces path with len bytes of data: a temporary file beside it (same
+ * directory, so the rename is atomic), of its mode, written and synced,
+ * renamed over it, and the directory synced: a crash leaves the old
+ * envelope or the new one, never a part. */
+static void rw_replace(struct rw_file *f)
+{
+	const char *slash = strrchr(f->path, '/');
+	const char *base = slash != NULL ? slash + 1 : f->path;
+	int dlen = slash != NULL ? (int)(slash - f->path) + 1 : 0;
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	size_t done = 0;
+	ssize_t n;
+	int fd, dfd, w;
+
+	w = snprintf(tmp, sizeof(tmp), "%.*s.%s.rewrap-XXXXXX", dlen, f->path, base);
+	if (w < 0 || (size_t)w >= sizeof(tmp)) {
+		rw_fail(f, "the path is too long for a temporary file beside it");
+		return;
+	}
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		rw_fail(f, "cannot make a file in its directory: %s", strerror(errno));
+		return;
+	}
+	if (fchmod(fd, f->mode) != 0) {
+		rw_fail(f, "cannot give the new file its mode: %s", strerror(errno));
+		goto fail;
+	}
+	while (done < f->out_len) {
+		n = write(fd, f->out + done, f->out_len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rw_fail(f, "cannot write the new file: %s", strerror(errno));
+			goto fail;
+		}
+		done += (size_t)n;
+	}
+	if (fsync(fd) != 0) {
+		rw_fail(f, "cannot sync the new file: %s", strerror(errno));
+		goto fail;
+	}
+	if (close(fd) != 0) {
+		fd = -1;
+		rw_fail(f, "cannot write the new file: %s", strerror(errno));
+		goto fail;
+	}
+	fd = -1;
+	if (rename(tmp, f->path) != 0) {
+		rw_fail(f, "cannot replace it: %s", strerror(errno));
+		goto fail;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", dlen > 0 ? dlen : 1, dlen > 0 ? f->path : ".");
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	return;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+}
+
+/* The message of a request that failed for the whole batch, as
+ * kosctl_err_remote() words it; false for a success. */
+static bool rw_request_failed(struct kosctl_ctx *ctx, kos_rv rv, char *fatal, size_t len)
+{
+	const char *code;
+
+	if (rv == KOS_OK)
+		return false;
+	code = kos_client_last_code(ctx->client);
+	if (code[0] != '\0')
+		snprintf(fatal, len, "key rewrap: refused by kosd (%s): %s", code, kos_last_error());
+	else
+		snprintf(fatal, len, "key rewrap: %s",
+			 kos_last_error()[0] != '\0' ? kos_last_error() : kos_strerror(rv));
+	return true;
+}
+
+/* The envelopes read of files[0..n) (those not failed) in one request,
+ * through kosd or the local key service; each file gets its result. False
+ * when the request as a whole failed, fatal saying why. */
+static bool rw_batch(struct kosctl_ctx *ctx, bool remote, const char *name, const char *context,
+		     struct rw_file *files, size_t n, char *fatal, size_t fatal_len)
+{
+	kos_client_rewrap_item *ci = NULL;
+	kos_rewrap_item *li = NULL;
+	size_t *at, i, m = 0;
+	kos_access_result res;
+	bool ok = false;
+	kos_rv rv;
+
+	memset(&res, 0, sizeof(res));
+	at = calloc(n, sizeof(*at));
+	if (remote)
+		ci = calloc(n, sizeof(*ci));
+	else
+		li = calloc(n, sizeof(*li));
+	if (at == NULL || (ci == NULL && li == NULL)) {
+		snprintf(fatal, fatal_len, "key rewrap: out of memory");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		if (files[i].failed)
+			continue;
+		if (remote)
+			ci[m] = (kos_client_rewrap_item){ .env = files[i].buf,
+							  .env_len = files[i].len,
+							  .context = context };
+		else
+			li[m] = (kos_rewrap_item){ .env = files[i].buf, .env_len = files[i].len,
+						   .context = context };
+		at[m++] = i;
+	}
+	if (m == 0) {
+		ok = true;
+		goto out;
+	}
+	if (remote) {
+		rv = kos_client_rewrap(ctx->client, name, ci, m, NULL);
+		if (rw_request_failed(ctx, rv, fatal, fatal_len))
+			goto out;
+	} else {
+		rv = kos_access_rewrap(ctx->access, ctx->admin, KOSCTL_ADMIN_SCOPE, name, li, m,
+				       &res);
+		if (rv != KOS_OK) {
+			snprintf(fatal, fatal_len, "key rewrap: %s",
+				 kos_last_error()[0] != '\0' ? kos_last_error() : kos_strerror(rv));
+			goto out;
+		}
+		ctx->tier = kos_tier_name(res.tier);
+		if (res.delivery == KOS_DELIVER_REFUSED) {
+			/* as kosctl_refused() says it, once the bar is gone */
+			ctx->refused = true;
+			ctx->reason = res.reason;
+			snprintf(fatal, fatal_len, "key rewrap: refused: %s (as %s)",
+				 res.reason != NULL ? res.reason : "refused", ctx->admin);
+			goto out;
+		}
+	}
+	for (i = 0; i < m; i++) {
+		struct rw_file *f = &files[at[i]];
+
+		if (remote && ci[i].rv != KOS_OK) {
+			rw_fail(f, "%s (%s)", ci[i].message, ci[i].code);
+		} else if (!remote && li[i].rv != KOS_OK) {
+			rw_fail(f, "%s (%s)", li[i].message,
+				li[i].code != NULL ? li[i].code : "internal");
+		} else if (remote ? ci[i].rewrapped : li[i].rewrapped) {
+			f->rewrapped = 1;
+			f->out = remote ? ci[i].out : li[i].out;
+			f->out_len = remote ? ci[i].out_len : li[i].out_len;
+			if (remote)
+				ci[i].out = NULL;
+			else
+				li[i].out = NULL;
+		}
+	}
+	ok = true;
+out:
+	if (ci != NULL)
+		kos_client_rewrap_clear(ci, m);
+	if (li != NULL)
+		kos_rewrap_items_clear(li, m);
+	free(ci);
+	free(li);
+	free(at);
+	kos_access_result_clear(&res);
+	return ok;
+}
+
+/* '-': one envelope from standard input to standard output. */
+static int rw_stdin(struct kosctl_ctx *ctx, bool remote, const char *name, const char *context)
+{
+	struct rw_file f = { .path = "-" };
+	unsigned char *buf = NULL;
+	size_t len = 0, cap = 0;
+	char fatal[600];
+	int rc;
+
+	if (read_stdin(ENVELOPE_MAX, &buf, &len, &cap) != KOS_OK)
+		return KOSCTL_FAIL;
+	f.buf = malloc(len + 1);
+	if (f.buf == NULL) {
+		kos_secret_free(buf, cap);
+		kosctl_err("key rewrap: out of memory");
+		return KOSCTL_FAIL;
+	}
+	memcpy(f.buf, buf, len);
+	f.len = len;
+	kos_secret_free(buf, cap);
+	if (!rw_batch(ctx, remote, name, context, &f, 1, fatal, sizeof(fatal))) {
+		rw_release(&f);
+		kosctl_err("%s", fatal);
+		return KOSCTL_FAIL;
+	}
+	if (f.failed) {
+		kosctl_err("key rewrap: -: %s", f.why);
+		rw_release(&f);
+		return KOSCTL_FAIL;
+	}
+	rc = f.rewrapped ? write_all(f.out, f.out_len) : write_all(f.buf, f.len);
+	if (rc == KOSCTL_OK)
+		fprintf(stderr, "kosctl: key rewrap: %s\n",
+			f.rewrapped ? "rewrapped 1, already current 0, failed 0"
+				    : "rewrapped 0, already current 1, failed 0");
+	rw_release(&f);
+	return rc;
+}
+
+static int cmd_rewrap(struct kosctl_ctx *ctx, int argc, char **argv)
+{
+	size_t n, i, j, m, batch, rewrapped = 0, current = 0, failed = 0, left = 0;
+	struct rw_file *files;
+	char fatal[600] = "";
+	struct opts o;
+	bool remote;
+	int rc = parse("key", "rewrap", rewrap_usage, "cb", 4, argc, argv, &o);
+
+	if (rc >= 0)
+		return rc;
+	if (o.context != NULL && strlen(o.context) > KOS_ENVELOPE_CONTEXT_MAX) {
+		kosctl_err("key rewrap: the context is longer than %d bytes",
+			   KOS_ENVELOPE_CONTEXT_MAX);
+		return usage_hint("key", "rewrap");
+	}
+	for (i = 0; i < (size_t)o.n_files; i++)
+		if (strcmp(o.files[i], "-") == 0 && o.n_files > 1) {
+			kosctl_err("key rewrap: '-' (standard input to standard output) is the "
+				   "only FILE when given");
+			return usage_hint("key", "rewrap");
+		}
+	batch = o.batch != 0 ? o.batch : REWRAP_BATCH;
+	if (need(ctx, &remote) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (!remote && kosctl_need_access(ctx) != KOSCTL_OK)
+		return KOSCTL_FAIL;
+	if (strcmp(o.files[0], "-") == 0)
+		return rw_stdin(ctx, remote, o.name, o.context);
+	n = (size_t)o.n_files;
+	files = calloc(n, sizeof(*files));
+	if (files == NULL) {
+		kosctl_err("key rewrap: out of memory");
+		return KOSCTL_FAIL;
+	}
+	kosctl_progress_start(n, "rewrap");
+	for (i = 0; i < n; i += m) {
+		m = n - i < batch ? n - i : batch;
+		for (j = i; j < i + m; j++) {
+			files[j].path = o.files[j];
+			rw_read(&files[j]);
+		}
+		if (!rw_batch(ctx, remote, o.name, o.context, files + i, m, fatal,
+			      sizeof(fatal))) {
+			for (j = i; j < i + m; j++)
+				rw_release(&files[j]);
+			left = n - i;
+			break;
+		}
+		for (j = i; j < i + m; j++) {
+			if (!files[j].failed && files[j].rewrapped)
+				rw_replace(&files[j]);
+			if (files[j].failed)
+				failed++;
+			else if (files[j].rewrapped)
+				rewrapped++;
+			else
+				current++;
+			rw_release(&files[j]);
+		}
+		kosctl_progress_step(m);
+	}
+	kosctl_progress_done();
+	for (i = 0; i < n; i++)
+		if (files[i].failed)
+			kosctl_err("key rewrap: %s: %s", files[i].path, files[i].why);
+	if (fatal[0] != '\0')
+		kosctl_err("%s", fatal);
+	if (ctx->json) {
+		json_t *fl = json_array();
+
+		for (i = 0; fl != NULL && i < n; i++)
+			if (files[i].failed)
+				json_array_append_new(fl, json_pack("{s:s, s:s}", "file",
+								    files[i].path, "reason",
+								    files[i].why));
+		rc = print_json(json_pack("{s:I, s:I, s:I, s:I, s:o*}", "rewrapped",
+					  (json_int_t)rewrapped, "current", (json_int_t)current,
+					  "failed", (json_int_t)failed, "not_attempted",
+					  (json_int_t)left, "failures", fl));
+	} else {
+		printf("rewrapped %zu, already current %zu, failed %zu", rewrapped, current,
+		       failed);
+		if (left > 0)
+			printf(", not attempted %zu", left);
+		printf("\n");
+		rc = KOSCTL_OK;
+	}
+	free(files);
+	if (rc != KOSCTL_OK || failed > 0 || left > 0)
+		return KOSCTL_FAIL;
+	return KOSCTL_OK;
 }
 
 /* --- sign and pubkey ------------------------------------------------------------- */
@@ -1721,6 +2181,7 @@ int kosctl_cmd_key(struct kosctl_ctx *ctx, int argc, char **argv)
 	    {"destroy", cmd_destroy, "destroy a key and every version of it (--yes)"},
 	    {"encrypt", cmd_encrypt, "encrypt standard input into an envelope"},
 	    {"decrypt", cmd_decrypt, "decrypt an envelope from standard input"},
+	    {"rewrap", cmd_rewrap, "re-encrypt envelope files under the current version"},
 	    {"sign", cmd_sign, "sign standard input inside the signer token"},
 	    {"pubkey", cmd_pubkey, "print a signing key's public key as PEM"},
 	    {"pem", cmd_pem, "write a PEM file naming a key for the kos OpenSSL provider"},
@@ -1757,7 +2218,10 @@ static void fsck_usage(FILE *f)
 static void fsck_line(const char *line, void *arg)
 {
 	(void)arg;
+	kosctl_progress_clear();
 	printf("%s\n", line);
+	fflush(stdout);
+	kosctl_progress_step(1);
 }
 
 int kosctl_cmd_fsck(struct kosctl_ctx *ctx, int argc, char **argv)
@@ -1771,7 +2235,10 @@ int kosctl_cmd_fsck(struct kosctl_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (kosctl_need_keys(ctx) != KOSCTL_OK)
 		return KOSCTL_FAIL;
+	/* every token is searched: seconds with many objects or slow tokens */
+	kosctl_progress_start(0, o.repair ? "fsck --repair" : "fsck");
 	rv = kos_keys_fsck(ctx->keys, o.repair, fsck_line, NULL, &found);
+	kosctl_progress_done();
 	fflush(stdout);
 	if (rv != KOS_OK) {
 		kosctl_err_rv(rv, "fsck");

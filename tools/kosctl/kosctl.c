@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include "tools/kosctl/kosctl.h"
+#include "tools/kosctl/progress.h"
 
 #include "common/internal.h"
 
@@ -79,7 +80,8 @@ static void usage(FILE *f)
 
 	fprintf(f,
 		"usage: kosctl [--config FILE] [--server ADDRESS [--credential-file FILE]]\n"
-		"              [--local] [--json] [--verbose] COMMAND [ARGS...]\n"
+		"              [--local] [--json] [--verbose] [--progress|--no-progress]\n"
+		"              COMMAND [ARGS...]\n"
 		"\n"
 		"Administers kos, the key orchestration service. Given a server, the\n"
 		"commands kosd serves (keys, kms list, client add and list, credential\n"
@@ -100,6 +102,11 @@ static void usage(FILE *f)
 		"  -L, --local                 never through kosd, even when a server is set\n"
 		"  -j, --json                  print listings as JSON\n"
 		"  -v, --verbose               say more on standard error (a decryption's path)\n"
+		"      --progress              draw progress bars on standard error even when it\n"
+		"                              is not a terminal (default: $KOSCTL_PROGRESS,\n"
+		"                              always, never or auto: on a terminal, for what\n"
+		"                              runs longer than a second)\n"
+		"      --no-progress           never draw them\n"
 		"  -h, --help                  show this help\n"
 		"\n"
 		"commands:\n",
@@ -307,6 +314,7 @@ static bool names_resource(const char *group, const char *sub)
 {
 	static const char *const with_name[] = {
 		"key create", "key rotate", "key retire", "key show", "key encrypt", "key sign",
+		"key rewrap",
 		"key pubkey", "key shares", "client add", "client show", "client disable",
 		"client enable", "client secret", "trust show", "trust observe", "trust forget",
 		"service register", "service rotate", "service show", "service ops",
@@ -474,6 +482,8 @@ kos_rv kosctl_parse_time(const char *s, kos_usec *out)
 	return kos_time_parse(s, out);
 }
 
+enum { OPT_PROGRESS = 1000, OPT_NO_PROGRESS };
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -483,14 +493,16 @@ int main(int argc, char **argv)
 		{ "credential-file", required_argument, NULL, 'C' },
 		{ "local", no_argument, NULL, 'L' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "progress", no_argument, NULL, OPT_PROGRESS },
+		{ "no-progress", no_argument, NULL, OPT_NO_PROGRESS },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct kosctl_ctx ctx = { 0 };
 	const struct kosctl_cmd *c;
-	const char *cred_file = NULL;
-	int opt, rc;
+	const char *cred_file = NULL, *env;
+	int opt, rc, progress = -1;
 
 	/* '+': stop at the first non-option, which is the command. */
 	while ((opt = getopt_long(argc, argv, "+c:js:C:LvhV", opts, NULL)) != -1) {
@@ -517,6 +529,12 @@ int main(int argc, char **argv)
 		case 'v':
 			ctx.verbose = true;
 			break;
+		case OPT_PROGRESS:
+			progress = KOSCTL_PROGRESS_ALWAYS;
+			break;
+		case OPT_NO_PROGRESS:
+			progress = KOSCTL_PROGRESS_NEVER;
+			break;
 		case 'h':
 			usage(stdout);
 			return KOSCTL_OK;
@@ -531,6 +549,14 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return KOSCTL_USAGE;
 	}
+	/* the option wins over the environment */
+	if (progress < 0 && (env = getenv("KOSCTL_PROGRESS")) != NULL && env[0] != '\0' &&
+	    (progress = kosctl_progress_parse_mode(env)) < 0) {
+		kosctl_err("KOSCTL_PROGRESS: '%.40s' is not always, never or auto", env);
+		return KOSCTL_USAGE;
+	}
+	kosctl_progress_set_mode(progress < 0 ? KOSCTL_PROGRESS_AUTO
+					      : (enum kosctl_progress_mode)progress);
 	if (ctx.config_path == NULL)
 		ctx.config_path = kos_config_default_path();
 	if (ctx.local && ctx.server != NULL) {
@@ -566,6 +592,7 @@ int main(int argc, char **argv)
 		optind = 0;
 		local_admin_name(&ctx);
 		rc = c->fn(&ctx, argc - first, argv + first);
+		kosctl_progress_done();
 		record_local(&ctx, argc - first, given, rc);
 		free(given);
 	}

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "tools/kosctl/kosctl.h"
+#include "tools/kosctl/progress.h"
 #include "tools/common/kosjson.h"
 
 #include <errno.h>
@@ -355,8 +356,18 @@ static int find_entry(const kos_ledger_entry *e, void *arg)
 	return 0;
 }
 
+/* The progress bar's count: the entries checked so far. */
+static void verified(uint64_t checked, void *arg)
+{
+	uint64_t *shown = arg;
+
+	kosctl_progress_step(checked - *shown);
+	*shown = checked;
+}
+
 static int cmd_verify(struct kosctl_ctx *ctx, int argc, char **argv)
 {
+	uint64_t total = 0, shown = 0;
 	char h[2 * KOS_LEDGER_HASH_LEN + 1];
 	kos_ledger_check c;
 	struct opts o;
@@ -369,7 +380,13 @@ static int cmd_verify(struct kosctl_ctx *ctx, int argc, char **argv)
 		return rc;
 	if (kosctl_need_store(ctx) != KOSCTL_OK)
 		return KOSCTL_FAIL;
-	rv = kos_ledger_verify(ctx->store, &c);
+	/* the head's seq is the length of an intact chain: the bar's total
+	 * (none when it cannot be read; verify says why) */
+	if (kos_ledger_head(ctx->store, &total, NULL) != KOS_OK)
+		total = 0;
+	kosctl_progress_start(total, "ledger verify");
+	rv = kos_ledger_verify_progress(ctx->store, &c, verified, &shown);
+	kosctl_progress_done();
 	if (rv != KOS_OK && rv != KOS_E_INTEGRITY) {
 		kosctl_err_rv(rv, "ledger verify");
 		return KOSCTL_FAIL;
