@@ -310,8 +310,7 @@ static void compare_signing(const char *placement, int server_cpu, int client_cp
 	/* the goals: kosd against p11-kit server with as many clients */
 	static const int nclients[2] = { 1, MAX_CLIENTS };
 	static const double goal[2] = { 1.2, 1.5 };
-	struct bench_workload p11 = { p11_open, p11_op, p11_close, NULL, NULL,
-				      NULL, NULL,      NULL,	   NULL };
+	struct bench_workload p11 = { .open = p11_open, .op = p11_op, .close = p11_close };
 	struct bench_figures remote[2] = { { 0, 0, 0, 0 }, { 0, 0, 0, 0 } }, f;
 	struct p11sign conn = { 0 };
 	double direct_rate, rtt;
@@ -330,7 +329,8 @@ static void compare_signing(const char *placement, int server_cpu, int client_cp
 	if (p11kit_open(client_so, &conn, server_cpu) == 0) {
 		p11.arg = &conn;
 		for (i = 0; i < 2; i++) {
-			remote[i] = bench_run_clients(nclients[i], &p11, RUN_SECONDS, "p11-kit server");
+			remote[i] =
+				bench_run_clients(nclients[i], &p11, RUN_SECONDS, "p11-kit server");
 			snprintf(what, sizeof(what), "p11-kit server, %d client%s", nclients[i],
 				 i ? "s" : "");
 			line(what, remote[i], direct_rate, "C_Sign", NULL);

@@ -147,8 +147,9 @@ void bench_stop(pid_t *pid)
 
 /* --- /proc ---------------------------------------------------------------- */
 
-double bench_proc_cpu(pid_t pid)
+double bench_proc_cpu(pid_t pid, double *user, double *sys)
 {
+	double tick = (double)sysconf(_SC_CLK_TCK);
 	char path[64], buf[2048], *p;
 	unsigned long long utime, stime;
 	size_t n;
@@ -175,7 +176,11 @@ double bench_proc_cpu(pid_t pid)
 	}
 	if (sscanf(p, " %llu %llu", &utime, &stime) != 2)
 		return -1;
-	return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+	if (user != NULL)
+		*user = (double)utime / tick;
+	if (sys != NULL)
+		*sys = (double)stime / tick;
+	return (double)(utime + stime) / tick;
 }
 
 int bench_proc_mem(pid_t pid, long *rss_kib, long *hwm_kib)

@@ -40,8 +40,9 @@ int bench_wait_socket(pid_t pid, const char *path);
 void bench_stop(pid_t *pid);
 
 /* CPU seconds (user + system, every thread) process pid has used, from
- * /proc/PID/stat; -1 when it cannot be read. */
-double bench_proc_cpu(pid_t pid);
+ * /proc/PID/stat, with the user and system parts in *user and *sys (each
+ * may be NULL); -1 when it cannot be read. */
+double bench_proc_cpu(pid_t pid, double *user, double *sys);
 /* VmRSS and VmHWM of process pid in KiB, from /proc/PID/status; 0, or -1
  * when they cannot be read. */
 int bench_proc_mem(pid_t pid, long *rss_kib, long *hwm_kib);

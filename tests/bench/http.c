@@ -106,7 +106,7 @@ static int kosd_healthy(const void *sock)
 pid_t bench_kosd_start(const char *kosd, const char *conf, const char *sock, const char *log,
 		       int cpu)
 {
-	char *argv[] = { (char *)kosd, "--config", (char *)conf, NULL };
+	char *argv[] = {(char *)kosd, "--config", (char *)conf, NULL};
 	pid_t pid = bench_spawn_on(argv, log, cpu);
 
 	if (pid < 0)
@@ -158,11 +158,17 @@ static void kosd_close(void *state)
 	free(state);
 }
 
-struct bench_workload bench_kosd_workload(const char *sock, char *const *creds,
-					  const char *path, const char *body, const char *want)
+struct bench_workload bench_kosd_workload(const char *sock, char *const *creds, const char *path,
+					  const char *body, const char *want)
 {
-	struct bench_workload w = { kosd_open, kosd_op, kosd_close, sock, creds, path, body,
-				    want, NULL };
+	struct bench_workload w = {.open = kosd_open,
+				   .op = kosd_op,
+				   .close = kosd_close,
+				   .sock = sock,
+				   .creds = creds,
+				   .path = path,
+				   .body = body,
+				   .want = want};
 
 	return w;
 }
@@ -228,7 +234,7 @@ static int cmp_double(const void *a, const void *b)
 
 struct bench_figures bench_figures_of(double *lat, size_t n, double seconds)
 {
-	struct bench_figures f = { 0, 0, 0, n };
+	struct bench_figures f = {0, 0, 0, n};
 
 	qsort(lat, n, sizeof(*lat), cmp_double);
 	if (seconds > 0)

@@ -55,8 +55,8 @@ struct bench_workload {
 
 /* A kosd workload (bench_workload's kosd members set, arg NULL): client i
  * sends creds[i] on a keep-alive connection of its own. */
-struct bench_workload bench_kosd_workload(const char *sock, char *const *creds,
-					  const char *path, const char *body, const char *want);
+struct bench_workload bench_kosd_workload(const char *sock, char *const *creds, const char *path,
+					  const char *body, const char *want);
 
 struct bench_figures {
 	double rate;	 /* operations per second, over all clients */
