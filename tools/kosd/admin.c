@@ -559,7 +559,7 @@ void kosd_admin_client_list(struct kosd_req *r)
  * written first (on failure it stays queued and the read is a little old). */
 static void flush_observations(struct kosd_req *r)
 {
-	if (kosd_obs_pending(r->d->obs) > 0 && kosd_obs_flush(r->d->obs) != KOS_OK)
+	if (kosd_obs_pending(r->d->obs) > 0 && kosd_obs_flush(r->d->obs, true) != KOS_OK)
 		kosd_log(r->d, "trust: queued observations not written yet: %s", kos_last_error());
 }
 

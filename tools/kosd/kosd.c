@@ -444,7 +444,7 @@ static int final_flush(struct kosd *d)
 
 	kosd_sources_flush(d, true);
 	for (i = 0; i < 20; i++) {
-		if (kosd_obs_flush(d->obs) == KOS_OK && kosd_ledger_flush(d->ledger) == KOS_OK)
+		if (kosd_obs_flush(d->obs, true) == KOS_OK && kosd_ledger_flush(d->ledger, true) == KOS_OK)
 			return 0;
 		nanosleep(&pause, NULL);
 	}

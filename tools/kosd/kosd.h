@@ -382,8 +382,9 @@ void kosd_route_share_fetch(struct kosd_req *r);
  * causes is kept with the request (kosd_req_keep_obs) for its group commit. */
 kos_rv kosd_obs_new(kos_trust *tr, bool durable, struct kosd_obs **out);
 /* Writes every queued observation in one store transaction; on failure
- * they stay queued. */
-kos_rv kosd_obs_flush(struct kosd_obs *q);
+ * they stay queued. Unless forced, a store that refused a moment ago is
+ * left alone (KOS_OK, nothing tried: obs.c's header). */
+kos_rv kosd_obs_flush(struct kosd_obs *q, bool force);
 size_t kosd_obs_pending(const struct kosd_obs *q);
 /* Removes the sink; the queue must have been flushed. */
 void kosd_obs_free(struct kosd_obs *q);
@@ -396,8 +397,9 @@ kos_rv kosd_ledger_new(kos_store *st, struct kosd_ledger **out);
 kos_rv kosd_ledger_add(struct kosd_ledger *q, const kos_ledger_entry *e);
 /* True while the queue cannot take another entry. */
 bool kosd_ledger_full(const struct kosd_ledger *q);
-/* Writes every queued entry in one store transaction; on failure they stay. */
-kos_rv kosd_ledger_flush(struct kosd_ledger *q);
+/* Writes every queued entry in one store transaction; on failure they stay.
+ * force as for kosd_obs_flush(). */
+kos_rv kosd_ledger_flush(struct kosd_ledger *q, bool force);
 size_t kosd_ledger_pending(const struct kosd_ledger *q);
 void kosd_ledger_stats(const struct kosd_ledger *q, uint64_t *queued, uint64_t *written,
 		       uint64_t *batches);

@@ -21,6 +21,11 @@
  * entry. While KOSD_LEDGER_MAX entries wait (the store is down), kosd
  * refuses the decisions it could not record (kosd_ledger_full).
  *
+ * A store that refuses (disk full, locked by another process) is tried
+ * again after 200 ms, then after twice as long each time up to 2 s: what
+ * waits is not copied, rehashed and logged ten times a second while it
+ * refuses. A forced flush (shutdown, the admin route) tries at once.
+ *
  * Threads: a queue's items are under its lock; one flush at a time writes
  * (flush_lock), with the items taken out of the queue so that the others
  * keep adding while it writes. */
@@ -31,8 +36,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define KOSD_BATCH 256
+#define KOSD_RETRY_FIRST_NS (200 * 1000000LL)
+#define KOSD_RETRY_MAX_NS (2000 * 1000000LL)
 #define KOSD_OBS_MAX 65536
 #define KOSD_LEDGER_MAX 16384
 
@@ -45,6 +53,9 @@ struct batch {
 	unsigned char *items;
 	size_t n, cap;
 	uint64_t queued, written, batches;
+	/* after a failed write: the next one not before retry_at (CLOCK_MONOTONIC
+	 * ns), retry_ns the wait after the next failure; under flush_lock */
+	long long retry_at, retry_ns;
 };
 
 /* Set while this thread writes a batch: what the write itself causes is
@@ -68,13 +79,44 @@ static bool batch_room_locked(struct batch *b, size_t n)
 	return kosd_grow((void **)&b->items, &b->cap, b->n + n, b->size);
 }
 
-static kos_rv batch_flush(struct batch *b)
+static long long mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The n items a failed write took out (items, capacity cap) back in front
+ * of what came meanwhile, lock held: the larger block is kept and only the
+ * newcomers are copied. False when out of memory. */
+static bool batch_put_back_locked(struct batch *b, unsigned char *items, size_t n, size_t cap)
+{
+	if (b->n > 0) {
+		if (!kosd_grow((void **)&items, &cap, n + b->n, b->size))
+			return false;
+		memcpy(items + n * b->size, b->items, b->n * b->size);
+	}
+	free(b->items);
+	b->items = items;
+	b->n += n;
+	b->cap = cap;
+	return true;
+}
+
+/* Writes what is queued; when !force and the store refused a moment ago,
+ * KOS_OK without trying (the wait of the header). */
+static kos_rv batch_flush(struct batch *b, bool force)
 {
 	unsigned char *items;
 	size_t n, cap;
 	kos_rv rv;
 
 	pthread_mutex_lock(&b->flush_lock);
+	if (!force && b->retry_at != 0 && mono_ns() < b->retry_at) {
+		pthread_mutex_unlock(&b->flush_lock);
+		return KOS_OK;
+	}
 	pthread_mutex_lock(&b->lock);
 	items = b->items;
 	n = b->n;
@@ -94,19 +136,23 @@ static kos_rv batch_flush(struct batch *b)
 	if (rv == KOS_OK) {
 		b->written += n;
 		b->batches++;
+		b->retry_at = b->retry_ns = 0;
 		if (b->items == NULL) {
 			/* keep the buffer for the next items */
 			b->items = items;
 			b->cap = cap;
 			items = NULL;
 		}
-	} else if (batch_room_locked(b, n)) {
-		/* kept for the next try, before what came meanwhile */
-		memmove(b->items + n * b->size, b->items, b->n * b->size);
-		memcpy(b->items, items, n * b->size);
-		b->n += n;
 	} else {
-		b->queued -= n; /* out of memory: lost, and said so by the caller's log */
+		b->retry_ns = b->retry_ns == 0 ? KOSD_RETRY_FIRST_NS : b->retry_ns * 2;
+		if (b->retry_ns > KOSD_RETRY_MAX_NS)
+			b->retry_ns = KOSD_RETRY_MAX_NS;
+		b->retry_at = mono_ns() + b->retry_ns;
+		/* kept for the next try, before what came meanwhile */
+		if (batch_put_back_locked(b, items, n, cap))
+			items = NULL;
+		else
+			b->queued -= n; /* out of memory: lost, and said so by the caller's log */
 	}
 	pthread_mutex_unlock(&b->lock);
 	free(items);
@@ -139,7 +185,7 @@ static kos_rv batch_add(struct batch *b, const void *items, size_t n)
 	b->queued += n;
 	pthread_mutex_unlock(&b->lock);
 	if (flush)
-		(void)batch_flush(b);
+		(void)batch_flush(b, false);
 	return KOS_OK;
 }
 
@@ -244,9 +290,9 @@ kos_rv kosd_obs_new(kos_trust *tr, bool durable, struct kosd_obs **out)
 	return KOS_OK;
 }
 
-kos_rv kosd_obs_flush(struct kosd_obs *q)
+kos_rv kosd_obs_flush(struct kosd_obs *q, bool force)
 {
-	return q != NULL ? batch_flush(&q->b) : KOS_OK;
+	return q != NULL ? batch_flush(&q->b, force) : KOS_OK;
 }
 
 size_t kosd_obs_pending(const struct kosd_obs *q)
@@ -338,9 +384,9 @@ void kosd_ledger_committed(struct kosd_ledger *q, size_t n)
 	batch_committed(&q->b, n);
 }
 
-kos_rv kosd_ledger_flush(struct kosd_ledger *q)
+kos_rv kosd_ledger_flush(struct kosd_ledger *q, bool force)
 {
-	return q != NULL ? batch_flush(&q->b) : KOS_OK;
+	return q != NULL ? batch_flush(&q->b, force) : KOS_OK;
 }
 
 size_t kosd_ledger_pending(const struct kosd_ledger *q)

@@ -268,12 +268,12 @@ static void flush_queues(struct kosd *d)
 
 	if (d->obs == NULL)
 		return;
-	rv = kosd_obs_flush(d->obs);
+	rv = kosd_obs_flush(d->obs, false);
 	if (rv != KOS_OK)
 		kosd_log(d, "writing %zu trust observations failed (kept for the next try): %s",
 			 kosd_obs_pending(d->obs), kos_last_error());
 	kosd_sources_flush(d, false);
-	rv = kosd_ledger_flush(d->ledger);
+	rv = kosd_ledger_flush(d->ledger, false);
 	if (rv != KOS_OK)
 		kosd_log(d, "writing %zu ledger entries failed (kept for the next try): %s",
 			 kosd_ledger_pending(d->ledger), kos_last_error());
