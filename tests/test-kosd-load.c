@@ -8,7 +8,8 @@
  * or counted twice, across threads, processes and the shutdown flush. The
  * ledger likewise holds one entry per request, in one intact chain. Then,
  * with the store refusing ledger rows, kosd queues 16384 decisions and
- * refuses the rest with 503 until the store takes them again. */
+ * refuses the rest with 503 until the store takes them again. Last, the
+ * load once more with listen.ledger = "batched". */
 #include "config.h"
 
 #include "kos/internal.h"
@@ -776,12 +777,69 @@ static void test_full_ledger_refuses_decisions(void)
 	kos_store_free(st);
 }
 
+/* listen.ledger = "batched": the same load on the worker threads, where
+ * each answer is posted to the loop on its own as soon as it is made (no
+ * group commit): every answer right, kosd up, a clean stop and an intact
+ * chain. A request taken from the work queue once carried the queue's next
+ * one into the answer list, and kosd crashed within a second of this. */
+static void test_batched_ledger_under_load(void)
+{
+	pthread_t th[N_THREADS];
+	char conf_path[600], *text = NULL, *at, *edited = NULL;
+	const char *listen = "listen = { ";
+	kos_ledger_check check;
+	kos_store *st = NULL;
+	unsigned long total = 0;
+	size_t len = 0, i;
+	FILE *f;
+
+	snprintf(conf_path, sizeof(conf_path), "%s/kos.conf", inst);
+	f = fopen(conf_path, "r");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+	text = calloc(1, 65536);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+	len = fread(text, 1, 65535, f);
+	fclose(f);
+	CU_ASSERT_FATAL(len > 0 && len < 65535);
+	at = strstr(text, listen);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+	CU_ASSERT_FATAL(asprintf(&edited, "%.*s%sledger = \"batched\"; %s", (int)(at - text), text,
+				 listen, at + strlen(listen)) > 0);
+	CU_ASSERT_EQUAL_FATAL(kos_test_write_text(conf_path, edited), 0);
+	free(edited);
+	free(text);
+	CU_ASSERT_EQUAL_FATAL(start_kosd(), 0);
+	memset(results, 0, sizeof(results));
+	for (i = 0; i < N_THREADS; i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, thread_main, (void *)(uintptr_t)i),
+				      0);
+	for (i = 0; i < N_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < N_THREADS; i++) {
+		if (results[i].errors != 0 || results[i].wrong != 0)
+			fprintf(stderr, "batched, client %zu: %lu errors, %lu wrong; first: %s\n", i,
+				results[i].errors, results[i].wrong, results[i].first_error);
+		CU_ASSERT_EQUAL(results[i].errors, 0);
+		CU_ASSERT_EQUAL(results[i].wrong, 0);
+		CU_ASSERT(results[i].requests >= 2);
+		total += results[i].requests;
+	}
+	fprintf(stderr, "batched ledger: %lu requests in %.0f s from %d clients\n", total,
+		LOAD_SECONDS, N_THREADS);
+	CU_ASSERT(health());
+	CU_ASSERT_EQUAL_FATAL(stop_kosd(), 0);
+	CU_ASSERT_EQUAL_FATAL(open_store(&st), KOS_OK);
+	CU_ASSERT_EQUAL(kos_ledger_verify(st, &check), KOS_OK);
+	kos_store_free(st);
+}
+
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
 		KOS_TEST(test_concurrent_clients_get_right_answers),
 		KOS_TEST(test_shutdown_stores_every_observation),
 		KOS_TEST(test_full_ledger_refuses_decisions),
+		KOS_TEST(test_batched_ledger_under_load),
 	};
 
 	return kos_test_run("kosd-load", suite_init, suite_cleanup, cases,

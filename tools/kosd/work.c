@@ -298,6 +298,9 @@ static void *worker(void *arg)
 			w->head = r->next;
 			if (w->head == NULL)
 				w->tail = NULL;
+			/* the link is reused by the answer list: a request posted
+			 * alone must not carry the queue's next one with it */
+			r->next = NULL;
 		}
 		pthread_mutex_unlock(&w->lock);
 		if (flush)
