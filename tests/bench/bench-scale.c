@@ -23,7 +23,8 @@
  * kosd's listen.workers and listen.ledger are set only when asked:
  * KOS_BENCH_WORKERS="2,4,8,16" runs (1) once per worker count, and
  * KOS_BENCH_LEDGER=1 runs (3); a kosd that refuses the setting is measured
- * without it, and says so. KOS_BENCH_SCALE sets the large count of (4).
+ * without it, and says so. KOS_BENCH_SCALE sets the large count of (4);
+ * KOS_BENCH_KEEP=1 keeps the directory (kosd's logs) for a look after.
  * Figures, never assertions: the run fails only when an operation does. */
 #include "config.h"
 
@@ -99,6 +100,10 @@ static void cleanup(void)
 
 	for (int i = 0; i < 3; i++)
 		bench_stop(&kosd_pid[i]);
+	if (getenv("KOS_BENCH_KEEP") != NULL && strcmp(getenv("KOS_BENCH_KEEP"), "1") == 0) {
+		fprintf(stderr, "bench: kept %s\n", dir);
+		return;
+	}
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "bench: could not remove %s\n", dir);
