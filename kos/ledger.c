@@ -112,29 +112,43 @@ void kos_ledger_entry_init(kos_ledger_entry *e, kos_usec at, const char *client,
 
 kos_rv kos_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n)
 {
-	size_t i;
 	kos_rv rv;
 
 	if (st == NULL || (e == NULL && n > 0))
 		return kos_error_set(KOS_E_INVALID, "kos_ledger_append: no store or no entries");
 	if (n == 0)
 		return KOS_OK;
-	/* the whole batch before anything is written */
+	rv = kos_ledger_entries_check(e, n);
+	if (rv != KOS_OK)
+		return rv;
+	rv = kos_store_ledger_append(st, e, n);
+	if (rv != KOS_OK)
+		kos_ledger_entries_unlink(e, n);
+	return rv;
+}
+
+kos_rv kos_ledger_entries_check(const kos_ledger_entry *e, size_t n)
+{
+	size_t i;
+	kos_rv rv;
+
 	for (i = 0; i < n; i++) {
 		rv = entry_check(&e[i], i);
 		if (rv != KOS_OK)
 			return rv;
 	}
-	rv = kos_store_ledger_append(st, e, n);
-	if (rv != KOS_OK) {
-		/* nothing was written: leave no chain values that look real */
-		for (i = 0; i < n; i++) {
-			e[i].seq = 0;
-			memset(e[i].prev, 0, sizeof(e[i].prev));
-			memset(e[i].hash, 0, sizeof(e[i].hash));
-		}
+	return KOS_OK;
+}
+
+void kos_ledger_entries_unlink(kos_ledger_entry *e, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		e[i].seq = 0;
+		memset(e[i].prev, 0, sizeof(e[i].prev));
+		memset(e[i].hash, 0, sizeof(e[i].hash));
 	}
-	return rv;
 }
 
 kos_rv kos_ledger_head(kos_store *st, uint64_t *seq, uint8_t hash[KOS_LEDGER_HASH_LEN])

@@ -71,4 +71,11 @@ kos_rv kos_ledger_chain_hash(const kos_ledger_entry *e, uint8_t out[KOS_LEDGER_H
 kos_rv kos_ledger_chain_link(kos_ledger_entry *e, size_t n, uint64_t head_seq,
 			     const uint8_t head_hash[KOS_LEDGER_HASH_LEN]);
 
+/* What kos_ledger_append() checks of a batch before writing anything:
+ * KOS_E_INVALID naming the entry and the field. */
+kos_rv kos_ledger_entries_check(const kos_ledger_entry *e, size_t n);
+/* Clears seq, prev and hash of entries that were not written, so that no
+ * chain value looks real. */
+void kos_ledger_entries_unlink(kos_ledger_entry *e, size_t n);
+
 #endif

@@ -298,6 +298,21 @@ kos_rv kos_store_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n)
 	return st->ops->ledger_append(st, e, n);
 }
 
+kos_rv kos_store_decisions_commit(kos_store *st, size_t n, const char *const *clients,
+				  kos_trust_update_fn fn, void *const *args, kos_ledger_entry *e,
+				  size_t m)
+{
+	kos_rv rv;
+
+	if (st->ops->decisions_commit != NULL)
+		return st->ops->decisions_commit(st, n, clients, fn, args, e, m);
+	/* a backend without it: two transactions */
+	rv = n > 0 ? st->ops->trust_update_batch(st, n, clients, fn, args) : KOS_OK;
+	if (rv == KOS_OK && m > 0)
+		rv = st->ops->ledger_append(st, e, m);
+	return rv;
+}
+
 kos_rv kos_store_ledger_head(kos_store *st, uint64_t *seq, uint8_t *hash)
 {
 	return st->ops->ledger_head(st, seq, hash);

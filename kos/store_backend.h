@@ -356,6 +356,13 @@ struct kos_store_ops {
 	 * it and writes them, in ONE transaction (across processes for a
 	 * shared backend): all or none. */
 	kos_rv (*ledger_append)(kos_store *st, kos_ledger_entry *e, size_t n);
+	/* trust_update_batch of n clients, then ledger_append of m entries, in
+	 * ONE transaction: all or none (a service's decisions and what caused
+	 * them, committed before it answers). Optional: without it
+	 * kos_store_decisions_commit() makes the two calls. */
+	kos_rv (*decisions_commit)(kos_store *st, size_t n, const char *const *clients,
+				   kos_trust_update_fn fn, void *const *args, kos_ledger_entry *e,
+				   size_t m);
 	/* The last entry's seq and hash; 0 and zeros when there is none. */
 	kos_rv (*ledger_head)(kos_store *st, uint64_t *seq, uint8_t *hash);
 	/* Up to max (> 0) entries with seq >= from, ascending, into rows, in
@@ -429,6 +436,9 @@ uint64_t kos_store_cred_hint(kos_store *st);
 kos_rv kos_store_meta_get(kos_store *st, const char *key, char **value);
 kos_rv kos_store_meta_put(kos_store *st, const char *key, const char *value);
 kos_rv kos_store_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n);
+kos_rv kos_store_decisions_commit(kos_store *st, size_t n, const char *const *clients,
+				  kos_trust_update_fn fn, void *const *args, kos_ledger_entry *e,
+				  size_t m);
 kos_rv kos_store_ledger_head(kos_store *st, uint64_t *seq, uint8_t *hash);
 kos_rv kos_store_ledger_read(kos_store *st, uint64_t from, struct kos_store_ledger_row *rows,
 			     size_t max, size_t *n);

@@ -2429,6 +2429,35 @@ static kos_rv sql_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n)
 	return run_tx(sql_of(st), true, ledger_append_in_tx, &a);
 }
 
+/* The trust updates, then the ledger entries, under one BEGIN IMMEDIATE:
+ * one commit where trust_update_batch and ledger_append make two. */
+static kos_rv sql_decisions_commit(kos_store *st, size_t n, const char *const *clients,
+				   kos_trust_update_fn fn, void *const *args, kos_ledger_entry *e,
+				   size_t m)
+{
+	struct sql_store *s = sql_of(st);
+	struct ledger_arg a = {e, m};
+	size_t i;
+	kos_rv rv;
+
+	if (n == 0 && m == 0)
+		return KOS_OK;
+	pthread_mutex_lock(&s->lock);
+	rv = tx_begin(s);
+	if (rv == KOS_OK) {
+		for (i = 0; i < n && rv == KOS_OK; i++)
+			rv = update_in_tx(s, clients[i], fn, args[i]);
+		if (rv == KOS_OK && m > 0)
+			rv = ledger_append_in_tx(s, &a);
+		if (rv == KOS_OK)
+			rv = tx_commit(s);
+		else
+			tx_rollback(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
 static kos_rv sql_ledger_head(kos_store *st, uint64_t *seq, uint8_t *hash)
 {
 	struct sql_store *s = sql_of(st);
@@ -2578,6 +2607,7 @@ static const struct kos_store_ops sql_ops = {
     .trust_get = sql_trust_get,
     .trust_update = sql_trust_update,
     .trust_update_batch = sql_trust_update_batch,
+    .decisions_commit = sql_decisions_commit,
     .trust_list = sql_trust_list,
     .trust_delete = sql_trust_delete,
     .key_version_begin = sql_key_version_begin,

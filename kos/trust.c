@@ -120,6 +120,7 @@
  * lose nothing. */
 #include "config.h"
 
+#include "kos/ledger_chain.h"
 #include "kos/store_backend.h"
 
 #include <math.h>
@@ -597,7 +598,10 @@ void kos_trust_set_sink(kos_trust *tr, kos_trust_sink_fn fn, void *arg)
 	tr->sink_arg = fn != NULL ? arg : NULL;
 }
 
-kos_rv kos_trust_observe_batch(kos_trust *tr, const kos_observation_rec *recs, size_t n)
+/* kos_trust_observe_batch() and kos_trust_commit(): the observations, then
+ * (m > 0) the ledger entries, in one store transaction. */
+static kos_rv observe_batch(kos_trust *tr, const kos_observation_rec *recs, size_t n,
+			    kos_ledger_entry *e, size_t m)
 {
 	const struct kos_policy *pol;
 	struct observe_arg *a = NULL;
@@ -607,10 +611,13 @@ kos_rv kos_trust_observe_batch(kos_trust *tr, const kos_observation_rec *recs, s
 	size_t i;
 	kos_rv rv;
 
-	if (tr == NULL || (recs == NULL && n > 0))
-		return kos_error_set(KOS_E_INVALID, "kos_trust_observe_batch: missing argument");
-	if (n == 0)
+	if (n == 0 && m == 0)
 		return KOS_OK;
+	if (m > 0) {
+		rv = kos_ledger_entries_check(e, m);
+		if (rv != KOS_OK)
+			return rv;
+	}
 	for (i = 0; i < n; i++) {
 		if (memchr(recs[i].client, '\0', sizeof(recs[i].client)) == NULL)
 			return kos_error_set(KOS_E_INVALID, "observation %zu: client name too long", i);
@@ -638,12 +645,32 @@ kos_rv kos_trust_observe_batch(kos_trust *tr, const kos_observation_rec *recs, s
 		clients[i] = recs[i].client;
 		args[i] = &a[i];
 	}
-	rv = kos_store_trust_update_batch(tr->st, n, clients, observe_apply, args);
+	if (m == 0)
+		rv = kos_store_trust_update_batch(tr->st, n, clients, observe_apply, args);
+	else
+		rv = kos_store_decisions_commit(tr->st, n, clients, observe_apply, args, e, m);
 out:
+	if (rv != KOS_OK && m > 0)
+		kos_ledger_entries_unlink(e, m);
 	free(args);
 	free(clients);
 	free(a);
 	return rv;
+}
+
+kos_rv kos_trust_observe_batch(kos_trust *tr, const kos_observation_rec *recs, size_t n)
+{
+	if (tr == NULL || (recs == NULL && n > 0))
+		return kos_error_set(KOS_E_INVALID, "kos_trust_observe_batch: missing argument");
+	return observe_batch(tr, recs, n, NULL, 0);
+}
+
+kos_rv kos_trust_commit(kos_trust *tr, const kos_observation_rec *recs, size_t n,
+			kos_ledger_entry *e, size_t m)
+{
+	if (tr == NULL || (recs == NULL && n > 0) || (e == NULL && m > 0))
+		return kos_error_set(KOS_E_INVALID, "kos_trust_commit: missing argument");
+	return observe_batch(tr, recs, n, e, m);
 }
 
 kos_rv kos_trust_get(kos_trust *tr, const char *client, kos_trust_info *info)

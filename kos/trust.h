@@ -5,6 +5,7 @@
 #define KOS_TRUST_H
 
 #include <kos/common.h>
+#include <kos/ledger.h>
 #include <kos/names.h>
 #include <kos/policy.h>
 #include <kos/store.h>
@@ -114,6 +115,14 @@ KOS_API void kos_trust_set_sink(kos_trust *tr, kos_trust_sink_fn fn, void *arg);
  * store transaction: all or none are written. Errors: KOS_E_INVALID (a bad
  * client or observation: nothing written), KOS_E_STORE. Thread-safe. */
 KOS_API kos_rv kos_trust_observe_batch(kos_trust *tr, const kos_observation_rec *recs, size_t n);
+
+/* kos_trust_observe_batch() of n observations and kos_ledger_append() of m
+ * entries to the engine's store, in ONE transaction: all or none (a
+ * service's decisions with what they caused, committed before it answers
+ * them). On failure the entries' chain values are cleared. Errors as the
+ * two; thread-safe. */
+KOS_API kos_rv kos_trust_commit(kos_trust *tr, const kos_observation_rec *recs, size_t n,
+				kos_ledger_entry *e, size_t m);
 
 /* The client's trust now. KOS_E_NOTFOUND for a client never observed. */
 KOS_API kos_rv kos_trust_get(kos_trust *tr, const char *client, kos_trust_info *info);

@@ -953,6 +953,71 @@ static void test_sink_and_batch(void)
 	check_sink_and_batch(kos_test_path("batch.db"));
 }
 
+/* kos_trust_commit(): observations and ledger entries in one transaction.
+ * A bad entry refuses the whole commit before anything is written; with
+ * the SQLite store refusing ledger rows the observations are not written
+ * either, and the entries carry no chain values. */
+static void check_commit(const char *location, const char *db)
+{
+	kos_observation_rec rec;
+	kos_ledger_entry e[2];
+	kos_trust_info info;
+	uint64_t seq = 0;
+	struct fx f;
+
+	fx_init(&f, location);
+	memset(&rec, 0, sizeof(rec));
+	snprintf(rec.client, sizeof(rec.client), "a");
+	rec.obs.event = KOS_EVENT_SUCCESS;
+	rec.at = T0;
+	kos_ledger_entry_init(&e[0], T0, "a", "decrypt", "k", "high", "allowed", "", "j1");
+	kos_ledger_entry_init(&e[1], T0, "a", "sign", "k", "high", "allowed", "", "j2");
+	CU_ASSERT_EQUAL(kos_trust_commit(NULL, &rec, 1, e, 2), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_trust_commit(f.tr, NULL, 1, e, 2), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_trust_commit(f.tr, &rec, 1, NULL, 2), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_trust_commit(f.tr, NULL, 0, NULL, 0), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(kos_trust_commit(f.tr, &rec, 1, e, 2), KOS_OK);
+	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_OK);
+	CU_ASSERT_EQUAL(info.observations, 1);
+	CU_ASSERT_EQUAL(kos_ledger_head(f.st, &seq, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(seq, 2);
+	CU_ASSERT_EQUAL(e[1].seq, 2);
+	/* an outcome outside its set: refused, nothing written */
+	kos_ledger_entry_init(&e[0], T0, "a", "decrypt", "k", "high", "allowed", "", "j3");
+	kos_ledger_entry_init(&e[1], T0, "a", "decrypt", "k", "high", "maybe", "", "j4");
+	CU_ASSERT_EQUAL(kos_trust_commit(f.tr, &rec, 1, e, 2), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_OK);
+	CU_ASSERT_EQUAL(info.observations, 1);
+	CU_ASSERT_EQUAL(kos_ledger_head(f.st, &seq, NULL), KOS_OK);
+	CU_ASSERT_EQUAL(seq, 2);
+	if (db != NULL) {
+		/* the store refuses ledger rows: the observation goes with them */
+		CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(db, "CREATE TRIGGER refuse BEFORE INSERT "
+							    "ON ledger BEGIN SELECT RAISE(ABORT, "
+							    "'disk full'); END"),
+				      SQLITE_OK);
+		kos_ledger_entry_init(&e[1], T0, "a", "sign", "k", "high", "allowed", "", "j4");
+		CU_ASSERT_EQUAL(kos_trust_commit(f.tr, &rec, 1, e, 2), KOS_E_STORE);
+		CU_ASSERT_EQUAL(e[0].seq, 0);
+		CU_ASSERT_EQUAL(e[1].seq, 0);
+		CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_OK);
+		CU_ASSERT_EQUAL(info.observations, 1);
+		CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(db, "DROP TRIGGER refuse"), SQLITE_OK);
+		CU_ASSERT_EQUAL(kos_trust_commit(f.tr, &rec, 1, e, 2), KOS_OK);
+		CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_OK);
+		CU_ASSERT_EQUAL(info.observations, 2);
+		CU_ASSERT_EQUAL(kos_ledger_head(f.st, &seq, NULL), KOS_OK);
+		CU_ASSERT_EQUAL(seq, 4);
+	}
+	fx_fini(&f);
+}
+
+static void test_commit_with_ledger(void)
+{
+	check_commit("memory:", NULL);
+	check_commit(kos_test_path("commit.db"), kos_test_path("commit.db"));
+}
+
 /* --- the ceiling: trust recovers with time, not with traffic --- */
 
 /* The closed bound of kos/trust.c: a client left at s0 by a penalty is at
@@ -1288,7 +1353,7 @@ int main(void)
 	    KOS_TEST(test_threat_levels),	KOS_TEST(test_invalid_inputs),
 	    KOS_TEST(test_persistence),		KOS_TEST(test_list_and_forget),
 	    KOS_TEST(test_policy_swap),		KOS_TEST(test_names),
-	    KOS_TEST(test_new_refuses_null),	KOS_TEST(test_sink_and_batch),
+	    KOS_TEST(test_new_refuses_null),	KOS_TEST(test_sink_and_batch), KOS_TEST(test_commit_with_ledger),
 	    KOS_TEST(test_ceiling_formula),	KOS_TEST(test_burst_after_integrity_failures),
 	    KOS_TEST(test_recovery_after_half_lives), KOS_TEST(test_young_client_burst_flagged),
 	    KOS_TEST(test_ceiling_persists),	KOS_TEST(test_ceiling_after_migration),

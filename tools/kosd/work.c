@@ -27,8 +27,8 @@
  * Group commit: a worker with a finished request adds it to the pending
  * group; when no commit is running it becomes the committer and writes the
  * whole group (every request that finished meanwhile, whichever worker
- * served it) in one transaction for the observations and one for the ledger
- * entries, posts their answers, and goes on while more are pending; the
+ * served it), observations and ledger entries in one transaction
+ * (kos_trust_commit), posts their answers, and goes on while more are pending; the
  * other workers meanwhile serve the next requests, which form the next
  * group. So one transaction serves as many requests as finish while the
  * previous one is written, and no worker waits for its own commit.
@@ -196,21 +196,16 @@ static void commit_group(struct kosd_work *w, struct kosd_req *group)
 		n_obs += r->n_obs;
 		n_entries += r->n_entries;
 	}
-	/* observations first: a death between the two loses no answered
-	 * decision (none of the group's answers has left) */
-	if (n_obs > 0 && kos_trust_observe_batch(d->trust, w->obs, n_obs) != KOS_OK) {
-		kosd_log(d, "group commit: writing %zu trust observations failed: %s", n_obs,
-			 kos_last_error());
+	/* the observations and the entries in one transaction (the trust
+	 * engine's store is d->store): all of them or none */
+	if (kos_trust_commit(d->trust, w->obs, n_obs, w->entries, n_entries) != KOS_OK) {
+		kosd_log(d, "group commit: writing %zu trust observations and %zu ledger entries "
+			    "failed (kept for the next try; their requests are answered 503): %s",
+			 n_obs, n_entries, kos_last_error());
 		goto failed;
 	}
 	if (n_obs > 0)
 		kosd_obs_committed(d->obs, n_obs);
-	if (n_entries > 0 && kos_ledger_append(d->store, w->entries, n_entries) != KOS_OK) {
-		kosd_log(d, "group commit: writing %zu ledger entries failed (kept for the next "
-			    "try; their requests are answered 503): %s",
-			 n_entries, kos_last_error());
-		goto failed_entries; /* the observations are written */
-	}
 	if (n_entries > 0)
 		kosd_ledger_committed(d->ledger, n_entries);
 	w->groups++;
@@ -220,7 +215,6 @@ failed:
 	for (r = group; r != NULL; r = r->next)
 		if (r->n_obs > 0)
 			kosd_obs_requeue(d->obs, r->obs, r->n_obs);
-failed_entries:
 	for (r = group; r != NULL; r = r->next) {
 		if (r->n_entries > 0 && !kosd_ledger_requeue(d->ledger, r->entries, r->n_entries))
 			kosd_log(d, "out of memory: %zu ledger entries of %s are lost",
