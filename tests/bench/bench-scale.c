@@ -23,7 +23,10 @@
  * (1) runs once per listen.workers count of KOS_BENCH_WORKERS (default
  * "2,4,8,16"); KOS_BENCH_LEDGER=0 leaves (3) out; a kosd that refuses the
  * setting is measured without it, and says so. KOS_BENCH_SCALE sets the large count of (4);
- * KOS_BENCH_KEEP=1 keeps the directory (kosd's logs) for a look after.
+ * KOS_BENCH_KEEP=1 keeps the directory (kosd's logs) for a look after;
+ * KOS_BENCH_BASELINE_KOSD=PATH adds to (3) another kosd (an older build:
+ * the asynchronous batching the durable ledger replaced), started on the
+ * same store without a ledger setting.
  * Figures, never assertions: the run fails only when an operation does. */
 #include "config.h"
 
@@ -497,15 +500,18 @@ static void cpu_cost(kos_config *conf)
 
 static void group_commit(void)
 {
-	static const char *const modes[2] = {"durable", "batched"};
-	const char *ask = getenv("KOS_BENCH_LEDGER");
-	double best[2] = {0, 0};
+	static const char *const modes[3] = {"durable", "batched", "today's"};
+	const char *ask = getenv("KOS_BENCH_LEDGER"), *today = getenv("KOS_BENCH_BASELINE_KOSD");
+	const char *self = kosd_path;
+	double best[3] = {0, 0, 0};
+	int n_modes = today != NULL && *today != '\0' ? 3 : 2;
 	struct bench_workload w;
 	char sock[200], extra[64];
 
 	printf("\n3. group commit: %d clients decrypting 1 KiB, ledger = \"durable\" against "
-	       "\"batched\"\n",
-	       COMMIT_CLIENTS);
+	       "\"batched\"%s\n",
+	       COMMIT_CLIENTS,
+	       n_modes == 3 ? " and against today's kosd (KOS_BENCH_BASELINE_KOSD)" : "");
 	if (ask != NULL && strcmp(ask, "0") == 0) {
 		printf("durable / batched: not measured (KOS_BENCH_LEDGER=0)  goal >= 0.8x %s\n",
 		       bench_verdict(0));
@@ -516,13 +522,17 @@ static void group_commit(void)
 	/* alternating, the better of two runs each: other work on the
 	 * machine moves one run, seldom both */
 	for (int round = 0; round < 2; round++) {
-		for (int m = 0; m < 2; m++) {
+		for (int m = 0; m < n_modes; m++) {
 			struct bench_figures f;
 
 			snprintf(extra, sizeof(extra), "ledger = \"%s\";", modes[m]);
-			write_conf("kos-commit.conf", "kosd-commit.sock", NULL, NULL, extra);
-			kosd_pid[0] =
-			    start_kosd("kos-commit.conf", "kosd-commit.sock", -1, "ledger");
+			/* today's kosd: its own default (batched), no setting */
+			write_conf("kos-commit.conf", "kosd-commit.sock", NULL, NULL,
+				   m < 2 ? extra : NULL);
+			kosd_path = m < 2 ? self : today;
+			kosd_pid[0] = start_kosd("kos-commit.conf", "kosd-commit.sock", -1,
+						 m < 2 ? "ledger" : NULL);
+			kosd_path = self;
 			if (kosd_pid[0] < 0) {
 				printf(
 				    "kosd has no ledger setting: durable / batched not measured  "
@@ -541,6 +551,9 @@ static void group_commit(void)
 	}
 	printf("durable / batched (the better run of each) %8.2fx  goal >= 0.8x %s\n",
 	       best[0] / best[1], bench_verdict(best[0] >= 0.8 * best[1]));
+	if (n_modes == 3)
+		printf("durable / today's kosd (batched, one loop) %8.2fx  goal >= 0.8x %s\n",
+		       best[0] / best[2], bench_verdict(best[0] >= 0.8 * best[2]));
 }
 
 /* --- 4. the size of the state --------------------------------------------- */
