@@ -189,6 +189,17 @@ static const struct kos_share_set_rule *share_set_for(const struct kos_policy *p
 	return best;
 }
 
+/* What the key service knows of name, KOS_E_INVALID when it is a signing
+ * key and not a data key. */
+static kos_rv dek_info(kos_access *acc, const char *name, kos_key_info *info)
+{
+	kos_rv rv = kos_key_get_info(acc->keys, name, info);
+
+	if (rv == KOS_OK && info->type != KOS_KEY_DEK)
+		rv = kos_error_set(KOS_E_INVALID, "key %s is a signing key, not a data key", name);
+	return rv;
+}
+
 kos_rv kos_access_key(kos_access *acc, const char *client, const char *scope, const char *name,
 		      uint32_t version, kos_access_result *res)
 {
@@ -205,9 +216,7 @@ kos_rv kos_access_key(kos_access *acc, const char *client, const char *scope, co
 		   res, &go);
 	if (rv != KOS_OK || !go)
 		return rv;
-	rv = kos_key_get_info(acc->keys, name, &info);
-	if (rv == KOS_OK && info.type != KOS_KEY_DEK)
-		rv = kos_error_set(KOS_E_INVALID, "key %s is a signing key, not a data key", name);
+	rv = dek_info(acc, name, &info);
 	if (rv != KOS_OK)
 		goto out;
 	switch (res->tier) {
@@ -425,9 +434,7 @@ kos_rv kos_access_rewrap(kos_access *acc, const char *client, const char *scope,
 	rv = admit(acc, client, scope, "rewrap", name, res, &go);
 	if (rv != KOS_OK || !go)
 		return rv;
-	rv = kos_key_get_info(acc->keys, name, &info);
-	if (rv == KOS_OK && info.type != KOS_KEY_DEK)
-		rv = kos_error_set(KOS_E_INVALID, "key %s is a signing key, not a data key", name);
+	rv = dek_info(acc, name, &info);
 	if (rv != KOS_OK)
 		goto out;
 	for (i = 0; i < n; i++) {

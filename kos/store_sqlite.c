@@ -902,28 +902,17 @@ static kos_rv sql_trust_update(kos_store *st, const char *client, kos_trust_upda
 	return in_tx(sql_of(st), update_in_tx, client, fn, arg);
 }
 
+/* One BEGIN IMMEDIATE for the whole batch (one commit instead of n), and
+ * for decisions_commit the ledger entries after the trust updates in the
+ * same transaction. */
+static kos_rv sql_decisions_commit(kos_store *st, size_t n, const char *const *clients,
+				   kos_trust_update_fn fn, void *const *args, kos_ledger_entry *e,
+				   size_t m);
+
 static kos_rv sql_trust_update_batch(kos_store *st, size_t n, const char *const *clients,
 				     kos_trust_update_fn fn, void *const *args)
 {
-	struct sql_store *s = sql_of(st);
-	size_t i;
-	kos_rv rv;
-
-	if (n == 0)
-		return KOS_OK;
-	/* one BEGIN IMMEDIATE for the whole batch: one fsync instead of n */
-	pthread_mutex_lock(&s->lock);
-	rv = tx_begin(s);
-	if (rv == KOS_OK) {
-		for (i = 0; i < n && rv == KOS_OK; i++)
-			rv = update_in_tx(s, clients[i], fn, args[i]);
-		if (rv == KOS_OK)
-			rv = tx_commit(s);
-		else
-			tx_rollback(s);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return rv;
+	return sql_decisions_commit(st, n, clients, fn, args, NULL, 0);
 }
 
 static kos_rv sql_trust_delete(kos_store *st, const char *client)
