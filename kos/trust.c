@@ -629,10 +629,11 @@ static kos_rv observe_batch(kos_trust *tr, const kos_observation_rec *recs, size
 	}
 	if (n > SIZE_MAX / sizeof(*a))
 		return kos_error_set(KOS_E_NOMEM, "too many observations");
-	a = calloc(n, sizeof(*a));
-	clients = calloc(n, sizeof(*clients));
-	args = calloc(n, sizeof(*args));
-	if (a == NULL || clients == NULL || args == NULL) {
+	/* no observations (entries alone) allocate nothing: calloc(0) may be NULL */
+	a = n > 0 ? calloc(n, sizeof(*a)) : NULL;
+	clients = n > 0 ? calloc(n, sizeof(*clients)) : NULL;
+	args = n > 0 ? calloc(n, sizeof(*args)) : NULL;
+	if (n > 0 && (a == NULL || clients == NULL || args == NULL)) {
 		rv = kos_error_set(KOS_E_NOMEM, "out of memory");
 		goto out;
 	}

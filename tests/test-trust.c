@@ -976,12 +976,17 @@ static void check_commit(const char *location, const char *db)
 	CU_ASSERT_EQUAL(kos_trust_commit(f.tr, NULL, 1, e, 2), KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_trust_commit(f.tr, &rec, 1, NULL, 2), KOS_E_INVALID);
 	CU_ASSERT_EQUAL(kos_trust_commit(f.tr, NULL, 0, NULL, 0), KOS_OK);
+	/* entries alone */
+	kos_ledger_entry_init(&e[0], T0, "a", "encrypt", "k", "high", "allowed", "", "j0");
+	CU_ASSERT_EQUAL_FATAL(kos_trust_commit(f.tr, NULL, 0, e, 1), KOS_OK);
+	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_E_NOTFOUND);
+	kos_ledger_entry_init(&e[0], T0, "a", "decrypt", "k", "high", "allowed", "", "j1");
 	CU_ASSERT_EQUAL_FATAL(kos_trust_commit(f.tr, &rec, 1, e, 2), KOS_OK);
 	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_OK);
 	CU_ASSERT_EQUAL(info.observations, 1);
 	CU_ASSERT_EQUAL(kos_ledger_head(f.st, &seq, NULL), KOS_OK);
-	CU_ASSERT_EQUAL(seq, 2);
-	CU_ASSERT_EQUAL(e[1].seq, 2);
+	CU_ASSERT_EQUAL(seq, 3);
+	CU_ASSERT_EQUAL(e[1].seq, 3);
 	/* an outcome outside its set: refused, nothing written */
 	kos_ledger_entry_init(&e[0], T0, "a", "decrypt", "k", "high", "allowed", "", "j3");
 	kos_ledger_entry_init(&e[1], T0, "a", "decrypt", "k", "high", "maybe", "", "j4");
@@ -989,7 +994,7 @@ static void check_commit(const char *location, const char *db)
 	CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_OK);
 	CU_ASSERT_EQUAL(info.observations, 1);
 	CU_ASSERT_EQUAL(kos_ledger_head(f.st, &seq, NULL), KOS_OK);
-	CU_ASSERT_EQUAL(seq, 2);
+	CU_ASSERT_EQUAL(seq, 3);
 	if (db != NULL) {
 		/* the store refuses ledger rows: the observation goes with them */
 		CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(db, "CREATE TRIGGER refuse BEFORE INSERT "
@@ -1007,7 +1012,7 @@ static void check_commit(const char *location, const char *db)
 		CU_ASSERT_EQUAL(kos_trust_get(f.tr, "a", &info), KOS_OK);
 		CU_ASSERT_EQUAL(info.observations, 2);
 		CU_ASSERT_EQUAL(kos_ledger_head(f.st, &seq, NULL), KOS_OK);
-		CU_ASSERT_EQUAL(seq, 4);
+		CU_ASSERT_EQUAL(seq, 5);
 	}
 	fx_fini(&f);
 }
