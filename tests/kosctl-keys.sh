@@ -283,7 +283,8 @@ expect 1 "gcm-decrypt with another IV" "$K" key gcm-decrypt gcmk -V 1 -i cafebab
 	-A 0011 -T 14 < "$t/g.ct"
 head -c 30 "$t/g.ct" > "$t/g.cut"
 expect 1 "gcm-decrypt with a cut tag" "$K" key gcm-decrypt gcmk -V 1 -i $G_IV -A 0011 -T 14 < "$t/g.cut"
-{ head -c 2 "$t/g.ct"; printf 'X'; tail -c +4 "$t/g.ct"; } > "$t/g.flip"
+cp "$t/g.ct" "$t/g.flip"
+flip_byte "$t/g.flip" 2
 expect 1 "gcm-decrypt with a changed byte" "$K" key gcm-decrypt gcmk -V 1 -i $G_IV -A 0011 -T 14 < "$t/g.flip"
 expect 2 "gcm-decrypt without --version" "$K" key gcm-decrypt gcmk -i $G_IV < "$t/g.ct"
 grep_err "version is required" "the missing version is named"

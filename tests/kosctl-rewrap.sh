@@ -75,7 +75,7 @@ setup "encrypt under another context" ks app key encrypt archive --context ctx-2
 cp "$out" "$w/ectx"
 setup "encrypt p6 to tamper with" ks app key encrypt archive --context ctx-1 < "$w/p1"
 cp "$out" "$w/bad"
-printf 'x' | dd of="$w/bad" bs=1 seek=40 conv=notrunc 2>/dev/null
+flip_byte "$w/bad" 40
 cp "$w/bad" "$w/bad.orig"
 cp "$w/e1" "$w/keep1"
 printf 'other key' > "$w/po"

@@ -56,6 +56,15 @@ check() {
 	if "$@"; then pass "$desc"; else fail "$desc"; fi
 }
 
+# flip_byte FILE OFFSET: the byte at OFFSET (from 0) of FILE with its lowest
+# bit inverted, so that it changes whatever it was (writing a fixed byte
+# leaves it as it was when it already held that byte: one run in 256).
+flip_byte() {
+	_b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	# shellcheck disable=SC2059
+	printf "$(printf '\\%03o' $((_b ^ 1)))" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+
 # setup DESCRIPTION CMD...: a step that prepares a test (an installation, a
 # client, an enrollment), not a claim about the product: nothing is counted
 # when it works; when it fails, why is printed and one failure counted, so a
