@@ -522,6 +522,23 @@ static kos_rv envelope_open(const uint8_t key[KOS_DEK_LEN], const uint8_t *env, 
 	return KOS_OK;
 }
 
+/* The envelope's header (kos_envelope_parse()) and the context's length,
+ * refused past KOS_ENVELOPE_CONTEXT_MAX: what decrypt and rewrap check
+ * before any key is fetched. */
+static kos_rv envelope_and_context(const uint8_t *env, size_t env_len, const char *context,
+				   kos_envelope_info *info, size_t *ctx_len)
+{
+	kos_rv rv = kos_envelope_parse(env, env_len, info);
+
+	if (rv != KOS_OK)
+		return rv;
+	*ctx_len = context != NULL ? strnlen(context, KOS_ENVELOPE_CONTEXT_MAX + 1) : 0;
+	if (*ctx_len > KOS_ENVELOPE_CONTEXT_MAX)
+		return kos_error_set(KOS_E_INVALID, "context longer than %d bytes",
+				     KOS_ENVELOPE_CONTEXT_MAX);
+	return KOS_OK;
+}
+
 kos_rv kos_key_decrypt(kos_keys *keys, const char *context, const uint8_t *env, size_t env_len,
 		       uint8_t **pt, size_t *len)
 {
@@ -537,13 +554,9 @@ kos_rv kos_key_decrypt(kos_keys *keys, const char *context, const uint8_t *env, 
 	*len = 0;
 	if (keys == NULL)
 		return kos_error_set(KOS_E_INVALID, "no key service");
-	rv = kos_envelope_parse(env, env_len, &info);
+	rv = envelope_and_context(env, env_len, context, &info, &ctx_len);
 	if (rv != KOS_OK)
 		return rv;
-	ctx_len = context != NULL ? strnlen(context, KOS_ENVELOPE_CONTEXT_MAX + 1) : 0;
-	if (ctx_len > KOS_ENVELOPE_CONTEXT_MAX)
-		return kos_error_set(KOS_E_INVALID, "context longer than %d bytes",
-				     KOS_ENVELOPE_CONTEXT_MAX);
 	/* a name the envelope format allows but kos never gives a key */
 	if (!kos_key_name_valid(info.key_name))
 		return kos_error_set(KOS_E_NOTFOUND, "the envelope names no kos key");
@@ -582,13 +595,9 @@ kos_rv kos_key_rewrap(kos_keys *keys, const char *name, const char *context, con
 	rv = kos_keys_check_name(name);
 	if (rv != KOS_OK)
 		return rv;
-	rv = kos_envelope_parse(env, env_len, &info);
+	rv = envelope_and_context(env, env_len, context, &info, &ctx_len);
 	if (rv != KOS_OK)
 		return rv;
-	ctx_len = context != NULL ? strnlen(context, KOS_ENVELOPE_CONTEXT_MAX + 1) : 0;
-	if (ctx_len > KOS_ENVELOPE_CONTEXT_MAX)
-		return kos_error_set(KOS_E_INVALID, "context longer than %d bytes",
-				     KOS_ENVELOPE_CONTEXT_MAX);
 	/* the scope admitted was for name: another key's envelope is not
 	 * touched, whatever the caller may do with that key otherwise */
 	if (strcmp(info.key_name, name) != 0)
