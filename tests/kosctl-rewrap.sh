@@ -263,12 +263,7 @@ check "a refusal is one too" wait_for 10 sh -c \
 	"'$K' ledger show | grep -E -q ' app +rewrap +archive +[a-z]+ +refused .*out of scope$'"
 
 # --- stop: a clean exit, and nothing of the envelopes or credentials logged ---
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "SIGTERM: exit 0" test "$st" -eq 0
 piece=$(b64 "$w/cur2" | cut -c 41-80)
 check "no envelope in kosd's log" sh -c "! grep -q -F -e '$piece' '$log'"

@@ -332,12 +332,7 @@ check "revoked by time" test "$status" -eq 1
 grep_err "(revoked)" "revoked by time: the reason is revoked"
 
 # --- stop ---
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "SIGTERM: exit 0" test "$st" -eq 0
 check "no credential in kosd's log" sh -c "! grep -q -e \"\$(cat '$kos_tmp/med.cred')\" '$log'"
 

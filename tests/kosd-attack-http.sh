@@ -161,12 +161,7 @@ check "no answer is HTML" sh -c "! grep -qi '<html' '$kos_tmp'/crlf '$kos_tmp'/e
 api GET /v1/health
 want 200 "kosd still serves"
 
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "SIGTERM: exit 0" test "$st" -eq 0
 
 finish kosd-attack-http

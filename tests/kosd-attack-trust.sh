@@ -99,11 +99,6 @@ expect 0 "kosctl trust show through kosd" \
 grep_out "^tier: *low" "kosctl shows the tier"
 grep_out "^ceiling: *[0-9.]* (rising since the penalty at " "kosctl shows the ceiling"
 
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "kosd stops cleanly" test "$st" -eq 0
 finish kosd-attack-trust

@@ -115,12 +115,7 @@ api GET /v1/health
 want 200 "kosd still serves"
 check "and counts no connection left behind" test "$(metric kosd_connections)" = 1
 
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "SIGTERM: exit 0" test "$st" -eq 0
 
 finish kosd-limits

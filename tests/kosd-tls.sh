@@ -192,12 +192,7 @@ check "the peer is the TCP address" grep -q 'peer=tls:127.0.0.1:' "$log"
 check "no credential and no key in the log" \
 	sh -c "! grep -q -e '$T_bound' -e '$ADM' -e '$carol_secret' -e 'PRIVATE' '$log'"
 
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "SIGTERM: exit 0" test "$st" -eq 0
 
 # --- start-up refusals, each naming the file ---

@@ -337,12 +337,7 @@ kpid=""
 check "a killed kosd leaves its socket" test -S "$S"
 check "the next kosd removes the stale socket" start_kosd
 check "and says so" grep -q "removed the stale socket" "$log"
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "exit 0 again" test "$st" -eq 0
 
 finish kosd

@@ -171,6 +171,17 @@ start_kosd() {
 	return 1
 }
 
+# stop_kosd: SIGTERM to the kosd start_kosd started, waited for: its exit
+# status in $st, $kpid cleared.
+stop_kosd() {
+	kill -TERM "$kpid"
+	set +e
+	wait "$kpid"
+	st=$?
+	set -e
+	kpid=""
+}
+
 finish() {
 	echo "kos-tests: $1 passed=$kos_passed failed=$kos_failed"
 	[ "$kos_failed" -eq 0 ]

@@ -249,12 +249,7 @@ expect 0 "the public key through kosd" ks admin key pubkey sig
 cp "$out" "$t/sig.pem"
 expect 0 "openssl verifies kosd's signature" openssl dgst -sha256 -verify "$t/sig.pem" \
 	-signature "$t/kosd.sig" "$t/msg"
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "kosd stops cleanly (exit $st)" test "$st" -eq 0
 
 # --- a slow signature holds up nothing else ---
@@ -275,12 +270,7 @@ wait "$spid"
 st=$?
 set -e
 check "the slow signature is made all the same (exit $st)" test "$st" -eq 0 -a -s "$t/slow.sig"
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "kosd stops cleanly again (exit $st)" test "$st" -eq 0
 unset KOS_SLOWHSM_DELAY
 
@@ -301,12 +291,7 @@ want 200 "kosd still answers /v1/health"
 expect 0 "and other requests (the public key)" ks admin key pubkey sig
 cmp -s "$out" "$t/sig.pem" && pass "the same public key" || fail "the same public key"
 check "kosd logs both refusals as 503" test "$(grep -c ' route=sign .* status=503 ' "$log")" -eq 2
-kill -TERM "$kpid"
-set +e
-wait "$kpid"
-st=$?
-set -e
-kpid=""
+stop_kosd
 check "kosd stops cleanly after the failures (exit $st)" test "$st" -eq 0
 unset KOS_SLOWHSM_FAIL
 
