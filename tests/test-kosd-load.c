@@ -16,6 +16,7 @@
 #include "tests/kos-test.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -726,6 +727,16 @@ static void burst(unsigned long n, struct burst *sum)
 	}
 }
 
+/* The refusal again, after counting 36 million rows (about half a
+ * second): a flush that is slow to fail. */
+#define SLOW_REFUSAL                                                                      \
+	"DROP TRIGGER test_refuse; CREATE TABLE test_slow(x); "                           \
+	"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000) " \
+	"INSERT INTO test_slow SELECT x FROM c; "                                         \
+	"CREATE TRIGGER test_refuse BEFORE INSERT ON ledger BEGIN "                       \
+	"SELECT RAISE(ABORT, 'disk full') WHERE "                                         \
+	"(SELECT count(*) FROM test_slow a, test_slow b) > 0; END"
+
 /* While the store refuses ledger entries, no decision is answered: each
  * one's group commit fails and it is answered 503, its entry kept in the
  * queue for when the store takes it; once 16384 wait, kosd refuses
@@ -738,7 +749,7 @@ static void test_full_ledger_refuses_decisions(void)
 	kos_ledger_check check;
 	kos_store *st = NULL;
 	uint64_t before;
-	long queued;
+	long queued, least;
 
 	snprintf(db, sizeof(db), "%s/state.db", inst);
 	CU_ASSERT_EQUAL_FATAL(open_store(&st), KOS_OK);
@@ -763,6 +774,19 @@ static void test_full_ledger_refuses_decisions(void)
 	queued = pending_ledger();
 	fprintf(stderr, "queued while refusing: %ld\n", queued);
 	CU_ASSERT(queued >= 16384 && queued <= (long)first.n);
+	/* while a flush is writing them (here refused after 0.5 s, every 2 s)
+	 * they are still waiting: health counts them and the cap holds */
+	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(db, SLOW_REFUSAL), 0);
+	least = LONG_MAX;
+	for (int i = 0; i < 60; i++) {
+		long n = pending_ledger();
+
+		if (n < least)
+			least = n;
+		usleep(50000);
+	}
+	fprintf(stderr, "least queued while refusing slowly: %ld\n", least);
+	CU_ASSERT_EQUAL(least, queued);
 	CU_ASSERT_EQUAL_FATAL(kos_test_sql_exec(db, "DROP TRIGGER test_refuse"), 0);
 	/* the next flush (every 100 ms) writes the queue; decisions resume */
 	for (int i = 0; i < 200 && pending_ledger() != 0; i++)

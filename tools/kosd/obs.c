@@ -28,7 +28,8 @@
  *
  * Threads: a queue's items are under its lock; one flush at a time writes
  * (flush_lock), with the items taken out of the queue so that the others
- * keep adding while it writes. */
+ * keep adding while it writes; until written they still count as waiting
+ * (the health answer's pending counts, the cap, kosd_ledger_full). */
 #include "config.h"
 
 #include "tools/kosd/kosd.h"
@@ -52,6 +53,9 @@ struct batch {
 	pthread_mutex_t lock, flush_lock;
 	unsigned char *items;
 	size_t n, cap;
+	/* items a flush has taken out and is writing: still waiting, for
+	 * batch_pending and the cap (under lock) */
+	size_t inflight;
 	uint64_t queued, written, batches;
 	/* after a failed write: the next one not before retry_at (CLOCK_MONOTONIC
 	 * ns), retry_ns the wait after the next failure; under flush_lock */
@@ -123,6 +127,7 @@ static kos_rv batch_flush(struct batch *b, bool force)
 	cap = b->cap;
 	b->items = NULL;
 	b->n = b->cap = 0;
+	b->inflight = n;
 	pthread_mutex_unlock(&b->lock);
 	if (n == 0) {
 		free(items);
@@ -133,6 +138,7 @@ static kos_rv batch_flush(struct batch *b, bool force)
 	rv = b->write(b->ctx, items, n);
 	flushing = false;
 	pthread_mutex_lock(&b->lock);
+	b->inflight = 0;
 	if (rv == KOS_OK) {
 		b->written += n;
 		b->batches++;
@@ -171,7 +177,7 @@ static kos_rv batch_add(struct batch *b, const void *items, size_t n)
 	if (flushing)
 		return KOS_E_BUSY;
 	pthread_mutex_lock(&b->lock);
-	if (b->n + n > b->max) {
+	if (b->n + b->inflight + n > b->max) {
 		pthread_mutex_unlock(&b->lock);
 		return KOS_E_BUSY;
 	}
@@ -194,7 +200,7 @@ static size_t batch_pending(const struct batch *b)
 	size_t n;
 
 	pthread_mutex_lock((pthread_mutex_t *)&b->lock);
-	n = b->n;
+	n = b->n + b->inflight;
 	pthread_mutex_unlock((pthread_mutex_t *)&b->lock);
 	return n;
 }
