@@ -334,44 +334,71 @@ static int client_cmp(const void *a, const void *b)
 	return strcmp(x->client, y->client);
 }
 
+/* Room for one more element in *arr (capacity *cap, n used), doubling;
+ * false when out of memory. A large block grows in place (mremap), so the
+ * copy's peak is about its final size. */
+static bool revoked_room(void **arr, size_t *cap, size_t n, size_t size)
+{
+	size_t ncap = *cap != 0 ? *cap * 2 : 64;
+	void *p;
+
+	if (n < *cap)
+		return true;
+	p = realloc(*arr, ncap * size);
+	if (p == NULL)
+		return false;
+	*arr = p;
+	*cap = ncap;
+	return true;
+}
+
+struct revoked_load {
+	struct ca_revoked *r;
+	size_t cap_jti, cap_clients;
+};
+
+static kos_rv revoked_add(const struct kos_store_revocation *row, void *arg)
+{
+	struct revoked_load *l = arg;
+	struct ca_revoked *r = l->r;
+
+	switch (row->kind) {
+	case KOS_REVOKE_JTI:
+		if (!revoked_room((void **)&r->jti, &l->cap_jti, r->n_jti, sizeof(*r->jti)))
+			return kos_error_set(KOS_E_NOMEM, "out of memory");
+		memset(r->jti[r->n_jti], 0, sizeof(r->jti[0]));
+		memcpy(r->jti[r->n_jti], row->value, strnlen(row->value, sizeof(r->jti[0]) - 1));
+		r->n_jti++;
+		break;
+	case KOS_REVOKE_CLIENT:
+		if (!revoked_room((void **)&r->clients, &l->cap_clients, r->n_clients,
+				  sizeof(*r->clients)))
+			return kos_error_set(KOS_E_NOMEM, "out of memory");
+		snprintf(r->clients[r->n_clients].client, sizeof(r->clients[0].client), "%s",
+			 row->value);
+		r->clients[r->n_clients++].before = row->before;
+		break;
+	case KOS_REVOKE_BEFORE:
+		if (row->before > r->before)
+			r->before = row->before;
+		break;
+	}
+	return KOS_OK;
+}
+
+/* The store's revocations as a new copy, read row by row: the copy alone
+ * is ever in memory (33 bytes a revoked credential), never the rows. */
 static kos_rv load_revoked(kos_ca *ca, struct ca_revoked *r)
 {
-	struct kos_store_revocation *rows = NULL;
-	size_t n = 0, i;
+	struct revoked_load l = {r, 0, 0};
 	kos_rv rv;
 
 	memset(r, 0, sizeof(*r));
-	rv = kos_store_revocation_list(ca->st, &rows, &n);
-	if (rv != KOS_OK)
+	rv = kos_store_revocation_each(ca->st, revoked_add, &l);
+	if (rv != KOS_OK) {
+		kos_ca_revoked_free(r);
 		return rv;
-	if (n > 0) {
-		r->jti = calloc(n, sizeof(*r->jti));
-		r->clients = calloc(n, sizeof(*r->clients));
-		if (r->jti == NULL || r->clients == NULL) {
-			free(rows);
-			kos_ca_revoked_free(r);
-			return kos_error_set(KOS_E_NOMEM, "out of memory");
-		}
 	}
-	for (i = 0; i < n; i++) {
-		switch (rows[i].kind) {
-		case KOS_REVOKE_JTI:
-			memcpy(r->jti[r->n_jti], rows[i].value,
-			       strnlen(rows[i].value, sizeof(r->jti[0]) - 1));
-			r->n_jti++;
-			break;
-		case KOS_REVOKE_CLIENT:
-			snprintf(r->clients[r->n_clients].client, sizeof(r->clients[0].client),
-				 "%s", rows[i].value);
-			r->clients[r->n_clients++].before = rows[i].before;
-			break;
-		case KOS_REVOKE_BEFORE:
-			if (rows[i].before > r->before)
-				r->before = rows[i].before;
-			break;
-		}
-	}
-	free(rows);
 	if (r->n_jti > 1)
 		qsort(r->jti, r->n_jti, sizeof(*r->jti), jti_cmp);
 	if (r->n_clients > 1)

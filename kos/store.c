@@ -263,9 +263,46 @@ kos_rv kos_store_revocation_add(kos_store *st, const struct kos_store_revocation
 	return st->ops->revocation_add(st, r);
 }
 
+kos_rv kos_store_revocation_each(kos_store *st, kos_store_revocation_fn fn, void *arg)
+{
+	return st->ops->revocation_each(st, fn, arg);
+}
+
+struct revocation_vec {
+	struct kos_store_revocation *v;
+	size_t n, cap;
+};
+
+static kos_rv revocation_collect(const struct kos_store_revocation *r, void *arg)
+{
+	struct revocation_vec *a = arg;
+
+	if (a->n == a->cap) {
+		size_t ncap = a->cap != 0 ? a->cap * 2 : 16;
+		struct kos_store_revocation *nv = realloc(a->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return kos_error_set(KOS_E_NOMEM, "out of memory");
+		a->v = nv;
+		a->cap = ncap;
+	}
+	a->v[a->n++] = *r;
+	return KOS_OK;
+}
+
 kos_rv kos_store_revocation_list(kos_store *st, struct kos_store_revocation **out, size_t *n)
 {
-	return st->ops->revocation_list(st, out, n);
+	struct revocation_vec a = {NULL, 0, 0};
+	kos_rv rv = st->ops->revocation_each(st, revocation_collect, &a);
+
+	if (rv != KOS_OK) {
+		free(a.v);
+		a.v = NULL;
+		a.n = 0;
+	}
+	*out = a.v;
+	*n = a.n;
+	return rv;
 }
 
 kos_rv kos_store_cred_prune(kos_store *st, kos_usec now, uint64_t *removed)

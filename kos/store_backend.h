@@ -191,6 +191,9 @@ struct kos_store_revocation {
 /* "jti", "client", "before"; NULL for another value. */
 const char *kos_revocation_kind_name(enum kos_revocation_kind k);
 
+/* What kos_store_revocation_each calls for each row. */
+typedef kos_rv (*kos_store_revocation_fn)(const struct kos_store_revocation *r, void *arg);
+
 /* --- the decision ledger (schema version 5) ------------------------------
  * Append-only: entries are written by ledger_append only, never changed or
  * removed by kos. The chain's encoding, hash and linking are
@@ -333,8 +336,11 @@ struct kos_store_ops {
 				 struct kos_store_enrollment *out);
 	/* Adds (or widens, see struct kos_store_revocation) a revocation. */
 	kos_rv (*revocation_add)(kos_store *st, const struct kos_store_revocation *r);
-	/* Every revocation; *out is malloc'd (free()). */
-	kos_rv (*revocation_list)(kos_store *st, struct kos_store_revocation **out, size_t *n);
+	/* Calls fn for every revocation, ordered by kind, then value, while
+	 * it returns KOS_OK (else stops and returns what fn returned). fn
+	 * runs under the handle's lock and must not use the store. One row at
+	 * a time: a million revocations are never all in memory at once. */
+	kos_rv (*revocation_each)(kos_store *st, kos_store_revocation_fn fn, void *arg);
 	/* Deletes revocations that expired at now and enrollment secrets that
 	 * are used or expired; *removed counts the rows. */
 	kos_rv (*cred_prune)(kos_store *st, kos_usec now, uint64_t *removed);
@@ -429,7 +435,10 @@ kos_rv kos_store_enrollment_get(kos_store *st, const uint8_t *hash,
 kos_rv kos_store_enrollment_use(kos_store *st, const uint8_t *hash, kos_usec now,
 				struct kos_store_enrollment *out);
 kos_rv kos_store_revocation_add(kos_store *st, const struct kos_store_revocation *r);
+/* Every revocation (kos_store_revocation_each's order); *out is malloc'd
+ * (free()). */
 kos_rv kos_store_revocation_list(kos_store *st, struct kos_store_revocation **out, size_t *n);
+kos_rv kos_store_revocation_each(kos_store *st, kos_store_revocation_fn fn, void *arg);
 kos_rv kos_store_cred_prune(kos_store *st, kos_usec now, uint64_t *removed);
 kos_rv kos_store_cred_revision(kos_store *st, uint64_t *rev);
 uint64_t kos_store_cred_hint(kos_store *st);

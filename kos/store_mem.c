@@ -1205,19 +1205,23 @@ static int revocation_cmp(const void *a, const void *b)
 	return c != 0 ? c : strcmp(x->value, y->value);
 }
 
-static kos_rv mem_revocation_list(kos_store *st, struct kos_store_revocation **out, size_t *n)
+/* A sorted copy, then fn for each row. */
+static kos_rv mem_revocation_each(kos_store *st, kos_store_revocation_fn fn, void *arg)
 {
 	struct mem_store *m = mem_of(st);
+	struct kos_store_revocation *copy = NULL;
+	size_t n, i;
 	kos_rv rv;
 
 	pthread_mutex_lock(&m->lock);
-	*n = m->n_rev;
-	rv = vec_copy(m->revocations, m->n_rev, sizeof(**out), (void **)out);
+	n = m->n_rev;
+	rv = vec_copy(m->revocations, m->n_rev, sizeof(*copy), (void **)&copy);
 	pthread_mutex_unlock(&m->lock);
-	if (rv != KOS_OK)
-		*n = 0;
-	else if (*n > 1)
-		qsort(*out, *n, sizeof(**out), revocation_cmp);
+	if (rv == KOS_OK && n > 1)
+		qsort(copy, n, sizeof(*copy), revocation_cmp);
+	for (i = 0; rv == KOS_OK && i < n; i++)
+		rv = fn(&copy[i], arg);
+	free(copy);
 	return rv;
 }
 
@@ -1568,7 +1572,7 @@ static const struct kos_store_ops mem_ops = {
     .enrollment_get = mem_enrollment_get,
     .enrollment_use = mem_enrollment_use,
     .revocation_add = mem_revocation_add,
-    .revocation_list = mem_revocation_list,
+    .revocation_each = mem_revocation_each,
     .cred_prune = mem_cred_prune,
     .cred_revision = mem_cred_revision,
     .cred_hint = mem_cred_hint,

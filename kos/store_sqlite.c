@@ -2100,13 +2100,33 @@ static kos_rv read_revocation_row(sqlite3_stmt *stmt, void *rec)
 	return KOS_OK;
 }
 
-static kos_rv sql_revocation_list(kos_store *st, struct kos_store_revocation **out, size_t *n)
+struct revocation_each {
+	kos_store_revocation_fn fn;
+	void *arg;
+};
+
+static kos_rv each_revocation_row(sqlite3_stmt *stmt, void *varg)
+{
+	struct revocation_each *a = varg;
+	struct kos_store_revocation r;
+	kos_rv rv;
+
+	memset(&r, 0, sizeof(r));
+	rv = read_revocation_row(stmt, &r);
+	return rv == KOS_OK ? a->fn(&r, a->arg) : rv;
+}
+
+static kos_rv sql_revocation_each(kos_store *st, kos_store_revocation_fn fn, void *arg)
 {
 	struct sql_store *s = sql_of(st);
-	size_t cap;
+	struct revocation_each a = {fn, arg};
+	kos_rv rv;
 
-	return select_rows(s, s->stmt[ST_RV_LIST], sizeof(**out), read_revocation_row,
-			   "cannot list revocations", (void **)out, n, &cap);
+	pthread_mutex_lock(&s->lock);
+	rv = query_rows(s, s->stmt[ST_RV_LIST], SQLITE_OK, each_revocation_row, &a,
+			"cannot list revocations");
+	pthread_mutex_unlock(&s->lock);
+	return rv;
 }
 
 struct prune_arg {
@@ -2628,7 +2648,7 @@ static const struct kos_store_ops sql_ops = {
     .enrollment_get = sql_enrollment_get,
     .enrollment_use = sql_enrollment_use,
     .revocation_add = sql_revocation_add,
-    .revocation_list = sql_revocation_list,
+    .revocation_each = sql_revocation_each,
     .cred_prune = sql_cred_prune,
     .cred_revision = sql_cred_revision,
     .cred_hint = sql_cred_hint,

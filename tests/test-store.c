@@ -523,6 +523,17 @@ static uint64_t revision(kos_store *st)
 	return rev;
 }
 
+/* kos_store_revocation_each's callback: counts the rows, stops at the
+ * second (the client's, after the "before" one). */
+static kos_rv count_two(const struct kos_store_revocation *r, void *arg)
+{
+	size_t *seen = arg;
+
+	if (++*seen == 2)
+		return r->kind == KOS_REVOKE_CLIENT ? KOS_E_RANGE : KOS_E_INVALID;
+	return KOS_OK;
+}
+
 static void check_credentials(kos_store *st)
 {
 	struct kos_store_ca_key k, *keys = NULL;
@@ -530,7 +541,7 @@ static void check_credentials(kos_store *st)
 	struct kos_store_enrollment e, e2, ge;
 	struct kos_store_revocation r, *revs = NULL;
 	uint64_t rev0, hint0, removed = 0;
-	size_t n = 0;
+	size_t n = 0, seen;
 	char *value = NULL;
 
 	rev0 = revision(st);
@@ -665,6 +676,10 @@ static void check_credentials(kos_store *st)
 	CU_ASSERT_EQUAL(revs[2].kind, KOS_REVOKE_JTI);
 	CU_ASSERT_STRING_EQUAL(revs[2].value, "JJJJJJJJJJJJJJJJJJJJJJ");
 	free(revs);
+	/* row by row, in the same order, until the callback says stop */
+	seen = 0;
+	CU_ASSERT_EQUAL(kos_store_revocation_each(st, count_two, &seen), KOS_E_RANGE);
+	CU_ASSERT_EQUAL(seen, 2);
 
 	/* pruning: expired revocations, used and expired secrets; no bump */
 	CU_ASSERT_EQUAL(kos_store_cred_prune(st, 300, &removed), KOS_OK);
