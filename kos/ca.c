@@ -108,6 +108,7 @@ static kos_rv ca_alloc(const kos_policy *pol, kos_store *st, kos_hsm *hsm, kos_t
 	atomic_init(&ca->interval, KOS_CA_CHECK_DEFAULT);
 	atomic_init(&ca->loaded, 0);
 	atomic_init(&ca->last_eval, INT64_MIN);
+	atomic_init(&ca->threat_on_issue, 1);
 	if (pthread_mutex_init(&ca->sync_lock, NULL) != 0) {
 		free(ca);
 		return kos_error_set(KOS_E_NOMEM, "cannot create a lock");
@@ -1099,9 +1100,26 @@ kos_rv kos_threat_evaluate(kos_ca *ca, kos_threat_info *out, int *raised)
 	return rv;
 }
 
+void kos_ca_set_threat_on_issue(kos_ca *ca, bool on)
+{
+	if (ca != NULL)
+		atomic_store(&ca->threat_on_issue, on ? 1 : 0);
+}
+
+void kos_ca_threat_tick_on_issue(kos_ca *ca)
+{
+	if (atomic_load(&ca->threat_on_issue))
+		kos_ca_threat_tick(ca);
+}
+
 void kos_ca_threat_tick(kos_ca *ca)
 {
-	int64_t mono = kos_ca_mono(), last = atomic_load(&ca->last_eval);
+	int64_t mono, last;
+
+	if (ca == NULL || ca->st == NULL)
+		return;
+	mono = kos_ca_mono();
+	last = atomic_load(&ca->last_eval);
 
 	if (last != INT64_MIN && mono - last < KOS_THREAT_EVAL_INTERVAL)
 		return;

@@ -88,6 +88,7 @@ struct kos_ca {
 	_Atomic int loaded;	    /* the copy was read at least once */
 	uint64_t revision;	    /* of the copy; under sync_lock */
 	_Atomic int64_t last_eval;  /* monotonic usec of the last threat evaluation */
+	_Atomic int threat_on_issue; /* kos_ca_set_threat_on_issue(), default 1 */
 
 	pthread_rwlock_t lock;
 	struct ca_pub *keys;
@@ -119,9 +120,9 @@ kos_rv kos_ca_sync(kos_ca *ca, bool force);
 kos_usec kos_ca_max_lifetime(const struct kos_policy *pol);
 /* The threat level from the store, applied to ca->tr. */
 kos_rv kos_ca_threat_level(kos_ca *ca, kos_threat *level);
-/* Runs kos_threat_evaluate() when the last run is older than
- * KOS_THREAT_EVAL_INTERVAL; failures are not the caller's. */
-void kos_ca_threat_tick(kos_ca *ca);
+/* Issuance's kos_ca_threat_tick(), unless kos_ca_set_threat_on_issue()
+ * turned it off. */
+void kos_ca_threat_tick_on_issue(kos_ca *ca);
 
 /* Cache (cred.c); callers hold ca->lock for writing. */
 void kos_ca_cache_clear(kos_ca *ca);

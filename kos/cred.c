@@ -846,7 +846,7 @@ static kos_rv issue(kos_ca *ca, const struct issue_req *r, char **token)
 		return kos_error_set(KOS_E_POLICY,
 				     "out of scope: a credential holds no \"share:\" item (shares "
 				     "are fetched with grants that key requests issue)");
-	kos_ca_threat_tick(ca);
+	kos_ca_threat_tick_on_issue(ca);
 	rv = current_tier(ca, r->client, &level, &tier);
 	if (rv != KOS_OK)
 		return rv;

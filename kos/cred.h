@@ -280,8 +280,19 @@ KOS_API kos_rv kos_threat_get(kos_ca *ca, kos_threat_info *info);
  * .anomalous_share (with at least threat.min_clients clients known); never
  * lowers it (an administrator does). *raised (may be NULL) is 1 when it
  * raised; info (may be NULL) receives the level after. Issuance runs it at
- * most once a minute per handle. */
+ * most once a minute per handle (see kos_ca_set_threat_on_issue). It reads
+ * every client the store knows, a page at a time: about a second for a
+ * million. */
 KOS_API kos_rv kos_threat_evaluate(kos_ca *ca, kos_threat_info *info, int *raised);
+/* Runs kos_threat_evaluate() when its last run on this handle (by issuance
+ * or here) is a minute old or more, or has never been; one caller at a time
+ * runs it, the others return at once. Its errors are cleared, not
+ * reported: the next minute tries again. */
+KOS_API void kos_ca_threat_tick(kos_ca *ca);
+/* Whether issuance calls kos_ca_threat_tick() (on, the default). A server
+ * that calls it from a timer of its own turns this off, so that no
+ * issuance waits for a scan of every client. */
+KOS_API void kos_ca_set_threat_on_issue(kos_ca *ca, bool on);
 
 #ifdef __cplusplus
 }

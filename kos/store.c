@@ -89,9 +89,52 @@ kos_rv kos_store_trust_update_batch(kos_store *st, size_t n, const char *const *
 	return st->ops->trust_update_batch(st, n, clients, fn, args);
 }
 
+kos_rv kos_store_trust_page(kos_store *st, const char *after, size_t max,
+			    struct kos_trust_state **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (after == NULL || max == 0)
+		return kos_error_set(KOS_E_INVALID, "kos_store_trust_page: missing argument");
+	return st->ops->trust_page(st, after, max, out, n);
+}
+
+#define TRUST_LIST_PAGE 1024
+
 kos_rv kos_store_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n)
 {
-	return st->ops->trust_list(st, out, n);
+	struct kos_trust_state *all = NULL, *page = NULL, *grown;
+	size_t count = 0, got = 0;
+	kos_rv rv;
+
+	*out = NULL;
+	*n = 0;
+	do {
+		rv = kos_store_trust_page(st, count > 0 ? all[count - 1].client : "",
+					  TRUST_LIST_PAGE, &page, &got);
+		if (rv != KOS_OK)
+			break;
+		if (got > 0) {
+			grown = realloc(all, (count + got) * sizeof(*all));
+			if (grown == NULL) {
+				rv = kos_error_set(KOS_E_NOMEM, "out of memory");
+				break;
+			}
+			all = grown;
+			memcpy(all + count, page, got * sizeof(*all));
+			count += got;
+		}
+		free(page);
+		page = NULL;
+	} while (got == TRUST_LIST_PAGE);
+	free(page);
+	if (rv != KOS_OK) {
+		free(all);
+		return rv;
+	}
+	*out = all;
+	*n = count;
+	return KOS_OK;
 }
 
 kos_rv kos_store_trust_delete(kos_store *st, const char *client)

@@ -226,8 +226,13 @@ struct kos_store_ops {
 	 * updates before a failure, which only running out of memory causes). */
 	kos_rv (*trust_update_batch)(kos_store *st, size_t n, const char *const *clients,
 				     kos_trust_update_fn fn, void *const *args);
-	/* Every client in strcmp() order of names; *out is malloc'd (free()). */
-	kos_rv (*trust_list)(kos_store *st, struct kos_trust_state **out, size_t *n);
+	/* Up to max (>= 1) clients whose names come after `after` ("" for the
+	 * first), in strcmp() order of names; *out is malloc'd (free()), NULL
+	 * when *n is 0. Fewer than max: the last page. A scan of a million
+	 * clients thus holds one page at a time, and the handle's lock only
+	 * while a page is read. */
+	kos_rv (*trust_page)(kos_store *st, const char *after, size_t max,
+			     struct kos_trust_state **out, size_t *n);
 	/* KOS_E_NOTFOUND for an unknown client. */
 	kos_rv (*trust_delete)(kos_store *st, const char *client);
 
@@ -391,7 +396,10 @@ kos_rv kos_store_trust_get(kos_store *st, const char *client, struct kos_trust_s
 kos_rv kos_store_trust_update(kos_store *st, const char *client, kos_trust_update_fn fn, void *arg);
 kos_rv kos_store_trust_update_batch(kos_store *st, size_t n, const char *const *clients,
 				    kos_trust_update_fn fn, void *const *args);
+/* Every client (all pages at once: for small stores and tests). */
 kos_rv kos_store_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n);
+kos_rv kos_store_trust_page(kos_store *st, const char *after, size_t max,
+			    struct kos_trust_state **out, size_t *n);
 kos_rv kos_store_trust_delete(kos_store *st, const char *client);
 kos_rv kos_store_key_version_begin(kos_store *st, const struct kos_store_key *key, const char *name,
 				   const struct kos_store_version *v, uint32_t *version);

@@ -251,7 +251,10 @@ static int state_cmp(const void *a, const void *b)
 	return strcmp(x->client, y->client);
 }
 
-static kos_rv mem_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n)
+/* The clients after `after`, sorted, cut to max (a memory store is small:
+ * each page sorts what follows it). */
+static kos_rv mem_trust_page(kos_store *st, const char *after, size_t max,
+			     struct kos_trust_state **out, size_t *n)
 {
 	struct mem_store *m = mem_of(st);
 	struct kos_trust_state *arr = NULL;
@@ -267,12 +270,18 @@ static kos_rv mem_trust_list(kos_store *st, struct kos_trust_state **out, size_t
 			return kos_error_set(KOS_E_NOMEM, "memory store: out of memory");
 		}
 		for (i = 0; i < m->cap; i++)
-			if (m->slots[i].hash != 0)
+			if (m->slots[i].hash != 0 && strcmp(m->slots[i].st.client, after) > 0)
 				arr[k++] = m->slots[i].st;
 	}
 	pthread_mutex_unlock(&m->lock);
 	if (k > 1)
 		qsort(arr, k, sizeof(*arr), state_cmp);
+	if (k > max)
+		k = max;
+	if (k == 0) {
+		free(arr);
+		arr = NULL;
+	}
 	*out = arr;
 	*n = k;
 	return KOS_OK;
@@ -1544,7 +1553,7 @@ static const struct kos_store_ops mem_ops = {
     .trust_get = mem_trust_get,
     .trust_update = mem_trust_update,
     .trust_update_batch = mem_trust_update_batch,
-    .trust_list = mem_trust_list,
+    .trust_page = mem_trust_page,
     .trust_delete = mem_trust_delete,
     .key_version_begin = mem_key_version_begin,
     .key_version_activate = mem_key_version_activate,

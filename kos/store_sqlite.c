@@ -324,7 +324,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		  "usage_start = ?20, usage_ops = ?21, usage_bytes = ?22, ceiling = ?23, "
 		  "ceiling_at = ?24 WHERE client = ?1",
     [ST_DELETE] = "DELETE FROM trust WHERE client = ?1",
-    [ST_LIST] = "SELECT client, " TRUST_COLS " FROM trust ORDER BY client",
+    [ST_LIST] = "SELECT client, " TRUST_COLS " FROM trust WHERE client > ?1 ORDER BY client "
+		"LIMIT ?2",
     [ST_KEY_INSERT] = "INSERT INTO keys (name, type, created) VALUES (?1, ?2, ?3)",
     [ST_KEY_GET] = "SELECT type, created FROM keys WHERE name = ?1",
     [ST_KEY_LIST] = "SELECT name, type, created FROM keys ORDER BY name",
@@ -930,13 +931,23 @@ static kos_rv read_trust_list_row(sqlite3_stmt *stmt, void *rec)
 	return KOS_OK;
 }
 
-static kos_rv sql_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n)
+static kos_rv sql_trust_page(kos_store *st, const char *after, size_t max,
+			     struct kos_trust_state **out, size_t *n)
 {
 	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = s->stmt[ST_LIST];
 	size_t cap;
+	kos_rv rv;
+	int rc;
 
-	return select_rows(s, s->stmt[ST_LIST], sizeof(**out), read_trust_list_row,
-			   "cannot list clients", (void **)out, n, &cap);
+	pthread_mutex_lock(&s->lock);
+	rc = sqlite3_bind_text(stmt, 1, after, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_bind_int64(stmt, 2, max > INT64_MAX ? INT64_MAX : (sqlite3_int64)max);
+	rv = select_rows_locked(s, stmt, rc, sizeof(**out), read_trust_list_row,
+				"cannot list clients", (void **)out, n, &cap);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
 }
 
 /* --- keys ------------------------------------------------------------------- */
@@ -2617,7 +2628,7 @@ static const struct kos_store_ops sql_ops = {
     .trust_update = sql_trust_update,
     .trust_update_batch = sql_trust_update_batch,
     .decisions_commit = sql_decisions_commit,
-    .trust_list = sql_trust_list,
+    .trust_page = sql_trust_page,
     .trust_delete = sql_trust_delete,
     .key_version_begin = sql_key_version_begin,
     .key_version_activate = sql_key_version_activate,

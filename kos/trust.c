@@ -128,6 +128,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Clients kos_trust_list reads from the store at a time. */
+#define KOS_TRUST_LIST_PAGE 1024
+
 struct kos_trust {
 	_Atomic(const struct kos_policy *) pol; /* swapped on reload */
 	_Atomic int threat;
@@ -694,7 +697,8 @@ kos_rv kos_trust_get(kos_trust *tr, const char *client, kos_trust_info *info)
 kos_rv kos_trust_list(kos_trust *tr, int (*fn)(const kos_trust_info *info, void *arg), void *arg)
 {
 	const struct kos_policy *pol;
-	struct kos_trust_state *all = NULL;
+	struct kos_trust_state *page = NULL;
+	char after[sizeof(page->client)] = "";
 	kos_trust_info info;
 	kos_threat level;
 	kos_usec now;
@@ -703,18 +707,25 @@ kos_rv kos_trust_list(kos_trust *tr, int (*fn)(const kos_trust_info *info, void 
 
 	if (tr == NULL || fn == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_trust_list: missing argument");
-	/* the store hands over a copy: fn runs without any store lock held */
-	rv = kos_store_trust_list(tr->st, &all, &n);
-	if (rv != KOS_OK)
-		return rv;
 	pol = policy_of(tr);
 	level = kos_trust_get_threat(tr);
 	now = now_of(tr);
-	for (i = 0; i < n && rv == 0; i++) {
-		fill_info(pol, level, &all[i], now, &info);
-		rv = fn(&info, arg);
-	}
-	free(all);
+	/* a page at a time (a million clients are never all in memory), each a
+	 * copy: fn runs without any store lock held, and the others use the
+	 * store between pages */
+	do {
+		rv = kos_store_trust_page(tr->st, after, KOS_TRUST_LIST_PAGE, &page, &n);
+		if (rv != KOS_OK)
+			return rv;
+		for (i = 0; i < n && rv == 0; i++) {
+			fill_info(pol, level, &page[i], now, &info);
+			rv = fn(&info, arg);
+		}
+		if (n > 0)
+			memcpy(after, page[n - 1].client, sizeof(after));
+		free(page);
+		page = NULL;
+	} while (rv == 0 && n == KOS_TRUST_LIST_PAGE);
 	return rv;
 }
 

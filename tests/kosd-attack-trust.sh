@@ -101,4 +101,25 @@ grep_out "^ceiling: *[0-9.]* (rising since the penalty at " "kosctl shows the ce
 
 stop_kosd
 check "kosd stops cleanly" test "$st" -eq 0
+
+# --- kosd judges the threat level by itself, once a minute from its first
+# --- second: no issuance has to come (nor wait for a scan of every client)
+sed -i 's/min_clients = 10;/min_clients = 2;/' "$d/kos.policy"
+for i in 1 2 3 4 5; do "$K" trust observe api scope >/dev/null; done
+expect 0 "trust show api" "$K" trust show api
+grep_out "anomalous: *yes" "a client flagged anomalous"
+expect 0 "threat show" "$K" threat show
+grep_out "level: *normal" "the level is normal before kosd starts"
+check "kosd starts again" start_kosd
+i=0
+while [ $i -lt 100 ]; do
+	"$K" threat show >"$out" 2>"$err" || true
+	grep -q "set by: *automatic" "$out" && break
+	sleep 0.1
+	i=$((i + 1))
+done
+grep_out "set by: *automatic" "kosd raised the level without an issuance"
+grep_out "reason: *automatic: [0-9]* of [0-9]* clients" "with its reason"
+stop_kosd
+check "kosd stops cleanly again" test "$st" -eq 0
 finish kosd-attack-trust

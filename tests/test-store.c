@@ -206,7 +206,7 @@ static void check_interface(kos_store *st)
 static void check_many(kos_store *st)
 {
 	struct kos_trust_state s, *all = NULL;
-	char name[32];
+	char name[65];
 	size_t n = 0;
 	unsigned i, missing = 0, wrong = 0;
 
@@ -242,7 +242,37 @@ static void check_many(kos_store *st)
 	CU_ASSERT_EQUAL(n, 400);
 	for (i = 1; i < n; i++)
 		CU_ASSERT(strcmp(all[i - 1].client, all[i].client) < 0);
+
+	/* the same in pages of 150: 150, 150, 100, then none */
+	name[0] = '\0';
+	for (i = 0; i < 4; i++) {
+		struct kos_trust_state *page = NULL;
+		size_t got = 99, k;
+
+		CU_ASSERT_EQUAL_FATAL(kos_store_trust_page(st, name, 150, &page, &got), KOS_OK);
+		CU_ASSERT_EQUAL(got, i < 2 ? 150u : i == 2 ? 100u : 0u);
+		for (k = 0; k < got && i * 150 + k < n; k++)
+			if (strcmp(page[k].client, all[i * 150 + k].client) != 0 ||
+			    page[k].observations != all[i * 150 + k].observations)
+				wrong++;
+		if (got > 0)
+			snprintf(name, sizeof(name), "%s", page[got - 1].client);
+		else
+			CU_ASSERT_PTR_NULL(page);
+		free(page);
+	}
+	CU_ASSERT_EQUAL(wrong, 0);
 	free(all);
+	/* a page starts after the name given, whether it exists or not */
+	CU_ASSERT_EQUAL_FATAL(kos_store_trust_page(st, "client-0300", 2, &all, &n), KOS_OK);
+	CU_ASSERT_EQUAL_FATAL(n, 2);
+	CU_ASSERT_STRING_EQUAL(all[0].client, "client-0301");
+	CU_ASSERT_STRING_EQUAL(all[1].client, "client-0302");
+	free(all);
+	CU_ASSERT_EQUAL(kos_store_trust_page(st, "client-0599", 10, &all, &n), KOS_OK);
+	CU_ASSERT_EQUAL(n, 0);
+	CU_ASSERT_EQUAL(kos_store_trust_page(st, "", 0, &all, &n), KOS_E_INVALID);
+	CU_ASSERT_EQUAL(kos_store_trust_page(st, NULL, 10, &all, &n), KOS_E_INVALID);
 }
 
 /* --- keys --- */

@@ -753,6 +753,45 @@ static int collect(const kos_trust_info *info, void *arg)
 	return c->n == c->stop_at ? 7 : 0;
 }
 
+struct ordered {
+	char last[65];
+	int n, out_of_order, stop_at;
+};
+
+/* Counts the clients and those not after the one before. */
+static int in_order(const kos_trust_info *info, void *arg)
+{
+	struct ordered *o = arg;
+
+	if (o->n > 0 && strcmp(o->last, info->client) >= 0)
+		o->out_of_order++;
+	snprintf(o->last, sizeof(o->last), "%s", info->client);
+	o->n++;
+	return o->n == o->stop_at ? 7 : 0;
+}
+
+/* More clients than one page of the store's (1024): each once, in order,
+ * and a stop in a later page stops there. */
+static void check_list_pages(struct fx *f, int before)
+{
+	struct ordered o;
+	char name[32];
+	int i;
+
+	for (i = 0; i < 2100; i++) {
+		snprintf(name, sizeof(name), "many-%04d", i);
+		CU_ASSERT_EQUAL_FATAL(observe(f, name, KOS_EVENT_SUCCESS, 0, NULL), KOS_OK);
+	}
+	memset(&o, 0, sizeof(o));
+	CU_ASSERT_EQUAL(kos_trust_list(f->tr, in_order, &o), KOS_OK);
+	CU_ASSERT_EQUAL(o.n, before + 2100);
+	CU_ASSERT_EQUAL(o.out_of_order, 0);
+	memset(&o, 0, sizeof(o));
+	o.stop_at = 1500;
+	CU_ASSERT_EQUAL(kos_trust_list(f->tr, in_order, &o), 7);
+	CU_ASSERT_EQUAL(o.n, 1500);
+}
+
 static void check_list_and_forget(const char *location)
 {
 	static const char *const order[] = {"Bob", "alice", "bob", "carol"};
@@ -796,6 +835,7 @@ static void check_list_and_forget(const char *location)
 	CU_ASSERT_EQUAL(info.observations, 1);
 	CU_ASSERT_EQUAL(info.created, f.now);
 	CU_ASSERT_DOUBLE_EQUAL(info.score, 60.0, EPS);
+	check_list_pages(&f, 4);
 	fx_fini(&f);
 }
 

@@ -423,6 +423,8 @@ static int open_all(struct kosd *d)
 		return -1;
 	}
 	d->ca = ca;
+	/* the flush timer evaluates the threat level (work.c), not an issuance */
+	kos_ca_set_threat_on_issue(ca, false);
 	if (kosd_obs_new(d->trust, kosd_work_durable(d), &d->obs) != KOS_OK ||
 	    kosd_ledger_new(d->store, &d->ledger) != KOS_OK ||
 	    kos_pipeline_new(d->trust, &d->pipeline) != KOS_OK ||

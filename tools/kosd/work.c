@@ -262,6 +262,9 @@ static void flush_queues(struct kosd *d)
 
 	if (d->obs == NULL)
 		return;
+	/* once a minute: with a million clients about a second on this worker,
+	 * which no request waits for */
+	kos_ca_threat_tick(d->ca);
 	rv = kosd_obs_flush(d->obs, false);
 	if (rv != KOS_OK)
 		kosd_log(d, "writing %zu trust observations failed (kept for the next try): %s",
