@@ -311,7 +311,7 @@ static void compare_signing(const char *placement, int server_cpu, int client_cp
 	static const int nclients[2] = { 1, MAX_CLIENTS };
 	static const double goal[2] = { 1.2, 1.5 };
 	struct bench_workload p11 = { .open = p11_open, .op = p11_op, .close = p11_close };
-	struct bench_figures remote[2] = { { 0, 0, 0, 0 }, { 0, 0, 0, 0 } }, f;
+	struct bench_figures remote[2] = { { 0, 0, 0, 0, 0 }, { 0, 0, 0, 0, 0 } }, f;
 	struct p11sign conn = { 0 };
 	double direct_rate, rtt;
 	char what[80];

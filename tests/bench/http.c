@@ -234,7 +234,7 @@ static int cmp_double(const void *a, const void *b)
 
 struct bench_figures bench_figures_of(double *lat, size_t n, double seconds)
 {
-	struct bench_figures f = {0, 0, 0, n};
+	struct bench_figures f = {0, 0, 0, n, 0};
 
 	qsort(lat, n, sizeof(*lat), cmp_double);
 	if (seconds > 0)
@@ -242,6 +242,7 @@ struct bench_figures bench_figures_of(double *lat, size_t n, double seconds)
 	if (n > 0) {
 		f.p50 = lat[n / 2];
 		f.p99 = lat[n * 99 / 100];
+		f.max = lat[n - 1];
 	}
 	return f;
 }

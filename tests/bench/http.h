@@ -62,6 +62,7 @@ struct bench_figures {
 	double rate;	 /* operations per second, over all clients */
 	double p50, p99; /* seconds per operation */
 	size_t n;	 /* operations made */
+	double max;	 /* the slowest operation, seconds */
 };
 
 /* The figures of n latencies (sorted here) made in seconds. */
