@@ -713,7 +713,8 @@ static int take_unix_mode(kos_cf *cf, const config_setting_t *s, const char *pat
 }
 
 /* listen.ledger: "durable" (an answer leaves only once its ledger entry and
- * observations are committed) or "batched" (written every 100 ms). */
+ * observations are committed), "synced" (and fsynced) or "batched"
+ * (written every 100 ms). */
 static int take_ledger_mode(kos_cf *cf, const config_setting_t *s, const char *path,
 			    const struct kos_cf_key *k, void *base)
 {
@@ -723,12 +724,17 @@ static int take_ledger_mode(kos_cf *cf, const config_setting_t *s, const char *p
 
 	(void)k;
 	str = config_setting_type(s) == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+	conf->listen.ledger_batched = false;
+	conf->listen.ledger_synced = false;
 	if (str != NULL && strcmp(str, "durable") == 0) {
-		conf->listen.ledger_batched = false;
+		;
+	} else if (str != NULL && strcmp(str, "synced") == 0) {
+		conf->listen.ledger_synced = true;
 	} else if (str != NULL && strcmp(str, "batched") == 0) {
 		conf->listen.ledger_batched = true;
 	} else {
-		kos_cf_problem(cf, line, "%s: must be \"durable\" or \"batched\"", path);
+		kos_cf_problem(cf, line, "%s: must be \"durable\", \"synced\" or \"batched\"",
+			       path);
 		return -1;
 	}
 	return line;

@@ -65,6 +65,9 @@ typedef struct kos_listen_config {
 	 * ledger entry and trust observations are committed; true
 	 * ("batched"): they are written every 100 ms, and a crash loses them */
 	bool ledger_batched;
+	/* "synced": as "durable", and each commit is on disk before the
+	 * answer leaves (the store fsyncs it), so a power loss loses none */
+	bool ledger_synced;
 	/* TCP, always with TLS 1.3 and a required client certificate: the
 	 * address (an IPv6 one without brackets) and port; NULL and 0 when
 	 * kos.conf names no tcp listener. */

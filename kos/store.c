@@ -73,6 +73,21 @@ const char *kos_store_backend(const kos_store *st)
 	return st->ops->name;
 }
 
+kos_rv kos_store_set_synced(kos_store *st, bool on)
+{
+	if (st->ops->set_synced == NULL)
+		return kos_error_set(KOS_E_INVALID,
+				     "the %s state store has no disk to sync its commits to",
+				     st->ops->name);
+	return st->ops->set_synced(st, on);
+}
+
+kos_rv kos_store_synced(kos_store *st, bool *on)
+{
+	*on = false;
+	return st->ops->synced != NULL ? st->ops->synced(st, on) : KOS_OK;
+}
+
 kos_rv kos_store_trust_get(kos_store *st, const char *client, struct kos_trust_state *out)
 {
 	return st->ops->trust_get(st, client, out);

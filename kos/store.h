@@ -25,6 +25,15 @@ KOS_API int kos_store_schema_version(kos_store *st);
 /* The backend's name: "sqlite" or "memory". */
 KOS_API const char *kos_store_backend(const kos_store *st);
 
+/* Whether this handle's commits are on disk before they return, so that a
+ * power loss loses none (SQLite: synchronous=FULL, an fsync of the WAL per
+ * commit), or only survive the process's death (synchronous=NORMAL, the
+ * default). Errors: KOS_E_INVALID for the memory store (no disk),
+ * KOS_E_STORE. kos_store_synced reads the handle's mode back (false for
+ * the memory store). */
+KOS_API kos_rv kos_store_set_synced(kos_store *st, bool on);
+KOS_API kos_rv kos_store_synced(kos_store *st, bool *on);
+
 #ifdef __cplusplus
 }
 #endif

@@ -214,6 +214,14 @@ struct kos_store_ops {
 	const char *name; /* "sqlite", "memory" */
 	void (*free)(kos_store *st);
 	int (*schema_version)(kos_store *st);
+	/* Whether this handle's commits are on disk before they return, power
+	 * loss included (SQLite: synchronous=FULL, an fsync of the WAL per
+	 * commit), or only survive the process's death (synchronous=NORMAL,
+	 * the default). NULL in a backend with no disk (memory): setting it
+	 * is refused, synced reads false. */
+	kos_rv (*set_synced)(kos_store *st, bool on);
+	/* What the handle does now, read back from the backend itself. */
+	kos_rv (*synced)(kos_store *st, bool *on);
 	/* KOS_E_NOTFOUND for an unknown client (detail set). */
 	kos_rv (*trust_get)(kos_store *st, const char *client, struct kos_trust_state *out);
 	/* Loads or initialises, calls fn, writes back: one atomic step, across

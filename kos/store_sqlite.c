@@ -6,7 +6,9 @@
  *   its commit and concurrent processes lose no update.
  * - WAL with synchronous=NORMAL: readers never block the writer; a commit
  *   does not fsync (the WAL is synced at checkpoints), so a power loss may
- *   drop the last commits but never corrupts the file.
+ *   drop the last commits but never corrupts the file. set_synced makes a
+ *   handle's commits fsync (synchronous=FULL), for kosd's listen.ledger
+ *   "synced".
  * - The schema version is PRAGMA user_version. migrations[] holds the steps
  *   from version v to v+1; opening an older store runs the missing steps and
  *   sets the version in one transaction. A newer store is refused untouched.
@@ -2605,6 +2607,44 @@ static int sql_schema_version(kos_store *st)
 	return sql_of(st)->version;
 }
 
+/* synchronous=FULL: the WAL is fsynced at every commit, so a committed
+ * transaction survives a power loss too; NORMAL (the default, see the
+ * header) fsyncs it at checkpoints only. Per connection: this handle's. */
+static kos_rv sql_set_synced(kos_store *st, bool on)
+{
+	struct sql_store *s = sql_of(st);
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = sqlite3_exec(s->db, on ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+			  NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		rv = db_fail(s, rc, "cannot set synchronous mode");
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+static kos_rv sql_synced(kos_store *st, bool *on)
+{
+	struct sql_store *s = sql_of(st);
+	sqlite3_stmt *stmt = NULL;
+	kos_rv rv = KOS_OK;
+	int rc;
+
+	pthread_mutex_lock(&s->lock);
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA synchronous", -1, &stmt, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(stmt);
+	if (rc == SQLITE_ROW)
+		*on = sqlite3_column_int(stmt, 0) >= 2; /* FULL (2) or EXTRA (3) */
+	else
+		rv = db_fail(s, rc, "cannot read synchronous mode");
+	sqlite3_finalize(stmt);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
 static void sql_free(kos_store *st)
 {
 	struct sql_store *s = sql_of(st);
@@ -2624,6 +2664,8 @@ static const struct kos_store_ops sql_ops = {
     .name = "sqlite",
     .free = sql_free,
     .schema_version = sql_schema_version,
+    .set_synced = sql_set_synced,
+    .synced = sql_synced,
     .trust_get = sql_trust_get,
     .trust_update = sql_trust_update,
     .trust_update_batch = sql_trust_update_batch,

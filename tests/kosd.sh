@@ -340,4 +340,30 @@ check "and says so" grep -q "removed the stale socket" "$log"
 stop_kosd
 check "exit 0 again" test "$st" -eq 0
 
+# --- listen.ledger = "synced": durable, and every commit on disk ---
+cp "$d/kos.conf" "$kos_tmp/kos.conf.durable"
+sed -i 's/^listen = { /listen = { ledger = "synced"; /' "$d/kos.conf"
+grep -q 'ledger = "synced"' "$d/kos.conf" || fail "setup: the synced kos.conf"
+nbefore=$("$K" ledger head | cut -d' ' -f1)
+check "kosd starts synced" start_kosd
+check "and says its answers wait for the disk" \
+	grep -q "answers wait for their ledger entries on disk (group commit, synced)" "$log"
+api POST /v1/keys/payments/encrypt "$ADM" '{"plaintext":"c3luY2Vk","context":"synced"}'
+want 200 "an encryption, synced"
+kill -KILL "$kpid"
+wait "$kpid" 2>/dev/null || true
+kpid=""
+check "the answered decision is in the ledger after kill -9" \
+	test "$("$K" ledger head | cut -d' ' -f1)" -gt "$nbefore"
+expect 0 "the ledger verifies" "$K" ledger verify
+# a store with no disk cannot be synced: kosd refuses to start, and says why
+sed -i 's|^store = .*|store = "memory:";|' "$d/kos.conf"
+set +e
+"$D" --config "$d/kos.conf" >"$out" 2>"$err"
+st=$?
+set -e
+check "kosd refuses \"synced\" on the memory store" test "$st" -ne 0
+grep_err 'listen.ledger "synced": the memory state store has no disk' "the refusal says why"
+cp "$kos_tmp/kos.conf.durable" "$d/kos.conf"
+
 finish kosd

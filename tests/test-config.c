@@ -160,9 +160,9 @@ static void test_wrong_types_refused(void)
 	expect_one(HEAD "listen = { unix_mode = 0660; };\n", 3,
 		   "listen: unix_mode: must be an octal mode string such as \"0660\"");
 	expect_one(HEAD "listen = { ledger = \"fast\"; };\n", 3,
-		   "listen: ledger: must be \"durable\" or \"batched\"");
+		   "listen: ledger: must be \"durable\", \"synced\" or \"batched\"");
 	expect_one(HEAD "listen = { ledger = 1; };\n", 3,
-		   "listen: ledger: must be \"durable\" or \"batched\"");
+		   "listen: ledger: must be \"durable\", \"synced\" or \"batched\"");
 	expect_one(HEAD "listen = { workers = 257; };\n", 3,
 		   "listen: workers: must be <= 256 (got 257)");
 	expect_one(HEAD "listen = { workers = -1; };\n", 3, "listen: workers: must be >= 0 (got -1)");
@@ -296,14 +296,43 @@ static void test_good_file_loads(void)
 	CU_ASSERT_EQUAL(l.max_data_body, 536870912);
 	CU_ASSERT_EQUAL(l.timeout, 3600 * KOS_USEC_PER_SEC);
 	CU_ASSERT_EQUAL(l.unix_mode, 0600);
+	CU_ASSERT(!l.ledger_batched);
+	CU_ASSERT(!l.ledger_synced);
 	CU_ASSERT_STRING_EQUAL(kos_config_get0_store(conf), "memory:");
 	kos_config_free(conf);
+}
+
+/* listen.ledger: each of its three values, as kosd reads them. */
+static void test_ledger_modes(void)
+{
+	static const struct {
+		const char *value;
+		bool batched, synced;
+	} modes[] = {{"durable", false, false}, {"synced", false, true}, {"batched", true, false}};
+	kos_listen_config l;
+	kos_config *conf = NULL;
+	char text[200];
+	size_t i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		int n = snprintf(text, sizeof(text), HEAD "listen = { ledger = \"%s\"; };\n",
+				 modes[i].value);
+
+		CU_ASSERT_EQUAL_FATAL(
+		    kos_config_load(write_conf(text, (size_t)n), &conf, NULL), KOS_OK);
+		kos_config_get_listen(conf, &l);
+		CU_ASSERT_EQUAL(l.ledger_batched, modes[i].batched);
+		CU_ASSERT_EQUAL(l.ledger_synced, modes[i].synced);
+		kos_config_free(conf);
+		conf = NULL;
+	}
 }
 
 int main(void)
 {
 	static const struct kos_test_case cases[] = {
 		KOS_TEST(test_overflowing_integers_refused),
+		KOS_TEST(test_ledger_modes),
 		KOS_TEST(test_out_of_range_integers_refused),
 		KOS_TEST(test_include_refused),
 		KOS_TEST(test_unknown_keys_refused),

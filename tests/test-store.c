@@ -966,9 +966,16 @@ static void test_sqlite_certs_survive_reopen(void)
 static void test_memory_interface(void)
 {
 	kos_store *st = NULL;
+	bool on;
 
 	CU_ASSERT_EQUAL_FATAL(kos_store_open("memory:", &st), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "memory");
+	/* no disk to sync to */
+	on = true;
+	CU_ASSERT_EQUAL(kos_store_synced(st, &on), KOS_OK);
+	CU_ASSERT(!on);
+	CU_ASSERT_EQUAL(kos_store_set_synced(st, true), KOS_E_INVALID);
+	CU_ASSERT_PTR_NOT_NULL(strstr(kos_last_error(), "no disk"));
 	check_interface(st);
 	check_keys(st);
 	check_services(st);
@@ -984,10 +991,21 @@ static void test_memory_interface(void)
 static void test_sqlite_interface(void)
 {
 	kos_store *st = NULL;
+	bool on;
 
 	CU_ASSERT_EQUAL_FATAL(kos_store_open(kos_test_path("iface.db"), &st), KOS_OK);
 	CU_ASSERT_STRING_EQUAL(kos_store_backend(st), "sqlite");
-	check_interface(st);
+	/* commits fsynced or not, as SQLite itself reports it */
+	on = true;
+	CU_ASSERT_EQUAL(kos_store_synced(st, &on), KOS_OK);
+	CU_ASSERT(!on);
+	CU_ASSERT_EQUAL(kos_store_set_synced(st, true), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_synced(st, &on), KOS_OK);
+	CU_ASSERT(on);
+	check_interface(st); /* every operation, synced */
+	CU_ASSERT_EQUAL(kos_store_set_synced(st, false), KOS_OK);
+	CU_ASSERT_EQUAL(kos_store_synced(st, &on), KOS_OK);
+	CU_ASSERT(!on);
 	check_keys(st);
 	check_services(st);
 	check_credentials(st);

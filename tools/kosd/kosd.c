@@ -404,6 +404,11 @@ static int open_all(struct kosd *d)
 		kosd_log(d, "state store: %s", kos_last_error());
 		return -1;
 	}
+	if (d->listen.ledger_synced && (kos_store_set_synced(d->store, true) != KOS_OK ||
+					kos_store_synced(d->store, &d->synced) != KOS_OK)) {
+		kosd_log(d, "listen.ledger \"synced\": %s", kos_last_error());
+		return -1;
+	}
 	if ((rv = kos_trust_new(d->policy, d->store, &d->trust)) != KOS_OK) {
 		kosd_log(d, "trust engine: %s", kos_last_error());
 		return -1;

@@ -126,6 +126,7 @@ struct kosd {
 	/* the worker pool and the group commit (work.c) */
 	struct kosd_work *work;
 	unsigned workers; /* threads running */
+	bool synced;	  /* the store's commits fsync, as the store says */
 	size_t inflight;  /* requests handed to the pool and not yet answered (loop) */
 };
 

@@ -34,7 +34,8 @@
  * previous one is written, and no worker waits for its own commit.
  * SQLite's WAL with synchronous=NORMAL makes a commit durable against the
  * process's death (kill -9, a crash), not against the machine's power
- * loss (see kos.conf(5), store).
+ * loss; listen.ledger "synced" makes the store fsync every commit
+ * (kos_store_set_synced), which the group shares.
  *
  * A group whose commit fails (the store is down) is answered 503: its
  * decisions were made, so their entries go to obs.c's queues and are
@@ -407,8 +408,9 @@ int kosd_work_start(struct kosd *d)
 		return -1;
 	kosd_log(d, "%u worker thread%s%s; answers %s", w->n_threads, w->n_threads == 1 ? "" : "s",
 		 cap > 0 && d->listen.workers > cap ? " (capped by the tokens' sessions)" : "",
-		 w->durable ? "wait for their ledger entries (group commit)"
-			    : "leave before their ledger entries are written (batched)");
+		 !w->durable		     ? "leave before their ledger entries are written (batched)"
+		 : d->synced ? "wait for their ledger entries on disk (group commit, synced)"
+			     : "wait for their ledger entries (group commit)");
 	return 0;
 }
 
