@@ -114,42 +114,63 @@ kos_rv kos_store_trust_page(kos_store *st, const char *after, size_t max,
 	return st->ops->trust_page(st, after, max, out, n);
 }
 
-#define TRUST_LIST_PAGE 1024
+kos_rv kos_store_trust_each(kos_store *st, int (*fn)(const struct kos_trust_state *s, void *arg),
+			    void *arg)
+{
+	struct kos_trust_state *page = NULL;
+	char after[sizeof(page->client)] = "";
+	size_t n = 0, i;
+	kos_rv rv;
+
+	do {
+		rv = kos_store_trust_page(st, after, KOS_STORE_TRUST_PAGE, &page, &n);
+		if (rv != KOS_OK)
+			return rv;
+		for (i = 0; i < n && rv == 0; i++)
+			rv = fn(&page[i], arg);
+		if (n > 0)
+			memcpy(after, page[n - 1].client, sizeof(after));
+		free(page);
+		page = NULL;
+	} while (rv == 0 && n == KOS_STORE_TRUST_PAGE);
+	return rv;
+}
+
+struct trust_vec {
+	struct kos_trust_state *v;
+	size_t n, cap;
+};
+
+static int trust_collect(const struct kos_trust_state *s, void *arg)
+{
+	struct trust_vec *a = arg;
+
+	if (a->n == a->cap) {
+		size_t ncap = a->cap != 0 ? a->cap * 2 : KOS_STORE_TRUST_PAGE;
+		struct kos_trust_state *nv = realloc(a->v, ncap * sizeof(*nv));
+
+		if (nv == NULL)
+			return kos_error_set(KOS_E_NOMEM, "out of memory");
+		a->v = nv;
+		a->cap = ncap;
+	}
+	a->v[a->n++] = *s;
+	return KOS_OK;
+}
 
 kos_rv kos_store_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n)
 {
-	struct kos_trust_state *all = NULL, *page = NULL, *grown;
-	size_t count = 0, got = 0;
-	kos_rv rv;
+	struct trust_vec a = {NULL, 0, 0};
+	kos_rv rv = kos_store_trust_each(st, trust_collect, &a);
 
-	*out = NULL;
-	*n = 0;
-	do {
-		rv = kos_store_trust_page(st, count > 0 ? all[count - 1].client : "",
-					  TRUST_LIST_PAGE, &page, &got);
-		if (rv != KOS_OK)
-			break;
-		if (got > 0) {
-			grown = realloc(all, (count + got) * sizeof(*all));
-			if (grown == NULL) {
-				rv = kos_error_set(KOS_E_NOMEM, "out of memory");
-				break;
-			}
-			all = grown;
-			memcpy(all + count, page, got * sizeof(*all));
-			count += got;
-		}
-		free(page);
-		page = NULL;
-	} while (got == TRUST_LIST_PAGE);
-	free(page);
 	if (rv != KOS_OK) {
-		free(all);
-		return rv;
+		free(a.v);
+		a.v = NULL;
+		a.n = 0;
 	}
-	*out = all;
-	*n = count;
-	return KOS_OK;
+	*out = a.v;
+	*n = a.n;
+	return rv;
 }
 
 kos_rv kos_store_trust_delete(kos_store *st, const char *client)

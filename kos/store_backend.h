@@ -404,6 +404,14 @@ kos_rv kos_store_trust_get(kos_store *st, const char *client, struct kos_trust_s
 kos_rv kos_store_trust_update(kos_store *st, const char *client, kos_trust_update_fn fn, void *arg);
 kos_rv kos_store_trust_update_batch(kos_store *st, size_t n, const char *const *clients,
 				    kos_trust_update_fn fn, void *const *args);
+/* Calls fn for every client in strcmp() order of names, read a page
+ * (KOS_STORE_TRUST_PAGE clients) at a time: fn runs without the store's
+ * lock, a million clients are never all in memory, and other users of the
+ * store go on between pages. Stops at fn's first non-zero return and
+ * returns it (a kos_rv or the caller's own code). */
+#define KOS_STORE_TRUST_PAGE 1024
+kos_rv kos_store_trust_each(kos_store *st, int (*fn)(const struct kos_trust_state *s, void *arg),
+			    void *arg);
 /* Every client (all pages at once: for small stores and tests). */
 kos_rv kos_store_trust_list(kos_store *st, struct kos_trust_state **out, size_t *n);
 kos_rv kos_store_trust_page(kos_store *st, const char *after, size_t max,

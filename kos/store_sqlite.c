@@ -2453,31 +2453,36 @@ static kos_rv sql_ledger_append(kos_store *st, kos_ledger_entry *e, size_t n)
 
 /* The trust updates, then the ledger entries, under one BEGIN IMMEDIATE:
  * one commit where trust_update_batch and ledger_append make two. */
+struct decisions_arg {
+	size_t n;
+	const char *const *clients;
+	kos_trust_update_fn fn;
+	void *const *args;
+	struct ledger_arg entries;
+};
+
+static kos_rv decisions_in_tx(struct sql_store *s, void *varg)
+{
+	struct decisions_arg *a = varg;
+	kos_rv rv = KOS_OK;
+	size_t i;
+
+	for (i = 0; i < a->n && rv == KOS_OK; i++)
+		rv = update_in_tx(s, a->clients[i], a->fn, a->args[i]);
+	if (rv == KOS_OK && a->entries.n > 0)
+		rv = ledger_append_in_tx(s, &a->entries);
+	return rv;
+}
+
 static kos_rv sql_decisions_commit(kos_store *st, size_t n, const char *const *clients,
 				   kos_trust_update_fn fn, void *const *args, kos_ledger_entry *e,
 				   size_t m)
 {
-	struct sql_store *s = sql_of(st);
-	struct ledger_arg a = {e, m};
-	size_t i;
-	kos_rv rv;
+	struct decisions_arg a = {n, clients, fn, args, {e, m}};
 
 	if (n == 0 && m == 0)
 		return KOS_OK;
-	pthread_mutex_lock(&s->lock);
-	rv = tx_begin(s);
-	if (rv == KOS_OK) {
-		for (i = 0; i < n && rv == KOS_OK; i++)
-			rv = update_in_tx(s, clients[i], fn, args[i]);
-		if (rv == KOS_OK && m > 0)
-			rv = ledger_append_in_tx(s, &a);
-		if (rv == KOS_OK)
-			rv = tx_commit(s);
-		else
-			tx_rollback(s);
-	}
-	pthread_mutex_unlock(&s->lock);
-	return rv;
+	return run_tx(sql_of(st), true, decisions_in_tx, &a);
 }
 
 static kos_rv sql_ledger_head(kos_store *st, uint64_t *seq, uint8_t *hash)

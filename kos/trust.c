@@ -128,9 +128,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Clients kos_trust_list reads from the store at a time. */
-#define KOS_TRUST_LIST_PAGE 1024
-
 struct kos_trust {
 	_Atomic(const struct kos_policy *) pol; /* swapped on reload */
 	_Atomic int threat;
@@ -694,39 +691,36 @@ kos_rv kos_trust_get(kos_trust *tr, const char *client, kos_trust_info *info)
 	return KOS_OK;
 }
 
-kos_rv kos_trust_list(kos_trust *tr, int (*fn)(const kos_trust_info *info, void *arg), void *arg)
-{
+struct list_arg {
 	const struct kos_policy *pol;
-	struct kos_trust_state *page = NULL;
-	char after[sizeof(page->client)] = "";
-	kos_trust_info info;
 	kos_threat level;
 	kos_usec now;
-	size_t n = 0, i;
-	kos_rv rv;
+	int (*fn)(const kos_trust_info *info, void *arg);
+	void *arg;
+};
+
+static int list_one(const struct kos_trust_state *s, void *varg)
+{
+	struct list_arg *a = varg;
+	kos_trust_info info;
+
+	fill_info(a->pol, a->level, s, a->now, &info);
+	return a->fn(&info, a->arg);
+}
+
+kos_rv kos_trust_list(kos_trust *tr, int (*fn)(const kos_trust_info *info, void *arg), void *arg)
+{
+	struct list_arg a;
 
 	if (tr == NULL || fn == NULL)
 		return kos_error_set(KOS_E_INVALID, "kos_trust_list: missing argument");
-	pol = policy_of(tr);
-	level = kos_trust_get_threat(tr);
-	now = now_of(tr);
-	/* a page at a time (a million clients are never all in memory), each a
-	 * copy: fn runs without any store lock held, and the others use the
-	 * store between pages */
-	do {
-		rv = kos_store_trust_page(tr->st, after, KOS_TRUST_LIST_PAGE, &page, &n);
-		if (rv != KOS_OK)
-			return rv;
-		for (i = 0; i < n && rv == 0; i++) {
-			fill_info(pol, level, &page[i], now, &info);
-			rv = fn(&info, arg);
-		}
-		if (n > 0)
-			memcpy(after, page[n - 1].client, sizeof(after));
-		free(page);
-		page = NULL;
-	} while (rv == 0 && n == KOS_TRUST_LIST_PAGE);
-	return rv;
+	a.pol = policy_of(tr);
+	a.level = kos_trust_get_threat(tr);
+	a.now = now_of(tr);
+	a.fn = fn;
+	a.arg = arg;
+	/* a page of copies at a time: fn runs without any store lock held */
+	return kos_store_trust_each(tr->st, list_one, &a);
 }
 
 kos_rv kos_trust_forget(kos_trust *tr, const char *client)

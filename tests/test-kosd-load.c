@@ -574,10 +574,23 @@ static int read_result(int fd, struct load_result *r)
 	return 0;
 }
 
+/* The load from the N_THREADS client threads of this process, their
+ * results in results[]. */
+static void run_threads(void)
+{
+	pthread_t th[N_THREADS];
+	size_t i;
+
+	for (i = 0; i < N_THREADS; i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, thread_main, (void *)(uintptr_t)i),
+				      0);
+	for (i = 0; i < N_THREADS; i++)
+		pthread_join(th[i], NULL);
+}
+
 /* Ten clients at once, every answer checked; each keeps its one connection. */
 static void test_concurrent_clients_get_right_answers(void)
 {
-	pthread_t th[N_THREADS];
 	pid_t pids[N_PROCS];
 	int fds[N_PROCS][2], status;
 	unsigned long total = 0;
@@ -596,11 +609,7 @@ static void test_concurrent_clients_get_right_answers(void)
 		}
 		close(fds[i][1]);
 	}
-	for (i = 0; i < N_THREADS; i++)
-		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, thread_main, (void *)(uintptr_t)i),
-				      0);
-	for (i = 0; i < N_THREADS; i++)
-		pthread_join(th[i], NULL);
+	run_threads();
 	for (i = 0; i < N_PROCS; i++) {
 		struct load_result *r = &results[N_THREADS + i];
 
@@ -808,7 +817,6 @@ static void test_full_ledger_refuses_decisions(void)
  * one into the answer list, and kosd crashed within a second of this. */
 static void test_batched_ledger_under_load(void)
 {
-	pthread_t th[N_THREADS];
 	char conf_path[600], *text = NULL, *at, *edited = NULL;
 	const char *listen = "listen = { ";
 	kos_ledger_check check;
@@ -834,11 +842,7 @@ static void test_batched_ledger_under_load(void)
 	free(text);
 	CU_ASSERT_EQUAL_FATAL(start_kosd(), 0);
 	memset(results, 0, sizeof(results));
-	for (i = 0; i < N_THREADS; i++)
-		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, thread_main, (void *)(uintptr_t)i),
-				      0);
-	for (i = 0; i < N_THREADS; i++)
-		pthread_join(th[i], NULL);
+	run_threads();
 	for (i = 0; i < N_THREADS; i++) {
 		if (results[i].errors != 0 || results[i].wrong != 0)
 			fprintf(stderr, "batched, client %zu: %lu errors, %lu wrong; first: %s\n", i,

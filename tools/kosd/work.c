@@ -375,6 +375,7 @@ static unsigned worker_count(struct kosd *d, unsigned long *cap_out)
 int kosd_work_start(struct kosd *d)
 {
 	struct kosd_work *w = calloc(1, sizeof(*w));
+	const char *answers;
 	unsigned long cap = 0;
 	unsigned n, i;
 
@@ -406,11 +407,15 @@ int kosd_work_start(struct kosd *d)
 	d->workers = w->n_threads;
 	if (w->n_threads == 0)
 		return -1;
+	if (!w->durable)
+		answers = "leave before their ledger entries are written (batched)";
+	else if (d->synced)
+		answers = "wait for their ledger entries on disk (group commit, synced)";
+	else
+		answers = "wait for their ledger entries (group commit)";
 	kosd_log(d, "%u worker thread%s%s; answers %s", w->n_threads, w->n_threads == 1 ? "" : "s",
 		 cap > 0 && d->listen.workers > cap ? " (capped by the tokens' sessions)" : "",
-		 !w->durable		     ? "leave before their ledger entries are written (batched)"
-		 : d->synced ? "wait for their ledger entries on disk (group commit, synced)"
-			     : "wait for their ledger entries (group commit)");
+		 answers);
 	return 0;
 }
 
